@@ -1,0 +1,102 @@
+// swift-tools-version:6.0
+//
+// MPCNode: a privacy-preserving multi-party computation node for bank consortia.
+//
+// The module graph mirrors the layers (each depends only on those above it):
+//   CSodium (libsodium)                       system library
+//   MPCCrypto      crypto primitives           group operations, hashing to the group, keyed shuffles
+//   MPCWire        wire schema                 Swift generated from Protocols/*.proto (committed)
+//   MPCProtocols   protocols                   transport-free roles over `MessageChannel`
+//   MPCIdentity    consortium PKI              CA, node certificates, identity of a certificate
+//   MPCTransport   peer transport              TLS 1.3 + mutual authentication, length-prefixed frames
+//   MPCNode        the node                    config, store, policy, jobs, audit, admin endpoint, daemon
+//   mpcnode        CLI                         `mpcnode serve | ca | data | job | bench`
+import PackageDescription
+
+let package = Package(
+    name: "MPCNode",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "mpcnode", targets: ["mpcnode"]),
+        .library(name: "MPCNodeKit", targets: ["MPCNode"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CSodium",
+            pkgConfig: "libsodium",
+            providers: [.apt(["libsodium-dev"])]
+        ),
+        .target(
+            name: "MPCCrypto",
+            dependencies: ["CSodium"]
+        ),
+        .target(
+            name: "MPCWire",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
+        ),
+        .target(
+            name: "MPCProtocols",
+            dependencies: [
+                "MPCCrypto", "MPCWire",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+        .target(
+            name: "MPCIdentity",
+            dependencies: [
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
+        ),
+        .target(
+            name: "MPCTransport",
+            dependencies: [
+                "MPCIdentity", "MPCProtocols",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "MPCNode",
+            dependencies: [
+                "MPCCrypto", "MPCWire", "MPCProtocols", "MPCIdentity", "MPCTransport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
+            name: "mpcnode",
+            dependencies: [
+                "MPCNode",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Helpers shared by the test targets (wire inspection); not part of any product.
+        .target(name: "MPCTestSupport", dependencies: ["CSodium"]),
+        .testTarget(name: "MPCCryptoTests", dependencies: ["MPCCrypto"]),
+        .testTarget(name: "MPCProtocolsTests", dependencies: ["MPCProtocols", "MPCCrypto", "MPCWire", "MPCTestSupport"]),
+        .testTarget(name: "MPCTransportTests", dependencies: ["MPCTransport", "MPCIdentity", "MPCProtocols", "MPCTestSupport"]),
+        .testTarget(name: "MPCNodeTests", dependencies: ["MPCNode", "MPCIdentity", "MPCTransport", "MPCTestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

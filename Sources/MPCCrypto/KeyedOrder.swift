@@ -1,0 +1,58 @@
+import CSodium
+
+/// A keyed pseudorandom function (BLAKE2b-128 with a fresh 32-byte key) used to put a party's own
+/// identifiers into an order that is random to everyone else yet reproducible by the party itself.
+///
+/// Sorting rows by `KeyedOrder.value(of:)` is a uniformly random permutation to anyone without the
+/// key, and the same permutation every time the party reads its rows again with the same key. That
+/// lets a party stream its set out of SQLite in shuffled order (`ORDER BY` the PRF) and later map
+/// positions in that order back to its own rows without holding them in memory.
+public struct KeyedOrder: Sendable {
+    private let key: [UInt8]
+
+    public static func random() -> KeyedOrder {
+        Sodium.ensureInitialized()
+        var key = [UInt8](repeating: 0, count: 32)
+        randombytes_buf(&key, 32)
+        return KeyedOrder(key: key)
+    }
+
+    public init(key: [UInt8]) {
+        precondition(key.count == 32, "KeyedOrder needs a 32-byte key")
+        self.key = key
+    }
+
+    /// 16 bytes of PRF output, as two words compared lexicographically (`hi` first).
+    public func value(of bytes: some Collection<UInt8>) -> (hi: UInt64, lo: UInt64) {
+        var out = [UInt8](repeating: 0, count: 16)
+        let message = Array(bytes)
+        crypto_generichash(&out, 16, message, UInt64(message.count), key, 32)
+        return out.withUnsafeBytes {
+            (UInt64(bigEndian: $0.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
+             UInt64(bigEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
+        }
+    }
+
+    /// The PRF output as 16 bytes (big-endian words, so byte order is sort order: usable as an SQL BLOB key).
+    public func sortKey(of bytes: some Collection<UInt8>) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 16)
+        let message = Array(bytes)
+        crypto_generichash(&out, 16, message, UInt64(message.count), key, 32)
+        return out
+    }
+}
+
+/// Uniform random permutations from libsodium's CSPRNG.
+public enum SecureShuffle {
+    /// Fisher–Yates with `randombytes_uniform` (unbiased).
+    public static func shuffle<T>(_ array: inout [T]) {
+        Sodium.ensureInitialized()
+        guard array.count > 1 else { return }
+        var i = array.count - 1
+        while i > 0 {
+            let j = Int(randombytes_uniform(UInt32(i + 1)))
+            array.swapAt(i, j)
+            i -= 1
+        }
+    }
+}

@@ -1,0 +1,78 @@
+import Dispatch
+import Foundation
+
+/// Order-preserving map over a batch, spread over all cores with `DispatchQueue.concurrentPerform`.
+///
+/// Used for the group operations, which dominate every set protocol's cost: the batch is cut into
+/// contiguous slices, one iteration a slice, and results are written in place.
+public enum ParallelMap {
+    /// Batches smaller than this run on the calling thread.
+    static let minimumParallelBatch = 64
+
+    public static func map<T, R>(_ input: [T], _ transform: (T) throws -> R) throws -> [R] {
+        let n = input.count
+        if n < minimumParallelBatch { return try input.map(transform) }
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let slices = min(cores * 4, (n + 31) / 32)
+        let sliceSize = (n + slices - 1) / slices
+        let failure = FirstError()
+        let result = try withoutActuallyEscaping(transform) { transform -> [R] in
+            let work = SharedWork(input: input, transform: transform)
+            return [R](unsafeUninitializedCapacity: n) { buffer, count in
+                let out = SharedOutput(buffer: buffer)
+                DispatchQueue.concurrentPerform(iterations: slices) { s in
+                    let lo = s * sliceSize, hi = min(n, lo + sliceSize)
+                    var i = lo
+                    while i < hi {
+                        do {
+                            (out.buffer.baseAddress! + i).initialize(to: try work.transform(work.input[i]))
+                        } catch {
+                            failure.record(error, at: i)
+                            break
+                        }
+                        i += 1
+                    }
+                    // Remember how far this slice got, so a failure can deinitialise what was written.
+                    failure.markDone(slice: s, upTo: i)
+                }
+                if failure.error != nil {
+                    for s in 0..<slices {
+                        let lo = s * sliceSize
+                        let hi = failure.done[s] ?? lo
+                        if lo < hi { (buffer.baseAddress! + lo).deinitialize(count: hi - lo) }
+                    }
+                    count = 0
+                } else {
+                    count = n
+                }
+            }
+        }
+        if let error = failure.error { throw error }
+        return result
+    }
+}
+
+/// The read-only inputs shared by the iterations of one `map`.
+private struct SharedWork<T, R>: @unchecked Sendable {
+    let input: [T]
+    let transform: (T) throws -> R
+}
+
+/// The output buffer; iterations write disjoint index ranges.
+private struct SharedOutput<R>: @unchecked Sendable {
+    let buffer: UnsafeMutableBufferPointer<R>
+}
+
+/// The first error of any iteration, and how far each slice got.
+private final class FirstError: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: (any Error)?
+    private var storedIndex = Int.max
+    private(set) var done: [Int: Int] = [:]
+
+    func record(_ e: any Error, at index: Int) {
+        lock.withLock { if index < storedIndex { stored = e; storedIndex = index } }
+    }
+    func markDone(slice: Int, upTo index: Int) { lock.withLock { done[slice] = index } }
+    var error: (any Error)? { lock.withLock { stored } }
+}

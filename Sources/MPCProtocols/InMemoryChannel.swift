@@ -1,0 +1,53 @@
+import Foundation
+
+/// Two connected `MessageChannel`s in one process, for unit tests of protocols.
+///
+/// Each direction is an unbounded queue. `tap`, if given, sees every message as it is sent (with the
+/// sender's id), which is how tests inspect what a protocol puts on the wire.
+public final class InMemoryChannel: MessageChannel, @unchecked Sendable {
+    public let peer: NodeID
+    private let inbound: AsyncStream<[UInt8]>
+    private var inboundIterator: AsyncStream<[UInt8]>.AsyncIterator
+    private let outbound: AsyncStream<[UInt8]>.Continuation
+    private let me: NodeID
+    private let tap: (@Sendable (NodeID, [UInt8]) -> Void)?
+    private let lock = NSLock()
+
+    /// A connected pair: messages sent on the first arrive on the second and vice versa.
+    public static func pair(_ a: NodeID, _ b: NodeID,
+                            tap: (@Sendable (_ sender: NodeID, _ message: [UInt8]) -> Void)? = nil) -> (InMemoryChannel, InMemoryChannel) {
+        let (toA, toAContinuation) = AsyncStream<[UInt8]>.makeStream()
+        let (toB, toBContinuation) = AsyncStream<[UInt8]>.makeStream()
+        let channelA = InMemoryChannel(me: a, peer: b, inbound: toA, outbound: toBContinuation, tap: tap)
+        let channelB = InMemoryChannel(me: b, peer: a, inbound: toB, outbound: toAContinuation, tap: tap)
+        return (channelA, channelB)
+    }
+
+    private init(me: NodeID, peer: NodeID, inbound: AsyncStream<[UInt8]>, outbound: AsyncStream<[UInt8]>.Continuation,
+                 tap: (@Sendable (NodeID, [UInt8]) -> Void)?) {
+        self.me = me
+        self.peer = peer
+        self.inbound = inbound
+        self.inboundIterator = inbound.makeAsyncIterator()
+        self.outbound = outbound
+        self.tap = tap
+    }
+
+    public func send(_ message: [UInt8]) async throws {
+        tap?(me, message)
+        if case .terminated = outbound.yield(message) {
+            throw ChannelError.peerDisconnected(peer: peer, detail: "in-memory channel closed")
+        }
+    }
+
+    public func receive() async throws -> [UInt8] {
+        // Only one task receives on a channel at a time (protocols have one receive loop).
+        var iterator = lock.withLock { inboundIterator }
+        let next = await iterator.next()
+        lock.withLock { inboundIterator = iterator }
+        guard let next else { throw ChannelError.peerDisconnected(peer: peer, detail: "channel closed") }
+        return next
+    }
+
+    public func close() async { outbound.finish() }
+}

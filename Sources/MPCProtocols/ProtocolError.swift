@@ -1,0 +1,24 @@
+/// Why a protocol run ended without a result. Every case names the peer involved, so an operator can
+/// tell which participant to look at.
+public enum ProtocolError: Error, Equatable, CustomStringConvertible {
+    /// The peer sent something that is not a valid message of this protocol.
+    case malformedMessage(peer: NodeID, detail: String)
+    /// The peer's frames arrived out of sequence (lost, replayed or reordered).
+    case outOfSequence(peer: NodeID, expected: UInt64, got: UInt64)
+    /// The peer sent a valid message at the wrong time, or inconsistent counts.
+    case protocolViolation(peer: NodeID, detail: String)
+    /// The peer's parameters differ from ours (e.g. the group).
+    case parameterMismatch(peer: NodeID, detail: String)
+    /// The peer ended the session and said why.
+    case abortedByPeer(peer: NodeID, reason: String)
+
+    public var description: String {
+        switch self {
+        case .malformedMessage(let peer, let d): return "malformed message from \(peer): \(d)"
+        case .outOfSequence(let peer, let e, let g): return "message from \(peer) out of sequence (expected #\(e), got #\(g)): replayed, reordered or lost"
+        case .protocolViolation(let peer, let d): return "protocol violation by \(peer): \(d)"
+        case .parameterMismatch(let peer, let d): return "parameters differ from \(peer)'s: \(d)"
+        case .abortedByPeer(let peer, let r): return "\(peer) aborted the job: \(r)"
+        }
+    }
+}

@@ -1,0 +1,86 @@
+import MPCWire
+import SwiftProtobuf
+
+/// Sequenced `SessionFrame`s over a `MessageChannel`, with byte counts.
+///
+/// Each direction numbers its frames from 0; a frame out of sequence (lost, repeated or reordered)
+/// ends the session with `ProtocolError.outOfSequence`. A `SessionAbort` from the peer surfaces as
+/// `ProtocolError.abortedByPeer`. Sending is done by one task at a time (the session's pump).
+public final class ProtocolSession: @unchecked Sendable {
+    public let channel: any MessageChannel
+    public var peer: NodeID { channel.peer }
+    private var nextOutbound: UInt64 = 0
+    private var nextInbound: UInt64 = 0
+    private let counters = TrafficCounters()
+
+    public init(channel: any MessageChannel) { self.channel = channel }
+
+    public var bytesSent: UInt64 { counters.sent }
+    public var bytesReceived: UInt64 { counters.received }
+
+    /// Frames and serialises `body`; the caller sends the result in order with `sendFramed`.
+    func frame(_ fill: (inout Mpcnode_V1_SessionFrame) -> Void) throws -> [UInt8] {
+        var frame = Mpcnode_V1_SessionFrame()
+        fill(&frame)
+        return try frame.serializedBytes()
+    }
+
+    /// Sends a serialised frame body, stamping its sequence number. Only the pump calls this.
+    func sendFramed(_ serialized: [UInt8]) async throws {
+        // The sequence number is field 1 (varint); it is prepended to the body (fields may come in any order).
+        var stamped = Self.sequenceField(nextOutbound)
+        stamped.append(contentsOf: serialized)
+        nextOutbound += 1
+        counters.addSent(stamped.count)
+        try await channel.send(stamped)
+    }
+
+    /// Receives and checks the next frame.
+    func receiveFrame() async throws -> Mpcnode_V1_SessionFrame {
+        let bytes = try await channel.receive()
+        counters.addReceived(bytes.count)
+        let frame: Mpcnode_V1_SessionFrame
+        do {
+            frame = try Mpcnode_V1_SessionFrame(serializedBytes: bytes)
+        } catch {
+            throw ProtocolError.malformedMessage(peer: peer, detail: "undecodable session frame (\(bytes.count) bytes): \(error)")
+        }
+        guard frame.sequence == nextInbound else {
+            throw ProtocolError.outOfSequence(peer: peer, expected: nextInbound, got: frame.sequence)
+        }
+        nextInbound += 1
+        if case .abort(let abort)? = frame.body {
+            throw ProtocolError.abortedByPeer(peer: peer, reason: abort.reason)
+        }
+        return frame
+    }
+
+    /// Best effort: tells the peer why this side stops. Errors are ignored (the peer may be gone).
+    func sendAbort(reason: String) async {
+        if let bytes = try? frame({ $0.abort = .with { $0.reason = reason } }) {
+            try? await sendFramed(bytes)
+        }
+    }
+
+    static func sequenceField(_ value: UInt64) -> [UInt8] {
+        var out: [UInt8] = [0x08]  // field 1, wire type 0
+        var v = value
+        while v >= 0x80 { out.append(UInt8(v & 0x7f) | 0x80); v >>= 7 }
+        out.append(UInt8(v))
+        return out
+    }
+}
+
+/// Byte counters shared between a session's tasks.
+final class TrafficCounters: @unchecked Sendable {
+    private let lock = NSLockShim()
+    private var _sent: UInt64 = 0
+    private var _received: UInt64 = 0
+    func addSent(_ n: Int) { lock.withLock { _sent += UInt64(n) } }
+    func addReceived(_ n: Int) { lock.withLock { _received += UInt64(n) } }
+    var sent: UInt64 { lock.withLock { _sent } }
+    var received: UInt64 { lock.withLock { _received } }
+}
+
+import Foundation
+typealias NSLockShim = NSLock
