@@ -22,10 +22,35 @@ public enum PlainHashes {
 /// Substring search over bytes.
 public enum ByteSearch {
     public static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
+        WireIndex(haystack).contains(needle)
+    }
+}
+
+/// Everything a node sent, indexed for many substring searches: a set of every 4-byte window, so
+/// that most needles are ruled out by one look-up and only candidates are scanned.
+public struct WireIndex {
+    public let bytes: [UInt8]
+    private let windows: Set<UInt32>
+
+    public init(_ bytes: [UInt8]) {
+        self.bytes = bytes
+        var windows = Set<UInt32>(minimumCapacity: bytes.count)
+        if bytes.count >= 4 {
+            for i in 0...(bytes.count - 4) { windows.insert(Self.word(bytes, i)) }
+        }
+        self.windows = windows
+    }
+
+    private static func word(_ b: [UInt8], _ i: Int) -> UInt32 {
+        UInt32(b[i]) << 24 | UInt32(b[i + 1]) << 16 | UInt32(b[i + 2]) << 8 | UInt32(b[i + 3])
+    }
+
+    public func contains(_ needle: [UInt8]) -> Bool {
         guard !needle.isEmpty else { return true }
-        guard haystack.count >= needle.count else { return false }
-        let first = needle[0], last = haystack.count - needle.count
-        return haystack.withUnsafeBufferPointer { h in
+        guard bytes.count >= needle.count else { return false }
+        if needle.count >= 4 && !windows.contains(Self.word(needle, 0)) { return false }
+        let first = needle[0], last = bytes.count - needle.count
+        return bytes.withUnsafeBufferPointer { h in
             needle.withUnsafeBufferPointer { n in
                 var i = 0
                 while i <= last {

@@ -106,7 +106,7 @@ final class PSIPartyTests: XCTestCase {
         let b = (0..<300).map { "+4479\(String(format: "%08d", $0 * 7907))" }
         let outcome = try await runPSI(a, b, aReceives: true, bReceives: true)
         XCTAssertFalse(outcome.wire.isEmpty)
-        let everything = outcome.wire.flatMap(\.bytes)
+        let everything = WireIndex(outcome.wire.flatMap(\.bytes))
         var needles: [[UInt8]] = []
         for id in a + b {
             needles.append(Array(id.utf8))
@@ -114,10 +114,10 @@ final class PSIPartyTests: XCTestCase {
             needles.append(contentsOf: PlainHashes.of(Array(id.utf8)))
         }
         for needle in needles {
-            XCTAssertFalse(ByteSearch.contains(everything, needle), "found \(needle.count)-byte needle on the wire")
+            XCTAssertFalse(everything.contains(needle), "found \(needle.count)-byte needle on the wire")
         }
         // The check is not vacuous: the same search finds an identifier planted in the stream.
-        XCTAssertTrue(ByteSearch.contains(everything + Array(a[17].utf8), Array(a[17].utf8)))
+        XCTAssertTrue(WireIndex(everything.bytes + Array(a[17].utf8)).contains(Array(a[17].utf8)))
     }
 
     func testGroupMismatchEndsTheRunWithAClearError() async throws {

@@ -1,0 +1,57 @@
+import NIOCore
+
+/// Frames on the wire: a 4-byte big-endian length, then that many bytes.
+///
+/// The decoder refuses a frame longer than `maximumFrameBytes` before buffering it (so a peer cannot
+/// make a node allocate gigabytes by announcing a huge length), and reports a connection that ends in
+/// the middle of a frame as truncated.
+public struct LengthPrefixedFrameDecoder: ByteToMessageDecoder {
+    public typealias InboundOut = ByteBuffer
+    public let maximumFrameBytes: Int
+
+    public init(maximumFrameBytes: Int) { self.maximumFrameBytes = maximumFrameBytes }
+
+    public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
+        guard Int(length) <= maximumFrameBytes else {
+            throw FramingError.frameTooLarge(bytes: Int(length), limit: maximumFrameBytes)
+        }
+        guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }
+        buffer.moveReaderIndex(forwardBy: 4)
+        context.fireChannelRead(Self.wrapInboundOut(buffer.readSlice(length: Int(length))!))
+        return .continue
+    }
+
+    public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+        while try decode(context: context, buffer: &buffer) == .continue {}
+        if buffer.readableBytes > 0 {
+            let pending = buffer.readableBytes
+            buffer.moveReaderIndex(forwardBy: pending)
+            throw FramingError.truncatedFrame(bufferedBytes: pending)
+        }
+        return .needMoreData
+    }
+}
+
+/// Prepends the 4-byte length to each outbound frame.
+public struct LengthPrefixedFrameEncoder: MessageToByteEncoder {
+    public typealias OutboundIn = ByteBuffer
+    public init() {}
+    public func encode(data: ByteBuffer, out: inout ByteBuffer) throws {
+        out.writeInteger(UInt32(data.readableBytes))
+        var data = data
+        out.writeBuffer(&data)
+    }
+}
+
+public enum FramingError: Error, Equatable, CustomStringConvertible {
+    case frameTooLarge(bytes: Int, limit: Int)
+    case truncatedFrame(bufferedBytes: Int)
+
+    public var description: String {
+        switch self {
+        case .frameTooLarge(let b, let l): return "frame of \(b) bytes exceeds the limit of \(l) bytes"
+        case .truncatedFrame(let n): return "connection ended inside a frame (\(n) bytes of it received): truncated"
+        }
+    }
+}

@@ -1,0 +1,240 @@
+import Foundation
+import Logging
+import MPCIdentity
+import MPCProtocols
+import MPCWire
+import NIOCore
+import NIOPosix
+import NIOSSL
+import SwiftProtobuf
+import X509
+
+/// Where a peer listens.
+public struct PeerAddress: Sendable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+    public init(host: String, port: Int) { self.host = host; self.port = port }
+
+    /// Parses "host:port".
+    public init?(_ text: String) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+              (1...65535).contains(port) else { return nil }
+        host = String(text[..<colon])
+        guard !host.isEmpty else { return nil }
+        self.port = port
+    }
+
+    public var description: String { "\(host):\(port)" }
+}
+
+/// What a node does with inbound connections. The peer's identity comes from its verified certificate.
+public protocol InboundConnectionHandler: Sendable {
+    /// Answers one control request.
+    func handleControl(_ request: Mpcnode_V1_ControlRequest, from peer: NodeIdentity) async -> Mpcnode_V1_ControlResponse
+    /// Serves one protocol session; the connection stays open until this returns.
+    func handleSession(_ open: Mpcnode_V1_SessionOpen, from peer: NodeIdentity, channel: TLSMessageChannel) async
+}
+
+/// The node-to-node transport: TLS 1.3 with mutual authentication against the consortium CA, frames
+/// of protobuf messages, one connection per control exchange or per job session.
+public final class PeerTransport: Sendable {
+    public static let wireVersion: UInt32 = 1
+
+    public let identity: NodeIdentity
+    let serverContext: NIOSSLContext
+    let clientContext: NIOSSLContext
+    let group: EventLoopGroup
+    public let options: TransportOptions
+    let logger: Logger
+
+    public init(identity: NodeIdentity, material: TLSMaterial, group: EventLoopGroup,
+                options: TransportOptions = TransportOptions(), logger: Logger = Logger(label: "mpcnode.transport")) throws {
+        self.identity = identity
+        self.serverContext = try material.makeServerContext()
+        self.clientContext = try material.makeClientContext()
+        self.group = group
+        self.options = options
+        self.logger = logger
+    }
+
+    // MARK: Pipeline
+
+    private func configure(_ channel: Channel, tls: ChannelHandler, peerLabel: String) throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(tls)
+        if let tap = options.plaintextTap { try sync.addHandler(PlaintextTapHandler(peer: peerLabel, tap: tap)) }
+        try sync.addHandler(IdleStateHandler(readTimeout: options.idleTimeout))
+        try sync.addHandler(IdleTimeoutHandler(seconds: Double(options.idleTimeout.nanoseconds) / 1e9))
+        try sync.addHandler(ByteToMessageHandler(LengthPrefixedFrameDecoder(maximumFrameBytes: options.maximumFrameBytes)))
+        try sync.addHandler(MessageToByteHandler(LengthPrefixedFrameEncoder()))
+        return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+    }
+
+    static func identity(of certificate: NIOSSLCertificate?) throws -> NodeIdentity {
+        guard let certificate else { throw TransportError.noPeerCertificate }
+        return try NodeIdentity(certificate: Certificate(derEncoded: certificate.toDERBytes()))
+    }
+
+    // MARK: Server
+
+    /// Binds the listener. Call `run()` on the result to accept connections until cancelled.
+    public func bind(host: String, port: Int, handler: any InboundConnectionHandler) async throws -> PeerListener {
+        let serverContext = self.serverContext
+        let server = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .bind(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try self.configure(channel, tls: NIOSSLServerHandler(context: serverContext),
+                                       peerLabel: "inbound \(channel.remoteAddress.map { "\($0)" } ?? "?")")
+                }
+            }
+        return PeerListener(server: server, transport: self, handler: handler)
+    }
+
+    /// Serves one accepted connection: reads the peer's identity and `Hello`, then dispatches.
+    func serve(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, handler: any InboundConnectionHandler) async {
+        do {
+            try await connection.executeThenClose { inbound, _ in
+                var iterator = inbound.makeAsyncIterator()
+                guard let first = try await iterator.next() else { return }
+                // A frame has arrived, so the handshake (and the CA check of the client's certificate) is done.
+                let channel = connection.channel
+                let peer = try await channel.eventLoop.submit {
+                    try Self.identity(of: channel.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).peerCertificate)
+                }.get()
+                let hello = try Mpcnode_V1_Hello(serializedBytes: Array(first.readableBytesView))
+                guard hello.wireVersion == Self.wireVersion else {
+                    throw TransportError.unsupportedWireVersion(peer: peer.nodeID, version: hello.wireVersion)
+                }
+                switch hello.purpose {
+                case .control(let request):
+                    let response = await handler.handleControl(request, from: peer)
+                    let bytes: [UInt8] = try response.serializedBytes()
+                    try await channel.writeAndFlush(channel.allocator.buffer(bytes: bytes)).get()
+                case .session(let open):
+                    let session = TLSMessageChannel(peer: peer.nodeID, channel: channel, iterator: iterator)
+                    await handler.handleSession(open, from: peer, channel: session)
+                case nil:
+                    throw TransportError.unexpectedFrame(peer: peer.nodeID, detail: "hello without a purpose")
+                }
+            }
+        } catch {
+            logger.warning("inbound connection ended with an error", metadata: ["error": "\(TLSMessageChannel.describe(error))"])
+        }
+    }
+
+    // MARK: Client
+
+    private func connect(to peer: NodeID, at address: PeerAddress) async throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
+        let clientContext = self.clientContext
+        do {
+            return try await ClientBootstrap(group: group)
+                .connectTimeout(options.connectTimeout)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .connect(host: address.host, port: address.port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try self.configure(channel, tls: NIOSSLClientHandler(context: clientContext, serverHostname: peer),
+                                           peerLabel: peer)
+                    }
+                }
+        } catch {
+            throw TransportError.cannotConnect(peer: peer, address: address.description, detail: TLSMessageChannel.describe(error))
+        }
+    }
+
+    /// Checks, after the handshake, that the server is the node we meant to reach.
+    private func verifyServer(_ channel: Channel, expected peer: NodeID) async throws {
+        let identity = try await channel.eventLoop.submit {
+            try Self.identity(of: channel.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self).peerCertificate)
+        }.get()
+        guard identity.nodeID == peer else {
+            throw TransportError.peerIdentityMismatch(expected: peer, presented: identity.nodeID)
+        }
+    }
+
+    private func hello(_ fill: (inout Mpcnode_V1_Hello) -> Void) throws -> [UInt8] {
+        var hello = Mpcnode_V1_Hello()
+        hello.wireVersion = Self.wireVersion
+        fill(&hello)
+        return try hello.serializedBytes()
+    }
+
+    /// One control exchange: connect, send the request, read the response.
+    public func control(_ request: Mpcnode_V1_ControlRequest, to peer: NodeID, at address: PeerAddress) async throws -> Mpcnode_V1_ControlResponse {
+        let connection = try await connect(to: peer, at: address)
+        let helloBytes = try hello { $0.control = request }
+        return try await connection.executeThenClose { inbound, _ in
+            let channel = connection.channel
+            do {
+                try await channel.writeAndFlush(channel.allocator.buffer(bytes: helloBytes)).get()
+            } catch {
+                throw TransportError.handshakeFailed(peer: peer, detail: TLSMessageChannel.describe(error))
+            }
+            var iterator = inbound.makeAsyncIterator()
+            let frame: ByteBuffer?
+            do { frame = try await iterator.next() } catch {
+                throw TransportError.handshakeFailed(peer: peer, detail: TLSMessageChannel.describe(error))
+            }
+            try await verifyServer(channel, expected: peer)
+            guard let frame else { throw TransportError.connectionClosed(peer: peer) }
+            return try Mpcnode_V1_ControlResponse(serializedBytes: Array(frame.readableBytesView))
+        }
+    }
+
+    /// Opens a protocol session for `jobID` with `peer` and runs `body` over it; the connection closes
+    /// when `body` returns or throws.
+    public func withSession<R: Sendable>(jobID: String, to peer: NodeID, at address: PeerAddress,
+                                         _ body: (TLSMessageChannel) async throws -> R) async throws -> R {
+        let connection = try await connect(to: peer, at: address)
+        let helloBytes = try hello { $0.session = .with { $0.jobID = jobID } }
+        return try await connection.executeThenClose { inbound, _ in
+            let channel = connection.channel
+            do {
+                try await channel.writeAndFlush(channel.allocator.buffer(bytes: helloBytes)).get()
+                try await verifyServer(channel, expected: peer)
+            } catch let error as TransportError {
+                throw error
+            } catch {
+                throw TransportError.handshakeFailed(peer: peer, detail: TLSMessageChannel.describe(error))
+            }
+            let session = TLSMessageChannel(peer: peer, channel: channel, iterator: inbound.makeAsyncIterator())
+            do {
+                return try await body(session)
+            } catch {
+                session.abort()
+                throw error
+            }
+        }
+    }
+}
+
+/// Accepts connections until the task running `run()` is cancelled.
+public struct PeerListener: Sendable {
+    let server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
+    let transport: PeerTransport
+    let handler: any InboundConnectionHandler
+
+    /// The port actually bound (useful when binding port 0).
+    public var port: Int { server.channel.localAddress?.port ?? 0 }
+
+    public func run() async throws {
+        try await withTaskCancellationHandler {
+            try await server.executeThenClose { inbound in
+                try await withThrowingDiscardingTaskGroup { group in
+                    for try await connection in inbound {
+                        group.addTask { await transport.serve(connection, handler: handler) }
+                    }
+                }
+            }
+        } onCancel: {
+            server.channel.close(promise: nil)
+        }
+    }
+
+    /// Stops accepting (sessions in progress continue until their jobs end).
+    public func close() async {
+        try? await server.channel.close()
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+import MPCProtocols
+import NIOCore
+import NIOSSL
+
+/// A `MessageChannel` over one mutually authenticated TLS connection: each message is one frame.
+///
+/// `send` returns once the frame has been handed to the kernel (so the channel applies back-pressure
+/// and closing never discards a written message); `receive` throws `ChannelError` when the peer closes,
+/// the connection breaks, a frame is truncated or too large, or the peer is silent past the idle limit.
+public final class TLSMessageChannel: MessageChannel, @unchecked Sendable {
+    public let peer: NodeID
+    private let channel: Channel
+    private var iterator: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator
+    private let lock = NSLock()
+    private var closed = false
+    private var closeWaiters: [CheckedContinuation<Void, Never>] = []
+    private var _bytesSent: UInt64 = 0
+    private var _bytesReceived: UInt64 = 0
+
+    init(peer: NodeID, channel: Channel, iterator: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator) {
+        self.peer = peer
+        self.channel = channel
+        self.iterator = iterator
+    }
+
+    public var bytesSent: UInt64 { lock.withLock { _bytesSent } }
+    public var bytesReceived: UInt64 { lock.withLock { _bytesReceived } }
+
+    public func send(_ message: [UInt8]) async throws {
+        let buffer = channel.allocator.buffer(bytes: message)
+        do {
+            try await channel.writeAndFlush(buffer).get()
+        } catch {
+            throw ChannelError.peerDisconnected(peer: peer, detail: Self.describe(error))
+        }
+        lock.withLock { _bytesSent += UInt64(message.count + 4) }
+    }
+
+    public func receive() async throws -> [UInt8] {
+        var iterator = lock.withLock { self.iterator }
+        defer { lock.withLock { self.iterator = iterator } }
+        let next: ByteBuffer?
+        do {
+            next = try await iterator.next()
+        } catch let error as TransportError {
+            if case .idleTimeout(let s) = error { throw ChannelError.timedOut(peer: peer, seconds: s) }
+            throw ChannelError.peerDisconnected(peer: peer, detail: error.description)
+        } catch let error as FramingError {
+            if case .frameTooLarge(let bytes, let limit) = error { throw ChannelError.frameTooLarge(peer: peer, bytes: bytes, limit: limit) }
+            throw ChannelError.peerDisconnected(peer: peer, detail: error.description)
+        } catch {
+            throw ChannelError.peerDisconnected(peer: peer, detail: Self.describe(error))
+        }
+        guard let next else { throw ChannelError.peerDisconnected(peer: peer, detail: "connection closed") }
+        lock.withLock { _bytesReceived += UInt64(next.readableBytes + 4) }
+        return Array(next.readableBytesView)
+    }
+
+    /// Ends the session: whoever holds the connection open (`waitUntilClosed`) lets it close.
+    public func close() async {
+        let waiters: [CheckedContinuation<Void, Never>] = lock.withLock {
+            closed = true
+            defer { closeWaiters.removeAll() }
+            return closeWaiters
+        }
+        for w in waiters { w.resume() }
+    }
+
+    /// Closes the connection now (after an error): the peer sees it at once.
+    public func abort() {
+        channel.close(promise: nil)
+    }
+
+    /// Suspends until `close()` is called.
+    func waitUntilClosed() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let already = lock.withLock { () -> Bool in
+                if closed { return true }
+                closeWaiters.append(c)
+                return false
+            }
+            if already { c.resume() }
+        }
+    }
+
+    static func describe(_ error: Error) -> String {
+        if let e = error as? NIOSSLError { return "TLS error: \(e)" }
+        if let e = error as? BoringSSLError { return "TLS error: \(e)" }
+        if let e = error as? IOError { return e.description }
+        return "\(error)"
+    }
+}

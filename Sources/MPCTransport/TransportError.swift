@@ -1,0 +1,24 @@
+/// Failures of the peer transport. Each names the peer (where known) and what to check.
+public enum TransportError: Error, CustomStringConvertible {
+    case cannotConnect(peer: String, address: String, detail: String)
+    case handshakeFailed(peer: String, detail: String)
+    case peerIdentityMismatch(expected: String, presented: String)
+    case noPeerCertificate
+    case idleTimeout(seconds: Double)
+    case unexpectedFrame(peer: String, detail: String)
+    case connectionClosed(peer: String)
+    case unsupportedWireVersion(peer: String, version: UInt32)
+
+    public var description: String {
+        switch self {
+        case .cannotConnect(let p, let a, let d): return "cannot connect to \(p) at \(a): \(d); check that its daemon runs and the address in the configuration"
+        case .handshakeFailed(let p, let d): return "TLS handshake with \(p) failed: \(d); check that both nodes use certificates from the same consortium CA"
+        case .peerIdentityMismatch(let e, let p): return "expected node \(e) but its certificate says \(p)"
+        case .noPeerCertificate: return "the peer presented no certificate"
+        case .idleTimeout(let s): return "nothing received for \(Int(s)) s"
+        case .unexpectedFrame(let p, let d): return "unexpected frame from \(p): \(d)"
+        case .connectionClosed(let p): return "\(p) closed the connection"
+        case .unsupportedWireVersion(let p, let v): return "\(p) speaks wire version \(v); this node speaks \(PeerTransport.wireVersion)"
+        }
+    }
+}
