@@ -76,6 +76,8 @@ let package = Package(
             name: "MPCNode",
             dependencies: [
                 "MPCCrypto", "MPCWire", "MPCProtocols", "MPCIdentity", "MPCTransport",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,0 +1,140 @@
+import Foundation
+import MPCTransport
+import Yams
+
+/// A node's configuration file (YAML). Relative paths are resolved against the file's folder.
+///
+/// ```yaml
+/// node_id: bank-a
+/// listen: 127.0.0.1:7401
+/// data_dir: data/bank-a
+/// tls:
+///   certificate: pki/bank-a.pem
+///   private_key: pki/bank-a-key.pem
+///   ca_certificate: pki/ca.pem
+/// peers:
+///   coordinator: 127.0.0.1:7400
+///   bank-b: 127.0.0.1:7402
+/// policy:
+///   coordinators: [coordinator]
+///   datasets:
+///     customers:
+///       columns: [phone]
+///       protocols: [psi, psi-cardinality]
+///       result_recipients: [bank-a]
+///       min_set_size: 100
+/// ```
+public struct NodeConfiguration: Sendable, Equatable {
+    public var nodeID: String
+    public var listen: PeerAddress
+    public var dataDirectory: URL
+    public var tls: TLSFiles
+    public var peers: [String: PeerAddress]
+    public var policy: NodePolicy
+    /// Seconds a peer may stay silent during a job before the job fails.
+    public var peerIdleTimeoutSeconds: Int
+    /// Where the file was read from (for messages).
+    public var sourcePath: String
+
+    public struct TLSFiles: Sendable, Equatable {
+        public var certificate: URL
+        public var privateKey: URL
+        public var caCertificate: URL
+    }
+
+    /// The SQLite file of the node.
+    public var databasePath: URL { dataDirectory.appendingPathComponent("node.sqlite") }
+    /// The admin endpoint: a Unix socket only the node's own user can open.
+    public var adminSocketPath: URL { dataDirectory.appendingPathComponent("admin.sock") }
+    /// Per-job scratch files.
+    public var jobsDirectory: URL { dataDirectory.appendingPathComponent("jobs") }
+
+    public static func load(path: String) throws -> NodeConfiguration {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw ConfigurationError.unreadable(path: path, detail: error.localizedDescription)
+        }
+        return try parse(text, path: path)
+    }
+
+    public static func parse(_ text: String, path: String) throws -> NodeConfiguration {
+        let raw: RawConfiguration
+        do { raw = try YAMLDecoder().decode(RawConfiguration.self, from: text) } catch {
+            throw ConfigurationError.invalid(path: path, detail: Self.describe(error))
+        }
+        let base = URL(fileURLWithPath: path).deletingLastPathComponent()
+        func resolve(_ p: String) -> URL {
+            p.hasPrefix("/") ? URL(fileURLWithPath: p) : base.appendingPathComponent(p).standardizedFileURL
+        }
+        guard let listen = PeerAddress(raw.listen) else {
+            throw ConfigurationError.invalid(path: path, detail: "listen: '\(raw.listen)' is not host:port")
+        }
+        var peers: [String: PeerAddress] = [:]
+        for (id, address) in raw.peers ?? [:] {
+            guard let a = PeerAddress(address) else {
+                throw ConfigurationError.invalid(path: path, detail: "peers.\(id): '\(address)' is not host:port")
+            }
+            peers[id] = a
+        }
+        return NodeConfiguration(
+            nodeID: raw.node_id, listen: listen, dataDirectory: resolve(raw.data_dir),
+            tls: TLSFiles(certificate: resolve(raw.tls.certificate), privateKey: resolve(raw.tls.private_key),
+                          caCertificate: resolve(raw.tls.ca_certificate)),
+            peers: peers, policy: try NodePolicy(raw.policy ?? RawPolicy(), path: path),
+            peerIdleTimeoutSeconds: raw.peer_idle_timeout_seconds ?? 300, sourcePath: path)
+    }
+
+    static func describe(_ error: Error) -> String {
+        switch error {
+        case DecodingError.keyNotFound(let key, let context):
+            return "missing key '\((context.codingPath + [key]).map(\.stringValue).joined(separator: "."))'"
+        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
+            return "\(context.codingPath.map(\.stringValue).joined(separator: ".")): \(context.debugDescription)"
+        case DecodingError.dataCorrupted(let context):
+            return "\(context.codingPath.map(\.stringValue).joined(separator: ".")): \(context.debugDescription)"
+        default:
+            return "\(error)"
+        }
+    }
+}
+
+public enum ConfigurationError: Error, CustomStringConvertible {
+    case unreadable(path: String, detail: String)
+    case invalid(path: String, detail: String)
+
+    public var description: String {
+        switch self {
+        case .unreadable(let p, let d): return "cannot read the configuration \(p): \(d)"
+        case .invalid(let p, let d): return "configuration \(p) is invalid: \(d)"
+        }
+    }
+}
+
+/// The file's shape, as YAML keys.
+struct RawConfiguration: Codable {
+    var node_id: String
+    var listen: String
+    var data_dir: String
+    var tls: RawTLS
+    var peers: [String: String]?
+    var policy: RawPolicy?
+    var peer_idle_timeout_seconds: Int?
+}
+
+struct RawTLS: Codable {
+    var certificate: String
+    var private_key: String
+    var ca_certificate: String
+}
+
+struct RawPolicy: Codable {
+    var coordinators: [String]?
+    var datasets: [String: RawDatasetPolicy]?
+}
+
+struct RawDatasetPolicy: Codable {
+    var columns: [String]?
+    var protocols: [String]?
+    var result_recipients: [String]?
+    var min_set_size: Int?
+}

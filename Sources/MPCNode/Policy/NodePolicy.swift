@@ -1,0 +1,63 @@
+/// What a data owner allows its data to be used for. Checked on every proposal before any data is read
+/// for the job; a job is refused unless every rule allows it.
+public struct NodePolicy: Sendable, Equatable {
+    /// Nodes allowed to propose jobs to this node.
+    public var coordinators: Set<String>
+    /// Rules per dataset. A dataset without a rule is not exposed to any job.
+    public var datasets: [String: DatasetPolicy]
+
+    public init(coordinators: Set<String> = [], datasets: [String: DatasetPolicy] = [:]) {
+        self.coordinators = coordinators
+        self.datasets = datasets
+    }
+
+    init(_ raw: RawPolicy, path: String) throws {
+        coordinators = Set(raw.coordinators ?? [])
+        var datasets: [String: DatasetPolicy] = [:]
+        for (name, rule) in raw.datasets ?? [:] {
+            var protocols = Set<JobProtocolUse>()
+            for p in rule.protocols ?? [] {
+                guard let use = JobProtocolUse(rawValue: p) else {
+                    throw ConfigurationError.invalid(path: path, detail: "policy.datasets.\(name).protocols: unknown protocol '\(p)' (known: \(JobProtocolUse.allCases.map(\.rawValue).joined(separator: ", ")))")
+                }
+                protocols.insert(use)
+            }
+            let minimum = rule.min_set_size ?? DatasetPolicy.defaultMinimumSetSize
+            guard minimum >= 1 else {
+                throw ConfigurationError.invalid(path: path, detail: "policy.datasets.\(name).min_set_size must be at least 1")
+            }
+            datasets[name] = DatasetPolicy(columns: Set(rule.columns ?? []), protocols: protocols,
+                                           resultRecipients: Set(rule.result_recipients ?? []),
+                                           minimumSetSize: minimum)
+        }
+        self.datasets = datasets
+    }
+}
+
+/// The uses a dataset can be exposed to. PSI that delivers the intersection and PSI that delivers
+/// only its size are separate uses: a bank may allow counting overlaps but not revealing them.
+public enum JobProtocolUse: String, Sendable, CaseIterable, Codable {
+    case psi
+    case psiCardinality = "psi-cardinality"
+}
+
+public struct DatasetPolicy: Sendable, Equatable {
+    /// A one-element PSI is a membership probe; ten is the least that hides single records at all.
+    public static let defaultMinimumSetSize = 10
+
+    /// Columns that may serve as a job's input.
+    public var columns: Set<String>
+    public var protocols: Set<JobProtocolUse>
+    /// Nodes that may receive a result computed on this dataset.
+    public var resultRecipients: Set<String>
+    /// The least number of distinct identifiers this dataset must contribute (the policy refuses
+    /// jobs on smaller inputs, which would reveal too much about each member).
+    public var minimumSetSize: Int
+
+    public init(columns: Set<String>, protocols: Set<JobProtocolUse>, resultRecipients: Set<String>, minimumSetSize: Int) {
+        self.columns = columns
+        self.protocols = protocols
+        self.resultRecipients = resultRecipients
+        self.minimumSetSize = minimumSetSize
+    }
+}

@@ -1,0 +1,58 @@
+import MPCWire
+
+/// The decision of a participant's policy on a proposed job.
+public enum PolicyDecision: Equatable, Sendable {
+    case allowed
+    case refused(reason: String)
+}
+
+/// Checks a job proposal against a node's policy. Pure: the caller supplies the facts it needs from
+/// the store (the input's size), so the rules are testable on their own.
+public struct PolicyCheck: Sendable {
+    public let policy: NodePolicy
+    public let nodeID: String
+
+    public init(policy: NodePolicy, nodeID: String) {
+        self.policy = policy
+        self.nodeID = nodeID
+    }
+
+    /// - Parameters:
+    ///   - proposer: the authenticated node that sent the proposal.
+    ///   - inputSize: distinct identifiers in this node's input, or nil if the dataset or column does not exist.
+    public func check(_ spec: Mpcnode_V1_JobSpec, proposer: String, inputSize: Int?) -> PolicyDecision {
+        guard policy.coordinators.contains(proposer) else {
+            return .refused(reason: "\(proposer) is not a coordinator this node accepts jobs from")
+        }
+        guard spec.coordinator == proposer else {
+            return .refused(reason: "the job names \(spec.coordinator) as coordinator but was sent by \(proposer)")
+        }
+        guard let mine = spec.parties.first(where: { $0.nodeID == nodeID }) else {
+            return .refused(reason: "this node is not a party of the job")
+        }
+        guard let rule = policy.datasets[mine.dataset] else {
+            return .refused(reason: "dataset '\(mine.dataset)' is not exposed to any job by this node's policy")
+        }
+        let use: JobProtocolUse
+        switch spec.protocol {
+        case "psi": use = spec.cardinalityOnly ? .psiCardinality : .psi
+        default: return .refused(reason: "protocol '\(spec.protocol)' is not supported")
+        }
+        guard rule.protocols.contains(use) else {
+            return .refused(reason: "dataset '\(mine.dataset)' is not exposed to \(use.rawValue)")
+        }
+        guard rule.columns.contains(mine.column) else {
+            return .refused(reason: "column '\(mine.column)' of dataset '\(mine.dataset)' may not be used")
+        }
+        for recipient in spec.deliverTo where !rule.resultRecipients.contains(recipient) {
+            return .refused(reason: "\(recipient) may not receive results computed on dataset '\(mine.dataset)'")
+        }
+        guard let inputSize else {
+            return .refused(reason: "dataset '\(mine.dataset)' or its column '\(mine.column)' does not exist on this node")
+        }
+        guard inputSize >= rule.minimumSetSize else {
+            return .refused(reason: "input has \(inputSize) distinct identifiers, below the policy minimum of \(rule.minimumSetSize) for dataset '\(mine.dataset)'")
+        }
+        return .allowed
+    }
+}

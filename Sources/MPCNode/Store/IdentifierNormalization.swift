@@ -1,0 +1,34 @@
+/// How identifiers are made comparable across banks before they are stored. Both sides of a join must
+/// use the same normalisation, or equal customers will not match.
+public struct IdentifierNormalization: Sendable, Equatable, Codable, CustomStringConvertible {
+    /// Remove leading and trailing white space (on by default).
+    public var trim: Bool = true
+    /// Lower-case (Unicode case folding), e.g. for e-mail addresses.
+    public var caseFold: Bool = false
+    /// Keep only the digits 0–9, e.g. for phone numbers written "+44 (0)20 7946-0000".
+    public var digitsOnly: Bool = false
+
+    public init(trim: Bool = true, caseFold: Bool = false, digitsOnly: Bool = false) {
+        self.trim = trim
+        self.caseFold = caseFold
+        self.digitsOnly = digitsOnly
+    }
+
+    public func apply(_ value: String) -> String {
+        var v = value
+        if trim { v = v.trimmingCharacters(in: .whitespacesAndNewlines) }
+        if caseFold { v = v.lowercased() }
+        if digitsOnly { v = String(v.unicodeScalars.filter { ("0"..."9").contains($0) }.map(Character.init)) }
+        return v
+    }
+
+    public var description: String {
+        var parts: [String] = []
+        if trim { parts.append("trim") }
+        if caseFold { parts.append("case-fold") }
+        if digitsOnly { parts.append("digits-only") }
+        return parts.isEmpty ? "none" : parts.joined(separator: ",")
+    }
+}
+
+import Foundation

@@ -1,0 +1,129 @@
+import Foundation
+import GRDB
+
+/// The node's local SQLite database (WAL mode through GRDB's `DatabasePool`): imported datasets, jobs,
+/// results and the audit log. Its schema's history is the migrator below.
+public final class NodeStore: Sendable {
+    public let pool: DatabasePool
+    public let path: URL
+
+    public init(path: URL) throws {
+        try FileManager.default.createDirectory(at: path.deletingLastPathComponent(), withIntermediateDirectories: true)
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        do {
+            pool = try DatabasePool(path: path.path, configuration: configuration)
+        } catch {
+            throw StoreError.cannotOpen(path: path.path, detail: "\(error)")
+        }
+        self.path = path
+        try Self.migrator.migrate(pool)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: datasets, jobs, results, audit log") { db in
+            try db.create(table: "dataset") { t in
+                t.primaryKey("name", .text)
+                t.column("table_name", .text).notNull().unique()
+                t.column("columns", .text).notNull()            // JSON array of column names
+                t.column("id_column", .text).notNull()
+                t.column("normalization", .text).notNull()
+                t.column("row_count", .integer).notNull()
+                t.column("distinct_ids", .integer).notNull()
+                t.column("source_path", .text).notNull()
+                t.column("source_sha256", .text).notNull()
+                t.column("imported_at", .datetime).notNull()
+            }
+            try db.create(table: "job") { t in
+                t.primaryKey("id", .text)
+                t.column("spec", .blob).notNull()              // serialised Mpcnode_V1_JobSpec
+                t.column("spec_hash", .text).notNull()
+                t.column("role", .text).notNull()              // coordinator | participant
+                t.column("state", .text).notNull()
+                t.column("reason", .text)
+                t.column("created_at", .datetime).notNull()
+                t.column("updated_at", .datetime).notNull()
+                t.column("input_rows", .integer)
+                t.column("progress_done", .integer)
+                t.column("progress_total", .integer)
+                t.column("bytes_sent", .integer)
+                t.column("bytes_received", .integer)
+                t.column("elapsed_ms", .integer)
+            }
+            try db.create(table: "job_party") { t in          // the coordinator's view of each participant
+                t.column("job_id", .text).notNull().references("job", onDelete: .cascade)
+                t.column("node_id", .text).notNull()
+                t.column("state", .text).notNull()
+                t.column("reason", .text)
+                t.column("input_rows", .integer)
+                t.column("bytes_sent", .integer)
+                t.column("bytes_received", .integer)
+                t.column("elapsed_ms", .integer)
+                t.column("result_rows", .integer)
+                t.column("received_result", .boolean)
+                t.column("audit_hash", .text)
+                t.primaryKey(["job_id", "node_id"])
+            }
+            try db.create(table: "job_result") { t in
+                t.primaryKey("job_id", .text).references("job", onDelete: .cascade)
+                t.column("kind", .text).notNull()              // intersection | cardinality
+                t.column("cardinality", .integer).notNull()
+                t.column("created_at", .datetime).notNull()
+            }
+            try db.create(table: "job_result_item") { t in
+                t.column("job_id", .text).notNull().references("job_result", column: "job_id", onDelete: .cascade).indexed()
+                t.column("identifier", .text).notNull()
+            }
+            try db.create(table: "audit_log") { t in
+                t.autoIncrementedPrimaryKey("seq")
+                t.column("at", .text).notNull()
+                t.column("job_id", .text).indexed()
+                t.column("event", .text).notNull()
+                t.column("details", .text).notNull()           // JSON object
+                t.column("previous_hash", .text).notNull()
+                t.column("hash", .text).notNull()
+            }
+        }
+        return migrator
+    }
+
+    /// The SQL table that holds a dataset's rows.
+    static func tableName(forDataset name: String) -> String { "ds_\(name)" }
+
+    /// Quotes an identifier for SQL.
+    static func quote(_ identifier: String) -> String {
+        "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+}
+
+public enum StoreError: Error, CustomStringConvertible, Equatable {
+    case cannotOpen(path: String, detail: String)
+    case invalidDatasetName(String)
+    case datasetExists(String)
+    case unknownDataset(String)
+    case unknownColumn(dataset: String, column: String, available: [String])
+    case missingColumn(column: String, header: [String])
+    case duplicateColumn(String)
+    case emptyFile(path: String)
+    case malformedCSV(path: String, line: Int, reason: String)
+    case unknownJob(String)
+
+    public var description: String {
+        switch self {
+        case .cannotOpen(let p, let d): return "cannot open the node database \(p): \(d)"
+        case .invalidDatasetName(let n): return "'\(n)' is not a valid dataset name: use 1 to 48 characters of a-z, 0-9 and '_', starting with a letter"
+        case .datasetExists(let n): return "dataset '\(n)' already exists; pass --replace to replace it"
+        case .unknownDataset(let n): return "no dataset '\(n)' on this node (see `mpcnode data list`)"
+        case .unknownColumn(let d, let c, let a): return "dataset '\(d)' has no column '\(c)' (columns: \(a.joined(separator: ", ")))"
+        case .missingColumn(let c, let h): return "the CSV header has no column '\(c)' (header: \(h.joined(separator: ", ")))"
+        case .duplicateColumn(let c): return "the CSV header names column '\(c)' twice"
+        case .emptyFile(let p): return "\(p) is empty: it needs a header line"
+        case .malformedCSV(let p, let l, let r): return "\(p), line \(l): \(r); nothing was imported"
+        case .unknownJob(let id): return "no job '\(id)' on this node (see `mpcnode job list`)"
+        }
+    }
+}
