@@ -73,7 +73,7 @@ public final class TLSMessageChannel: MessageChannel, @unchecked Sendable {
     }
 
     /// Suspends until `close()` is called.
-    func waitUntilClosed() async {
+    public func waitUntilClosed() async {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             let already = lock.withLock { () -> Bool in
                 if closed { return true }

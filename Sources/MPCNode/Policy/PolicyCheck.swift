@@ -19,8 +19,9 @@ public struct PolicyCheck: Sendable {
 
     /// - Parameters:
     ///   - proposer: the authenticated node that sent the proposal.
-    ///   - inputSize: distinct identifiers in this node's input, or nil if the dataset or column does not exist.
-    public func check(_ spec: Mpcnode_V1_JobSpec, proposer: String, inputSize: Int?) -> PolicyDecision {
+    ///   - inputSize: distinct identifiers in this node's input, or nil if the dataset or column does not
+    ///     exist. Called only once every other rule has passed, so a refused job reads nothing.
+    public func check(_ spec: Mpcnode_V1_JobSpec, proposer: String, inputSize: () throws -> Int?) rethrows -> PolicyDecision {
         guard policy.coordinators.contains(proposer) else {
             return .refused(reason: "\(proposer) is not a coordinator this node accepts jobs from")
         }
@@ -47,7 +48,7 @@ public struct PolicyCheck: Sendable {
         for recipient in spec.deliverTo where !rule.resultRecipients.contains(recipient) {
             return .refused(reason: "\(recipient) may not receive results computed on dataset '\(mine.dataset)'")
         }
-        guard let inputSize else {
+        guard let inputSize = try inputSize() else {
             return .refused(reason: "dataset '\(mine.dataset)' or its column '\(mine.column)' does not exist on this node")
         }
         guard inputSize >= rule.minimumSetSize else {

@@ -23,6 +23,17 @@ public final class NodeStore: Sendable {
         try Self.migrator.migrate(pool)
     }
 
+    /// A synchronous write transaction. (Jobs call it from actor code so that the closure may capture
+    /// local state; the transactions are short.)
+    public func write<T>(_ updates: (Database) throws -> T) throws -> T {
+        try pool.write(updates)
+    }
+
+    /// A synchronous read.
+    public func read<T>(_ value: (Database) throws -> T) throws -> T {
+        try pool.read(value)
+    }
+
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1: datasets, jobs, results, audit log") { db in

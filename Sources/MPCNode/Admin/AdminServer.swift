@@ -1,0 +1,107 @@
+import Foundation
+import Logging
+import MPCTransport
+import NIOCore
+import NIOPosix
+
+/// The daemon's local admin endpoint: a Unix domain socket in the data directory, readable and
+/// writable by the daemon's own user only (mode 0600 in a 0700 folder) — the operating system
+/// authenticates the operator. One JSON request, one JSON response per connection, length-prefixed.
+public struct AdminServer: Sendable {
+    let server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
+    let handler: @Sendable (AdminRequest) async -> AdminResponse
+    let logger: Logger
+
+    public static func bind(path: URL, group: EventLoopGroup, logger: Logger,
+                            handler: @escaping @Sendable (AdminRequest) async -> AdminResponse) async throws -> AdminServer {
+        if FileManager.default.fileExists(atPath: path.path) {
+            // A live daemon answers on it; a stale socket from a crash does not.
+            if (try? await AdminClient(socketPath: path, group: group).send(AdminRequest(command: .status))) != nil {
+                throw NodeError.alreadyRunning(socket: path.path)
+            }
+            try FileManager.default.removeItem(at: path)
+        }
+        let server = try await ServerBootstrap(group: group)
+            .bind(unixDomainSocketPath: path.path) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LengthPrefixedFrameDecoder(maximumFrameBytes: 16 << 20)))
+                    try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(LengthPrefixedFrameEncoder()))
+                    return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
+        chmod(path.path, 0o600)
+        return AdminServer(server: server, handler: handler, logger: logger)
+    }
+
+    public func run() async throws {
+        try await withTaskCancellationHandler {
+            try await server.executeThenClose { inbound in
+                try await withThrowingDiscardingTaskGroup { group in
+                    for try await connection in inbound {
+                        group.addTask { await serve(connection) }
+                    }
+                }
+            }
+        } onCancel: {
+            server.channel.close(promise: nil)
+        }
+    }
+
+    public func close() async { try? await server.channel.close() }
+
+    private func serve(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
+        do {
+            try await connection.executeThenClose { inbound, outbound in
+                var iterator = inbound.makeAsyncIterator()
+                guard let frame = try await iterator.next() else { return }
+                let response: AdminResponse
+                do {
+                    let request = try AdminCoding.decoder.decode(AdminRequest.self, from: Data(frame.readableBytesView))
+                    response = await handler(request)
+                } catch {
+                    response = AdminResponse(error: "malformed admin request: \(error)")
+                }
+                let data = try AdminCoding.encoder.encode(response)
+                try await outbound.write(ByteBuffer(bytes: data))
+            }
+        } catch {
+            logger.debug("admin connection ended with an error", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// The CLI's side of the admin endpoint.
+public struct AdminClient: Sendable {
+    public let socketPath: URL
+    let group: EventLoopGroup
+
+    public init(socketPath: URL, group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+        self.socketPath = socketPath
+        self.group = group
+    }
+
+    public func send(_ request: AdminRequest) async throws -> AdminResponse {
+        let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
+        do {
+            channel = try await ClientBootstrap(group: group)
+                .connect(unixDomainSocketPath: socketPath.path) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LengthPrefixedFrameDecoder(maximumFrameBytes: 256 << 20)))
+                        try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(LengthPrefixedFrameEncoder()))
+                        return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    }
+                }
+        } catch {
+            throw NodeError.daemonNotRunning(socket: socketPath.path, detail: "\(error)")
+        }
+        let body = try AdminCoding.encoder.encode(request)
+        return try await channel.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(bytes: body))
+            var iterator = inbound.makeAsyncIterator()
+            guard let frame = try await iterator.next() else {
+                throw NodeError.daemonNotRunning(socket: socketPath.path, detail: "the daemon closed the connection without answering")
+            }
+            return try AdminCoding.decoder.decode(AdminResponse.self, from: Data(frame.readableBytesView))
+        }
+    }
+}

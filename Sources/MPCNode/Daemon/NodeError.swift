@@ -1,0 +1,14 @@
+/// Why a node cannot start or be reached. Each message says what to do.
+public enum NodeError: Error, CustomStringConvertible {
+    case alreadyRunning(socket: String)
+    case daemonNotRunning(socket: String, detail: String)
+    case cannotListen(address: String, detail: String)
+
+    public var description: String {
+        switch self {
+        case .alreadyRunning(let s): return "a daemon is already running for this data directory (admin socket \(s)); stop it first"
+        case .daemonNotRunning(let s, let d): return "cannot reach the daemon at \(s) (\(d)); start it with `mpcnode serve --config …`"
+        case .cannotListen(let a, let d): return "cannot listen on \(a): \(d); is another process using the port?"
+        }
+    }
+}

@@ -1,0 +1,151 @@
+import Foundation
+import Logging
+import MPCIdentity
+import MPCTransport
+import NIOCore
+import NIOPosix
+
+/// A running node: its peer listener, admin endpoint and job engine. `mpcnode serve` runs one under
+/// swift-service-lifecycle; tests start several in one process with real listeners.
+public final class NodeRuntime: Sendable {
+    public let configuration: NodeConfiguration
+    public let identity: NodeIdentity
+    public let store: NodeStore
+    public let engine: JobEngine
+    public let transport: PeerTransport
+    public let peerPort: Int
+    let listener: PeerListener
+    let admin: AdminServer
+    let group: MultiThreadedEventLoopGroup
+    let tasks: [Task<Void, Never>]
+    let logger: Logger
+    let startedAt: Date
+
+    /// Checks the node's certificate, opens its store, ends jobs interrupted by a previous stop, and
+    /// starts listening. Throws (and starts nothing) when the certificate is expired, not issued by the
+    /// consortium CA, or for another node.
+    public static func start(configuration: NodeConfiguration, logger: Logger,
+                             transportOptions: TransportOptions? = nil,
+                             sessionWaitTimeout: Duration = .seconds(60)) async throws -> NodeRuntime {
+        let identity = try CertificateCheck.verifyOwn(
+            certificatePath: configuration.tls.certificate.path, privateKeyPath: configuration.tls.privateKey.path,
+            caPath: configuration.tls.caCertificate.path, expectedNodeID: configuration.nodeID)
+        try FileManager.default.createDirectory(at: configuration.dataDirectory, withIntermediateDirectories: true)
+        chmod(configuration.dataDirectory.path, 0o700)
+        let store = try NodeStore(path: configuration.databasePath)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        var options = transportOptions ?? TransportOptions()
+        if transportOptions == nil { options.idleTimeout = .seconds(Int64(configuration.peerIdleTimeoutSeconds)) }
+        let transport = try PeerTransport(
+            identity: identity,
+            material: TLSMaterial(certificatePath: configuration.tls.certificate.path,
+                                  privateKeyPath: configuration.tls.privateKey.path,
+                                  caCertificatePath: configuration.tls.caCertificate.path),
+            group: group, options: options, logger: logger)
+        let engine = JobEngine(configuration: configuration, store: store, transport: transport, logger: logger,
+                               sessionWaitTimeout: sessionWaitTimeout)
+        await engine.recoverAfterRestart()
+        let listener: PeerListener
+        do {
+            listener = try await transport.bind(host: configuration.listen.host, port: configuration.listen.port,
+                                                handler: NodeConnectionHandler(engine: engine, knownPeers: Set(configuration.peers.keys)))
+        } catch {
+            try? await group.shutdownGracefully()
+            throw NodeError.cannotListen(address: configuration.listen.description, detail: "\(error)")
+        }
+        let startedAt = Date()
+        let repository = JobRepository(store: store)
+        let catalog = DatasetCatalog(store: store)
+        let audit = AuditLog(store: store)
+        let admin: AdminServer
+        do {
+            admin = try await AdminServer.bind(path: configuration.adminSocketPath, group: group, logger: logger) { request in
+                await Self.handle(request, configuration: configuration, identity: identity, engine: engine,
+                                  repository: repository, catalog: catalog, audit: audit, startedAt: startedAt)
+            }
+        } catch {
+            await listener.close()
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        try audit.append(event: "node.started", jobID: nil, details: [
+            "node": .string(identity.nodeID), "role": .string(identity.role.rawValue),
+            "listen": .string("\(configuration.listen.host):\(listener.port)"),
+        ])
+        let tasks = [
+            Task { do { try await listener.run() } catch { logger.error("peer listener stopped", metadata: ["error": "\(error)"]) } },
+            Task { do { try await admin.run() } catch { logger.error("admin endpoint stopped", metadata: ["error": "\(error)"]) } },
+        ]
+        logger.info("node started", metadata: [
+            "node": "\(identity.nodeID)", "role": "\(identity.role.rawValue)",
+            "listen": "\(configuration.listen.host):\(listener.port)", "admin": "\(configuration.adminSocketPath.path)",
+        ])
+        return NodeRuntime(configuration: configuration, identity: identity, store: store, engine: engine, transport: transport,
+                           peerPort: listener.port, listener: listener, admin: admin, group: group, tasks: tasks,
+                           logger: logger, startedAt: startedAt)
+    }
+
+    private init(configuration: NodeConfiguration, identity: NodeIdentity, store: NodeStore, engine: JobEngine,
+                 transport: PeerTransport, peerPort: Int, listener: PeerListener, admin: AdminServer,
+                 group: MultiThreadedEventLoopGroup, tasks: [Task<Void, Never>], logger: Logger, startedAt: Date) {
+        self.configuration = configuration
+        self.identity = identity
+        self.store = store
+        self.engine = engine
+        self.transport = transport
+        self.peerPort = peerPort
+        self.listener = listener
+        self.admin = admin
+        self.group = group
+        self.tasks = tasks
+        self.logger = logger
+        self.startedAt = startedAt
+    }
+
+    /// Stops accepting, ends running jobs (as failed, with the reason recorded), and closes everything.
+    public func stop() async {
+        logger.info("node stopping", metadata: ["node": "\(identity.nodeID)"])
+        await listener.close()
+        await admin.close()
+        await engine.shutdown()
+        for task in tasks { task.cancel() }
+        for task in tasks { await task.value }
+        try? AuditLog(store: store).append(event: "node.stopped", jobID: nil, details: ["node": .string(identity.nodeID)])
+        try? FileManager.default.removeItem(at: configuration.adminSocketPath)
+        try? await group.shutdownGracefully()
+        logger.info("node stopped", metadata: ["node": "\(identity.nodeID)"])
+    }
+
+    static func handle(_ request: AdminRequest, configuration: NodeConfiguration, identity: NodeIdentity, engine: JobEngine,
+                       repository: JobRepository, catalog: DatasetCatalog, audit: AuditLog, startedAt: Date) async -> AdminResponse {
+        var response = AdminResponse()
+        do {
+            switch request.command {
+            case .status:
+                let jobs = try repository.list(limit: 1000)
+                response.node = NodeStatusView(
+                    nodeID: identity.nodeID, role: identity.role.rawValue, listen: configuration.listen.description,
+                    peers: configuration.peers.mapValues(\.description), startedAt: startedAt,
+                    datasets: try catalog.list().count, runningJobs: jobs.filter { $0.state == .running }.count,
+                    auditChainIntact: try audit.verify() == nil)
+            case .submitJob:
+                guard let submission = request.submission else { return AdminResponse(error: "submitJob needs a submission") }
+                guard identity.role == .coordinator else {
+                    return AdminResponse(error: "this node's certificate says role \(identity.role.rawValue); only a coordinator node submits jobs")
+                }
+                response.jobID = try await engine.submit(submission)
+            case .jobStatus:
+                response.job = try repository.view(jobID: request.jobID ?? "")
+            case .listJobs:
+                response.jobs = try repository.list(limit: request.limit ?? 50)
+            case .jobResult:
+                response.result = try repository.result(jobID: request.jobID ?? "", limit: request.limit ?? 1000)
+            case .audit:
+                response.audit = try audit.records(jobID: request.jobID, limit: request.limit ?? 100)
+            }
+        } catch {
+            response.error = "\(error)"
+        }
+        return response
+    }
+}

@@ -1,0 +1,540 @@
+import Foundation
+import GRDB
+import Logging
+import MPCCrypto
+import MPCIdentity
+import MPCProtocols
+import MPCTransport
+import MPCWire
+
+/// Runs this node's side of every job: as coordinator (propose, collect decisions, start, follow the
+/// outcomes) and as participant (check the policy, run the protocol on its own data, store the result
+/// if it is a recipient, report the outcome). Every step that changes a job's state writes the audit
+/// log in the same transaction.
+public actor JobEngine {
+    public let nodeID: String
+    let configuration: NodeConfiguration
+    let store: NodeStore
+    let repository: JobRepository
+    let catalog: DatasetCatalog
+    let audit: AuditLog
+    let transport: PeerTransport
+    let rendezvous = SessionRendezvous()
+    let logger: Logger
+    /// How long a participant waits for its peer's session to arrive.
+    let sessionWaitTimeout: Duration
+    private var tasks: [String: Task<Void, Never>] = [:]
+
+    public init(configuration: NodeConfiguration, store: NodeStore, transport: PeerTransport, logger: Logger,
+                sessionWaitTimeout: Duration = .seconds(60)) {
+        self.nodeID = configuration.nodeID
+        self.configuration = configuration
+        self.store = store
+        self.repository = JobRepository(store: store)
+        self.catalog = DatasetCatalog(store: store)
+        self.audit = AuditLog(store: store)
+        self.transport = transport
+        self.logger = logger
+        self.sessionWaitTimeout = sessionWaitTimeout
+    }
+
+    // MARK: - Start-up and shutdown
+
+    /// Ends jobs that were running when the daemon last stopped, and tells their coordinators.
+    public func recoverAfterRestart() async {
+        do {
+            let ids = try repository.failUnfinished(reason: JobError.interruptedByRestart.description)
+            for id in ids {
+                logger.warning("job ended by restart", metadata: ["job": "\(id)"])
+                if let spec = try repository.spec(jobID: id), spec.coordinator != nodeID {
+                    try? await reportOutcome(spec: spec, state: .failed, reason: JobError.interruptedByRestart.description,
+                                             report: nil, elapsedMs: 0, auditHash: "")
+                }
+            }
+        } catch {
+            logger.error("could not recover jobs after restart", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Cancels every running job (the daemon is stopping); each ends as failed.
+    public func shutdown() async {
+        for (id, task) in tasks {
+            logger.info("stopping job", metadata: ["job": "\(id)"])
+            task.cancel()
+        }
+        for task in tasks.values { await task.value }
+        tasks.removeAll()
+    }
+
+    // MARK: - Coordinator
+
+    /// Validates a submission, stores it as proposed, and starts coordinating it. Returns the job id.
+    public func submit(_ submission: JobSubmission) throws -> String {
+        guard submission.protocolName == "psi" else {
+            throw JobError.invalidSubmission("unknown protocol '\(submission.protocolName)' (available: psi)")
+        }
+        guard submission.parties.count == 2 else {
+            throw JobError.invalidSubmission("two-party PSI needs exactly two --party options, got \(submission.parties.count)")
+        }
+        let partyIDs = submission.parties.map(\.nodeID)
+        guard Set(partyIDs).count == partyIDs.count else { throw JobError.invalidSubmission("a node appears twice among the parties") }
+        guard !partyIDs.contains(nodeID) else {
+            throw JobError.invalidSubmission("this node (\(nodeID)) coordinates the job and cannot also be a party; submit it from a coordinator node")
+        }
+        for id in partyIDs where configuration.peers[id] == nil { throw JobError.unknownPeer(id) }
+        guard !submission.deliverTo.isEmpty else { throw JobError.invalidSubmission("name at least one recipient with --deliver-to") }
+        for r in submission.deliverTo where !partyIDs.contains(r) {
+            throw JobError.invalidSubmission("recipient \(r) is not a party of the job (PSI delivers to its parties)")
+        }
+        guard BlindingGroup(rawValue: submission.group) != nil else {
+            throw JobError.invalidSubmission("unknown group '\(submission.group)' (available: \(BlindingGroup.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        var spec = Mpcnode_V1_JobSpec()
+        spec.jobID = Self.newJobID()
+        spec.coordinator = nodeID
+        spec.protocol = submission.protocolName
+        spec.parties = submission.parties.map { p in .with { $0.nodeID = p.nodeID; $0.dataset = p.dataset; $0.column = p.column } }
+        spec.deliverTo = submission.deliverTo
+        spec.cardinalityOnly = submission.cardinalityOnly
+        spec.group = submission.group
+        spec.createdAtUnixMs = Int64(Date().timeIntervalSince1970 * 1000)
+        let hash = try JobRepository.specHash(spec)
+        try store.pool.write { db in
+            try repository.insert(db, spec: spec, role: .coordinator, state: .proposed)
+            try audit.append(db, event: "job.proposed", jobID: spec.jobID, details: [
+                "spec_hash": .string(hash), "protocol": .string(spec.protocol),
+                "parties": .array(spec.parties.map { .string("\($0.nodeID):\($0.dataset).\($0.column)") }),
+                "deliver_to": .array(spec.deliverTo.map { .string($0) }), "cardinality_only": .bool(spec.cardinalityOnly),
+            ])
+        }
+        logger.info("job proposed", metadata: ["job": "\(spec.jobID)", "spec_hash": "\(hash)"])
+        let s = spec
+        tasks[spec.jobID] = Task { await self.coordinate(s) }
+        return spec.jobID
+    }
+
+    static func newJobID() -> String {
+        var bytes = [UInt8](repeating: 0, count: 6)
+        for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255) }
+        return "job-" + bytes.map { String(format: "%02x", $0) }.joined()
+    }
+
+    private func coordinate(_ spec: Mpcnode_V1_JobSpec) async {
+        defer { tasks[spec.jobID] = nil }
+        let jobID = spec.jobID
+        // 1. Every participant checks its policy.
+        let decisions = await withTaskGroup(of: (String, Result<Mpcnode_V1_JobDecision, Error>).self) { group in
+            for party in spec.parties {
+                group.addTask {
+                    do {
+                        let response = try await self.control(.with { $0.proposal = .with { $0.spec = spec } }, to: party.nodeID)
+                        guard case .decision(let d)? = response.kind else {
+                            throw JobError.unreachable(node: party.nodeID, detail: "answered the proposal with \(response)")
+                        }
+                        return (party.nodeID, .success(d))
+                    } catch {
+                        return (party.nodeID, .failure(error))
+                    }
+                }
+            }
+            var out: [(String, Result<Mpcnode_V1_JobDecision, Error>)] = []
+            for await d in group { out.append(d) }
+            return out
+        }
+        var refusals: [String] = []
+        var accepted: [String] = []
+        do {
+            try store.write { db in
+                for (node, result) in decisions {
+                    switch result {
+                    case .success(let d) where d.accepted:
+                        accepted.append(node)
+                        try repository.updateParty(db, jobID: jobID, nodeID: node, state: JobState.accepted.rawValue, inputRows: Int(d.inputRows))
+                        try audit.append(db, event: "job.accepted", jobID: jobID, details: ["party": .string(node), "input_rows": .int(Int(d.inputRows))])
+                    case .success(let d):
+                        refusals.append("\(node): \(d.reason)")
+                        try repository.updateParty(db, jobID: jobID, nodeID: node, state: JobState.refused.rawValue, reason: d.reason)
+                        try audit.append(db, event: "job.refused", jobID: jobID, details: ["party": .string(node), "reason": .string(d.reason)])
+                    case .failure(let e):
+                        refusals.append("\(node): unreachable (\(e))")
+                        try repository.updateParty(db, jobID: jobID, nodeID: node, state: JobState.failed.rawValue, reason: "\(e)")
+                        try audit.append(db, event: "job.unreachable", jobID: jobID, details: ["party": .string(node), "error": .string("\(e)")])
+                    }
+                }
+                if refusals.isEmpty {
+                    try repository.setState(db, jobID: jobID, .running)
+                } else {
+                    try repository.setState(db, jobID: jobID, .refused, reason: refusals.sorted().joined(separator: "; "))
+                }
+            }
+        } catch {
+            logger.error("could not record decisions", metadata: ["job": "\(jobID)", "error": "\(error)"])
+            return
+        }
+        if !refusals.isEmpty {
+            logger.notice("job refused", metadata: ["job": "\(jobID)", "reasons": "\(refusals.sorted().joined(separator: "; "))"])
+            await abortAll(spec, parties: accepted, reason: "job refused: \(refusals.sorted().joined(separator: "; "))")
+            return
+        }
+        // 2. Everyone accepted: start.
+        logger.info("job starting", metadata: ["job": "\(jobID)"])
+        let failures = await withTaskGroup(of: String?.self) { group in
+            for party in spec.parties {
+                group.addTask {
+                    do {
+                        let r = try await self.control(.with { $0.start = .with { $0.jobID = jobID } }, to: party.nodeID)
+                        if case .error(let e)? = r.kind { return "\(party.nodeID): \(e.message)" }
+                        return nil
+                    } catch { return "\(party.nodeID): \(error)" }
+                }
+            }
+            var out: [String] = []
+            for await f in group { if let f { out.append(f) } }
+            return out
+        }
+        if !failures.isEmpty {
+            let reason = "could not start: " + failures.sorted().joined(separator: "; ")
+            try? store.write { db in
+                try repository.setState(db, jobID: jobID, .failed, reason: reason)
+                try audit.append(db, event: "job.failed", jobID: jobID, details: ["reason": .string(reason)])
+            }
+            await abortAll(spec, parties: spec.parties.map(\.nodeID), reason: reason)
+        }
+    }
+
+    /// A participant reports how the job ended for it.
+    func recordOutcome(_ outcome: Mpcnode_V1_JobOutcome, from peer: String) async -> Mpcnode_V1_ControlResponse {
+        do {
+            guard let spec = try repository.spec(jobID: outcome.jobID), spec.coordinator == nodeID,
+                  spec.parties.contains(where: { $0.nodeID == peer }) else {
+                return .with { $0.error = .with { $0.message = "no job \(outcome.jobID) coordinated here with \(peer) as a party" } }
+            }
+            var toAbort: [String] = []
+            var failure: String?
+            try store.write { db in
+                try repository.updateParty(db, jobID: spec.jobID, nodeID: peer, state: outcome.state,
+                                           reason: outcome.reason.isEmpty ? nil : outcome.reason, outcome: outcome)
+                try audit.append(db, event: "job.outcome", jobID: spec.jobID, details: [
+                    "party": .string(peer), "state": .string(outcome.state), "reason": .string(outcome.reason),
+                    "party_audit_hash": .string(outcome.auditRecordHash.map { String(format: "%02x", $0) }.joined()),
+                ])
+                let states = try repository.partyStates(db, jobID: spec.jobID)
+                let current = try String.fetchOne(db, sql: "SELECT state FROM job WHERE id = ?", arguments: [spec.jobID]).flatMap(JobState.init(rawValue:))
+                guard current?.isFinal == false else { return }
+                if outcome.state == JobState.failed.rawValue {
+                    failure = "\(peer): \(outcome.reason)"
+                    try repository.setState(db, jobID: spec.jobID, .failed, reason: failure)
+                    try audit.append(db, event: "job.failed", jobID: spec.jobID, details: ["reason": .string(failure!)])
+                    toAbort = states.filter { $0.key != peer && !(JobState(rawValue: $0.value)?.isFinal ?? true) }.map(\.key)
+                } else if states.values.allSatisfy({ $0 == JobState.succeeded.rawValue }) {
+                    try repository.setState(db, jobID: spec.jobID, .succeeded)
+                    try audit.append(db, event: "job.succeeded", jobID: spec.jobID, details: [:])
+                }
+            }
+            if let failure {
+                logger.warning("job failed", metadata: ["job": "\(spec.jobID)", "reason": "\(failure)"])
+                let s = spec, parties = toAbort
+                Task { await self.abortAll(s, parties: parties, reason: failure) }
+            }
+            return .with { $0.ack = .init() }
+        } catch {
+            return .with { $0.error = .with { $0.message = "\(error)" } }
+        }
+    }
+
+    private func abortAll(_ spec: Mpcnode_V1_JobSpec, parties: [String], reason: String) async {
+        await withTaskGroup(of: Void.self) { group in
+            for party in parties {
+                group.addTask {
+                    _ = try? await self.control(.with { $0.abort = .with { $0.jobID = spec.jobID; $0.reason = reason } }, to: party)
+                }
+            }
+        }
+    }
+
+    // MARK: - Participant
+
+    /// Checks a proposal against the local policy and records the decision.
+    func handleProposal(_ spec: Mpcnode_V1_JobSpec, from proposer: String) async -> Mpcnode_V1_ControlResponse {
+        var decision = Mpcnode_V1_JobDecision()
+        decision.jobID = spec.jobID
+        do {
+            if try repository.state(jobID: spec.jobID) != nil {
+                decision.reason = "a job with id \(spec.jobID) already exists on this node"
+                return .with { $0.decision = decision }
+            }
+            let mine = spec.parties.first { $0.nodeID == nodeID }
+            var inputRows: Int?
+            let check = PolicyCheck(policy: configuration.policy, nodeID: nodeID)
+            let verdict = try check.check(spec, proposer: proposer) {
+                guard let mine else { return nil }
+                inputRows = try catalog.distinctCount(dataset: mine.dataset, column: mine.column)
+                return inputRows
+            }
+            let hash = try JobRepository.specHash(spec)
+            try store.write { db in
+                switch verdict {
+                case .allowed:
+                    try repository.insert(db, spec: spec, role: .participant, state: .accepted)
+                    try repository.setInputRows(db, jobID: spec.jobID, inputRows ?? 0)
+                    try audit.append(db, event: "job.policy.accepted", jobID: spec.jobID, details: [
+                        "spec_hash": .string(hash), "coordinator": .string(proposer), "input_rows": .int(inputRows ?? 0),
+                        "dataset": .string(mine?.dataset ?? ""), "column": .string(mine?.column ?? ""),
+                        "peers": .array(spec.parties.map(\.nodeID).filter { $0 != nodeID }.map { .string($0) }),
+                    ])
+                case .refused(let reason):
+                    try repository.insert(db, spec: spec, role: .participant, state: .refused, reason: reason)
+                    try audit.append(db, event: "job.policy.refused", jobID: spec.jobID, details: [
+                        "spec_hash": .string(hash), "coordinator": .string(proposer), "reason": .string(reason),
+                    ])
+                }
+            }
+            switch verdict {
+            case .allowed:
+                decision.accepted = true
+                decision.inputRows = UInt64(inputRows ?? 0)
+                logger.info("job accepted", metadata: ["job": "\(spec.jobID)", "coordinator": "\(proposer)"])
+            case .refused(let reason):
+                decision.reason = reason
+                logger.notice("job refused by policy", metadata: ["job": "\(spec.jobID)", "reason": "\(reason)"])
+            }
+        } catch {
+            decision.accepted = false
+            decision.reason = "could not check the proposal: \(error)"
+        }
+        return .with { $0.decision = decision }
+    }
+
+    func handleStart(_ jobID: String, from peer: String) async -> Mpcnode_V1_ControlResponse {
+        do {
+            guard let spec = try repository.spec(jobID: jobID), spec.coordinator == peer else {
+                return .with { $0.error = .with { $0.message = "no job \(jobID) proposed by \(peer) on \(nodeID)" } }
+            }
+            guard try repository.state(jobID: jobID) == .accepted else {
+                return .with { $0.error = .with { $0.message = "job \(jobID) is not in the accepted state on \(nodeID)" } }
+            }
+            try store.write { db in try repository.setState(db, jobID: jobID, .running) }
+            tasks[jobID] = Task { await self.runParticipant(spec) }
+            return .with { $0.ack = .init() }
+        } catch {
+            return .with { $0.error = .with { $0.message = "\(error)" } }
+        }
+    }
+
+    func handleAbort(_ jobID: String, reason: String, from peer: String) async -> Mpcnode_V1_ControlResponse {
+        do {
+            guard let spec = try repository.spec(jobID: jobID), spec.coordinator == peer else {
+                return .with { $0.error = .with { $0.message = "no job \(jobID) coordinated by \(peer) on \(nodeID)" } }
+            }
+            let wasFinal = try store.write { db -> Bool in
+                let state = try String.fetchOne(db, sql: "SELECT state FROM job WHERE id = ?", arguments: [jobID]).flatMap(JobState.init(rawValue:))
+                guard state?.isFinal == false else { return true }
+                try repository.setState(db, jobID: jobID, .failed, reason: "aborted by \(peer): \(reason)")
+                try audit.append(db, event: "job.aborted", jobID: jobID, details: ["by": .string(peer), "reason": .string(reason)])
+                return false
+            }
+            if !wasFinal {
+                logger.notice("job aborted", metadata: ["job": "\(jobID)", "by": "\(peer)", "reason": "\(reason)"])
+                await rendezvous.cancelClaims(jobID: jobID, reason: reason)
+                tasks[jobID]?.cancel()
+            }
+            return .with { $0.ack = .init() }
+        } catch {
+            return .with { $0.error = .with { $0.message = "\(error)" } }
+        }
+    }
+
+    /// An inbound protocol session: handed to the job if the peer is its party, refused otherwise.
+    func handleSession(_ open: Mpcnode_V1_SessionOpen, from peer: String, channel: TLSMessageChannel) async {
+        let acceptable: Bool
+        do {
+            let spec = try repository.spec(jobID: open.jobID)
+            let state = try repository.state(jobID: open.jobID)
+            acceptable = spec?.parties.contains { $0.nodeID == peer } == true && (state == .accepted || state == .running)
+        } catch { acceptable = false }
+        guard acceptable else {
+            logger.warning("refused a session", metadata: ["job": "\(open.jobID)", "peer": "\(peer)"])
+            var frame = Mpcnode_V1_SessionFrame()
+            frame.abort = .with { $0.reason = "\(nodeID) has no running job \(open.jobID) with \(peer) as a party" }
+            if let bytes: [UInt8] = try? frame.serializedBytes() { try? await channel.send(bytes) }
+            return
+        }
+        await rendezvous.offer(jobID: open.jobID, peer: peer, channel: channel, timeout: sessionWaitTimeout)
+    }
+
+    private func runParticipant(_ spec: Mpcnode_V1_JobSpec) async {
+        let started = Date()
+        let jobID = spec.jobID
+        defer { tasks[jobID] = nil }
+        guard let mineIndex = spec.parties.firstIndex(where: { $0.nodeID == nodeID }) else { return }
+        let mine = spec.parties[mineIndex]
+        let otherIndex = mineIndex == 0 ? 1 : 0
+        let other = spec.parties[otherIndex]
+        var source: SQLiteIdentifierSource?
+        var report: PSIParty.Report?
+        do {
+            let s = try SQLiteIdentifierSource.prepare(jobID: jobID, dataset: mine.dataset, column: mine.column,
+                                                       store: store, scratchDirectory: configuration.jobsDirectory)
+            source = s
+            try audit.append(event: "job.started", jobID: jobID, details: [
+                "spec_hash": .string(try JobRepository.specHash(spec)), "peer": .string(other.nodeID), "input_rows": .int(s.count),
+            ])
+            logger.info("job running", metadata: ["job": "\(jobID)", "peer": "\(other.nodeID)", "input_rows": "\(s.count)"])
+            guard let group = BlindingGroup(rawValue: spec.group) else {
+                throw JobError.invalidSubmission("unknown group \(spec.group)")
+            }
+            let config = PSIParty.Configuration(
+                jobID: jobID, group: group, selfReceivesOutput: spec.deliverTo.contains(nodeID),
+                peerReceivesOutput: spec.deliverTo.contains(other.nodeID), cardinalityOnly: spec.cardinalityOnly)
+            let progress = ProgressRecorder(repository: repository, jobID: jobID)
+            let onProgress: @Sendable (PSIParty.Progress) -> Void = { p in
+                progress.record(done: p.ownBlindedSent + p.peerElementsProcessed, total: p.ownSetSize + (p.peerSetSize ?? 0))
+            }
+            if mineIndex < otherIndex {
+                guard let address = configuration.peers[other.nodeID] else { throw JobError.unknownPeer(other.nodeID) }
+                report = try await transport.withSession(jobID: jobID, to: other.nodeID, at: address) { channel in
+                    try await PSIParty(configuration: config, source: s, channel: channel, progress: onProgress).run()
+                }
+            } else {
+                let channel = try await rendezvous.claim(jobID: jobID, peer: other.nodeID, timeout: sessionWaitTimeout)
+                do {
+                    report = try await PSIParty(configuration: config, source: s, channel: channel, progress: onProgress).run()
+                    await channel.close()
+                } catch {
+                    channel.abort()
+                    await channel.close()
+                    throw error
+                }
+            }
+            let r = report!
+            let elapsed = Int(Date().timeIntervalSince(started) * 1000)
+            var resultRows = 0
+            let hash: String = try store.write { db in
+                switch r.output {
+                case .intersection(let positions):
+                    resultRows = positions.count
+                    try repository.storeResult(db, jobID: jobID, kind: "intersection", cardinality: positions.count) { db in
+                        let insert = try db.makeStatement(sql: "INSERT INTO job_result_item (job_id, identifier) VALUES (?, ?)")
+                        try s.forEachIdentifier(atPositions: positions) { try insert.execute(arguments: [jobID, $0]) }
+                    }
+                case .cardinality(let c):
+                    resultRows = 1
+                    try repository.storeResult(db, jobID: jobID, kind: "cardinality", cardinality: c) { _ in }
+                case .none:
+                    break
+                }
+                try repository.setMetrics(db, jobID: jobID, inputRows: r.ownSetSize, bytesSent: r.bytesSent,
+                                          bytesReceived: r.bytesReceived, elapsedMs: elapsed)
+                try repository.setState(db, jobID: jobID, .succeeded)
+                return try audit.append(db, event: "job.succeeded", jobID: jobID, details: [
+                    "spec_hash": .string(try JobRepository.specHash(spec)), "node": .string(nodeID), "peer": .string(other.nodeID),
+                    "input_rows": .int(r.ownSetSize), "peer_input_rows": .int(r.peerSetSize),
+                    "bytes_sent": .int(Int(r.bytesSent)), "bytes_received": .int(Int(r.bytesReceived)),
+                    "elapsed_ms": .int(elapsed), "result_rows": .int(resultRows),
+                    "received_result": .bool(r.output != .none),
+                ])
+            }
+            logger.info("job succeeded", metadata: ["job": "\(jobID)", "elapsed_ms": "\(elapsed)", "result_rows": "\(resultRows)"])
+            source?.remove()
+            try? await reportOutcome(spec: spec, state: .succeeded, reason: "", report: r, elapsedMs: elapsed, auditHash: hash, resultRows: resultRows)
+        } catch {
+            source?.remove()
+            let reason = Self.describe(error)
+            let elapsed = Int(Date().timeIntervalSince(started) * 1000)
+            var hash = ""
+            var finalReason = reason
+            do {
+                hash = try store.write { db in
+                    let current = try String.fetchOne(db, sql: "SELECT state, reason FROM job WHERE id = ?", arguments: [jobID])
+                    if let stateRow = try Row.fetchOne(db, sql: "SELECT state, reason FROM job WHERE id = ?", arguments: [jobID]),
+                       JobState(rawValue: stateRow["state"])?.isFinal == true {
+                        // Already ended (aborted by the coordinator): keep that reason.
+                        finalReason = stateRow["reason"] ?? reason
+                        _ = current
+                        return try String.fetchOne(db, sql: "SELECT hash FROM audit_log WHERE job_id = ? ORDER BY seq DESC LIMIT 1", arguments: [jobID]) ?? ""
+                    }
+                    try repository.setState(db, jobID: jobID, .failed, reason: reason)
+                    try repository.setMetrics(db, jobID: jobID, inputRows: nil, bytesSent: report?.bytesSent ?? 0,
+                                              bytesReceived: report?.bytesReceived ?? 0, elapsedMs: elapsed)
+                    return try audit.append(db, event: "job.failed", jobID: jobID, details: [
+                        "reason": .string(reason), "peer": .string(other.nodeID), "elapsed_ms": .int(elapsed),
+                    ])
+                }
+            } catch {
+                logger.error("could not record the failure", metadata: ["job": "\(jobID)", "error": "\(error)"])
+            }
+            logger.warning("job failed", metadata: ["job": "\(jobID)", "reason": "\(finalReason)"])
+            try? await reportOutcome(spec: spec, state: .failed, reason: finalReason, report: report, elapsedMs: elapsed, auditHash: hash)
+        }
+    }
+
+    static func describe(_ error: Error) -> String {
+        if error is CancellationError { return "the job was stopped on this node" }
+        return "\(error)"
+    }
+
+    private func reportOutcome(spec: Mpcnode_V1_JobSpec, state: JobState, reason: String, report: PSIParty.Report?,
+                               elapsedMs: Int, auditHash: String, resultRows: Int = 0) async throws {
+        var outcome = Mpcnode_V1_JobOutcome()
+        outcome.jobID = spec.jobID
+        outcome.state = state.rawValue
+        outcome.reason = reason
+        outcome.bytesSent = report?.bytesSent ?? 0
+        outcome.bytesReceived = report?.bytesReceived ?? 0
+        outcome.resultRows = UInt64(resultRows)
+        outcome.receivedResult = report.map { $0.output != .none } ?? false
+        outcome.elapsedMs = Int64(elapsedMs)
+        outcome.auditRecordHash = Data(Self.hexBytes(auditHash))
+        var lastError: Error?
+        for attempt in 0..<3 {
+            do {
+                _ = try await control(.with { $0.outcome = outcome }, to: spec.coordinator)
+                return
+            } catch {
+                lastError = error
+                try? await Task.sleep(for: .milliseconds(200 * (attempt + 1)))
+            }
+        }
+        logger.warning("could not report the outcome to the coordinator", metadata: ["job": "\(spec.jobID)", "error": "\(lastError.map { "\($0)" } ?? "")"])
+    }
+
+    static func hexBytes(_ hex: String) -> [UInt8] {
+        var out: [UInt8] = []
+        var i = hex.startIndex
+        while i < hex.endIndex, let j = hex.index(i, offsetBy: 2, limitedBy: hex.endIndex), let b = UInt8(hex[i..<j], radix: 16) {
+            out.append(b)
+            i = j
+        }
+        return out
+    }
+
+    // MARK: - Sending
+
+    func control(_ request: Mpcnode_V1_ControlRequest, to node: String) async throws -> Mpcnode_V1_ControlResponse {
+        guard let address = configuration.peers[node] else { throw JobError.unknownPeer(node) }
+        return try await transport.control(request, to: node, at: address)
+    }
+}
+
+/// Writes a job's progress to the store at most once a second.
+final class ProgressRecorder: @unchecked Sendable {
+    private let repository: JobRepository
+    private let jobID: String
+    private let lock = NSLock()
+    private var last = Date.distantPast
+
+    init(repository: JobRepository, jobID: String) {
+        self.repository = repository
+        self.jobID = jobID
+    }
+
+    func record(done: Int, total: Int) {
+        let now = Date()
+        let due = lock.withLock { () -> Bool in
+            guard now.timeIntervalSince(last) >= 1 || done == total else { return false }
+            last = now
+            return true
+        }
+        if due { try? repository.setProgress(jobID: jobID, done: done, total: total) }
+    }
+}

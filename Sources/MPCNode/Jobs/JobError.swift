@@ -1,0 +1,26 @@
+/// Why a job could not be submitted or did not complete. Messages name the node to look at.
+public enum JobError: Error, CustomStringConvertible, Equatable {
+    case invalidSubmission(String)
+    case unknownPeer(String)
+    case refused(by: String, reason: String)
+    case unreachable(node: String, detail: String)
+    case peerDidNotConnect(peer: String, seconds: Int)
+    case aborted(reason: String)
+    case interruptedByRestart
+    case unknownJob(String)
+    case notCoordinator(String)
+
+    public var description: String {
+        switch self {
+        case .invalidSubmission(let d): return "invalid job: \(d)"
+        case .unknownPeer(let p): return "\(p) is not a peer in this node's configuration (peers:)"
+        case .refused(let n, let r): return "refused by \(n): \(r)"
+        case .unreachable(let n, let d): return "\(n) is unreachable: \(d)"
+        case .peerDidNotConnect(let p, let s): return "\(p) did not open its session within \(s) s"
+        case .aborted(let r): return "aborted: \(r)"
+        case .interruptedByRestart: return "the daemon stopped while the job was running; submit the job again"
+        case .unknownJob(let id): return "no job '\(id)' on this node"
+        case .notCoordinator(let d): return d
+        }
+    }
+}

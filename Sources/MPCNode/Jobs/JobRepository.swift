@@ -1,0 +1,172 @@
+import Crypto
+import Foundation
+import GRDB
+import MPCWire
+import SwiftProtobuf
+
+/// Reads and writes jobs, their participants and results in the node's store.
+public struct JobRepository: Sendable {
+    public let store: NodeStore
+
+    public init(store: NodeStore) { self.store = store }
+
+    /// SHA-256 of the spec's deterministic serialisation: the identity of "what was agreed".
+    public static func specHash(_ spec: Mpcnode_V1_JobSpec) throws -> String {
+        var options = BinaryEncodingOptions()
+        options.useDeterministicOrdering = true
+        let bytes: [UInt8] = try spec.serializedBytes(options: options)
+        return SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+    }
+
+    public func insert(_ db: Database, spec: Mpcnode_V1_JobSpec, role: JobRole, state: JobState, reason: String? = nil) throws {
+        let now = Date()
+        let bytes: [UInt8] = try spec.serializedBytes()
+        try db.execute(sql: """
+            INSERT INTO job (id, spec, spec_hash, role, state, reason, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [spec.jobID, Data(bytes), try Self.specHash(spec), role.rawValue, state.rawValue, reason, now, now])
+        if role == .coordinator {
+            for party in spec.parties {
+                try db.execute(sql: "INSERT INTO job_party (job_id, node_id, state) VALUES (?, ?, ?)",
+                               arguments: [spec.jobID, party.nodeID, JobState.proposed.rawValue])
+            }
+        }
+    }
+
+    public func exists(_ db: Database, jobID: String) throws -> Bool {
+        try Bool.fetchOne(db, sql: "SELECT 1 FROM job WHERE id = ?", arguments: [jobID]) ?? false
+    }
+
+    public func spec(jobID: String) throws -> Mpcnode_V1_JobSpec? {
+        try store.pool.read { db in
+            guard let data = try Data.fetchOne(db, sql: "SELECT spec FROM job WHERE id = ?", arguments: [jobID]) else { return nil }
+            return try Mpcnode_V1_JobSpec(serializedBytes: data)
+        }
+    }
+
+    public func state(jobID: String) throws -> JobState? {
+        try store.pool.read { db in
+            try String.fetchOne(db, sql: "SELECT state FROM job WHERE id = ?", arguments: [jobID]).flatMap(JobState.init(rawValue:))
+        }
+    }
+
+    public func setState(_ db: Database, jobID: String, _ state: JobState, reason: String? = nil) throws {
+        try db.execute(sql: "UPDATE job SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
+                       arguments: [state.rawValue, reason, Date(), jobID])
+    }
+
+    public func setMetrics(_ db: Database, jobID: String, inputRows: Int?, bytesSent: UInt64, bytesReceived: UInt64, elapsedMs: Int) throws {
+        try db.execute(sql: "UPDATE job SET input_rows = COALESCE(?, input_rows), bytes_sent = ?, bytes_received = ?, elapsed_ms = ?, updated_at = ? WHERE id = ?",
+                       arguments: [inputRows, Int(bytesSent), Int(bytesReceived), elapsedMs, Date(), jobID])
+    }
+
+    public func setProgress(jobID: String, done: Int, total: Int) throws {
+        try store.pool.write { db in
+            try db.execute(sql: "UPDATE job SET progress_done = ?, progress_total = ? WHERE id = ?", arguments: [done, total, jobID])
+        }
+    }
+
+    public func setInputRows(_ db: Database, jobID: String, _ rows: Int) throws {
+        try db.execute(sql: "UPDATE job SET input_rows = ? WHERE id = ?", arguments: [rows, jobID])
+    }
+
+    public func updateParty(_ db: Database, jobID: String, nodeID: String, state: String, reason: String? = nil,
+                            inputRows: Int? = nil, outcome: Mpcnode_V1_JobOutcome? = nil) throws {
+        try db.execute(sql: """
+            UPDATE job_party SET state = ?, reason = ?, input_rows = COALESCE(?, input_rows),
+                bytes_sent = COALESCE(?, bytes_sent), bytes_received = COALESCE(?, bytes_received),
+                elapsed_ms = COALESCE(?, elapsed_ms), result_rows = COALESCE(?, result_rows),
+                received_result = COALESCE(?, received_result), audit_hash = COALESCE(?, audit_hash)
+            WHERE job_id = ? AND node_id = ?
+            """, arguments: [state, reason, inputRows,
+                             outcome.map { Int($0.bytesSent) }, outcome.map { Int($0.bytesReceived) },
+                             outcome.map { Int($0.elapsedMs) }, outcome.map { Int($0.resultRows) },
+                             outcome.map(\.receivedResult),
+                             outcome.map { $0.auditRecordHash.map { String(format: "%02x", $0) }.joined() },
+                             jobID, nodeID])
+    }
+
+    public func partyStates(_ db: Database, jobID: String) throws -> [String: String] {
+        var out: [String: String] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT node_id, state FROM job_party WHERE job_id = ?", arguments: [jobID]) {
+            out[row["node_id"]] = row["state"]
+        }
+        return out
+    }
+
+    /// Jobs that were not final when the daemon stopped; they end as failed.
+    public func failUnfinished(reason: String) throws -> [String] {
+        try store.pool.write { db in
+            let ids = try String.fetchAll(db, sql: "SELECT id FROM job WHERE state IN ('proposed', 'accepted', 'running')")
+            for id in ids {
+                try setState(db, jobID: id, .failed, reason: reason)
+                try AuditLog(store: store).append(db, event: "job.failed", jobID: id, details: ["reason": .string(reason)])
+            }
+            return ids
+        }
+    }
+
+    public func storeResult(_ db: Database, jobID: String, kind: String, cardinality: Int, identifiers: (Database) throws -> Void) throws {
+        try db.execute(sql: "DELETE FROM job_result WHERE job_id = ?", arguments: [jobID])
+        try db.execute(sql: "INSERT INTO job_result (job_id, kind, cardinality, created_at) VALUES (?, ?, ?, ?)",
+                       arguments: [jobID, kind, cardinality, Date()])
+        try identifiers(db)
+    }
+
+    public func view(jobID: String) throws -> JobView {
+        try store.pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ?", arguments: [jobID]) else {
+                throw JobError.unknownJob(jobID)
+            }
+            return try Self.view(db, row)
+        }
+    }
+
+    public func list(limit: Int = 100) throws -> [JobView] {
+        try store.pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM job ORDER BY created_at DESC LIMIT ?", arguments: [limit]).map { try Self.view(db, $0) }
+        }
+    }
+
+    public func result(jobID: String, limit: Int) throws -> JobResultView {
+        try store.pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM job_result WHERE job_id = ?", arguments: [jobID]) else {
+                if try exists(db, jobID: jobID) {
+                    throw JobError.notCoordinator("job \(jobID) has no result on this node (it is not a recipient, or the job has not succeeded; see `mpcnode job status \(jobID)`)")
+                }
+                throw JobError.unknownJob(jobID)
+            }
+            let kind: String = row["kind"]
+            var identifiers: [String]?
+            var truncated = false
+            if kind == "intersection" {
+                let items = try String.fetchAll(db, sql: "SELECT identifier FROM job_result_item WHERE job_id = ? ORDER BY identifier LIMIT ?",
+                                                arguments: [jobID, limit + 1])
+                truncated = items.count > limit
+                identifiers = Array(items.prefix(limit))
+            }
+            return JobResultView(jobID: jobID, kind: kind, cardinality: row["cardinality"], identifiers: identifiers,
+                                 truncated: truncated, createdAt: row["created_at"])
+        }
+    }
+
+    static func view(_ db: Database, _ row: Row) throws -> JobView {
+        let spec = try Mpcnode_V1_JobSpec(serializedBytes: row["spec"] as Data)
+        var partyRows: [String: Row] = [:]
+        for p in try Row.fetchAll(db, sql: "SELECT * FROM job_party WHERE job_id = ?", arguments: [spec.jobID]) {
+            partyRows[p["node_id"]] = p
+        }
+        let parties = spec.parties.map { party -> PartyView in
+            let p = partyRows[party.nodeID]
+            return PartyView(nodeID: party.nodeID, dataset: party.dataset, column: party.column,
+                             state: p?["state"], reason: p?["reason"], inputRows: p?["input_rows"],
+                             bytesSent: p?["bytes_sent"], bytesReceived: p?["bytes_received"], elapsedMs: p?["elapsed_ms"],
+                             resultRows: p?["result_rows"], receivedResult: p?["received_result"], auditHash: p?["audit_hash"])
+        }
+        return JobView(id: spec.jobID, protocolName: spec.protocol, role: JobRole(rawValue: row["role"]) ?? .participant,
+                       state: JobState(rawValue: row["state"]) ?? .failed, reason: row["reason"], coordinator: spec.coordinator,
+                       parties: parties, deliverTo: spec.deliverTo, cardinalityOnly: spec.cardinalityOnly, group: spec.group,
+                       specHash: row["spec_hash"], createdAt: row["created_at"], updatedAt: row["updated_at"],
+                       inputRows: row["input_rows"], progressDone: row["progress_done"], progressTotal: row["progress_total"],
+                       bytesSent: row["bytes_sent"], bytesReceived: row["bytes_received"], elapsedMs: row["elapsed_ms"])
+    }
+}

@@ -1,0 +1,98 @@
+import Foundation
+
+/// The states a job passes through. `refused`, `succeeded` and `failed` are final.
+public enum JobState: String, Codable, Sendable {
+    case proposed, accepted, refused, running, succeeded, failed
+
+    public var isFinal: Bool { self == .refused || self == .succeeded || self == .failed }
+}
+
+/// How this node takes part in a job.
+public enum JobRole: String, Codable, Sendable {
+    case coordinator, participant
+}
+
+/// A job as `mpcnode job status` shows it.
+public struct JobView: Codable, Sendable {
+    public var id: String
+    public var protocolName: String
+    public var role: JobRole
+    public var state: JobState
+    public var reason: String?
+    public var coordinator: String
+    public var parties: [PartyView]
+    public var deliverTo: [String]
+    public var cardinalityOnly: Bool
+    public var group: String
+    public var specHash: String
+    public var createdAt: Date
+    public var updatedAt: Date
+    public var inputRows: Int?
+    public var progressDone: Int?
+    public var progressTotal: Int?
+    public var bytesSent: Int?
+    public var bytesReceived: Int?
+    public var elapsedMs: Int?
+}
+
+/// One participant of a job, as its coordinator (or the participant itself) knows it.
+public struct PartyView: Codable, Sendable {
+    public var nodeID: String
+    public var dataset: String
+    public var column: String
+    public var state: String?
+    public var reason: String?
+    public var inputRows: Int?
+    public var bytesSent: Int?
+    public var bytesReceived: Int?
+    public var elapsedMs: Int?
+    public var resultRows: Int?
+    public var receivedResult: Bool?
+    public var auditHash: String?
+}
+
+/// A job's result at a recipient.
+public struct JobResultView: Codable, Sendable {
+    public var jobID: String
+    public var kind: String
+    public var cardinality: Int
+    /// The intersection (absent for cardinality-only results); at most `limit` entries.
+    public var identifiers: [String]?
+    public var truncated: Bool
+    public var createdAt: Date
+}
+
+/// What a coordinator's operator asks for.
+public struct JobSubmission: Codable, Sendable {
+    public struct Party: Codable, Sendable {
+        public var nodeID: String
+        public var dataset: String
+        public var column: String
+        public init(nodeID: String, dataset: String, column: String) {
+            self.nodeID = nodeID; self.dataset = dataset; self.column = column
+        }
+
+        /// Parses `node:dataset.column`.
+        public init?(_ text: String) {
+            guard let colon = text.firstIndex(of: ":"), let dot = text[colon...].firstIndex(of: ".") else { return nil }
+            nodeID = String(text[..<colon])
+            dataset = String(text[text.index(after: colon)..<dot])
+            column = String(text[text.index(after: dot)...])
+            if nodeID.isEmpty || dataset.isEmpty || column.isEmpty { return nil }
+        }
+    }
+
+    public var protocolName: String
+    public var parties: [Party]
+    public var deliverTo: [String]
+    public var cardinalityOnly: Bool
+    public var group: String
+
+    public init(protocolName: String, parties: [Party], deliverTo: [String], cardinalityOnly: Bool, group: String) {
+        self.protocolName = protocolName
+        self.parties = parties
+        self.deliverTo = deliverTo
+        self.cardinalityOnly = cardinalityOnly
+        self.group = group
+    }
+}

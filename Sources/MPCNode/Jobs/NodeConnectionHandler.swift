@@ -1,0 +1,31 @@
+import MPCIdentity
+import MPCTransport
+import MPCWire
+
+/// Routes inbound peer connections to the job engine, refusing nodes that are not in the configuration.
+struct NodeConnectionHandler: InboundConnectionHandler {
+    let engine: JobEngine
+    let knownPeers: Set<String>
+
+    func handleControl(_ request: Mpcnode_V1_ControlRequest, from peer: NodeIdentity) async -> Mpcnode_V1_ControlResponse {
+        guard knownPeers.contains(peer.nodeID) else {
+            return .with { $0.error = .with { $0.message = "\(peer.nodeID) is not a peer of \(engine.nodeID)" } }
+        }
+        switch request.kind {
+        case .proposal(let p):
+            guard peer.role == .coordinator else {
+                return .with { $0.decision = .with { $0.jobID = p.spec.jobID; $0.reason = "\(peer.nodeID) has role \(peer.role.rawValue) in its certificate, not coordinator" } }
+            }
+            return await engine.handleProposal(p.spec, from: peer.nodeID)
+        case .start(let s): return await engine.handleStart(s.jobID, from: peer.nodeID)
+        case .abort(let a): return await engine.handleAbort(a.jobID, reason: a.reason, from: peer.nodeID)
+        case .outcome(let o): return await engine.recordOutcome(o, from: peer.nodeID)
+        case nil: return .with { $0.error = .with { $0.message = "empty control request" } }
+        }
+    }
+
+    func handleSession(_ open: Mpcnode_V1_SessionOpen, from peer: NodeIdentity, channel: TLSMessageChannel) async {
+        guard knownPeers.contains(peer.nodeID) else { return }
+        await engine.handleSession(open, from: peer.nodeID, channel: channel)
+    }
+}

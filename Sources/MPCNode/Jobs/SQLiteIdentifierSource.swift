@@ -1,0 +1,85 @@
+import Foundation
+import GRDB
+import MPCCrypto
+import MPCProtocols
+
+/// A job's input read from the node's SQLite: a snapshot of the distinct identifiers of one column,
+/// in an order given by a fresh keyed PRF, in a scratch database of the job.
+///
+/// Preparing it copies the identifiers once (`INSERT … SELECT DISTINCT … ORDER BY prf(v)`), so row i
+/// of the scratch table is position i of the protocol: batches are read by rowid range, never the
+/// whole set into memory, and the snapshot is unaffected by imports during the job. The scratch file
+/// is deleted when the job ends.
+public final class SQLiteIdentifierSource: IdentifierSource, @unchecked Sendable {
+    private let queue: DatabaseQueue
+    public let path: URL
+    public let count: Int
+
+    public static func prepare(jobID: String, dataset: String, column: String, store: NodeStore,
+                               scratchDirectory: URL) throws -> SQLiteIdentifierSource {
+        try FileManager.default.createDirectory(at: scratchDirectory, withIntermediateDirectories: true)
+        let path = scratchDirectory.appendingPathComponent("\(jobID).sqlite")
+        try? FileManager.default.removeItem(at: path)
+        let order = KeyedOrder.random()
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        let orderFunction = DatabaseFunction("mpc_order", argumentCount: 1, pure: true) { values in
+            guard let s = String.fromDatabaseValue(values[0]) else { return nil }
+            return Data(order.sortKey(of: s.utf8))
+        }
+        configuration.prepareDatabase { db in db.add(function: orderFunction) }
+        let queue = try DatabaseQueue(path: path.path, configuration: configuration)
+        let table = NodeStore.quote(NodeStore.tableName(forDataset: dataset))
+        let c = NodeStore.quote(column)
+        let count: Int = try queue.inDatabase { db in
+            try db.execute(sql: "PRAGMA journal_mode = OFF")
+            try db.execute(sql: "ATTACH DATABASE ? AS src", arguments: [store.path.path])
+            try db.execute(sql: "CREATE TABLE input (identifier TEXT NOT NULL)")
+            try db.inTransaction {
+                try db.execute(sql: """
+                    INSERT INTO input (identifier)
+                    SELECT v FROM (SELECT DISTINCT \(c) AS v FROM src.\(table) WHERE \(c) IS NOT NULL AND \(c) <> '')
+                    ORDER BY mpc_order(v)
+                    """)
+                return .commit
+            }
+            try db.execute(sql: "DETACH DATABASE src")
+            return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM input") ?? 0
+        }
+        return SQLiteIdentifierSource(queue: queue, path: path, count: count)
+    }
+
+    private init(queue: DatabaseQueue, path: URL, count: Int) {
+        self.queue = queue
+        self.path = path
+        self.count = count
+    }
+
+    public func identifiers(in range: Range<Int>) async throws -> [[UInt8]] {
+        let r = range.clamped(to: 0..<count)
+        return try await queue.read { db in
+            var out: [[UInt8]] = []
+            out.reserveCapacity(r.count)
+            let cursor = try String.fetchCursor(db, sql: "SELECT identifier FROM input WHERE rowid > ? AND rowid <= ? ORDER BY rowid",
+                                                arguments: [r.lowerBound, r.upperBound])
+            while let s = try cursor.next() { out.append(Array(s.utf8)) }
+            return out
+        }
+    }
+
+    /// The identifiers at the given positions (ascending), batch by batch.
+    public func forEachIdentifier(atPositions positions: [Int], _ body: (String) throws -> Void) throws {
+        try queue.read { db in
+            let statement = try db.makeStatement(sql: "SELECT identifier FROM input WHERE rowid = ?")
+            for p in positions {
+                if let s = try String.fetchOne(statement, arguments: [p + 1]) { try body(s) }
+            }
+        }
+    }
+
+    /// Deletes the scratch file.
+    public func remove() {
+        try? queue.close()
+        try? FileManager.default.removeItem(at: path)
+    }
+}

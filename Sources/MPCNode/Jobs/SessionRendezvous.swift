@@ -1,0 +1,54 @@
+import Foundation
+import MPCTransport
+
+/// Where an inbound protocol session (a connection a peer opened for a job) meets the job that uses it.
+///
+/// The dialling party connects as soon as it starts; this node's job may start a moment later (the
+/// coordinator's start messages race). Whichever comes first waits for the other, up to a time limit.
+actor SessionRendezvous {
+    private struct Key: Hashable { let jobID: String; let peer: String }
+    private var offered: [Key: TLSMessageChannel] = [:]
+    private var claims: [Key: CheckedContinuation<TLSMessageChannel, Error>] = [:]
+
+    /// Called by the inbound connection handler. Returns when the job has finished with the channel
+    /// (or nobody claimed it in time).
+    func offer(jobID: String, peer: String, channel: TLSMessageChannel, timeout: Duration) async {
+        let key = Key(jobID: jobID, peer: peer)
+        if let claim = claims.removeValue(forKey: key) {
+            claim.resume(returning: channel)
+        } else {
+            offered[key] = channel
+            Task { [weak self] in
+                try? await Task.sleep(for: timeout)
+                if let unclaimed = await self?.withdraw(key) { await unclaimed.close() }
+            }
+        }
+        await channel.waitUntilClosed()
+    }
+
+    /// Called by the job. Returns the peer's session, or throws if it does not arrive in time.
+    func claim(jobID: String, peer: String, timeout: Duration) async throws -> TLSMessageChannel {
+        let key = Key(jobID: jobID, peer: peer)
+        if let channel = offered.removeValue(forKey: key) { return channel }
+        return try await withCheckedThrowingContinuation { continuation in
+            claims[key] = continuation
+            Task { [weak self] in
+                try? await Task.sleep(for: timeout)
+                await self?.expire(key, after: timeout)
+            }
+        }
+    }
+
+    private func withdraw(_ key: Key) -> TLSMessageChannel? { offered.removeValue(forKey: key) }
+
+    private func expire(_ key: Key, after timeout: Duration) {
+        claims.removeValue(forKey: key)?.resume(throwing: JobError.peerDidNotConnect(peer: key.peer, seconds: Int(timeout.components.seconds)))
+    }
+
+    /// Fails a waiting claim at once (the job was aborted).
+    func cancelClaims(jobID: String, reason: String) {
+        for key in claims.keys where key.jobID == jobID {
+            claims.removeValue(forKey: key)?.resume(throwing: JobError.aborted(reason: reason))
+        }
+    }
+}
