@@ -1,0 +1,101 @@
+import Foundation
+import Logging
+import MPCIdentity
+import MPCTransport
+
+/// A throwaway consortium in one folder: a CA, a certificate and a configuration file per node, on
+/// loopback ports. The benchmark and the end-to-end tests use it to start real nodes (real TLS, real
+/// SQLite files) in one process; `Deploy/demo.sh` builds the same layout with the CLI.
+public struct LocalConsortium: Sendable {
+    public struct Member: Sendable {
+        public var id: String
+        public var role: NodeRole
+        public var port: Int
+        public var configurationPath: URL
+    }
+
+    public let directory: URL
+    public let members: [Member]
+
+    /// Creates the PKI and configuration files. `policy` returns the YAML `policy:` block of each bank.
+    public static func create(in directory: URL, banks: [String], coordinator: String = "coordinator",
+                              policy: (String) -> String, peerIdleTimeoutSeconds: Int = 300) throws -> LocalConsortium {
+        let pki = directory.appendingPathComponent("pki")
+        try FileManager.default.createDirectory(at: pki, withIntermediateDirectories: true)
+        let ca = try ConsortiumCA.create(name: "Local test consortium")
+        try ca.certificatePEM.write(to: pki.appendingPathComponent("ca.pem"), atomically: true, encoding: .utf8)
+        let ids = [coordinator] + banks
+        let ports = try FreePorts.reserve(ids.count)
+        var members: [Member] = []
+        for (i, id) in ids.enumerated() {
+            let role: NodeRole = id == coordinator ? .coordinator : .bank
+            let issued = try ca.issue(nodeID: id, role: role)
+            try issued.certificatePEM.write(to: pki.appendingPathComponent("\(id).pem"), atomically: true, encoding: .utf8)
+            try issued.privateKeyPEM.write(to: pki.appendingPathComponent("\(id)-key.pem"), atomically: true, encoding: .utf8)
+            let peers = ids.enumerated().filter { $0.element != id }.map { "  \($0.element): 127.0.0.1:\(ports[$0.offset])" }
+            let text = """
+                node_id: \(id)
+                listen: 127.0.0.1:\(ports[i])
+                data_dir: data/\(id)
+                peer_idle_timeout_seconds: \(peerIdleTimeoutSeconds)
+                tls:
+                  certificate: pki/\(id).pem
+                  private_key: pki/\(id)-key.pem
+                  ca_certificate: pki/ca.pem
+                peers:
+                \(peers.joined(separator: "\n"))
+                \(role == .bank ? policy(id) : "")
+                """
+            let path = directory.appendingPathComponent("\(id).yaml")
+            try text.write(to: path, atomically: true, encoding: .utf8)
+            members.append(Member(id: id, role: role, port: ports[i], configurationPath: path))
+        }
+        return LocalConsortium(directory: directory, members: members)
+    }
+
+    public func configuration(of id: String) throws -> NodeConfiguration {
+        guard let m = members.first(where: { $0.id == id }) else { throw JobError.unknownPeer(id) }
+        return try NodeConfiguration.load(path: m.configurationPath.path)
+    }
+
+    /// Starts every node in this process.
+    public func startAll(logger: Logger, transportOptions: TransportOptions? = nil,
+                         sessionWaitTimeout: Duration = .seconds(60)) async throws -> [String: NodeRuntime] {
+        var nodes: [String: NodeRuntime] = [:]
+        for m in members {
+            var l = logger
+            l[metadataKey: "node"] = "\(m.id)"
+            nodes[m.id] = try await NodeRuntime.start(configuration: configuration(of: m.id), logger: l,
+                                                      transportOptions: transportOptions, sessionWaitTimeout: sessionWaitTimeout)
+        }
+        return nodes
+    }
+}
+
+/// Finds free loopback ports by binding port 0.
+public enum FreePorts {
+    public static func reserve(_ count: Int) throws -> [Int] {
+        var sockets: [Int32] = []
+        defer { for s in sockets { close(s) } }
+        var ports: [Int] = []
+        for _ in 0..<count {
+            let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard s >= 0 else { throw NodeError.cannotListen(address: "127.0.0.1:0", detail: "socket() failed") }
+            sockets.append(s)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = 0
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard bound == 0 else { throw NodeError.cannotListen(address: "127.0.0.1:0", detail: "bind() failed") }
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            _ = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(s, $0, &length) }
+            }
+            ports.append(Int(UInt16(bigEndian: address.sin_port)))
+        }
+        return ports
+    }
+}

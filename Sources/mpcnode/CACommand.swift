@@ -1,0 +1,68 @@
+import ArgumentParser
+import Foundation
+import MPCIdentity
+
+struct CACommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ca",
+        abstract: "Create the consortium CA and issue node certificates (run by the CA operator, not on the nodes).",
+        subcommands: [Init.self, Issue.self])
+
+    struct Init: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a consortium CA: ca.pem (give to every node) and ca-key.pem (keep offline).")
+        @Option(help: "Folder for the CA files.") var dir: String = "pki"
+        @Option(help: "The consortium's name, written in every certificate.") var name: String = "MPCNode consortium"
+        @Option(help: "Validity in days.") var days: Int = 3650
+
+        func run() throws {
+            let folder = URL(fileURLWithPath: dir)
+            let cert = folder.appendingPathComponent("ca.pem"), key = folder.appendingPathComponent("ca-key.pem")
+            for f in [cert, key] where FileManager.default.fileExists(atPath: f.path) {
+                throw ValidationError(IdentityError.fileExists(path: f.path).description)
+            }
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            let ca = try ConsortiumCA.create(name: name, validity: TimeInterval(days) * 86_400)
+            try writeSecret(ca.privateKeyPEM, to: key)
+            try ca.certificatePEM.write(to: cert, atomically: true, encoding: .utf8)
+            print("created CA '\(name)'\n  certificate: \(cert.path)  (distribute to every node)\n  private key: \(key.path)  (keep offline)")
+        }
+    }
+
+    struct Issue: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Issue a certificate and key for a node: <node>.pem and <node>-key.pem.")
+        @Option(help: "Folder holding ca.pem and ca-key.pem.") var dir: String = "pki"
+        @Option(help: "The node id (a DNS label, e.g. bank-a).") var node: String
+        @Option(help: "The node's role: bank, coordinator or regulator.") var role: String
+        @Option(help: "Validity in days.") var days: Int = 365
+        @Option(help: "Folder for the node's files (default: the CA folder).") var out: String?
+
+        func run() throws {
+            guard let role = NodeRole(rawValue: role) else {
+                throw ValidationError("unknown role '\(role)': use bank, coordinator or regulator")
+            }
+            let folder = URL(fileURLWithPath: dir)
+            let outFolder = URL(fileURLWithPath: out ?? dir)
+            let ca: ConsortiumCA
+            do {
+                ca = try ConsortiumCA(certificatePEM: String(contentsOf: folder.appendingPathComponent("ca.pem"), encoding: .utf8),
+                                      privateKeyPEM: String(contentsOf: folder.appendingPathComponent("ca-key.pem"), encoding: .utf8))
+            } catch {
+                throw ValidationError("cannot load the CA from \(folder.path) (ca.pem, ca-key.pem): \(error); create one with `mpcnode ca init`")
+            }
+            let issued: IssuedNodeCertificate
+            do { issued = try ca.issue(nodeID: node, role: role, validity: TimeInterval(days) * 86_400) } catch {
+                throw ValidationError("\(error)")
+            }
+            try FileManager.default.createDirectory(at: outFolder, withIntermediateDirectories: true)
+            let cert = outFolder.appendingPathComponent("\(node).pem"), key = outFolder.appendingPathComponent("\(node)-key.pem")
+            try writeSecret(issued.privateKeyPEM, to: key)
+            try issued.certificatePEM.write(to: cert, atomically: true, encoding: .utf8)
+            print("issued \(node) (\(role.rawValue)), valid \(days) days\n  certificate: \(cert.path)\n  private key: \(key.path)")
+        }
+    }
+}
+
+/// Writes a private key readable by its owner only.
+func writeSecret(_ text: String, to url: URL) throws {
+    FileManager.default.createFile(atPath: url.path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
+}

@@ -1,0 +1,124 @@
+import ArgumentParser
+import Foundation
+import MPCNode
+
+struct DataCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "data",
+        abstract: "Import and inspect this node's datasets (works whether or not the daemon runs).",
+        subcommands: [Import.self, List.self, Describe.self])
+
+    static func catalog(_ options: ConfigOption) throws -> DatasetCatalog {
+        do {
+            let configuration = try NodeConfiguration.load(path: options.path)
+            return DatasetCatalog(store: try NodeStore(path: configuration.databasePath))
+        } catch {
+            throw ValidationError("\(error)")
+        }
+    }
+
+    struct Import: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Load a CSV file (with a header line) into a dataset, in one transaction.",
+            discussion: "A malformed file is rejected with its line number and reason, and nothing of it is stored.")
+        @OptionGroup var options: ConfigOption
+        @Option(help: "Dataset name (a-z, 0-9, _).") var dataset: String
+        @Option(help: "The CSV file.") var csv: String
+        @Option(help: "The column with the identifier used to match records across nodes.") var idColumn: String
+        @Option(help: "Columns to keep, comma-separated (default: all).") var columns: String?
+        @Option(help: "Identifier normalisation, comma-separated: trim, case-fold, digits-only, or none.") var normalize: String = "trim"
+        @Flag(help: "Replace an existing dataset of that name.") var replace = false
+
+        func run() throws {
+            var normalization = IdentifierNormalization(trim: false)
+            for step in normalize.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+                switch step {
+                case "trim": normalization.trim = true
+                case "case-fold": normalization.caseFold = true
+                case "digits-only": normalization.digitsOnly = true
+                case "none": break
+                default: throw ValidationError("unknown normalisation '\(step)': use trim, case-fold, digits-only or none")
+                }
+            }
+            let request = DatasetImportRequest(
+                dataset: dataset, csvPath: csv, idColumn: idColumn,
+                columns: columns?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) },
+                normalization: normalization, replace: replace)
+            let catalog = try DataCommand.catalog(options)
+            let started = Date()
+            do {
+                let info = try catalog.importCSV(request) { rows in
+                    FileHandle.standardError.write(Data("  \(rows) rows…\n".utf8))
+                }
+                let seconds = Date().timeIntervalSince(started)
+                print("imported \(info.rowCount) rows (\(info.distinctIdentifiers) distinct \(info.idColumn)) into dataset '\(info.name)' in \(String(format: "%.2f", seconds)) s")
+                print("  columns: \(info.columns.joined(separator: ", "))  normalisation: \(info.normalization)  sha256: \(info.sourceSHA256.prefix(16))…")
+            } catch {
+                throw ValidationError("import failed: \(error)")
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the datasets.")
+        @OptionGroup var options: ConfigOption
+
+        func run() throws {
+            let list = try DataCommand.catalog(options).list()
+            if list.isEmpty { print("no datasets; import one with `mpcnode data import`"); return }
+            print(TextTable.render(header: ["dataset", "rows", "distinct ids", "id column", "columns", "imported"],
+                                   rows: list.map { [$0.name, "\($0.rowCount)", "\($0.distinctIdentifiers)", $0.idColumn,
+                                                     $0.columns.joined(separator: ","), Format.date($0.importedAt)] }))
+        }
+    }
+
+    struct Describe: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Describe one dataset.")
+        @OptionGroup var options: ConfigOption
+        @Argument(help: "Dataset name.") var name: String
+
+        func run() throws {
+            let info: DatasetInfo
+            do { info = try DataCommand.catalog(options).describe(name) } catch { throw ValidationError("\(error)") }
+            print("""
+                dataset        \(info.name)
+                rows           \(info.rowCount)
+                distinct ids   \(info.distinctIdentifiers)
+                id column      \(info.idColumn) (normalisation: \(info.normalization))
+                columns        \(info.columns.joined(separator: ", "))
+                source         \(info.sourcePath)
+                source sha256  \(info.sourceSHA256)
+                imported       \(Format.date(info.importedAt))
+                """)
+        }
+    }
+}
+
+enum Format {
+    static func date(_ d: Date) -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime]
+        return f.string(from: d)
+    }
+
+    static func bytes(_ n: Int?) -> String {
+        guard let n else { return "-" }
+        if n >= 1 << 30 { return String(format: "%.2f GiB", Double(n) / Double(1 << 30)) }
+        if n >= 1 << 20 { return String(format: "%.1f MiB", Double(n) / Double(1 << 20)) }
+        if n >= 1 << 10 { return String(format: "%.1f KiB", Double(n) / Double(1 << 10)) }
+        return "\(n) B"
+    }
+}
+
+/// Plain text tables for the terminal.
+enum TextTable {
+    static func render(header: [String], rows: [[String]]) -> String {
+        var widths = header.map(\.count)
+        for row in rows { for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) } }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+                .trimmingCharacters(in: .whitespaces)
+        }
+        return ([line(header), line(widths.map { String(repeating: "-", count: $0) })] + rows.map(line)).joined(separator: "\n")
+    }
+}

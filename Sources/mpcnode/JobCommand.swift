@@ -1,0 +1,144 @@
+import ArgumentParser
+import Foundation
+import MPCNode
+
+struct JobCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "job",
+        abstract: "Submit and follow joint computations (through this node's daemon).",
+        subcommands: [Submit.self, Status.self, List.self, Result.self])
+
+    static func client(_ options: ConfigOption) throws -> AdminClient {
+        do { return AdminClient(socketPath: try NodeConfiguration.load(path: options.path).adminSocketPath) } catch {
+            throw ValidationError("\(error)")
+        }
+    }
+
+    static func call(_ options: ConfigOption, _ request: AdminRequest) async throws -> AdminResponse {
+        let response: AdminResponse
+        do { response = try await client(options).send(request) } catch { throw ValidationError("\(error)") }
+        if let error = response.error { throw ValidationError(error) }
+        return response
+    }
+
+    struct Submit: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Propose a job to its parties (from a coordinator node).",
+            discussion: "Example: mpcnode job submit psi --party bank-a:customers.phone --party bank-b:blacklist.account --deliver-to bank-a")
+        @OptionGroup var options: ConfigOption
+        @Argument(help: "The protocol: psi.") var protocolName: String
+        @Option(name: .customLong("party"), help: "A party and its input, as node:dataset.column (repeat).") var parties: [String] = []
+        @Option(name: .customLong("deliver-to"), help: "A node that receives the result (repeat).") var deliverTo: [String] = []
+        @Flag(help: "Deliver only the size of the intersection.") var cardinalityOnly = false
+        @Option(help: "Group for the blinding: x25519 or ristretto255.") var group: String = "x25519"
+        @Flag(help: "Wait until the job ends, showing progress, and exit non-zero if it did not succeed.") var wait = false
+
+        func run() async throws {
+            let parsed = try parties.map { text -> JobSubmission.Party in
+                guard let p = JobSubmission.Party(text) else { throw ValidationError("--party '\(text)' is not node:dataset.column") }
+                return p
+            }
+            let submission = JobSubmission(protocolName: protocolName, parties: parsed, deliverTo: deliverTo,
+                                           cardinalityOnly: cardinalityOnly, group: group)
+            let response = try await JobCommand.call(options, AdminRequest(command: .submitJob, submission: submission))
+            let id = response.jobID ?? "?"
+            print("submitted \(id)")
+            guard wait else { return }
+            let final = try await JobCommand.follow(options, jobID: id)
+            print(JobCommand.render(final))
+            if final.state != .succeeded { throw ExitCode(2) }
+        }
+    }
+
+    /// Polls the job until it is final, printing its state when it changes.
+    static func follow(_ options: ConfigOption, jobID: String) async throws -> JobView {
+        var last = ""
+        while true {
+            let job = try await call(options, AdminRequest(command: .jobStatus, jobID: jobID)).job!
+            let line = "\(job.state.rawValue): " + job.parties.map { "\($0.nodeID) \($0.state ?? "?")" }.joined(separator: ", ")
+            if line != last { FileHandle.standardError.write(Data("  \(line)\n".utf8)); last = line }
+            if job.state.isFinal { return job }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+    }
+
+    static func render(_ job: JobView) -> String {
+        var lines = [
+            "job          \(job.id)",
+            "protocol     \(job.protocolName)\(job.cardinalityOnly ? " (cardinality only)" : "") over \(job.group)",
+            "state        \(job.state.rawValue)\(job.reason.map { " — \($0)" } ?? "")",
+            "coordinator  \(job.coordinator)",
+            "deliver to   \(job.deliverTo.joined(separator: ", "))",
+            "spec hash    \(job.specHash)",
+            "created      \(Format.date(job.createdAt))   updated \(Format.date(job.updatedAt))",
+        ]
+        if let done = job.progressDone, let total = job.progressTotal, total > 0 {
+            lines.append("progress     \(done)/\(total) elements (\(Int(100 * Double(done) / Double(total)))%)")
+        }
+        if job.role == .participant {
+            lines.append("this node    input \(job.inputRows.map(String.init) ?? "-") rows, sent \(Format.bytes(job.bytesSent)), received \(Format.bytes(job.bytesReceived)), \(job.elapsedMs.map { "\($0) ms" } ?? "-")")
+        }
+        lines.append("")
+        lines.append(TextTable.render(
+            header: ["party", "input", "state", "rows", "sent", "received", "ms", "reason"],
+            rows: job.parties.map { p in
+                ["\(p.nodeID)", "\(p.dataset).\(p.column)", p.state ?? "-", p.inputRows.map(String.init) ?? "-",
+                 Format.bytes(p.bytesSent), Format.bytes(p.bytesReceived), p.elapsedMs.map(String.init) ?? "-", p.reason ?? ""]
+            }))
+        return lines.joined(separator: "\n")
+    }
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a job's state, its parties and progress.")
+        @OptionGroup var options: ConfigOption
+        @Argument(help: "Job id.") var jobID: String
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let job = try await JobCommand.call(options, AdminRequest(command: .jobStatus, jobID: jobID)).job!
+            if json { try printJSON(job) } else { print(JobCommand.render(job)) }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List recent jobs.")
+        @OptionGroup var options: ConfigOption
+        @Option(help: "How many.") var limit: Int = 50
+
+        func run() async throws {
+            let jobs = try await JobCommand.call(options, AdminRequest(command: .listJobs, limit: limit)).jobs ?? []
+            if jobs.isEmpty { print("no jobs"); return }
+            print(TextTable.render(header: ["job", "protocol", "role", "state", "parties", "created", "reason"],
+                                   rows: jobs.map { [$0.id, $0.protocolName + ($0.cardinalityOnly ? " (count)" : ""), $0.role.rawValue,
+                                                     $0.state.rawValue, $0.parties.map(\.nodeID).joined(separator: ","),
+                                                     Format.date($0.createdAt), $0.reason ?? ""] }))
+        }
+    }
+
+    struct Result: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a job's result (on a recipient node).")
+        @OptionGroup var options: ConfigOption
+        @Argument(help: "Job id.") var jobID: String
+        @Option(help: "Show at most this many identifiers.") var limit: Int = 1000
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let result = try await JobCommand.call(options, AdminRequest(command: .jobResult, jobID: jobID, limit: limit)).result!
+            if json { try printJSON(result); return }
+            if result.kind == "cardinality" {
+                print("intersection size: \(result.cardinality)")
+            } else {
+                print("intersection: \(result.cardinality) identifiers")
+                for id in result.identifiers ?? [] { print("  \(id)") }
+                if result.truncated { print("  … (\(result.cardinality - limit) more; use --limit)") }
+            }
+        }
+    }
+}
+
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    encoder.dateEncodingStrategy = .iso8601
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}

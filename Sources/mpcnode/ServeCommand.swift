@@ -1,0 +1,48 @@
+import ArgumentParser
+import Foundation
+import Logging
+import MPCNode
+import ServiceLifecycle
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the node daemon until SIGINT or SIGTERM.",
+        discussion: "Refuses to start when the node's certificate is expired, not issued by the consortium CA, or for another node id.")
+
+    @OptionGroup var options: ConfigOption
+    @Option(help: "Log format: json or text.") var logFormat: String = "json"
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: String = "info"
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        let json = logFormat == "json"
+        LoggingSystem.bootstrap { label in
+            var handler: any LogHandler = json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "mpcnode")
+        let configuration: NodeConfiguration
+        let runtime: NodeRuntime
+        do {
+            configuration = try NodeConfiguration.load(path: options.path)
+            runtime = try await NodeRuntime.start(configuration: configuration, logger: logger)
+        } catch {
+            logger.critical("cannot start", metadata: ["error": "\(error)"])
+            throw ValidationError("cannot start: \(error)")
+        }
+        let group = ServiceGroup(services: [NodeService(runtime: runtime)],
+                                 gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [], logger: logger)
+        try await group.run()
+    }
+}
+
+/// Keeps the node running until a graceful shutdown is requested, then stops it.
+struct NodeService: Service {
+    let runtime: NodeRuntime
+    func run() async throws {
+        try? await gracefulShutdown()
+        await runtime.stop()
+    }
+}
