@@ -9,6 +9,13 @@ import NIOSSL
 import SwiftProtobuf
 import X509
 
+/// A TLS connection wrapped for async use, and the identity its peer's certificate names (known once
+/// the handshake completes).
+struct PeerConnection: Sendable {
+    let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
+    let identity: EventLoopFuture<NodeIdentity>
+}
+
 /// Where a peer listens.
 public struct PeerAddress: Sendable, Hashable, CustomStringConvertible {
     public var host: String
@@ -59,15 +66,18 @@ public final class PeerTransport: Sendable {
 
     // MARK: Pipeline
 
-    private func configure(_ channel: Channel, tls: ChannelHandler, peerLabel: String) throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
+    private func configure(_ channel: Channel, tls: ChannelHandler, peerLabel: String) throws -> PeerConnection {
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(tls)
+        let identity = PeerIdentityHandler(eventLoop: channel.eventLoop)
+        try sync.addHandler(identity)
         if let tap = options.plaintextTap { try sync.addHandler(PlaintextTapHandler(peer: peerLabel, tap: tap)) }
         try sync.addHandler(IdleStateHandler(readTimeout: options.idleTimeout))
         try sync.addHandler(IdleTimeoutHandler(seconds: Double(options.idleTimeout.nanoseconds) / 1e9))
         try sync.addHandler(ByteToMessageHandler(LengthPrefixedFrameDecoder(maximumFrameBytes: options.maximumFrameBytes)))
         try sync.addHandler(MessageToByteHandler(LengthPrefixedFrameEncoder()))
-        return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+        return PeerConnection(channel: try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel),
+                              identity: identity.identity.futureResult)
     }
 
     static func identity(of certificate: NIOSSLCertificate?) throws -> NodeIdentity {
@@ -94,16 +104,15 @@ public final class PeerTransport: Sendable {
     }
 
     /// Serves one accepted connection: reads the peer's identity and `Hello`, then dispatches.
-    func serve(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, handler: any InboundConnectionHandler) async {
+    func serve(_ peerConnection: PeerConnection, handler: any InboundConnectionHandler) async {
+        let connection = peerConnection.channel
         do {
             try await connection.executeThenClose { inbound, _ in
                 var iterator = inbound.makeAsyncIterator()
                 guard let first = try await iterator.next() else { return }
                 // A frame has arrived, so the handshake (and the CA check of the client's certificate) is done.
                 let channel = connection.channel
-                let peer = try await channel.eventLoop.submit {
-                    try Self.identity(of: channel.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).peerCertificate)
-                }.get()
+                let peer = try await peerConnection.identity.get()
                 let hello = try Mpcnode_V1_Hello(serializedBytes: Array(first.readableBytesView))
                 guard hello.wireVersion == Self.wireVersion else {
                     throw TransportError.unsupportedWireVersion(peer: peer.nodeID, version: hello.wireVersion)
@@ -127,7 +136,7 @@ public final class PeerTransport: Sendable {
 
     // MARK: Client
 
-    private func connect(to peer: NodeID, at address: PeerAddress) async throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
+    private func connect(to peer: NodeID, at address: PeerAddress) async throws -> PeerConnection {
         let clientContext = self.clientContext
         do {
             return try await ClientBootstrap(group: group)
@@ -145,10 +154,11 @@ public final class PeerTransport: Sendable {
     }
 
     /// Checks, after the handshake, that the server is the node we meant to reach.
-    private func verifyServer(_ channel: Channel, expected peer: NodeID) async throws {
-        let identity = try await channel.eventLoop.submit {
-            try Self.identity(of: channel.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self).peerCertificate)
-        }.get()
+    private func verifyServer(_ connection: PeerConnection, expected peer: NodeID) async throws {
+        let identity: NodeIdentity
+        do { identity = try await connection.identity.get() } catch let e as TransportError { throw e } catch {
+            throw TransportError.handshakeFailed(peer: peer, detail: TLSMessageChannel.describe(error))
+        }
         guard identity.nodeID == peer else {
             throw TransportError.peerIdentityMismatch(expected: peer, presented: identity.nodeID)
         }
@@ -163,7 +173,8 @@ public final class PeerTransport: Sendable {
 
     /// One control exchange: connect, send the request, read the response.
     public func control(_ request: Mpcnode_V1_ControlRequest, to peer: NodeID, at address: PeerAddress) async throws -> Mpcnode_V1_ControlResponse {
-        let connection = try await connect(to: peer, at: address)
+        let peerConnection = try await connect(to: peer, at: address)
+        let connection = peerConnection.channel
         let helloBytes = try hello { $0.control = request }
         return try await connection.executeThenClose { inbound, _ in
             let channel = connection.channel
@@ -177,7 +188,7 @@ public final class PeerTransport: Sendable {
             do { frame = try await iterator.next() } catch {
                 throw TransportError.handshakeFailed(peer: peer, detail: TLSMessageChannel.describe(error))
             }
-            try await verifyServer(channel, expected: peer)
+            try await verifyServer(peerConnection, expected: peer)
             guard let frame else { throw TransportError.connectionClosed(peer: peer) }
             return try Mpcnode_V1_ControlResponse(serializedBytes: Array(frame.readableBytesView))
         }
@@ -187,13 +198,14 @@ public final class PeerTransport: Sendable {
     /// when `body` returns or throws.
     public func withSession<R: Sendable>(jobID: String, to peer: NodeID, at address: PeerAddress,
                                          _ body: (TLSMessageChannel) async throws -> R) async throws -> R {
-        let connection = try await connect(to: peer, at: address)
+        let peerConnection = try await connect(to: peer, at: address)
+        let connection = peerConnection.channel
         let helloBytes = try hello { $0.session = .with { $0.jobID = jobID } }
         return try await connection.executeThenClose { inbound, _ in
             let channel = connection.channel
             do {
                 try await channel.writeAndFlush(channel.allocator.buffer(bytes: helloBytes)).get()
-                try await verifyServer(channel, expected: peer)
+                try await verifyServer(peerConnection, expected: peer)
             } catch let error as TransportError {
                 throw error
             } catch {
@@ -212,7 +224,7 @@ public final class PeerTransport: Sendable {
 
 /// Accepts connections until the task running `run()` is cancelled.
 public struct PeerListener: Sendable {
-    let server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
+    let server: NIOAsyncChannel<PeerConnection, Never>
     let transport: PeerTransport
     let handler: any InboundConnectionHandler
 

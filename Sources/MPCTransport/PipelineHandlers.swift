@@ -1,4 +1,5 @@
 import NIOCore
+import NIOTLS
 
 /// Sees every plaintext byte the node writes, after framing and before TLS (tests only).
 final class PlaintextTapHandler: ChannelOutboundHandler, @unchecked Sendable {
@@ -35,3 +36,45 @@ final class IdleTimeoutHandler: ChannelInboundHandler, @unchecked Sendable {
         context.fireUserInboundEventTriggered(event)
     }
 }
+
+/// Reads the peer's certificate when the TLS handshake completes and fulfils `identity` with the node
+/// identity it names (the handshake has already checked it chains to the consortium CA). If the
+/// connection fails first, `identity` fails with that error.
+final class PeerIdentityHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    let identity: EventLoopPromise<NodeIdentity>
+    private var settled = false
+
+    init(eventLoop: EventLoop) { identity = eventLoop.makePromise() }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let tls = event as? TLSUserEvent, case .handshakeCompleted = tls, !settled {
+            settled = true
+            do {
+                let certificate: NIOSSLCertificate?
+                if let server = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self) {
+                    certificate = server.peerCertificate
+                } else {
+                    certificate = try context.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self).peerCertificate
+                }
+                identity.succeed(try PeerTransport.identity(of: certificate))
+            } catch {
+                identity.fail(error)
+            }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if !settled { settled = true; identity.fail(error) }
+        context.fireErrorCaught(error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if !settled { settled = true; identity.fail(TransportError.handshakeFailed(peer: "?", detail: "connection closed before the TLS handshake completed")) }
+        context.fireChannelInactive()
+    }
+}
+
+import MPCIdentity
+import NIOSSL

@@ -16,7 +16,7 @@ struct AuditCommand: ParsableCommand {
         do {
             configuration = try NodeConfiguration.load(path: options.path)
             log = AuditLog(store: try NodeStore(path: configuration.databasePath))
-        } catch { throw ValidationError("\(error)") }
+        } catch { throw CLIFailure("\(error)") }
         let records = try log.records(jobID: job, limit: limit)
         print(TextTable.render(header: ["#", "at", "job", "event", "details", "hash"],
                                rows: records.map { ["\($0.seq)", $0.at, $0.jobID ?? "", $0.event, $0.details, String($0.hash.prefix(12))] }))

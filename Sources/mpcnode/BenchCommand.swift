@@ -17,7 +17,7 @@ struct BenchCommand: AsyncParsableCommand {
         @Option(help: "Work folder (default: a temporary one, removed afterwards).") var dir: String?
 
         func run() async throws {
-            guard let g = BlindingGroup(rawValue: group) else { throw ValidationError("unknown group \(group)") }
+            guard let g = BlindingGroup(rawValue: group) else { throw CLIFailure("unknown group \(group)") }
             let folder = dir.map { URL(fileURLWithPath: $0) }
                 ?? FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-bench-\(UUID().uuidString)")
             defer { if dir == nil { try? FileManager.default.removeItem(at: folder) } }

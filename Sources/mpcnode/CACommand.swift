@@ -18,7 +18,7 @@ struct CACommand: ParsableCommand {
             let folder = URL(fileURLWithPath: dir)
             let cert = folder.appendingPathComponent("ca.pem"), key = folder.appendingPathComponent("ca-key.pem")
             for f in [cert, key] where FileManager.default.fileExists(atPath: f.path) {
-                throw ValidationError(IdentityError.fileExists(path: f.path).description)
+                throw CLIFailure(IdentityError.fileExists(path: f.path).description)
             }
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
             let ca = try ConsortiumCA.create(name: name, validity: TimeInterval(days) * 86_400)
@@ -38,7 +38,7 @@ struct CACommand: ParsableCommand {
 
         func run() throws {
             guard let role = NodeRole(rawValue: role) else {
-                throw ValidationError("unknown role '\(role)': use bank, coordinator or regulator")
+                throw CLIFailure("unknown role '\(role)': use bank, coordinator or regulator")
             }
             let folder = URL(fileURLWithPath: dir)
             let outFolder = URL(fileURLWithPath: out ?? dir)
@@ -47,11 +47,11 @@ struct CACommand: ParsableCommand {
                 ca = try ConsortiumCA(certificatePEM: String(contentsOf: folder.appendingPathComponent("ca.pem"), encoding: .utf8),
                                       privateKeyPEM: String(contentsOf: folder.appendingPathComponent("ca-key.pem"), encoding: .utf8))
             } catch {
-                throw ValidationError("cannot load the CA from \(folder.path) (ca.pem, ca-key.pem): \(error); create one with `mpcnode ca init`")
+                throw CLIFailure("cannot load the CA from \(folder.path) (ca.pem, ca-key.pem): \(error); create one with `mpcnode ca init`")
             }
             let issued: IssuedNodeCertificate
             do { issued = try ca.issue(nodeID: node, role: role, validity: TimeInterval(days) * 86_400) } catch {
-                throw ValidationError("\(error)")
+                throw CLIFailure("\(error)")
             }
             try FileManager.default.createDirectory(at: outFolder, withIntermediateDirectories: true)
             let cert = outFolder.appendingPathComponent("\(node).pem"), key = outFolder.appendingPathComponent("\(node)-key.pem")

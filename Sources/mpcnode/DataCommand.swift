@@ -13,7 +13,7 @@ struct DataCommand: ParsableCommand {
             let configuration = try NodeConfiguration.load(path: options.path)
             return DatasetCatalog(store: try NodeStore(path: configuration.databasePath))
         } catch {
-            throw ValidationError("\(error)")
+            throw CLIFailure("\(error)")
         }
     }
 
@@ -37,7 +37,7 @@ struct DataCommand: ParsableCommand {
                 case "case-fold": normalization.caseFold = true
                 case "digits-only": normalization.digitsOnly = true
                 case "none": break
-                default: throw ValidationError("unknown normalisation '\(step)': use trim, case-fold, digits-only or none")
+                default: throw CLIFailure("unknown normalisation '\(step)': use trim, case-fold, digits-only or none")
                 }
             }
             let request = DatasetImportRequest(
@@ -54,7 +54,7 @@ struct DataCommand: ParsableCommand {
                 print("imported \(info.rowCount) rows (\(info.distinctIdentifiers) distinct \(info.idColumn)) into dataset '\(info.name)' in \(String(format: "%.2f", seconds)) s")
                 print("  columns: \(info.columns.joined(separator: ", "))  normalisation: \(info.normalization)  sha256: \(info.sourceSHA256.prefix(16))…")
             } catch {
-                throw ValidationError("import failed: \(error)")
+                throw CLIFailure("import failed: \(error)")
             }
         }
     }
@@ -79,7 +79,7 @@ struct DataCommand: ParsableCommand {
 
         func run() throws {
             let info: DatasetInfo
-            do { info = try DataCommand.catalog(options).describe(name) } catch { throw ValidationError("\(error)") }
+            do { info = try DataCommand.catalog(options).describe(name) } catch { throw CLIFailure("\(error)") }
             print("""
                 dataset        \(info.name)
                 rows           \(info.rowCount)

@@ -10,14 +10,14 @@ struct JobCommand: AsyncParsableCommand {
 
     static func client(_ options: ConfigOption) throws -> AdminClient {
         do { return AdminClient(socketPath: try NodeConfiguration.load(path: options.path).adminSocketPath) } catch {
-            throw ValidationError("\(error)")
+            throw CLIFailure("\(error)")
         }
     }
 
     static func call(_ options: ConfigOption, _ request: AdminRequest) async throws -> AdminResponse {
         let response: AdminResponse
-        do { response = try await client(options).send(request) } catch { throw ValidationError("\(error)") }
-        if let error = response.error { throw ValidationError(error) }
+        do { response = try await client(options).send(request) } catch { throw CLIFailure("\(error)") }
+        if let error = response.error { throw CLIFailure(error) }
         return response
     }
 
@@ -35,7 +35,7 @@ struct JobCommand: AsyncParsableCommand {
 
         func run() async throws {
             let parsed = try parties.map { text -> JobSubmission.Party in
-                guard let p = JobSubmission.Party(text) else { throw ValidationError("--party '\(text)' is not node:dataset.column") }
+                guard let p = JobSubmission.Party(text) else { throw CLIFailure("--party '\(text)' is not node:dataset.column") }
                 return p
             }
             let submission = JobSubmission(protocolName: protocolName, parties: parsed, deliverTo: deliverTo,

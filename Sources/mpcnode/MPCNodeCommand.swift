@@ -31,7 +31,3 @@ struct CLIFailure: Error, CustomStringConvertible {
     let description: String
     init(_ message: String) { description = message }
 }
-
-func fail(_ error: Error) -> Error {
-    ValidationError("\(error)")
-}

@@ -30,7 +30,7 @@ struct ServeCommand: AsyncParsableCommand {
             runtime = try await NodeRuntime.start(configuration: configuration, logger: logger)
         } catch {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
-            throw ValidationError("cannot start: \(error)")
+            throw CLIFailure("cannot start: \(error)")
         }
         let group = ServiceGroup(services: [NodeService(runtime: runtime)],
                                  gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [], logger: logger)
