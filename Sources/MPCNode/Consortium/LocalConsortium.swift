@@ -59,16 +59,23 @@ public struct LocalConsortium: Sendable {
     }
 
     /// Starts every node in this process.
-    public func startAll(logger: Logger, transportOptions: TransportOptions? = nil,
+    public func startAll(logger: Logger, transportOptions: (String) -> TransportOptions? = { _ in nil },
                          sessionWaitTimeout: Duration = .seconds(60)) async throws -> [String: NodeRuntime] {
         var nodes: [String: NodeRuntime] = [:]
         for m in members {
-            var l = logger
-            l[metadataKey: "node"] = "\(m.id)"
-            nodes[m.id] = try await NodeRuntime.start(configuration: configuration(of: m.id), logger: l,
-                                                      transportOptions: transportOptions, sessionWaitTimeout: sessionWaitTimeout)
+            nodes[m.id] = try await start(m.id, logger: logger, transportOptions: transportOptions(m.id),
+                                          sessionWaitTimeout: sessionWaitTimeout)
         }
         return nodes
+    }
+
+    /// Starts one node in this process.
+    public func start(_ id: String, logger: Logger, transportOptions: TransportOptions? = nil,
+                      sessionWaitTimeout: Duration = .seconds(60)) async throws -> NodeRuntime {
+        var l = logger
+        l[metadataKey: "node"] = "\(id)"
+        return try await NodeRuntime.start(configuration: configuration(of: id), logger: l,
+                                           transportOptions: transportOptions, sessionWaitTimeout: sessionWaitTimeout)
     }
 }
 
