@@ -71,8 +71,19 @@ final class PeerIdentityHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if !settled { settled = true; identity.fail(TransportError.handshakeFailed(peer: "?", detail: "connection closed before the TLS handshake completed")) }
+        failIfUnsettled()
         context.fireChannelInactive()
+    }
+
+    /// A connection that never became active (or a pipeline torn down early) still settles the promise.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        failIfUnsettled()
+    }
+
+    private func failIfUnsettled() {
+        guard !settled else { return }
+        settled = true
+        identity.fail(TransportError.handshakeFailed(peer: "?", detail: "connection closed before the TLS handshake completed"))
     }
 }
 

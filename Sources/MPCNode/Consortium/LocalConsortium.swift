@@ -24,6 +24,9 @@ public struct LocalConsortium: Sendable {
         try FileManager.default.createDirectory(at: pki, withIntermediateDirectories: true)
         let ca = try ConsortiumCA.create(name: "Local test consortium")
         try ca.certificatePEM.write(to: pki.appendingPathComponent("ca.pem"), atomically: true, encoding: .utf8)
+        // A throwaway consortium keeps its CA key beside the certificate (a real one keeps it offline).
+        FileManager.default.createFile(atPath: pki.appendingPathComponent("ca-key.pem").path, contents: Data(ca.privateKeyPEM.utf8),
+                                       attributes: [.posixPermissions: 0o600])
         let ids = [coordinator] + banks
         let ports = try FreePorts.reserve(ids.count)
         var members: [Member] = []

@@ -1,0 +1,121 @@
+import Foundation
+import MPCNode
+import XCTest
+
+/// Real `mpcnode serve` processes: one is killed (SIGKILL) in the middle of a job.
+final class DaemonProcessTests: XCTestCase {
+    /// The `mpcnode` binary built beside the test bundle (`swift build --build-tests` builds it).
+    static var binary: URL {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/mpcnode")
+    }
+
+    final class Daemon {
+        let id: String
+        let process = Process()
+        init(id: String, configuration: URL, log: URL) throws {
+            self.id = id
+            process.executableURL = DaemonProcessTests.binary
+            process.arguments = ["serve", "--config", configuration.path, "--log-format", "text"]
+            FileManager.default.createFile(atPath: log.path, contents: nil)
+            let handle = try FileHandle(forWritingTo: log)
+            process.standardOutput = handle
+            process.standardError = handle
+            try process.run()
+        }
+    }
+
+    func waitForSocket(_ url: URL, seconds: Double = 30) async throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if FileManager.default.fileExists(atPath: url.path),
+               (try? await AdminClient(socketPath: url).send(AdminRequest(command: .status)))?.node != nil { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        XCTFail("no daemon answered at \(url.path)")
+    }
+
+    func job(_ socket: URL, _ id: String) async throws -> JobView? {
+        try await AdminClient(socketPath: socket).send(AdminRequest(command: .jobStatus, jobID: id)).job
+    }
+
+    func testPeerKilledMidJobLeavesTheJobFailedWithAClearReasonEverywhere() async throws {
+        XCTAssertTrue(FileManager.default.isExecutableFile(atPath: Self.binary.path),
+                      "\(Self.binary.path) is missing: build with `swift build --build-tests` first")
+        let fixture = try ConsortiumFixture(peerIdleTimeoutSeconds: 30)
+        defer { fixture.remove() }
+        // Large enough that the job runs for several seconds in a debug build.
+        try fixture.importCSV(into: "bank-a", dataset: "customers", phones: (0..<30_000).map { "+44 7700 \($0)" })
+        try fixture.importCSV(into: "bank-b", dataset: "customers", phones: (15_000..<45_000).map { "+44 7700 \($0)" })
+        let logs = fixture.directory.appendingPathComponent("logs")
+        try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
+        var daemons: [String: Daemon] = [:]
+        var sockets: [String: URL] = [:]
+        for id in ["coordinator", "bank-a", "bank-b"] {
+            let member = fixture.consortium.members.first { $0.id == id }!
+            daemons[id] = try Daemon(id: id, configuration: member.configurationPath, log: logs.appendingPathComponent("\(id).log"))
+            sockets[id] = try fixture.consortium.configuration(of: id).adminSocketPath
+        }
+        defer { for d in daemons.values where d.process.isRunning { d.process.terminate(); d.process.waitUntilExit() } }
+        for id in daemons.keys { try await waitForSocket(sockets[id]!) }
+
+        let submitted = try await AdminClient(socketPath: sockets["coordinator"]!).send(AdminRequest(command: .submitJob, submission: JobSubmission(
+            protocolName: "psi",
+            parties: [.init(nodeID: "bank-a", dataset: "customers", column: "phone"), .init(nodeID: "bank-b", dataset: "customers", column: "phone")],
+            deliverTo: ["bank-a"], cardinalityOnly: false, group: "x25519")))
+        let jobID = try XCTUnwrap(submitted.jobID, submitted.error ?? "")
+
+        // Kill bank-b once it is visibly in the middle of the job.
+        var deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            if let j = try await job(sockets["bank-b"]!, jobID), j.state == .running, (j.progressDone ?? 0) > 0 { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let midJob = try await job(sockets["bank-b"]!, jobID)
+        XCTAssertEqual(midJob?.state, .running, "bank-b should be running the job when it is killed")
+        kill(daemons["bank-b"]!.process.processIdentifier, SIGKILL)
+        daemons["bank-b"]!.process.waitUntilExit()
+
+        // bank-a notices at once and ends the job with a reason that names bank-b; so does the coordinator.
+        var a: JobView?
+        deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            a = try await job(sockets["bank-a"]!, jobID)
+            if a?.state.isFinal == true { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        XCTAssertEqual(a?.state, .failed)
+        XCTAssertTrue(a?.reason?.contains("bank-b") == true, a?.reason ?? "no reason")
+        var c: JobView?
+        deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            c = try await job(sockets["coordinator"]!, jobID)
+            if c?.state.isFinal == true { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        XCTAssertEqual(c?.state, .failed)
+        XCTAssertTrue(c?.reason?.hasPrefix("bank-a: ") == true && c?.reason?.contains("bank-b") == true, c?.reason ?? "no reason")
+
+        // No partial result at bank-a, and its data is intact.
+        let result = try await AdminClient(socketPath: sockets["bank-a"]!).send(AdminRequest(command: .jobResult, jobID: jobID))
+        XCTAssertNil(result.result)
+        XCTAssertTrue(result.error?.contains("has no result") == true, result.error ?? "")
+
+        // bank-b restarts: the job it was running ends as failed with the reason, not hanging as running.
+        let member = fixture.consortium.members.first { $0.id == "bank-b" }!
+        daemons["bank-b"] = try Daemon(id: "bank-b", configuration: member.configurationPath, log: logs.appendingPathComponent("bank-b-restart.log"))
+        try await waitForSocket(sockets["bank-b"]!)
+        let b = try await job(sockets["bank-b"]!, jobID)
+        XCTAssertEqual(b?.state, .failed)
+        XCTAssertTrue(b?.reason?.contains("stopped while the job was running") == true, b?.reason ?? "")
+
+        // Graceful stop: SIGTERM, exit status 0.
+        for d in daemons.values where d.process.isRunning {
+            d.process.terminate()
+            d.process.waitUntilExit()
+            XCTAssertEqual(d.process.terminationStatus, 0, "\(d.id) did not stop cleanly")
+        }
+        let data = DatasetCatalog(store: try NodeStore(path: try fixture.consortium.configuration(of: "bank-a").databasePath))
+        XCTAssertEqual(try data.describe("customers").rowCount, 30_000)
+    }
+}
