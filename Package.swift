@@ -3,7 +3,7 @@
 // MPCNode: a privacy-preserving multi-party computation node for bank consortia.
 //
 // The module graph mirrors the layers (each depends only on those above it):
-//   CSodium (libsodium)                       system library
+//   CSodium (libsodium), COpenSSLCrypto       system libraries (libcrypto: big numbers only)
 //   MPCCrypto      crypto primitives           group operations, hashing to the group, keyed shuffles
 //   MPCWire        wire schema                 Swift generated from Protocols/*.proto (committed)
 //   MPCProtocols   protocols                   transport-free roles over `MessageChannel`
@@ -39,9 +39,14 @@ let package = Package(
             pkgConfig: "libsodium",
             providers: [.apt(["libsodium-dev"])]
         ),
+        .systemLibrary(
+            name: "COpenSSLCrypto",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
         .target(
             name: "MPCCrypto",
-            dependencies: ["CSodium"]
+            dependencies: ["CSodium", "COpenSSLCrypto"]
         ),
         .target(
             name: "MPCWire",

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the system packages MPCNode builds against, if they are missing:
 #   libsodium-dev   group operations (ristretto255, X25519), BLAKE2b, ChaCha20, CSPRNG
+#   libssl-dev      OpenSSL libcrypto big numbers (field arithmetic on public values; Paillier later)
 #   libsqlite3-dev  the node's local store (through GRDB)
 #   pkg-config      how SwiftPM finds libsodium
 # Safe to run again: it installs nothing when everything is present.
 set -euo pipefail
 missing=()
 pkg-config --exists libsodium 2>/dev/null || missing+=(libsodium-dev)
+pkg-config --exists libcrypto 2>/dev/null || missing+=(libssl-dev)
 dpkg -s libsqlite3-dev >/dev/null 2>&1 || missing+=(libsqlite3-dev)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 if [ ${#missing[@]} -gt 0 ]; then
