@@ -159,6 +159,14 @@ public nonisolated struct Mpcnode_V1_ControlRequest: Sendable {
     set {kind = .outcome(newValue)}
   }
 
+  public var progress: Mpcnode_V1_JobProgress {
+    get {
+      if case .progress(let v)? = kind {return v}
+      return Mpcnode_V1_JobProgress()
+    }
+    set {kind = .progress(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -166,6 +174,7 @@ public nonisolated struct Mpcnode_V1_ControlRequest: Sendable {
     case start(Mpcnode_V1_JobStart)
     case abort(Mpcnode_V1_JobAbort)
     case outcome(Mpcnode_V1_JobOutcome)
+    case progress(Mpcnode_V1_JobProgress)
 
   }
 
@@ -308,6 +317,24 @@ public nonisolated struct Mpcnode_V1_JobOutcome: Sendable {
 
   /// Hash of the participant's audit record for this job.
   public var auditRecordHash: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A participant tells the coordinator how far it is (at most every few seconds while a job runs).
+public nonisolated struct Mpcnode_V1_JobProgress: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var jobID: String = String()
+
+  /// Elements processed so far, and the total expected, counting both the own and the peer's stream.
+  public var done: UInt64 = 0
+
+  public var total: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -710,7 +737,7 @@ nonisolated extension Mpcnode_V1_PartyInput: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Mpcnode_V1_ControlRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ControlRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}proposal\0\u{1}start\0\u{1}abort\0\u{1}outcome\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}proposal\0\u{1}start\0\u{1}abort\0\u{1}outcome\0\u{1}progress\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -770,6 +797,19 @@ nonisolated extension Mpcnode_V1_ControlRequest: SwiftProtobuf.Message, SwiftPro
           self.kind = .outcome(v)
         }
       }()
+      case 5: try {
+        var v: Mpcnode_V1_JobProgress?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .progress(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .progress(v)
+        }
+      }()
       default: break
       }
     }
@@ -796,6 +836,10 @@ nonisolated extension Mpcnode_V1_ControlRequest: SwiftProtobuf.Message, SwiftPro
     case .outcome?: try {
       guard case .outcome(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    }()
+    case .progress?: try {
+      guard case .progress(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
     }()
     case nil: break
     }
@@ -1102,6 +1146,46 @@ nonisolated extension Mpcnode_V1_JobOutcome: SwiftProtobuf.Message, SwiftProtobu
     if lhs.receivedResult != rhs.receivedResult {return false}
     if lhs.elapsedMs != rhs.elapsedMs {return false}
     if lhs.auditRecordHash != rhs.auditRecordHash {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_JobProgress: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".JobProgress"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}done\0\u{1}total\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.done) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.total) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.jobID.isEmpty {
+      try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 1)
+    }
+    if self.done != 0 {
+      try visitor.visitSingularUInt64Field(value: self.done, fieldNumber: 2)
+    }
+    if self.total != 0 {
+      try visitor.visitSingularUInt64Field(value: self.total, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_JobProgress, rhs: Mpcnode_V1_JobProgress) -> Bool {
+    if lhs.jobID != rhs.jobID {return false}
+    if lhs.done != rhs.done {return false}
+    if lhs.total != rhs.total {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -55,7 +55,13 @@ struct JobCommand: AsyncParsableCommand {
         var last = ""
         while true {
             let job = try await call(options, AdminRequest(command: .jobStatus, jobID: jobID)).job!
-            let line = "\(job.state.rawValue): " + job.parties.map { "\($0.nodeID) \($0.state ?? "?")" }.joined(separator: ", ")
+            let line = "\(job.state.rawValue): " + job.parties.map { p in
+                var text = "\(p.nodeID) \(p.state ?? "?")"
+                if p.state == "accepted" || p.state == "running", let done = p.progressDone, let total = p.progressTotal, total > 0 {
+                    text += " \(Int(100 * Double(done) / Double(total)))%"
+                }
+                return text
+            }.joined(separator: ", ")
             if line != last { FileHandle.standardError.write(Data("  \(line)\n".utf8)); last = line }
             if job.state.isFinal { return job }
             try await Task.sleep(for: .milliseconds(250))
@@ -80,9 +86,11 @@ struct JobCommand: AsyncParsableCommand {
         }
         lines.append("")
         lines.append(TextTable.render(
-            header: ["party", "input", "state", "rows", "sent", "received", "ms", "reason"],
+            header: ["party", "input", "state", "progress", "rows", "sent", "received", "ms", "reason"],
             rows: job.parties.map { p in
-                ["\(p.nodeID)", "\(p.dataset).\(p.column)", p.state ?? "-", p.inputRows.map(String.init) ?? "-",
+                ["\(p.nodeID)", "\(p.dataset).\(p.column)", p.state ?? "-",
+                 (p.progressTotal ?? 0) > 0 ? "\(Int(100 * Double(p.progressDone ?? 0) / Double(p.progressTotal!)))%" : "-",
+                 p.inputRows.map(String.init) ?? "-",
                  Format.bytes(p.bytesSent), Format.bytes(p.bytesReceived), p.elapsedMs.map(String.init) ?? "-", p.reason ?? ""]
             }))
         return lines.joined(separator: "\n")

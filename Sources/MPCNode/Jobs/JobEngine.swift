@@ -192,7 +192,15 @@ public actor JobEngine {
             for await f in group { if let f { out.append(f) } }
             return out
         }
-        if !failures.isEmpty {
+        if failures.isEmpty {
+            try? store.write { db in
+                for party in spec.parties {
+                    // Unless an outcome already arrived (a fast job), the party is now running.
+                    try db.execute(sql: "UPDATE job_party SET state = ? WHERE job_id = ? AND node_id = ? AND state = ?",
+                                   arguments: [JobState.running.rawValue, jobID, party.nodeID, JobState.accepted.rawValue])
+                }
+            }
+        } else {
             let reason = "could not start: " + failures.sorted().joined(separator: "; ")
             try? store.write { db in
                 try repository.setState(db, jobID: jobID, .failed, reason: reason)
@@ -236,6 +244,20 @@ public actor JobEngine {
                 let s = spec, parties = toAbort
                 Task { await self.abortAll(s, parties: parties, reason: failure) }
             }
+            return .with { $0.ack = .init() }
+        } catch {
+            return .with { $0.error = .with { $0.message = "\(error)" } }
+        }
+    }
+
+    /// A participant's progress report: stored for `job status` at the coordinator.
+    func recordProgress(_ progress: Mpcnode_V1_JobProgress, from peer: String) async -> Mpcnode_V1_ControlResponse {
+        do {
+            guard let spec = try repository.spec(jobID: progress.jobID), spec.coordinator == nodeID,
+                  spec.parties.contains(where: { $0.nodeID == peer }) else {
+                return .with { $0.error = .with { $0.message = "no job \(progress.jobID) coordinated here with \(peer) as a party" } }
+            }
+            try repository.setPartyProgress(jobID: progress.jobID, nodeID: peer, done: Int(progress.done), total: Int(progress.total))
             return .with { $0.ack = .init() }
         } catch {
             return .with { $0.error = .with { $0.message = "\(error)" } }
@@ -386,7 +408,14 @@ public actor JobEngine {
             let config = PSIParty.Configuration(
                 jobID: jobID, group: group, selfReceivesOutput: spec.deliverTo.contains(nodeID),
                 peerReceivesOutput: spec.deliverTo.contains(other.nodeID), cardinalityOnly: spec.cardinalityOnly)
-            let progress = ProgressRecorder(repository: repository, jobID: jobID)
+            let progress = ProgressRecorder(repository: repository, jobID: jobID) { [transport, configuration] done, total in
+                // Forwarded to the coordinator (best effort, never holding the protocol up).
+                guard let address = configuration.peers[spec.coordinator] else { return }
+                Task {
+                    _ = try? await transport.control(.with { $0.progress = .with { $0.jobID = jobID; $0.done = UInt64(done); $0.total = UInt64(total) } },
+                                                     to: spec.coordinator, at: address)
+                }
+            }
             let onProgress: @Sendable (PSIParty.Progress) -> Void = { p in
                 progress.record(done: p.ownBlindedSent + p.peerElementsProcessed, total: p.ownSetSize + (p.peerSetSize ?? 0))
             }
@@ -516,25 +545,32 @@ public actor JobEngine {
     }
 }
 
-/// Writes a job's progress to the store at most once a second.
+/// Writes a job's progress to the store at most once a second, and forwards it (to the coordinator)
+/// at most every two seconds.
 final class ProgressRecorder: @unchecked Sendable {
     private let repository: JobRepository
     private let jobID: String
+    private let forward: @Sendable (Int, Int) -> Void
     private let lock = NSLock()
-    private var last = Date.distantPast
+    private var lastStored = Date.distantPast
+    private var lastForwarded = Date.distantPast
 
-    init(repository: JobRepository, jobID: String) {
+    init(repository: JobRepository, jobID: String, forward: @escaping @Sendable (Int, Int) -> Void) {
         self.repository = repository
         self.jobID = jobID
+        self.forward = forward
     }
 
     func record(done: Int, total: Int) {
         let now = Date()
-        let due = lock.withLock { () -> Bool in
-            guard now.timeIntervalSince(last) >= 1 || done == total else { return false }
-            last = now
-            return true
+        let (store, send) = lock.withLock { () -> (Bool, Bool) in
+            let store = now.timeIntervalSince(lastStored) >= 1 || done == total
+            let send = now.timeIntervalSince(lastForwarded) >= 2
+            if store { lastStored = now }
+            if send { lastForwarded = now }
+            return (store, send)
         }
-        if due { try? repository.setProgress(jobID: jobID, done: done, total: total) }
+        if store { try? repository.setProgress(jobID: jobID, done: done, total: total) }
+        if send { forward(done, total) }
     }
 }

@@ -65,6 +65,13 @@ public struct JobRepository: Sendable {
         }
     }
 
+    public func setPartyProgress(jobID: String, nodeID: String, done: Int, total: Int) throws {
+        try store.write { db in
+            try db.execute(sql: "UPDATE job_party SET progress_done = ?, progress_total = ? WHERE job_id = ? AND node_id = ?",
+                           arguments: [done, total, jobID, nodeID])
+        }
+    }
+
     public func setInputRows(_ db: Database, jobID: String, _ rows: Int) throws {
         try db.execute(sql: "UPDATE job SET input_rows = ? WHERE id = ?", arguments: [rows, jobID])
     }
@@ -160,7 +167,8 @@ public struct JobRepository: Sendable {
             return PartyView(nodeID: party.nodeID, dataset: party.dataset, column: party.column,
                              state: p?["state"], reason: p?["reason"], inputRows: p?["input_rows"],
                              bytesSent: p?["bytes_sent"], bytesReceived: p?["bytes_received"], elapsedMs: p?["elapsed_ms"],
-                             resultRows: p?["result_rows"], receivedResult: p?["received_result"], auditHash: p?["audit_hash"])
+                             resultRows: p?["result_rows"], receivedResult: p?["received_result"], auditHash: p?["audit_hash"],
+                             progressDone: p?["progress_done"], progressTotal: p?["progress_total"])
         }
         return JobView(id: spec.jobID, protocolName: spec.protocol, role: JobRole(rawValue: row["role"]) ?? .participant,
                        state: JobState(rawValue: row["state"]) ?? .failed, reason: row["reason"], coordinator: spec.coordinator,

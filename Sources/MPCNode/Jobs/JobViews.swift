@@ -49,6 +49,8 @@ public struct PartyView: Codable, Sendable {
     public var resultRows: Int?
     public var receivedResult: Bool?
     public var auditHash: String?
+    public var progressDone: Int?
+    public var progressTotal: Int?
 }
 
 /// A job's result at a recipient.

@@ -20,6 +20,7 @@ struct NodeConnectionHandler: InboundConnectionHandler {
         case .start(let s): return await engine.handleStart(s.jobID, from: peer.nodeID)
         case .abort(let a): return await engine.handleAbort(a.jobID, reason: a.reason, from: peer.nodeID)
         case .outcome(let o): return await engine.recordOutcome(o, from: peer.nodeID)
+        case .progress(let p): return await engine.recordProgress(p, from: peer.nodeID)
         case nil: return .with { $0.error = .with { $0.message = "empty control request" } }
         }
     }

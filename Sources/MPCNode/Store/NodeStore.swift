@@ -99,6 +99,12 @@ public final class NodeStore: Sendable {
                 t.column("hash", .text).notNull()
             }
         }
+        migrator.registerMigration("v2: participants' progress at the coordinator") { db in
+            try db.alter(table: "job_party") { t in
+                t.add(column: "progress_done", .integer)
+                t.add(column: "progress_total", .integer)
+            }
+        }
         return migrator
     }
 
