@@ -39,6 +39,18 @@ final class DaemonProcessTests: XCTestCase {
         try await AdminClient(socketPath: socket).send(AdminRequest(command: .jobStatus, jobID: id)).job
     }
 
+    /// Polls the job on the node behind `socket` until it is final (or `seconds` pass).
+    func finalJob(_ socket: URL, _ id: String, seconds: Double) async throws -> JobView? {
+        let deadline = Date().addingTimeInterval(seconds)
+        var j: JobView?
+        while Date() < deadline {
+            j = try await job(socket, id)
+            if j?.state.isFinal == true { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return j
+    }
+
     func testPeerKilledMidJobLeavesTheJobFailedWithAClearReasonEverywhere() async throws {
         XCTAssertTrue(FileManager.default.isExecutableFile(atPath: Self.binary.path),
                       "\(Self.binary.path) is missing: build with `swift build --build-tests` first")
@@ -66,7 +78,7 @@ final class DaemonProcessTests: XCTestCase {
         let jobID = try XCTUnwrap(submitted.jobID, submitted.error ?? "")
 
         // Kill bank-b once it is visibly in the middle of the job.
-        var deadline = Date().addingTimeInterval(60)
+        let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
             if let j = try await job(sockets["bank-b"]!, jobID), j.state == .running, (j.progressDone ?? 0) > 0 { break }
             try await Task.sleep(for: .milliseconds(20))
@@ -77,22 +89,10 @@ final class DaemonProcessTests: XCTestCase {
         daemons["bank-b"]!.process.waitUntilExit()
 
         // bank-a notices at once and ends the job with a reason that names bank-b; so does the coordinator.
-        var a: JobView?
-        deadline = Date().addingTimeInterval(60)
-        while Date() < deadline {
-            a = try await job(sockets["bank-a"]!, jobID)
-            if a?.state.isFinal == true { break }
-            try await Task.sleep(for: .milliseconds(50))
-        }
+        let a = try await finalJob(sockets["bank-a"]!, jobID, seconds: 60)
         XCTAssertEqual(a?.state, .failed)
         XCTAssertTrue(a?.reason?.contains("bank-b") == true, a?.reason ?? "no reason")
-        var c: JobView?
-        deadline = Date().addingTimeInterval(30)
-        while Date() < deadline {
-            c = try await job(sockets["coordinator"]!, jobID)
-            if c?.state.isFinal == true { break }
-            try await Task.sleep(for: .milliseconds(50))
-        }
+        let c = try await finalJob(sockets["coordinator"]!, jobID, seconds: 30)
         XCTAssertEqual(c?.state, .failed)
         XCTAssertTrue(c?.reason?.hasPrefix("bank-a: ") == true && c?.reason?.contains("bank-b") == true, c?.reason ?? "no reason")
 
