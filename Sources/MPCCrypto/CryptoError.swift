@@ -7,12 +7,18 @@ public enum CryptoError: Error, Equatable, CustomStringConvertible {
     case invalidScalar(reason: String)
     /// A scalar multiplication produced the identity element: the input was the identity or of small order.
     case identityResult
+    /// Authenticated decryption failed: wrong key, or the message was altered.
+    case decryptionFailed
+    /// Too few, duplicate or inconsistent shares to reconstruct a secret.
+    case cannotReconstruct(reason: String)
 
     public var description: String {
         switch self {
         case .invalidGroupElement(let reason): return "invalid group element: \(reason)"
         case .invalidScalar(let reason): return "invalid scalar: \(reason)"
         case .identityResult: return "scalar multiplication gave the identity element (degenerate input)"
+        case .decryptionFailed: return "authenticated decryption failed (wrong key or altered message)"
+        case .cannotReconstruct(let reason): return "cannot reconstruct the secret: \(reason)"
         }
     }
 }
