@@ -103,7 +103,7 @@ let package = Package(
         // Helpers shared by the test targets (wire inspection); not part of any product.
         .target(name: "MPCTestSupport", dependencies: ["CSodium", "MPCIdentity"]),
         .testTarget(name: "MPCCryptoTests", dependencies: ["MPCCrypto"]),
-        .testTarget(name: "MPCProtocolsTests", dependencies: ["MPCProtocols", "MPCCrypto", "MPCWire", "MPCTestSupport"]),
+        .testTarget(name: "MPCProtocolsTests", dependencies: ["MPCProtocols", "MPCCrypto", "MPCWire", "MPCTestSupport", "MPCIdentity"]),
         .testTarget(name: "MPCTransportTests", dependencies: ["MPCTransport", "MPCIdentity", "MPCProtocols", "MPCTestSupport", "MPCCrypto", "MPCWire", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio")]),
         .testTarget(name: "MPCNodeTests", dependencies: ["MPCNode", "MPCIdentity", "MPCTransport", "MPCTestSupport", "MPCWire", .product(name: "NIOPosix", package: "swift-nio"), .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")]),
     ],

@@ -402,11 +402,20 @@ public nonisolated struct Mpcnode_V1_SessionFrame: Sendable {
     set {body = .abort(newValue)}
   }
 
+  public var secagg: Mpcnode_V1_SecAggMessage {
+    get {
+      if case .secagg(let v)? = body {return v}
+      return Mpcnode_V1_SecAggMessage()
+    }
+    set {body = .secagg(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
     case psi(Mpcnode_V1_PsiMessage)
     case abort(Mpcnode_V1_SessionAbort)
+    case secagg(Mpcnode_V1_SecAggMessage)
 
   }
 
@@ -548,6 +557,261 @@ public nonisolated struct Mpcnode_V1_PsiFinished: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_SecAggMessage: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var body: Mpcnode_V1_SecAggMessage.OneOf_Body? = nil
+
+  /// Round 0, client → server: its two public keys, signed with its certificate's key.
+  public var advertise: Mpcnode_V1_SecAggKeys {
+    get {
+      if case .advertise(let v)? = body {return v}
+      return Mpcnode_V1_SecAggKeys()
+    }
+    set {body = .advertise(newValue)}
+  }
+
+  /// Round 0, server → clients: the keys of every client that advertised (U1).
+  public var keyList: Mpcnode_V1_SecAggKeyList {
+    get {
+      if case .keyList(let v)? = body {return v}
+      return Mpcnode_V1_SecAggKeyList()
+    }
+    set {body = .keyList(newValue)}
+  }
+
+  /// Round 1, client → server: its encrypted shares, one per other client in U1.
+  public var shares: Mpcnode_V1_SecAggEncryptedShares {
+    get {
+      if case .shares(let v)? = body {return v}
+      return Mpcnode_V1_SecAggEncryptedShares()
+    }
+    set {body = .shares(newValue)}
+  }
+
+  /// Round 1, server → client: the shares other clients in U2 encrypted for it.
+  public var sharesForYou: Mpcnode_V1_SecAggEncryptedShares {
+    get {
+      if case .sharesForYou(let v)? = body {return v}
+      return Mpcnode_V1_SecAggEncryptedShares()
+    }
+    set {body = .sharesForYou(newValue)}
+  }
+
+  /// Round 2, client → server: its masked input.
+  public var maskedInput: Mpcnode_V1_SecAggMaskedInput {
+    get {
+      if case .maskedInput(let v)? = body {return v}
+      return Mpcnode_V1_SecAggMaskedInput()
+    }
+    set {body = .maskedInput(newValue)}
+  }
+
+  /// Round 2, server → clients: who sent a masked input (U3).
+  public var survivors: Mpcnode_V1_SecAggSurvivors {
+    get {
+      if case .survivors(let v)? = body {return v}
+      return Mpcnode_V1_SecAggSurvivors()
+    }
+    set {body = .survivors(newValue)}
+  }
+
+  /// Round 3, client → server: shares of survivors' self-mask seeds and of dropped clients' keys.
+  public var unmasking: Mpcnode_V1_SecAggUnmasking {
+    get {
+      if case .unmasking(let v)? = body {return v}
+      return Mpcnode_V1_SecAggUnmasking()
+    }
+    set {body = .unmasking(newValue)}
+  }
+
+  /// Server → clients: the sum is computed; who is in it.
+  public var done: Mpcnode_V1_SecAggDone {
+    get {
+      if case .done(let v)? = body {return v}
+      return Mpcnode_V1_SecAggDone()
+    }
+    set {body = .done(newValue)}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum OneOf_Body: Equatable, Sendable {
+    /// Round 0, client → server: its two public keys, signed with its certificate's key.
+    case advertise(Mpcnode_V1_SecAggKeys)
+    /// Round 0, server → clients: the keys of every client that advertised (U1).
+    case keyList(Mpcnode_V1_SecAggKeyList)
+    /// Round 1, client → server: its encrypted shares, one per other client in U1.
+    case shares(Mpcnode_V1_SecAggEncryptedShares)
+    /// Round 1, server → client: the shares other clients in U2 encrypted for it.
+    case sharesForYou(Mpcnode_V1_SecAggEncryptedShares)
+    /// Round 2, client → server: its masked input.
+    case maskedInput(Mpcnode_V1_SecAggMaskedInput)
+    /// Round 2, server → clients: who sent a masked input (U3).
+    case survivors(Mpcnode_V1_SecAggSurvivors)
+    /// Round 3, client → server: shares of survivors' self-mask seeds and of dropped clients' keys.
+    case unmasking(Mpcnode_V1_SecAggUnmasking)
+    /// Server → clients: the sum is computed; who is in it.
+    case done(Mpcnode_V1_SecAggDone)
+
+  }
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_SecAggKeys: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var nodeID: String = String()
+
+  /// X25519 public key for encrypting shares (c_pk) and for pairwise masks (s_pk).
+  public var cipherPublicKey: Data = Data()
+
+  public var maskPublicKey: Data = Data()
+
+  /// Signature over job id, node id and both keys, by the key of `certificate_der`.
+  public var signature: Data = Data()
+
+  public var certificateDer: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_SecAggKeyList: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var keys: [Mpcnode_V1_SecAggKeys] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_SecAggEncryptedShare: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var from: String = String()
+
+  public var to: String = String()
+
+  public var nonce: Data = Data()
+
+  public var ciphertext: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_SecAggEncryptedShares: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var shares: [Mpcnode_V1_SecAggEncryptedShare] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The plaintext inside a SecAggEncryptedShare.
+public nonisolated struct Mpcnode_V1_SecAggSharePlaintext: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var from: String = String()
+
+  public var to: String = String()
+
+  public var keyShare: Data = Data()
+
+  public var selfMaskShare: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_SecAggMaskedInput: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var length: UInt64 = 0
+
+  /// `length` little-endian UInt64 values.
+  public var values: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_SecAggSurvivors: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var included: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A share, held by the sender (x-coordinate = the sender's index + 1), of `owner`'s secret.
+public nonisolated struct Mpcnode_V1_SecAggShare: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var owner: String = String()
+
+  public var value: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_SecAggUnmasking: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var selfMaskShares: [Mpcnode_V1_SecAggShare] = []
+
+  public var keyShares: [Mpcnode_V1_SecAggShare] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_SecAggDone: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var included: [String] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1272,7 +1536,7 @@ nonisolated extension Mpcnode_V1_SessionOpen: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Mpcnode_V1_SessionFrame: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SessionFrame"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{1}psi\0\u{1}abort\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{1}psi\0\u{1}abort\0\u{1}secagg\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1307,6 +1571,19 @@ nonisolated extension Mpcnode_V1_SessionFrame: SwiftProtobuf.Message, SwiftProto
           self.body = .abort(v)
         }
       }()
+      case 4: try {
+        var v: Mpcnode_V1_SecAggMessage?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .secagg(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .secagg(v)
+        }
+      }()
       default: break
       }
     }
@@ -1328,6 +1605,10 @@ nonisolated extension Mpcnode_V1_SessionFrame: SwiftProtobuf.Message, SwiftProto
     case .abort?: try {
       guard case .abort(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    }()
+    case .secagg?: try {
+      guard case .secagg(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
     }()
     case nil: break
     }
@@ -1621,6 +1902,540 @@ nonisolated extension Mpcnode_V1_PsiFinished: SwiftProtobuf.Message, SwiftProtob
   }
 
   public static func ==(lhs: Mpcnode_V1_PsiFinished, rhs: Mpcnode_V1_PsiFinished) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_SecAggMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SecAggMessage"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}advertise\0\u{3}key_list\0\u{1}shares\0\u{3}shares_for_you\0\u{3}masked_input\0\u{1}survivors\0\u{1}unmasking\0\u{1}done\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try {
+        var v: Mpcnode_V1_SecAggKeys?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .advertise(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .advertise(v)
+        }
+      }()
+      case 2: try {
+        var v: Mpcnode_V1_SecAggKeyList?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .keyList(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .keyList(v)
+        }
+      }()
+      case 3: try {
+        var v: Mpcnode_V1_SecAggEncryptedShares?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .shares(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .shares(v)
+        }
+      }()
+      case 4: try {
+        var v: Mpcnode_V1_SecAggEncryptedShares?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .sharesForYou(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .sharesForYou(v)
+        }
+      }()
+      case 5: try {
+        var v: Mpcnode_V1_SecAggMaskedInput?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .maskedInput(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .maskedInput(v)
+        }
+      }()
+      case 6: try {
+        var v: Mpcnode_V1_SecAggSurvivors?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .survivors(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .survivors(v)
+        }
+      }()
+      case 7: try {
+        var v: Mpcnode_V1_SecAggUnmasking?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .unmasking(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .unmasking(v)
+        }
+      }()
+      case 8: try {
+        var v: Mpcnode_V1_SecAggDone?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .done(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .done(v)
+        }
+      }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    switch self.body {
+    case .advertise?: try {
+      guard case .advertise(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    }()
+    case .keyList?: try {
+      guard case .keyList(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    }()
+    case .shares?: try {
+      guard case .shares(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    }()
+    case .sharesForYou?: try {
+      guard case .sharesForYou(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    }()
+    case .maskedInput?: try {
+      guard case .maskedInput(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    }()
+    case .survivors?: try {
+      guard case .survivors(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    }()
+    case .unmasking?: try {
+      guard case .unmasking(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    }()
+    case .done?: try {
+      guard case .done(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    }()
+    case nil: break
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_SecAggMessage, rhs: Mpcnode_V1_SecAggMessage) -> Bool {
+    if lhs.body != rhs.body {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_SecAggKeys: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SecAggKeys"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{3}cipher_public_key\0\u{3}mask_public_key\0\u{1}signature\0\u{3}certificate_der\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.nodeID) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.cipherPublicKey) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.maskPublicKey) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
+      case 5: try { try decoder.decodeSingularBytesField(value: &self.certificateDer) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.nodeID.isEmpty {
+      try visitor.visitSingularStringField(value: self.nodeID, fieldNumber: 1)
+    }
+    if !self.cipherPublicKey.isEmpty {
+      try visitor.visitSingularBytesField(value: self.cipherPublicKey, fieldNumber: 2)
+    }
+    if !self.maskPublicKey.isEmpty {
+      try visitor.visitSingularBytesField(value: self.maskPublicKey, fieldNumber: 3)
+    }
+    if !self.signature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.signature, fieldNumber: 4)
+    }
+    if !self.certificateDer.isEmpty {
+      try visitor.visitSingularBytesField(value: self.certificateDer, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_SecAggKeys, rhs: Mpcnode_V1_SecAggKeys) -> Bool {
+    if lhs.nodeID != rhs.nodeID {return false}
+    if lhs.cipherPublicKey != rhs.cipherPublicKey {return false}
+    if lhs.maskPublicKey != rhs.maskPublicKey {return false}
+    if lhs.signature != rhs.signature {return false}
+    if lhs.certificateDer != rhs.certificateDer {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_SecAggKeyList: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SecAggKeyList"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}keys\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.keys) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.keys.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.keys, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_SecAggKeyList, rhs: Mpcnode_V1_SecAggKeyList) -> Bool {
+    if lhs.keys != rhs.keys {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_SecAggEncryptedShare: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SecAggEncryptedShare"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}from\0\u{1}to\0\u{1}nonce\0\u{1}ciphertext\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.from) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.to) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.nonce) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.ciphertext) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.from.isEmpty {
+      try visitor.visitSingularStringField(value: self.from, fieldNumber: 1)
+    }
+    if !self.to.isEmpty {
+      try visitor.visitSingularStringField(value: self.to, fieldNumber: 2)
+    }
+    if !self.nonce.isEmpty {
+      try visitor.visitSingularBytesField(value: self.nonce, fieldNumber: 3)
+    }
+    if !self.ciphertext.isEmpty {
+      try visitor.visitSingularBytesField(value: self.ciphertext, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_SecAggEncryptedShare, rhs: Mpcnode_V1_SecAggEncryptedShare) -> Bool {
+    if lhs.from != rhs.from {return false}
+    if lhs.to != rhs.to {return false}
+    if lhs.nonce != rhs.nonce {return false}
+    if lhs.ciphertext != rhs.ciphertext {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_SecAggEncryptedShares: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SecAggEncryptedShares"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}shares\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.shares) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.shares.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.shares, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_SecAggEncryptedShares, rhs: Mpcnode_V1_SecAggEncryptedShares) -> Bool {
+    if lhs.shares != rhs.shares {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_SecAggSharePlaintext: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SecAggSharePlaintext"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}from\0\u{1}to\0\u{3}key_share\0\u{3}self_mask_share\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.from) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.to) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.keyShare) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.selfMaskShare) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.from.isEmpty {
+      try visitor.visitSingularStringField(value: self.from, fieldNumber: 1)
+    }
+    if !self.to.isEmpty {
+      try visitor.visitSingularStringField(value: self.to, fieldNumber: 2)
+    }
+    if !self.keyShare.isEmpty {
+      try visitor.visitSingularBytesField(value: self.keyShare, fieldNumber: 3)
+    }
+    if !self.selfMaskShare.isEmpty {
+      try visitor.visitSingularBytesField(value: self.selfMaskShare, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_SecAggSharePlaintext, rhs: Mpcnode_V1_SecAggSharePlaintext) -> Bool {
+    if lhs.from != rhs.from {return false}
+    if lhs.to != rhs.to {return false}
+    if lhs.keyShare != rhs.keyShare {return false}
+    if lhs.selfMaskShare != rhs.selfMaskShare {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_SecAggMaskedInput: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SecAggMaskedInput"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}length\0\u{1}values\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.length) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.values) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.length != 0 {
+      try visitor.visitSingularUInt64Field(value: self.length, fieldNumber: 1)
+    }
+    if !self.values.isEmpty {
+      try visitor.visitSingularBytesField(value: self.values, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_SecAggMaskedInput, rhs: Mpcnode_V1_SecAggMaskedInput) -> Bool {
+    if lhs.length != rhs.length {return false}
+    if lhs.values != rhs.values {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_SecAggSurvivors: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SecAggSurvivors"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}included\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedStringField(value: &self.included) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.included.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.included, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_SecAggSurvivors, rhs: Mpcnode_V1_SecAggSurvivors) -> Bool {
+    if lhs.included != rhs.included {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_SecAggShare: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SecAggShare"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}owner\0\u{1}value\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.owner) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.value) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.owner.isEmpty {
+      try visitor.visitSingularStringField(value: self.owner, fieldNumber: 1)
+    }
+    if !self.value.isEmpty {
+      try visitor.visitSingularBytesField(value: self.value, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_SecAggShare, rhs: Mpcnode_V1_SecAggShare) -> Bool {
+    if lhs.owner != rhs.owner {return false}
+    if lhs.value != rhs.value {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_SecAggUnmasking: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SecAggUnmasking"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}self_mask_shares\0\u{3}key_shares\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.selfMaskShares) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.keyShares) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.selfMaskShares.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.selfMaskShares, fieldNumber: 1)
+    }
+    if !self.keyShares.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.keyShares, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_SecAggUnmasking, rhs: Mpcnode_V1_SecAggUnmasking) -> Bool {
+    if lhs.selfMaskShares != rhs.selfMaskShares {return false}
+    if lhs.keyShares != rhs.keyShares {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_SecAggDone: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SecAggDone"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}included\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedStringField(value: &self.included) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.included.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.included, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_SecAggDone, rhs: Mpcnode_V1_SecAggDone) -> Bool {
+    if lhs.included != rhs.included {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

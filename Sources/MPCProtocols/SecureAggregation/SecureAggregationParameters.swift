@@ -1,0 +1,89 @@
+import Foundation
+
+/// What every role of one secure aggregation agrees on (it comes from the job spec).
+public struct SecureAggregationParameters: Sendable {
+    public var jobID: String
+    /// The clients, sorted; client i's Shamir x-coordinate is i + 1.
+    public var clients: [NodeID]
+    public var server: NodeID
+    /// Values per input vector.
+    public var length: Int
+    /// Survivors needed in every round; also the Shamir threshold.
+    public var threshold: Int
+    /// How long the server waits for the clients' messages of one round before counting the silent ones as dropped.
+    public var roundTimeout: Duration
+
+    public init(jobID: String, clients: [NodeID], server: NodeID, length: Int, threshold: Int? = nil,
+                roundTimeout: Duration = .seconds(60)) {
+        self.jobID = jobID
+        self.clients = clients.sorted()
+        self.server = server
+        self.length = length
+        self.threshold = threshold ?? Self.defaultThreshold(clients: clients.count)
+        self.roundTimeout = roundTimeout
+    }
+
+    /// ⌊2n/3⌋ + 1, at least 2: a majority large enough that a minority coalition learns nothing.
+    public static func defaultThreshold(clients n: Int) -> Int { max(2, (2 * n) / 3 + 1) }
+
+    public func index(of node: NodeID) -> Int? { clients.firstIndex(of: node) }
+    public func x(of node: NodeID) -> UInt32? { index(of: node).map { UInt32($0 + 1) } }
+
+    public func validate() throws {
+        guard Set(clients).count == clients.count, clients.count >= 2 else {
+            throw SecureAggregationError.invalidParameters("at least two distinct clients are needed")
+        }
+        guard !clients.contains(server) else { throw SecureAggregationError.invalidParameters("the server cannot also be a client") }
+        guard threshold >= 2, threshold <= clients.count else {
+            throw SecureAggregationError.invalidParameters("threshold \(threshold) must lie in 2…\(clients.count)")
+        }
+        guard length >= 1 else { throw SecureAggregationError.invalidParameters("vectors need at least one value") }
+    }
+
+    /// What a client signs: job id, its id and both public keys, length-prefixed.
+    func signedKeyMessage(node: NodeID, cipherPublicKey: [UInt8], maskPublicKey: [UInt8]) -> [UInt8] {
+        var m: [UInt8] = Array("MPCNode/secagg/keys/v1".utf8)
+        for part in [Array(jobID.utf8), Array(node.utf8), cipherPublicKey, maskPublicKey] {
+            withUnsafeBytes(of: UInt32(part.count).littleEndian) { m.append(contentsOf: $0) }
+            m.append(contentsOf: part)
+        }
+        return m
+    }
+
+    func associatedData(from: NodeID, to: NodeID) -> [UInt8] { Array("\(jobID)|\(from)|\(to)".utf8) }
+}
+
+/// How clients authenticate their keys to each other through the relaying server: a signature by the
+/// key of their consortium certificate, checked against the certificate (and the CA) by every peer.
+public struct KeyAuthentication: Sendable {
+    /// The signer's certificate (DER), relayed with its keys.
+    public var certificateDER: [UInt8]
+    public var sign: @Sendable ([UInt8]) throws -> [UInt8]
+    /// Throws unless the certificate chains to the consortium CA, names `nodeID`, and the signature verifies.
+    public var verify: @Sendable (_ signature: [UInt8], _ message: [UInt8], _ nodeID: NodeID, _ certificateDER: [UInt8]) throws -> Void
+
+    public init(certificateDER: [UInt8], sign: @escaping @Sendable ([UInt8]) throws -> [UInt8],
+                verify: @escaping @Sendable ([UInt8], [UInt8], NodeID, [UInt8]) throws -> Void) {
+        self.certificateDER = certificateDER
+        self.sign = sign
+        self.verify = verify
+    }
+}
+
+public enum SecureAggregationError: Error, Equatable, CustomStringConvertible {
+    case invalidParameters(String)
+    case tooFewSurvivors(round: String, survivors: Int, threshold: Int)
+    case badSignature(peer: NodeID, detail: String)
+    case wrongVectorLength(peer: NodeID, expected: Int, got: Int)
+    case inconsistentRound(peer: NodeID, detail: String)
+
+    public var description: String {
+        switch self {
+        case .invalidParameters(let d): return "invalid secure aggregation parameters: \(d)"
+        case .tooFewSurvivors(let r, let s, let t): return "only \(s) clients remained in round \(r), fewer than the threshold \(t): no sum can be revealed"
+        case .badSignature(let p, let d): return "the keys of \(p) do not verify: \(d)"
+        case .wrongVectorLength(let p, let e, let g): return "\(p) sent a vector of \(g) values, expected \(e)"
+        case .inconsistentRound(let p, let d): return "inconsistent message from \(p): \(d)"
+        }
+    }
+}

@@ -1,0 +1,164 @@
+import Foundation
+import MPCCrypto
+import MPCIdentity
+import MPCTestSupport
+import XCTest
+@testable import MPCProtocols
+
+/// Secure aggregation in memory, with real signatures (P-256 certificate keys) and real crypto.
+final class SecureAggregationTests: XCTestCase {
+    var pki: TestPKI!
+    override func setUpWithError() throws { pki = try TestPKI() }
+    override func tearDownWithError() throws { pki.remove() }
+
+    func authentication(_ node: String, signAs: String? = nil) throws -> KeyAuthentication {
+        let (cert, key) = try pki.issue(signAs ?? node)
+        let signatures = try CertificateSignatures(certificatePath: cert.path, privateKeyPath: key.path, caPath: pki.caPath.path)
+        return KeyAuthentication(certificateDER: signatures.certificateDER, sign: { try signatures.sign($0) },
+                                 verify: { try signatures.verify(signature: $0, message: $1, nodeID: $2, certificateDER: $3) })
+    }
+
+    struct Run {
+        var server: Result<SecureAggregationServer.Outcome, Error>
+        var clients: [String: Result<SecureAggregationClient.Outcome, Error>]
+        var inputs: [String: [UInt64]]
+        var wire: [UInt8]
+    }
+
+    func run(clients n: Int, length: Int, threshold: Int? = nil, stops: [Int: SecureAggregationClient.Round] = [:],
+             lengthOverride: [Int: Int] = [:], signAs: [Int: Int] = [:], replay: Set<Int> = [], seed: UInt64 = 1) async throws -> Run {
+        let names = (0..<n).map { String(format: "branch-%02d", $0) }
+        let parameters = SecureAggregationParameters(jobID: "job-sa", clients: names, server: "regulator", length: length,
+                                                     threshold: threshold, roundTimeout: .seconds(20))
+        var rng = SplitMix(state: seed)
+        let wire = WireLog()
+        var serverChannels: [String: any MessageChannel] = [:]
+        var clientChannels: [String: any MessageChannel] = [:]
+        var inputs: [String: [UInt64]] = [:]
+        for (i, name) in names.enumerated() {
+            let (c, s) = InMemoryChannel.pair(name, "regulator", tap: { wire.append($0, $1) })
+            clientChannels[name] = replay.contains(i) ? ReplayingChannel(inner: c) : c
+            serverChannels[name] = s
+            // Distinctive values (to be searched for on the wire), some of them negative (two's complement).
+            inputs[name] = (0..<(lengthOverride[i] ?? length)).map { _ in
+                let v = Int64.random(in: -1_000_000_000...1_000_000_000, using: &rng)
+                return UInt64(bitPattern: v) ^ 0x5A00_0000_0000_0000
+            }
+        }
+        let server = SecureAggregationServer(parameters: parameters, channels: serverChannels)
+        async let serverResult = { () async -> Result<SecureAggregationServer.Outcome, Error> in
+            do { return .success(try await server.run()) } catch { return .failure(error) }
+        }()
+        var clientResults: [String: Result<SecureAggregationClient.Outcome, Error>] = [:]
+        try await withThrowingTaskGroup(of: (String, Result<SecureAggregationClient.Outcome, Error>).self) { group in
+            for (i, name) in names.enumerated() {
+                var p = parameters
+                if let l = lengthOverride[i] { p.length = l }
+                let auth = try authentication(name, signAs: signAs[i].map { names[$0] })
+                let client = SecureAggregationClient(parameters: p, me: name, input: inputs[name]!, channel: clientChannels[name]!,
+                                                     authentication: auth, stopAfter: stops[i])
+                group.addTask {
+                    do { return (name, .success(try await client.run())) } catch { return (name, .failure(error)) }
+                }
+            }
+            for try await (name, r) in group { clientResults[name] = r }
+        }
+        return Run(server: await serverResult, clients: clientResults, inputs: inputs, wire: wire.entries.flatMap(\.bytes))
+    }
+
+    func plainSum(_ inputs: [String: [UInt64]], _ included: [String]) -> [UInt64] {
+        var sum = [UInt64](repeating: 0, count: inputs[included[0]]!.count)
+        for name in included { for (i, v) in inputs[name]!.enumerated() { sum[i] &+= v } }
+        return sum
+    }
+
+    func testSumWithoutDropoutsEqualsThePlainSumAndNoInputCrossesTheWire() async throws {
+        let r = try await run(clients: 5, length: 1000)
+        let outcome = try r.server.get()
+        XCTAssertEqual(outcome.included, r.inputs.keys.sorted())
+        XCTAssertEqual(outcome.sum, plainSum(r.inputs, outcome.included))
+        XCTAssertTrue(outcome.dropped.isEmpty)
+        for (name, result) in r.clients { XCTAssertEqual(try result.get().included, outcome.included, name) }
+        // No client's raw value appears on the wire (each is a distinctive 8-byte pattern).
+        let wire = WireIndex(r.wire)
+        for (name, values) in r.inputs {
+            for v in values.prefix(200) {
+                var le = v.littleEndian
+                let bytes = withUnsafeBytes(of: &le) { Array($0) }
+                XCTAssertFalse(wire.contains(bytes), "\(name)'s raw value \(v) is on the wire")
+            }
+        }
+        var planted = r.inputs["branch-00"]![3].littleEndian
+        XCTAssertTrue(WireIndex(r.wire + withUnsafeBytes(of: &planted) { Array($0) }).contains(withUnsafeBytes(of: &planted) { Array($0) }))
+    }
+
+    func testDropoutsAtEveryRoundLeaveTheSumOfTheSurvivors() async throws {
+        // 7 clients, threshold 5. (who stops, after which round) → who must be in the sum.
+        let cases: [([Int: SecureAggregationClient.Round], Set<Int>)] = [
+            ([2: .advertise], [0, 1, 3, 4, 5, 6]),          // gone before sharing keys: not in the sum
+            ([3: .shareKeys], [0, 1, 2, 4, 5, 6]),          // gone after sharing: its pairwise masks are removed
+            ([4: .maskedInput], [0, 1, 2, 3, 4, 5, 6]),     // gone after its masked input: still summed
+            ([5: .unmask], [0, 1, 2, 3, 4, 5, 6]),
+            ([1: .shareKeys, 6: .maskedInput], [0, 2, 3, 4, 5, 6]),
+        ]
+        for (stops, survivors) in cases {
+            let r = try await run(clients: 7, length: 300, threshold: 5, stops: stops, seed: UInt64(stops.keys.first! + 10))
+            let outcome = try r.server.get()
+            let expected = r.inputs.keys.sorted().enumerated().filter { survivors.contains($0.offset) }.map(\.element)
+            XCTAssertEqual(outcome.included, expected, "\(stops)")
+            XCTAssertEqual(outcome.sum, plainSum(r.inputs, expected), "\(stops)")
+            // A client that stops after sending its unmasking shares has finished every round: not a dropout.
+            let droppedEarly = stops.filter { $0.value < .unmask }.keys.map { String(format: "branch-%02d", $0) }
+            XCTAssertEqual(Set(outcome.dropped.map(\.client)), Set(droppedEarly), "\(stops)")
+        }
+    }
+
+    func testFewerSurvivorsThanTheThresholdAbortsEverywhere() async throws {
+        let r = try await run(clients: 5, length: 50, threshold: 4, stops: [0: .shareKeys, 1: .shareKeys])
+        XCTAssertThrowsError(try r.server.get()) { error in
+            XCTAssertEqual(error as? SecureAggregationError, .tooFewSurvivors(round: "masked input", survivors: 3, threshold: 4))
+        }
+        for name in ["branch-02", "branch-03", "branch-04"] {
+            XCTAssertThrowsError(try r.clients[name]!.get(), name) { XCTAssertTrue("\($0)".contains("fewer than the threshold"), "\($0)") }
+        }
+    }
+
+    func testWrongVectorLengthEndsTheRunNamingTheClient() async throws {
+        let r = try await run(clients: 4, length: 20, threshold: 3, lengthOverride: [2: 21])
+        XCTAssertThrowsError(try r.server.get()) {
+            XCTAssertEqual($0 as? SecureAggregationError, .wrongVectorLength(peer: "branch-02", expected: 20, got: 21))
+        }
+        XCTAssertThrowsError(try r.clients["branch-00"]!.get()) { XCTAssertTrue("\($0)".contains("branch-02"), "\($0)") }
+    }
+
+    func testKeysSignedWithAnotherNodesCertificateAreRejected() async throws {
+        // branch-01 signs its keys with branch-03's certificate: every other client refuses.
+        let r = try await run(clients: 4, length: 10, threshold: 3, signAs: [1: 3])
+        XCTAssertThrowsError(try r.server.get())
+        XCTAssertThrowsError(try r.clients["branch-00"]!.get()) { error in
+            XCTAssertTrue("\(error)".contains("the keys of branch-01 do not verify"), "\(error)")
+        }
+    }
+
+    func testAReplayedMessageEndsTheRun() async throws {
+        let r = try await run(clients: 4, length: 10, threshold: 3, replay: [2])
+        XCTAssertThrowsError(try r.server.get()) { error in
+            XCTAssertTrue("\(error)".contains("branch-02") && "\(error)".contains("out of sequence"), "\(error)")
+        }
+    }
+}
+
+/// Sends its first message twice (a replay), then behaves.
+final class ReplayingChannel: MessageChannel, @unchecked Sendable {
+    let inner: any MessageChannel
+    private var sent = 0
+    init(inner: any MessageChannel) { self.inner = inner }
+    var peer: NodeID { inner.peer }
+    func send(_ message: [UInt8]) async throws {
+        try await inner.send(message)
+        sent += 1
+        if sent == 1 { try await inner.send(message) }
+    }
+    func receive() async throws -> [UInt8] { try await inner.receive() }
+    func close() async { await inner.close() }
+}
