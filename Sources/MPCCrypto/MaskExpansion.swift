@@ -16,13 +16,14 @@ public enum MaskExpansion {
         let n = vector.count
         guard n > 0 else { return }
         var keystream = [UInt64](repeating: 0, count: min(n, blockValues))
+        let zeros = [UInt8](repeating: 0, count: min(n, blockValues) * 8)
         var offset = 0
         while offset < n {
             let count = min(blockValues, n - offset)
             keystream.withUnsafeMutableBytes { raw in
                 // ChaCha20 with an initial block counter, so each block continues the same keystream.
                 _ = crypto_stream_chacha20_xor_ic(raw.baseAddress!.assumingMemoryBound(to: UInt8.self),
-                                                  [UInt8](repeating: 0, count: count * 8), UInt64(count * 8),
+                                                  zeros, UInt64(count * 8),
                                                   nonce, UInt64(offset * 8 / 64), seed)
             }
             vector.withUnsafeMutableBufferPointer { v in
