@@ -99,6 +99,64 @@ public nonisolated struct Mpcnode_V1_JobSpec: Sendable {
 
   public var createdAtUnixMs: Int64 = 0
 
+  /// "secure-sum": what each party aggregates locally (its dataset is its PartyInput.dataset); the
+  /// single node in `deliver_to` acts as the aggregation server and receives the report.
+  public var aggregate: Mpcnode_V1_AggregateSpec {
+    get {_aggregate ?? Mpcnode_V1_AggregateSpec()}
+    set {_aggregate = newValue}
+  }
+  /// Returns true if `aggregate` has been explicitly set.
+  public var hasAggregate: Bool {self._aggregate != nil}
+  /// Clears the value of `aggregate`. Subsequent reads from it will return its default value.
+  public mutating func clearAggregate() {self._aggregate = nil}
+
+  /// "secure-sum": survivors needed in every round (0: the protocol's default).
+  public var threshold: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _aggregate: Mpcnode_V1_AggregateSpec? = nil
+}
+
+/// A declarative local aggregate: only aggregates leave a party (masked), never rows.
+public nonisolated struct Mpcnode_V1_AggregateSpec: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Column whose values define the cells; empty for a single cell over all rows.
+  public var groupBy: String = String()
+
+  /// The public list of cell values (rows with other values are not counted).
+  public var groups: [String] = []
+
+  public var measures: [Mpcnode_V1_AggregateMeasure] = []
+
+  /// Fixed-point decimals for sums (2: cents).
+  public var decimals: UInt32 = 0
+
+  /// Output protection: cells with fewer records or fewer contributing parties are suppressed.
+  public var minCellRecords: UInt64 = 0
+
+  public var minCellParties: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_AggregateMeasure: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// "sum" (of a decimal column) or "count" (of rows where the column is not empty).
+  public var function: String = String()
+
+  public var column: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -896,7 +954,7 @@ nonisolated extension Mpcnode_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Mpcnode_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobSpec"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}coordinator\0\u{1}protocol\0\u{1}parties\0\u{3}deliver_to\0\u{3}cardinality_only\0\u{1}group\0\u{3}created_at_unix_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}coordinator\0\u{1}protocol\0\u{1}parties\0\u{3}deliver_to\0\u{3}cardinality_only\0\u{1}group\0\u{3}created_at_unix_ms\0\u{1}aggregate\0\u{1}threshold\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -912,12 +970,18 @@ nonisolated extension Mpcnode_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._
       case 6: try { try decoder.decodeSingularBoolField(value: &self.cardinalityOnly) }()
       case 7: try { try decoder.decodeSingularStringField(value: &self.group) }()
       case 8: try { try decoder.decodeSingularInt64Field(value: &self.createdAtUnixMs) }()
+      case 9: try { try decoder.decodeSingularMessageField(value: &self._aggregate) }()
+      case 10: try { try decoder.decodeSingularUInt32Field(value: &self.threshold) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.jobID.isEmpty {
       try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 1)
     }
@@ -942,6 +1006,12 @@ nonisolated extension Mpcnode_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._
     if self.createdAtUnixMs != 0 {
       try visitor.visitSingularInt64Field(value: self.createdAtUnixMs, fieldNumber: 8)
     }
+    try { if let v = self._aggregate {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+    } }()
+    if self.threshold != 0 {
+      try visitor.visitSingularUInt32Field(value: self.threshold, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -954,6 +1024,98 @@ nonisolated extension Mpcnode_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._
     if lhs.cardinalityOnly != rhs.cardinalityOnly {return false}
     if lhs.group != rhs.group {return false}
     if lhs.createdAtUnixMs != rhs.createdAtUnixMs {return false}
+    if lhs._aggregate != rhs._aggregate {return false}
+    if lhs.threshold != rhs.threshold {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_AggregateSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AggregateSpec"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}group_by\0\u{1}groups\0\u{1}measures\0\u{1}decimals\0\u{3}min_cell_records\0\u{3}min_cell_parties\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.groupBy) }()
+      case 2: try { try decoder.decodeRepeatedStringField(value: &self.groups) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.measures) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.decimals) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.minCellRecords) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.minCellParties) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.groupBy.isEmpty {
+      try visitor.visitSingularStringField(value: self.groupBy, fieldNumber: 1)
+    }
+    if !self.groups.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.groups, fieldNumber: 2)
+    }
+    if !self.measures.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.measures, fieldNumber: 3)
+    }
+    if self.decimals != 0 {
+      try visitor.visitSingularUInt32Field(value: self.decimals, fieldNumber: 4)
+    }
+    if self.minCellRecords != 0 {
+      try visitor.visitSingularUInt64Field(value: self.minCellRecords, fieldNumber: 5)
+    }
+    if self.minCellParties != 0 {
+      try visitor.visitSingularUInt32Field(value: self.minCellParties, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_AggregateSpec, rhs: Mpcnode_V1_AggregateSpec) -> Bool {
+    if lhs.groupBy != rhs.groupBy {return false}
+    if lhs.groups != rhs.groups {return false}
+    if lhs.measures != rhs.measures {return false}
+    if lhs.decimals != rhs.decimals {return false}
+    if lhs.minCellRecords != rhs.minCellRecords {return false}
+    if lhs.minCellParties != rhs.minCellParties {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_AggregateMeasure: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AggregateMeasure"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}function\0\u{1}column\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.function) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.column) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.function.isEmpty {
+      try visitor.visitSingularStringField(value: self.function, fieldNumber: 1)
+    }
+    if !self.column.isEmpty {
+      try visitor.visitSingularStringField(value: self.column, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_AggregateMeasure, rhs: Mpcnode_V1_AggregateMeasure) -> Bool {
+    if lhs.function != rhs.function {return false}
+    if lhs.column != rhs.column {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
