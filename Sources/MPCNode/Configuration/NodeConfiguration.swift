@@ -137,4 +137,6 @@ struct RawDatasetPolicy: Codable {
     var protocols: [String]?
     var result_recipients: [String]?
     var min_set_size: Int?
+    var min_cell_records: Int?
+    var min_cell_parties: Int?
 }

@@ -47,8 +47,8 @@ public actor JobEngine {
             for id in ids {
                 logger.warning("job ended by restart", metadata: ["job": "\(id)"])
                 if let spec = try repository.spec(jobID: id), spec.coordinator != nodeID {
-                    try? await reportOutcome(spec: spec, state: .failed, reason: JobError.interruptedByRestart.description,
-                                             report: nil, elapsedMs: 0, auditHash: "")
+                    await reportOutcome(spec: spec, state: .failed, reason: JobError.interruptedByRestart.description,
+                                        completion: nil, elapsedMs: 0, auditHash: "")
                 }
             }
         } catch {
@@ -70,12 +70,6 @@ public actor JobEngine {
 
     /// Validates a submission, stores it as proposed, and starts coordinating it. Returns the job id.
     public func submit(_ submission: JobSubmission) throws -> String {
-        guard submission.protocolName == "psi" else {
-            throw JobError.invalidSubmission("unknown protocol '\(submission.protocolName)' (available: psi)")
-        }
-        guard submission.parties.count == 2 else {
-            throw JobError.invalidSubmission("two-party PSI needs exactly two --party options, got \(submission.parties.count)")
-        }
         let partyIDs = submission.parties.map(\.nodeID)
         guard Set(partyIDs).count == partyIDs.count else { throw JobError.invalidSubmission("a node appears twice among the parties") }
         guard !partyIDs.contains(nodeID) else {
@@ -83,11 +77,43 @@ public actor JobEngine {
         }
         for id in partyIDs where configuration.peers[id] == nil { throw JobError.unknownPeer(id) }
         guard !submission.deliverTo.isEmpty else { throw JobError.invalidSubmission("name at least one recipient with --deliver-to") }
-        for r in submission.deliverTo where !partyIDs.contains(r) {
-            throw JobError.invalidSubmission("recipient \(r) is not a party of the job (PSI delivers to its parties)")
-        }
-        guard BlindingGroup(rawValue: submission.group) != nil else {
-            throw JobError.invalidSubmission("unknown group '\(submission.group)' (available: \(BlindingGroup.allCases.map(\.rawValue).joined(separator: ", ")))")
+        var aggregateSpec: Mpcnode_V1_AggregateSpec?
+        switch submission.protocolName {
+        case "psi":
+            guard submission.parties.count == 2 else {
+                throw JobError.invalidSubmission("two-party PSI needs exactly two --party options, got \(submission.parties.count)")
+            }
+            for r in submission.deliverTo where !partyIDs.contains(r) {
+                throw JobError.invalidSubmission("recipient \(r) is not a party of the job (PSI delivers to its parties)")
+            }
+            guard BlindingGroup(rawValue: submission.group) != nil else {
+                throw JobError.invalidSubmission("unknown group '\(submission.group)' (available: \(BlindingGroup.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+        case "secure-sum":
+            guard submission.parties.count >= 2 else { throw JobError.invalidSubmission("a secure sum needs at least two parties") }
+            guard submission.deliverTo.count == 1, let server = submission.deliverTo.first, !partyIDs.contains(server), server != nodeID else {
+                throw JobError.invalidSubmission("a secure sum is delivered to exactly one node that is not a party (the regulator), with --deliver-to")
+            }
+            guard configuration.peers[server] != nil else { throw JobError.unknownPeer(server) }
+            guard let a = submission.aggregate else { throw JobError.invalidSubmission("a secure sum needs an aggregate (--measure, --group-by, --groups)") }
+            var spec = Mpcnode_V1_AggregateSpec()
+            spec.groupBy = a.groupBy ?? ""
+            spec.groups = a.groups
+            spec.decimals = UInt32(max(0, a.decimals))
+            spec.minCellRecords = UInt64(max(1, a.minCellRecords))
+            spec.minCellParties = UInt32(max(1, a.minCellParties))
+            for m in a.measures {
+                let parts = m.split(separator: ":", maxSplits: 1).map(String.init)
+                guard parts.count == 2 else { throw JobError.invalidSubmission("measure '\(m)' is not function:column (sum:balance, count:account)") }
+                spec.measures.append(.with { $0.function = parts[0]; $0.column = parts[1] })
+            }
+            do { try LocalAggregate(spec: spec, parties: partyIDs.count).validate() } catch { throw JobError.invalidSubmission("\(error)") }
+            if let t = submission.threshold {
+                guard (2...partyIDs.count).contains(t) else { throw JobError.invalidSubmission("threshold \(t) must lie in 2…\(partyIDs.count)") }
+            }
+            aggregateSpec = spec
+        default:
+            throw JobError.invalidSubmission("unknown protocol '\(submission.protocolName)' (available: psi, secure-sum)")
         }
         var spec = Mpcnode_V1_JobSpec()
         spec.jobID = Self.newJobID()
@@ -96,7 +122,9 @@ public actor JobEngine {
         spec.parties = submission.parties.map { p in .with { $0.nodeID = p.nodeID; $0.dataset = p.dataset; $0.column = p.column } }
         spec.deliverTo = submission.deliverTo
         spec.cardinalityOnly = submission.cardinalityOnly
-        spec.group = submission.group
+        spec.group = submission.protocolName == "psi" ? submission.group : ""
+        if let aggregateSpec { spec.aggregate = aggregateSpec }
+        spec.threshold = UInt32(submission.threshold ?? 0)
         spec.createdAtUnixMs = Int64(Date().timeIntervalSince1970 * 1000)
         let hash = try JobRepository.specHash(spec)
         try store.pool.write { db in
@@ -123,17 +151,18 @@ public actor JobEngine {
         defer { tasks[spec.jobID] = nil }
         let jobID = spec.jobID
         // 1. Every participant checks its policy.
+        let participants = JobRepository.participants(of: spec)
         let decisions = await withTaskGroup(of: (String, Result<Mpcnode_V1_JobDecision, Error>).self) { group in
-            for party in spec.parties {
+            for party in participants {
                 group.addTask {
                     do {
-                        let response = try await self.control(.with { $0.proposal = .with { $0.spec = spec } }, to: party.nodeID)
+                        let response = try await self.control(.with { $0.proposal = .with { $0.spec = spec } }, to: party)
                         guard case .decision(let d)? = response.kind else {
-                            throw JobError.unreachable(node: party.nodeID, detail: "answered the proposal with \(response)")
+                            throw JobError.unreachable(node: party, detail: "answered the proposal with \(response)")
                         }
-                        return (party.nodeID, .success(d))
+                        return (party, .success(d))
                     } catch {
-                        return (party.nodeID, .failure(error))
+                        return (party, .failure(error))
                     }
                 }
             }
@@ -179,13 +208,13 @@ public actor JobEngine {
         // 2. Everyone accepted: start.
         logger.info("job starting", metadata: ["job": "\(jobID)"])
         let failures = await withTaskGroup(of: String?.self) { group in
-            for party in spec.parties {
+            for party in participants {
                 group.addTask {
                     do {
-                        let r = try await self.control(.with { $0.start = .with { $0.jobID = jobID } }, to: party.nodeID)
-                        if case .error(let e)? = r.kind { return "\(party.nodeID): \(e.message)" }
+                        let r = try await self.control(.with { $0.start = .with { $0.jobID = jobID } }, to: party)
+                        if case .error(let e)? = r.kind { return "\(party): \(e.message)" }
                         return nil
-                    } catch { return "\(party.nodeID): \(error)" }
+                    } catch { return "\(party): \(error)" }
                 }
             }
             var out: [String] = []
@@ -194,10 +223,10 @@ public actor JobEngine {
         }
         if failures.isEmpty {
             try? store.write { db in
-                for party in spec.parties {
+                for party in participants {
                     // Unless an outcome already arrived (a fast job), the party is now running.
                     try db.execute(sql: "UPDATE job_party SET state = ? WHERE job_id = ? AND node_id = ? AND state = ?",
-                                   arguments: [JobState.running.rawValue, jobID, party.nodeID, JobState.accepted.rawValue])
+                                   arguments: [JobState.running.rawValue, jobID, party, JobState.accepted.rawValue])
                 }
             }
         } else {
@@ -206,7 +235,7 @@ public actor JobEngine {
                 try repository.setState(db, jobID: jobID, .failed, reason: reason)
                 try audit.append(db, event: "job.failed", jobID: jobID, details: ["reason": .string(reason)])
             }
-            await abortAll(spec, parties: spec.parties.map(\.nodeID), reason: reason)
+            await abortAll(spec, parties: participants, reason: reason)
         }
     }
 
@@ -214,7 +243,7 @@ public actor JobEngine {
     func recordOutcome(_ outcome: Mpcnode_V1_JobOutcome, from peer: String) async -> Mpcnode_V1_ControlResponse {
         do {
             guard let spec = try repository.spec(jobID: outcome.jobID), spec.coordinator == nodeID,
-                  spec.parties.contains(where: { $0.nodeID == peer }) else {
+                  JobRepository.participants(of: spec).contains(peer) else {
                 return .with { $0.error = .with { $0.message = "no job \(outcome.jobID) coordinated here with \(peer) as a party" } }
             }
             var toAbort: [String] = []
@@ -229,7 +258,19 @@ public actor JobEngine {
                 let states = try repository.partyStates(db, jobID: spec.jobID)
                 let current = try String.fetchOne(db, sql: "SELECT state FROM job WHERE id = ?", arguments: [spec.jobID]).flatMap(JobState.init(rawValue:))
                 guard current?.isFinal == false else { return }
-                if outcome.state == JobState.failed.rawValue {
+                if spec.protocol == "secure-sum" {
+                    // The job is the server's: a client that fails is a dropout (the report says who is in it).
+                    guard peer == spec.deliverTo.first else { return }
+                    if outcome.state == JobState.failed.rawValue {
+                        failure = "\(peer): \(outcome.reason)"
+                        try repository.setState(db, jobID: spec.jobID, .failed, reason: failure)
+                        try audit.append(db, event: "job.failed", jobID: spec.jobID, details: ["reason": .string(failure!)])
+                        toAbort = states.filter { $0.key != peer && !(JobState(rawValue: $0.value)?.isFinal ?? true) }.map(\.key)
+                    } else {
+                        try repository.setState(db, jobID: spec.jobID, .succeeded)
+                        try audit.append(db, event: "job.succeeded", jobID: spec.jobID, details: [:])
+                    }
+                } else if outcome.state == JobState.failed.rawValue {
                     failure = "\(peer): \(outcome.reason)"
                     try repository.setState(db, jobID: spec.jobID, .failed, reason: failure)
                     try audit.append(db, event: "job.failed", jobID: spec.jobID, details: ["reason": .string(failure!)])
@@ -254,7 +295,7 @@ public actor JobEngine {
     func recordProgress(_ progress: Mpcnode_V1_JobProgress, from peer: String) async -> Mpcnode_V1_ControlResponse {
         do {
             guard let spec = try repository.spec(jobID: progress.jobID), spec.coordinator == nodeID,
-                  spec.parties.contains(where: { $0.nodeID == peer }) else {
+                  JobRepository.participants(of: spec).contains(peer) else {
                 return .with { $0.error = .with { $0.message = "no job \(progress.jobID) coordinated here with \(peer) as a party" } }
             }
             try repository.setPartyProgress(jobID: progress.jobID, nodeID: peer, done: Int(progress.done), total: Int(progress.total))
@@ -290,7 +331,11 @@ public actor JobEngine {
             let check = PolicyCheck(policy: configuration.policy, nodeID: nodeID)
             let verdict = try check.check(spec, proposer: proposer) {
                 guard let mine else { return nil }
-                inputRows = try catalog.distinctCount(dataset: mine.dataset, column: mine.column)
+                if spec.protocol == "secure-sum" {
+                    inputRows = try? catalog.describe(mine.dataset).rowCount
+                } else {
+                    inputRows = try catalog.distinctCount(dataset: mine.dataset, column: mine.column)
+                }
                 return inputRows
             }
             let hash = try JobRepository.specHash(spec)
@@ -384,117 +429,160 @@ public actor JobEngine {
         await rendezvous.offer(jobID: open.jobID, peer: peer, channel: channel, timeout: sessionWaitTimeout)
     }
 
+    /// What a participant's protocol run produced, to be recorded in one transaction.
+    struct Completion {
+        var inputRows: Int
+        var bytesSent: UInt64
+        var bytesReceived: UInt64
+        var resultRows: Int
+        var receivedResult: Bool
+        var details: [String: AuditValue]
+        /// Writes the result (if any) inside the transaction that marks the job succeeded.
+        var store: (Database) throws -> Void
+    }
+
+    /// Runs this node's role of a started job, then records the outcome (state, result, audit record in
+    /// one transaction) and reports it to the coordinator.
     private func runParticipant(_ spec: Mpcnode_V1_JobSpec) async {
         let started = Date()
         let jobID = spec.jobID
         defer { tasks[jobID] = nil }
-        guard let mineIndex = spec.parties.firstIndex(where: { $0.nodeID == nodeID }) else { return }
-        let mine = spec.parties[mineIndex]
-        let otherIndex = mineIndex == 0 ? 1 : 0
-        let other = spec.parties[otherIndex]
-        var source: SQLiteIdentifierSource?
-        var report: PSIParty.Report?
+        let scratch = JobScratch()
         do {
-            let s = try SQLiteIdentifierSource.prepare(jobID: jobID, dataset: mine.dataset, column: mine.column,
-                                                       store: store, scratchDirectory: configuration.jobsDirectory)
-            source = s
-            try audit.append(event: "job.started", jobID: jobID, details: [
-                "spec_hash": .string(try JobRepository.specHash(spec)), "peer": .string(other.nodeID), "input_rows": .int(s.count),
-            ])
-            logger.info("job running", metadata: ["job": "\(jobID)", "peer": "\(other.nodeID)", "input_rows": "\(s.count)"])
-            guard let group = BlindingGroup(rawValue: spec.group) else {
-                throw JobError.invalidSubmission("unknown group \(spec.group)")
+            let c: Completion
+            switch spec.protocol {
+            case "secure-sum":
+                c = spec.deliverTo.first == nodeID ? try await runSecureSumServer(spec, started: started)
+                                                   : try await runSecureSumClient(spec)
+            default:
+                c = try await runPSI(spec, scratch: scratch)
             }
-            let config = PSIParty.Configuration(
-                jobID: jobID, group: group, selfReceivesOutput: spec.deliverTo.contains(nodeID),
-                peerReceivesOutput: spec.deliverTo.contains(other.nodeID), cardinalityOnly: spec.cardinalityOnly)
-            let progress = ProgressRecorder(repository: repository, jobID: jobID) { [transport, configuration] done, total in
-                // Forwarded to the coordinator (best effort, never holding the protocol up).
-                guard let address = configuration.peers[spec.coordinator] else { return }
-                Task {
-                    _ = try? await transport.control(.with { $0.progress = .with { $0.jobID = jobID; $0.done = UInt64(done); $0.total = UInt64(total) } },
-                                                     to: spec.coordinator, at: address)
-                }
-            }
-            let onProgress: @Sendable (PSIParty.Progress) -> Void = { p in
-                progress.record(done: p.ownBlindedSent + p.peerElementsProcessed, total: p.ownSetSize + (p.peerSetSize ?? 0))
-            }
-            if mineIndex < otherIndex {
-                guard let address = configuration.peers[other.nodeID] else { throw JobError.unknownPeer(other.nodeID) }
-                report = try await transport.withSession(jobID: jobID, to: other.nodeID, at: address) { channel in
-                    try await PSIParty(configuration: config, source: s, channel: channel, progress: onProgress).run()
-                }
-            } else {
-                let channel = try await rendezvous.claim(jobID: jobID, peer: other.nodeID, timeout: sessionWaitTimeout)
-                do {
-                    report = try await PSIParty(configuration: config, source: s, channel: channel, progress: onProgress).run()
-                    await channel.close()
-                } catch {
-                    channel.abort()
-                    await channel.close()
-                    throw error
-                }
-            }
-            let r = report!
             let elapsed = Int(Date().timeIntervalSince(started) * 1000)
-            var resultRows = 0
+            var details = c.details
+            details["spec_hash"] = .string(try JobRepository.specHash(spec))
+            details["node"] = .string(nodeID)
+            details["input_rows"] = .int(c.inputRows)
+            details["bytes_sent"] = .int(Int(c.bytesSent))
+            details["bytes_received"] = .int(Int(c.bytesReceived))
+            details["elapsed_ms"] = .int(elapsed)
+            details["result_rows"] = .int(c.resultRows)
+            details["received_result"] = .bool(c.receivedResult)
+            let finalDetails = details
             let hash: String = try store.write { db in
-                switch r.output {
-                case .intersection(let positions):
-                    resultRows = positions.count
-                    try repository.storeResult(db, jobID: jobID, kind: "intersection", cardinality: positions.count) { db in
-                        let insert = try db.makeStatement(sql: "INSERT INTO job_result_item (job_id, identifier) VALUES (?, ?)")
-                        try s.forEachIdentifier(atPositions: positions) { try insert.execute(arguments: [jobID, $0]) }
-                    }
-                case .cardinality(let c):
-                    resultRows = 1
-                    try repository.storeResult(db, jobID: jobID, kind: "cardinality", cardinality: c) { _ in }
-                case .none:
-                    break
-                }
-                try repository.setMetrics(db, jobID: jobID, inputRows: r.ownSetSize, bytesSent: r.bytesSent,
-                                          bytesReceived: r.bytesReceived, elapsedMs: elapsed)
+                try c.store(db)
+                try repository.setMetrics(db, jobID: jobID, inputRows: c.inputRows, bytesSent: c.bytesSent,
+                                          bytesReceived: c.bytesReceived, elapsedMs: elapsed)
                 try repository.setState(db, jobID: jobID, .succeeded)
-                return try audit.append(db, event: "job.succeeded", jobID: jobID, details: [
-                    "spec_hash": .string(try JobRepository.specHash(spec)), "node": .string(nodeID), "peer": .string(other.nodeID),
-                    "input_rows": .int(r.ownSetSize), "peer_input_rows": .int(r.peerSetSize),
-                    "bytes_sent": .int(Int(r.bytesSent)), "bytes_received": .int(Int(r.bytesReceived)),
-                    "elapsed_ms": .int(elapsed), "result_rows": .int(resultRows),
-                    "received_result": .bool(r.output != .none),
-                ])
+                return try audit.append(db, event: "job.succeeded", jobID: jobID, details: finalDetails)
             }
-            logger.info("job succeeded", metadata: ["job": "\(jobID)", "elapsed_ms": "\(elapsed)", "result_rows": "\(resultRows)"])
-            source?.remove()
-            try? await reportOutcome(spec: spec, state: .succeeded, reason: "", report: r, elapsedMs: elapsed, auditHash: hash, resultRows: resultRows)
+            scratch.cleanUp()
+            logger.info("job succeeded", metadata: ["job": "\(jobID)", "elapsed_ms": "\(elapsed)", "result_rows": "\(c.resultRows)"])
+            await reportOutcome(spec: spec, state: .succeeded, reason: "", completion: c, elapsedMs: elapsed, auditHash: hash)
         } catch {
-            source?.remove()
+            scratch.cleanUp()
             let reason = Self.describe(error)
             let elapsed = Int(Date().timeIntervalSince(started) * 1000)
             var hash = ""
             var finalReason = reason
             do {
                 hash = try store.write { db in
-                    let current = try String.fetchOne(db, sql: "SELECT state, reason FROM job WHERE id = ?", arguments: [jobID])
                     if let stateRow = try Row.fetchOne(db, sql: "SELECT state, reason FROM job WHERE id = ?", arguments: [jobID]),
                        JobState(rawValue: stateRow["state"])?.isFinal == true {
                         // Already ended (aborted by the coordinator): keep that reason.
                         finalReason = stateRow["reason"] ?? reason
-                        _ = current
                         return try String.fetchOne(db, sql: "SELECT hash FROM audit_log WHERE job_id = ? ORDER BY seq DESC LIMIT 1", arguments: [jobID]) ?? ""
                     }
                     try repository.setState(db, jobID: jobID, .failed, reason: reason)
-                    try repository.setMetrics(db, jobID: jobID, inputRows: nil, bytesSent: report?.bytesSent ?? 0,
-                                              bytesReceived: report?.bytesReceived ?? 0, elapsedMs: elapsed)
+                    try repository.setMetrics(db, jobID: jobID, inputRows: nil, bytesSent: 0, bytesReceived: 0, elapsedMs: elapsed)
                     return try audit.append(db, event: "job.failed", jobID: jobID, details: [
-                        "reason": .string(reason), "peer": .string(other.nodeID), "elapsed_ms": .int(elapsed),
+                        "reason": .string(reason), "elapsed_ms": .int(elapsed),
                     ])
                 }
             } catch {
                 logger.error("could not record the failure", metadata: ["job": "\(jobID)", "error": "\(error)"])
             }
             logger.warning("job failed", metadata: ["job": "\(jobID)", "reason": "\(finalReason)"])
-            try? await reportOutcome(spec: spec, state: .failed, reason: finalReason, report: report, elapsedMs: elapsed, auditHash: hash)
+            await reportOutcome(spec: spec, state: .failed, reason: finalReason, completion: nil, elapsedMs: elapsed, auditHash: hash)
         }
+    }
+
+    /// Two-party PSI from a snapshot of this node's input.
+    private func runPSI(_ spec: Mpcnode_V1_JobSpec, scratch: JobScratch) async throws -> Completion {
+        let jobID = spec.jobID
+        guard let mineIndex = spec.parties.firstIndex(where: { $0.nodeID == nodeID }) else {
+            throw JobError.invalidSubmission("this node is not a party of \(jobID)")
+        }
+        let mine = spec.parties[mineIndex]
+        let otherIndex = mineIndex == 0 ? 1 : 0
+        let other = spec.parties[otherIndex]
+        let s = try SQLiteIdentifierSource.prepare(jobID: jobID, dataset: mine.dataset, column: mine.column,
+                                                   store: store, scratchDirectory: configuration.jobsDirectory)
+        scratch.add { s.remove() }
+        try audit.append(event: "job.started", jobID: jobID, details: [
+            "spec_hash": .string(try JobRepository.specHash(spec)), "peer": .string(other.nodeID), "input_rows": .int(s.count),
+        ])
+        logger.info("job running", metadata: ["job": "\(jobID)", "peer": "\(other.nodeID)", "input_rows": "\(s.count)"])
+        guard let group = BlindingGroup(rawValue: spec.group) else { throw JobError.invalidSubmission("unknown group \(spec.group)") }
+        let config = PSIParty.Configuration(
+            jobID: jobID, group: group, selfReceivesOutput: spec.deliverTo.contains(nodeID),
+            peerReceivesOutput: spec.deliverTo.contains(other.nodeID), cardinalityOnly: spec.cardinalityOnly)
+        let onProgress = progressReporter(spec)
+        let report: PSIParty.Report
+        if mineIndex < otherIndex {
+            guard let address = configuration.peers[other.nodeID] else { throw JobError.unknownPeer(other.nodeID) }
+            report = try await transport.withSession(jobID: jobID, to: other.nodeID, at: address) { channel in
+                try await PSIParty(configuration: config, source: s, channel: channel, progress: onProgress).run()
+            }
+        } else {
+            let channel = try await rendezvous.claim(jobID: jobID, peer: other.nodeID, timeout: sessionWaitTimeout)
+            do {
+                report = try await PSIParty(configuration: config, source: s, channel: channel, progress: onProgress).run()
+                await channel.close()
+            } catch {
+                channel.abort()
+                await channel.close()
+                throw error
+            }
+        }
+        var resultRows = 0
+        let output = report.output
+        switch output {
+        case .intersection(let positions): resultRows = positions.count
+        case .cardinality: resultRows = 1
+        case .none: break
+        }
+        let repository = self.repository
+        return Completion(
+            inputRows: report.ownSetSize, bytesSent: report.bytesSent, bytesReceived: report.bytesReceived,
+            resultRows: resultRows, receivedResult: output != .none,
+            details: ["peer": .string(other.nodeID), "peer_input_rows": .int(report.peerSetSize)],
+            store: { db in
+                switch output {
+                case .intersection(let positions):
+                    try repository.storeResult(db, jobID: jobID, kind: "intersection", cardinality: positions.count) { db in
+                        let insert = try db.makeStatement(sql: "INSERT INTO job_result_item (job_id, identifier) VALUES (?, ?)")
+                        try s.forEachIdentifier(atPositions: positions) { try insert.execute(arguments: [jobID, $0]) }
+                    }
+                case .cardinality(let c):
+                    try repository.storeResult(db, jobID: jobID, kind: "cardinality", cardinality: c) { _ in }
+                case .none:
+                    break
+                }
+            })
+    }
+
+    /// Records progress locally and forwards it to the coordinator (throttled).
+    func progressReporter(_ spec: Mpcnode_V1_JobSpec) -> @Sendable (PSIParty.Progress) -> Void {
+        let jobID = spec.jobID
+        let progress = ProgressRecorder(repository: repository, jobID: jobID) { [transport, configuration] done, total in
+            // Forwarded to the coordinator (best effort, never holding the protocol up).
+            guard let address = configuration.peers[spec.coordinator] else { return }
+            Task {
+                _ = try? await transport.control(.with { $0.progress = .with { $0.jobID = jobID; $0.done = UInt64(done); $0.total = UInt64(total) } },
+                                                 to: spec.coordinator, at: address)
+            }
+        }
+        return { p in progress.record(done: p.ownBlindedSent + p.peerElementsProcessed, total: p.ownSetSize + (p.peerSetSize ?? 0)) }
     }
 
     static func describe(_ error: Error) -> String {
@@ -502,16 +590,16 @@ public actor JobEngine {
         return "\(error)"
     }
 
-    private func reportOutcome(spec: Mpcnode_V1_JobSpec, state: JobState, reason: String, report: PSIParty.Report?,
-                               elapsedMs: Int, auditHash: String, resultRows: Int = 0) async throws {
+    func reportOutcome(spec: Mpcnode_V1_JobSpec, state: JobState, reason: String, completion: Completion?,
+                       elapsedMs: Int, auditHash: String) async {
         var outcome = Mpcnode_V1_JobOutcome()
         outcome.jobID = spec.jobID
         outcome.state = state.rawValue
         outcome.reason = reason
-        outcome.bytesSent = report?.bytesSent ?? 0
-        outcome.bytesReceived = report?.bytesReceived ?? 0
-        outcome.resultRows = UInt64(resultRows)
-        outcome.receivedResult = report.map { $0.output != .none } ?? false
+        outcome.bytesSent = completion?.bytesSent ?? 0
+        outcome.bytesReceived = completion?.bytesReceived ?? 0
+        outcome.resultRows = UInt64(completion?.resultRows ?? 0)
+        outcome.receivedResult = completion?.receivedResult ?? false
         outcome.elapsedMs = Int64(elapsedMs)
         outcome.auditRecordHash = Data(Self.hexBytes(auditHash))
         var lastError: Error?
@@ -542,6 +630,17 @@ public actor JobEngine {
     func control(_ request: Mpcnode_V1_ControlRequest, to node: String) async throws -> Mpcnode_V1_ControlResponse {
         guard let address = configuration.peers[node] else { throw JobError.unknownPeer(node) }
         return try await transport.control(request, to: node, at: address)
+    }
+}
+
+/// Clean-up actions of a job (scratch files), run once whether the job succeeded or failed.
+final class JobScratch: @unchecked Sendable {
+    private let lock = NSLock()
+    private var actions: [() -> Void] = []
+    func add(_ action: @escaping () -> Void) { lock.withLock { actions.append(action) } }
+    func cleanUp() {
+        let pending = lock.withLock { defer { actions.removeAll() }; return actions }
+        for a in pending { a() }
     }
 }
 

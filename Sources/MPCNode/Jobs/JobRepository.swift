@@ -25,11 +25,18 @@ public struct JobRepository: Sendable {
             INSERT INTO job (id, spec, spec_hash, role, state, reason, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
             """, arguments: [spec.jobID, Data(bytes), try Self.specHash(spec), role.rawValue, state.rawValue, reason, now, now])
         if role == .coordinator {
-            for party in spec.parties {
+            for node in Self.participants(of: spec) {
                 try db.execute(sql: "INSERT INTO job_party (job_id, node_id, state) VALUES (?, ?, ?)",
-                               arguments: [spec.jobID, party.nodeID, JobState.proposed.rawValue])
+                               arguments: [spec.jobID, node, JobState.proposed.rawValue])
             }
         }
+    }
+
+    /// Every node that takes part: the parties, and for a secure sum the aggregation server.
+    public static func participants(of spec: Mpcnode_V1_JobSpec) -> [String] {
+        var nodes = spec.parties.map(\.nodeID)
+        if spec.protocol == "secure-sum", let server = spec.deliverTo.first, !nodes.contains(server) { nodes.append(server) }
+        return nodes
     }
 
     public func exists(_ db: Database, jobID: String) throws -> Bool {
@@ -162,9 +169,11 @@ public struct JobRepository: Sendable {
         for p in try Row.fetchAll(db, sql: "SELECT * FROM job_party WHERE job_id = ?", arguments: [spec.jobID]) {
             partyRows[p["node_id"]] = p
         }
-        let parties = spec.parties.map { party -> PartyView in
-            let p = partyRows[party.nodeID]
-            return PartyView(nodeID: party.nodeID, dataset: party.dataset, column: party.column,
+        var inputs = spec.parties.map { ($0.nodeID, $0.dataset, $0.column) }
+        if spec.protocol == "secure-sum", let server = spec.deliverTo.first { inputs.append((server, "(server)", "")) }
+        let parties = inputs.map { (node, dataset, column) -> PartyView in
+            let p = partyRows[node]
+            return PartyView(nodeID: node, dataset: dataset, column: column,
                              state: p?["state"], reason: p?["reason"], inputRows: p?["input_rows"],
                              bytesSent: p?["bytes_sent"], bytesReceived: p?["bytes_received"], elapsedMs: p?["elapsed_ms"],
                              resultRows: p?["result_rows"], receivedResult: p?["received_result"], auditHash: p?["audit_hash"],

@@ -84,17 +84,37 @@ public struct JobSubmission: Codable, Sendable {
         }
     }
 
+    /// A secure sum's local aggregate (the same at every party).
+    public struct Aggregate: Codable, Sendable {
+        public var groupBy: String?
+        public var groups: [String]
+        /// "sum:column" or "count:column".
+        public var measures: [String]
+        public var decimals: Int
+        public var minCellRecords: Int
+        public var minCellParties: Int
+        public init(groupBy: String?, groups: [String], measures: [String], decimals: Int, minCellRecords: Int, minCellParties: Int) {
+            self.groupBy = groupBy; self.groups = groups; self.measures = measures; self.decimals = decimals
+            self.minCellRecords = minCellRecords; self.minCellParties = minCellParties
+        }
+    }
+
     public var protocolName: String
     public var parties: [Party]
     public var deliverTo: [String]
     public var cardinalityOnly: Bool
     public var group: String
+    public var aggregate: Aggregate?
+    public var threshold: Int?
 
-    public init(protocolName: String, parties: [Party], deliverTo: [String], cardinalityOnly: Bool, group: String) {
+    public init(protocolName: String, parties: [Party], deliverTo: [String], cardinalityOnly: Bool, group: String,
+                aggregate: Aggregate? = nil, threshold: Int? = nil) {
         self.protocolName = protocolName
         self.parties = parties
         self.deliverTo = deliverTo
         self.cardinalityOnly = cardinalityOnly
         self.group = group
+        self.aggregate = aggregate
+        self.threshold = threshold
     }
 }

@@ -28,7 +28,9 @@ public struct NodePolicy: Sendable, Equatable {
             }
             datasets[name] = DatasetPolicy(columns: Set(rule.columns ?? []), protocols: protocols,
                                            resultRecipients: Set(rule.result_recipients ?? []),
-                                           minimumSetSize: minimum)
+                                           minimumSetSize: minimum,
+                                           minimumCellRecords: rule.min_cell_records ?? DatasetPolicy.defaultMinimumCellRecords,
+                                           minimumCellParties: rule.min_cell_parties ?? DatasetPolicy.defaultMinimumCellParties)
         }
         self.datasets = datasets
     }
@@ -39,6 +41,7 @@ public struct NodePolicy: Sendable, Equatable {
 public enum JobProtocolUse: String, Sendable, CaseIterable, Codable {
     case psi
     case psiCardinality = "psi-cardinality"
+    case secureSum = "secure-sum"
 }
 
 public struct DatasetPolicy: Sendable, Equatable {
@@ -54,10 +57,21 @@ public struct DatasetPolicy: Sendable, Equatable {
     /// jobs on smaller inputs, which would reveal too much about each member).
     public var minimumSetSize: Int
 
-    public init(columns: Set<String>, protocols: Set<JobProtocolUse>, resultRecipients: Set<String>, minimumSetSize: Int) {
+    /// Secure sums: the least number of records, and of parties, behind every reported cell; a job must
+    /// ask the server to suppress smaller cells at least this strictly.
+    public var minimumCellRecords: Int
+    public var minimumCellParties: Int
+    public static let defaultMinimumCellRecords = 10
+    public static let defaultMinimumCellParties = 2
+
+    public init(columns: Set<String>, protocols: Set<JobProtocolUse>, resultRecipients: Set<String>, minimumSetSize: Int,
+                minimumCellRecords: Int = DatasetPolicy.defaultMinimumCellRecords,
+                minimumCellParties: Int = DatasetPolicy.defaultMinimumCellParties) {
         self.columns = columns
         self.protocols = protocols
         self.resultRecipients = resultRecipients
         self.minimumSetSize = minimumSetSize
+        self.minimumCellRecords = minimumCellRecords
+        self.minimumCellParties = minimumCellParties
     }
 }

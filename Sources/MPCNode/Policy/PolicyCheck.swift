@@ -29,6 +29,10 @@ public struct PolicyCheck: Sendable {
             return .refused(reason: "the job names \(spec.coordinator) as coordinator but was sent by \(proposer)")
         }
         guard let mine = spec.parties.first(where: { $0.nodeID == nodeID }) else {
+            if spec.protocol == "secure-sum" && spec.deliverTo == [nodeID] {
+                // The aggregation server holds no data for the job: it only has to accept the coordinator.
+                return .allowed
+            }
             return .refused(reason: "this node is not a party of the job")
         }
         guard let rule = policy.datasets[mine.dataset] else {
@@ -37,13 +41,27 @@ public struct PolicyCheck: Sendable {
         let use: JobProtocolUse
         switch spec.protocol {
         case "psi": use = spec.cardinalityOnly ? .psiCardinality : .psi
+        case "secure-sum": use = .secureSum
         default: return .refused(reason: "protocol '\(spec.protocol)' is not supported")
         }
         guard rule.protocols.contains(use) else {
             return .refused(reason: "dataset '\(mine.dataset)' is not exposed to \(use.rawValue)")
         }
-        guard rule.columns.contains(mine.column) else {
-            return .refused(reason: "column '\(mine.column)' of dataset '\(mine.dataset)' may not be used")
+        if use == .secureSum {
+            let aggregate = LocalAggregate(spec: spec.aggregate, parties: spec.parties.count)
+            for column in aggregate.columns.sorted() where !rule.columns.contains(column) {
+                return .refused(reason: "column '\(column)' of dataset '\(mine.dataset)' may not be aggregated")
+            }
+            guard spec.aggregate.minCellRecords >= UInt64(rule.minimumCellRecords) else {
+                return .refused(reason: "cells with fewer than \(rule.minimumCellRecords) records must be suppressed (the job asks \(spec.aggregate.minCellRecords))")
+            }
+            guard spec.aggregate.minCellParties >= UInt32(rule.minimumCellParties) else {
+                return .refused(reason: "cells with fewer than \(rule.minimumCellParties) parties must be suppressed (the job asks \(spec.aggregate.minCellParties))")
+            }
+        } else {
+            guard rule.columns.contains(mine.column) else {
+                return .refused(reason: "column '\(mine.column)' of dataset '\(mine.dataset)' may not be used")
+            }
         }
         for recipient in spec.deliverTo where !rule.resultRecipients.contains(recipient) {
             return .refused(reason: "\(recipient) may not receive results computed on dataset '\(mine.dataset)'")

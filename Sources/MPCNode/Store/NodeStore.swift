@@ -105,6 +105,16 @@ public final class NodeStore: Sendable {
                 t.add(column: "progress_total", .integer)
             }
         }
+        migrator.registerMigration("v3: reports of secure sums") { db in
+            try db.create(table: "report") { t in
+                t.primaryKey("id", .text)
+                t.column("job_id", .text).notNull().indexed()
+                t.column("spec_hash", .text).notNull()
+                t.column("coordinator", .text).notNull()
+                t.column("created_at", .datetime).notNull()
+                t.column("body", .text).notNull()         // JSON of ReportView
+            }
+        }
         return migrator
     }
 

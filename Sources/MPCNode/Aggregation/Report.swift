@@ -1,0 +1,69 @@
+import Foundation
+import GRDB
+
+/// A report at the aggregation server: the consortium's totals per cell, with provenance.
+public struct ReportView: Codable, Sendable {
+    public struct Cell: Codable, Sendable {
+        public var group: String
+        /// Nil when the cell is suppressed.
+        public var records: Int64?
+        public var parties: Int64?
+        /// Measure name ("sum(balance)") → exact decimal text; empty when suppressed.
+        public var values: [String: String]
+        public var suppressed: Bool
+        public var suppressionReason: String?
+    }
+
+    public var id: String
+    public var jobID: String
+    public var specHash: String
+    public var coordinator: String
+    public var createdAt: Date
+    public var startedAt: Date
+    public var groupBy: String?
+    public var measures: [String]
+    public var decimals: Int
+    public var minCellRecords: Int
+    public var minCellParties: Int
+    public var included: [String]
+    public var dropped: [String]
+    public var cells: [Cell]
+}
+
+/// Stores and reads reports.
+public struct ReportRepository: Sendable {
+    public let store: NodeStore
+    public init(store: NodeStore) { self.store = store }
+
+    public func insert(_ db: Database, _ report: ReportView) throws {
+        let body = String(decoding: try AdminCoding.encoder.encode(report), as: UTF8.self)
+        try db.execute(sql: "INSERT INTO report (id, job_id, spec_hash, coordinator, created_at, body) VALUES (?, ?, ?, ?, ?, ?)",
+                       arguments: [report.id, report.jobID, report.specHash, report.coordinator, report.createdAt, body])
+    }
+
+    public func list(limit: Int = 100) throws -> [ReportView] {
+        try store.read { db in
+            try String.fetchAll(db, sql: "SELECT body FROM report ORDER BY created_at DESC LIMIT ?", arguments: [limit])
+                .map { try AdminCoding.decoder.decode(ReportView.self, from: Data($0.utf8)) }
+        }
+    }
+
+    public func get(_ id: String) throws -> ReportView {
+        try store.read { db in
+            guard let body = try String.fetchOne(db, sql: "SELECT body FROM report WHERE id = ? OR job_id = ?", arguments: [id, id]) else {
+                throw JobError.unknownJob("no report '\(id)' on this node (see `mpcnode report list`)")
+            }
+            return try AdminCoding.decoder.decode(ReportView.self, from: Data(body.utf8))
+        }
+    }
+
+    /// Formats a fixed-point integer with `decimals` decimals, exactly.
+    public static func decimalText(_ value: Int64, decimals: Int) -> String {
+        guard decimals > 0 else { return String(value) }
+        let negative = value < 0
+        let digits = String(value.magnitude)
+        let padded = String(repeating: "0", count: max(0, decimals + 1 - digits.count)) + digits
+        let cut = padded.index(padded.endIndex, offsetBy: -decimals)
+        return (negative ? "-" : "") + padded[..<cut] + "." + padded[cut...]
+    }
+}
