@@ -232,7 +232,11 @@ public struct PeerListener: Sendable {
     public var port: Int { server.channel.localAddress?.port ?? 0 }
 
     public func run() async throws {
-        try await withTaskCancellationHandler {
+        // Cancelling only closes the listening socket. The accept loop runs in a task of its own (not
+        // cancelled with the caller), so connections already accepted are still served and closed:
+        // abandoning them unopened would trap in NIO.
+        let server = self.server
+        let loop = Task {
             try await server.executeThenClose { inbound in
                 try await withThrowingDiscardingTaskGroup { group in
                     for try await connection in inbound {
@@ -240,6 +244,9 @@ public struct PeerListener: Sendable {
                     }
                 }
             }
+        }
+        try await withTaskCancellationHandler {
+            try await loop.value
         } onCancel: {
             server.channel.close(promise: nil)
         }

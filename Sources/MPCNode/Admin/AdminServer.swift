@@ -34,7 +34,11 @@ public struct AdminServer: Sendable {
     }
 
     public func run() async throws {
-        try await withTaskCancellationHandler {
+        // Cancelling only closes the listening socket. The accept loop runs in a task of its own (not
+        // cancelled with the caller), so connections already accepted are still served and closed:
+        // abandoning them unopened would trap in NIO.
+        let server = self.server
+        let loop = Task {
             try await server.executeThenClose { inbound in
                 try await withThrowingDiscardingTaskGroup { group in
                     for try await connection in inbound {
@@ -42,6 +46,9 @@ public struct AdminServer: Sendable {
                     }
                 }
             }
+        }
+        try await withTaskCancellationHandler {
+            try await loop.value
         } onCancel: {
             server.channel.close(promise: nil)
         }
