@@ -12,6 +12,8 @@ public final class ProtocolSession: @unchecked Sendable {
     private var nextOutbound: UInt64 = 0
     private var nextInbound: UInt64 = 0
     private let counters = TrafficCounters()
+    /// The reason of the last `SessionAbort` received, if any.
+    private(set) var lastAbortReason: String?
 
     public init(channel: any MessageChannel) { self.channel = channel }
 
@@ -50,6 +52,7 @@ public final class ProtocolSession: @unchecked Sendable {
         }
         nextInbound += 1
         if case .abort(let abort)? = frame.body {
+            lastAbortReason = abort.reason
             throw ProtocolError.abortedByPeer(peer: peer, reason: abort.reason)
         }
         return frame

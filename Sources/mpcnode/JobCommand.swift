@@ -31,15 +31,27 @@ struct JobCommand: AsyncParsableCommand {
         @Option(name: .customLong("deliver-to"), help: "A node that receives the result (repeat).") var deliverTo: [String] = []
         @Flag(help: "Deliver only the size of the intersection.") var cardinalityOnly = false
         @Option(help: "Group for the blinding: x25519 or ristretto255.") var group: String = "x25519"
+        @Option(help: "Secure sum: the column whose values are the report's cells.") var groupBy: String?
+        @Option(help: "Secure sum: the public list of cell values, comma-separated.") var groups: String?
+        @Option(name: .customLong("measure"), help: "Secure sum: sum:column or count:column (repeat).") var measures: [String] = []
+        @Option(help: "Secure sum: fixed-point decimals of sums.") var decimals: Int = 2
+        @Option(help: "Secure sum: suppress cells with fewer records.") var minCellRecords: Int = 10
+        @Option(help: "Secure sum: suppress cells with fewer contributing parties.") var minCellParties: Int = 2
+        @Option(help: "Secure sum: survivors needed in every round (default ⌊2n/3⌋+1).") var threshold: Int?
         @Flag(help: "Wait until the job ends, showing progress, and exit non-zero if it did not succeed.") var wait = false
 
         func run() async throws {
             let parsed = try parties.map { text -> JobSubmission.Party in
-                guard let p = JobSubmission.Party(text) else { throw CLIFailure("--party '\(text)' is not node:dataset.column") }
+                guard let p = JobSubmission.Party(text) else { throw CLIFailure("--party '\(text)' is not node:dataset.column (or node:dataset for a secure sum)") }
                 return p
             }
+            var aggregate: JobSubmission.Aggregate?
+            if protocolName == "secure-sum" {
+                aggregate = .init(groupBy: groupBy, groups: groups?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } ?? [],
+                                  measures: measures, decimals: decimals, minCellRecords: minCellRecords, minCellParties: minCellParties)
+            }
             let submission = JobSubmission(protocolName: protocolName, parties: parsed, deliverTo: deliverTo,
-                                           cardinalityOnly: cardinalityOnly, group: group)
+                                           cardinalityOnly: cardinalityOnly, group: group, aggregate: aggregate, threshold: threshold)
             let response = try await JobCommand.call(options, AdminRequest(command: .submitJob, submission: submission))
             let id = response.jobID ?? "?"
             print("submitted \(id)")

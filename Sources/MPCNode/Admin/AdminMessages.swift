@@ -3,7 +3,7 @@ import Foundation
 /// A request from the operator's CLI to its own daemon (JSON over the admin socket).
 public struct AdminRequest: Codable, Sendable {
     public enum Command: String, Codable, Sendable {
-        case status, submitJob, jobStatus, listJobs, jobResult, audit
+        case status, submitJob, jobStatus, listJobs, jobResult, audit, listReports, showReport
     }
     public var command: Command
     public var submission: JobSubmission?
@@ -27,6 +27,8 @@ public struct AdminResponse: Codable, Sendable {
     public var result: JobResultView?
     public var node: NodeStatusView?
     public var audit: [AuditRecord]?
+    public var reports: [ReportView]?
+    public var report: ReportView?
 
     public init(error: String? = nil) { self.error = error }
 }

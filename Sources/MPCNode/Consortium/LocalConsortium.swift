@@ -18,7 +18,7 @@ public struct LocalConsortium: Sendable {
     public let members: [Member]
 
     /// Creates the PKI and configuration files. `policy` returns the YAML `policy:` block of each bank.
-    public static func create(in directory: URL, banks: [String], coordinator: String = "coordinator",
+    public static func create(in directory: URL, banks: [String], coordinator: String = "coordinator", regulators: [String] = [],
                               policy: (String) -> String, peerIdleTimeoutSeconds: Int = 300) throws -> LocalConsortium {
         let pki = directory.appendingPathComponent("pki")
         try FileManager.default.createDirectory(at: pki, withIntermediateDirectories: true)
@@ -27,11 +27,11 @@ public struct LocalConsortium: Sendable {
         // A throwaway consortium keeps its CA key beside the certificate (a real one keeps it offline).
         FileManager.default.createFile(atPath: pki.appendingPathComponent("ca-key.pem").path, contents: Data(ca.privateKeyPEM.utf8),
                                        attributes: [.posixPermissions: 0o600])
-        let ids = [coordinator] + banks
+        let ids = [coordinator] + banks + regulators
         let ports = try FreePorts.reserve(ids.count)
         var members: [Member] = []
         for (i, id) in ids.enumerated() {
-            let role: NodeRole = id == coordinator ? .coordinator : .bank
+            let role: NodeRole = id == coordinator ? .coordinator : regulators.contains(id) ? .regulator : .bank
             let issued = try ca.issue(nodeID: id, role: role)
             try issued.certificatePEM.write(to: pki.appendingPathComponent("\(id).pem"), atomically: true, encoding: .utf8)
             try issued.privateKeyPEM.write(to: pki.appendingPathComponent("\(id)-key.pem"), atomically: true, encoding: .utf8)
@@ -47,7 +47,7 @@ public struct LocalConsortium: Sendable {
                   ca_certificate: pki/ca.pem
                 peers:
                 \(peers.joined(separator: "\n"))
-                \(role == .bank ? policy(id) : "")
+                \(role == .bank ? policy(id) : role == .regulator ? "policy:\n  coordinators: [\(coordinator)]" : "")
                 """
             let path = directory.appendingPathComponent("\(id).yaml")
             try text.write(to: path, atomically: true, encoding: .utf8)

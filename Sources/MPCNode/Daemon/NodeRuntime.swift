@@ -140,6 +140,10 @@ public final class NodeRuntime: Sendable {
                 response.jobs = try repository.list(limit: request.limit ?? 50)
             case .jobResult:
                 response.result = try repository.result(jobID: request.jobID ?? "", limit: request.limit ?? 1000)
+            case .listReports:
+                response.reports = try ReportRepository(store: repository.store).list(limit: request.limit ?? 100)
+            case .showReport:
+                response.report = try ReportRepository(store: repository.store).get(request.jobID ?? "")
             case .audit:
                 response.audit = try audit.records(jobID: request.jobID, limit: request.limit ?? 100)
             }

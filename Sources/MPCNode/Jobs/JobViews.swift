@@ -74,13 +74,20 @@ public struct JobSubmission: Codable, Sendable {
             self.nodeID = nodeID; self.dataset = dataset; self.column = column
         }
 
-        /// Parses `node:dataset.column`.
+        /// Parses `node:dataset.column` (or `node:dataset` for a secure sum, which names its columns in the aggregate).
         public init?(_ text: String) {
-            guard let colon = text.firstIndex(of: ":"), let dot = text[colon...].firstIndex(of: ".") else { return nil }
+            guard let colon = text.firstIndex(of: ":") else { return nil }
             nodeID = String(text[..<colon])
-            dataset = String(text[text.index(after: colon)..<dot])
-            column = String(text[text.index(after: dot)...])
-            if nodeID.isEmpty || dataset.isEmpty || column.isEmpty { return nil }
+            let rest = text[text.index(after: colon)...]
+            if let dot = rest.firstIndex(of: ".") {
+                dataset = String(rest[..<dot])
+                column = String(rest[rest.index(after: dot)...])
+                if column.isEmpty { return nil }
+            } else {
+                dataset = String(rest)
+                column = ""
+            }
+            if nodeID.isEmpty || dataset.isEmpty { return nil }
         }
     }
 

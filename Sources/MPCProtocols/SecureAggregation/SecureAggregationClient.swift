@@ -48,6 +48,14 @@ public struct SecureAggregationClient: Sendable {
         } catch is Dropped {
             await channel.close()
             throw ChannelError.peerDisconnected(peer: me, detail: "stopped on purpose (test)")
+        } catch let error as ChannelError {
+            // The server may have said why it stopped before it closed the channel: prefer its reason.
+            _ = try? await SecureAggregationServer.withTimeout(.milliseconds(500), peer: channel.peer) {
+                try await session.receiveFrame()
+            }
+            await channel.close()
+            if let reason = session.lastAbortReason { throw ProtocolError.abortedByPeer(peer: channel.peer, reason: reason) }
+            throw error
         } catch {
             if case ProtocolError.abortedByPeer = error {} else { await session.sendAbort(reason: "\(me): \(error)") }
             await channel.close()
