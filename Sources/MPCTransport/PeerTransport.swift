@@ -67,6 +67,13 @@ public final class PeerTransport: Sendable {
     // MARK: Pipeline
 
     private func configure(_ channel: Channel, tls: ChannelHandler, peerLabel: String) throws -> PeerConnection {
+        let identity = try installHandlers(channel, tls: tls, peerLabel: peerLabel)
+        return PeerConnection(channel: try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel),
+                              identity: identity)
+    }
+
+    /// The pipeline: TLS, identity capture, (tap), idle limit, framing. Returns the peer's identity-to-be.
+    private func installHandlers(_ channel: Channel, tls: ChannelHandler, peerLabel: String) throws -> EventLoopFuture<NodeIdentity> {
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(tls)
         let identity = PeerIdentityHandler(eventLoop: channel.eventLoop)
@@ -76,8 +83,7 @@ public final class PeerTransport: Sendable {
         try sync.addHandler(IdleTimeoutHandler(seconds: Double(options.idleTimeout.nanoseconds) / 1e9))
         try sync.addHandler(ByteToMessageHandler(LengthPrefixedFrameDecoder(maximumFrameBytes: options.maximumFrameBytes)))
         try sync.addHandler(MessageToByteHandler(LengthPrefixedFrameEncoder()))
-        return PeerConnection(channel: try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel),
-                              identity: identity.identity.futureResult)
+        return identity.identity.futureResult
     }
 
     static func identity(of certificate: NIOSSLCertificate?) throws -> NodeIdentity {
@@ -139,15 +145,22 @@ public final class PeerTransport: Sendable {
     private func connect(to peer: NodeID, at address: PeerAddress) async throws -> PeerConnection {
         let clientContext = self.clientContext
         do {
-            return try await ClientBootstrap(group: group)
+            // The async wrapper is made only once the TCP connection exists: one made in the initializer of a
+            // connection that is then refused would be released unused, which NIO treats as a bug (it traps).
+            // Nothing is lost meanwhile: a server never speaks before the client's Hello.
+            let (channel, identity) = try await ClientBootstrap(group: group)
                 .connectTimeout(options.connectTimeout)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .connect(host: address.host, port: address.port) { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try self.configure(channel, tls: NIOSSLClientHandler(context: clientContext, serverHostname: peer),
-                                           peerLabel: peer)
+                        (channel, try self.installHandlers(channel, tls: NIOSSLClientHandler(context: clientContext, serverHostname: peer),
+                                                           peerLabel: peer))
                     }
                 }
+            let wrapped = try await channel.eventLoop.submit {
+                try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+            }.get()
+            return PeerConnection(channel: wrapped, identity: identity)
         } catch {
             throw TransportError.cannotConnect(peer: peer, address: address.description, detail: TLSMessageChannel.describe(error))
         }

@@ -742,6 +742,9 @@ public nonisolated struct Mpcnode_V1_SecAggKeys: Sendable {
 
   public var certificateDer: Data = Data()
 
+  /// Hash of the client's audit record of the job's start (signed with the keys), for the report's provenance.
+  public var auditRecordHash: Data = Data()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2240,7 +2243,7 @@ nonisolated extension Mpcnode_V1_SecAggMessage: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Mpcnode_V1_SecAggKeys: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SecAggKeys"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{3}cipher_public_key\0\u{3}mask_public_key\0\u{1}signature\0\u{3}certificate_der\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{3}cipher_public_key\0\u{3}mask_public_key\0\u{1}signature\0\u{3}certificate_der\0\u{3}audit_record_hash\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2253,6 +2256,7 @@ nonisolated extension Mpcnode_V1_SecAggKeys: SwiftProtobuf.Message, SwiftProtobu
       case 3: try { try decoder.decodeSingularBytesField(value: &self.maskPublicKey) }()
       case 4: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
       case 5: try { try decoder.decodeSingularBytesField(value: &self.certificateDer) }()
+      case 6: try { try decoder.decodeSingularBytesField(value: &self.auditRecordHash) }()
       default: break
       }
     }
@@ -2274,6 +2278,9 @@ nonisolated extension Mpcnode_V1_SecAggKeys: SwiftProtobuf.Message, SwiftProtobu
     if !self.certificateDer.isEmpty {
       try visitor.visitSingularBytesField(value: self.certificateDer, fieldNumber: 5)
     }
+    if !self.auditRecordHash.isEmpty {
+      try visitor.visitSingularBytesField(value: self.auditRecordHash, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2283,6 +2290,7 @@ nonisolated extension Mpcnode_V1_SecAggKeys: SwiftProtobuf.Message, SwiftProtobu
     if lhs.maskPublicKey != rhs.maskPublicKey {return false}
     if lhs.signature != rhs.signature {return false}
     if lhs.certificateDer != rhs.certificateDer {return false}
+    if lhs.auditRecordHash != rhs.auditRecordHash {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -37,6 +37,7 @@ struct ReportCommand: AsyncParsableCommand {
                 included     \(r.included.count): \(r.included.joined(separator: ", "))
                 dropped      \(r.dropped.isEmpty ? "none" : r.dropped.joined(separator: ", "))
                 protection   cells with fewer than \(r.minCellRecords) records or \(r.minCellParties) parties are suppressed
+                audit        \(r.participantAuditHashes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.prefix(16))…" }.joined(separator: ", "))
 
                 """)
             let header = [r.groupBy ?? "cell", "records", "parties"] + r.measures

@@ -77,6 +77,11 @@ final class SecureSumJobTests: XCTestCase {
             XCTAssertFalse(try AuditLog(store: nodes[id]!.store).records(jobID: jobID).isEmpty, id)
         }
         XCTAssertTrue(try ReportRepository(store: nodes["branch-a"]!.store).list().isEmpty)
+        // Provenance: each branch's audit record of the job's start, as that branch holds it.
+        for branch in branches {
+            let started = try AuditLog(store: nodes[branch]!.store).records(jobID: jobID).first { $0.event == "job.started" }
+            XCTAssertEqual(report.participantAuditHashes[branch], started?.hash, branch)
+        }
     }
 
     func testPolicyRefusesAJobThatSuppressesLessThanTheBranchRequires() async throws {

@@ -90,14 +90,18 @@ public struct AdminClient: Sendable {
     public func send(_ request: AdminRequest) async throws -> AdminResponse {
         let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
         do {
-            channel = try await ClientBootstrap(group: group)
+            // As in PeerTransport: wrap only a connected channel (a refused one would trap when released).
+            let connected = try await ClientBootstrap(group: group)
                 .connect(unixDomainSocketPath: socketPath.path) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LengthPrefixedFrameDecoder(maximumFrameBytes: 256 << 20)))
                         try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(LengthPrefixedFrameEncoder()))
-                        return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                        return channel
                     }
                 }
+            channel = try await connected.eventLoop.submit {
+                try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: connected)
+            }.get()
         } catch {
             throw NodeError.daemonNotRunning(socket: socketPath.path, detail: "\(error)")
         }

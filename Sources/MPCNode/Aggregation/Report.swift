@@ -27,6 +27,8 @@ public struct ReportView: Codable, Sendable {
     public var minCellParties: Int
     public var included: [String]
     public var dropped: [String]
+    /// Each participant's audit record of the job (hash of its `job.started` record, signed with its keys).
+    public var participantAuditHashes: [String: String]
     public var cells: [Cell]
 }
 

@@ -76,6 +76,9 @@ public final class NodeRuntime: Sendable {
             Task { do { try await listener.run() } catch { logger.error("peer listener stopped", metadata: ["error": "\(error)"]) } },
             Task { do { try await admin.run() } catch { logger.error("admin endpoint stopped", metadata: ["error": "\(error)"]) } },
         ]
+        if let fault = ProcessInfo.processInfo.environment["MPCNODE_FAULT_EXIT_AFTER_SECAGG_ROUND"] {
+            logger.warning("fault injection is on: this node exits after secure aggregation round \(fault) (tests only)")
+        }
         logger.info("node started", metadata: [
             "node": "\(identity.nodeID)", "role": "\(identity.role.rawValue)",
             "listen": "\(configuration.listen.host):\(listener.port)", "admin": "\(configuration.adminSocketPath.path)",

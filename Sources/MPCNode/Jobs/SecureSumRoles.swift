@@ -16,6 +16,15 @@ extension JobEngine {
                                  verify: { try signatures.verify(signature: $0, message: $1, nodeID: $2, certificateDER: $3) })
     }
 
+    /// Fault injection for end-to-end tests of dropouts: with `MPCNODE_FAULT_EXIT_AFTER_SECAGG_ROUND` set to
+    /// a round (advertise, shareKeys, maskedInput, unmask), a client process exits abruptly right after it.
+    /// Never set in production; the daemon logs a warning at start-up when it is.
+    static func faultInjection() -> (@Sendable (SecureAggregationClient.Round) -> Void)? {
+        let names: [String: SecureAggregationClient.Round] = ["advertise": .advertise, "shareKeys": .shareKeys, "maskedInput": .maskedInput, "unmask": .unmask]
+        guard let value = ProcessInfo.processInfo.environment["MPCNODE_FAULT_EXIT_AFTER_SECAGG_ROUND"], let round = names[value] else { return nil }
+        return { completed in if completed == round { _exit(137) } }
+    }
+
     func secureSumParameters(_ spec: Mpcnode_V1_JobSpec) -> SecureAggregationParameters {
         let aggregate = LocalAggregate(spec: spec.aggregate, parties: spec.parties.count)
         return SecureAggregationParameters(jobID: spec.jobID, clients: spec.parties.map(\.nodeID), server: spec.deliverTo.first ?? "",
@@ -32,7 +41,7 @@ extension JobEngine {
         let table = NodeStore.tableName(forDataset: mine.dataset)
         let vector = try store.read { db in try aggregate.compute(db, table: table) }
         let rows = try catalog.describe(mine.dataset).rowCount
-        try audit.append(event: "job.started", jobID: spec.jobID, details: [
+        let startedHash = try audit.append(event: "job.started", jobID: spec.jobID, details: [
             "spec_hash": .string(try JobRepository.specHash(spec)), "server": .string(server), "input_rows": .int(rows),
             "vector_length": .int(vector.count),
         ])
@@ -40,8 +49,10 @@ extension JobEngine {
         let parameters = secureSumParameters(spec)
         let auth = try keyAuthentication()
         let me = nodeID
+        let fault = Self.faultInjection()
         let (outcome, sent, received) = try await transport.withSession(jobID: spec.jobID, to: server, at: address) { channel in
-            let o = try await SecureAggregationClient(parameters: parameters, me: me, input: vector, channel: channel, authentication: auth).run()
+            let o = try await SecureAggregationClient(parameters: parameters, me: me, input: vector, channel: channel, authentication: auth,
+                                                      auditRecordHash: Self.hexBytes(startedHash), afterRound: fault).run()
             return (o, channel.bytesSent, channel.bytesReceived)
         }
         return Completion(inputRows: rows, bytesSent: sent, bytesReceived: received, resultRows: 0, receivedResult: false,
@@ -105,6 +116,7 @@ extension JobEngine {
                           coordinator: spec.coordinator, createdAt: Date(), startedAt: started,
                           groupBy: a.groupBy.isEmpty ? nil : a.groupBy, measures: names, decimals: Int(a.decimals),
                           minCellRecords: Int(a.minCellRecords), minCellParties: Int(a.minCellParties),
-                          included: outcome.included, dropped: outcome.dropped.map(\.client), cells: cells)
+                          included: outcome.included, dropped: outcome.dropped.map(\.client),
+                          participantAuditHashes: outcome.auditRecordHashes, cells: cells)
     }
 }

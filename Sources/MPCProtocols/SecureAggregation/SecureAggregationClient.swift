@@ -25,16 +25,23 @@ public struct SecureAggregationClient: Sendable {
     public let input: [UInt64]
     public let channel: any MessageChannel
     public let authentication: KeyAuthentication
+    /// The hash of this client's audit record of the job, signed with its keys and put in the report.
+    public let auditRecordHash: [UInt8]
     let stopAfter: Round?
+    /// Called after each round this client completes (fault injection in end-to-end tests).
+    let afterRound: (@Sendable (Round) -> Void)?
 
     public init(parameters: SecureAggregationParameters, me: NodeID, input: [UInt64], channel: any MessageChannel,
-                authentication: KeyAuthentication, stopAfter: Round? = nil) {
+                authentication: KeyAuthentication, auditRecordHash: [UInt8] = [], stopAfter: Round? = nil,
+                afterRound: (@Sendable (Round) -> Void)? = nil) {
         self.parameters = parameters
         self.me = me
         self.input = input
         self.channel = channel
         self.authentication = authentication
+        self.auditRecordHash = auditRecordHash
         self.stopAfter = stopAfter
+        self.afterRound = afterRound
     }
 
     struct Dropped: Error {}
@@ -64,6 +71,7 @@ public struct SecureAggregationClient: Sendable {
     }
 
     private func checkpoint(_ round: Round) throws {
+        afterRound?(round)
         if let stopAfter, round >= stopAfter { throw Dropped() }
     }
 
@@ -79,7 +87,8 @@ public struct SecureAggregationClient: Sendable {
         // Round 0: advertise keys.
         let cipherKeys = KeyAgreementKeyPair.generate()
         let maskKeys = KeyAgreementKeyPair.generate()
-        let signature = try authentication.sign(p.signedKeyMessage(node: me, cipherPublicKey: cipherKeys.publicKey, maskPublicKey: maskKeys.publicKey))
+        let signature = try authentication.sign(p.signedKeyMessage(node: me, cipherPublicKey: cipherKeys.publicKey,
+                                                                   maskPublicKey: maskKeys.publicKey, auditRecordHash: auditRecordHash))
         try await session.sendSecAgg {
             $0.advertise = .with {
                 $0.nodeID = me
@@ -87,6 +96,7 @@ public struct SecureAggregationClient: Sendable {
                 $0.maskPublicKey = Data(maskKeys.publicKey)
                 $0.signature = Data(signature)
                 $0.certificateDer = Data(authentication.certificateDER)
+                $0.auditRecordHash = Data(auditRecordHash)
             }
         }
         try checkpoint(.advertise)
@@ -100,7 +110,9 @@ public struct SecureAggregationClient: Sendable {
             }
             let c = [UInt8](entry.cipherPublicKey), m = [UInt8](entry.maskPublicKey)
             do {
-                try authentication.verify([UInt8](entry.signature), p.signedKeyMessage(node: entry.nodeID, cipherPublicKey: c, maskPublicKey: m),
+                try authentication.verify([UInt8](entry.signature),
+                                          p.signedKeyMessage(node: entry.nodeID, cipherPublicKey: c, maskPublicKey: m,
+                                                             auditRecordHash: [UInt8](entry.auditRecordHash)),
                                           entry.nodeID, [UInt8](entry.certificateDer))
             } catch {
                 throw SecureAggregationError.badSignature(peer: entry.nodeID, detail: "\(error)")

@@ -41,9 +41,9 @@ public struct SecureAggregationParameters: Sendable {
     }
 
     /// What a client signs: job id, its id and both public keys, length-prefixed.
-    func signedKeyMessage(node: NodeID, cipherPublicKey: [UInt8], maskPublicKey: [UInt8]) -> [UInt8] {
+    func signedKeyMessage(node: NodeID, cipherPublicKey: [UInt8], maskPublicKey: [UInt8], auditRecordHash: [UInt8]) -> [UInt8] {
         var m: [UInt8] = Array("MPCNode/secagg/keys/v1".utf8)
-        for part in [Array(jobID.utf8), Array(node.utf8), cipherPublicKey, maskPublicKey] {
+        for part in [Array(jobID.utf8), Array(node.utf8), cipherPublicKey, maskPublicKey, auditRecordHash] {
             withUnsafeBytes(of: UInt32(part.count).littleEndian) { m.append(contentsOf: $0) }
             m.append(contentsOf: part)
         }

@@ -18,6 +18,8 @@ public struct SecureAggregationServer: Sendable {
         public var dropped: [Dropout]
         public var bytesSent: UInt64
         public var bytesReceived: UInt64
+        /// Each client's audit record hash (hex), as signed with its keys in round 0.
+        public var auditRecordHashes: [NodeID: String]
     }
 
     public struct Dropout: Sendable, Equatable {
@@ -157,7 +159,8 @@ public struct SecureAggregationServer: Sendable {
         await broadcast(Set(helpers), sessions) { $0.done = .with { $0.included = u3 } }
         let sent = sessions.values.reduce(UInt64(0)) { $0 + $1.bytesSent }
         let received = sessions.values.reduce(UInt64(0)) { $0 + $1.bytesReceived }
-        return Outcome(sum: sum, included: u3, dropped: dropouts, bytesSent: sent, bytesReceived: received)
+        let hashes = adverts.mapValues { $0.auditRecordHash.map { String(format: "%02x", $0) }.joined() }
+        return Outcome(sum: sum, included: u3, dropped: dropouts, bytesSent: sent, bytesReceived: received, auditRecordHashes: hashes)
     }
 
     /// Receives one message from each live client, concurrently, within the round's time limit.
