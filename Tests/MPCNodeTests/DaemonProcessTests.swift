@@ -13,9 +13,10 @@ final class DaemonProcessTests: XCTestCase {
     final class Daemon {
         let id: String
         let process = Process()
-        init(id: String, configuration: URL, log: URL) throws {
+        init(id: String, configuration: URL, log: URL, environment: [String: String] = [:]) throws {
             self.id = id
             process.executableURL = DaemonProcessTests.binary
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
             process.arguments = ["serve", "--config", configuration.path, "--log-format", "text"]
             FileManager.default.createFile(atPath: log.path, contents: nil)
             let handle = try FileHandle(forWritingTo: log)
@@ -25,7 +26,7 @@ final class DaemonProcessTests: XCTestCase {
         }
     }
 
-    func waitForSocket(_ url: URL, seconds: Double = 30) async throws {
+    static func waitForSocket(_ url: URL, seconds: Double = 30) async throws {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if FileManager.default.fileExists(atPath: url.path),
@@ -35,16 +36,16 @@ final class DaemonProcessTests: XCTestCase {
         XCTFail("no daemon answered at \(url.path)")
     }
 
-    func job(_ socket: URL, _ id: String) async throws -> JobView? {
+    static func job(_ socket: URL, _ id: String) async throws -> JobView? {
         try await AdminClient(socketPath: socket).send(AdminRequest(command: .jobStatus, jobID: id)).job
     }
 
     /// Polls the job on the node behind `socket` until it is final (or `seconds` pass).
-    func finalJob(_ socket: URL, _ id: String, seconds: Double) async throws -> JobView? {
+    static func finalJob(_ socket: URL, _ id: String, seconds: Double) async throws -> JobView? {
         let deadline = Date().addingTimeInterval(seconds)
         var j: JobView?
         while Date() < deadline {
-            j = try await job(socket, id)
+            j = try await Self.job(socket, id)
             if j?.state.isFinal == true { break }
             try await Task.sleep(for: .milliseconds(50))
         }
@@ -69,7 +70,7 @@ final class DaemonProcessTests: XCTestCase {
             sockets[id] = try fixture.consortium.configuration(of: id).adminSocketPath
         }
         defer { for d in daemons.values where d.process.isRunning { d.process.terminate(); d.process.waitUntilExit() } }
-        for id in daemons.keys { try await waitForSocket(sockets[id]!) }
+        for id in daemons.keys { try await Self.waitForSocket(sockets[id]!) }
 
         let submitted = try await AdminClient(socketPath: sockets["coordinator"]!).send(AdminRequest(command: .submitJob, submission: JobSubmission(
             protocolName: "psi",
@@ -80,19 +81,19 @@ final class DaemonProcessTests: XCTestCase {
         // Kill bank-b once it is visibly in the middle of the job.
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
-            if let j = try await job(sockets["bank-b"]!, jobID), j.state == .running, (j.progressDone ?? 0) > 0 { break }
+            if let j = try await Self.job(sockets["bank-b"]!, jobID), j.state == .running, (j.progressDone ?? 0) > 0 { break }
             try await Task.sleep(for: .milliseconds(20))
         }
-        let midJob = try await job(sockets["bank-b"]!, jobID)
+        let midJob = try await Self.job(sockets["bank-b"]!, jobID)
         XCTAssertEqual(midJob?.state, .running, "bank-b should be running the job when it is killed")
         kill(daemons["bank-b"]!.process.processIdentifier, SIGKILL)
         daemons["bank-b"]!.process.waitUntilExit()
 
         // bank-a notices at once and ends the job with a reason that names bank-b; so does the coordinator.
-        let a = try await finalJob(sockets["bank-a"]!, jobID, seconds: 60)
+        let a = try await Self.finalJob(sockets["bank-a"]!, jobID, seconds: 60)
         XCTAssertEqual(a?.state, .failed)
         XCTAssertTrue(a?.reason?.contains("bank-b") == true, a?.reason ?? "no reason")
-        let c = try await finalJob(sockets["coordinator"]!, jobID, seconds: 30)
+        let c = try await Self.finalJob(sockets["coordinator"]!, jobID, seconds: 30)
         XCTAssertEqual(c?.state, .failed)
         XCTAssertTrue(c?.reason?.hasPrefix("bank-a: ") == true && c?.reason?.contains("bank-b") == true, c?.reason ?? "no reason")
 
@@ -104,8 +105,8 @@ final class DaemonProcessTests: XCTestCase {
         // bank-b restarts: the job it was running ends as failed with the reason, not hanging as running.
         let member = fixture.consortium.members.first { $0.id == "bank-b" }!
         daemons["bank-b"] = try Daemon(id: "bank-b", configuration: member.configurationPath, log: logs.appendingPathComponent("bank-b-restart.log"))
-        try await waitForSocket(sockets["bank-b"]!)
-        let b = try await job(sockets["bank-b"]!, jobID)
+        try await Self.waitForSocket(sockets["bank-b"]!)
+        let b = try await Self.job(sockets["bank-b"]!, jobID)
         XCTAssertEqual(b?.state, .failed)
         XCTAssertTrue(b?.reason?.contains("stopped while the job was running") == true, b?.reason ?? "")
 

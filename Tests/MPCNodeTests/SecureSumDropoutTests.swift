@@ -1,0 +1,98 @@
+import Foundation
+import MPCNode
+import MPCTestSupport
+import XCTest
+
+/// Branch daemons (real processes, TLS, SQLite) that die abruptly right after a given round of secure
+/// aggregation. The regulator's report must hold exactly the plain sum of the survivors; with fewer
+/// survivors than the threshold the job fails everywhere and no report is stored.
+final class SecureSumDropoutTests: XCTestCase {
+    func testBranchesDyingAtEachRound() async throws {
+        XCTAssertTrue(FileManager.default.isExecutableFile(atPath: DaemonProcessTests.binary.path),
+                      "\(DaemonProcessTests.binary.path) is missing: build with `swift build --build-tests` first")
+        let branches = (1...5).map { "branch-\($0)" }  // default threshold ⌊2·5/3⌋ + 1 = 4
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-drop-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let consortium = try LocalConsortium.create(in: directory, banks: branches, regulators: ["regulator"]) { _ in
+            """
+            policy:
+              coordinators: [coordinator]
+              datasets:
+                accounts:
+                  columns: [balance]
+                  protocols: [secure-sum]
+                  result_recipients: [regulator]
+                  min_set_size: 1
+                  min_cell_records: 1
+                  min_cell_parties: 1
+            """
+        }
+        var cents: [String: Int64] = [:]
+        var records: [String: Int] = [:]
+        var rng = SplitMix(state: 5)
+        for b in branches {
+            var csv = "account,balance\n"
+            records[b] = 10 + Int(rng.next() % 10)
+            for i in 0..<records[b]! {
+                let c = Int64(rng.next() % 1_000_000)
+                cents[b, default: 0] += c
+                csv += "\(b)-\(i),\(ReportRepository.decimalText(c, decimals: 2))\n"
+            }
+            let path = directory.appendingPathComponent("\(b).csv")
+            try csv.write(to: path, atomically: true, encoding: .utf8)
+            try DatasetCatalog(store: NodeStore(path: consortium.configuration(of: b).databasePath))
+                .importCSV(DatasetImportRequest(dataset: "accounts", csvPath: path.path, idColumn: "account"))
+        }
+        let logs = directory.appendingPathComponent("logs")
+        try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
+
+        // (branches that die, after which round) → whether they are in the sum, or nil if the job must fail.
+        let scenarios: [([String], String, Bool?)] = [
+            (["branch-2"], "advertise", false),
+            (["branch-3"], "shareKeys", false),
+            (["branch-4"], "maskedInput", true),
+            (["branch-5"], "unmask", true),
+            (["branch-1", "branch-2"], "shareKeys", nil),
+        ]
+        for (run, (dying, round, inSum)) in scenarios.enumerated() {
+            var daemons: [String: DaemonProcessTests.Daemon] = [:]
+            for m in consortium.members {
+                let env = dying.contains(m.id) ? ["MPCNODE_FAULT_EXIT_AFTER_SECAGG_ROUND": round] : [:]
+                daemons[m.id] = try DaemonProcessTests.Daemon(id: m.id, configuration: m.configurationPath,
+                                                              log: logs.appendingPathComponent("\(m.id)-\(run).log"), environment: env)
+            }
+            func socket(_ id: String) throws -> URL { try consortium.configuration(of: id).adminSocketPath }
+            for id in daemons.keys { try await DaemonProcessTests.waitForSocket(try socket(id)) }
+
+            let submitted = try await AdminClient(socketPath: socket("coordinator")).send(AdminRequest(command: .submitJob, submission: JobSubmission(
+                protocolName: "secure-sum", parties: branches.map { .init(nodeID: $0, dataset: "accounts", column: "") },
+                deliverTo: ["regulator"], cardinalityOnly: false, group: "",
+                aggregate: .init(groupBy: nil, groups: [], measures: ["sum:balance"], decimals: 2, minCellRecords: 1, minCellParties: 1))))
+            let jobID = try XCTUnwrap(submitted.jobID, submitted.error ?? "")
+            let coordinatorView = try await DaemonProcessTests.finalJob(try socket("coordinator"), jobID, seconds: 60)
+            let regulatorView = try await DaemonProcessTests.finalJob(try socket("regulator"), jobID, seconds: 60)
+            let report = try await AdminClient(socketPath: socket("regulator")).send(AdminRequest(command: .showReport, jobID: jobID))
+            let label = "\(dying) after \(round)"
+            if let inSum {
+                XCTAssertEqual(coordinatorView?.state, .succeeded, "\(label): \(coordinatorView?.reason ?? "")")
+                let survivors = inSum ? branches : branches.filter { !dying.contains($0) }
+                let r = try XCTUnwrap(report.report, "\(label): \(report.error ?? "")")
+                XCTAssertEqual(r.included, survivors, label)
+                let cell = try XCTUnwrap(r.cells.first)
+                XCTAssertEqual(cell.values["sum(balance)"], ReportRepository.decimalText(survivors.reduce(0) { $0 + cents[$1]! }, decimals: 2), label)
+                XCTAssertEqual(cell.records, Int64(survivors.reduce(0) { $0 + records[$1]! }), label)
+            } else {
+                XCTAssertEqual(regulatorView?.state, .failed, label)
+                XCTAssertTrue(regulatorView?.reason?.contains("fewer than the threshold 4") == true, "\(label): \(regulatorView?.reason ?? "")")
+                XCTAssertEqual(coordinatorView?.state, .failed, label)
+                XCTAssertNil(report.report, "\(label): no report")
+                for b in branches where !dying.contains(b) {
+                    let v = try await DaemonProcessTests.finalJob(try socket(b), jobID, seconds: 30)
+                    XCTAssertEqual(v?.state, .failed, "\(label): \(b) ends too")
+                }
+            }
+            for d in daemons.values where d.process.isRunning { d.process.terminate(); d.process.waitUntilExit() }
+            for b in dying { XCTAssertEqual(daemons[b]!.process.terminationStatus, 137, "\(b) died by fault injection") }
+        }
+    }
+}
