@@ -83,7 +83,7 @@ struct JobCommand: AsyncParsableCommand {
     static func render(_ job: JobView) -> String {
         var lines = [
             "job          \(job.id)",
-            "protocol     \(job.protocolName)\(job.cardinalityOnly ? " (cardinality only)" : "") over \(job.group)",
+            "protocol     \(job.protocolName)\(job.cardinalityOnly ? " (cardinality only)" : "")\(job.group.isEmpty ? "" : " over \(job.group)")",
             "state        \(job.state.rawValue)\(job.reason.map { " — \($0)" } ?? "")",
             "coordinator  \(job.coordinator)",
             "deliver to   \(job.deliverTo.joined(separator: ", "))",

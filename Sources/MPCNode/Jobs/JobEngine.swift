@@ -221,7 +221,12 @@ public actor JobEngine {
             for await f in group { if let f { out.append(f) } }
             return out
         }
-        if failures.isEmpty {
+        // A secure sum goes on without clients that could not be started (dropouts); only the server is essential.
+        let fatal = spec.protocol == "secure-sum" ? failures.filter { $0.hasPrefix("\(spec.deliverTo.first ?? ""): ") } : failures
+        for f in failures where !fatal.contains(f) {
+            logger.warning("a client could not be started; the secure sum goes on without it", metadata: ["job": "\(jobID)", "error": "\(f)"])
+        }
+        if fatal.isEmpty {
             try? store.write { db in
                 for party in participants {
                     // Unless an outcome already arrived (a fast job), the party is now running.
@@ -230,7 +235,7 @@ public actor JobEngine {
                 }
             }
         } else {
-            let reason = "could not start: " + failures.sorted().joined(separator: "; ")
+            let reason = "could not start: " + fatal.sorted().joined(separator: "; ")
             try? store.write { db in
                 try repository.setState(db, jobID: jobID, .failed, reason: reason)
                 try audit.append(db, event: "job.failed", jobID: jobID, details: ["reason": .string(reason)])

@@ -116,7 +116,9 @@ extension JobEngine {
                           coordinator: spec.coordinator, createdAt: Date(), startedAt: started,
                           groupBy: a.groupBy.isEmpty ? nil : a.groupBy, measures: names, decimals: Int(a.decimals),
                           minCellRecords: Int(a.minCellRecords), minCellParties: Int(a.minCellParties),
-                          included: outcome.included, dropped: outcome.dropped.map(\.client),
+                          included: outcome.included,
+                          // Clients lost after their masked input are still in the sum: only the others are "dropped".
+                          dropped: outcome.dropped.map(\.client).filter { !outcome.included.contains($0) },
                           participantAuditHashes: outcome.auditRecordHashes, cells: cells)
     }
 }
