@@ -8,20 +8,14 @@
 # Everything it creates is under demo/ (ignored by git); it starts from scratch each time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$(pwd)
-DEMO="$ROOT/demo"
+DEMO="$(pwd)/demo"
 BASE_PORT=${BASE_PORT:-7400}
-
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+NODES="coordinator:coordinator bank-a:bank bank-b:bank"
+. Deploy/lib/consortium.sh
 
 step "Installing system packages if missing, building mpcnode"
-Deploy/install-dependencies.sh
-swift build --product mpcnode 2>&1 | grep -E "error|warning: unre|Compiling|Build complete" | grep -v "^\[" || true
-BIN="$(swift build --show-bin-path)/mpcnode"
-[ -x "$BIN" ] || { echo "build failed: $BIN missing" >&2; exit 1; }
-mpcnode() { "$BIN" "$@"; }
-
-if [ -d "$DEMO" ]; then Deploy/demo-stop.sh >/dev/null 2>&1 || true; rm -rf "$DEMO"; fi
+build_mpcnode
+if [ -d "$DEMO" ]; then stop_all >/dev/null 2>&1 || true; rm -rf "$DEMO"; fi
 mkdir -p "$DEMO/logs"
 
 step "Creating the consortium CA and node certificates (mpcnode ca)"
@@ -32,28 +26,8 @@ mpcnode ca issue --dir "$DEMO/pki" --node bank-b --role bank
 # On a real deployment the CA key stays with the CA operator; nodes get ca.pem and their own pair.
 
 step "Writing each node's configuration (demo/*.yaml)"
-peers() {  # every node but $1
-  for n in coordinator:0 bank-a:1 bank-b:2; do
-    id=${n%%:*}; i=${n##*:}
-    [ "$id" = "$1" ] || echo "  $id: 127.0.0.1:$((BASE_PORT + i))"
-  done
-}
-node_config() {  # id index policy
-  cat > "$DEMO/$1.yaml" <<YAML
-node_id: $1
-listen: 127.0.0.1:$((BASE_PORT + $2))
-data_dir: data/$1
-tls:
-  certificate: pki/$1.pem
-  private_key: pki/$1-key.pem
-  ca_certificate: pki/ca.pem
-peers:
-$(peers "$1")
-$3
-YAML
-}
-node_config coordinator 0 ""
-node_config bank-a 1 "policy:
+node_config coordinator ""
+node_config bank-a "policy:
   coordinators: [coordinator]
   datasets:
     customers:
@@ -61,7 +35,7 @@ node_config bank-a 1 "policy:
       protocols: [psi, psi-cardinality]
       result_recipients: [bank-a]
       min_set_size: 100"
-node_config bank-b 2 "policy:
+node_config bank-b "policy:
   coordinators: [coordinator]
   datasets:
     blacklist:
@@ -79,17 +53,8 @@ mpcnode data import --config "$DEMO/bank-b.yaml" --dataset blacklist --csv Deplo
 mpcnode data list --config "$DEMO/bank-a.yaml"
 
 step "Starting three daemons (mpcnode serve), logs in demo/logs/"
-for id in coordinator bank-a bank-b; do
-  "$BIN" serve --config "$DEMO/$id.yaml" --log-format text > "$DEMO/logs/$id.log" 2>&1 &
-  echo $! > "$DEMO/$id.pid"
-done
-stop_all() { Deploy/demo-stop.sh || true; }
+start_all
 [ "${KEEP_RUNNING:-0}" = 1 ] || trap stop_all EXIT
-for id in coordinator bank-a bank-b; do
-  for _ in $(seq 1 100); do [ -S "$DEMO/data/$id/admin.sock" ] && break; sleep 0.1; done
-  [ -S "$DEMO/data/$id/admin.sock" ] || { echo "$id did not start:"; cat "$DEMO/logs/$id.log"; exit 1; }
-  echo "  $id is up (pid $(cat "$DEMO/$id.pid"))"
-done
 
 step "Job 1: which of bank-a's customers are on bank-b's blacklist? (PSI, result to bank-a)"
 out=$(mpcnode job submit psi --config "$DEMO/coordinator.yaml" \
