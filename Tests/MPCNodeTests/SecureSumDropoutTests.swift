@@ -46,15 +46,19 @@ final class SecureSumDropoutTests: XCTestCase {
         let logs = directory.appendingPathComponent("logs")
         try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
 
-        // (branches that die, after which round) → whether they are in the sum, or nil if the job must fail.
-        let scenarios: [([String], String, Bool?)] = [
-            (["branch-2"], "advertise", false),
-            (["branch-3"], "shareKeys", false),
-            (["branch-4"], "maskedInput", true),
-            (["branch-5"], "unmask", true),
-            (["branch-1", "branch-2"], "shareKeys", nil),
+        // (branches that die, after which round, threshold) → whether they are in the sum, or nil if the job must fail.
+        let scenarios: [([String], String, Int?, Bool?)] = [
+            (["branch-2"], "advertise", nil, false),
+            (["branch-3"], "shareKeys", nil, false),
+            (["branch-4"], "maskedInput", nil, true),
+            (["branch-5"], "unmask", nil, true),
+            (["branch-1", "branch-3"], "advertise", 3, false),
+            (["branch-2", "branch-5"], "shareKeys", 3, false),
+            (["branch-1", "branch-4"], "maskedInput", 3, true),
+            (["branch-3", "branch-4"], "unmask", 3, true),
+            (["branch-1", "branch-2"], "shareKeys", nil, nil),  // 3 survivors < default threshold 4
         ]
-        for (run, (dying, round, inSum)) in scenarios.enumerated() {
+        for (run, (dying, round, threshold, inSum)) in scenarios.enumerated() {
             var daemons: [String: DaemonProcessTests.Daemon] = [:]
             for m in consortium.members {
                 let env = dying.contains(m.id) ? ["MPCNODE_FAULT_EXIT_AFTER_SECAGG_ROUND": round] : [:]
@@ -67,7 +71,8 @@ final class SecureSumDropoutTests: XCTestCase {
             let submitted = try await AdminClient(socketPath: socket("coordinator")).send(AdminRequest(command: .submitJob, submission: JobSubmission(
                 protocolName: "secure-sum", parties: branches.map { .init(nodeID: $0, dataset: "accounts", column: "") },
                 deliverTo: ["regulator"], cardinalityOnly: false, group: "",
-                aggregate: .init(groupBy: nil, groups: [], measures: ["sum:balance"], decimals: 2, minCellRecords: 1, minCellParties: 1))))
+                aggregate: .init(groupBy: nil, groups: [], measures: ["sum:balance"], decimals: 2, minCellRecords: 1, minCellParties: 1),
+                threshold: threshold)))
             let jobID = try XCTUnwrap(submitted.jobID, submitted.error ?? "")
             let coordinatorView = try await DaemonProcessTests.finalJob(try socket("coordinator"), jobID, seconds: 60)
             let regulatorView = try await DaemonProcessTests.finalJob(try socket("regulator"), jobID, seconds: 60)
