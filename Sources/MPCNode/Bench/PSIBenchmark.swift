@@ -86,7 +86,6 @@ public struct PSIBenchmark {
         var logger = Logger(label: "bench")
         logger.logLevel = .warning
         let nodes = try await consortium.startAll(logger: logger)
-        defer { Task { for node in nodes.values { await node.stop() } } }
         let coordinator = nodes["coordinator"]!
         log("running PSI \(size) × \(size) over loopback TLS…")
         let started = Date()
@@ -108,12 +107,16 @@ public struct PSIBenchmark {
         }
         // The coordinator turns succeeded once both outcomes arrived; the result is stored by then.
         let wall = Date().timeIntervalSince(started)
-        guard job.state == .succeeded else { throw JobError.aborted(reason: job.reason ?? "job failed") }
+        guard job.state == .succeeded else {
+            for node in nodes.values { await node.stop() }
+            throw JobError.aborted(reason: job.reason ?? "job failed")
+        }
         let result = try JobRepository(store: nodes["bank-a"]!.store).result(jobID: jobID, limit: 0)
         let sent = job.parties.reduce(0) { $0 + ($1.bytesSent ?? 0) }
         let items = 2 * size
         // Each party hashes its own set and multiplies twice per element (its own set, the peer's).
         let cpuSeconds = (Double(items) * costs.hash + 2 * Double(items) * costs.mult) / 1e6
+        for node in nodes.values { await node.stop() }
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         return Figures(size: size, group: group, importSeconds: importSeconds, wallSeconds: wall,
