@@ -157,10 +157,21 @@ public final class PeerTransport: Sendable {
                                                            peerLabel: peer))
                     }
                 }
-            let wrapped = try await channel.eventLoop.submit {
-                try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
-            }.get()
+            let wrapped: NIOAsyncChannel<ByteBuffer, ByteBuffer>
+            do {
+                wrapped = try await channel.eventLoop.submit {
+                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }.get()
+            } catch {
+                // Closed already: the TLS handshake was refused at once. Say why, not just "closed".
+                do { _ = try await identity.get() } catch let e as TransportError { throw e.naming(peer) } catch {
+                    throw TransportError.handshakeFailed(peer: peer, detail: TLSMessageChannel.describe(error))
+                }
+                throw error
+            }
             return PeerConnection(channel: wrapped, identity: identity)
+        } catch let error as TransportError {
+            throw error
         } catch {
             throw TransportError.cannotConnect(peer: peer, address: address.description, detail: TLSMessageChannel.describe(error))
         }
@@ -169,7 +180,7 @@ public final class PeerTransport: Sendable {
     /// Checks, after the handshake, that the server is the node we meant to reach.
     private func verifyServer(_ connection: PeerConnection, expected peer: NodeID) async throws {
         let identity: NodeIdentity
-        do { identity = try await connection.identity.get() } catch let e as TransportError { throw e } catch {
+        do { identity = try await connection.identity.get() } catch let e as TransportError { throw e.naming(peer) } catch {
             throw TransportError.handshakeFailed(peer: peer, detail: TLSMessageChannel.describe(error))
         }
         guard identity.nodeID == peer else {

@@ -22,3 +22,11 @@ public enum TransportError: Error, CustomStringConvertible {
         }
     }
 }
+
+extension TransportError {
+    /// The same error with the peer named, where the pipeline did not know it.
+    func naming(_ peer: String) -> TransportError {
+        if case .handshakeFailed("?", let detail) = self { return .handshakeFailed(peer: peer, detail: detail) }
+        return self
+    }
+}

@@ -468,12 +468,21 @@ public nonisolated struct Mpcnode_V1_SessionFrame: Sendable {
     set {body = .secagg(newValue)}
   }
 
+  public var ring: Mpcnode_V1_PseudonymRingMessage {
+    get {
+      if case .ring(let v)? = body {return v}
+      return Mpcnode_V1_PseudonymRingMessage()
+    }
+    set {body = .ring(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
     case psi(Mpcnode_V1_PsiMessage)
     case abort(Mpcnode_V1_SessionAbort)
     case secagg(Mpcnode_V1_SecAggMessage)
+    case ring(Mpcnode_V1_PseudonymRingMessage)
 
   }
 
@@ -875,6 +884,46 @@ public nonisolated struct Mpcnode_V1_SecAggDone: Sendable {
   public var included: [String] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_PseudonymRingMessage: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The owner whose identifiers these are (the chain's origin).
+  public var chain: String = String()
+
+  /// Keys applied so far, minus one (0 when it leaves its origin).
+  public var hop: UInt32 = 0
+
+  public var body: Mpcnode_V1_PseudonymRingMessage.OneOf_Body? = nil
+
+  public var batch: Mpcnode_V1_ElementBatch {
+    get {
+      if case .batch(let v)? = body {return v}
+      return Mpcnode_V1_ElementBatch()
+    }
+    set {body = .batch(newValue)}
+  }
+
+  public var end: Mpcnode_V1_StreamEnd {
+    get {
+      if case .end(let v)? = body {return v}
+      return Mpcnode_V1_StreamEnd()
+    }
+    set {body = .end(newValue)}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum OneOf_Body: Equatable, Sendable {
+    case batch(Mpcnode_V1_ElementBatch)
+    case end(Mpcnode_V1_StreamEnd)
+
+  }
 
   public init() {}
 }
@@ -1701,7 +1750,7 @@ nonisolated extension Mpcnode_V1_SessionOpen: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Mpcnode_V1_SessionFrame: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SessionFrame"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{1}psi\0\u{1}abort\0\u{1}secagg\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{1}psi\0\u{1}abort\0\u{1}secagg\0\u{1}ring\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1749,6 +1798,19 @@ nonisolated extension Mpcnode_V1_SessionFrame: SwiftProtobuf.Message, SwiftProto
           self.body = .secagg(v)
         }
       }()
+      case 5: try {
+        var v: Mpcnode_V1_PseudonymRingMessage?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .ring(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .ring(v)
+        }
+      }()
       default: break
       }
     }
@@ -1774,6 +1836,10 @@ nonisolated extension Mpcnode_V1_SessionFrame: SwiftProtobuf.Message, SwiftProto
     case .secagg?: try {
       guard case .secagg(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    }()
+    case .ring?: try {
+      guard case .ring(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
     }()
     case nil: break
     }
@@ -2606,6 +2672,83 @@ nonisolated extension Mpcnode_V1_SecAggDone: SwiftProtobuf.Message, SwiftProtobu
 
   public static func ==(lhs: Mpcnode_V1_SecAggDone, rhs: Mpcnode_V1_SecAggDone) -> Bool {
     if lhs.included != rhs.included {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_PseudonymRingMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PseudonymRingMessage"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}chain\0\u{1}hop\0\u{1}batch\0\u{1}end\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.chain) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.hop) }()
+      case 3: try {
+        var v: Mpcnode_V1_ElementBatch?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .batch(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .batch(v)
+        }
+      }()
+      case 4: try {
+        var v: Mpcnode_V1_StreamEnd?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .end(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .end(v)
+        }
+      }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.chain.isEmpty {
+      try visitor.visitSingularStringField(value: self.chain, fieldNumber: 1)
+    }
+    if self.hop != 0 {
+      try visitor.visitSingularUInt32Field(value: self.hop, fieldNumber: 2)
+    }
+    switch self.body {
+    case .batch?: try {
+      guard case .batch(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    }()
+    case .end?: try {
+      guard case .end(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    }()
+    case nil: break
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_PseudonymRingMessage, rhs: Mpcnode_V1_PseudonymRingMessage) -> Bool {
+    if lhs.chain != rhs.chain {return false}
+    if lhs.hop != rhs.hop {return false}
+    if lhs.body != rhs.body {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -95,6 +95,7 @@ final class MisbehavingPeerTests: XCTestCase {
 
             serving.cancel()
             await listener.close()
+            _ = try? await serving.value  // the accept loop has served what it accepted before the group stops
             await bankA.stop()
             await coordinator.stop()
             try await group.shutdownGracefully()

@@ -31,7 +31,11 @@ final class TransportTests: XCTestCase {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
     }
 
+    /// Accept loops started by a test; awaited before the event loops stop.
+    var listeners: [Task<Void, Error>] = []
+
     override func tearDown() async throws {
+        for task in listeners { task.cancel(); _ = try? await task.value }
         try await group.shutdownGracefully()
         pki.remove()
     }
@@ -49,6 +53,7 @@ final class TransportTests: XCTestCase {
     func listen(_ t: PeerTransport, session: @escaping @Sendable (TLSMessageChannel) async -> Void = { _ in }) async throws -> (PeerAddress, Task<Void, Error>) {
         let listener = try await t.bind(host: "127.0.0.1", port: 0, handler: TestHandler(session: session))
         let task = Task { try await listener.run() }
+        listeners.append(task)
         return (PeerAddress(host: "127.0.0.1", port: listener.port), task)
     }
 

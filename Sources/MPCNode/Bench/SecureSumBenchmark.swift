@@ -94,7 +94,6 @@ public struct SecureSumBenchmark {
         let collector = SessionCollector(expected: parties)
         let listener = try await serverTransport.bind(host: "127.0.0.1", port: 0, handler: ServerHandler(collector: collector))
         let listening = Task { try await listener.run() }
-        defer { listening.cancel() }
         let address = PeerAddress(host: "127.0.0.1", port: listener.port)
 
         var clients: [(String, PeerTransport, KeyAuthentication, [UInt64])] = []
@@ -132,7 +131,9 @@ public struct SecureSumBenchmark {
         var clientBytes: UInt64 = 0
         for task in clientTasks { clientBytes += (try? await task.value) ?? 0 }
         let wall = Date().timeIntervalSince(started)
+        listening.cancel()
         await listener.close()
+        _ = try? await listening.value
         try? await group.shutdownGracefully()
         return Figures(parties: parties, length: length, dropouts: dropouts, wallSeconds: wall, roundsSeconds: roundsSeconds,
                        bytesPerClient: Double(clientBytes) / Double(parties), chachaValuesPerSecond: chachaRate,

@@ -1,0 +1,167 @@
+import Foundation
+import MPCCrypto
+import MPCWire
+
+/// One owner in the blinding ring that computes joint pseudonyms Ψ(x) = (k₁·…·kₙ)·H(x)
+/// (Protocols/multi-party-sets.md, step 1).
+///
+/// The owner sends its identifiers, blinded with its key, to the next owner; every owner applies its key to
+/// the chains that pass through and forwards them in the order received; after n − 1 hops a chain returns
+/// to its origin as Ψ of the origin's identifiers, in the origin's own order. Forwarded batches go through
+/// an unbounded queue (a ring of blocking senders would deadlock); the own chain respects back-pressure.
+public struct PseudonymRingParty: Sendable {
+    public struct Configuration: Sendable {
+        public var jobID: String
+        public var group: BlindingGroup
+        /// The owners in ring order.
+        public var ring: [NodeID]
+        public var batchSize: Int
+        public init(jobID: String, group: BlindingGroup, ring: [NodeID], batchSize: Int = 4096) {
+            self.jobID = jobID
+            self.group = group
+            self.ring = ring
+            self.batchSize = batchSize
+        }
+    }
+
+    public let configuration: Configuration
+    public let me: NodeID
+    public let source: any IdentifierSource
+    public let toNext: any MessageChannel
+    public let fromPrevious: any MessageChannel
+
+    public init(configuration: Configuration, me: NodeID, source: any IdentifierSource,
+                toNext: any MessageChannel, fromPrevious: any MessageChannel) {
+        self.configuration = configuration
+        self.me = me
+        self.source = source
+        self.toNext = toNext
+        self.fromPrevious = fromPrevious
+    }
+
+    /// Returns Ψ of this owner's identifiers, position by position in `source` order.
+    public func run() async throws -> [GroupElement] {
+        let n = configuration.ring.count
+        guard n >= 2, configuration.ring.contains(me), Set(configuration.ring).count == n else {
+            throw ProtocolError.parameterMismatch(peer: me, detail: "the ring must list distinct owners including this one")
+        }
+        let cipher = CommutativeCipher.random(group: configuration.group, domain: configuration.jobID)
+        let outbound = ProtocolSession(channel: toNext)
+        let inbound = ProtocolSession(channel: fromPrevious)
+        let outbox = Outbox(highWaterBytes: 4 << 20)
+        do {
+            let result = try await withThrowingTaskGroup(of: [GroupElement]?.self) { tasks in
+                tasks.addTask { try await PSIParty.pump(outbox: outbox, session: outbound); return nil }
+                tasks.addTask { try await sendOwnChain(cipher: cipher, outbox: outbox, session: outbound); return nil }
+                tasks.addTask { try await receiveAndForward(cipher: cipher, outbox: outbox, outbound: outbound, inbound: inbound) }
+                var own: [GroupElement]?
+                do {
+                    for try await r in tasks where r != nil { own = r }
+                } catch {
+                    await outbox.fail()
+                    tasks.cancelAll()
+                    throw error
+                }
+                return own ?? []
+            }
+            await toNext.close()
+            return result
+        } catch {
+            if case ProtocolError.abortedByPeer = error {} else { await outbound.sendAbort(reason: "\(me): \(error)") }
+            await toNext.close()
+            await fromPrevious.close()
+            throw error
+        }
+    }
+
+    private func message(_ session: ProtocolSession, chain: NodeID, hop: UInt32,
+                         _ fill: (inout Mpcnode_V1_PseudonymRingMessage) -> Void) throws -> [UInt8] {
+        try session.frame { f in
+            var m = Mpcnode_V1_PseudonymRingMessage()
+            m.chain = chain
+            m.hop = hop
+            fill(&m)
+            f.ring = m
+        }
+    }
+
+    private func sendOwnChain(cipher: CommutativeCipher, outbox: Outbox, session: ProtocolSession) async throws {
+        var offset = 0
+        while offset < source.count {
+            let ids = try await source.identifiers(in: offset..<min(source.count, offset + configuration.batchSize))
+            guard !ids.isEmpty else { break }
+            let blinded = try cipher.hashAndBlind(batch: ids)
+            let start = offset
+            try await outbox.enqueueWhenRoom(message(session, chain: me, hop: 0) {
+                $0.batch = .with { $0.offset = UInt64(start); $0.elements = Data(GroupElement.pack(blinded)) }
+            })
+            offset += ids.count
+        }
+        let count = offset
+        try await outbox.enqueueWhenRoom(message(session, chain: me, hop: 0) { $0.end = .with { $0.count = UInt64(count) } })
+    }
+
+    /// Applies this owner's key to passing chains and forwards them; collects the own chain when it returns.
+    private func receiveAndForward(cipher: CommutativeCipher, outbox: Outbox, outbound: ProtocolSession,
+                                   inbound: ProtocolSession) async throws -> [GroupElement] {
+        let n = configuration.ring.count
+        let peer = fromPrevious.peer
+        var received: [NodeID: Int] = [:]
+        var ended = Set<NodeID>()
+        var own: [GroupElement] = []
+        own.reserveCapacity(source.count)
+        while ended.count < n {
+            let frame = try await inbound.receiveFrame()
+            guard case .ring(let m)? = frame.body, let body = m.body else {
+                throw ProtocolError.malformedMessage(peer: peer, detail: "expected a pseudonym ring message")
+            }
+            guard configuration.ring.contains(m.chain), !ended.contains(m.chain) else {
+                throw ProtocolError.protocolViolation(peer: peer, detail: "message for unknown or finished chain \(m.chain)")
+            }
+            // Chain c arrives here after passing the owners between c and this one.
+            let distance = (configuration.ring.firstIndex(of: me)! - configuration.ring.firstIndex(of: m.chain)! + n) % n
+            let expectedHop = UInt32(distance == 0 ? n - 1 : distance - 1)
+            guard m.hop == expectedHop else {
+                throw ProtocolError.protocolViolation(peer: peer, detail: "chain \(m.chain) at hop \(m.hop), expected \(expectedHop)")
+            }
+            switch body {
+            case .batch(let batch):
+                guard batch.offset == UInt64(received[m.chain, default: 0]) else {
+                    throw ProtocolError.protocolViolation(peer: peer, detail: "chain \(m.chain) batch at offset \(batch.offset)")
+                }
+                let elements: [GroupElement]
+                do { elements = try GroupElement.unpack(batch.elements) } catch {
+                    throw ProtocolError.malformedMessage(peer: peer, detail: "\(error)")
+                }
+                received[m.chain, default: 0] += elements.count
+                if m.chain == me {
+                    own.append(contentsOf: elements)
+                } else {
+                    let next: [GroupElement]
+                    do { next = try cipher.blind(batch: elements) } catch {
+                        throw ProtocolError.malformedMessage(peer: peer, detail: "chain \(m.chain): \(error)")
+                    }
+                    let offset = batch.offset, chain = m.chain, hop = m.hop + 1
+                    await outbox.enqueue(try message(outbound, chain: chain, hop: hop) {
+                        $0.batch = .with { $0.offset = offset; $0.elements = Data(GroupElement.pack(next)) }
+                    })
+                }
+            case .end(let end):
+                guard end.count == UInt64(received[m.chain, default: 0]) else {
+                    throw ProtocolError.protocolViolation(peer: peer, detail: "chain \(m.chain) ended after \(received[m.chain, default: 0]) of \(end.count)")
+                }
+                ended.insert(m.chain)
+                if m.chain == me {
+                    guard own.count == source.count else {
+                        throw ProtocolError.protocolViolation(peer: peer, detail: "own chain returned \(own.count) of \(source.count) elements")
+                    }
+                } else {
+                    let chain = m.chain, hop = m.hop + 1
+                    await outbox.enqueue(try message(outbound, chain: chain, hop: hop) { $0.end = end })
+                }
+            }
+        }
+        await outbox.finish()
+        return own
+    }
+}
