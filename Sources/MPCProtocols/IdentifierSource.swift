@@ -1,3 +1,5 @@
+import MPCCrypto
+
 /// A party's input set for a set protocol: distinct identifiers in a fixed order that is random to
 /// everyone but the party (so the order messages are sent in reveals nothing).
 ///
@@ -20,7 +22,7 @@ public struct ArrayIdentifierSource: IdentifierSource {
         var seen = Set<String>()
         var distinct: [[UInt8]] = []
         for id in identifiers where seen.insert(id).inserted { distinct.append(Array(id.utf8)) }
-        SecureShuffleAdapter.shuffle(&distinct)
+        SecureShuffle.shuffle(&distinct)
         values = distinct
     }
 
@@ -31,7 +33,3 @@ public struct ArrayIdentifierSource: IdentifierSource {
     }
 }
 
-import MPCCrypto
-enum SecureShuffleAdapter {
-    static func shuffle<T>(_ a: inout [T]) { SecureShuffle.shuffle(&a) }
-}

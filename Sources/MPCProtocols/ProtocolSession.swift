@@ -1,3 +1,4 @@
+import Foundation
 import MPCWire
 import SwiftProtobuf
 
@@ -76,7 +77,7 @@ public final class ProtocolSession: @unchecked Sendable {
 
 /// Byte counters shared between a session's tasks.
 final class TrafficCounters: @unchecked Sendable {
-    private let lock = NSLockShim()
+    private let lock = NSLock()
     private var _sent: UInt64 = 0
     private var _received: UInt64 = 0
     func addSent(_ n: Int) { lock.withLock { _sent += UInt64(n) } }
@@ -85,5 +86,3 @@ final class TrafficCounters: @unchecked Sendable {
     var received: UInt64 { lock.withLock { _received } }
 }
 
-import Foundation
-typealias NSLockShim = NSLock

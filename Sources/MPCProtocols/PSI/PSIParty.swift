@@ -191,7 +191,7 @@ public struct PSIParty: Sendable {
                 } catch {
                     throw ProtocolError.malformedMessage(peer: peer, detail: "blinded batch at offset \(batch.offset): \(error)")
                 }
-                if let reply = try state.keepOrReply(doubled, offset: batch.offset) {
+                if let reply = state.keepOrReply(doubled) {
                     let start = batch.offset
                     await outbox.enqueue(try Self.message(session) {
                         $0.doubleBlinded = .with { $0.offset = start; $0.elements = Data(GroupElement.pack(reply)) }

@@ -77,7 +77,7 @@ final class PSIReceiveState: @unchecked Sendable {
 
     /// Keeps the peer's double-blinded elements (if this party gets the output) and returns what to send
     /// back right away (the peer gets the intersection: same order), or nil.
-    func keepOrReply(_ doubled: [GroupElement], offset: UInt64) throws -> [GroupElement]? {
+    func keepOrReply(_ doubled: [GroupElement]) -> [GroupElement]? {
         lock.withLock {
             if configuration.selfReceivesOutput { peerDoubled.formUnion(doubled) }
             guard configuration.peerReceivesOutput else { return nil }

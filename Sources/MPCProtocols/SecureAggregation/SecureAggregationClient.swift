@@ -82,7 +82,7 @@ public struct SecureAggregationClient: Sendable {
         guard input.count == p.length else {
             throw SecureAggregationError.wrongVectorLength(peer: me, expected: p.length, got: input.count)
         }
-        guard let myX = p.x(of: me) else { throw SecureAggregationError.invalidParameters("\(me) is not a client of job \(p.jobID)") }
+        guard p.x(of: me) != nil else { throw SecureAggregationError.invalidParameters("\(me) is not a client of job \(p.jobID)") }
 
         // Round 0: advertise keys.
         let cipherKeys = KeyAgreementKeyPair.generate()
@@ -145,7 +145,8 @@ public struct SecureAggregationClient: Sendable {
             outgoing.append(.with { $0.from = me; $0.to = v; $0.nonce = Data(sealed.nonce); $0.ciphertext = Data(sealed.ciphertext) })
         }
         let myIndexInU1 = u1.firstIndex(of: me)!
-        let ownKeyShare = keyShares[myIndexInU1].y, ownSeedShare = seedShares[myIndexInU1].y
+        // This client is in U3 whenever it unmasks, so only its own seed share is ever released, never its key share.
+        let ownSeedShare = seedShares[myIndexInU1].y
         try await session.sendSecAgg { $0.shares = .with { $0.shares = outgoing } }
         try checkpoint(.shareKeys)
         guard case .sharesForYou(let incoming) = try await session.receiveSecAgg() else {
@@ -203,8 +204,6 @@ public struct SecureAggregationClient: Sendable {
                 keySharesOut.append(.with { $0.owner = v; $0.value = plaintext.keyShare })
             }
         }
-        _ = ownKeyShare  // this client is included, so its own key share is never released
-        _ = myX
         try await session.sendSecAgg { $0.unmasking = .with { $0.selfMaskShares = selfMaskShares; $0.keyShares = keySharesOut } }
         try checkpoint(.unmask)
         guard case .done(let done) = try await session.receiveSecAgg() else {
