@@ -30,7 +30,7 @@ public struct CommutativeCipher: Sendable {
     /// Domain separation for the hash onto the group (e.g. the job id): the same identifier hashes
     /// to unrelated elements in different jobs.
     public let domain: [UInt8]
-    private let key: SecretScalar
+    let key: SecretScalar
 
     /// A cipher with a fresh random key.
     public static func random(group: BlindingGroup, domain: String) -> CommutativeCipher {

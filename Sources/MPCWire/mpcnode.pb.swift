@@ -74,50 +74,126 @@ public nonisolated struct Mpcnode_V1_Hello: Sendable {
 
 /// What a coordinator proposes. Its hash (SHA-256 of its deterministic serialisation) identifies the
 /// exact computation every participant agreed to and is written in every audit record.
-public nonisolated struct Mpcnode_V1_JobSpec: Sendable {
+public nonisolated struct Mpcnode_V1_JobSpec: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var jobID: String = String()
+  public var jobID: String {
+    get {_storage._jobID}
+    set {_uniqueStorage()._jobID = newValue}
+  }
 
-  public var coordinator: String = String()
+  public var coordinator: String {
+    get {_storage._coordinator}
+    set {_uniqueStorage()._coordinator = newValue}
+  }
 
   /// "psi" for now; later issues add protocols.
-  public var `protocol`: String = String()
+  public var `protocol`: String {
+    get {_storage._protocol}
+    set {_uniqueStorage()._protocol = newValue}
+  }
 
-  public var parties: [Mpcnode_V1_PartyInput] = []
+  public var parties: [Mpcnode_V1_PartyInput] {
+    get {_storage._parties}
+    set {_uniqueStorage()._parties = newValue}
+  }
 
   /// Node ids that receive the result. For "psi" they must be parties.
-  public var deliverTo: [String] = []
+  public var deliverTo: [String] {
+    get {_storage._deliverTo}
+    set {_uniqueStorage()._deliverTo = newValue}
+  }
 
   /// PSI: deliver only the size of the intersection.
-  public var cardinalityOnly: Bool = false
+  public var cardinalityOnly: Bool {
+    get {_storage._cardinalityOnly}
+    set {_uniqueStorage()._cardinalityOnly = newValue}
+  }
 
   /// "ristretto255" or "x25519".
-  public var group: String = String()
+  public var group: String {
+    get {_storage._group}
+    set {_uniqueStorage()._group = newValue}
+  }
 
-  public var createdAtUnixMs: Int64 = 0
+  public var createdAtUnixMs: Int64 {
+    get {_storage._createdAtUnixMs}
+    set {_uniqueStorage()._createdAtUnixMs = newValue}
+  }
 
   /// "secure-sum": what each party aggregates locally (its dataset is its PartyInput.dataset); the
   /// single node in `deliver_to` acts as the aggregation server and receives the report.
   public var aggregate: Mpcnode_V1_AggregateSpec {
-    get {_aggregate ?? Mpcnode_V1_AggregateSpec()}
-    set {_aggregate = newValue}
+    get {_storage._aggregate ?? Mpcnode_V1_AggregateSpec()}
+    set {_uniqueStorage()._aggregate = newValue}
   }
   /// Returns true if `aggregate` has been explicitly set.
-  public var hasAggregate: Bool {self._aggregate != nil}
+  public var hasAggregate: Bool {_storage._aggregate != nil}
   /// Clears the value of `aggregate`. Subsequent reads from it will return its default value.
-  public mutating func clearAggregate() {self._aggregate = nil}
+  public mutating func clearAggregate() {_uniqueStorage()._aggregate = nil}
 
   /// "secure-sum": survivors needed in every round (0: the protocol's default).
-  public var threshold: UInt32 = 0
+  public var threshold: UInt32 {
+    get {_storage._threshold}
+    set {_uniqueStorage()._threshold = newValue}
+  }
+
+  /// Multi-party set operations ("mpsi", "watchlist", "union-sum", "intersection-stats";
+  /// Protocols/multi-party-sets.md): the roles and outputs. Each party's identifiers are its
+  /// PartyInput.column; the value column (if any) is in `sets`.
+  public var sets: Mpcnode_V1_SetOperationSpec {
+    get {_storage._sets ?? Mpcnode_V1_SetOperationSpec()}
+    set {_uniqueStorage()._sets = newValue}
+  }
+  /// Returns true if `sets` has been explicitly set.
+  public var hasSets: Bool {_storage._sets != nil}
+  /// Clears the value of `sets`. Subsequent reads from it will return its default value.
+  public mutating func clearSets() {_uniqueStorage()._sets = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _aggregate: Mpcnode_V1_AggregateSpec? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+public nonisolated struct Mpcnode_V1_SetOperationSpec: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The node that sees the multiset of pseudonyms and receives the report; never a party.
+  public var aggregator: String = String()
+
+  /// The party that shuffles the sealed pseudonyms before the aggregator sees them.
+  public var mixer: String = String()
+
+  /// "watchlist": count identifiers held by at least this many parties (also the report's histogram).
+  public var atLeast: UInt32 = 0
+
+  /// Release nothing computed over the intersection when it has fewer members than this.
+  public var minIntersection: UInt64 = 0
+
+  /// "union-sum", "intersection-stats": the decimal column summed per identifier at each party.
+  public var valueColumn: String = String()
+
+  /// Fixed-point decimals of the value column (2: cents).
+  public var decimals: UInt32 = 0
+
+  /// "union-sum": list the pseudonymous per-identifier totals at or above this (decimal text; empty: none).
+  public var reportingThreshold: String = String()
+
+  /// "intersection-stats": lower edges of the histogram bins of per-identifier totals (decimal text, ascending).
+  public var histogramBins: [String] = []
+
+  /// A per-identifier total is listed only if at least this many parties hold the identifier.
+  public var minCellParties: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 /// A declarative local aggregate: only aggregates leave a party (masked), never rows.
@@ -428,6 +504,10 @@ public nonisolated struct Mpcnode_V1_SessionOpen: Sendable {
 
   public var jobID: String = String()
 
+  /// Which of the job's sessions between the two nodes this is ("" for jobs with a single one;
+  /// multi-party set operations use "ring", "mix", "mixed", "results" and "sum").
+  public var stream: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -476,6 +556,14 @@ public nonisolated struct Mpcnode_V1_SessionFrame: Sendable {
     set {body = .ring(newValue)}
   }
 
+  public var sets: Mpcnode_V1_SetsMessage {
+    get {
+      if case .sets(let v)? = body {return v}
+      return Mpcnode_V1_SetsMessage()
+    }
+    set {body = .sets(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -483,6 +571,7 @@ public nonisolated struct Mpcnode_V1_SessionFrame: Sendable {
     case abort(Mpcnode_V1_SessionAbort)
     case secagg(Mpcnode_V1_SecAggMessage)
     case ring(Mpcnode_V1_PseudonymRingMessage)
+    case sets(Mpcnode_V1_SetsMessage)
 
   }
 
@@ -928,6 +1017,185 @@ public nonisolated struct Mpcnode_V1_PseudonymRingMessage: Sendable {
   public init() {}
 }
 
+/// The rest of a multi-party set operation after the ring (Protocols/multi-party-sets.md).
+public nonisolated struct Mpcnode_V1_SetsMessage: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var body: Mpcnode_V1_SetsMessage.OneOf_Body? = nil
+
+  /// Party → aggregator ("results"): the number of distinct identifiers it holds.
+  public var hello: Mpcnode_V1_SetsHello {
+    get {
+      if case .hello(let v)? = body {return v}
+      return Mpcnode_V1_SetsHello()
+    }
+    set {body = .hello(newValue)}
+  }
+
+  /// Aggregator → party ("results"): the X25519 public key to seal pseudonyms to, for this job only.
+  public var sealingKey: Mpcnode_V1_SetsSealingKey {
+    get {
+      if case .sealingKey(let v)? = body {return v}
+      return Mpcnode_V1_SetsSealingKey()
+    }
+    set {body = .sealingKey(newValue)}
+  }
+
+  /// Party → mixer ("mix"), mixer → aggregator ("mixed"): concatenated 80-byte sealed boxes, each
+  /// holding one pseudonym; the mixer forwards them shuffled.
+  public var sealed: Mpcnode_V1_ElementBatch {
+    get {
+      if case .sealed(let v)? = body {return v}
+      return Mpcnode_V1_ElementBatch()
+    }
+    set {body = .sealed(newValue)}
+  }
+
+  public var sealedEnd: Mpcnode_V1_StreamEnd {
+    get {
+      if case .sealedEnd(let v)? = body {return v}
+      return Mpcnode_V1_StreamEnd()
+    }
+    set {body = .sealedEnd(newValue)}
+  }
+
+  /// Aggregator → party ("results"): what the party receives, followed by `pseudonyms` batches and
+  /// `pseudonyms_end` when it receives a list.
+  public var delivery: Mpcnode_V1_SetsDelivery {
+    get {
+      if case .delivery(let v)? = body {return v}
+      return Mpcnode_V1_SetsDelivery()
+    }
+    set {body = .delivery(newValue)}
+  }
+
+  public var pseudonyms: Mpcnode_V1_ElementBatch {
+    get {
+      if case .pseudonyms(let v)? = body {return v}
+      return Mpcnode_V1_ElementBatch()
+    }
+    set {body = .pseudonyms(newValue)}
+  }
+
+  public var pseudonymsEnd: Mpcnode_V1_StreamEnd {
+    get {
+      if case .pseudonymsEnd(let v)? = body {return v}
+      return Mpcnode_V1_StreamEnd()
+    }
+    set {body = .pseudonymsEnd(newValue)}
+  }
+
+  /// Party → aggregator: the delivery arrived whole.
+  public var ack: Mpcnode_V1_SetsAck {
+    get {
+      if case .ack(let v)? = body {return v}
+      return Mpcnode_V1_SetsAck()
+    }
+    set {body = .ack(newValue)}
+  }
+
+  /// Aggregator → party: every party acknowledged; the party may store its result.
+  public var commit: Mpcnode_V1_SetsCommit {
+    get {
+      if case .commit(let v)? = body {return v}
+      return Mpcnode_V1_SetsCommit()
+    }
+    set {body = .commit(newValue)}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum OneOf_Body: Equatable, Sendable {
+    /// Party → aggregator ("results"): the number of distinct identifiers it holds.
+    case hello(Mpcnode_V1_SetsHello)
+    /// Aggregator → party ("results"): the X25519 public key to seal pseudonyms to, for this job only.
+    case sealingKey(Mpcnode_V1_SetsSealingKey)
+    /// Party → mixer ("mix"), mixer → aggregator ("mixed"): concatenated 80-byte sealed boxes, each
+    /// holding one pseudonym; the mixer forwards them shuffled.
+    case sealed(Mpcnode_V1_ElementBatch)
+    case sealedEnd(Mpcnode_V1_StreamEnd)
+    /// Aggregator → party ("results"): what the party receives, followed by `pseudonyms` batches and
+    /// `pseudonyms_end` when it receives a list.
+    case delivery(Mpcnode_V1_SetsDelivery)
+    case pseudonyms(Mpcnode_V1_ElementBatch)
+    case pseudonymsEnd(Mpcnode_V1_StreamEnd)
+    /// Party → aggregator: the delivery arrived whole.
+    case ack(Mpcnode_V1_SetsAck)
+    /// Aggregator → party: every party acknowledged; the party may store its result.
+    case commit(Mpcnode_V1_SetsCommit)
+
+  }
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_SetsHello: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var setSize: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_SetsSealingKey: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var publicKey: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_SetsDelivery: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// "none", "cardinality", "intersection" (pseudonyms held by every party), "on-others-lists"
+  /// (pseudonyms held by at least two parties: the receiver keeps those it holds itself), or
+  /// "union" (every distinct pseudonym, sorted: the slots of a following secure sum).
+  public var kind: String = String()
+
+  /// The intersection's size, for "cardinality".
+  public var cardinality: UInt64 = 0
+
+  /// Number of pseudonyms that follow.
+  public var count: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_SetsAck: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_SetsCommit: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "mpcnode.v1"
@@ -1006,7 +1274,147 @@ nonisolated extension Mpcnode_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Mpcnode_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobSpec"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}coordinator\0\u{1}protocol\0\u{1}parties\0\u{3}deliver_to\0\u{3}cardinality_only\0\u{1}group\0\u{3}created_at_unix_ms\0\u{1}aggregate\0\u{1}threshold\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}coordinator\0\u{1}protocol\0\u{1}parties\0\u{3}deliver_to\0\u{3}cardinality_only\0\u{1}group\0\u{3}created_at_unix_ms\0\u{1}aggregate\0\u{1}threshold\0\u{1}sets\0")
+
+  fileprivate class _StorageClass {
+    var _jobID: String = String()
+    var _coordinator: String = String()
+    var _protocol: String = String()
+    var _parties: [Mpcnode_V1_PartyInput] = []
+    var _deliverTo: [String] = []
+    var _cardinalityOnly: Bool = false
+    var _group: String = String()
+    var _createdAtUnixMs: Int64 = 0
+    var _aggregate: Mpcnode_V1_AggregateSpec? = nil
+    var _threshold: UInt32 = 0
+    var _sets: Mpcnode_V1_SetOperationSpec? = nil
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _jobID = source._jobID
+      _coordinator = source._coordinator
+      _protocol = source._protocol
+      _parties = source._parties
+      _deliverTo = source._deliverTo
+      _cardinalityOnly = source._cardinalityOnly
+      _group = source._group
+      _createdAtUnixMs = source._createdAtUnixMs
+      _aggregate = source._aggregate
+      _threshold = source._threshold
+      _sets = source._sets
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._jobID) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._coordinator) }()
+        case 3: try { try decoder.decodeSingularStringField(value: &_storage._protocol) }()
+        case 4: try { try decoder.decodeRepeatedMessageField(value: &_storage._parties) }()
+        case 5: try { try decoder.decodeRepeatedStringField(value: &_storage._deliverTo) }()
+        case 6: try { try decoder.decodeSingularBoolField(value: &_storage._cardinalityOnly) }()
+        case 7: try { try decoder.decodeSingularStringField(value: &_storage._group) }()
+        case 8: try { try decoder.decodeSingularInt64Field(value: &_storage._createdAtUnixMs) }()
+        case 9: try { try decoder.decodeSingularMessageField(value: &_storage._aggregate) }()
+        case 10: try { try decoder.decodeSingularUInt32Field(value: &_storage._threshold) }()
+        case 11: try { try decoder.decodeSingularMessageField(value: &_storage._sets) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._jobID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._jobID, fieldNumber: 1)
+      }
+      if !_storage._coordinator.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._coordinator, fieldNumber: 2)
+      }
+      if !_storage._protocol.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._protocol, fieldNumber: 3)
+      }
+      if !_storage._parties.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._parties, fieldNumber: 4)
+      }
+      if !_storage._deliverTo.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._deliverTo, fieldNumber: 5)
+      }
+      if _storage._cardinalityOnly != false {
+        try visitor.visitSingularBoolField(value: _storage._cardinalityOnly, fieldNumber: 6)
+      }
+      if !_storage._group.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._group, fieldNumber: 7)
+      }
+      if _storage._createdAtUnixMs != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._createdAtUnixMs, fieldNumber: 8)
+      }
+      try { if let v = _storage._aggregate {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+      } }()
+      if _storage._threshold != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._threshold, fieldNumber: 10)
+      }
+      try { if let v = _storage._sets {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+      } }()
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_JobSpec, rhs: Mpcnode_V1_JobSpec) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._jobID != rhs_storage._jobID {return false}
+        if _storage._coordinator != rhs_storage._coordinator {return false}
+        if _storage._protocol != rhs_storage._protocol {return false}
+        if _storage._parties != rhs_storage._parties {return false}
+        if _storage._deliverTo != rhs_storage._deliverTo {return false}
+        if _storage._cardinalityOnly != rhs_storage._cardinalityOnly {return false}
+        if _storage._group != rhs_storage._group {return false}
+        if _storage._createdAtUnixMs != rhs_storage._createdAtUnixMs {return false}
+        if _storage._aggregate != rhs_storage._aggregate {return false}
+        if _storage._threshold != rhs_storage._threshold {return false}
+        if _storage._sets != rhs_storage._sets {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_SetOperationSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SetOperationSpec"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}aggregator\0\u{1}mixer\0\u{3}at_least\0\u{3}min_intersection\0\u{3}value_column\0\u{1}decimals\0\u{3}reporting_threshold\0\u{3}histogram_bins\0\u{3}min_cell_parties\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1014,70 +1422,61 @@ nonisolated extension Mpcnode_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._
       // allocates stack space for every case branch when no optimizations are
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.coordinator) }()
-      case 3: try { try decoder.decodeSingularStringField(value: &self.`protocol`) }()
-      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.parties) }()
-      case 5: try { try decoder.decodeRepeatedStringField(value: &self.deliverTo) }()
-      case 6: try { try decoder.decodeSingularBoolField(value: &self.cardinalityOnly) }()
-      case 7: try { try decoder.decodeSingularStringField(value: &self.group) }()
-      case 8: try { try decoder.decodeSingularInt64Field(value: &self.createdAtUnixMs) }()
-      case 9: try { try decoder.decodeSingularMessageField(value: &self._aggregate) }()
-      case 10: try { try decoder.decodeSingularUInt32Field(value: &self.threshold) }()
+      case 1: try { try decoder.decodeSingularStringField(value: &self.aggregator) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.mixer) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.atLeast) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.minIntersection) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.valueColumn) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.decimals) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.reportingThreshold) }()
+      case 8: try { try decoder.decodeRepeatedStringField(value: &self.histogramBins) }()
+      case 9: try { try decoder.decodeSingularUInt32Field(value: &self.minCellParties) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.jobID.isEmpty {
-      try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 1)
+    if !self.aggregator.isEmpty {
+      try visitor.visitSingularStringField(value: self.aggregator, fieldNumber: 1)
     }
-    if !self.coordinator.isEmpty {
-      try visitor.visitSingularStringField(value: self.coordinator, fieldNumber: 2)
+    if !self.mixer.isEmpty {
+      try visitor.visitSingularStringField(value: self.mixer, fieldNumber: 2)
     }
-    if !self.`protocol`.isEmpty {
-      try visitor.visitSingularStringField(value: self.`protocol`, fieldNumber: 3)
+    if self.atLeast != 0 {
+      try visitor.visitSingularUInt32Field(value: self.atLeast, fieldNumber: 3)
     }
-    if !self.parties.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.parties, fieldNumber: 4)
+    if self.minIntersection != 0 {
+      try visitor.visitSingularUInt64Field(value: self.minIntersection, fieldNumber: 4)
     }
-    if !self.deliverTo.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.deliverTo, fieldNumber: 5)
+    if !self.valueColumn.isEmpty {
+      try visitor.visitSingularStringField(value: self.valueColumn, fieldNumber: 5)
     }
-    if self.cardinalityOnly != false {
-      try visitor.visitSingularBoolField(value: self.cardinalityOnly, fieldNumber: 6)
+    if self.decimals != 0 {
+      try visitor.visitSingularUInt32Field(value: self.decimals, fieldNumber: 6)
     }
-    if !self.group.isEmpty {
-      try visitor.visitSingularStringField(value: self.group, fieldNumber: 7)
+    if !self.reportingThreshold.isEmpty {
+      try visitor.visitSingularStringField(value: self.reportingThreshold, fieldNumber: 7)
     }
-    if self.createdAtUnixMs != 0 {
-      try visitor.visitSingularInt64Field(value: self.createdAtUnixMs, fieldNumber: 8)
+    if !self.histogramBins.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.histogramBins, fieldNumber: 8)
     }
-    try { if let v = self._aggregate {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
-    } }()
-    if self.threshold != 0 {
-      try visitor.visitSingularUInt32Field(value: self.threshold, fieldNumber: 10)
+    if self.minCellParties != 0 {
+      try visitor.visitSingularUInt32Field(value: self.minCellParties, fieldNumber: 9)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: Mpcnode_V1_JobSpec, rhs: Mpcnode_V1_JobSpec) -> Bool {
-    if lhs.jobID != rhs.jobID {return false}
-    if lhs.coordinator != rhs.coordinator {return false}
-    if lhs.`protocol` != rhs.`protocol` {return false}
-    if lhs.parties != rhs.parties {return false}
-    if lhs.deliverTo != rhs.deliverTo {return false}
-    if lhs.cardinalityOnly != rhs.cardinalityOnly {return false}
-    if lhs.group != rhs.group {return false}
-    if lhs.createdAtUnixMs != rhs.createdAtUnixMs {return false}
-    if lhs._aggregate != rhs._aggregate {return false}
-    if lhs.threshold != rhs.threshold {return false}
+  public static func ==(lhs: Mpcnode_V1_SetOperationSpec, rhs: Mpcnode_V1_SetOperationSpec) -> Bool {
+    if lhs.aggregator != rhs.aggregator {return false}
+    if lhs.mixer != rhs.mixer {return false}
+    if lhs.atLeast != rhs.atLeast {return false}
+    if lhs.minIntersection != rhs.minIntersection {return false}
+    if lhs.valueColumn != rhs.valueColumn {return false}
+    if lhs.decimals != rhs.decimals {return false}
+    if lhs.reportingThreshold != rhs.reportingThreshold {return false}
+    if lhs.histogramBins != rhs.histogramBins {return false}
+    if lhs.minCellParties != rhs.minCellParties {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1720,7 +2119,7 @@ nonisolated extension Mpcnode_V1_ControlError: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Mpcnode_V1_SessionOpen: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SessionOpen"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}stream\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1729,6 +2128,7 @@ nonisolated extension Mpcnode_V1_SessionOpen: SwiftProtobuf.Message, SwiftProtob
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.stream) }()
       default: break
       }
     }
@@ -1738,11 +2138,15 @@ nonisolated extension Mpcnode_V1_SessionOpen: SwiftProtobuf.Message, SwiftProtob
     if !self.jobID.isEmpty {
       try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 1)
     }
+    if !self.stream.isEmpty {
+      try visitor.visitSingularStringField(value: self.stream, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Mpcnode_V1_SessionOpen, rhs: Mpcnode_V1_SessionOpen) -> Bool {
     if lhs.jobID != rhs.jobID {return false}
+    if lhs.stream != rhs.stream {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1750,7 +2154,7 @@ nonisolated extension Mpcnode_V1_SessionOpen: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Mpcnode_V1_SessionFrame: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SessionFrame"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{1}psi\0\u{1}abort\0\u{1}secagg\0\u{1}ring\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{1}psi\0\u{1}abort\0\u{1}secagg\0\u{1}ring\0\u{1}sets\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1811,6 +2215,19 @@ nonisolated extension Mpcnode_V1_SessionFrame: SwiftProtobuf.Message, SwiftProto
           self.body = .ring(v)
         }
       }()
+      case 6: try {
+        var v: Mpcnode_V1_SetsMessage?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .sets(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .sets(v)
+        }
+      }()
       default: break
       }
     }
@@ -1840,6 +2257,10 @@ nonisolated extension Mpcnode_V1_SessionFrame: SwiftProtobuf.Message, SwiftProto
     case .ring?: try {
       guard case .ring(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    }()
+    case .sets?: try {
+      guard case .sets(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
     }()
     case nil: break
     }
@@ -2749,6 +3170,330 @@ nonisolated extension Mpcnode_V1_PseudonymRingMessage: SwiftProtobuf.Message, Sw
     if lhs.chain != rhs.chain {return false}
     if lhs.hop != rhs.hop {return false}
     if lhs.body != rhs.body {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_SetsMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SetsMessage"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}hello\0\u{3}sealing_key\0\u{1}sealed\0\u{3}sealed_end\0\u{1}delivery\0\u{1}pseudonyms\0\u{3}pseudonyms_end\0\u{1}ack\0\u{1}commit\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try {
+        var v: Mpcnode_V1_SetsHello?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .hello(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .hello(v)
+        }
+      }()
+      case 2: try {
+        var v: Mpcnode_V1_SetsSealingKey?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .sealingKey(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .sealingKey(v)
+        }
+      }()
+      case 3: try {
+        var v: Mpcnode_V1_ElementBatch?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .sealed(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .sealed(v)
+        }
+      }()
+      case 4: try {
+        var v: Mpcnode_V1_StreamEnd?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .sealedEnd(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .sealedEnd(v)
+        }
+      }()
+      case 5: try {
+        var v: Mpcnode_V1_SetsDelivery?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .delivery(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .delivery(v)
+        }
+      }()
+      case 6: try {
+        var v: Mpcnode_V1_ElementBatch?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .pseudonyms(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .pseudonyms(v)
+        }
+      }()
+      case 7: try {
+        var v: Mpcnode_V1_StreamEnd?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .pseudonymsEnd(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .pseudonymsEnd(v)
+        }
+      }()
+      case 8: try {
+        var v: Mpcnode_V1_SetsAck?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .ack(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .ack(v)
+        }
+      }()
+      case 9: try {
+        var v: Mpcnode_V1_SetsCommit?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .commit(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .commit(v)
+        }
+      }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    switch self.body {
+    case .hello?: try {
+      guard case .hello(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    }()
+    case .sealingKey?: try {
+      guard case .sealingKey(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    }()
+    case .sealed?: try {
+      guard case .sealed(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    }()
+    case .sealedEnd?: try {
+      guard case .sealedEnd(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    }()
+    case .delivery?: try {
+      guard case .delivery(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    }()
+    case .pseudonyms?: try {
+      guard case .pseudonyms(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    }()
+    case .pseudonymsEnd?: try {
+      guard case .pseudonymsEnd(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    }()
+    case .ack?: try {
+      guard case .ack(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    }()
+    case .commit?: try {
+      guard case .commit(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+    }()
+    case nil: break
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_SetsMessage, rhs: Mpcnode_V1_SetsMessage) -> Bool {
+    if lhs.body != rhs.body {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_SetsHello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SetsHello"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}set_size\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.setSize) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.setSize != 0 {
+      try visitor.visitSingularUInt64Field(value: self.setSize, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_SetsHello, rhs: Mpcnode_V1_SetsHello) -> Bool {
+    if lhs.setSize != rhs.setSize {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_SetsSealingKey: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SetsSealingKey"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}public_key\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.publicKey) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.publicKey.isEmpty {
+      try visitor.visitSingularBytesField(value: self.publicKey, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_SetsSealingKey, rhs: Mpcnode_V1_SetsSealingKey) -> Bool {
+    if lhs.publicKey != rhs.publicKey {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_SetsDelivery: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SetsDelivery"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kind\0\u{1}cardinality\0\u{1}count\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.kind) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.cardinality) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.count) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.kind.isEmpty {
+      try visitor.visitSingularStringField(value: self.kind, fieldNumber: 1)
+    }
+    if self.cardinality != 0 {
+      try visitor.visitSingularUInt64Field(value: self.cardinality, fieldNumber: 2)
+    }
+    if self.count != 0 {
+      try visitor.visitSingularUInt64Field(value: self.count, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_SetsDelivery, rhs: Mpcnode_V1_SetsDelivery) -> Bool {
+    if lhs.kind != rhs.kind {return false}
+    if lhs.cardinality != rhs.cardinality {return false}
+    if lhs.count != rhs.count {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_SetsAck: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SetsAck"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_SetsAck, rhs: Mpcnode_V1_SetsAck) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_SetsCommit: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SetsCommit"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_SetsCommit, rhs: Mpcnode_V1_SetsCommit) -> Bool {
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -7,7 +7,10 @@ import MPCWire
 ///
 /// The owner sends its identifiers, blinded with its key, to the next owner; every owner applies its key to
 /// the chains that pass through and forwards them in the order received; after n − 1 hops a chain returns
-/// to its origin as Ψ of the origin's identifiers, in the origin's own order. Forwarded batches go through
+/// to its origin, which finishes it. The origin starts its chain with a one-time mask r instead of its key
+/// and finishes with s = k·r⁻¹ (`RingMask`), so the owner just before it in the ring handles values it
+/// cannot relate to the final pseudonyms; the result is Ψ of the origin's identifiers, in the origin's
+/// own order, known to the origin alone. Forwarded batches go through
 /// an unbounded queue (a ring of blocking senders would deadlock); the own chain respects back-pressure.
 public struct PseudonymRingParty: Sendable {
     public struct Configuration: Sendable {
@@ -46,14 +49,15 @@ public struct PseudonymRingParty: Sendable {
             throw ProtocolError.parameterMismatch(peer: me, detail: "the ring must list distinct owners including this one")
         }
         let cipher = CommutativeCipher.random(group: configuration.group, domain: configuration.jobID)
+        let mask = cipher.ringMask()
         let outbound = ProtocolSession(channel: toNext)
         let inbound = ProtocolSession(channel: fromPrevious)
         let outbox = Outbox(highWaterBytes: 4 << 20)
         do {
             let result = try await withThrowingTaskGroup(of: [GroupElement]?.self) { tasks in
                 tasks.addTask { try await PSIParty.pump(outbox: outbox, session: outbound); return nil }
-                tasks.addTask { try await sendOwnChain(cipher: cipher, outbox: outbox, session: outbound); return nil }
-                tasks.addTask { try await receiveAndForward(cipher: cipher, outbox: outbox, outbound: outbound, inbound: inbound) }
+                tasks.addTask { try await sendOwnChain(cipher: mask.start, outbox: outbox, session: outbound); return nil }
+                tasks.addTask { try await receiveAndForward(cipher: cipher, finish: mask.finish, outbox: outbox, outbound: outbound, inbound: inbound) }
                 var own: [GroupElement]?
                 do {
                     for try await r in tasks where r != nil { own = r }
@@ -102,7 +106,7 @@ public struct PseudonymRingParty: Sendable {
     }
 
     /// Applies this owner's key to passing chains and forwards them; collects the own chain when it returns.
-    private func receiveAndForward(cipher: CommutativeCipher, outbox: Outbox, outbound: ProtocolSession,
+    private func receiveAndForward(cipher: CommutativeCipher, finish: CommutativeCipher, outbox: Outbox, outbound: ProtocolSession,
                                    inbound: ProtocolSession) async throws -> [GroupElement] {
         let n = configuration.ring.count
         let peer = fromPrevious.peer
@@ -135,7 +139,9 @@ public struct PseudonymRingParty: Sendable {
                 }
                 received[m.chain, default: 0] += elements.count
                 if m.chain == me {
-                    own.append(contentsOf: elements)
+                    do { own.append(contentsOf: try finish.blind(batch: elements)) } catch {
+                        throw ProtocolError.malformedMessage(peer: peer, detail: "own chain: \(error)")
+                    }
                 } else {
                     let next: [GroupElement]
                     do { next = try cipher.blind(batch: elements) } catch {

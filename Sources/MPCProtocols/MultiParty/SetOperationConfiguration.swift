@@ -1,0 +1,71 @@
+import MPCCrypto
+
+/// What every role of a multi-party set operation agrees on (Protocols/multi-party-sets.md).
+public struct SetOperationConfiguration: Sendable {
+    public var jobID: String
+    public var group: BlindingGroup
+    /// The data owners, in ring order.
+    public var owners: [NodeID]
+    /// The owner that shuffles the sealed pseudonyms.
+    public var mixer: NodeID
+    /// The node that sees the multiset of pseudonyms; never an owner.
+    public var aggregator: NodeID
+    /// What each owner receives from the aggregator (owners not listed receive `.none`).
+    public var deliveries: [NodeID: SetDeliveryKind]
+    public var batchSize: Int
+
+    public init(jobID: String, group: BlindingGroup, owners: [NodeID], mixer: NodeID, aggregator: NodeID,
+                deliveries: [NodeID: SetDeliveryKind] = [:], batchSize: Int = 4096) {
+        self.jobID = jobID
+        self.group = group
+        self.owners = owners
+        self.mixer = mixer
+        self.aggregator = aggregator
+        self.deliveries = deliveries
+        self.batchSize = batchSize
+    }
+
+    public var ring: PseudonymRingParty.Configuration {
+        PseudonymRingParty.Configuration(jobID: jobID, group: group, ring: owners, batchSize: batchSize)
+    }
+
+    func validate(as me: NodeID) throws {
+        guard owners.count >= 2, Set(owners).count == owners.count else {
+            throw ProtocolError.parameterMismatch(peer: me, detail: "a set operation needs at least two distinct owners")
+        }
+        guard owners.contains(mixer) else {
+            throw ProtocolError.parameterMismatch(peer: me, detail: "the mixer \(mixer) is not an owner")
+        }
+        guard !owners.contains(aggregator) else {
+            throw ProtocolError.parameterMismatch(peer: me, detail: "the aggregator \(aggregator) must not be an owner")
+        }
+    }
+}
+
+/// What the aggregator sends an owner at the end.
+public enum SetDeliveryKind: String, Sendable, CaseIterable {
+    case none
+    /// The size of the intersection of all owners' sets.
+    case cardinality
+    /// The pseudonyms every owner holds: the receiver learns which of its identifiers are in the intersection.
+    case intersection
+    /// The pseudonyms at least two owners hold: the receiver learns which of its identifiers some other owner holds.
+    case onOthersLists = "on-others-lists"
+    /// Every distinct pseudonym, sorted: the slots of a following secure sum.
+    case union
+}
+
+/// What an owner ends with.
+public enum SetDelivery: Equatable, Sendable {
+    case none
+    case cardinality(Int)
+    /// Positions (ascending) in the owner's own identifier order.
+    case members(positions: [Int])
+    /// Every distinct pseudonym, sorted.
+    case union([GroupElement])
+}
+
+/// Sealed boxes of 32-byte pseudonyms.
+enum SealedPseudonym {
+    static let size = 32 + SealedBox.sealedOverhead
+}

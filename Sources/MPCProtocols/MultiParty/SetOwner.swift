@@ -1,0 +1,145 @@
+import Foundation
+import MPCCrypto
+import MPCWire
+
+/// An owner's part of a set operation after the blinding ring (Protocols/multi-party-sets.md, steps 2–3):
+/// seal its pseudonyms to the aggregator's key for this job, hand them to the mixer (or, as the mixer,
+/// shuffle everyone's), then receive what the aggregator delivers to it.
+public struct SetOwner: Sendable {
+    public enum Mixing: Sendable {
+        /// Send the sealed pseudonyms to the mixer.
+        case sendTo(any MessageChannel)
+        /// This owner is the mixer: collect the other owners' sealed pseudonyms, shuffle them with its
+        /// own, and forward them to the aggregator.
+        case mix(fromOwners: [any MessageChannel], toAggregator: any MessageChannel)
+    }
+
+    public struct Outcome: Sendable {
+        public var delivery: SetDelivery
+        public var bytesSent: UInt64
+        public var bytesReceived: UInt64
+    }
+
+    public let configuration: SetOperationConfiguration
+    public let me: NodeID
+
+    public init(configuration: SetOperationConfiguration, me: NodeID) {
+        self.configuration = configuration
+        self.me = me
+    }
+
+    /// - Parameter pseudonyms: Ψ of this owner's identifiers in its own order (from the ring).
+    public func finish(pseudonyms: [GroupElement], toAggregator: any MessageChannel, mixing: Mixing) async throws -> Outcome {
+        try configuration.validate(as: me)
+        let results = ProtocolSession(channel: toAggregator)
+        var others: [ProtocolSession] = []
+        var mixed: ProtocolSession?
+        var toMixer: ProtocolSession?
+        switch mixing {
+        case .sendTo(let c): toMixer = ProtocolSession(channel: c)
+        case .mix(let from, let to):
+            others = from.map(ProtocolSession.init(channel:))
+            mixed = ProtocolSession(channel: to)
+        }
+        let all = [results] + others + [mixed, toMixer].compactMap { $0 }
+        do {
+            // 1. The aggregator's sealing key, in exchange for this owner's set size.
+            try await results.sendSets { $0.hello = .with { $0.setSize = UInt64(pseudonyms.count) } }
+            guard case .sealingKey(let key) = try await results.receiveSets(expecting: "the sealing key"), key.publicKey.count == 32 else {
+                throw ProtocolError.protocolViolation(peer: results.peer, detail: "expected a 32-byte sealing key")
+            }
+            let publicKey = [UInt8](key.publicKey)
+            // 2. Sealed pseudonyms to the mixer, or the mix itself.
+            let boxes = try ParallelMap.map(pseudonyms) { p in try SealedBox.seal(GroupElement.pack([p]), to: publicKey) }.flatMap { $0 }
+            if let toMixer {
+                try await toMixer.sendItems(boxes, itemSize: SealedPseudonym.size, batchSize: configuration.batchSize, sealed: true)
+                await toMixer.channel.close()
+            } else if let mixed {
+                try await SealedMixer(batchSize: configuration.batchSize).mix(own: boxes, from: others, to: mixed)
+            }
+            // 3. The delivery.
+            let delivery = try await receiveDelivery(results, pseudonyms: pseudonyms)
+            try await results.sendSets { $0.ack = .init() }
+            guard case .commit = try await results.receiveSets(expecting: "the commit") else {
+                throw ProtocolError.protocolViolation(peer: results.peer, detail: "expected the commit")
+            }
+            await results.channel.close()
+            return Outcome(delivery: delivery, bytesSent: all.reduce(0) { $0 + $1.bytesSent },
+                           bytesReceived: all.reduce(0) { $0 + $1.bytesReceived })
+        } catch {
+            let reason = "\(me): \(error)"
+            for s in all {
+                if case ProtocolError.abortedByPeer(let p, _) = error, p == s.peer { continue }
+                await s.sendAbort(reason: reason)
+                await s.channel.close()
+            }
+            throw error
+        }
+    }
+
+    private func receiveDelivery(_ results: ProtocolSession, pseudonyms: [GroupElement]) async throws -> SetDelivery {
+        guard case .delivery(let header) = try await results.receiveSets(expecting: "the delivery"),
+              let kind = SetDeliveryKind(rawValue: header.kind) else {
+            throw ProtocolError.protocolViolation(peer: results.peer, detail: "expected a delivery of a known kind")
+        }
+        let expected = configuration.deliveries[me] ?? .none
+        guard kind == expected else {
+            throw ProtocolError.protocolViolation(peer: results.peer, detail: "delivered \(kind.rawValue), the job says \(expected.rawValue)")
+        }
+        switch kind {
+        case .none:
+            return .none
+        case .cardinality:
+            return .cardinality(Int(header.cardinality))
+        case .intersection, .onOthersLists, .union:
+            // A list can hold at most every owner's every pseudonym; the aggregator said how many follow.
+            let list = try GroupElement.unpack(try await results.receiveItems(itemSize: 32, sealed: false, limit: Int(header.count)))
+            guard list.count == Int(header.count) else {
+                throw ProtocolError.protocolViolation(peer: results.peer, detail: "announced \(header.count) pseudonyms, sent \(list.count)")
+            }
+            if kind == .union {
+                guard zip(list, list.dropFirst()).allSatisfy({ $0 < $1 }) else {
+                    throw ProtocolError.protocolViolation(peer: results.peer, detail: "the union is not sorted and distinct")
+                }
+                let mine = Set(pseudonyms)
+                guard mine.isSubset(of: list) else {
+                    throw ProtocolError.protocolViolation(peer: results.peer, detail: "the union lacks pseudonyms of \(me)")
+                }
+                return .union(list)
+            }
+            let delivered = Set(list)
+            return .members(positions: pseudonyms.indices.filter { delivered.contains(pseudonyms[$0]) })
+        }
+    }
+}
+
+/// The mixer's shuffle: every owner's sealed pseudonyms, merged and permuted with the CSPRNG, so the
+/// aggregator cannot tell which owner sent which box. The mixer cannot open the boxes.
+struct SealedMixer {
+    let batchSize: Int
+
+    func mix(own: [UInt8], from others: [ProtocolSession], to aggregator: ProtocolSession) async throws {
+        let size = SealedPseudonym.size
+        let received = try await withThrowingTaskGroup(of: [UInt8].self) { group in
+            for s in others {
+                group.addTask { try await s.receiveItems(itemSize: size, sealed: true, limit: Int.max / size) }
+            }
+            var all: [[UInt8]] = []
+            for try await r in group { all.append(r) }
+            return all
+        }
+        var boxes = own
+        for r in received { boxes.append(contentsOf: r) }
+        let count = boxes.count / size
+        var order = Array(0..<count)
+        SecureShuffle.shuffle(&order)
+        var shuffled = [UInt8](repeating: 0, count: boxes.count)
+        for (to, from) in order.enumerated() {
+            shuffled.replaceSubrange((to * size)..<((to + 1) * size), with: boxes[(from * size)..<((from + 1) * size)])
+        }
+        boxes = []
+        try await aggregator.sendItems(shuffled, itemSize: size, batchSize: batchSize, sealed: true)
+        await aggregator.channel.close()
+        for s in others { await s.channel.close() }
+    }
+}

@@ -1,0 +1,71 @@
+import Foundation
+import MPCCrypto
+import MPCWire
+
+/// Sending and receiving the `SetsMessage`s of a set operation's sessions after the ring.
+extension ProtocolSession {
+    func sendSets(_ fill: (inout Mpcnode_V1_SetsMessage) -> Void) async throws {
+        let bytes = try frame { f in
+            var m = Mpcnode_V1_SetsMessage()
+            fill(&m)
+            f.sets = m
+        }
+        try await sendFramed(bytes)
+    }
+
+    func receiveSets(expecting what: String) async throws -> Mpcnode_V1_SetsMessage.OneOf_Body {
+        let frame = try await receiveFrame()
+        guard case .sets(let m)? = frame.body, let body = m.body else {
+            throw ProtocolError.malformedMessage(peer: peer, detail: "expected \(what)")
+        }
+        return body
+    }
+
+    /// Sends `count` fixed-size items (concatenated in `items`) as batches, then the end of the stream.
+    func sendItems(_ items: [UInt8], itemSize: Int, batchSize: Int, sealed: Bool) async throws {
+        let count = items.count / itemSize
+        var offset = 0
+        while offset < count {
+            let end = min(count, offset + batchSize)
+            let batch = Mpcnode_V1_ElementBatch.with {
+                $0.offset = UInt64(offset)
+                $0.elements = Data(items[(offset * itemSize)..<(end * itemSize)])
+            }
+            try await sendSets { if sealed { $0.sealed = batch } else { $0.pseudonyms = batch } }
+            offset = end
+        }
+        try await sendSets {
+            if sealed { $0.sealedEnd = .with { $0.count = UInt64(count) } } else { $0.pseudonymsEnd = .with { $0.count = UInt64(count) } }
+        }
+    }
+
+    /// Receives a stream sent by `sendItems`: checks offsets, sizes and the final count. `limit` bounds
+    /// how many items the peer may send (a protocol violation beyond it, before anything is allocated).
+    func receiveItems(itemSize: Int, sealed: Bool, limit: Int, onBatch: ([UInt8]) throws -> Void = { _ in }) async throws -> [UInt8] {
+        var items: [UInt8] = []
+        var count = 0
+        let what = sealed ? "sealed pseudonyms" : "pseudonyms"
+        while true {
+            switch try await receiveSets(expecting: what) {
+            case .sealed(let b) where sealed, .pseudonyms(let b) where !sealed:
+                guard b.offset == UInt64(count), b.elements.count % itemSize == 0 else {
+                    throw ProtocolError.protocolViolation(peer: peer, detail: "\(what) batch at offset \(b.offset) of \(b.elements.count) bytes after \(count) items")
+                }
+                count += b.elements.count / itemSize
+                guard count <= limit else {
+                    throw ProtocolError.protocolViolation(peer: peer, detail: "more than \(limit) \(what)")
+                }
+                let bytes = [UInt8](b.elements)
+                try onBatch(bytes)
+                items.append(contentsOf: bytes)
+            case .sealedEnd(let e) where sealed, .pseudonymsEnd(let e) where !sealed:
+                guard e.count == UInt64(count) else {
+                    throw ProtocolError.protocolViolation(peer: peer, detail: "\(what) ended at \(e.count) after \(count) items")
+                }
+                return items
+            default:
+                throw ProtocolError.protocolViolation(peer: peer, detail: "expected \(what)")
+            }
+        }
+    }
+}
