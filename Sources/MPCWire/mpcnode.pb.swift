@@ -452,6 +452,9 @@ public nonisolated struct Mpcnode_V1_JobOutcome: Sendable {
   /// Hash of the participant's audit record for this job.
   public var auditRecordHash: Data = Data()
 
+  /// The party failed in a phase the protocol survives (secure aggregation): the job goes on without it.
+  public var dropout: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1960,7 +1963,7 @@ nonisolated extension Mpcnode_V1_JobAbort: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Mpcnode_V1_JobOutcome: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobOutcome"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}state\0\u{1}reason\0\u{3}bytes_sent\0\u{3}bytes_received\0\u{3}result_rows\0\u{3}received_result\0\u{3}elapsed_ms\0\u{3}audit_record_hash\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}state\0\u{1}reason\0\u{3}bytes_sent\0\u{3}bytes_received\0\u{3}result_rows\0\u{3}received_result\0\u{3}elapsed_ms\0\u{3}audit_record_hash\0\u{1}dropout\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1977,6 +1980,7 @@ nonisolated extension Mpcnode_V1_JobOutcome: SwiftProtobuf.Message, SwiftProtobu
       case 7: try { try decoder.decodeSingularBoolField(value: &self.receivedResult) }()
       case 8: try { try decoder.decodeSingularInt64Field(value: &self.elapsedMs) }()
       case 9: try { try decoder.decodeSingularBytesField(value: &self.auditRecordHash) }()
+      case 10: try { try decoder.decodeSingularBoolField(value: &self.dropout) }()
       default: break
       }
     }
@@ -2010,6 +2014,9 @@ nonisolated extension Mpcnode_V1_JobOutcome: SwiftProtobuf.Message, SwiftProtobu
     if !self.auditRecordHash.isEmpty {
       try visitor.visitSingularBytesField(value: self.auditRecordHash, fieldNumber: 9)
     }
+    if self.dropout != false {
+      try visitor.visitSingularBoolField(value: self.dropout, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2023,6 +2030,7 @@ nonisolated extension Mpcnode_V1_JobOutcome: SwiftProtobuf.Message, SwiftProtobu
     if lhs.receivedResult != rhs.receivedResult {return false}
     if lhs.elapsedMs != rhs.elapsedMs {return false}
     if lhs.auditRecordHash != rhs.auditRecordHash {return false}
+    if lhs.dropout != rhs.dropout {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

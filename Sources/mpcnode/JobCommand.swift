@@ -24,9 +24,19 @@ struct JobCommand: AsyncParsableCommand {
     struct Submit: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Propose a job to its parties (from a coordinator node).",
-            discussion: "Example: mpcnode job submit psi --party bank-a:customers.phone --party bank-b:blacklist.account --deliver-to bank-a")
+            discussion: """
+                Examples:
+                  mpcnode job submit psi --party bank-a:customers.phone --party bank-b:blacklist.account --deliver-to bank-a
+                  mpcnode job submit secure-sum --party b1:loans --party b2:loans --measure sum:amount --deliver-to regulator
+                  mpcnode job submit mpsi --party b1:c.id --party b2:c.id --party b3:c.id --aggregator regulator --deliver-to b1
+                  mpcnode job submit watchlist --party b1:risk.account --party b2:risk.account --party b3:risk.account \\
+                      --aggregator operator --at-least 2 --deliver-to b1 --deliver-to b2 --deliver-to b3
+                  mpcnode job submit union-sum --party b1:customers.id --party b2:customers.id --value balance \\
+                      --aggregator regulator --reporting-threshold 1000000
+                  mpcnode job submit intersection-stats --party b1:c.id --party b2:c.id --value balance --bins 0,1000,10000 --aggregator regulator
+                """)
         @OptionGroup var options: ConfigOption
-        @Argument(help: "The protocol: psi.") var protocolName: String
+        @Argument(help: "The protocol: psi, secure-sum, mpsi, watchlist, union-sum or intersection-stats.") var protocolName: String
         @Option(name: .customLong("party"), help: "A party and its input, as node:dataset.column (repeat).") var parties: [String] = []
         @Option(name: .customLong("deliver-to"), help: "A node that receives the result (repeat).") var deliverTo: [String] = []
         @Flag(help: "Deliver only the size of the intersection.") var cardinalityOnly = false
@@ -38,6 +48,13 @@ struct JobCommand: AsyncParsableCommand {
         @Option(help: "Secure sum: suppress cells with fewer records.") var minCellRecords: Int = 10
         @Option(help: "Secure sum: suppress cells with fewer contributing parties.") var minCellParties: Int = 2
         @Option(help: "Secure sum: survivors needed in every round (default ⌊2n/3⌋+1).") var threshold: Int?
+        @Option(help: "Set operations: the node (not a party) that counts pseudonyms and receives the report.") var aggregator: String?
+        @Option(help: "Set operations: the party that shuffles the sealed pseudonyms (default: the first party).") var mixer: String?
+        @Option(help: "watchlist: count identifiers held by at least this many parties.") var atLeast: Int = 2
+        @Option(help: "mpsi, intersection-stats: release nothing over an intersection smaller than this.") var minIntersection: Int = 10
+        @Option(help: "union-sum, intersection-stats: the decimal column to sum per identifier.") var value: String?
+        @Option(help: "union-sum: list per-identifier totals at or above this.") var reportingThreshold: String?
+        @Option(help: "intersection-stats: histogram bin edges, comma-separated, ascending.") var bins: String?
         @Flag(help: "Wait until the job ends, showing progress, and exit non-zero if it did not succeed.") var wait = false
 
         func run() async throws {
@@ -50,8 +67,14 @@ struct JobCommand: AsyncParsableCommand {
                 aggregate = .init(groupBy: groupBy, groups: groups?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } ?? [],
                                   measures: measures, decimals: decimals, minCellRecords: minCellRecords, minCellParties: minCellParties)
             }
+            var sets: JobSubmission.SetOptions?
+            if let aggregator {
+                sets = .init(aggregator: aggregator, mixer: mixer, atLeast: atLeast, minIntersection: minIntersection, valueColumn: value,
+                             decimals: decimals, reportingThreshold: reportingThreshold,
+                             bins: bins?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } ?? [], minCellParties: minCellParties)
+            }
             let submission = JobSubmission(protocolName: protocolName, parties: parsed, deliverTo: deliverTo,
-                                           cardinalityOnly: cardinalityOnly, group: group, aggregate: aggregate, threshold: threshold)
+                                           cardinalityOnly: cardinalityOnly, group: group, aggregate: aggregate, threshold: threshold, sets: sets)
             let response = try await JobCommand.call(options, AdminRequest(command: .submitJob, submission: submission))
             let id = response.jobID ?? "?"
             print("submitted \(id)")
@@ -148,7 +171,8 @@ struct JobCommand: AsyncParsableCommand {
             if result.kind == "cardinality" {
                 print("intersection size: \(result.cardinality)")
             } else {
-                print("intersection: \(result.cardinality) identifiers")
+                let what = result.kind == "on-others-lists" ? "on other parties' lists" : "intersection"
+                print("\(what): \(result.cardinality) identifiers")
                 for id in result.identifiers ?? [] { print("  \(id)") }
                 if result.truncated { print("  … (\(result.cardinality - limit) more; use --limit)") }
             }

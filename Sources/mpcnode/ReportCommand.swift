@@ -5,7 +5,7 @@ import MPCNode
 struct ReportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
-        abstract: "Reports of secure sums delivered to this node (the regulator's view).",
+        abstract: "Reports of secure sums and set operations delivered to this node (the regulator's view).",
         subcommands: [List.self, Show.self, Export.self])
 
     static func fetch(_ options: ConfigOption, _ id: String) async throws -> ReportView {
@@ -31,13 +31,14 @@ struct ReportCommand: AsyncParsableCommand {
         func run() async throws {
             let r = try await ReportCommand.fetch(options, id)
             print("""
-                report       \(r.id)   (job \(r.jobID), coordinator \(r.coordinator))
+                report       \(r.id)   (\(r.kind ?? "secure-sum") job \(r.jobID), coordinator \(r.coordinator))
                 spec hash    \(r.specHash)
                 computed     \(Format.date(r.startedAt)) → \(Format.date(r.createdAt))
                 included     \(r.included.count): \(r.included.joined(separator: ", "))
                 dropped      \(r.dropped.isEmpty ? "none" : r.dropped.joined(separator: ", "))
                 protection   cells with fewer than \(r.minCellRecords) records or \(r.minCellParties) parties are suppressed
-                audit        \(r.participantAuditHashes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.prefix(16))…" }.joined(separator: ", "))
+                audit        \(r.participantAuditHashes.isEmpty ? "-" : r.participantAuditHashes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.prefix(16))…" }.joined(separator: ", "))
+                \((r.notes ?? []).map { "note         \($0)" }.joined(separator: "\n"))
 
                 """)
             let header = [r.groupBy ?? "cell", "records", "parties"] + r.measures

@@ -15,6 +15,10 @@ public struct ReportView: Codable, Sendable {
     }
 
     public var id: String
+    /// The job's protocol ("secure-sum", "union-sum", …); nil in reports stored before it was recorded.
+    public var kind: String?
+    /// What the reader needs to know to interpret the cells.
+    public var notes: [String]?
     public var jobID: String
     public var specHash: String
     public var coordinator: String

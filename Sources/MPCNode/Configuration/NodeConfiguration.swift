@@ -139,4 +139,5 @@ struct RawDatasetPolicy: Codable {
     var min_set_size: Int?
     var min_cell_records: Int?
     var min_cell_parties: Int?
+    var min_intersection: Int?
 }

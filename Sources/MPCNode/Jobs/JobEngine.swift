@@ -76,8 +76,10 @@ public actor JobEngine {
             throw JobError.invalidSubmission("this node (\(nodeID)) coordinates the job and cannot also be a party; submit it from a coordinator node")
         }
         for id in partyIDs where configuration.peers[id] == nil { throw JobError.unknownPeer(id) }
-        guard !submission.deliverTo.isEmpty else { throw JobError.invalidSubmission("name at least one recipient with --deliver-to") }
+        let setKind = SetJobKind(rawValue: submission.protocolName)
+        guard !submission.deliverTo.isEmpty || setKind != nil else { throw JobError.invalidSubmission("name at least one recipient with --deliver-to") }
         var aggregateSpec: Mpcnode_V1_AggregateSpec?
+        var setSpec: Mpcnode_V1_SetOperationSpec?
         switch submission.protocolName {
         case "psi":
             guard submission.parties.count == 2 else {
@@ -113,7 +115,10 @@ public actor JobEngine {
             }
             aggregateSpec = spec
         default:
-            throw JobError.invalidSubmission("unknown protocol '\(submission.protocolName)' (available: psi, secure-sum)")
+            guard let setKind else {
+                throw JobError.invalidSubmission("unknown protocol '\(submission.protocolName)' (available: psi, secure-sum, \(SetJobKind.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            setSpec = try validateSetSubmission(submission, kind: setKind)
         }
         var spec = Mpcnode_V1_JobSpec()
         spec.jobID = Self.newJobID()
@@ -122,8 +127,9 @@ public actor JobEngine {
         spec.parties = submission.parties.map { p in .with { $0.nodeID = p.nodeID; $0.dataset = p.dataset; $0.column = p.column } }
         spec.deliverTo = submission.deliverTo
         spec.cardinalityOnly = submission.cardinalityOnly
-        spec.group = submission.protocolName == "psi" ? submission.group : ""
+        spec.group = submission.protocolName == "psi" || setKind != nil ? submission.group : ""
         if let aggregateSpec { spec.aggregate = aggregateSpec }
+        if let setSpec { spec.sets = setSpec }
         spec.threshold = UInt32(submission.threshold ?? 0)
         spec.createdAtUnixMs = Int64(Date().timeIntervalSince1970 * 1000)
         let hash = try JobRepository.specHash(spec)
@@ -263,15 +269,16 @@ public actor JobEngine {
                 let states = try repository.partyStates(db, jobID: spec.jobID)
                 let current = try String.fetchOne(db, sql: "SELECT state FROM job WHERE id = ?", arguments: [spec.jobID]).flatMap(JobState.init(rawValue:))
                 guard current?.isFinal == false else { return }
-                if spec.protocol == "secure-sum" {
-                    // The job is the server's: a client that fails is a dropout (the report says who is in it).
-                    guard peer == spec.deliverTo.first else { return }
-                    if outcome.state == JobState.failed.rawValue {
+                if let server = JobRepository.server(of: spec) {
+                    // The job is the server's (it holds the report). A party failing in a phase the protocol
+                    // survives is a dropout (the report says who is in it); any other failure ends the job.
+                    let fatal = outcome.state == JobState.failed.rawValue && (peer == server || (!outcome.dropout && spec.protocol != "secure-sum"))
+                    if fatal {
                         failure = "\(peer): \(outcome.reason)"
                         try repository.setState(db, jobID: spec.jobID, .failed, reason: failure)
                         try audit.append(db, event: "job.failed", jobID: spec.jobID, details: ["reason": .string(failure!)])
                         toAbort = states.filter { $0.key != peer && !(JobState(rawValue: $0.value)?.isFinal ?? true) }.map(\.key)
-                    } else {
+                    } else if peer == server && outcome.state == JobState.succeeded.rawValue {
                         try repository.setState(db, jobID: spec.jobID, .succeeded)
                         try audit.append(db, event: "job.succeeded", jobID: spec.jobID, details: [:])
                     }
@@ -338,6 +345,9 @@ public actor JobEngine {
                 guard let mine else { return nil }
                 if spec.protocol == "secure-sum" {
                     inputRows = try? catalog.describe(mine.dataset).rowCount
+                } else if let kind = SetJobKind(rawValue: spec.protocol), kind.sumsValues,
+                          (try catalog.distinctCount(dataset: mine.dataset, column: spec.sets.valueColumn)) == nil {
+                    inputRows = nil  // the value column does not exist
                 } else {
                     inputRows = try catalog.distinctCount(dataset: mine.dataset, column: mine.column)
                 }
@@ -431,7 +441,7 @@ public actor JobEngine {
             if let bytes: [UInt8] = try? frame.serializedBytes() { try? await channel.send(bytes) }
             return
         }
-        await rendezvous.offer(jobID: open.jobID, peer: peer, channel: channel, timeout: sessionWaitTimeout)
+        await rendezvous.offer(jobID: open.jobID, stream: open.stream, peer: peer, channel: channel, timeout: sessionWaitTimeout)
     }
 
     /// What a participant's protocol run produced, to be recorded in one transaction.
@@ -459,6 +469,9 @@ public actor JobEngine {
             case "secure-sum":
                 c = spec.deliverTo.first == nodeID ? try await runSecureSumServer(spec, started: started)
                                                    : try await runSecureSumClient(spec)
+            case let p where SetJobKind(rawValue: p) != nil:
+                c = spec.sets.aggregator == nodeID ? try await runSetAggregator(spec, started: started)
+                                                   : try await runSetOwner(spec, scratch: scratch)
             default:
                 c = try await runPSI(spec, scratch: scratch)
             }
@@ -507,7 +520,8 @@ public actor JobEngine {
                 logger.error("could not record the failure", metadata: ["job": "\(jobID)", "error": "\(error)"])
             }
             logger.warning("job failed", metadata: ["job": "\(jobID)", "reason": "\(finalReason)"])
-            await reportOutcome(spec: spec, state: .failed, reason: finalReason, completion: nil, elapsedMs: elapsed, auditHash: hash)
+            await reportOutcome(spec: spec, state: .failed, reason: finalReason, completion: nil, elapsedMs: elapsed, auditHash: hash,
+                                dropout: error is SecureSumDropout)
         }
     }
 
@@ -596,8 +610,9 @@ public actor JobEngine {
     }
 
     func reportOutcome(spec: Mpcnode_V1_JobSpec, state: JobState, reason: String, completion: Completion?,
-                       elapsedMs: Int, auditHash: String) async {
+                       elapsedMs: Int, auditHash: String, dropout: Bool = false) async {
         var outcome = Mpcnode_V1_JobOutcome()
+        outcome.dropout = dropout
         outcome.jobID = spec.jobID
         outcome.state = state.rawValue
         outcome.reason = reason

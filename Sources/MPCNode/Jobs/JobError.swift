@@ -7,6 +7,8 @@ public enum JobError: Error, CustomStringConvertible, Equatable {
     case peerDidNotConnect(peer: String, seconds: Int)
     case aborted(reason: String)
     case interruptedByRestart
+    /// A result was withheld because it is smaller than a policy allows.
+    case belowMinimum(String)
     case unknownJob(String)
     case notCoordinator(String)
 
@@ -18,6 +20,7 @@ public enum JobError: Error, CustomStringConvertible, Equatable {
         case .unreachable(let n, let d): return "\(n) is unreachable: \(d)"
         case .peerDidNotConnect(let p, let s): return "\(p) did not open its session within \(s) s"
         case .aborted(let r): return "aborted: \(r)"
+        case .belowMinimum(let d): return d
         case .interruptedByRestart: return "the daemon stopped while the job was running; submit the job again"
         case .unknownJob(let id): return "no job '\(id)' on this node"
         case .notCoordinator(let d): return d

@@ -32,11 +32,21 @@ public struct JobRepository: Sendable {
         }
     }
 
-    /// Every node that takes part: the parties, and for a secure sum the aggregation server.
+    /// Every node that takes part: the parties, and the aggregation server of a secure sum or the
+    /// aggregator of a set operation.
     public static func participants(of spec: Mpcnode_V1_JobSpec) -> [String] {
         var nodes = spec.parties.map(\.nodeID)
         if spec.protocol == "secure-sum", let server = spec.deliverTo.first, !nodes.contains(server) { nodes.append(server) }
+        if SetJobKind(rawValue: spec.protocol) != nil, !nodes.contains(spec.sets.aggregator) { nodes.append(spec.sets.aggregator) }
         return nodes
+    }
+
+    /// The node whose outcome is the job's, for protocols that end in a secure sum (which goes on without
+    /// parties that drop out); nil when every participant's outcome counts.
+    public static func server(of spec: Mpcnode_V1_JobSpec) -> String? {
+        if spec.protocol == "secure-sum" { return spec.deliverTo.first }
+        if let kind = SetJobKind(rawValue: spec.protocol), kind.sumsValues { return spec.sets.aggregator }
+        return nil
     }
 
     public func exists(_ db: Database, jobID: String) throws -> Bool {
@@ -152,7 +162,7 @@ public struct JobRepository: Sendable {
             let kind: String = row["kind"]
             var identifiers: [String]?
             var truncated = false
-            if kind == "intersection" {
+            if kind == "intersection" || kind == "on-others-lists" {
                 let items = try String.fetchAll(db, sql: "SELECT identifier FROM job_result_item WHERE job_id = ? ORDER BY identifier LIMIT ?",
                                                 arguments: [jobID, limit + 1])
                 truncated = items.count > limit

@@ -106,6 +106,33 @@ public struct JobSubmission: Codable, Sendable {
         }
     }
 
+    /// A multi-party set operation's roles and outputs (mpsi, watchlist, union-sum, intersection-stats).
+    public struct SetOptions: Codable, Sendable {
+        /// The node that sees the multiset of pseudonyms and receives the report (never a party).
+        public var aggregator: String
+        /// The party that shuffles the sealed pseudonyms (default: the first party).
+        public var mixer: String?
+        /// watchlist: count identifiers held by at least this many parties.
+        public var atLeast: Int
+        /// Release nothing computed over the intersection below this size.
+        public var minIntersection: Int
+        /// union-sum, intersection-stats: the decimal column summed per identifier.
+        public var valueColumn: String?
+        public var decimals: Int
+        /// union-sum: list per-identifier totals at or above this (decimal text).
+        public var reportingThreshold: String?
+        /// intersection-stats: histogram bin lower edges (decimal text, ascending).
+        public var bins: [String]
+        /// A per-identifier total is listed only if at least this many parties hold the identifier.
+        public var minCellParties: Int
+        public init(aggregator: String, mixer: String? = nil, atLeast: Int = 2, minIntersection: Int = 10, valueColumn: String? = nil,
+                    decimals: Int = 2, reportingThreshold: String? = nil, bins: [String] = [], minCellParties: Int = 2) {
+            self.aggregator = aggregator; self.mixer = mixer; self.atLeast = atLeast; self.minIntersection = minIntersection
+            self.valueColumn = valueColumn; self.decimals = decimals; self.reportingThreshold = reportingThreshold
+            self.bins = bins; self.minCellParties = minCellParties
+        }
+    }
+
     public var protocolName: String
     public var parties: [Party]
     public var deliverTo: [String]
@@ -113,9 +140,10 @@ public struct JobSubmission: Codable, Sendable {
     public var group: String
     public var aggregate: Aggregate?
     public var threshold: Int?
+    public var sets: SetOptions?
 
     public init(protocolName: String, parties: [Party], deliverTo: [String], cardinalityOnly: Bool, group: String,
-                aggregate: Aggregate? = nil, threshold: Int? = nil) {
+                aggregate: Aggregate? = nil, threshold: Int? = nil, sets: SetOptions? = nil) {
         self.protocolName = protocolName
         self.parties = parties
         self.deliverTo = deliverTo
@@ -123,5 +151,6 @@ public struct JobSubmission: Codable, Sendable {
         self.group = group
         self.aggregate = aggregate
         self.threshold = threshold
+        self.sets = sets
     }
 }

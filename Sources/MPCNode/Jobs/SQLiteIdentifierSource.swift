@@ -15,8 +15,10 @@ public final class SQLiteIdentifierSource: IdentifierSource, @unchecked Sendable
     public let path: URL
     public let count: Int
 
+    /// - Parameter valueColumn: when given, each identifier also gets the total of this decimal column
+    ///   over its rows (fixed point with `decimals`), read with `totals(in:)`.
     public static func prepare(jobID: String, dataset: String, column: String, store: NodeStore,
-                               scratchDirectory: URL) throws -> SQLiteIdentifierSource {
+                               scratchDirectory: URL, valueColumn: String? = nil, decimals: Int = 0) throws -> SQLiteIdentifierSource {
         try FileManager.default.createDirectory(at: scratchDirectory, withIntermediateDirectories: true)
         let path = scratchDirectory.appendingPathComponent("\(jobID).sqlite")
         try? FileManager.default.removeItem(at: path)
@@ -27,20 +29,40 @@ public final class SQLiteIdentifierSource: IdentifierSource, @unchecked Sendable
             guard let s = String.fromDatabaseValue(values[0]) else { return nil }
             return Data(order.sortKey(of: s.utf8))
         }
-        configuration.prepareDatabase { db in db.add(function: orderFunction) }
+        let fixedPoint = DatabaseFunction("mpc_fixed", argumentCount: 1, pure: true) { values -> Int64? in
+            guard let text = String.fromDatabaseValue(values[0]), !text.trimmingCharacters(in: .whitespaces).isEmpty else { return 0 }
+            guard let v = LocalAggregate.parseFixedPoint(text, decimals: decimals) else {
+                throw DatabaseError(message: "value '\(text)' of column '\(valueColumn ?? "")' is not a decimal number with at most \(decimals) decimals")
+            }
+            return v
+        }
+        configuration.prepareDatabase { db in
+            db.add(function: orderFunction)
+            db.add(function: fixedPoint)
+        }
         let queue = try DatabaseQueue(path: path.path, configuration: configuration)
         let table = NodeStore.quote(NodeStore.tableName(forDataset: dataset))
         let c = NodeStore.quote(column)
         let count: Int = try queue.inDatabase { db in
             try db.execute(sql: "PRAGMA journal_mode = OFF")
             try db.execute(sql: "ATTACH DATABASE ? AS src", arguments: [store.path.path])
-            try db.execute(sql: "CREATE TABLE input (identifier TEXT NOT NULL)")
+            try db.execute(sql: "CREATE TABLE input (identifier TEXT NOT NULL, total INTEGER NOT NULL DEFAULT 0)")
             try db.inTransaction {
-                try db.execute(sql: """
-                    INSERT INTO input (identifier)
-                    SELECT v FROM (SELECT DISTINCT \(c) AS v FROM src.\(table) WHERE \(c) IS NOT NULL AND \(c) <> '')
-                    ORDER BY mpc_order(v)
-                    """)
+                if let valueColumn {
+                    let v = NodeStore.quote(valueColumn)
+                    try db.execute(sql: """
+                        INSERT INTO input (identifier, total)
+                        SELECT v, t FROM (SELECT \(c) AS v, SUM(mpc_fixed(\(v))) AS t FROM src.\(table)
+                                          WHERE \(c) IS NOT NULL AND \(c) <> '' GROUP BY \(c))
+                        ORDER BY mpc_order(v)
+                        """)
+                } else {
+                    try db.execute(sql: """
+                        INSERT INTO input (identifier)
+                        SELECT v FROM (SELECT DISTINCT \(c) AS v FROM src.\(table) WHERE \(c) IS NOT NULL AND \(c) <> '')
+                        ORDER BY mpc_order(v)
+                        """)
+                }
                 return .commit
             }
             try db.execute(sql: "DETACH DATABASE src")
@@ -65,6 +87,11 @@ public final class SQLiteIdentifierSource: IdentifierSource, @unchecked Sendable
             while let s = try cursor.next() { out.append(Array(s.utf8)) }
             return out
         }
+    }
+
+    /// The totals of the value column, position by position (all of them: one Int64 per identifier).
+    public func totals() throws -> [Int64] {
+        try queue.read { db in try Int64.fetchAll(db, sql: "SELECT total FROM input ORDER BY rowid") }
     }
 
     /// The identifiers at the given positions (ascending), batch by batch.

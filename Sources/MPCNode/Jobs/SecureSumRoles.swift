@@ -112,7 +112,7 @@ extension JobEngine {
             }
             return ReportView.Cell(group: group, records: records, parties: parties, values: values, suppressed: false, suppressionReason: nil)
         }
-        return ReportView(id: "report-" + spec.jobID.dropFirst(4), jobID: spec.jobID, specHash: (try? JobRepository.specHash(spec)) ?? "",
+        return ReportView(id: "report-" + spec.jobID.dropFirst(4), kind: "secure-sum", notes: nil, jobID: spec.jobID, specHash: (try? JobRepository.specHash(spec)) ?? "",
                           coordinator: spec.coordinator, createdAt: Date(), startedAt: started,
                           groupBy: a.groupBy.isEmpty ? nil : a.groupBy, measures: names, decimals: Int(a.decimals),
                           minCellRecords: Int(a.minCellRecords), minCellParties: Int(a.minCellParties),

@@ -6,14 +6,14 @@ import MPCTransport
 /// The dialling party connects as soon as it starts; this node's job may start a moment later (the
 /// coordinator's start messages race). Whichever comes first waits for the other, up to a time limit.
 actor SessionRendezvous {
-    private struct Key: Hashable { let jobID: String; let peer: String }
+    private struct Key: Hashable { let jobID: String; let stream: String; let peer: String }
     private var offered: [Key: TLSMessageChannel] = [:]
     private var claims: [Key: CheckedContinuation<TLSMessageChannel, Error>] = [:]
 
     /// Called by the inbound connection handler. Returns when the job has finished with the channel
     /// (or nobody claimed it in time).
-    func offer(jobID: String, peer: String, channel: TLSMessageChannel, timeout: Duration) async {
-        let key = Key(jobID: jobID, peer: peer)
+    func offer(jobID: String, stream: String = "", peer: String, channel: TLSMessageChannel, timeout: Duration) async {
+        let key = Key(jobID: jobID, stream: stream, peer: peer)
         if let claim = claims.removeValue(forKey: key) {
             claim.resume(returning: channel)
         } else {
@@ -27,8 +27,8 @@ actor SessionRendezvous {
     }
 
     /// Called by the job. Returns the peer's session, or throws if it does not arrive in time.
-    func claim(jobID: String, peer: String, timeout: Duration) async throws -> TLSMessageChannel {
-        let key = Key(jobID: jobID, peer: peer)
+    func claim(jobID: String, stream: String = "", peer: String, timeout: Duration) async throws -> TLSMessageChannel {
+        let key = Key(jobID: jobID, stream: stream, peer: peer)
         if let channel = offered.removeValue(forKey: key) { return channel }
         return try await withCheckedThrowingContinuation { continuation in
             claims[key] = continuation

@@ -30,7 +30,8 @@ public struct NodePolicy: Sendable, Equatable {
                                            resultRecipients: Set(rule.result_recipients ?? []),
                                            minimumSetSize: minimum,
                                            minimumCellRecords: rule.min_cell_records ?? DatasetPolicy.defaultMinimumCellRecords,
-                                           minimumCellParties: rule.min_cell_parties ?? DatasetPolicy.defaultMinimumCellParties)
+                                           minimumCellParties: rule.min_cell_parties ?? DatasetPolicy.defaultMinimumCellParties,
+                                           minimumIntersection: rule.min_intersection ?? DatasetPolicy.defaultMinimumIntersection)
         }
         self.datasets = datasets
     }
@@ -42,6 +43,15 @@ public enum JobProtocolUse: String, Sendable, CaseIterable, Codable {
     case psi
     case psiCardinality = "psi-cardinality"
     case secureSum = "secure-sum"
+    /// n-party PSI delivering the intersection; and delivering only its size.
+    case mpsi
+    case mpsiCardinality = "mpsi-cardinality"
+    /// Counting identifiers several parties hold, and telling a party which of its own others hold.
+    case watchlist
+    /// Per-identifier totals of a value column over the union of the parties' identifiers.
+    case unionSum = "union-sum"
+    /// Statistics of a value column over the intersection.
+    case intersectionStats = "intersection-stats"
 }
 
 public struct DatasetPolicy: Sendable, Equatable {
@@ -64,9 +74,15 @@ public struct DatasetPolicy: Sendable, Equatable {
     public static let defaultMinimumCellRecords = 10
     public static let defaultMinimumCellParties = 2
 
+    /// Set operations: nothing computed over an intersection smaller than this is released.
+    public var minimumIntersection: Int
+    public static let defaultMinimumIntersection = 10
+
     public init(columns: Set<String>, protocols: Set<JobProtocolUse>, resultRecipients: Set<String>, minimumSetSize: Int,
                 minimumCellRecords: Int = DatasetPolicy.defaultMinimumCellRecords,
-                minimumCellParties: Int = DatasetPolicy.defaultMinimumCellParties) {
+                minimumCellParties: Int = DatasetPolicy.defaultMinimumCellParties,
+                minimumIntersection: Int = DatasetPolicy.defaultMinimumIntersection) {
+        self.minimumIntersection = minimumIntersection
         self.columns = columns
         self.protocols = protocols
         self.resultRecipients = resultRecipients

@@ -33,6 +33,10 @@ public struct PolicyCheck: Sendable {
                 // The aggregation server holds no data for the job: it only has to accept the coordinator.
                 return .allowed
             }
+            if SetJobKind(rawValue: spec.protocol) != nil && spec.sets.aggregator == nodeID {
+                // Likewise the aggregator of a set operation.
+                return .allowed
+            }
             return .refused(reason: "this node is not a party of the job")
         }
         guard let rule = policy.datasets[mine.dataset] else {
@@ -42,7 +46,11 @@ public struct PolicyCheck: Sendable {
         switch spec.protocol {
         case "psi": use = spec.cardinalityOnly ? .psiCardinality : .psi
         case "secure-sum": use = .secureSum
-        default: return .refused(reason: "protocol '\(spec.protocol)' is not supported")
+        default:
+            guard let kind = SetJobKind(rawValue: spec.protocol) else {
+                return .refused(reason: "protocol '\(spec.protocol)' is not supported")
+            }
+            use = kind.policyUse(spec)
         }
         guard rule.protocols.contains(use) else {
             return .refused(reason: "dataset '\(mine.dataset)' is not exposed to \(use.rawValue)")
@@ -61,6 +69,20 @@ public struct PolicyCheck: Sendable {
         } else {
             guard rule.columns.contains(mine.column) else {
                 return .refused(reason: "column '\(mine.column)' of dataset '\(mine.dataset)' may not be used")
+            }
+        }
+        if let kind = SetJobKind(rawValue: spec.protocol) {
+            if kind.sumsValues && !rule.columns.contains(spec.sets.valueColumn) {
+                return .refused(reason: "column '\(spec.sets.valueColumn)' of dataset '\(mine.dataset)' may not be summed")
+            }
+            if kind.releasesIntersection(spec) && spec.sets.minIntersection < UInt64(rule.minimumIntersection) {
+                return .refused(reason: "nothing over an intersection smaller than \(rule.minimumIntersection) may be released (the job asks \(spec.sets.minIntersection))")
+            }
+            if kind == .unionSum && spec.sets.minCellParties < UInt32(rule.minimumCellParties) {
+                return .refused(reason: "per-identifier totals held by fewer than \(rule.minimumCellParties) parties must be suppressed (the job asks \(spec.sets.minCellParties))")
+            }
+            if !rule.resultRecipients.contains(spec.sets.aggregator) {
+                return .refused(reason: "\(spec.sets.aggregator) may not receive results computed on dataset '\(mine.dataset)'")
             }
         }
         for recipient in spec.deliverTo where !rule.resultRecipients.contains(recipient) {
