@@ -9,6 +9,8 @@ actor SessionRendezvous {
     private struct Key: Hashable { let jobID: String; let stream: String; let peer: String }
     private var offered: [Key: TLSMessageChannel] = [:]
     private var claims: [Key: CheckedContinuation<TLSMessageChannel, Error>] = [:]
+    /// Jobs whose claims were cancelled (aborted or failed here): later claims fail at once.
+    private var ended: [String: String] = [:]
 
     /// Called by the inbound connection handler. Returns when the job has finished with the channel
     /// (or nobody claimed it in time).
@@ -30,13 +32,23 @@ actor SessionRendezvous {
     func claim(jobID: String, stream: String = "", peer: String, timeout: Duration) async throws -> TLSMessageChannel {
         let key = Key(jobID: jobID, stream: stream, peer: peer)
         if let channel = offered.removeValue(forKey: key) { return channel }
-        return try await withCheckedThrowingContinuation { continuation in
-            claims[key] = continuation
-            Task { [weak self] in
-                try? await Task.sleep(for: timeout)
-                await self?.expire(key, after: timeout)
+        if let reason = ended[jobID] { throw JobError.aborted(reason: reason) }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                if Task.isCancelled { return continuation.resume(throwing: CancellationError()) }
+                claims[key] = continuation
+                Task { [weak self] in
+                    try? await Task.sleep(for: timeout)
+                    await self?.expire(key, after: timeout)
+                }
             }
+        } onCancel: {
+            Task { await self.cancel(key) }
         }
+    }
+
+    private func cancel(_ key: Key) {
+        claims.removeValue(forKey: key)?.resume(throwing: CancellationError())
     }
 
     private func withdraw(_ key: Key) -> TLSMessageChannel? { offered.removeValue(forKey: key) }
@@ -47,6 +59,7 @@ actor SessionRendezvous {
 
     /// Fails a waiting claim at once (the job was aborted).
     func cancelClaims(jobID: String, reason: String) {
+        ended[jobID] = reason
         for key in claims.keys where key.jobID == jobID {
             claims.removeValue(forKey: key)?.resume(throwing: JobError.aborted(reason: reason))
         }

@@ -101,8 +101,10 @@ extension JobEngine {
             "next": .string(next), "previous": .string(previous), "mixer": .string(config.mixer), "aggregator": .string(config.aggregator),
         ])
         logger.info("set operation running", metadata: ["job": "\(jobID)", "kind": "\(kind.rawValue)", "input_rows": "\(source.count)"])
-        let progress = ProgressRecorder(repository: repository, jobID: jobID) { _, _ in }
-        progress.record(done: 0, total: 3)
+        // Progress in steps: ring, mix and delivery, secure sum (each stored at once).
+        let repository = self.repository
+        let step: @Sendable (Int) -> Void = { try? repository.setProgress(jobID: jobID, done: $0, total: 3) }
+        step(0)
         // The mixer waits for the other parties' sealed pseudonyms from the start (they arrive after the ring).
         let isMixer = config.mixer == nodeID
         let mixClaims = Task { [rendezvous] () throws -> [TLSMessageChannel] in
@@ -128,7 +130,7 @@ extension JobEngine {
                     throw error
                 }
             }
-            progress.record(done: 1, total: 3)
+            step(1)
             // 2. Sealed pseudonyms through the mixer; the delivery from the aggregator.
             let aggregator = config.aggregator
             let aggregatorAddress = try address(of: aggregator)
@@ -146,7 +148,7 @@ extension JobEngine {
                     try await owner.finish(pseudonyms: pseudonyms.0, toAggregator: toAggregator, mixing: .sendTo(toMixer))
                 }
             }
-            progress.record(done: 2, total: 3)
+            step(2)
             var sent = pseudonyms.1 + outcome.bytesSent, received = pseudonyms.2 + outcome.bytesReceived
             // 3. The secure sum over the union.
             var details: [String: AuditValue] = ["kind": .string(kind.rawValue), "aggregator": .string(aggregator)]
@@ -172,7 +174,7 @@ extension JobEngine {
                     }
                 }
             }
-            progress.record(done: 3, total: 3)
+            step(3)
             var resultRows = 0
             var receivedResult = false
             let delivery = outcome.delivery
@@ -181,7 +183,6 @@ extension JobEngine {
             case .cardinality: resultRows = 1; receivedResult = true
             case .none, .union: break
             }
-            let repository = self.repository
             return Completion(
                 inputRows: source.count, bytesSent: sent, bytesReceived: received, resultRows: resultRows, receivedResult: receivedResult,
                 details: details,
