@@ -7,17 +7,22 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure protocols end to end on this machine (figures, not tests).",
-        subcommands: [PSI.self, SecureSum.self, Group.self])
+        subcommands: [PSI.self, UnionSum.self, SecureSum.self, Group.self])
 
     struct PSI: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Two-party PSI between two nodes over loopback TLS, from SQLite to the stored result.")
-        @Option(help: "Identifiers per party (half of them shared).") var size: Int = 1 << 16
+            abstract: "PSI over loopback TLS, from SQLite to the stored result: two-party, or n-party with --parties.")
+        @Option(help: "Identifiers per party (two parties: half of them shared; n parties: about half of a common pool).") var size: Int = 1 << 16
+        @Option(help: "Parties: 2 runs the two-party protocol, more the multi-party one (with a regulator as aggregator).") var parties: Int = 2
         @Option(help: "x25519 or ristretto255.") var group: String = "x25519"
         @Option(help: "Work folder (default: a temporary one, removed afterwards).") var dir: String?
 
         func run() async throws {
             guard let g = BlindingGroup(rawValue: group) else { throw CLIFailure("unknown group \(group)") }
+            if parties > 2 {
+                try await SetOperationBench.run(kind: .mpsi, parties: parties, size: size, group: g, dir: dir)
+                return
+            }
             let folder = dir.map { URL(fileURLWithPath: $0) }
                 ?? FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-bench-\(UUID().uuidString)")
             defer { if dir == nil { try? FileManager.default.removeItem(at: folder) } }
@@ -35,6 +40,21 @@ struct BenchCommand: AsyncParsableCommand {
                   operation-count bound on \(f.cores) cores           \(String(format: "%.2f", f.boundSeconds)) s  (2n hashes + 4n mults)
                   ratio wall / bound                        \(String(format: "%.2f", f.wallSeconds / f.boundSeconds))×
                 """)
+        }
+    }
+
+    struct UnionSum: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "union-sum",
+            abstract: "Union-sum: N banks and a regulator over loopback TLS, from SQLite to the stored report.")
+        @Option(help: "Banks.") var parties: Int = 10
+        @Option(help: "Identifiers per bank (about half of a common pool of twice this size).") var size: Int = 100_000
+        @Option(help: "x25519 or ristretto255.") var group: String = "x25519"
+        @Option(help: "Work folder (default: a temporary one, removed afterwards).") var dir: String?
+
+        func run() async throws {
+            guard let g = BlindingGroup(rawValue: group) else { throw CLIFailure("unknown group \(group)") }
+            try await SetOperationBench.run(kind: .unionSum, parties: parties, size: size, group: g, dir: dir)
         }
     }
 
@@ -71,6 +91,33 @@ struct BenchCommand: AsyncParsableCommand {
                 let c = try PSIBenchmark.groupOperationCosts(g, samples: 5000)
                 print("\(g.rawValue.padding(toLength: 13, withPad: " ", startingAt: 0)) scalar mult \(String(format: "%6.1f", c.mult)) µs   hash to group \(String(format: "%6.1f", c.hash)) µs")
             }
+        }
+    }
+}
+
+enum SetOperationBench {
+    static func run(kind: SetJobKind, parties: Int, size: Int, group: BlindingGroup, dir: String?) async throws {
+        guard parties >= 2 else { throw CLIFailure("--parties must be at least 2") }
+        let folder = dir.map { URL(fileURLWithPath: $0) }
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-bench-\(UUID().uuidString)")
+        defer { if dir == nil { try? FileManager.default.removeItem(at: folder) } }
+        let f = try await SetOperationBenchmark(kind: kind, parties: parties, size: size, group: group, directory: folder).run { print($0) }
+        let sent = f.bytesSentPerParty.filter { $0.key != "regulator" }.values
+        print("""
+
+            \(kind.rawValue): \(f.parties) parties × ~\(f.size) identifiers (\(f.identifiers) in all) over \(group.rawValue), loopback TLS 1.3, one process
+              wall time (job, SQLite to stored report)  \(String(format: "%.2f", f.wallSeconds)) s
+              union / intersection                      \(f.unionSize) / \(f.intersectionSize)
+              bytes sent per party (mean, max)          \(sent.reduce(0, +) / max(1, sent.count)), \(sent.max() ?? 0)
+              bytes received by the aggregator          \(f.aggregatorBytesReceived)
+              peak memory (whole process, all nodes)    \(f.peakMemoryBytes / (1 << 20)) MiB
+              group cost (one core)                     \(String(format: "%.1f", f.costs.mult)) µs/mult, \(String(format: "%.1f", f.costs.hash)) µs/hash, \(String(format: "%.1f", f.costs.seal)) µs/seal, \(String(format: "%.1f", f.costs.open)) µs/open
+              operation-count bound on \(f.cores) cores           \(String(format: "%.2f", f.boundSeconds)) s  (per identifier: 1 hash, \(f.parties + 1) mults, 1 seal, 1 open)
+              ratio wall / bound                        \(String(format: "%.2f", f.wallSeconds / f.boundSeconds))×
+            """)
+        if let ok = f.totalCorrect {
+            print("  total equals the plain total             \(ok ? "yes" : "NO")")
+            if !ok { throw ExitCode(1) }
         }
     }
 }

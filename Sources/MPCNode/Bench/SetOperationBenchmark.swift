@@ -1,0 +1,164 @@
+import Foundation
+import Logging
+import MPCCrypto
+
+/// `mpcnode bench union-sum` and `bench psi --parties N`: N banks and a regulator (the aggregator) in
+/// this process, over loopback TLS, from SQLite to the stored report; and, in the same run, the cost
+/// of every group operation the construction needs, so the ratio to the operation-count bound is
+/// measured rather than assumed.
+public struct SetOperationBenchmark {
+    public struct Figures: Sendable {
+        public var kind: SetJobKind
+        public var parties: Int
+        public var size: Int
+        public var identifiers: Int
+        public var unionSize: Int64
+        public var intersectionSize: Int64
+        public var wallSeconds: Double
+        public var bytesSentPerParty: [String: Int]
+        public var aggregatorBytesReceived: Int
+        public var peakMemoryBytes: Int
+        public var costs: (mult: Double, hash: Double, seal: Double, open: Double)
+        public var boundSeconds: Double
+        public var cores: Int
+        /// union-sum: whether the report's total equals the plain total of the generated values.
+        public var totalCorrect: Bool?
+    }
+
+    public let kind: SetJobKind
+    public let parties: Int
+    public let size: Int
+    public let group: BlindingGroup
+    public let directory: URL
+
+    public init(kind: SetJobKind, parties: Int, size: Int, group: BlindingGroup, directory: URL) {
+        self.kind = kind
+        self.parties = parties
+        self.size = size
+        self.group = group
+        self.directory = directory
+    }
+
+    /// Single-core cost of sealing a pseudonym for the aggregator and of opening it, in µs.
+    public static func sealingCosts(samples: Int = 2000) throws -> (seal: Double, open: Double) {
+        let keys = KeyAgreementKeyPair.generate()
+        let message = [UInt8](repeating: 7, count: 32)
+        var t = Date()
+        let boxes = try (0..<samples).map { _ in try SealedBox.seal(message, to: keys.publicKey) }
+        let seal = Date().timeIntervalSince(t) / Double(samples) * 1e6
+        t = Date()
+        for b in boxes { _ = try SealedBox.open(b, with: keys) }
+        return (seal, Date().timeIntervalSince(t) / Double(samples) * 1e6)
+    }
+
+    /// Whether party `p` holds identifier `k` of the pool of 2·size: about half of the pool, independently per party.
+    static func holds(_ p: Int, _ k: Int) -> Bool {
+        var z = UInt64(k) &* 0x9E3779B97F4A7C15 &+ UInt64(p) &* 0xBF58476D1CE4E5B9
+        z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
+        z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
+        return (z ^ (z >> 31)) & 1 == 0
+    }
+
+    /// The value of identifier `k` at party `p`, in cents.
+    static func cents(_ p: Int, _ k: Int) -> Int64 { Int64((k * 7919 + p * 104_729) % 1_000_000) }
+
+    public func run(log: (String) -> Void) async throws -> Figures {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        log("measuring group operations (\(group.rawValue), one core)…")
+        let g = try PSIBenchmark.groupOperationCosts(group)
+        let s = try Self.sealingCosts()
+        log(String(format: "  scalar multiplication %.1f µs, hash %.1f µs, seal %.1f µs, open %.1f µs", g.mult, g.hash, s.seal, s.open))
+        let banks = (1...parties).map { String(format: "bank-%02d", $0) }
+        let consortium = try LocalConsortium.create(in: directory, banks: banks, regulators: ["regulator"]) { _ in
+            """
+            policy:
+              coordinators: [coordinator]
+              datasets:
+                customers:
+                  columns: [id, balance]
+                  protocols: [mpsi, mpsi-cardinality, union-sum]
+                  result_recipients: [regulator, \(banks[0])]
+                  min_set_size: 1
+                  min_intersection: 1
+                  min_cell_parties: 1
+            """
+        }
+        log("writing and importing \(parties) × ~\(size) identifiers (each party: about half of a pool of \(2 * size))…")
+        var identifiers = 0
+        var expectedTotal: Int64 = 0
+        for (p, bank) in banks.enumerated() {
+            let csv = directory.appendingPathComponent("\(bank).csv")
+            FileManager.default.createFile(atPath: csv.path, contents: nil)
+            let handle = try FileHandle(forWritingTo: csv)
+            handle.write(Data("id,balance\n".utf8))
+            var chunk = ""
+            for k in 0..<(2 * size) where Self.holds(p, k) {
+                let c = Self.cents(p, k)
+                expectedTotal += c
+                identifiers += 1
+                chunk += "ID\(k),\(c / 100).\(String(format: "%02d", c % 100))\n"
+                if chunk.utf8.count > 1 << 20 { handle.write(Data(chunk.utf8)); chunk = "" }
+            }
+            handle.write(Data(chunk.utf8))
+            try handle.close()
+            try DatasetCatalog(store: NodeStore(path: try consortium.configuration(of: bank).databasePath))
+                .importCSV(DatasetImportRequest(dataset: "customers", csvPath: csv.path, idColumn: "id"))
+        }
+        var logger = Logger(label: "bench")
+        logger.logLevel = .warning
+        let nodes = try await consortium.startAll(logger: logger)
+        let coordinator = nodes["coordinator"]!
+        log("running \(kind.rawValue) among \(parties) parties over loopback TLS (aggregator: regulator)…")
+        let started = Date()
+        let jobID: String
+        do {
+            jobID = try await coordinator.engine.submit(JobSubmission(
+                protocolName: kind.rawValue, parties: banks.map { .init(nodeID: $0, dataset: "customers", column: "id") },
+                deliverTo: kind == .mpsi ? [banks[0]] : [], cardinalityOnly: false, group: group.rawValue,
+                sets: .init(aggregator: "regulator", minIntersection: 1, valueColumn: kind.sumsValues ? "balance" : nil, decimals: 2, minCellParties: 1)))
+        } catch {
+            for node in nodes.values { await node.stop() }
+            throw error
+        }
+        let repository = JobRepository(store: coordinator.store)
+        var job = try repository.view(jobID: jobID)
+        var lastReport = Date()
+        while !job.state.isFinal {
+            try await Task.sleep(for: .milliseconds(100))
+            job = try repository.view(jobID: jobID)
+            if Date().timeIntervalSince(lastReport) > 15 {
+                let steps = try banks.map { try JobRepository(store: nodes[$0]!.store).view(jobID: jobID).progressDone ?? 0 }
+                log("  \(Int(Date().timeIntervalSince(started))) s: parties' steps done (ring, mix, sum) \(steps)")
+                lastReport = Date()
+            }
+        }
+        let wall = Date().timeIntervalSince(started)
+        guard job.state == .succeeded else {
+            for node in nodes.values { await node.stop() }
+            throw JobError.aborted(reason: job.reason ?? "job failed")
+        }
+        let report = try ReportRepository(store: nodes["regulator"]!.store).get(jobID)
+        let regulatorJob = try JobRepository(store: nodes["regulator"]!.store).view(jobID: jobID)
+        for node in nodes.values { await node.stop() }
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let n = Double(identifiers)
+        // Every identifier: one hash, P + 1 scalar multiplications (mask, the other P − 1 keys, finish),
+        // one sealing at its owner and one opening at the aggregator.
+        let cpu = (n * g.hash + n * Double(parties + 1) * g.mult + n * (s.seal + s.open)) / 1e6
+        var correct: Bool?
+        if kind == .unionSum {
+            correct = report.cells.first { $0.group == "total over the union" }?.values["sum(balance)"]
+                == ReportRepository.decimalText(expectedTotal, decimals: 2)
+        }
+        return Figures(kind: kind, parties: parties, size: size, identifiers: identifiers,
+                       unionSize: report.cells.first { $0.group.hasPrefix("distinct identifiers") }?.records ?? -1,
+                       intersectionSize: report.cells.first { $0.group.contains("(intersection)") }?.records ?? -1,
+                       wallSeconds: wall,
+                       bytesSentPerParty: Dictionary(uniqueKeysWithValues: job.parties.map { ($0.nodeID, $0.bytesSent ?? 0) }),
+                       aggregatorBytesReceived: regulatorJob.bytesReceived ?? 0,
+                       peakMemoryBytes: Int(usage.ru_maxrss) * 1024, costs: (g.mult, g.hash, s.seal, s.open),
+                       boundSeconds: cpu / Double(cores), cores: cores, totalCorrect: correct)
+    }
+}
