@@ -36,7 +36,7 @@ struct ReportCommand: AsyncParsableCommand {
                 computed     \(Format.date(r.startedAt)) → \(Format.date(r.createdAt))
                 included     \(r.included.count): \(r.included.joined(separator: ", "))
                 dropped      \(r.dropped.isEmpty ? "none" : r.dropped.joined(separator: ", "))
-                protection   cells with fewer than \(r.minCellRecords) records or \(r.minCellParties) parties are suppressed
+                protection   \(r.kind == nil || r.kind == "secure-sum" ? "cells with fewer than \(r.minCellRecords) records or \(r.minCellParties) parties are suppressed" : "per-identifier rows held by fewer than \(r.minCellParties) parties are suppressed")
                 audit        \(r.participantAuditHashes.isEmpty ? "-" : r.participantAuditHashes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.prefix(16))…" }.joined(separator: ", "))
                 \((r.notes ?? []).map { "note         \($0)" }.joined(separator: "\n"))
 
@@ -44,7 +44,7 @@ struct ReportCommand: AsyncParsableCommand {
             let header = [r.groupBy ?? "cell", "records", "parties"] + r.measures
             print(TextTable.render(header: header, rows: r.cells.map { c in
                 c.suppressed ? [c.group, "suppressed", c.suppressionReason ?? ""] + r.measures.map { _ in "" }
-                    : [c.group, "\(c.records ?? 0)", "\(c.parties ?? 0)"] + r.measures.map { c.values[$0] ?? "" }
+                    : [c.group, c.records.map(String.init) ?? "", c.parties.map(String.init) ?? ""] + r.measures.map { c.values[$0] ?? "" }
             }))
         }
     }

@@ -106,7 +106,7 @@ final class SetOperationJobTests: XCTestCase {
         let listed = r.cells.filter { $0.group.hasPrefix("ψ-") }
         XCTAssertEqual(listed.count, above.count)
         XCTAssertEqual(listed.filter(\.suppressed).count, above.filter { data.holders($0) < 2 }.count)
-        XCTAssertEqual(listed.filter { !$0.suppressed }.map { "\($0.records!):\($0.values["sum(balance)"]!)" }.sorted(),
+        XCTAssertEqual(listed.filter { !$0.suppressed }.map { "\($0.parties!):\($0.values["sum(balance)"]!)" }.sorted(),
                        above.filter { data.holders($0) >= 2 }.map { "\(data.holders($0)):\(ReportRepository.decimalText(data.total($0), decimals: 2))" }.sorted())
         // Nothing raw on the wire from anyone, and every node keeps an audit record; no bank holds a report.
         for id in banks + ["regulator", "coordinator"] {

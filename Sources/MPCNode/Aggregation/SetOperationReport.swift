@@ -15,17 +15,17 @@ enum SetOperationReport {
         let measure = "sum(\(s.valueColumn))", mean = "mean(\(s.valueColumn))"
         var cells: [ReportView.Cell] = []
         var notes: [String] = []
-        func count(_ label: String, _ value: Int, parties: Int? = nil) -> ReportView.Cell {
-            ReportView.Cell(group: label, records: Int64(value), parties: Int64(parties ?? n), values: [:], suppressed: false, suppressionReason: nil)
+        func count(_ label: String, _ value: Int) -> ReportView.Cell {
+            ReportView.Cell(group: label, records: Int64(value), parties: nil, values: [:], suppressed: false, suppressionReason: nil)
         }
         cells.append(count("distinct identifiers (union)", m.unionSize))
         cells.append(count("held by all \(n) parties (intersection)", m.intersectionSize))
         for (c, k) in m.histogram.enumerated() where c >= 1 {
-            cells.append(count("held by exactly \(c) \(c == 1 ? "party" : "parties")", k, parties: c))
+            cells.append(count("held by exactly \(c) \(c == 1 ? "party" : "parties")", k))
         }
         if kind == .watchlist {
             let k = Int(s.atLeast)
-            cells.append(count("held by at least \(k) parties", m.heldByAtLeast(k), parties: k))
+            cells.append(count("held by at least \(k) parties", m.heldByAtLeast(k)))
         }
         var measures: [String] = []
         let included = sums?.included ?? spec.parties.map(\.nodeID)
@@ -42,15 +42,15 @@ enum SetOperationReport {
                                              values: [measure: ReportRepository.decimalText(total, decimals: decimals)], suppressed: false, suppressionReason: nil))
                 if !s.reportingThreshold.isEmpty, let threshold = LocalAggregate.parseFixedPoint(s.reportingThreshold, decimals: decimals) {
                     let above = (0..<m.unionSize).filter { totals[2 * $0 + 1] >= threshold }
-                    cells.append(count("identifiers with a total ≥ \(s.reportingThreshold)", above.count, parties: included.count))
-                    notes.append("rows ψ-… are pseudonymous identifiers of this job (unlinkable to any other job); records = parties holding the identifier")
+                    cells.append(count("identifiers with a total ≥ \(s.reportingThreshold)", above.count))
+                    notes.append("rows ψ-… are pseudonymous identifiers of this job (unlinkable to any other job); parties = how many hold the identifier")
                     for i in above {
                         let holders = totals[2 * i]
                         if holders < Int64(s.minCellParties) {
                             cells.append(ReportView.Cell(group: label(m.pseudonyms[i]), records: nil, parties: nil, values: [:], suppressed: true,
                                                          suppressionReason: "held by fewer than \(s.minCellParties) parties"))
                         } else {
-                            cells.append(ReportView.Cell(group: label(m.pseudonyms[i]), records: holders, parties: holders,
+                            cells.append(ReportView.Cell(group: label(m.pseudonyms[i]), records: nil, parties: holders,
                                                          values: [measure: ReportRepository.decimalText(totals[2 * i + 1], decimals: decimals)],
                                                          suppressed: false, suppressionReason: nil))
                         }
@@ -73,7 +73,7 @@ enum SetOperationReport {
                     let text = s.histogramBins
                     for (b, k) in bins.enumerated() {
                         let name = b == 0 ? "total < \(text[0])" : b == edges.count ? "total ≥ \(text[b - 1])" : "\(text[b - 1]) ≤ total < \(text[b])"
-                        cells.append(count(name, k, parties: included.count))
+                        cells.append(count(name, k))
                     }
                 }
                 notes.append("per-identifier totals are summed over the parties; the mean is per identifier of the intersection")
