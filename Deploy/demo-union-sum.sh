@@ -87,6 +87,6 @@ mpcnode job result "$job3" --config "$DEMO/branch-02.yaml" 2>&1 | head -1 || tru
 
 step "The regulator exports the union-sum report; every node keeps an audit record"
 mpcnode report export "$job" --format csv --config "$DEMO/regulator.yaml" | head -20
-mpcnode audit --config "$DEMO/branch-07.yaml" | tail -4
+mpcnode audit --config "$DEMO/branch-07.yaml" | head -7
 
 step "Stopping the daemons"
