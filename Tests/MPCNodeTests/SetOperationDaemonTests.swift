@@ -58,7 +58,7 @@ final class SetOperationDaemonTests: XCTestCase {
         let submitted = try await AdminClient(socketPath: s.socket("coordinator")).send(AdminRequest(command: .submitJob, submission:
             SetOperationJobTests.submission("mpsi", banks: banks, deliverTo: ["bank-1", "bank-3"], .init(aggregator: "regulator", minIntersection: 3))))
         let jobID = try XCTUnwrap(submitted.jobID, submitted.error ?? "")
-        // Kill bank-2 while it is running the job, before the ring has finished (progress 0 of 3 steps).
+        // Kill bank-2 while it is running the job, before the ring has finished (progress below 80 %).
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
             if let j = try await DaemonProcessTests.job(try s.socket("bank-2"), jobID), j.state == .running { break }
@@ -67,7 +67,7 @@ final class SetOperationDaemonTests: XCTestCase {
         try await Task.sleep(for: .milliseconds(700))  // the ring's traffic is flowing
         let midJob = try await DaemonProcessTests.job(try s.socket("bank-2"), jobID)
         XCTAssertEqual(midJob?.state, .running)
-        XCTAssertEqual(midJob?.progressDone ?? 0, 0, "bank-2 should still be in the ring")
+        XCTAssertLessThan(midJob?.progressDone ?? 0, 80, "bank-2 should still be in the ring")
         kill(daemons["bank-2"]!.process.processIdentifier, SIGKILL)
         daemons["bank-2"]!.process.waitUntilExit()
         daemons["bank-2"] = nil

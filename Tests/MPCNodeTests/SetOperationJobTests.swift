@@ -14,7 +14,7 @@ final class SetOperationJobTests: XCTestCase {
             customers:
               columns: [customer, balance]
               protocols: [mpsi, mpsi-cardinality, watchlist, union-sum, intersection-stats]
-              result_recipients: [regulator, bank-1, bank-2, bank-3, bank-4]
+              result_recipients: [regulator, bank-1, bank-2, bank-3, bank-4, bank-5, bank-6, bank-7, bank-8, bank-9, bank-10]
               min_set_size: 5
               min_intersection: 3
               min_cell_parties: 2
@@ -155,6 +155,26 @@ final class SetOperationJobTests: XCTestCase {
         XCTAssertThrowsError(try JobRepository(store: nodes["bank-2"]!.store).result(jobID: watch, limit: 10))
         let watchReport = try ReportRepository(store: nodes["regulator"]!.store).get(watch)
         XCTAssertEqual(cell(watchReport, "held by at least 2 parties")?.records, Int64(data.customers.filter { data.holders($0) >= 2 }.count))
+    }
+
+    func testTenPartyPSIOverTLS() async throws {
+        let banks = (1...10).map { "bank-\($0)" }
+        let (directory, consortium, data) = try Self.setUp(banks: banks, seed: 10, pool: 40, size: 25...35, extraShared: 5)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let nodes = try await consortium.startAll(logger: ConsortiumFixture.quietLogger)
+        defer { Task { for n in nodes.values { await n.stop() } } }
+        let plain = banks.map { Set(data.rows[$0]!.keys) }
+        let intersection = plain.dropFirst().reduce(plain[0]) { $0.intersection($1) }
+        let jobID = try await nodes["coordinator"]!.engine.submit(Self.submission("mpsi", banks: banks, deliverTo: ["bank-4", "bank-10"],
+                                                                                   .init(aggregator: "regulator", mixer: "bank-7", minIntersection: 3)))
+        let job = try await ConsortiumFixture.waitForFinal(nodes["coordinator"]!, jobID: jobID)
+        XCTAssertEqual(job.state, .succeeded, job.reason ?? "")
+        for bank in ["bank-4", "bank-10"] {
+            XCTAssertEqual(Set(try JobRepository(store: nodes[bank]!.store).result(jobID: jobID, limit: 1000).identifiers ?? []), intersection, bank)
+        }
+        let r = try ReportRepository(store: nodes["regulator"]!.store).get(jobID)
+        XCTAssertEqual(cell(r, "distinct identifiers (union)")?.records, Int64(data.customers.count))
+        XCTAssertEqual(cell(r, "held by all 10 parties (intersection)")?.records, Int64(intersection.count))
     }
 
     func testIntersectionStatisticsMatchPlainValues() async throws {

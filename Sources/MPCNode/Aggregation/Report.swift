@@ -57,7 +57,7 @@ public struct ReportRepository: Sendable {
     public func get(_ id: String) throws -> ReportView {
         try store.read { db in
             guard let body = try String.fetchOne(db, sql: "SELECT body FROM report WHERE id = ? OR job_id = ?", arguments: [id, id]) else {
-                throw JobError.unknownJob("no report '\(id)' on this node (see `mpcnode report list`)")
+                throw JobError.noReport(id)
             }
             return try AdminCoding.decoder.decode(ReportView.self, from: Data(body.utf8))
         }

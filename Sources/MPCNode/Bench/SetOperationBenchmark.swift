@@ -129,7 +129,7 @@ public struct SetOperationBenchmark {
             job = try repository.view(jobID: jobID)
             if Date().timeIntervalSince(lastReport) > 15 {
                 let steps = try banks.map { try JobRepository(store: nodes[$0]!.store).view(jobID: jobID).progressDone ?? 0 }
-                log("  \(Int(Date().timeIntervalSince(started))) s: parties' steps done (ring, mix, sum) \(steps)")
+                log("  \(Int(Date().timeIntervalSince(started))) s: parties' progress (%; ring to 80, mix to 90, sum to 100) \(steps)")
                 lastReport = Date()
             }
         }

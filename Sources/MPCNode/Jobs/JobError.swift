@@ -10,6 +10,7 @@ public enum JobError: Error, CustomStringConvertible, Equatable {
     /// A result was withheld because it is smaller than a policy allows.
     case belowMinimum(String)
     case unknownJob(String)
+    case noReport(String)
     case notCoordinator(String)
 
     public var description: String {
@@ -23,6 +24,7 @@ public enum JobError: Error, CustomStringConvertible, Equatable {
         case .belowMinimum(let d): return d
         case .interruptedByRestart: return "the daemon stopped while the job was running; submit the job again"
         case .unknownJob(let id): return "no job '\(id)' on this node"
+        case .noReport(let id): return "no report '\(id)' on this node (see `mpcnode report list`)"
         case .notCoordinator(let d): return d
         }
     }

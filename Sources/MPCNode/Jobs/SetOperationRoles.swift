@@ -101,9 +101,16 @@ extension JobEngine {
             "next": .string(next), "previous": .string(previous), "mixer": .string(config.mixer), "aggregator": .string(config.aggregator),
         ])
         logger.info("set operation running", metadata: ["job": "\(jobID)", "kind": "\(kind.rawValue)", "input_rows": "\(source.count)"])
-        // Progress in steps: ring, mix and delivery, secure sum (each stored at once).
+        // Progress in per cent: the ring to 80 (as the own chain comes back), mix and delivery to 90, the sum to 100.
         let repository = self.repository
-        let step: @Sendable (Int) -> Void = { try? repository.setProgress(jobID: jobID, done: $0, total: 3) }
+        let recorder = ProgressRecorder(repository: repository, jobID: jobID) { [transport, configuration] done, total in
+            guard let address = configuration.peers[spec.coordinator] else { return }
+            Task {
+                _ = try? await transport.control(.with { $0.progress = .with { $0.jobID = jobID; $0.done = UInt64(done); $0.total = UInt64(total) } },
+                                                 to: spec.coordinator, at: address)
+            }
+        }
+        let step: @Sendable (Int) -> Void = { try? repository.setProgress(jobID: jobID, done: $0, total: 100); recorder.record(done: $0, total: 100) }
         step(0)
         // The mixer waits for the other parties' sealed pseudonyms from the start (they arrive after the ring).
         let isMixer = config.mixer == nodeID
@@ -121,7 +128,8 @@ extension JobEngine {
             let pseudonyms = try await transport.withSession(jobID: jobID, stream: "ring", to: next, at: try address(of: next)) { toNext in
                 let fromPrevious = try await rendezvous.claim(jobID: jobID, stream: "ring", peer: previous, timeout: wait)
                 do {
-                    let r = try await PseudonymRingParty(configuration: ringConfig, me: me, source: source, toNext: toNext, fromPrevious: fromPrevious).run()
+                    let r = try await PseudonymRingParty(configuration: ringConfig, me: me, source: source, toNext: toNext, fromPrevious: fromPrevious,
+                                                         progress: { done, total in recorder.record(done: total == 0 ? 80 : 80 * done / total, total: 100) }).run()
                     await fromPrevious.close()
                     return (r, toNext.bytesSent + fromPrevious.bytesSent, toNext.bytesReceived + fromPrevious.bytesReceived)
                 } catch {
@@ -130,7 +138,7 @@ extension JobEngine {
                     throw error
                 }
             }
-            step(1)
+            step(80)
             // 2. Sealed pseudonyms through the mixer; the delivery from the aggregator.
             let aggregator = config.aggregator
             let aggregatorAddress = try address(of: aggregator)
@@ -148,7 +156,7 @@ extension JobEngine {
                     try await owner.finish(pseudonyms: pseudonyms.0, toAggregator: toAggregator, mixing: .sendTo(toMixer))
                 }
             }
-            step(2)
+            step(90)
             var sent = pseudonyms.1 + outcome.bytesSent, received = pseudonyms.2 + outcome.bytesReceived
             // 3. The secure sum over the union.
             var details: [String: AuditValue] = ["kind": .string(kind.rawValue), "aggregator": .string(aggregator)]
@@ -174,7 +182,7 @@ extension JobEngine {
                     }
                 }
             }
-            step(3)
+            step(100)
             var resultRows = 0
             var receivedResult = false
             let delivery = outcome.delivery

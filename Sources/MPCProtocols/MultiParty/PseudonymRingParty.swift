@@ -32,14 +32,17 @@ public struct PseudonymRingParty: Sendable {
     public let source: any IdentifierSource
     public let toNext: any MessageChannel
     public let fromPrevious: any MessageChannel
+    /// Called as the own chain comes back: (elements returned, own set size).
+    public let progress: (@Sendable (Int, Int) -> Void)?
 
     public init(configuration: Configuration, me: NodeID, source: any IdentifierSource,
-                toNext: any MessageChannel, fromPrevious: any MessageChannel) {
+                toNext: any MessageChannel, fromPrevious: any MessageChannel, progress: (@Sendable (Int, Int) -> Void)? = nil) {
         self.configuration = configuration
         self.me = me
         self.source = source
         self.toNext = toNext
         self.fromPrevious = fromPrevious
+        self.progress = progress
     }
 
     /// Returns Ψ of this owner's identifiers, position by position in `source` order.
@@ -142,6 +145,7 @@ public struct PseudonymRingParty: Sendable {
                     do { own.append(contentsOf: try finish.blind(batch: elements)) } catch {
                         throw ProtocolError.malformedMessage(peer: peer, detail: "own chain: \(error)")
                     }
+                    progress?(own.count, source.count)
                 } else {
                     let next: [GroupElement]
                     do { next = try cipher.blind(batch: elements) } catch {
