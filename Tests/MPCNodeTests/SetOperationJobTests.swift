@@ -234,6 +234,29 @@ final class SetOperationJobTests: XCTestCase {
         XCTAssertTrue(unexposedJob.reason?.contains("not exposed to union-sum") == true, unexposedJob.reason ?? "")
     }
 
+    func testABadValueFailsTheJobEverywhereWithTheReasonAndNoReport() async throws {
+        let banks = ["bank-1", "bank-2", "bank-3"]
+        let (directory, consortium, _) = try Self.setUp(banks: banks, seed: 8)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let bad = directory.appendingPathComponent("bad.csv")
+        try "customer,balance\n" .appending((0..<20).map { "cust-\($0),\($0 == 7 ? "12.5x" : "100.00")\n" }.joined()).write(to: bad, atomically: true, encoding: .utf8)
+        let store = try NodeStore(path: consortium.configuration(of: "bank-2").databasePath)
+        _ = try DatasetCatalog(store: store).importCSV(DatasetImportRequest(dataset: "customers", csvPath: bad.path, idColumn: "customer", replace: true))
+        let nodes = try await consortium.startAll(logger: ConsortiumFixture.quietLogger)
+        defer { Task { for n in nodes.values { await n.stop() } } }
+        let jobID = try await nodes["coordinator"]!.engine.submit(Self.submission("union-sum", banks: banks, .init(aggregator: "regulator", valueColumn: "balance")))
+        let job = try await ConsortiumFixture.waitForFinal(nodes["coordinator"]!, jobID: jobID)
+        XCTAssertEqual(job.state, .failed)
+        XCTAssertTrue(job.reason?.contains("'12.5x'") == true && job.reason?.contains("bank-2") == true, job.reason ?? "")
+        for id in banks + ["regulator"] {
+            let state = try await ConsortiumFixture.waitForFinal(nodes[id]!, jobID: jobID).state
+            XCTAssertEqual(state, .failed, id)
+        }
+        XCTAssertThrowsError(try ReportRepository(store: nodes["regulator"]!.store).get(jobID))
+        // The dataset itself is untouched.
+        XCTAssertEqual(try DatasetCatalog(store: nodes["bank-2"]!.store).describe("customers").rowCount, 20)
+    }
+
     func testSubmissionsThatCannotWorkAreRejectedWithTheReason() async throws {
         let banks = ["bank-1", "bank-2"]
         let (directory, consortium, _) = try Self.setUp(banks: banks, seed: 1)

@@ -89,6 +89,9 @@ public struct PolicyCheck: Sendable {
             return .refused(reason: "\(recipient) may not receive results computed on dataset '\(mine.dataset)'")
         }
         guard let inputSize = try inputSize() else {
+            if let kind = SetJobKind(rawValue: spec.protocol), kind.sumsValues {
+                return .refused(reason: "dataset '\(mine.dataset)' or one of its columns '\(mine.column)', '\(spec.sets.valueColumn)' does not exist on this node")
+            }
             return .refused(reason: "dataset '\(mine.dataset)' or its column '\(mine.column)' does not exist on this node")
         }
         guard inputSize >= rule.minimumSetSize else {
