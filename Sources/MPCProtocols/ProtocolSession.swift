@@ -66,6 +66,16 @@ public final class ProtocolSession: @unchecked Sendable {
         }
     }
 
+    /// Ends every session of a role that failed with `error`: tells each peer why (except the peer whose
+    /// own abort caused the failure) and closes the channel.
+    static func abortAll(_ sessions: [ProtocolSession], because error: Error, by me: NodeID) async {
+        for s in sessions {
+            if case ProtocolError.abortedByPeer(let p, _) = error, p == s.peer { continue }
+            await s.sendAbort(reason: "\(me): \(error)")
+            await s.channel.close()
+        }
+    }
+
     static func sequenceField(_ value: UInt64) -> [UInt8] {
         var out: [UInt8] = [0x08]  // field 1, wire type 0
         var v = value

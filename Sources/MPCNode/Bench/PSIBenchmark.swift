@@ -93,17 +93,9 @@ public struct PSIBenchmark {
             protocolName: "psi",
             parties: [.init(nodeID: "bank-a", dataset: "ids", column: "id"), .init(nodeID: "bank-b", dataset: "ids", column: "id")],
             deliverTo: ["bank-a"], cardinalityOnly: false, group: group.rawValue))
-        let repository = JobRepository(store: coordinator.store)
-        var job = try repository.view(jobID: jobID)
-        var lastReport = Date()
-        while !job.state.isFinal {
-            try await Task.sleep(for: .milliseconds(100))
-            job = try repository.view(jobID: jobID)
-            if Date().timeIntervalSince(lastReport) > 5 {
-                let a = try JobRepository(store: nodes["bank-a"]!.store).view(jobID: jobID)
-                log("  \(Int(Date().timeIntervalSince(started))) s: bank-a \(a.progressDone ?? 0)/\(a.progressTotal ?? 0)")
-                lastReport = Date()
-            }
+        let job = try await BenchmarkJobWait.final(coordinator, jobID: jobID, started: started, every: 5, log: log) {
+            let a = try JobRepository(store: nodes["bank-a"]!.store).view(jobID: jobID)
+            return "bank-a \(a.progressDone ?? 0)/\(a.progressTotal ?? 0)"
         }
         // The coordinator turns succeeded once both outcomes arrived; the result is stored by then.
         let wall = Date().timeIntervalSince(started)

@@ -121,17 +121,9 @@ public struct SetOperationBenchmark {
             for node in nodes.values { await node.stop() }
             throw error
         }
-        let repository = JobRepository(store: coordinator.store)
-        var job = try repository.view(jobID: jobID)
-        var lastReport = Date()
-        while !job.state.isFinal {
-            try await Task.sleep(for: .milliseconds(100))
-            job = try repository.view(jobID: jobID)
-            if Date().timeIntervalSince(lastReport) > 15 {
-                let steps = try banks.map { try JobRepository(store: nodes[$0]!.store).view(jobID: jobID).progressDone ?? 0 }
-                log("  \(Int(Date().timeIntervalSince(started))) s: parties' progress (%; ring to 80, mix to 90, sum to 100) \(steps)")
-                lastReport = Date()
-            }
+        let job = try await BenchmarkJobWait.final(coordinator, jobID: jobID, started: started, every: 15, log: log) {
+            let steps = try banks.map { try JobRepository(store: nodes[$0]!.store).view(jobID: jobID).progressDone ?? 0 }
+            return "parties' progress (%; ring to 80, mix to 90, sum to 100) \(steps)"
         }
         let wall = Date().timeIntervalSince(started)
         guard job.state == .succeeded else {

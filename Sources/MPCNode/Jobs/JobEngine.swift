@@ -590,10 +590,10 @@ public actor JobEngine {
             })
     }
 
-    /// Records progress locally and forwards it to the coordinator (throttled).
-    func progressReporter(_ spec: Mpcnode_V1_JobSpec) -> @Sendable (PSIParty.Progress) -> Void {
+    /// Records a job's progress locally and forwards it to the coordinator (both throttled).
+    func progressRecorder(_ spec: Mpcnode_V1_JobSpec) -> ProgressRecorder {
         let jobID = spec.jobID
-        let progress = ProgressRecorder(repository: repository, jobID: jobID) { [transport, configuration] done, total in
+        return ProgressRecorder(repository: repository, jobID: jobID) { [transport, configuration] done, total in
             // Forwarded to the coordinator (best effort, never holding the protocol up).
             guard let address = configuration.peers[spec.coordinator] else { return }
             Task {
@@ -601,6 +601,11 @@ public actor JobEngine {
                                                  to: spec.coordinator, at: address)
             }
         }
+    }
+
+    /// PSI progress: elements of both streams processed.
+    func progressReporter(_ spec: Mpcnode_V1_JobSpec) -> @Sendable (PSIParty.Progress) -> Void {
+        let progress = progressRecorder(spec)
         return { p in progress.record(done: p.ownBlindedSent + p.peerElementsProcessed, total: p.ownSetSize + (p.peerSetSize ?? 0)) }
     }
 

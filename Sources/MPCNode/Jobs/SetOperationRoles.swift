@@ -103,13 +103,7 @@ extension JobEngine {
         logger.info("set operation running", metadata: ["job": "\(jobID)", "kind": "\(kind.rawValue)", "input_rows": "\(source.count)"])
         // Progress in per cent: the ring to 80 (as the own chain comes back), mix and delivery to 90, the sum to 100.
         let repository = self.repository
-        let recorder = ProgressRecorder(repository: repository, jobID: jobID) { [transport, configuration] done, total in
-            guard let address = configuration.peers[spec.coordinator] else { return }
-            Task {
-                _ = try? await transport.control(.with { $0.progress = .with { $0.jobID = jobID; $0.done = UInt64(done); $0.total = UInt64(total) } },
-                                                 to: spec.coordinator, at: address)
-            }
-        }
+        let recorder = progressRecorder(spec)
         let step: @Sendable (Int) -> Void = { try? repository.setProgress(jobID: jobID, done: $0, total: 100); recorder.record(done: $0, total: 100) }
         step(0)
         // The mixer waits for the other parties' sealed pseudonyms from the start (they arrive after the ring).

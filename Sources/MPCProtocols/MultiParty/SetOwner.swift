@@ -67,12 +67,7 @@ public struct SetOwner: Sendable {
             return Outcome(delivery: delivery, bytesSent: all.reduce(0) { $0 + $1.bytesSent },
                            bytesReceived: all.reduce(0) { $0 + $1.bytesReceived })
         } catch {
-            let reason = "\(me): \(error)"
-            for s in all {
-                if case ProtocolError.abortedByPeer(let p, _) = error, p == s.peer { continue }
-                await s.sendAbort(reason: reason)
-                await s.channel.close()
-            }
+            await ProtocolSession.abortAll(all, because: error, by: me)
             throw error
         }
     }
