@@ -7,7 +7,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure protocols end to end on this machine (figures, not tests).",
-        subcommands: [PSI.self, UnionSum.self, SecureSum.self, Group.self])
+        subcommands: [PSI.self, UnionSum.self, SecureSum.self, Group.self, Paillier.self])
 
     struct PSI: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -81,6 +81,25 @@ struct BenchCommand: AsyncParsableCommand {
                   ChaCha20 expansion (one core)               \(String(format: "%.0f", f.chachaValuesPerSecond / 1e6)) M values/s
                 """)
             if !f.sumCorrect { throw ExitCode(1) }
+        }
+    }
+
+    struct Paillier: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Paillier encryption and decryption per second (one core, and all cores).")
+        @Option(help: "Modulus bits.") var bits: Int = 2048
+        @Option(help: "Operations per measurement.") var samples: Int = 500
+        func run() throws {
+            let f = try PaillierBenchmark.run(bits: bits, samples: samples)
+            print("""
+                Paillier, \(f.bits)-bit modulus (g = n + 1, CRT decryption, DJN short-exponent randomness of \(PaillierPublicKey.randomnessBits) bits)
+                  key generation                         \(String(format: "%.2f", f.keyGenerationSeconds)) s
+                  encryptions per second, one core       \(Int(f.encryptionsPerSecond))
+                  … with textbook rⁿ randomness          \(Int(f.fullExponentEncryptionsPerSecond))
+                  decryptions per second, one core       \(Int(f.decryptionsPerSecond))
+                  ciphertext additions per second        \(Int(f.additionsPerSecond))
+                  scalar multiplications (16-bit) per s  \(Int(f.scalarMultiplicationsPerSecond))
+                  encryptions per second, \(f.cores) cores        \(Int(f.allCoresEncryptionsPerSecond))
+                """)
         }
     }
 

@@ -1,0 +1,55 @@
+import XCTest
+@testable import MPCCrypto
+
+final class PaillierTests: XCTestCase {
+    static let key = try! PaillierPrivateKey.generate(bits: 1024)
+
+    func testRoundTripOfSignedValuesAndRandomisedCiphertexts() throws {
+        let key = Self.key, pk = key.publicKey
+        for v: Int64 in [0, 1, -1, 42, -42, Int64.max, Int64.min + 1, 1 << 40, -(1 << 40)] {
+            let c = pk.encrypt(v)
+            XCTAssertEqual(key.decryptInt64(c), v)
+        }
+        let a = pk.encrypt(Int64(7)), b = pk.encrypt(Int64(7))
+        XCTAssertNotEqual(a.bigEndianBytes(for: pk), b.bigEndianBytes(for: pk), "encryption is randomised")
+        XCTAssertEqual(key.decryptInt64(pk.rerandomize(a)), 7)
+        XCTAssertNotEqual(pk.rerandomize(a).bigEndianBytes(for: pk), a.bigEndianBytes(for: pk))
+    }
+
+    func testHomomorphicAdditionAndScalarMultiplication() throws {
+        let key = Self.key, pk = key.publicKey
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<20 {
+            let a = Int64.random(in: -1_000_000_000...1_000_000_000, using: &rng)
+            let b = Int64.random(in: -1_000_000_000...1_000_000_000, using: &rng)
+            let k = Int64.random(in: -100_000...100_000, using: &rng)
+            XCTAssertEqual(key.decryptInt64(pk.add(pk.encrypt(a), pk.encrypt(b))), a + b)
+            XCTAssertEqual(key.decryptInt64(pk.add(pk.encrypt(a), plain: b)), a + b)
+            XCTAssertEqual(key.decryptInt64(pk.multiply(pk.encrypt(a), by: k)), a * k)
+        }
+        // Sums beyond 64 bits decode as Doubles.
+        let big = pk.multiply(pk.encrypt(Int64.max), by: 4)
+        XCTAssertNil(key.decryptInt64(big))
+        XCTAssertEqual(key.decryptSigned(big), Double(Int64.max) * 4, accuracy: 1e4)
+        XCTAssertEqual(key.decryptSigned(pk.multiply(pk.encrypt(Int64.max), by: -4)), -Double(Int64.max) * 4, accuracy: 1e4)
+    }
+
+    func testCiphertextsFromPeersAreCheckedAndForeignKeysDoNotDecrypt() throws {
+        let key = Self.key, pk = key.publicKey
+        let c = pk.encrypt(Int64(123))
+        let received = try pk.ciphertext(bigEndian: c.bigEndianBytes(for: pk))
+        XCTAssertEqual(key.decryptInt64(received), 123)
+        XCTAssertThrowsError(try pk.ciphertext(bigEndian: [UInt8](repeating: 0, count: pk.ciphertextBytes)))
+        XCTAssertThrowsError(try pk.ciphertext(bigEndian: [UInt8](repeating: 0xff, count: pk.ciphertextBytes)))
+        let rebuilt = try PaillierPublicKey(n: pk.n, hs: pk.randomnessBase)
+        XCTAssertEqual(key.decryptInt64(rebuilt.encrypt(Int64(-5))), -5, "a public key rebuilt from (n, hs) encrypts for the same key")
+        let other = try PaillierPrivateKey.generate(bits: 1024)
+        XCTAssertNotEqual(other.decryptInt64(try other.publicKey.ciphertext(bigEndian: c.bigEndianBytes(for: pk))), 123)
+    }
+
+    func testDefaultKeysAre2048Bits() throws {
+        let key = try PaillierPrivateKey.generate()
+        XCTAssertEqual(key.publicKey.bits, 2048)
+        XCTAssertEqual(key.decryptInt64(key.publicKey.encrypt(Int64(-987_654_321))), -987_654_321)
+    }
+}
