@@ -3,7 +3,8 @@ import COpenSSLCrypto
 /// Paillier's additively homomorphic encryption (Paillier 1999) with g = n + 1, CRT decryption, and
 /// the short-exponent randomness of Damgård, Jurik and Nielsen: the encryptor raises a precomputed
 /// hs = h^n mod n² (h = −x² mod n for a random x) to a random exponent of `randomnessBits` bits
-/// instead of computing rⁿ with an n-bit exponent, about 4.5× cheaper at 2048 bits.
+/// instead of computing rⁿ with an n-bit exponent, through a fixed-base comb table (one modular
+/// multiplication per byte of the exponent): about 30× cheaper than rⁿ at 2048 bits.
 ///
 /// Plaintexts are integers modulo n; signed values are encoded as v mod n and decoded from the upper
 /// half as negative. E(a)·E(b) = E(a + b) and E(a)^k = E(k·a), modulo n.
@@ -12,6 +13,9 @@ public struct PaillierPublicKey: Sendable {
     let nSquared: BigNumber
     let hs: BigNumber
     let montgomery: MontgomeryContext
+    /// hs^(j·2^(8i)) in Montgomery form, for i < randomnessBits/8 and j < 256: a fixed-base comb that turns
+    /// hs^α into randomnessBits/8 modular multiplications (about 7 MB at 2048 bits, built once per key).
+    let table: [[BigNumber]]
     /// Exponent length of the encryption randomness.
     public static let randomnessBits = 448
 
@@ -21,7 +25,33 @@ public struct PaillierPublicKey: Sendable {
         self.nSquared = BigArithmetic.multiply(n, n)
         guard !hs.isZero, hs < nSquared else { throw CryptoError.invalidGroupElement(reason: "the Paillier randomness base is out of range") }
         self.hs = hs
-        self.montgomery = MontgomeryContext(modulus: nSquared)
+        let montgomery = MontgomeryContext(modulus: nSquared)
+        self.montgomery = montgomery
+        self.table = Self.comb(base: hs, modulus: nSquared, montgomery: montgomery)
+    }
+
+    static func comb(base: BigNumber, modulus: BigNumber, montgomery: MontgomeryContext) -> [[BigNumber]] {
+        BigArithmetic.withContext { ctx in
+            var rows: [[BigNumber]] = []
+            var power = BigNumber()  // base^(2^(8i)) in Montgomery form
+            _ = BN_to_montgomery(power.bn, base.bn, montgomery.mont, ctx)
+            let one = BigNumber(), unit = BigNumber(1)
+            withExtendedLifetime(unit) { _ = BN_to_montgomery(one.bn, unit.bn, montgomery.mont, ctx) }
+            for _ in 0..<(randomnessBits / 8) {
+                var row = [one]
+                row.reserveCapacity(256)
+                for j in 1..<256 {
+                    let next = BigNumber()
+                    _ = BN_mod_mul_montgomery(next.bn, row[j - 1].bn, power.bn, montgomery.mont, ctx)
+                    row.append(next)
+                }
+                let nextPower = BigNumber()
+                _ = BN_mod_mul_montgomery(nextPower.bn, row[255].bn, power.bn, montgomery.mont, ctx)
+                power = nextPower
+                rows.append(row)
+            }
+            return rows
+        }
     }
 
     public var bits: Int { n.bitCount }
@@ -52,8 +82,20 @@ public struct PaillierPublicKey: Sendable {
         v >= 0 ? BigNumber(UInt64(v)) : BigArithmetic.subtract(n, BigNumber(v.magnitude))
     }
 
+    /// hs^α for a random α of `randomnessBits` bits, from the comb: one multiplication per byte of α.
     func randomness() -> BigNumber {
-        BigArithmetic.modExp(hs, BigNumber.random(bits: Self.randomnessBits), nSquared, montgomery: montgomery)
+        var alpha = [UInt8](repeating: 0, count: Self.randomnessBits / 8)
+        precondition(RAND_bytes(&alpha, Int32(alpha.count)) == 1, "the CSPRNG failed")
+        return BigArithmetic.withContext { ctx in
+            let acc = BigNumber()
+            _ = BN_copy(acc.bn, table[0][Int(alpha[0])].bn)
+            for i in 1..<alpha.count {
+                _ = BN_mod_mul_montgomery(acc.bn, acc.bn, table[i][Int(alpha[i])].bn, montgomery.mont, ctx)
+            }
+            let out = BigNumber()
+            _ = BN_from_montgomery(out.bn, acc.bn, montgomery.mont, ctx)
+            return out
+        }
     }
 
     /// E(a + b).
