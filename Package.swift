@@ -5,6 +5,7 @@
 // The module graph mirrors the layers (each depends only on those above it):
 //   CSodium (libsodium), COpenSSLCrypto       system libraries (libcrypto: big numbers only)
 //   MPCCrypto      crypto primitives           group operations, hashing to the group, keyed shuffles
+//   MPCLearning    models                      logistic regression, metrics, fixed point (pure Swift)
 //   MPCWire        wire schema                 Swift generated from Protocols/*.proto (committed)
 //   MPCProtocols   protocols                   transport-free roles over `MessageChannel`
 //   MPCIdentity    consortium PKI              CA, node certificates, identity of a certificate
@@ -48,6 +49,7 @@ let package = Package(
             name: "MPCCrypto",
             dependencies: ["CSodium", "COpenSSLCrypto"]
         ),
+        .target(name: "MPCLearning"),
         .target(
             name: "MPCWire",
             dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
@@ -55,7 +57,7 @@ let package = Package(
         .target(
             name: "MPCProtocols",
             dependencies: [
-                "MPCCrypto", "MPCWire",
+                "MPCCrypto", "MPCWire", "MPCLearning",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
@@ -103,7 +105,8 @@ let package = Package(
         // Helpers shared by the test targets (wire inspection); not part of any product.
         .target(name: "MPCTestSupport", dependencies: ["CSodium", "MPCIdentity"]),
         .testTarget(name: "MPCCryptoTests", dependencies: ["MPCCrypto"]),
-        .testTarget(name: "MPCProtocolsTests", dependencies: ["MPCProtocols", "MPCCrypto", "MPCWire", "MPCTestSupport", "MPCIdentity"]),
+        .testTarget(name: "MPCLearningTests", dependencies: ["MPCLearning"]),
+        .testTarget(name: "MPCProtocolsTests", dependencies: ["MPCProtocols", "MPCCrypto", "MPCWire", "MPCTestSupport", "MPCIdentity", "MPCLearning"]),
         .testTarget(name: "MPCTransportTests", dependencies: ["MPCTransport", "MPCIdentity", "MPCProtocols", "MPCTestSupport", "MPCCrypto", "MPCWire", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio")]),
         .testTarget(name: "MPCNodeTests", dependencies: ["MPCNode", "MPCIdentity", "MPCTransport", "MPCTestSupport", "MPCWire", .product(name: "NIOPosix", package: "swift-nio"), .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")]),
     ],
