@@ -567,6 +567,14 @@ public nonisolated struct Mpcnode_V1_SessionFrame: Sendable {
     set {body = .sets(newValue)}
   }
 
+  public var lr: Mpcnode_V1_LRMessage {
+    get {
+      if case .lr(let v)? = body {return v}
+      return Mpcnode_V1_LRMessage()
+    }
+    set {body = .lr(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -575,6 +583,7 @@ public nonisolated struct Mpcnode_V1_SessionFrame: Sendable {
     case secagg(Mpcnode_V1_SecAggMessage)
     case ring(Mpcnode_V1_PseudonymRingMessage)
     case sets(Mpcnode_V1_SetsMessage)
+    case lr(Mpcnode_V1_LRMessage)
 
   }
 
@@ -1193,6 +1202,105 @@ public nonisolated struct Mpcnode_V1_SetsCommit: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_LRMessage: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var body: Mpcnode_V1_LRMessage.OneOf_Body? = nil
+
+  /// Aggregator → party: train from these parameters (weights, then the bias) and send the update.
+  public var round: Mpcnode_V1_LRRound {
+    get {
+      if case .round(let v)? = body {return v}
+      return Mpcnode_V1_LRRound()
+    }
+    set {body = .round(newValue)}
+  }
+
+  /// Aggregator → party: score the evaluation rows with these parameters and send the histograms.
+  public var evaluate: Mpcnode_V1_LREvaluate {
+    get {
+      if case .evaluate(let v)? = body {return v}
+      return Mpcnode_V1_LREvaluate()
+    }
+    set {body = .evaluate(newValue)}
+  }
+
+  /// Aggregator → party: training is over.
+  public var done: Mpcnode_V1_LRDone {
+    get {
+      if case .done(let v)? = body {return v}
+      return Mpcnode_V1_LRDone()
+    }
+    set {body = .done(newValue)}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum OneOf_Body: Equatable, Sendable {
+    /// Aggregator → party: train from these parameters (weights, then the bias) and send the update.
+    case round(Mpcnode_V1_LRRound)
+    /// Aggregator → party: score the evaluation rows with these parameters and send the histograms.
+    case evaluate(Mpcnode_V1_LREvaluate)
+    /// Aggregator → party: training is over.
+    case done(Mpcnode_V1_LRDone)
+
+  }
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_LRRound: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var round: UInt32 = 0
+
+  public var parameters: [Double] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_LREvaluate: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var parameters: [Double] = []
+
+  public var bins: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_LRDone: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var parameters: [Double] = []
+
+  public var rounds: UInt32 = 0
+
+  public var auc: Double = 0
+
+  public var loss: Double = 0
+
+  public var accuracy: Double = 0
+
+  public var evaluated: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2162,7 +2270,7 @@ nonisolated extension Mpcnode_V1_SessionOpen: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Mpcnode_V1_SessionFrame: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SessionFrame"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{1}psi\0\u{1}abort\0\u{1}secagg\0\u{1}ring\0\u{1}sets\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{1}psi\0\u{1}abort\0\u{1}secagg\0\u{1}ring\0\u{1}sets\0\u{1}lr\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2236,6 +2344,19 @@ nonisolated extension Mpcnode_V1_SessionFrame: SwiftProtobuf.Message, SwiftProto
           self.body = .sets(v)
         }
       }()
+      case 7: try {
+        var v: Mpcnode_V1_LRMessage?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .lr(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .lr(v)
+        }
+      }()
       default: break
       }
     }
@@ -2269,6 +2390,10 @@ nonisolated extension Mpcnode_V1_SessionFrame: SwiftProtobuf.Message, SwiftProto
     case .sets?: try {
       guard case .sets(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    }()
+    case .lr?: try {
+      guard case .lr(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
     }()
     case nil: break
     }
@@ -3502,6 +3627,215 @@ nonisolated extension Mpcnode_V1_SetsCommit: SwiftProtobuf.Message, SwiftProtobu
   }
 
   public static func ==(lhs: Mpcnode_V1_SetsCommit, rhs: Mpcnode_V1_SetsCommit) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_LRMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".LRMessage"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}evaluate\0\u{1}done\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try {
+        var v: Mpcnode_V1_LRRound?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .round(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .round(v)
+        }
+      }()
+      case 2: try {
+        var v: Mpcnode_V1_LREvaluate?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .evaluate(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .evaluate(v)
+        }
+      }()
+      case 3: try {
+        var v: Mpcnode_V1_LRDone?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .done(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .done(v)
+        }
+      }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    switch self.body {
+    case .round?: try {
+      guard case .round(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    }()
+    case .evaluate?: try {
+      guard case .evaluate(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    }()
+    case .done?: try {
+      guard case .done(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    }()
+    case nil: break
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_LRMessage, rhs: Mpcnode_V1_LRMessage) -> Bool {
+    if lhs.body != rhs.body {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_LRRound: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".LRRound"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}parameters\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.round) }()
+      case 2: try { try decoder.decodeRepeatedDoubleField(value: &self.parameters) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.round != 0 {
+      try visitor.visitSingularUInt32Field(value: self.round, fieldNumber: 1)
+    }
+    if !self.parameters.isEmpty {
+      try visitor.visitPackedDoubleField(value: self.parameters, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_LRRound, rhs: Mpcnode_V1_LRRound) -> Bool {
+    if lhs.round != rhs.round {return false}
+    if lhs.parameters != rhs.parameters {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_LREvaluate: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".LREvaluate"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}parameters\0\u{1}bins\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedDoubleField(value: &self.parameters) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.bins) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.parameters.isEmpty {
+      try visitor.visitPackedDoubleField(value: self.parameters, fieldNumber: 1)
+    }
+    if self.bins != 0 {
+      try visitor.visitSingularUInt32Field(value: self.bins, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_LREvaluate, rhs: Mpcnode_V1_LREvaluate) -> Bool {
+    if lhs.parameters != rhs.parameters {return false}
+    if lhs.bins != rhs.bins {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_LRDone: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".LRDone"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}parameters\0\u{1}rounds\0\u{1}auc\0\u{1}loss\0\u{1}accuracy\0\u{1}evaluated\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedDoubleField(value: &self.parameters) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.rounds) }()
+      case 3: try { try decoder.decodeSingularDoubleField(value: &self.auc) }()
+      case 4: try { try decoder.decodeSingularDoubleField(value: &self.loss) }()
+      case 5: try { try decoder.decodeSingularDoubleField(value: &self.accuracy) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.evaluated) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.parameters.isEmpty {
+      try visitor.visitPackedDoubleField(value: self.parameters, fieldNumber: 1)
+    }
+    if self.rounds != 0 {
+      try visitor.visitSingularUInt32Field(value: self.rounds, fieldNumber: 2)
+    }
+    if self.auc.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.auc, fieldNumber: 3)
+    }
+    if self.loss.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.loss, fieldNumber: 4)
+    }
+    if self.accuracy.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.accuracy, fieldNumber: 5)
+    }
+    if self.evaluated != 0 {
+      try visitor.visitSingularUInt64Field(value: self.evaluated, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_LRDone, rhs: Mpcnode_V1_LRDone) -> Bool {
+    if lhs.parameters != rhs.parameters {return false}
+    if lhs.rounds != rhs.rounds {return false}
+    if lhs.auc != rhs.auc {return false}
+    if lhs.loss != rhs.loss {return false}
+    if lhs.accuracy != rhs.accuracy {return false}
+    if lhs.evaluated != rhs.evaluated {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
