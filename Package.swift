@@ -83,7 +83,7 @@ let package = Package(
         .target(
             name: "MPCNode",
             dependencies: [
-                "MPCCrypto", "MPCWire", "MPCProtocols", "MPCIdentity", "MPCTransport",
+                "MPCCrypto", "MPCWire", "MPCProtocols", "MPCIdentity", "MPCTransport", "MPCLearning",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -108,7 +108,7 @@ let package = Package(
         .testTarget(name: "MPCLearningTests", dependencies: ["MPCLearning"]),
         .testTarget(name: "MPCProtocolsTests", dependencies: ["MPCProtocols", "MPCCrypto", "MPCWire", "MPCTestSupport", "MPCIdentity", "MPCLearning"]),
         .testTarget(name: "MPCTransportTests", dependencies: ["MPCTransport", "MPCIdentity", "MPCProtocols", "MPCTestSupport", "MPCCrypto", "MPCWire", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio")]),
-        .testTarget(name: "MPCNodeTests", dependencies: ["MPCNode", "MPCIdentity", "MPCTransport", "MPCTestSupport", "MPCWire", .product(name: "NIOPosix", package: "swift-nio"), .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "MPCNodeTests", dependencies: ["MPCNode", "MPCLearning", "MPCIdentity", "MPCTransport", "MPCTestSupport", "MPCWire", .product(name: "NIOPosix", package: "swift-nio"), .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -152,11 +152,62 @@ public nonisolated struct Mpcnode_V1_JobSpec: @unchecked Sendable {
   /// Clears the value of `sets`. Subsequent reads from it will return its default value.
   public mutating func clearSets() {_uniqueStorage()._sets = nil}
 
+  /// "train-lr": the model, the data and the hyper-parameters (Protocols/federated-lr-horizontal.md).
+  public var training: Mpcnode_V1_TrainingSpec {
+    get {_storage._training ?? Mpcnode_V1_TrainingSpec()}
+    set {_uniqueStorage()._training = newValue}
+  }
+  /// Returns true if `training` has been explicitly set.
+  public var hasTraining: Bool {_storage._training != nil}
+  /// Clears the value of `training`. Subsequent reads from it will return its default value.
+  public mutating func clearTraining() {_uniqueStorage()._training = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+public nonisolated struct Mpcnode_V1_TrainingSpec: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// "horizontal" (parties hold the same features of different customers).
+  public var mode: String = String()
+
+  /// The node that runs the rounds and receives the model; never a party.
+  public var aggregator: String = String()
+
+  /// Feature columns and the 0/1 label column of each party's dataset.
+  public var features: [String] = []
+
+  public var label: String = String()
+
+  public var rounds: UInt32 = 0
+
+  public var localEpochs: UInt32 = 0
+
+  public var learningRate: Double = 0
+
+  public var l2: Double = 0
+
+  public var batchSize: UInt32 = 0
+
+  public var tolerance: Double = 0
+
+  /// Each party's evaluation rows: a dataset with the same columns; empty to hold out a share of the rows.
+  public var evalDataset: String = String()
+
+  public var holdout: Double = 0
+
+  /// Score bins of the evaluation histograms.
+  public var bins: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct Mpcnode_V1_SetOperationSpec: Sendable {
@@ -1385,7 +1436,7 @@ nonisolated extension Mpcnode_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Mpcnode_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobSpec"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}coordinator\0\u{1}protocol\0\u{1}parties\0\u{3}deliver_to\0\u{3}cardinality_only\0\u{1}group\0\u{3}created_at_unix_ms\0\u{1}aggregate\0\u{1}threshold\0\u{1}sets\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}coordinator\0\u{1}protocol\0\u{1}parties\0\u{3}deliver_to\0\u{3}cardinality_only\0\u{1}group\0\u{3}created_at_unix_ms\0\u{1}aggregate\0\u{1}threshold\0\u{1}sets\0\u{1}training\0")
 
   fileprivate class _StorageClass {
     var _jobID: String = String()
@@ -1399,6 +1450,7 @@ nonisolated extension Mpcnode_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._
     var _aggregate: Mpcnode_V1_AggregateSpec? = nil
     var _threshold: UInt32 = 0
     var _sets: Mpcnode_V1_SetOperationSpec? = nil
+    var _training: Mpcnode_V1_TrainingSpec? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1420,6 +1472,7 @@ nonisolated extension Mpcnode_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._
       _aggregate = source._aggregate
       _threshold = source._threshold
       _sets = source._sets
+      _training = source._training
     }
   }
 
@@ -1449,6 +1502,7 @@ nonisolated extension Mpcnode_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._
         case 9: try { try decoder.decodeSingularMessageField(value: &_storage._aggregate) }()
         case 10: try { try decoder.decodeSingularUInt32Field(value: &_storage._threshold) }()
         case 11: try { try decoder.decodeSingularMessageField(value: &_storage._sets) }()
+        case 12: try { try decoder.decodeSingularMessageField(value: &_storage._training) }()
         default: break
         }
       }
@@ -1494,6 +1548,9 @@ nonisolated extension Mpcnode_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._
       try { if let v = _storage._sets {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
       } }()
+      try { if let v = _storage._training {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1514,10 +1571,101 @@ nonisolated extension Mpcnode_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._
         if _storage._aggregate != rhs_storage._aggregate {return false}
         if _storage._threshold != rhs_storage._threshold {return false}
         if _storage._sets != rhs_storage._sets {return false}
+        if _storage._training != rhs_storage._training {return false}
         return true
       }
       if !storagesAreEqual {return false}
     }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_TrainingSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TrainingSpec"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}mode\0\u{1}aggregator\0\u{1}features\0\u{1}label\0\u{1}rounds\0\u{3}local_epochs\0\u{3}learning_rate\0\u{1}l2\0\u{3}batch_size\0\u{1}tolerance\0\u{3}eval_dataset\0\u{1}holdout\0\u{1}bins\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.mode) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.aggregator) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.features) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.label) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.rounds) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.localEpochs) }()
+      case 7: try { try decoder.decodeSingularDoubleField(value: &self.learningRate) }()
+      case 8: try { try decoder.decodeSingularDoubleField(value: &self.l2) }()
+      case 9: try { try decoder.decodeSingularUInt32Field(value: &self.batchSize) }()
+      case 10: try { try decoder.decodeSingularDoubleField(value: &self.tolerance) }()
+      case 11: try { try decoder.decodeSingularStringField(value: &self.evalDataset) }()
+      case 12: try { try decoder.decodeSingularDoubleField(value: &self.holdout) }()
+      case 13: try { try decoder.decodeSingularUInt32Field(value: &self.bins) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.mode.isEmpty {
+      try visitor.visitSingularStringField(value: self.mode, fieldNumber: 1)
+    }
+    if !self.aggregator.isEmpty {
+      try visitor.visitSingularStringField(value: self.aggregator, fieldNumber: 2)
+    }
+    if !self.features.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.features, fieldNumber: 3)
+    }
+    if !self.label.isEmpty {
+      try visitor.visitSingularStringField(value: self.label, fieldNumber: 4)
+    }
+    if self.rounds != 0 {
+      try visitor.visitSingularUInt32Field(value: self.rounds, fieldNumber: 5)
+    }
+    if self.localEpochs != 0 {
+      try visitor.visitSingularUInt32Field(value: self.localEpochs, fieldNumber: 6)
+    }
+    if self.learningRate.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.learningRate, fieldNumber: 7)
+    }
+    if self.l2.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.l2, fieldNumber: 8)
+    }
+    if self.batchSize != 0 {
+      try visitor.visitSingularUInt32Field(value: self.batchSize, fieldNumber: 9)
+    }
+    if self.tolerance.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.tolerance, fieldNumber: 10)
+    }
+    if !self.evalDataset.isEmpty {
+      try visitor.visitSingularStringField(value: self.evalDataset, fieldNumber: 11)
+    }
+    if self.holdout.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.holdout, fieldNumber: 12)
+    }
+    if self.bins != 0 {
+      try visitor.visitSingularUInt32Field(value: self.bins, fieldNumber: 13)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_TrainingSpec, rhs: Mpcnode_V1_TrainingSpec) -> Bool {
+    if lhs.mode != rhs.mode {return false}
+    if lhs.aggregator != rhs.aggregator {return false}
+    if lhs.features != rhs.features {return false}
+    if lhs.label != rhs.label {return false}
+    if lhs.rounds != rhs.rounds {return false}
+    if lhs.localEpochs != rhs.localEpochs {return false}
+    if lhs.learningRate != rhs.learningRate {return false}
+    if lhs.l2 != rhs.l2 {return false}
+    if lhs.batchSize != rhs.batchSize {return false}
+    if lhs.tolerance != rhs.tolerance {return false}
+    if lhs.evalDataset != rhs.evalDataset {return false}
+    if lhs.holdout != rhs.holdout {return false}
+    if lhs.bins != rhs.bins {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -34,9 +34,11 @@ struct JobCommand: AsyncParsableCommand {
                   mpcnode job submit union-sum --party b1:customers.id --party b2:customers.id --value balance \\
                       --aggregator regulator --reporting-threshold 1000000
                   mpcnode job submit intersection-stats --party b1:c.id --party b2:c.id --value balance --bins 0,1000,10000 --aggregator regulator
+                  mpcnode job submit train-lr --party b1:loans --party b2:loans --aggregator operator --features x0..x29 --label y \\
+                      --rounds 30 --eval-dataset loans_test
                 """)
         @OptionGroup var options: ConfigOption
-        @Argument(help: "The protocol: psi, secure-sum, mpsi, watchlist, union-sum or intersection-stats.") var protocolName: String
+        @Argument(help: "The protocol: psi, secure-sum, mpsi, watchlist, union-sum, intersection-stats or train-lr.") var protocolName: String
         @Option(name: .customLong("party"), help: "A party and its input, as node:dataset.column (repeat).") var parties: [String] = []
         @Option(name: .customLong("deliver-to"), help: "A node that receives the result (repeat).") var deliverTo: [String] = []
         @Flag(help: "Deliver only the size of the intersection.") var cardinalityOnly = false
@@ -55,7 +57,32 @@ struct JobCommand: AsyncParsableCommand {
         @Option(help: "union-sum, intersection-stats: the decimal column to sum per identifier.") var value: String?
         @Option(help: "union-sum: list per-identifier totals at or above this.") var reportingThreshold: String?
         @Option(help: "intersection-stats: histogram bin edges, comma-separated, ascending.") var bins: String?
+        @Option(help: "train-lr: horizontal (same features, different customers).") var mode: String = "horizontal"
+        @Option(help: "train-lr: feature columns, comma-separated (x0,x1,… or a range x0..x29).") var features: String?
+        @Option(help: "train-lr: the 0/1 label column.") var label: String?
+        @Option(help: "train-lr: rounds.") var rounds: Int = 20
+        @Option(help: "train-lr: local epochs per round.") var localEpochs: Int = 1
+        @Option(help: "train-lr: learning rate.") var learningRate: Double = 0.1
+        @Option(help: "train-lr: L2 regularisation.") var l2: Double = 0.001
+        @Option(help: "train-lr: mini-batch size.") var batchSize: Int = 32
+        @Option(help: "train-lr: stop when the loss changes by less than this.") var tolerance: Double = 1e-5
+        @Option(help: "train-lr: each party's evaluation dataset (same columns).") var evalDataset: String?
+        @Option(help: "train-lr: share of rows held out for evaluation when there is no --eval-dataset.") var holdout: Double = 0.2
         @Flag(help: "Wait until the job ends, showing progress, and exit non-zero if it did not succeed.") var wait = false
+
+        /// "a,b,c" or "x0..x29" (a numbered range), or a mix.
+        static func columns(_ text: String) throws -> [String] {
+            try text.split(separator: ",").flatMap { part -> [String] in
+                let p = part.trimmingCharacters(in: .whitespaces)
+                guard let r = p.range(of: "..") else { return [p] }
+                let from = String(p[..<r.lowerBound]), to = String(p[r.upperBound...])
+                let prefix = String(from.prefix { !$0.isNumber })
+                guard let a = Int(from.dropFirst(prefix.count)), let b = Int(to.dropFirst(prefix.count)), to.hasPrefix(prefix), a <= b else {
+                    throw CLIFailure("'\(p)' is not a column range like x0..x29")
+                }
+                return (a...b).map { "\(prefix)\($0)" }
+            }
+        }
 
         func run() async throws {
             let parsed = try parties.map { text -> JobSubmission.Party in
@@ -67,14 +94,23 @@ struct JobCommand: AsyncParsableCommand {
                 aggregate = .init(groupBy: groupBy, groups: groups?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } ?? [],
                                   measures: measures, decimals: decimals, minCellRecords: minCellRecords, minCellParties: minCellParties)
             }
+            var training: JobSubmission.TrainingOptions?
+            if protocolName == "train-lr" {
+                guard let aggregator, let features, let label else { throw CLIFailure("train-lr needs --aggregator, --features and --label") }
+                training = .init(mode: mode, aggregator: aggregator, features: try Self.columns(features), label: label,
+                                 parameters: .init(rounds: rounds, localEpochs: localEpochs, learningRate: learningRate, l2: l2,
+                                                   batchSize: batchSize, tolerance: tolerance),
+                                 evalDataset: evalDataset, holdout: evalDataset == nil ? holdout : 0)
+            }
             var sets: JobSubmission.SetOptions?
-            if let aggregator {
+            if let aggregator, protocolName != "train-lr" {
                 sets = .init(aggregator: aggregator, mixer: mixer, atLeast: atLeast, minIntersection: minIntersection, valueColumn: value,
                              decimals: decimals, reportingThreshold: reportingThreshold,
                              bins: bins?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } ?? [], minCellParties: minCellParties)
             }
             let submission = JobSubmission(protocolName: protocolName, parties: parsed, deliverTo: deliverTo,
-                                           cardinalityOnly: cardinalityOnly, group: group, aggregate: aggregate, threshold: threshold, sets: sets)
+                                           cardinalityOnly: cardinalityOnly, group: group, aggregate: aggregate, threshold: threshold, sets: sets,
+                                           training: training)
             let response = try await JobCommand.call(options, AdminRequest(command: .submitJob, submission: submission))
             let id = response.jobID ?? "?"
             print("submitted \(id)")

@@ -96,7 +96,8 @@ final class HorizontalLRTests: XCTestCase {
         let clients = try await withThrowingTaskGroup(of: (String, HorizontalLRClient.Outcome).self) { group in
             for p in parties {
                 let client = HorizontalLRClient(parameters: parameters, me: p, training: data[p]!, evaluation: evaluation[p]!,
-                                                modelChannel: clientEnds[p]!, openSum: { await board.open($0, from: p) }, authentication: auth[p]!)
+                                                modelChannel: clientEnds[p]!, withSum: { stream, body in try await body(await board.open(stream, from: p)) },
+                                                authentication: auth[p]!)
                 group.addTask { (p, try await client.run()) }
             }
             var out: [String: HorizontalLRClient.Outcome] = [:]

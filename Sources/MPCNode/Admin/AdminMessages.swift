@@ -3,7 +3,7 @@ import Foundation
 /// A request from the operator's CLI to its own daemon (JSON over the admin socket).
 public struct AdminRequest: Codable, Sendable {
     public enum Command: String, Codable, Sendable {
-        case status, submitJob, jobStatus, listJobs, jobResult, audit, listReports, showReport
+        case status, submitJob, jobStatus, listJobs, jobResult, audit, listReports, showReport, listModels, showModel
     }
     public var command: Command
     public var submission: JobSubmission?
@@ -29,6 +29,8 @@ public struct AdminResponse: Codable, Sendable {
     public var audit: [AuditRecord]?
     public var reports: [ReportView]?
     public var report: ReportView?
+    public var models: [ModelView]?
+    public var model: ModelView?
 
     public init(error: String? = nil) { self.error = error }
 }

@@ -147,6 +147,10 @@ public final class NodeRuntime: Sendable {
                 response.reports = try ReportRepository(store: repository.store).list(limit: request.limit ?? 100)
             case .showReport:
                 response.report = try ReportRepository(store: repository.store).get(request.jobID ?? "")
+            case .listModels:
+                response.models = try ModelRepository(store: repository.store).list(limit: request.limit ?? 100)
+            case .showModel:
+                response.model = try ModelRepository(store: repository.store).get(request.jobID ?? "")
             case .audit:
                 response.audit = try audit.records(jobID: request.jobID, limit: request.limit ?? 100)
             }

@@ -77,9 +77,10 @@ public actor JobEngine {
         }
         for id in partyIDs where configuration.peers[id] == nil { throw JobError.unknownPeer(id) }
         let setKind = SetJobKind(rawValue: submission.protocolName)
-        guard !submission.deliverTo.isEmpty || setKind != nil else { throw JobError.invalidSubmission("name at least one recipient with --deliver-to") }
+        guard !submission.deliverTo.isEmpty || setKind != nil || submission.protocolName == "train-lr" else { throw JobError.invalidSubmission("name at least one recipient with --deliver-to") }
         var aggregateSpec: Mpcnode_V1_AggregateSpec?
         var setSpec: Mpcnode_V1_SetOperationSpec?
+        var trainingSpec: Mpcnode_V1_TrainingSpec?
         switch submission.protocolName {
         case "psi":
             guard submission.parties.count == 2 else {
@@ -114,9 +115,11 @@ public actor JobEngine {
                 guard (2...partyIDs.count).contains(t) else { throw JobError.invalidSubmission("threshold \(t) must lie in 2…\(partyIDs.count)") }
             }
             aggregateSpec = spec
+        case "train-lr":
+            trainingSpec = try validateTrainingSubmission(submission)
         default:
             guard let setKind else {
-                throw JobError.invalidSubmission("unknown protocol '\(submission.protocolName)' (available: psi, secure-sum, \(SetJobKind.allCases.map(\.rawValue).joined(separator: ", ")))")
+                throw JobError.invalidSubmission("unknown protocol '\(submission.protocolName)' (available: psi, secure-sum, train-lr, \(SetJobKind.allCases.map(\.rawValue).joined(separator: ", ")))")
             }
             setSpec = try validateSetSubmission(submission, kind: setKind)
         }
@@ -130,6 +133,7 @@ public actor JobEngine {
         spec.group = submission.protocolName == "psi" || setKind != nil ? submission.group : ""
         if let aggregateSpec { spec.aggregate = aggregateSpec }
         if let setSpec { spec.sets = setSpec }
+        if let trainingSpec { spec.training = trainingSpec }
         spec.threshold = UInt32(submission.threshold ?? 0)
         spec.createdAtUnixMs = Int64(Date().timeIntervalSince1970 * 1000)
         let hash = try JobRepository.specHash(spec)
@@ -272,7 +276,8 @@ public actor JobEngine {
                 if let server = JobRepository.server(of: spec) {
                     // The job is the server's (it holds the report). A party failing in a phase the protocol
                     // survives is a dropout (the report says who is in it); any other failure ends the job.
-                    let fatal = outcome.state == JobState.failed.rawValue && (peer == server || (!outcome.dropout && spec.protocol != "secure-sum"))
+                    let tolerant = spec.protocol == "secure-sum" || spec.protocol == "train-lr"
+                    let fatal = outcome.state == JobState.failed.rawValue && (peer == server || (!outcome.dropout && !tolerant))
                     if fatal {
                         failure = "\(peer): \(outcome.reason)"
                         try repository.setState(db, jobID: spec.jobID, .failed, reason: failure)
@@ -343,7 +348,7 @@ public actor JobEngine {
             let check = PolicyCheck(policy: configuration.policy, nodeID: nodeID)
             let verdict = try check.check(spec, proposer: proposer) {
                 guard let mine else { return nil }
-                if spec.protocol == "secure-sum" {
+                if spec.protocol == "secure-sum" || spec.protocol == "train-lr" {
                     inputRows = try? catalog.describe(mine.dataset).rowCount
                 } else if let kind = SetJobKind(rawValue: spec.protocol), kind.sumsValues,
                           (try catalog.distinctCount(dataset: mine.dataset, column: spec.sets.valueColumn)) == nil {
@@ -469,6 +474,9 @@ public actor JobEngine {
             case "secure-sum":
                 c = spec.deliverTo.first == nodeID ? try await runSecureSumServer(spec, started: started)
                                                    : try await runSecureSumClient(spec)
+            case "train-lr":
+                c = spec.training.aggregator == nodeID ? try await runTrainingAggregator(spec, started: started)
+                                                       : try await runTrainingParty(spec)
             case let p where SetJobKind(rawValue: p) != nil:
                 c = spec.sets.aggregator == nodeID ? try await runSetAggregator(spec, started: started)
                                                    : try await runSetOwner(spec, scratch: scratch)

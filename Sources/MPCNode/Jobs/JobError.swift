@@ -11,6 +11,7 @@ public enum JobError: Error, CustomStringConvertible, Equatable {
     case belowMinimum(String)
     case unknownJob(String)
     case noReport(String)
+    case noModel(String)
     case notCoordinator(String)
 
     public var description: String {
@@ -24,6 +25,7 @@ public enum JobError: Error, CustomStringConvertible, Equatable {
         case .belowMinimum(let d): return d
         case .interruptedByRestart: return "the daemon stopped while the job was running; submit the job again"
         case .unknownJob(let id): return "no job '\(id)' on this node"
+        case .noModel(let id): return "no model '\(id)' on this node (see `mpcnode model list`)"
         case .noReport(let id): return "no report '\(id)' on this node (see `mpcnode report list`)"
         case .notCoordinator(let d): return d
         }

@@ -38,6 +38,7 @@ public struct JobRepository: Sendable {
         var nodes = spec.parties.map(\.nodeID)
         if spec.protocol == "secure-sum", let server = spec.deliverTo.first, !nodes.contains(server) { nodes.append(server) }
         if SetJobKind(rawValue: spec.protocol) != nil, !nodes.contains(spec.sets.aggregator) { nodes.append(spec.sets.aggregator) }
+        if spec.protocol == "train-lr", !nodes.contains(spec.training.aggregator) { nodes.append(spec.training.aggregator) }
         return nodes
     }
 
@@ -46,6 +47,7 @@ public struct JobRepository: Sendable {
     public static func server(of spec: Mpcnode_V1_JobSpec) -> String? {
         if spec.protocol == "secure-sum" { return spec.deliverTo.first }
         if let kind = SetJobKind(rawValue: spec.protocol), kind.sumsValues { return spec.sets.aggregator }
+        if spec.protocol == "train-lr" { return spec.training.aggregator }
         return nil
     }
 

@@ -1,3 +1,4 @@
+import MPCLearning
 import Foundation
 
 /// The states a job passes through. `refused`, `succeeded` and `failed` are final.
@@ -133,6 +134,23 @@ public struct JobSubmission: Codable, Sendable {
         }
     }
 
+    /// A training job's model, data and hyper-parameters (train-lr).
+    public struct TrainingOptions: Codable, Sendable {
+        public var mode: String
+        public var aggregator: String
+        public var features: [String]
+        public var label: String
+        public var parameters: TrainingParameters
+        public var evalDataset: String?
+        public var holdout: Double
+        public var bins: Int
+        public init(mode: String = "horizontal", aggregator: String, features: [String], label: String,
+                    parameters: TrainingParameters = TrainingParameters(), evalDataset: String? = nil, holdout: Double = 0.2, bins: Int = 1000) {
+            self.mode = mode; self.aggregator = aggregator; self.features = features; self.label = label
+            self.parameters = parameters; self.evalDataset = evalDataset; self.holdout = holdout; self.bins = bins
+        }
+    }
+
     public var protocolName: String
     public var parties: [Party]
     public var deliverTo: [String]
@@ -141,9 +159,11 @@ public struct JobSubmission: Codable, Sendable {
     public var aggregate: Aggregate?
     public var threshold: Int?
     public var sets: SetOptions?
+    public var training: TrainingOptions?
 
     public init(protocolName: String, parties: [Party], deliverTo: [String], cardinalityOnly: Bool, group: String,
-                aggregate: Aggregate? = nil, threshold: Int? = nil, sets: SetOptions? = nil) {
+                aggregate: Aggregate? = nil, threshold: Int? = nil, sets: SetOptions? = nil, training: TrainingOptions? = nil) {
+        self.training = training
         self.protocolName = protocolName
         self.parties = parties
         self.deliverTo = deliverTo

@@ -52,6 +52,8 @@ public enum JobProtocolUse: String, Sendable, CaseIterable, Codable {
     case unionSum = "union-sum"
     /// Statistics of a value column over the intersection.
     case intersectionStats = "intersection-stats"
+    /// Training a model jointly (the feature and label columns must be allowed).
+    case trainLR = "train-lr"
 }
 
 public struct DatasetPolicy: Sendable, Equatable {

@@ -37,6 +37,9 @@ public struct PolicyCheck: Sendable {
                 // Likewise the aggregator of a set operation.
                 return .allowed
             }
+            if spec.protocol == "train-lr" && spec.training.aggregator == nodeID {
+                return .allowed
+            }
             return .refused(reason: "this node is not a party of the job")
         }
         guard let rule = policy.datasets[mine.dataset] else {
@@ -46,6 +49,7 @@ public struct PolicyCheck: Sendable {
         switch spec.protocol {
         case "psi": use = spec.cardinalityOnly ? .psiCardinality : .psi
         case "secure-sum": use = .secureSum
+        case "train-lr": use = .trainLR
         default:
             guard let kind = SetJobKind(rawValue: spec.protocol) else {
                 return .refused(reason: "protocol '\(spec.protocol)' is not supported")
@@ -65,6 +69,16 @@ public struct PolicyCheck: Sendable {
             }
             guard spec.aggregate.minCellParties >= UInt32(rule.minimumCellParties) else {
                 return .refused(reason: "cells with fewer than \(rule.minimumCellParties) parties must be suppressed (the job asks \(spec.aggregate.minCellParties))")
+            }
+        } else if use == .trainLR {
+            for column in spec.training.features + [spec.training.label] where !rule.columns.contains(column) {
+                return .refused(reason: "column '\(column)' of dataset '\(mine.dataset)' may not be used for training")
+            }
+            if !spec.training.evalDataset.isEmpty && policy.datasets[spec.training.evalDataset]?.protocols.contains(.trainLR) != true {
+                return .refused(reason: "evaluation dataset '\(spec.training.evalDataset)' is not exposed to train-lr")
+            }
+            if !rule.resultRecipients.contains(spec.training.aggregator) {
+                return .refused(reason: "\(spec.training.aggregator) may not receive a model trained on dataset '\(mine.dataset)'")
             }
         } else {
             guard rule.columns.contains(mine.column) else {

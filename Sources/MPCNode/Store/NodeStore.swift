@@ -115,6 +115,14 @@ public final class NodeStore: Sendable {
                 t.column("body", .text).notNull()         // JSON of ReportView
             }
         }
+        migrator.registerMigration("v4: trained models") { db in
+            try db.create(table: "model") { t in
+                t.primaryKey("id", .text)
+                t.column("job_id", .text).notNull().indexed()
+                t.column("created_at", .datetime).notNull()
+                t.column("body", .text).notNull()         // JSON of ModelView
+            }
+        }
         return migrator
     }
 

@@ -168,20 +168,23 @@ public struct HorizontalLRClient: Sendable {
     public let training: LabeledRows
     public let evaluation: LabeledRows
     public let modelChannel: any MessageChannel
-    /// Opens this party's session of one secure sum ("round-N", "evaluate") with the aggregator.
-    public let openSum: @Sendable (String) async throws -> any MessageChannel
+    /// Runs `body` over this party's session of one secure sum ("round-N", "evaluate") with the aggregator.
+    public let withSum: @Sendable (String, @Sendable (any MessageChannel) async throws -> Void) async throws -> Void
     public let authentication: KeyAuthentication
     public let auditRecordHash: [UInt8]
+    /// Called after each round this party contributed to.
+    public var onRound: (@Sendable (Int) -> Void)?
 
     public init(parameters: HorizontalLRParameters, me: NodeID, training: LabeledRows, evaluation: LabeledRows,
-                modelChannel: any MessageChannel, openSum: @escaping @Sendable (String) async throws -> any MessageChannel,
+                modelChannel: any MessageChannel,
+                withSum: @escaping @Sendable (String, @Sendable (any MessageChannel) async throws -> Void) async throws -> Void,
                 authentication: KeyAuthentication, auditRecordHash: [UInt8] = []) {
         self.parameters = parameters
         self.me = me
         self.training = training
         self.evaluation = evaluation
         self.modelChannel = modelChannel
-        self.openSum = openSum
+        self.withSum = withSum
         self.authentication = authentication
         self.auditRecordHash = auditRecordHash
     }
@@ -204,9 +207,13 @@ public struct HorizontalLRClient: Sendable {
                     guard update.allSatisfy({ FixedPoint.fits($0, parties: parameters.clients.count) }) else {
                         throw ProtocolError.parameterMismatch(peer: me, detail: "round \(round.round): the update is too large for fixed point (lower the learning rate)")
                     }
-                    let channel = try await openSum("round-\(round.round)")
-                    _ = try await SecureAggregationClient(parameters: parameters.roundSum(Int(round.round)), me: me, input: update.map(FixedPoint.encode),
-                                                          channel: channel, authentication: authentication, auditRecordHash: auditRecordHash).run()
+                    let sum = parameters.roundSum(Int(round.round)), me = me, authentication = authentication, hash = auditRecordHash
+                    let input = update.map(FixedPoint.encode)
+                    try await withSum("round-\(round.round)") { channel in
+                        _ = try await SecureAggregationClient(parameters: sum, me: me, input: input, channel: channel,
+                                                              authentication: authentication, auditRecordHash: hash).run()
+                    }
+                    onRound?(Int(round.round))
                     contributed.append(Int(round.round))
                 case .evaluate(let e):
                     guard e.parameters.count == parameters.features + 1, Int(e.bins) == parameters.bins else {
@@ -215,9 +222,11 @@ public struct HorizontalLRClient: Sendable {
                     let local = Metrics.Evaluation(model: LogisticModel(parameters: e.parameters), data: evaluation, bins: parameters.bins)
                     let vector = local.positives.map { UInt64(bitPattern: $0) } + local.negatives.map { UInt64(bitPattern: $0) }
                         + [FixedPoint.encode(local.lossSum), UInt64(bitPattern: local.correct)]
-                    let channel = try await openSum("evaluate")
-                    _ = try await SecureAggregationClient(parameters: parameters.evaluationSum, me: me, input: vector, channel: channel,
-                                                          authentication: authentication, auditRecordHash: auditRecordHash).run()
+                    let sum = parameters.evaluationSum, me = me, authentication = authentication, hash = auditRecordHash
+                    try await withSum("evaluate") { channel in
+                        _ = try await SecureAggregationClient(parameters: sum, me: me, input: vector, channel: channel,
+                                                              authentication: authentication, auditRecordHash: hash).run()
+                    }
                 case .done(let done):
                     await modelChannel.close()
                     return Outcome(model: LogisticModel(parameters: done.parameters), roundsContributed: contributed, done: done)

@@ -1,0 +1,60 @@
+import ArgumentParser
+import Foundation
+import MPCNode
+
+struct ModelCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "model",
+        abstract: "Models trained jointly, as this node keeps them (coefficients, lineage, training curve).",
+        subcommands: [List.self, Show.self, Export.self])
+
+    static func fetch(_ options: ConfigOption, _ id: String) async throws -> ModelView {
+        try await JobCommand.call(options, AdminRequest(command: .showModel, jobID: id)).model!
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the models.")
+        @OptionGroup var options: ConfigOption
+        func run() async throws {
+            let models = try await JobCommand.call(options, AdminRequest(command: .listModels)).models ?? []
+            if models.isEmpty { print("no models"); return }
+            print(TextTable.render(header: ["model", "job", "mode", "role", "features", "rounds", "AUC", "created"],
+                                   rows: models.map { [$0.id, $0.jobID, $0.mode, $0.role, "\($0.features.count)", "\($0.rounds.count)",
+                                                       $0.auc.map { String(format: "%.4f", $0) } ?? "-", Format.date($0.createdAt)] }))
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a model: coefficients, data, hyper-parameters, metrics and training curve.")
+        @OptionGroup var options: ConfigOption
+        @Argument(help: "Model or job id.") var id: String
+        func run() async throws {
+            let m = try await ModelCommand.fetch(options, id)
+            let p = m.training
+            func f(_ v: Double?) -> String { v.map { String(format: "%.4f", $0) } ?? "-" }
+            print("""
+                model        \(m.id)   (\(m.mode) logistic regression, job \(m.jobID), this node: \(m.role))
+                spec hash    \(m.specHash)
+                trained on   \(m.datasets.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ", "))
+                label        \(m.label)
+                training     rounds \(p.rounds), local epochs \(p.localEpochs), learning rate \(p.learningRate), L2 \(p.l2), batch \(p.batchSize), tolerance \(p.tolerance)
+                evaluation   AUC \(f(m.auc)), log-loss \(f(m.loss)), accuracy \(f(m.accuracy)) on \(m.evaluatedRows.map(String.init) ?? "-") rows
+
+                """)
+            let rows = m.features.map { [$0, String(format: "%+.6f", m.weights[$0] ?? 0)] } + [["(intercept)", String(format: "%+.6f", m.bias)]]
+            print(TextTable.render(header: ["feature", "weight"], rows: rows))
+            if !m.rounds.isEmpty {
+                print("\ntraining curve (the consortium's log-loss at the start of each round)")
+                print(TextTable.render(header: ["round", "loss", "rows", "contributors"],
+                                       rows: m.rounds.map { ["\($0.round)", String(format: "%.6f", $0.loss), "\($0.samples)", $0.contributors.joined(separator: ",")] }))
+            }
+        }
+    }
+
+    struct Export: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Write a model as JSON to standard output.")
+        @OptionGroup var options: ConfigOption
+        @Argument(help: "Model or job id.") var id: String
+        func run() async throws { try printJSON(try await ModelCommand.fetch(options, id)) }
+    }
+}
