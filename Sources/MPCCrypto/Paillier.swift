@@ -116,6 +116,47 @@ public struct PaillierPublicKey: Sendable {
         return PaillierCiphertext(value: BigArithmetic.modInverse(power, nSquared) ?? power)
     }
 
+    /// E(Σ kᵢ·aᵢ) = ∏ aᵢ^kᵢ for signed coefficients: the positive and the negative terms are multiplied
+    /// separately, so one modular inverse serves the whole combination.
+    public func linearCombination(_ ciphertexts: [PaillierCiphertext], _ coefficients: [Int64]) -> PaillierCiphertext {
+        precondition(ciphertexts.count == coefficients.count)
+        var positive = BigNumber(1), negative = BigNumber(1)
+        var anyNegative = false
+        for (c, k) in zip(ciphertexts, coefficients) where k != 0 {
+            let power = BigArithmetic.modExp(c.value, BigNumber(k.magnitude), nSquared, montgomery: montgomery)
+            if k > 0 { positive = BigArithmetic.modMultiply(positive, power, nSquared) }
+            else { negative = BigArithmetic.modMultiply(negative, power, nSquared); anyNegative = true }
+        }
+        guard anyNegative, let inverse = BigArithmetic.modInverse(negative, nSquared) else { return PaillierCiphertext(value: positive) }
+        return PaillierCiphertext(value: BigArithmetic.modMultiply(positive, inverse, nSquared))
+    }
+
+    /// A uniformly random plaintext, to mask a value before the key holder decrypts it.
+    public func randomMask() -> PaillierMask { PaillierMask(value: BigNumber.random(below: n)) }
+
+    /// E(a + R) for a mask R.
+    public func add(_ a: PaillierCiphertext, mask: PaillierMask) -> PaillierCiphertext {
+        let gr = BigArithmetic.modulo(BigArithmetic.add(BigArithmetic.multiply(mask.value, n), BigNumber(1)), nSquared)
+        return PaillierCiphertext(value: BigArithmetic.modMultiply(a.value, gr, nSquared))
+    }
+
+    /// The signed value a from the key holder's decryption of E(a + R) (big-endian, modulo n) and the mask R.
+    public func unmask(_ plaintext: [UInt8], _ mask: PaillierMask) throws -> Double {
+        let m = BigNumber(bigEndian: plaintext)
+        guard m < n else { throw CryptoError.invalidScalar(reason: "a masked plaintext must be below n") }
+        return signedDouble(BigArithmetic.modulo(BigArithmetic.subtract(m, mask.value), n))
+    }
+
+    /// The signed value of a plaintext modulo n (the upper half is negative), as a Double.
+    func signedDouble(_ m: BigNumber) -> Double {
+        let half = BigArithmetic.divide(n, BigNumber(2))
+        if half < m {
+            let magnitude = BigArithmetic.subtract(n, m)
+            return -(magnitude.uint64.map { Double($0) } ?? Double(magnitude.description)!)
+        }
+        return m.uint64.map { Double($0) } ?? Double(m.description)!
+    }
+
     /// The same plaintext under fresh randomness.
     public func rerandomize(_ a: PaillierCiphertext) -> PaillierCiphertext {
         PaillierCiphertext(value: BigArithmetic.modMultiply(a.value, randomness(), nSquared))
@@ -130,6 +171,9 @@ public struct PaillierPublicKey: Sendable {
         return PaillierCiphertext(value: v)
     }
 }
+
+/// A random plaintext that hides a value from the key holder (who decrypts the sum).
+public struct PaillierMask: Sendable { let value: BigNumber }
 
 public struct PaillierCiphertext: Sendable {
     let value: BigNumber
@@ -201,15 +245,10 @@ public struct PaillierPrivateKey: Sendable {
     }
 
     /// The signed plaintext (upper half of [0, n) is negative), as a Double: exact up to 2⁵³ in magnitude.
-    public func decryptSigned(_ c: PaillierCiphertext) -> Double {
-        let m = decrypt(c)
-        let half = BigArithmetic.divide(publicKey.n, BigNumber(2))
-        if half < m {
-            let magnitude = BigArithmetic.subtract(publicKey.n, m)
-            return -(magnitude.uint64.map(Double.init) ?? Double(magnitude.description)!)
-        }
-        return m.uint64.map(Double.init) ?? Double(m.description)!
-    }
+    public func decryptSigned(_ c: PaillierCiphertext) -> Double { publicKey.signedDouble(decrypt(c)) }
+
+    /// The plaintext in [0, n), big-endian, `modulusBytes` long (to send back a masked value).
+    public func decryptBytes(_ c: PaillierCiphertext) -> [UInt8] { decrypt(c).bigEndianBytes(length: publicKey.modulusBytes) }
 
     /// The signed plaintext as an Int64; nil if out of range.
     public func decryptInt64(_ c: PaillierCiphertext) -> Int64? {

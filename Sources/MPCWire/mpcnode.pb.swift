@@ -626,6 +626,14 @@ public nonisolated struct Mpcnode_V1_SessionFrame: Sendable {
     set {body = .lr(newValue)}
   }
 
+  public var vlr: Mpcnode_V1_VLRMessage {
+    get {
+      if case .vlr(let v)? = body {return v}
+      return Mpcnode_V1_VLRMessage()
+    }
+    set {body = .vlr(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -635,6 +643,7 @@ public nonisolated struct Mpcnode_V1_SessionFrame: Sendable {
     case ring(Mpcnode_V1_PseudonymRingMessage)
     case sets(Mpcnode_V1_SetsMessage)
     case lr(Mpcnode_V1_LRMessage)
+    case vlr(Mpcnode_V1_VLRMessage)
 
   }
 
@@ -1352,6 +1361,181 @@ public nonisolated struct Mpcnode_V1_LRDone: Sendable {
   public var accuracy: Double = 0
 
   public var evaluated: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_VLRMessage: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var body: Mpcnode_V1_VLRMessage.OneOf_Body? = nil
+
+  /// Arbiter → guest and host: the Paillier public key for this job.
+  public var publicKey: Mpcnode_V1_VLRPublicKey {
+    get {
+      if case .publicKey(let v)? = body {return v}
+      return Mpcnode_V1_VLRPublicKey()
+    }
+    set {body = .publicKey(newValue)}
+  }
+
+  /// Host → guest: ⟦S·u_H⟧ and ⟦S²·u_H²⟧ for the rows of one batch.
+  public var forward: Mpcnode_V1_VLRForward {
+    get {
+      if case .forward(let v)? = body {return v}
+      return Mpcnode_V1_VLRForward()
+    }
+    set {body = .forward(newValue)}
+  }
+
+  /// Guest → host: ⟦4S·d⟧ for the rows of one batch.
+  public var residuals: Mpcnode_V1_VLRCiphertexts {
+    get {
+      if case .residuals(let v)? = body {return v}
+      return Mpcnode_V1_VLRCiphertexts()
+    }
+    set {body = .residuals(newValue)}
+  }
+
+  /// Party → arbiter: its masked encrypted gradient of one batch (guest: and the batch's encrypted loss).
+  public var maskedGradient: Mpcnode_V1_VLRMaskedGradient {
+    get {
+      if case .maskedGradient(let v)? = body {return v}
+      return Mpcnode_V1_VLRMaskedGradient()
+    }
+    set {body = .maskedGradient(newValue)}
+  }
+
+  /// Arbiter → party: the decrypted masked gradient (plaintexts modulo n).
+  public var gradient: Mpcnode_V1_VLRPlaintexts {
+    get {
+      if case .gradient(let v)? = body {return v}
+      return Mpcnode_V1_VLRPlaintexts()
+    }
+    set {body = .gradient(newValue)}
+  }
+
+  /// Arbiter → guest and host: the epoch's loss, and whether to go on.
+  public var control: Mpcnode_V1_VLRControl {
+    get {
+      if case .control(let v)? = body {return v}
+      return Mpcnode_V1_VLRControl()
+    }
+    set {body = .control(newValue)}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum OneOf_Body: Equatable, Sendable {
+    /// Arbiter → guest and host: the Paillier public key for this job.
+    case publicKey(Mpcnode_V1_VLRPublicKey)
+    /// Host → guest: ⟦S·u_H⟧ and ⟦S²·u_H²⟧ for the rows of one batch.
+    case forward(Mpcnode_V1_VLRForward)
+    /// Guest → host: ⟦4S·d⟧ for the rows of one batch.
+    case residuals(Mpcnode_V1_VLRCiphertexts)
+    /// Party → arbiter: its masked encrypted gradient of one batch (guest: and the batch's encrypted loss).
+    case maskedGradient(Mpcnode_V1_VLRMaskedGradient)
+    /// Arbiter → party: the decrypted masked gradient (plaintexts modulo n).
+    case gradient(Mpcnode_V1_VLRPlaintexts)
+    /// Arbiter → guest and host: the epoch's loss, and whether to go on.
+    case control(Mpcnode_V1_VLRControl)
+
+  }
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_VLRPublicKey: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var n: Data = Data()
+
+  public var randomnessBase: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_VLRForward: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var batch: UInt64 = 0
+
+  public var margins: [Data] = []
+
+  public var squares: [Data] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_VLRCiphertexts: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var batch: UInt64 = 0
+
+  public var values: [Data] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_VLRMaskedGradient: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var batch: UInt64 = 0
+
+  public var values: [Data] = []
+
+  /// Guest only: ⟦8S²·Σ ℓᵢ⟧ over the batch (Taylor loss), and the batch's row count.
+  public var loss: Data = Data()
+
+  public var rows: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_VLRPlaintexts: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var batch: UInt64 = 0
+
+  public var values: [Data] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_VLRControl: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var epoch: UInt32 = 0
+
+  public var loss: Double = 0
+
+  public var stop: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2418,7 +2602,7 @@ nonisolated extension Mpcnode_V1_SessionOpen: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Mpcnode_V1_SessionFrame: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SessionFrame"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{1}psi\0\u{1}abort\0\u{1}secagg\0\u{1}ring\0\u{1}sets\0\u{1}lr\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{1}psi\0\u{1}abort\0\u{1}secagg\0\u{1}ring\0\u{1}sets\0\u{1}lr\0\u{1}vlr\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2505,6 +2689,19 @@ nonisolated extension Mpcnode_V1_SessionFrame: SwiftProtobuf.Message, SwiftProto
           self.body = .lr(v)
         }
       }()
+      case 8: try {
+        var v: Mpcnode_V1_VLRMessage?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .vlr(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .vlr(v)
+        }
+      }()
       default: break
       }
     }
@@ -2542,6 +2739,10 @@ nonisolated extension Mpcnode_V1_SessionFrame: SwiftProtobuf.Message, SwiftProto
     case .lr?: try {
       guard case .lr(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    }()
+    case .vlr?: try {
+      guard case .vlr(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
     }()
     case nil: break
     }
@@ -3984,6 +4185,371 @@ nonisolated extension Mpcnode_V1_LRDone: SwiftProtobuf.Message, SwiftProtobuf._M
     if lhs.loss != rhs.loss {return false}
     if lhs.accuracy != rhs.accuracy {return false}
     if lhs.evaluated != rhs.evaluated {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_VLRMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".VLRMessage"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}public_key\0\u{1}forward\0\u{1}residuals\0\u{3}masked_gradient\0\u{1}gradient\0\u{1}control\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try {
+        var v: Mpcnode_V1_VLRPublicKey?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .publicKey(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .publicKey(v)
+        }
+      }()
+      case 2: try {
+        var v: Mpcnode_V1_VLRForward?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .forward(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .forward(v)
+        }
+      }()
+      case 3: try {
+        var v: Mpcnode_V1_VLRCiphertexts?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .residuals(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .residuals(v)
+        }
+      }()
+      case 4: try {
+        var v: Mpcnode_V1_VLRMaskedGradient?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .maskedGradient(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .maskedGradient(v)
+        }
+      }()
+      case 5: try {
+        var v: Mpcnode_V1_VLRPlaintexts?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .gradient(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .gradient(v)
+        }
+      }()
+      case 6: try {
+        var v: Mpcnode_V1_VLRControl?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .control(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .control(v)
+        }
+      }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    switch self.body {
+    case .publicKey?: try {
+      guard case .publicKey(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    }()
+    case .forward?: try {
+      guard case .forward(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    }()
+    case .residuals?: try {
+      guard case .residuals(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    }()
+    case .maskedGradient?: try {
+      guard case .maskedGradient(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    }()
+    case .gradient?: try {
+      guard case .gradient(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    }()
+    case .control?: try {
+      guard case .control(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    }()
+    case nil: break
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_VLRMessage, rhs: Mpcnode_V1_VLRMessage) -> Bool {
+    if lhs.body != rhs.body {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_VLRPublicKey: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".VLRPublicKey"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}n\0\u{3}randomness_base\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.n) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.randomnessBase) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.n.isEmpty {
+      try visitor.visitSingularBytesField(value: self.n, fieldNumber: 1)
+    }
+    if !self.randomnessBase.isEmpty {
+      try visitor.visitSingularBytesField(value: self.randomnessBase, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_VLRPublicKey, rhs: Mpcnode_V1_VLRPublicKey) -> Bool {
+    if lhs.n != rhs.n {return false}
+    if lhs.randomnessBase != rhs.randomnessBase {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_VLRForward: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".VLRForward"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}batch\0\u{1}margins\0\u{1}squares\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.batch) }()
+      case 2: try { try decoder.decodeRepeatedBytesField(value: &self.margins) }()
+      case 3: try { try decoder.decodeRepeatedBytesField(value: &self.squares) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.batch != 0 {
+      try visitor.visitSingularUInt64Field(value: self.batch, fieldNumber: 1)
+    }
+    if !self.margins.isEmpty {
+      try visitor.visitRepeatedBytesField(value: self.margins, fieldNumber: 2)
+    }
+    if !self.squares.isEmpty {
+      try visitor.visitRepeatedBytesField(value: self.squares, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_VLRForward, rhs: Mpcnode_V1_VLRForward) -> Bool {
+    if lhs.batch != rhs.batch {return false}
+    if lhs.margins != rhs.margins {return false}
+    if lhs.squares != rhs.squares {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_VLRCiphertexts: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".VLRCiphertexts"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}batch\0\u{1}values\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.batch) }()
+      case 2: try { try decoder.decodeRepeatedBytesField(value: &self.values) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.batch != 0 {
+      try visitor.visitSingularUInt64Field(value: self.batch, fieldNumber: 1)
+    }
+    if !self.values.isEmpty {
+      try visitor.visitRepeatedBytesField(value: self.values, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_VLRCiphertexts, rhs: Mpcnode_V1_VLRCiphertexts) -> Bool {
+    if lhs.batch != rhs.batch {return false}
+    if lhs.values != rhs.values {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_VLRMaskedGradient: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".VLRMaskedGradient"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}batch\0\u{1}values\0\u{1}loss\0\u{1}rows\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.batch) }()
+      case 2: try { try decoder.decodeRepeatedBytesField(value: &self.values) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.loss) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.rows) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.batch != 0 {
+      try visitor.visitSingularUInt64Field(value: self.batch, fieldNumber: 1)
+    }
+    if !self.values.isEmpty {
+      try visitor.visitRepeatedBytesField(value: self.values, fieldNumber: 2)
+    }
+    if !self.loss.isEmpty {
+      try visitor.visitSingularBytesField(value: self.loss, fieldNumber: 3)
+    }
+    if self.rows != 0 {
+      try visitor.visitSingularUInt64Field(value: self.rows, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_VLRMaskedGradient, rhs: Mpcnode_V1_VLRMaskedGradient) -> Bool {
+    if lhs.batch != rhs.batch {return false}
+    if lhs.values != rhs.values {return false}
+    if lhs.loss != rhs.loss {return false}
+    if lhs.rows != rhs.rows {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_VLRPlaintexts: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".VLRPlaintexts"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}batch\0\u{1}values\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.batch) }()
+      case 2: try { try decoder.decodeRepeatedBytesField(value: &self.values) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.batch != 0 {
+      try visitor.visitSingularUInt64Field(value: self.batch, fieldNumber: 1)
+    }
+    if !self.values.isEmpty {
+      try visitor.visitRepeatedBytesField(value: self.values, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_VLRPlaintexts, rhs: Mpcnode_V1_VLRPlaintexts) -> Bool {
+    if lhs.batch != rhs.batch {return false}
+    if lhs.values != rhs.values {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_VLRControl: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".VLRControl"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}epoch\0\u{1}loss\0\u{1}stop\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.epoch) }()
+      case 2: try { try decoder.decodeSingularDoubleField(value: &self.loss) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.stop) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.epoch != 0 {
+      try visitor.visitSingularUInt32Field(value: self.epoch, fieldNumber: 1)
+    }
+    if self.loss.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.loss, fieldNumber: 2)
+    }
+    if self.stop != false {
+      try visitor.visitSingularBoolField(value: self.stop, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_VLRControl, rhs: Mpcnode_V1_VLRControl) -> Bool {
+    if lhs.epoch != rhs.epoch {return false}
+    if lhs.loss != rhs.loss {return false}
+    if lhs.stop != rhs.stop {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

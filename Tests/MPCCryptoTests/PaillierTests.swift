@@ -34,6 +34,26 @@ final class PaillierTests: XCTestCase {
         XCTAssertEqual(key.decryptSigned(pk.multiply(pk.encrypt(Int64.max), by: -4)), -Double(Int64.max) * 4, accuracy: 1e4)
     }
 
+    func testLinearCombinations() throws {
+        let key = Self.key, pk = key.publicKey
+        let a: [Int64] = [5, -7, 1_000_000, 0, -3]
+        let k: [Int64] = [3, 4, -2, 9, -65_536]
+        let c = pk.linearCombination(a.map { pk.encrypt($0) }, k)
+        XCTAssertEqual(key.decryptInt64(c), zip(a, k).map(*).reduce(0, +))
+        XCTAssertEqual(key.decryptInt64(pk.linearCombination([pk.encrypt(Int64(4))], [0])), 0)
+    }
+
+    func testMaskedDecryptionRevealsOnlyTheMaskedValue() throws {
+        let key = Self.key, pk = key.publicKey
+        for v: Int64 in [0, 17, -17, 1 << 50, -(1 << 50)] {
+            let mask = pk.randomMask()
+            let masked = key.decryptBytes(pk.add(pk.encrypt(v), mask: mask))
+            XCTAssertNotEqual(key.decryptInt64(pk.add(pk.encrypt(v), mask: mask)), v)
+            XCTAssertEqual(try pk.unmask(masked, mask), Double(v))
+        }
+        XCTAssertEqual(key.decryptSigned(pk.encrypt(Int64(-123_456))), -123_456)
+    }
+
     func testCiphertextsFromPeersAreCheckedAndForeignKeysDoNotDecrypt() throws {
         let key = Self.key, pk = key.publicKey
         let c = pk.encrypt(Int64(123))

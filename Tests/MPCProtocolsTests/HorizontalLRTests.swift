@@ -118,7 +118,6 @@ final class HorizontalLRTests: XCTestCase {
         // … and within 0.01 of the centralised baseline.
         XCTAssertEqual(federatedAUC, baselineAUC, accuracy: 0.01, "federated \(federatedAUC), baseline \(baselineAUC)")
         XCTAssertGreaterThan(federatedAUC, 0.95)
-        print("breast homo: federated AUC \(federatedAUC) (histograms \(outcome.evaluation.auc)), baseline \(baselineAUC), loss \(outcome.rounds.first!.loss) → \(outcome.rounds.last!.loss)")
         // No party's rows on the wire: none of the guest's feature values as 8-byte doubles.
         let sent = WireIndex(wire.entries.filter { $0.sender == "guest" }.flatMap(\.bytes))
         for v in guest.features.prefix(200) where v != 0 {

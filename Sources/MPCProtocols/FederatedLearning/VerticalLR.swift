@@ -1,0 +1,283 @@
+import Foundation
+import MPCCrypto
+import MPCLearning
+import MPCWire
+
+/// What the guest, the host and the arbiter of a vertical training agree on
+/// (Protocols/federated-lr-vertical.md).
+public struct VerticalLRParameters: Sendable {
+    public var jobID: String
+    public var guest: NodeID
+    public var host: NodeID
+    public var arbiter: NodeID
+    /// Aligned rows (the same at guest and host).
+    public var rows: Int
+    public var training: TrainingParameters
+    public var keyBits: Int
+
+    public init(jobID: String, guest: NodeID, host: NodeID, arbiter: NodeID, rows: Int, training: TrainingParameters, keyBits: Int = 2048) {
+        self.jobID = jobID
+        self.guest = guest
+        self.host = host
+        self.arbiter = arbiter
+        self.rows = rows
+        self.training = training
+        self.keyBits = keyBits
+    }
+
+    /// Fixed-point scale of features, weights and margins.
+    static let scale = 65_536.0
+
+    var batchSize: Int { max(1, training.batchSize) }
+    var batches: Int { (rows + batchSize - 1) / batchSize }
+    func batch(_ b: Int) -> Range<Int> { (b * batchSize)..<min(rows, (b + 1) * batchSize) }
+
+    static func fixed(_ x: Double) -> Int64 { Int64((x * scale).rounded()) }
+
+    /// The batch's feature columns in fixed point: columns[j][k] = S·x_(row k, feature j).
+    static func columns(_ data: LabeledRows, rows: Range<Int>) -> [[Int64]] {
+        (0..<data.width).map { j -> [Int64] in rows.map { i -> Int64 in fixed(data.features[i * data.width + j]) } }
+    }
+}
+
+extension ProtocolSession {
+    func sendVLR(_ fill: (inout Mpcnode_V1_VLRMessage) -> Void) async throws {
+        let bytes = try frame { f in
+            var m = Mpcnode_V1_VLRMessage()
+            fill(&m)
+            f.vlr = m
+        }
+        try await sendFramed(bytes)
+    }
+
+    func receiveVLR(_ what: String) async throws -> Mpcnode_V1_VLRMessage.OneOf_Body {
+        let frame = try await receiveFrame()
+        guard case .vlr(let m)? = frame.body, let body = m.body else {
+            throw ProtocolError.malformedMessage(peer: peer, detail: "expected \(what)")
+        }
+        return body
+    }
+}
+
+extension PaillierPublicKey {
+    func ciphertexts(_ values: [Data], peer: NodeID, count: Int) throws -> [PaillierCiphertext] {
+        guard values.count == count else { throw ProtocolError.protocolViolation(peer: peer, detail: "\(values.count) ciphertexts, expected \(count)") }
+        do { return try values.map { try ciphertext(bigEndian: [UInt8]($0)) } } catch {
+            throw ProtocolError.malformedMessage(peer: peer, detail: "\(error)")
+        }
+    }
+    func wire(_ c: [PaillierCiphertext]) -> [Data] { c.map { Data($0.bigEndianBytes(for: self)) } }
+}
+
+/// The arbiter: holds the Paillier key, decrypts only masked gradients and the loss, decides when to stop.
+public struct VerticalLRArbiter: Sendable {
+    public let parameters: VerticalLRParameters
+    public let guest: any MessageChannel
+    public let host: any MessageChannel
+
+    public init(parameters: VerticalLRParameters, guest: any MessageChannel, host: any MessageChannel) {
+        self.parameters = parameters
+        self.guest = guest
+        self.host = host
+    }
+
+    /// Returns the loss of every epoch.
+    public func run() async throws -> [Double] {
+        let g = ProtocolSession(channel: guest), h = ProtocolSession(channel: host)
+        do {
+            let key = try PaillierPrivateKey.generate(bits: parameters.keyBits)
+            let pk = key.publicKey
+            let n = Data(pk.n.bigEndianBytes(length: pk.modulusBytes)), base = Data(pk.randomnessBase.bigEndianBytes(length: pk.ciphertextBytes))
+            for s in [g, h] { try await s.sendVLR { $0.publicKey = .with { $0.n = n; $0.randomnessBase = base } } }
+            var losses: [Double] = []
+            for epoch in 1...max(1, parameters.training.rounds) {
+                var lossSum = 0.0, rows = 0
+                for b in 0..<parameters.batches {
+                    for s in [g, h] {
+                        guard case .maskedGradient(let m) = try await s.receiveVLR("a masked gradient"), m.batch == UInt64(b) else {
+                            throw ProtocolError.protocolViolation(peer: s.peer, detail: "expected the masked gradient of batch \(b)")
+                        }
+                        let plain = try pk.ciphertexts(m.values, peer: s.peer, count: m.values.count).map { Data(key.decryptBytes($0)) }
+                        if s === g {
+                            lossSum += key.decryptSigned(try pk.ciphertext(bigEndian: [UInt8](m.loss))) / (8 * VerticalLRParameters.scale * VerticalLRParameters.scale)
+                            rows += Int(m.rows)
+                        }
+                        try await s.sendVLR { $0.gradient = .with { $0.batch = UInt64(b); $0.values = plain } }
+                    }
+                }
+                let loss = lossSum / Double(max(1, rows))
+                let stop = epoch == parameters.training.rounds || (losses.last.map { abs($0 - loss) < parameters.training.tolerance } ?? false)
+                losses.append(loss)
+                for s in [g, h] { try await s.sendVLR { $0.control = .with { $0.epoch = UInt32(epoch); $0.loss = loss; $0.stop = stop } } }
+                if stop { break }
+            }
+            await guest.close()
+            await host.close()
+            return losses
+        } catch {
+            await ProtocolSession.abortAll([g, h], because: error, by: parameters.arbiter)
+            throw error
+        }
+    }
+}
+
+/// A feature holder's common steps: receive the key, send a masked encrypted gradient, recover it.
+struct VerticalLRParty {
+    static func receiveKey(_ arbiter: ProtocolSession) async throws -> PaillierPublicKey {
+        guard case .publicKey(let k) = try await arbiter.receiveVLR("the public key") else {
+            throw ProtocolError.protocolViolation(peer: arbiter.peer, detail: "expected the public key")
+        }
+        do { return try PaillierPublicKey(n: BigNumber(bigEndian: [UInt8](k.n)), hs: BigNumber(bigEndian: [UInt8](k.randomnessBase))) } catch {
+            throw ProtocolError.malformedMessage(peer: arbiter.peer, detail: "\(error)")
+        }
+    }
+
+    /// ⟦4S²·Σᵢ dᵢ·x_ij⟧ for each column j (the intercept is a column of ones), masked, decrypted by the
+    /// arbiter and unmasked: the batch's mean gradient.
+    static func gradient(_ pk: PaillierPublicKey, residuals: [PaillierCiphertext], columns: [[Int64]], batch: Int, rows: Int,
+                         arbiter: ProtocolSession, loss: PaillierCiphertext? = nil) async throws -> [Double] {
+        let encrypted = try ParallelMap.map(columns) { pk.linearCombination(residuals, $0) }
+        let masks = columns.map { _ in pk.randomMask() }
+        let masked = zip(encrypted, masks).map { pk.add($0, mask: $1) }
+        try await arbiter.sendVLR {
+            $0.maskedGradient = .with {
+                $0.batch = UInt64(batch)
+                $0.values = pk.wire(masked)
+                if let loss { $0.loss = Data(loss.bigEndianBytes(for: pk)); $0.rows = UInt64(rows) }
+            }
+        }
+        guard case .gradient(let g) = try await arbiter.receiveVLR("the gradient"), g.batch == UInt64(batch), g.values.count == columns.count else {
+            throw ProtocolError.protocolViolation(peer: arbiter.peer, detail: "expected the gradient of batch \(batch)")
+        }
+        let s = VerticalLRParameters.scale
+        return try zip(g.values, masks).map { try pk.unmask([UInt8]($0), $1) / (4 * s * s * Double(rows)) }
+    }
+
+    static func control(_ arbiter: ProtocolSession) async throws -> Mpcnode_V1_VLRControl {
+        guard case .control(let c) = try await arbiter.receiveVLR("the end of the epoch") else {
+            throw ProtocolError.protocolViolation(peer: arbiter.peer, detail: "expected the end of the epoch")
+        }
+        return c
+    }
+}
+
+/// The host: holds features only. Sends its encrypted partial margins to the guest, receives the
+/// encrypted residuals, and updates its own weights from its (masked) gradient.
+public struct VerticalLRHost: Sendable {
+    public let parameters: VerticalLRParameters
+    /// Its features, in the aligned order (labels unused).
+    public let features: LabeledRows
+    public let guest: any MessageChannel
+    public let arbiter: any MessageChannel
+
+    public init(parameters: VerticalLRParameters, features: LabeledRows, guest: any MessageChannel, arbiter: any MessageChannel) {
+        self.parameters = parameters
+        self.features = features
+        self.guest = guest
+        self.arbiter = arbiter
+    }
+
+    /// Returns the host's weights (no intercept: the guest holds it) and the losses the arbiter announced.
+    public func run() async throws -> (weights: [Double], losses: [Double]) {
+        let g = ProtocolSession(channel: guest), a = ProtocolSession(channel: arbiter)
+        let p = parameters, width = features.width
+        var w = [Double](repeating: 0, count: width)
+        var losses: [Double] = []
+        do {
+            let pk = try await VerticalLRParty.receiveKey(a)
+            let fixedColumns = (0..<p.batches).map { VerticalLRParameters.columns(features, rows: p.batch($0)) }
+            while true {
+                for b in 0..<p.batches {
+                    let rows = p.batch(b)
+                    let margins = rows.map { i in VerticalLRParameters.fixed(zip(w, features.row(i)).reduce(0) { $0 + $1.0 * $1.1 }) }
+                    let encrypted = try ParallelMap.map(margins) { pk.encrypt($0) }
+                    // (S·u_H)² = S²·u_H²; margins are bounded well below 2³¹ by the fixed-point range of the data.
+                    let squares = try ParallelMap.map(margins) { (m: Int64) -> PaillierCiphertext in pk.encrypt(m.multipliedReportingOverflow(by: m).partialValue) }
+                    try await g.sendVLR { $0.forward = .with { $0.batch = UInt64(b); $0.margins = pk.wire(encrypted); $0.squares = pk.wire(squares) } }
+                    guard case .residuals(let r) = try await g.receiveVLR("the residuals"), r.batch == UInt64(b) else {
+                        throw ProtocolError.protocolViolation(peer: g.peer, detail: "expected the residuals of batch \(b)")
+                    }
+                    let residuals = try pk.ciphertexts(r.values, peer: g.peer, count: rows.count)
+                    let gradient = try await VerticalLRParty.gradient(pk, residuals: residuals, columns: fixedColumns[b], batch: b, rows: rows.count, arbiter: a)
+                    for j in 0..<width { w[j] -= p.training.learningRate * (gradient[j] + p.training.l2 * w[j]) }
+                }
+                let c = try await VerticalLRParty.control(a)
+                losses.append(c.loss)
+                if c.stop { break }
+            }
+            await guest.close()
+            await arbiter.close()
+            return (w, losses)
+        } catch {
+            await ProtocolSession.abortAll([g, a], because: error, by: p.host)
+            throw error
+        }
+    }
+}
+
+/// The guest: holds the label and its own features; turns the host's encrypted margins into encrypted
+/// residuals, and holds its weights and the intercept.
+public struct VerticalLRGuest: Sendable {
+    public let parameters: VerticalLRParameters
+    public let data: LabeledRows
+    public let host: any MessageChannel
+    public let arbiter: any MessageChannel
+
+    public init(parameters: VerticalLRParameters, data: LabeledRows, host: any MessageChannel, arbiter: any MessageChannel) {
+        self.parameters = parameters
+        self.data = data
+        self.host = host
+        self.arbiter = arbiter
+    }
+
+    public func run() async throws -> (model: LogisticModel, losses: [Double]) {
+        let h = ProtocolSession(channel: host), a = ProtocolSession(channel: arbiter)
+        let p = parameters, width = data.width, s = VerticalLRParameters.scale
+        var model = LogisticModel.zero(features: width)
+        var losses: [Double] = []
+        do {
+            let pk = try await VerticalLRParty.receiveKey(a)
+            let fixedColumns = (0..<p.batches).map { b -> [[Int64]] in
+                let ones = p.batch(b).map { _ in Int64(s) }  // the intercept's column of ones
+                return VerticalLRParameters.columns(data, rows: p.batch(b)) + [ones]
+            }
+            while true {
+                for b in 0..<p.batches {
+                    let rows = p.batch(b)
+                    guard case .forward(let f) = try await h.receiveVLR("the host's margins"), f.batch == UInt64(b) else {
+                        throw ProtocolError.protocolViolation(peer: h.peer, detail: "expected the margins of batch \(b)")
+                    }
+                    let margins = try pk.ciphertexts(f.margins, peer: h.peer, count: rows.count)
+                    let squares = try pk.ciphertexts(f.squares, peer: h.peer, count: rows.count)
+                    let own = rows.map { model.margin(data.row($0)) }  // u_G + b
+                    // ⟦4S·d⟧ = ⟦S·u_H⟧ · E(S·(u_G + 2 − 4y)), re-randomised so the host cannot relate it to its margins.
+                    let residuals = try ParallelMap.map(Array(0..<rows.count)) { k in
+                        pk.rerandomize(pk.add(margins[k], plain: VerticalLRParameters.fixed(own[k] + 2 - 4 * data.labels[rows.lowerBound + k])))
+                    }
+                    try await h.sendVLR { $0.residuals = .with { $0.batch = UInt64(b); $0.values = pk.wire(residuals) } }
+                    // Taylor loss: 8S²ℓ = 8S² log 2 − 4y'S²(u_G + u_H) + S²(u_G + u_H)².
+                    var coefficients: [Int64] = [], constant = 0.0
+                    for (k, i) in rows.enumerated() {
+                        let y = 2 * data.labels[i] - 1, u = own[k]
+                        coefficients.append(Int64((s * (2 * u - 4 * y)).rounded()))
+                        constant += s * s * (8 * log(2.0) - 4 * y * u + u * u)
+                    }
+                    let loss = pk.add(pk.linearCombination(margins + squares, coefficients + rows.map { _ in 1 }), plain: Int64(constant.rounded()))
+                    let gradient = try await VerticalLRParty.gradient(pk, residuals: residuals, columns: fixedColumns[b], batch: b,
+                                                                      rows: rows.count, arbiter: a, loss: loss)
+                    for j in 0..<width { model.weights[j] -= p.training.learningRate * (gradient[j] + p.training.l2 * model.weights[j]) }
+                    model.bias -= p.training.learningRate * gradient[width]
+                }
+                let c = try await VerticalLRParty.control(a)
+                losses.append(c.loss)
+                if c.stop { break }
+            }
+            await host.close()
+            await arbiter.close()
+            return (model, losses)
+        } catch {
+            await ProtocolSession.abortAll([h, a], because: error, by: p.guest)
+            throw error
+        }
+    }
+}
