@@ -205,6 +205,27 @@ public nonisolated struct Mpcnode_V1_TrainingSpec: Sendable {
   /// Score bins of the evaluation histograms.
   public var bins: UInt32 = 0
 
+  /// "vertical": each party's own feature columns (the first party is the guest, which also holds the label;
+  /// the second the host). Every party's PartyInput.column is its identifier column, for the alignment.
+  public var partyFeatures: [Mpcnode_V1_PartyFeatures] = []
+
+  /// "vertical": the arbiter's Paillier modulus bits (2048 by default).
+  public var keyBits: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_PartyFeatures: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var nodeID: String = String()
+
+  public var features: [String] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1502,10 +1523,13 @@ public nonisolated struct Mpcnode_V1_VLRMaskedGradient: Sendable {
 
   public var values: [Data] = []
 
-  /// Guest only: ⟦8S²·Σ ℓᵢ⟧ over the batch (Taylor loss), and the batch's row count.
+  /// Guest only: ⟦8S²·Σ ℓᵢ⟧ over the batch (Taylor loss), the batch's row count, and whether it is the
+  /// epoch's last batch.
   public var loss: Data = Data()
 
   public var rows: UInt64 = 0
+
+  public var last: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1767,7 +1791,7 @@ nonisolated extension Mpcnode_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Mpcnode_V1_TrainingSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TrainingSpec"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}mode\0\u{1}aggregator\0\u{1}features\0\u{1}label\0\u{1}rounds\0\u{3}local_epochs\0\u{3}learning_rate\0\u{1}l2\0\u{3}batch_size\0\u{1}tolerance\0\u{3}eval_dataset\0\u{1}holdout\0\u{1}bins\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}mode\0\u{1}aggregator\0\u{1}features\0\u{1}label\0\u{1}rounds\0\u{3}local_epochs\0\u{3}learning_rate\0\u{1}l2\0\u{3}batch_size\0\u{1}tolerance\0\u{3}eval_dataset\0\u{1}holdout\0\u{1}bins\0\u{3}party_features\0\u{3}key_bits\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1788,6 +1812,8 @@ nonisolated extension Mpcnode_V1_TrainingSpec: SwiftProtobuf.Message, SwiftProto
       case 11: try { try decoder.decodeSingularStringField(value: &self.evalDataset) }()
       case 12: try { try decoder.decodeSingularDoubleField(value: &self.holdout) }()
       case 13: try { try decoder.decodeSingularUInt32Field(value: &self.bins) }()
+      case 14: try { try decoder.decodeRepeatedMessageField(value: &self.partyFeatures) }()
+      case 15: try { try decoder.decodeSingularUInt32Field(value: &self.keyBits) }()
       default: break
       }
     }
@@ -1833,6 +1859,12 @@ nonisolated extension Mpcnode_V1_TrainingSpec: SwiftProtobuf.Message, SwiftProto
     if self.bins != 0 {
       try visitor.visitSingularUInt32Field(value: self.bins, fieldNumber: 13)
     }
+    if !self.partyFeatures.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.partyFeatures, fieldNumber: 14)
+    }
+    if self.keyBits != 0 {
+      try visitor.visitSingularUInt32Field(value: self.keyBits, fieldNumber: 15)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1850,6 +1882,43 @@ nonisolated extension Mpcnode_V1_TrainingSpec: SwiftProtobuf.Message, SwiftProto
     if lhs.evalDataset != rhs.evalDataset {return false}
     if lhs.holdout != rhs.holdout {return false}
     if lhs.bins != rhs.bins {return false}
+    if lhs.partyFeatures != rhs.partyFeatures {return false}
+    if lhs.keyBits != rhs.keyBits {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_PartyFeatures: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PartyFeatures"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{1}features\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.nodeID) }()
+      case 2: try { try decoder.decodeRepeatedStringField(value: &self.features) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.nodeID.isEmpty {
+      try visitor.visitSingularStringField(value: self.nodeID, fieldNumber: 1)
+    }
+    if !self.features.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.features, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_PartyFeatures, rhs: Mpcnode_V1_PartyFeatures) -> Bool {
+    if lhs.nodeID != rhs.nodeID {return false}
+    if lhs.features != rhs.features {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4437,7 +4506,7 @@ nonisolated extension Mpcnode_V1_VLRCiphertexts: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Mpcnode_V1_VLRMaskedGradient: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".VLRMaskedGradient"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}batch\0\u{1}values\0\u{1}loss\0\u{1}rows\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}batch\0\u{1}values\0\u{1}loss\0\u{1}rows\0\u{1}last\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4449,6 +4518,7 @@ nonisolated extension Mpcnode_V1_VLRMaskedGradient: SwiftProtobuf.Message, Swift
       case 2: try { try decoder.decodeRepeatedBytesField(value: &self.values) }()
       case 3: try { try decoder.decodeSingularBytesField(value: &self.loss) }()
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.rows) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.last) }()
       default: break
       }
     }
@@ -4467,6 +4537,9 @@ nonisolated extension Mpcnode_V1_VLRMaskedGradient: SwiftProtobuf.Message, Swift
     if self.rows != 0 {
       try visitor.visitSingularUInt64Field(value: self.rows, fieldNumber: 4)
     }
+    if self.last != false {
+      try visitor.visitSingularBoolField(value: self.last, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4475,6 +4548,7 @@ nonisolated extension Mpcnode_V1_VLRMaskedGradient: SwiftProtobuf.Message, Swift
     if lhs.values != rhs.values {return false}
     if lhs.loss != rhs.loss {return false}
     if lhs.rows != rhs.rows {return false}
+    if lhs.last != rhs.last {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -57,7 +57,9 @@ struct JobCommand: AsyncParsableCommand {
         @Option(help: "union-sum, intersection-stats: the decimal column to sum per identifier.") var value: String?
         @Option(help: "union-sum: list per-identifier totals at or above this.") var reportingThreshold: String?
         @Option(help: "intersection-stats: histogram bin edges, comma-separated, ascending.") var bins: String?
-        @Option(help: "train-lr: horizontal (same features, different customers).") var mode: String = "horizontal"
+        @Option(help: "train-lr: horizontal (same features, different customers) or vertical (different features, same customers).") var mode: String = "horizontal"
+        @Option(name: .customLong("party-features"), help: "train-lr vertical: node=columns, a party's own features (repeat; the first --party is the guest).") var partyFeatures: [String] = []
+        @Option(help: "train-lr vertical: the arbiter's Paillier modulus bits.") var keyBits: Int = 2048
         @Option(help: "train-lr: feature columns, comma-separated (x0,x1,… or a range x0..x29).") var features: String?
         @Option(help: "train-lr: the 0/1 label column.") var label: String?
         @Option(help: "train-lr: rounds.") var rounds: Int = 20
@@ -96,11 +98,18 @@ struct JobCommand: AsyncParsableCommand {
             }
             var training: JobSubmission.TrainingOptions?
             if protocolName == "train-lr" {
-                guard let aggregator, let features, let label else { throw CLIFailure("train-lr needs --aggregator, --features and --label") }
-                training = .init(mode: mode, aggregator: aggregator, features: try Self.columns(features), label: label,
+                guard let aggregator, let label, features != nil || mode == "vertical" else {
+                    throw CLIFailure("train-lr needs --aggregator, --label and --features (horizontal) or --party-features (vertical)")
+                }
+                var perParty: [String: [String]] = [:]
+                for item in partyFeatures {
+                    guard let eq = item.firstIndex(of: "=") else { throw CLIFailure("--party-features '\(item)' is not node=columns") }
+                    perParty[String(item[..<eq])] = try Self.columns(String(item[item.index(after: eq)...]))
+                }
+                training = .init(mode: mode, aggregator: aggregator, features: try features.map(Self.columns) ?? [], label: label,
                                  parameters: .init(rounds: rounds, localEpochs: localEpochs, learningRate: learningRate, l2: l2,
                                                    batchSize: batchSize, tolerance: tolerance),
-                                 evalDataset: evalDataset, holdout: evalDataset == nil ? holdout : 0)
+                                 evalDataset: evalDataset, holdout: evalDataset == nil ? holdout : 0, partyFeatures: perParty, keyBits: keyBits)
             }
             var sets: JobSubmission.SetOptions?
             if let aggregator, protocolName != "train-lr" {

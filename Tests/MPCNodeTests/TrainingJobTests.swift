@@ -95,4 +95,84 @@ final class TrainingJobTests: XCTestCase {
             XCTAssertFalse(try AuditLog(store: nodes[id]!.store).records(jobID: jobID).isEmpty, id)
         }
     }
+
+    func testVerticalTrainingAlignsByPSIAndMatchesTheCentralisedBaseline() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-vlr-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let guestColumns = ["id", "y"] + (0..<10).map { "x\($0)" }, hostColumns = ["id"] + (0..<20).map { "x\($0)" }
+        let consortium = try LocalConsortium.create(in: directory, banks: ["bank-a", "telco"], regulators: ["operator"]) { node in
+            """
+            policy:
+              coordinators: [coordinator]
+              datasets:
+                patients:
+                  columns: [\((node == "bank-a" ? guestColumns : hostColumns).joined(separator: ", "))]
+                  protocols: [train-lr]
+                  result_recipients: [operator]
+                  min_set_size: 50
+            """
+        }
+        // The host lacks every tenth patient, and lists its rows in another order: the alignment must find the 512 common ones.
+        let guestText = try String(contentsOf: Self.data.appendingPathComponent("breast_hetero_guest.csv"), encoding: .utf8)
+        let hostLines = try String(contentsOf: Self.data.appendingPathComponent("breast_hetero_host.csv"), encoding: .utf8).split(separator: "\n")
+        let kept = hostLines.dropFirst().filter { Int($0.prefix { $0 != "," })! % 10 != 0 }.reversed()
+        let hostText = ([String(hostLines[0])] + kept.map(String.init)).joined(separator: "\n") + "\n"
+        for (node, text) in [("bank-a", guestText), ("telco", hostText)] {
+            let path = directory.appendingPathComponent("\(node).csv")
+            try text.write(to: path, atomically: true, encoding: .utf8)
+            _ = try DatasetCatalog(store: try NodeStore(path: consortium.configuration(of: node).databasePath))
+                .importCSV(DatasetImportRequest(dataset: "patients", csvPath: path.path, idColumn: "id"))
+        }
+        let taps = WireTaps()
+        let nodes = try await consortium.startAll(logger: ConsortiumFixture.quietLogger, transportOptions: taps.options(for:))
+        defer { Task { for n in nodes.values { await n.stop() } } }
+        let parameters = TrainingParameters(rounds: 6, localEpochs: 1, learningRate: 0.15, l2: 0.001, batchSize: 64, tolerance: 0)
+        let jobID = try await nodes["coordinator"]!.engine.submit(JobSubmission(
+            protocolName: "train-lr", parties: [.init(nodeID: "bank-a", dataset: "patients", column: "id"), .init(nodeID: "telco", dataset: "patients", column: "id")],
+            deliverTo: [], cardinalityOnly: false, group: "",
+            training: .init(mode: "vertical", aggregator: "operator", features: [], label: "y", parameters: parameters,
+                            partyFeatures: ["bank-a": (0..<10).map { "x\($0)" }, "telco": (0..<20).map { "x\($0)" }], keyBits: 1024)))
+        let job = try await ConsortiumFixture.waitForFinal(nodes["coordinator"]!, jobID: jobID, seconds: 300)
+        XCTAssertEqual(job.state, .succeeded, job.reason ?? "")
+        for id in ["bank-a", "telco"] {
+            let state = try await ConsortiumFixture.waitForFinal(nodes[id]!, jobID: jobID).state
+            XCTAssertEqual(state, .succeeded, id)
+        }
+        let guest = try ModelRepository(store: nodes["bank-a"]!.store).get(jobID)
+        let host = try ModelRepository(store: nodes["telco"]!.store).get(jobID)
+        let arbiter = try ModelRepository(store: nodes["operator"]!.store).get(jobID)
+        XCTAssertEqual([guest.role, host.role, arbiter.role], ["guest", "host", "arbiter"])
+        XCTAssertEqual(guest.weights.count, 10)
+        XCTAssertEqual(host.weights.count, 20)
+        XCTAssertEqual(host.bias, 0)
+        XCTAssertTrue(arbiter.weights.isEmpty, "the arbiter holds no coefficients")
+        XCTAssertEqual(guest.rounds.first?.samples, 512)
+        XCTAssertEqual(arbiter.rounds.map(\.loss), guest.rounds.map(\.loss))
+
+        // The joint model on the 512 common patients, against a centralised baseline on the joined features.
+        var features: [Double] = [], labels: [Double] = []
+        let hostByID = Dictionary(uniqueKeysWithValues: kept.map { line -> (String, [Double]) in
+            let f = line.split(separator: ","); return (String(f[0]), f.dropFirst().map { Double($0)! })
+        })
+        for line in guestText.split(separator: "\n").dropFirst() {
+            let f = line.split(separator: ",")
+            guard let h = hostByID[String(f[0])] else { continue }
+            labels.append(Double(f[1])!)
+            features += f.dropFirst(2).map { Double($0)! } + h
+        }
+        let joined = LabeledRows(features: features, labels: labels, width: 30)
+        XCTAssertEqual(joined.count, 512)
+        let federated = LogisticModel(weights: (0..<10).map { guest.weights["x\($0)"]! } + (0..<20).map { host.weights["x\($0)"]! }, bias: guest.bias)
+        let (baseline, _) = LocalTrainer.train(.zero(features: 30), on: joined, epochs: parameters.rounds, parameters: parameters)
+        func auc(_ m: LogisticModel) -> Double { Metrics.auc(scores: (0..<joined.count).map { m.probability(joined.row($0)) }, labels: joined.labels) }
+        XCTAssertEqual(auc(federated), auc(baseline), accuracy: 0.01)
+        // Neither the guest's labels nor any feature value crosses the wire in the clear.
+        for (node, text) in [("bank-a", guestText), ("telco", hostText)] {
+            let wire = WireIndex(taps.sent(by: node))
+            for field in text.split(separator: "\n").dropFirst().prefix(15).flatMap({ $0.split(separator: ",").dropFirst(node == "bank-a" ? 2 : 1) }) where field.count >= 8 {
+                XCTAssertFalse(wire.contains(Array(field.utf8)), "\(node) sent \(field)")
+                XCTAssertFalse(wire.contains(withUnsafeBytes(of: Double(field)!.bitPattern.littleEndian) { Array($0) }), "\(node) sent \(field) as a double")
+            }
+        }
+    }
 }

@@ -276,7 +276,7 @@ public actor JobEngine {
                 if let server = JobRepository.server(of: spec) {
                     // The job is the server's (it holds the report). A party failing in a phase the protocol
                     // survives is a dropout (the report says who is in it); any other failure ends the job.
-                    let tolerant = spec.protocol == "secure-sum" || spec.protocol == "train-lr"
+                    let tolerant = spec.protocol == "secure-sum" || (spec.protocol == "train-lr" && spec.training.mode != "vertical")
                     let fatal = outcome.state == JobState.failed.rawValue && (peer == server || (!outcome.dropout && !tolerant))
                     if fatal {
                         failure = "\(peer): \(outcome.reason)"
@@ -474,6 +474,8 @@ public actor JobEngine {
             case "secure-sum":
                 c = spec.deliverTo.first == nodeID ? try await runSecureSumServer(spec, started: started)
                                                    : try await runSecureSumClient(spec)
+            case "train-lr" where spec.training.mode == "vertical":
+                c = spec.training.aggregator == nodeID ? try await runVerticalArbiter(spec) : try await runVerticalParty(spec, scratch: scratch)
             case "train-lr":
                 c = spec.training.aggregator == nodeID ? try await runTrainingAggregator(spec, started: started)
                                                        : try await runTrainingParty(spec)

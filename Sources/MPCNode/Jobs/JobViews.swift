@@ -144,10 +144,16 @@ public struct JobSubmission: Codable, Sendable {
         public var evalDataset: String?
         public var holdout: Double
         public var bins: Int
+        /// vertical: each party's own feature columns (the first party, the guest, also holds the label).
+        public var partyFeatures: [String: [String]]
+        /// vertical: the arbiter's Paillier modulus bits.
+        public var keyBits: Int
         public init(mode: String = "horizontal", aggregator: String, features: [String], label: String,
-                    parameters: TrainingParameters = TrainingParameters(), evalDataset: String? = nil, holdout: Double = 0.2, bins: Int = 1000) {
+                    parameters: TrainingParameters = TrainingParameters(), evalDataset: String? = nil, holdout: Double = 0.2, bins: Int = 1000,
+                    partyFeatures: [String: [String]] = [:], keyBits: Int = 2048) {
             self.mode = mode; self.aggregator = aggregator; self.features = features; self.label = label
             self.parameters = parameters; self.evalDataset = evalDataset; self.holdout = holdout; self.bins = bins
+            self.partyFeatures = partyFeatures; self.keyBits = keyBits
         }
     }
 

@@ -14,10 +14,13 @@ extension JobEngine {
         guard let t = submission.training else {
             throw JobError.invalidSubmission("train-lr needs --aggregator, --features and --label")
         }
-        guard t.mode == "horizontal" else {
-            throw JobError.invalidSubmission("train-lr --mode \(t.mode) is not available yet (available: horizontal)")
+        guard t.mode == "horizontal" || t.mode == "vertical" else {
+            throw JobError.invalidSubmission("train-lr --mode \(t.mode) is unknown (available: horizontal, vertical)")
         }
         guard parties.count >= 2 else { throw JobError.invalidSubmission("train-lr needs at least two --party options") }
+        if t.mode == "vertical" {
+            return try validateVerticalSubmission(submission, t)
+        }
         guard !parties.contains(t.aggregator), t.aggregator != nodeID else {
             throw JobError.invalidSubmission("the aggregator \(t.aggregator) must be neither a party nor the coordinator")
         }

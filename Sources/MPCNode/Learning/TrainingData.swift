@@ -35,6 +35,48 @@ enum TrainingData {
         }
     }
 
+    /// The rows of the given identifiers, in that order (vertical training after the alignment): the first
+    /// row of each identifier; `label` nil for a party without labels.
+    static func loadAligned(store: NodeStore, catalog: DatasetCatalog, dataset: String, idColumn: String, ids: [String],
+                            features: [String], label: String?) throws -> LabeledRows {
+        let info = try catalog.describe(dataset)
+        for column in features + [idColumn] + (label.map { [$0] } ?? []) where !info.columns.contains(column) {
+            throw TrainingError.missingColumn(dataset: dataset, column: column)
+        }
+        let table = NodeStore.quote(NodeStore.tableName(forDataset: dataset))
+        let columns = ([idColumn] + features + (label.map { [$0] } ?? [])).map(NodeStore.quote).joined(separator: ", ")
+        let wanted = Set(ids)
+        let byID: [String: (Int64, [String?])] = try store.read { db in
+            var out: [String: (Int64, [String?])] = [:]
+            let cursor = try Row.fetchCursor(db, sql: "SELECT rowid, \(columns) FROM \(table) ORDER BY rowid")
+            while let row = try cursor.next() {
+                guard let id: String = row[1], wanted.contains(id), out[id] == nil else { continue }
+                out[id] = (row[0], (0..<(features.count + (label == nil ? 0 : 1))).map { row[$0 + 2] })
+            }
+            return out
+        }
+        var values: [Double] = [], labels: [Double] = []
+        values.reserveCapacity(ids.count * features.count)
+        for id in ids {
+            guard let (rowid, fields) = byID[id] else { throw TrainingError.missingColumn(dataset: dataset, column: idColumn) }
+            for (k, column) in features.enumerated() {
+                guard let text = fields[k], let v = Double(text.trimmingCharacters(in: .whitespaces)), v.isFinite else {
+                    throw TrainingError.badValue(dataset: dataset, row: rowid, column: column, value: fields[k] ?? "")
+                }
+                values.append(v)
+            }
+            if let label {
+                guard let text = fields[features.count], let y = Double(text.trimmingCharacters(in: .whitespaces)), y == 0 || y == 1 else {
+                    throw TrainingError.badValue(dataset: dataset, row: rowid, column: label, value: fields[features.count] ?? "")
+                }
+                labels.append(y)
+            } else {
+                labels.append(0)
+            }
+        }
+        return LabeledRows(features: values, labels: labels, width: max(1, features.count))
+    }
+
     /// Splits rows into training and held-out evaluation rows: a row is held out when a hash of the job id
     /// and its position falls below `share` (deterministic for the job, independent of the data).
     static func holdOut(_ rows: LabeledRows, share: Double, jobID: String) -> (training: LabeledRows, evaluation: LabeledRows) {

@@ -71,7 +71,13 @@ public struct PolicyCheck: Sendable {
                 return .refused(reason: "cells with fewer than \(rule.minimumCellParties) parties must be suppressed (the job asks \(spec.aggregate.minCellParties))")
             }
         } else if use == .trainLR {
-            for column in spec.training.features + [spec.training.label] where !rule.columns.contains(column) {
+            var used = spec.training.features + [spec.training.label]
+            if spec.training.mode == "vertical" {
+                // Vertical: this party's own features, the label at the guest, and the identifier column for the alignment.
+                used = (spec.training.partyFeatures.first { $0.nodeID == nodeID }?.features ?? []) + [mine.column]
+                if spec.parties.first?.nodeID == nodeID { used.append(spec.training.label) }
+            }
+            for column in used where !rule.columns.contains(column) {
                 return .refused(reason: "column '\(column)' of dataset '\(mine.dataset)' may not be used for training")
             }
             if !spec.training.evalDataset.isEmpty && policy.datasets[spec.training.evalDataset]?.protocols.contains(.trainLR) != true {

@@ -47,6 +47,13 @@ public struct TrainingRound: Sendable, Codable, Equatable {
     public var loss: Double
     public var samples: Int
     public var contributors: [String]
+
+    public init(round: Int, loss: Double, samples: Int, contributors: [String]) {
+        self.round = round
+        self.loss = loss
+        self.samples = samples
+        self.contributors = contributors
+    }
 }
 
 extension ProtocolSession {

@@ -10,7 +10,7 @@ public struct VerticalLRParameters: Sendable {
     public var guest: NodeID
     public var host: NodeID
     public var arbiter: NodeID
-    /// Aligned rows (the same at guest and host).
+    /// Aligned rows (the same at guest and host; the arbiter does not need it).
     public var rows: Int
     public var training: TrainingParameters
     public var keyBits: Int
@@ -91,8 +91,9 @@ public struct VerticalLRArbiter: Sendable {
             for s in [g, h] { try await s.sendVLR { $0.publicKey = .with { $0.n = n; $0.randomnessBase = base } } }
             var losses: [Double] = []
             for epoch in 1...max(1, parameters.training.rounds) {
-                var lossSum = 0.0, rows = 0
-                for b in 0..<parameters.batches {
+                // The arbiter does not know the number of aligned rows beforehand: the guest marks the last batch.
+                var lossSum = 0.0, rows = 0, b = 0, last = false
+                while !last {
                     for s in [g, h] {
                         guard case .maskedGradient(let m) = try await s.receiveVLR("a masked gradient"), m.batch == UInt64(b) else {
                             throw ProtocolError.protocolViolation(peer: s.peer, detail: "expected the masked gradient of batch \(b)")
@@ -101,9 +102,11 @@ public struct VerticalLRArbiter: Sendable {
                         if s === g {
                             lossSum += key.decryptSigned(try pk.ciphertext(bigEndian: [UInt8](m.loss))) / (8 * VerticalLRParameters.scale * VerticalLRParameters.scale)
                             rows += Int(m.rows)
+                            last = m.last
                         }
                         try await s.sendVLR { $0.gradient = .with { $0.batch = UInt64(b); $0.values = plain } }
                     }
+                    b += 1
                 }
                 let loss = lossSum / Double(max(1, rows))
                 let stop = epoch == parameters.training.rounds || (losses.last.map { abs($0 - loss) < parameters.training.tolerance } ?? false)
@@ -135,7 +138,7 @@ struct VerticalLRParty {
     /// ⟦4S²·Σᵢ dᵢ·x_ij⟧ for each column j (the intercept is a column of ones), masked, decrypted by the
     /// arbiter and unmasked: the batch's mean gradient.
     static func gradient(_ pk: PaillierPublicKey, residuals: [PaillierCiphertext], columns: [[Int64]], batch: Int, rows: Int,
-                         arbiter: ProtocolSession, loss: PaillierCiphertext? = nil) async throws -> [Double] {
+                         arbiter: ProtocolSession, loss: PaillierCiphertext? = nil, last: Bool = false) async throws -> [Double] {
         let encrypted = try ParallelMap.map(columns) { pk.linearCombination(residuals, $0) }
         let masks = columns.map { _ in pk.randomMask() }
         let masked = zip(encrypted, masks).map { pk.add($0, mask: $1) }
@@ -143,7 +146,7 @@ struct VerticalLRParty {
             $0.maskedGradient = .with {
                 $0.batch = UInt64(batch)
                 $0.values = pk.wire(masked)
-                if let loss { $0.loss = Data(loss.bigEndianBytes(for: pk)); $0.rows = UInt64(rows) }
+                if let loss { $0.loss = Data(loss.bigEndianBytes(for: pk)); $0.rows = UInt64(rows); $0.last = last }
             }
         }
         guard case .gradient(let g) = try await arbiter.receiveVLR("the gradient"), g.batch == UInt64(batch), g.values.count == columns.count else {
@@ -264,7 +267,7 @@ public struct VerticalLRGuest: Sendable {
                     }
                     let loss = pk.add(pk.linearCombination(margins + squares, coefficients + rows.map { _ in 1 }), plain: Int64(constant.rounded()))
                     let gradient = try await VerticalLRParty.gradient(pk, residuals: residuals, columns: fixedColumns[b], batch: b,
-                                                                      rows: rows.count, arbiter: a, loss: loss)
+                                                                      rows: rows.count, arbiter: a, loss: loss, last: b == p.batches - 1)
                     for j in 0..<width { model.weights[j] -= p.training.learningRate * (gradient[j] + p.training.l2 * model.weights[j]) }
                     model.bias -= p.training.learningRate * gradient[width]
                 }
