@@ -98,7 +98,7 @@ let package = Package(
         .executableTarget(
             name: "mpcnode",
             dependencies: [
-                "MPCNode",
+                "MPCNode", "MPCLearning",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

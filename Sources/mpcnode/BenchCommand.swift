@@ -1,13 +1,14 @@
 import ArgumentParser
 import Foundation
 import MPCCrypto
+import MPCLearning
 import MPCNode
 
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure protocols end to end on this machine (figures, not tests).",
-        subcommands: [PSI.self, UnionSum.self, SecureSum.self, Group.self, Paillier.self])
+        subcommands: [PSI.self, UnionSum.self, SecureSum.self, Group.self, Paillier.self, VerticalLR.self])
 
     struct PSI: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -99,6 +100,50 @@ struct BenchCommand: AsyncParsableCommand {
                   ciphertext additions per second        \(Int(f.additionsPerSecond))
                   scalar multiplications (16-bit) per s  \(Int(f.scalarMultiplicationsPerSecond))
                   encryptions per second, \(f.cores) cores        \(Int(f.allCoresEncryptionsPerSecond))
+                """)
+        }
+    }
+
+    struct VerticalLR: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "vertical-lr",
+            abstract: "Vertical LR (Paillier): guest, host and arbiter in one process; time per epoch.")
+        @Option(help: "Synthetic rows (ignored with --breast).") var rows: Int = 10_000
+        @Option(help: "Guest features (synthetic).") var guestFeatures: Int = 30
+        @Option(help: "Host features (synthetic).") var hostFeatures: Int = 300
+        @Option(help: "FATE's data folder: train on breast_hetero_guest/host instead of synthetic rows.") var breast: String?
+        @Option(help: "Epochs.") var epochs: Int = 1
+        @Option(help: "Mini-batch size.") var batchSize: Int = 1024
+        @Option(help: "Paillier modulus bits.") var bits: Int = 2048
+
+        func run() async throws {
+            let (g, h): (LabeledRows, LabeledRows)
+            if let breast {
+                func load(_ name: String, labelled: Bool) throws -> LabeledRows {
+                    let text = try String(contentsOf: URL(fileURLWithPath: breast).appendingPathComponent(name), encoding: .utf8)
+                    var f: [Double] = [], y: [Double] = [], width = 0
+                    for line in text.split(separator: "\n").dropFirst() {
+                        let v = line.split(separator: ",").map { Double($0)! }
+                        y.append(labelled ? v[1] : 0)
+                        let x = v[(labelled ? 2 : 1)...]
+                        width = x.count
+                        f += x
+                    }
+                    return LabeledRows(features: f, labels: y, width: width)
+                }
+                (g, h) = (try load("breast_hetero_guest.csv", labelled: true), try load("breast_hetero_host.csv", labelled: false))
+            } else {
+                (g, h) = VerticalLRBenchmark.synthetic(rows: rows, guest: guestFeatures, host: hostFeatures)
+            }
+            let f = try await VerticalLRBenchmark.run(guest: g, host: h, training: .init(rounds: epochs, localEpochs: 1, learningRate: 0.15, l2: 0.001,
+                                                                                        batchSize: batchSize, tolerance: 0), keyBits: bits)
+            print("""
+                vertical LR: \(f.rows) rows × (\(f.guestFeatures) guest + \(f.hostFeatures) host) features, Paillier \(f.keyBits) bits, batch \(batchSize), \(ProcessInfo.processInfo.activeProcessorCount) cores
+                  total (incl. key generation)   \(String(format: "%.2f", f.seconds)) s for \(f.epochs) epoch(s)
+                  time per epoch                 \(String(format: "%.2f", f.seconds / Double(f.epochs))) s
+                  bytes exchanged                \(f.bytes)
+                  loss per epoch (Taylor)        \(f.losses.map { String(format: "%.4f", $0) }.joined(separator: ", "))
+                  AUC on the training rows       \(String(format: "%.4f", f.auc))
                 """)
         }
     }

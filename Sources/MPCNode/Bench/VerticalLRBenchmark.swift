@@ -1,0 +1,67 @@
+import Foundation
+import MPCLearning
+import MPCProtocols
+
+/// `mpcnode bench vertical-lr`: guest, host and arbiter of a vertical training in this process (in-memory
+/// channels: the cost measured is the cryptography and the protocol, not the network), on synthetic rows
+/// or on FATE's breast_hetero split; time per epoch.
+public enum VerticalLRBenchmark {
+    public struct Figures: Sendable {
+        public var rows: Int
+        public var guestFeatures: Int
+        public var hostFeatures: Int
+        public var epochs: Int
+        public var keyBits: Int
+        public var seconds: Double
+        public var losses: [Double]
+        public var auc: Double
+        public var bytes: Int
+    }
+
+    /// Synthetic rows: features uniform in [−1, 1], a label from a fixed linear rule with noise.
+    public static func synthetic(rows: Int, guest: Int, host: Int) -> (LabeledRows, LabeledRows) {
+        var state: UInt64 = 0x9E3779B97F4A7C15
+        func next() -> Double {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Double(state >> 11) / Double(1 << 53) * 2 - 1
+        }
+        var g: [Double] = [], h: [Double] = [], labels: [Double] = []
+        g.reserveCapacity(rows * guest); h.reserveCapacity(rows * host)
+        for _ in 0..<rows {
+            var z = 0.0
+            for j in 0..<guest { let v = next(); g.append(v); z += v * (j % 3 == 0 ? 1 : -0.5) }
+            for j in 0..<host { let v = next(); h.append(v); z += v * (j % 5 == 0 ? 0.3 : 0) }
+            labels.append(z + 0.5 * next() > 0 ? 1 : 0)
+        }
+        return (LabeledRows(features: g, labels: labels, width: guest), LabeledRows(features: h, labels: labels, width: host))
+    }
+
+    public static func run(guest: LabeledRows, host: LabeledRows, training: TrainingParameters, keyBits: Int) async throws -> Figures {
+        let parameters = VerticalLRParameters(jobID: "bench-vlr", guest: "guest", host: "host", arbiter: "arbiter", rows: guest.count,
+                                              training: training, keyBits: keyBits)
+        let counter = ByteCounter()
+        let tap: @Sendable (String, [UInt8]) -> Void = { _, b in counter.add(b.count) }
+        let (gh, hg) = InMemoryChannel.pair("guest", "host", tap: tap)
+        let (ga, ag) = InMemoryChannel.pair("guest", "arbiter", tap: tap)
+        let (ha, ah) = InMemoryChannel.pair("host", "arbiter", tap: tap)
+        let started = Date()
+        async let arbiter = VerticalLRArbiter(parameters: parameters, guest: ag, host: ah).run()
+        async let hostRun = VerticalLRHost(parameters: parameters, features: host, guest: hg, arbiter: ha).run()
+        let (model, _) = try await VerticalLRGuest(parameters: parameters, data: guest, host: gh, arbiter: ga).run()
+        let (hostWeights, _) = try await hostRun
+        let losses = try await arbiter
+        let seconds = Date().timeIntervalSince(started)
+        let scores = (0..<guest.count).map { i in
+            LogisticModel.sigmoid(model.margin(guest.row(i)) + zip(hostWeights, host.row(i)).reduce(0) { $0 + $1.0 * $1.1 })
+        }
+        return Figures(rows: guest.count, guestFeatures: guest.width, hostFeatures: host.width, epochs: losses.count, keyBits: keyBits,
+                       seconds: seconds, losses: losses, auc: Metrics.auc(scores: scores, labels: guest.labels), bytes: counter.total)
+    }
+}
+
+final class ByteCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func add(_ n: Int) { lock.withLock { count += n } }
+    var total: Int { lock.withLock { count } }
+}
