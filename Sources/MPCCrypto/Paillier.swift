@@ -262,3 +262,71 @@ public struct PaillierPrivateKey: Sendable {
         return Int64(v)
     }
 }
+
+extension PaillierPublicKey {
+    /// E(Σᵢ kᵢⱼ·aᵢ) for every column j of coefficients, by simultaneous exponentiation (Straus, 4-bit
+    /// windows): each ciphertext's powers a⁰ … a¹⁵ are computed once and shared by all columns, so a column
+    /// costs one squaring per coefficient bit plus one multiplication per ciphertext and window, instead of a
+    /// full exponentiation per coefficient. Positive and negative coefficients accumulate apart and meet
+    /// through one inverse per column. Columns run in parallel.
+    public func linearCombinations(_ ciphertexts: [PaillierCiphertext], _ columns: [[Int64]]) throws -> [PaillierCiphertext] {
+        guard !ciphertexts.isEmpty else { return columns.map { _ in PaillierCiphertext(value: BigNumber(1)) } }  // E(0), r = 1
+        let tables: [[BigNumber]] = try ParallelMap.map(ciphertexts) { c in
+            BigArithmetic.withContext { ctx in
+                var row: [BigNumber] = []
+                row.reserveCapacity(16)
+                let one = BigNumber(), unit = BigNumber(1)
+                withExtendedLifetime(unit) { _ = BN_to_montgomery(one.bn, unit.bn, montgomery.mont, ctx) }
+                let base = BigNumber()
+                _ = BN_to_montgomery(base.bn, c.value.bn, montgomery.mont, ctx)
+                row.append(one)
+                row.append(base)
+                for v in 2..<16 {
+                    let next = BigNumber()
+                    _ = BN_mod_mul_montgomery(next.bn, row[v - 1].bn, base.bn, montgomery.mont, ctx)
+                    row.append(next)
+                }
+                return row
+            }
+        }
+        return try ParallelMap.map(columns) { coefficients in
+            precondition(coefficients.count == ciphertexts.count)
+            let bits = coefficients.map { 64 - $0.magnitude.leadingZeroBitCount }.max() ?? 0
+            let windows = (bits + 3) / 4
+            return BigArithmetic.withContext { ctx -> PaillierCiphertext in
+                let positive = BigNumber(), negative = BigNumber()
+                _ = BN_copy(positive.bn, tables[0][0].bn)
+                _ = BN_copy(negative.bn, positive.bn)
+                var anyNegative = false
+                for w in stride(from: windows - 1, through: 0, by: -1) {
+                    if w != windows - 1 {
+                        for _ in 0..<4 {
+                            _ = BN_mod_mul_montgomery(positive.bn, positive.bn, positive.bn, montgomery.mont, ctx)
+                            if anyNegative { _ = BN_mod_mul_montgomery(negative.bn, negative.bn, negative.bn, montgomery.mont, ctx) }
+                        }
+                    }
+                    for (i, k) in coefficients.enumerated() {
+                        let digit = Int((k.magnitude >> UInt64(4 * w)) & 15)
+                        guard digit != 0 else { continue }
+                        if k > 0 {
+                            _ = BN_mod_mul_montgomery(positive.bn, positive.bn, tables[i][digit].bn, montgomery.mont, ctx)
+                        } else {
+                            if !anyNegative {
+                                // Catch up the squarings the negative accumulator skipped while it was 1 (it still is).
+                                anyNegative = true
+                            }
+                            _ = BN_mod_mul_montgomery(negative.bn, negative.bn, tables[i][digit].bn, montgomery.mont, ctx)
+                        }
+                    }
+                }
+                let p = BigNumber()
+                _ = BN_from_montgomery(p.bn, positive.bn, montgomery.mont, ctx)
+                guard anyNegative else { return PaillierCiphertext(value: p) }
+                let n = BigNumber()
+                _ = BN_from_montgomery(n.bn, negative.bn, montgomery.mont, ctx)
+                guard let inverse = BigArithmetic.modInverse(n, nSquared) else { return PaillierCiphertext(value: p) }
+                return PaillierCiphertext(value: BigArithmetic.modMultiply(p, inverse, nSquared))
+            }
+        }
+    }
+}

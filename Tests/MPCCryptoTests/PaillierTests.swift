@@ -41,6 +41,16 @@ final class PaillierTests: XCTestCase {
         let c = pk.linearCombination(a.map { pk.encrypt($0) }, k)
         XCTAssertEqual(key.decryptInt64(c), zip(a, k).map(*).reduce(0, +))
         XCTAssertEqual(key.decryptInt64(pk.linearCombination([pk.encrypt(Int64(4))], [0])), 0)
+        // Many columns at once (simultaneous exponentiation), against the one-by-one combination.
+        var rng = SystemRandomNumberGenerator()
+        let values = (0..<40).map { _ in Int64.random(in: -1_000_000...1_000_000, using: &rng) }
+        let ciphertexts = values.map { pk.encrypt($0) }
+        let columns = (0..<7).map { j in (0..<40).map { i -> Int64 in j == 0 ? 0 : j == 1 ? 65_536 : Int64.random(in: -(1 << 21)...(1 << 21), using: &rng) } }
+        let all = try pk.linearCombinations(ciphertexts, columns)
+        for (j, column) in columns.enumerated() {
+            XCTAssertEqual(key.decryptInt64(all[j]), zip(values, column).map(*).reduce(0, +), "column \(j)")
+        }
+        XCTAssertEqual(try pk.linearCombinations([], [[]]).map { key.decryptInt64($0) }, [0])
     }
 
     func testMaskedDecryptionRevealsOnlyTheMaskedValue() throws {

@@ -139,7 +139,7 @@ struct VerticalLRParty {
     /// arbiter and unmasked: the batch's mean gradient.
     static func gradient(_ pk: PaillierPublicKey, residuals: [PaillierCiphertext], columns: [[Int64]], batch: Int, rows: Int,
                          arbiter: ProtocolSession, loss: PaillierCiphertext? = nil, last: Bool = false) async throws -> [Double] {
-        let encrypted = try ParallelMap.map(columns) { pk.linearCombination(residuals, $0) }
+        let encrypted = try pk.linearCombinations(residuals, columns)
         let masks = columns.map { _ in pk.randomMask() }
         let masked = zip(encrypted, masks).map { pk.add($0, mask: $1) }
         try await arbiter.sendVLR {
