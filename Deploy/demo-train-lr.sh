@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Walkthrough of federated logistic regression on the breast-cancer data of FATE's examples
-# (../shared/data/fate): two banks hold different patients with the same 30 features (horizontal); an
-# operator node runs the rounds; updates travel only as secure sums. The model, its coefficients, its
-# training curve and its AUC on each bank's evaluation rows are shown at the end.
+# (../shared/data/fate). Horizontal: two banks hold different patients with the same 30 features; an
+# operator node runs the rounds; updates travel only as secure sums. Vertical: a bank holds the label and
+# 10 features, a telecom operator 20 other features of the same patients; rows are aligned by PSI and the
+# operator holds the Paillier key. Models, coefficients, training curves and metrics are shown.
 #
 #   Deploy/demo-train-lr.sh     everything under demo-train-lr/ (ignored by git), stopped at the end
 set -euo pipefail
@@ -10,7 +11,7 @@ cd "$(dirname "$0")/.."
 DEMO="$(pwd)/demo-train-lr"
 DATA="${FATE_DATA:-$(pwd)/../shared/data/fate}"
 BASE_PORT=${BASE_PORT:-7700}
-NODES="coordinator:coordinator operator:regulator bank-a:bank bank-b:bank"
+NODES="coordinator:coordinator operator:regulator bank-a:bank bank-b:bank telco:bank"
 . Deploy/lib/consortium.sh
 [ -f "$DATA/breast_homo_guest.csv" ] || { echo "FATE's breast data not found in $DATA (set FATE_DATA)" >&2; exit 1; }
 
@@ -37,8 +38,21 @@ for bank in bank-a bank-b; do node_config "$bank" "policy:
       columns: [$COLUMNS]
       protocols: [train-lr]
       result_recipients: [operator]
-      min_set_size: 1"
+      min_set_size: 1
+    hetero:
+      columns: [id, y, x0, x1, x2, x3, x4, x5, x6, x7, x8, x9]
+      protocols: [train-lr]
+      result_recipients: [operator]
+      min_set_size: 50"
 done
+node_config telco "policy:
+  coordinators: [coordinator]
+  datasets:
+    subscribers:
+      columns: [id, $(for i in $(seq 0 19); do printf 'x%s, ' "$i"; done | sed 's/, $//')]
+      protocols: [train-lr]
+      result_recipients: [operator]
+      min_set_size: 50"
 
 step "Each bank imports its own rows (bank-a: breast_homo_guest, bank-b: breast_homo_host; the test rows split between them)"
 head -1 "$DATA/breast_homo_test.csv" > "$DEMO/csv/eval-a.csv"; sed -n '2,58p' "$DATA/breast_homo_test.csv" >> "$DEMO/csv/eval-a.csv"
@@ -47,6 +61,11 @@ mpcnode data import --config "$DEMO/bank-a.yaml" --dataset patients --csv "$DATA
 mpcnode data import --config "$DEMO/bank-b.yaml" --dataset patients --csv "$DATA/breast_homo_host.csv" --id-column id 2>/dev/null | head -1
 mpcnode data import --config "$DEMO/bank-a.yaml" --dataset patients_eval --csv "$DEMO/csv/eval-a.csv" --id-column id 2>/dev/null | head -1
 mpcnode data import --config "$DEMO/bank-b.yaml" --dataset patients_eval --csv "$DEMO/csv/eval-b.csv" --id-column id 2>/dev/null | head -1
+
+mpcnode data import --config "$DEMO/bank-a.yaml" --dataset hetero --csv "$DATA/breast_hetero_guest.csv" --id-column id 2>/dev/null | head -1
+# The operator's subscribers: every patient but every tenth one (the alignment finds the common ones).
+awk -F, 'NR == 1 || $1 % 10 != 0' "$DATA/breast_hetero_host.csv" > "$DEMO/csv/subscribers.csv"
+mpcnode data import --config "$DEMO/telco.yaml" --dataset subscribers --csv "$DEMO/csv/subscribers.csv" --id-column id 2>/dev/null | head -1
 
 step "Starting the daemons"
 start_all
@@ -63,5 +82,18 @@ mpcnode model show "$job" --config "$DEMO/operator.yaml"
 step "Each bank keeps the model too"
 mpcnode model list --config "$DEMO/bank-a.yaml"
 mpcnode model export "$job" --config "$DEMO/bank-b.yaml" | head -12
+
+step "Vertical training: bank-a (label + 10 features) and telco (20 features), aligned by PSI, Paillier key at the operator"
+out=$(mpcnode job submit train-lr --mode vertical --config "$DEMO/coordinator.yaml" \
+  --party bank-a:hetero.id --party telco:subscribers.id --aggregator operator --label y \
+  --party-features bank-a=x0..x9 --party-features telco=x0..x19 --rounds 10 --learning-rate 0.15 --batch-size 64 --tolerance 0 --wait)
+echo "$out" | head -1
+job2=$(echo "$out" | sed -n 's/^submitted //p')
+echo "-- bank-a (guest) sees its own block and the intercept:"
+mpcnode model show "$job2" --config "$DEMO/bank-a.yaml" | sed -n '1,30p'
+echo "-- telco (host) sees only its own block:"
+mpcnode model show "$job2" --config "$DEMO/telco.yaml" | sed -n '1,12p'
+echo "-- the operator (arbiter) holds no coefficients, only the loss curve:"
+mpcnode model show "$job2" --config "$DEMO/operator.yaml" | tail -14
 
 step "Stopping the daemons"

@@ -106,11 +106,16 @@ extension JobEngine {
         // 2. Training.
         let parameters = Self.verticalParameters(spec, rows: aligned.count)
         let traffic = TrafficTally()
+        let recorder = progressRecorder(spec), epochs = Int(t.rounds)
+        let onEpoch: @Sendable (Int, Double) -> Void = { epoch, _ in recorder.record(done: epoch, total: epochs) }
+        try? repository.setProgress(jobID: jobID, done: 0, total: epochs)
         let result: (weights: [Double], bias: Double, losses: [Double])
         if isGuest {
             result = try await transport.withSession(jobID: jobID, stream: "vlr", to: other.nodeID, at: otherAddress) { host in
                 try await transport.withSession(jobID: jobID, stream: "vlr", to: t.aggregator, at: arbiterAddress) { arbiter in
-                    let (model, losses) = try await VerticalLRGuest(parameters: parameters, data: aligned, host: host, arbiter: arbiter).run()
+                    var guest = VerticalLRGuest(parameters: parameters, data: aligned, host: host, arbiter: arbiter)
+                    guest.onEpoch = onEpoch
+                    let (model, losses) = try await guest.run()
                     traffic.add(sent: host.bytesSent + arbiter.bytesSent, received: host.bytesReceived + arbiter.bytesReceived)
                     return (model.weights, model.bias, losses)
                 }
@@ -119,7 +124,9 @@ extension JobEngine {
             let guest = try await rendezvous.claim(jobID: jobID, stream: "vlr", peer: other.nodeID, timeout: wait)
             do {
                 result = try await transport.withSession(jobID: jobID, stream: "vlr", to: t.aggregator, at: arbiterAddress) { arbiter in
-                    let (weights, losses) = try await VerticalLRHost(parameters: parameters, features: aligned, guest: guest, arbiter: arbiter).run()
+                    var host = VerticalLRHost(parameters: parameters, features: aligned, guest: guest, arbiter: arbiter)
+                    host.onEpoch = onEpoch
+                    let (weights, losses) = try await host.run()
                     traffic.add(sent: guest.bytesSent + arbiter.bytesSent, received: guest.bytesReceived + arbiter.bytesReceived)
                     return (weights, 0, losses)
                 }
@@ -157,7 +164,10 @@ extension JobEngine {
         let guest = claimed["vlr/\(parameters.guest)"]!, host = claimed["vlr/\(parameters.host)"]!
         let losses: [Double]
         do {
-            losses = try await VerticalLRArbiter(parameters: parameters, guest: guest, host: host).run()
+            var arbiter = VerticalLRArbiter(parameters: parameters, guest: guest, host: host)
+            let recorder = progressRecorder(spec), epochs = Int(t.rounds)
+            arbiter.onEpoch = { epoch, _ in recorder.record(done: epoch, total: epochs) }
+            losses = try await arbiter.run()
         } catch {
             for c in [guest, host] { c.abort(); await c.close() }
             throw error

@@ -74,6 +74,8 @@ public struct VerticalLRArbiter: Sendable {
     public let parameters: VerticalLRParameters
     public let guest: any MessageChannel
     public let host: any MessageChannel
+    /// Called at the end of each epoch with its loss.
+    public var onEpoch: (@Sendable (Int, Double) -> Void)?
 
     public init(parameters: VerticalLRParameters, guest: any MessageChannel, host: any MessageChannel) {
         self.parameters = parameters
@@ -111,6 +113,7 @@ public struct VerticalLRArbiter: Sendable {
                 let loss = lossSum / Double(max(1, rows))
                 let stop = epoch == parameters.training.rounds || (losses.last.map { abs($0 - loss) < parameters.training.tolerance } ?? false)
                 losses.append(loss)
+                onEpoch?(epoch, loss)
                 for s in [g, h] { try await s.sendVLR { $0.control = .with { $0.epoch = UInt32(epoch); $0.loss = loss; $0.stop = stop } } }
                 if stop { break }
             }
@@ -172,6 +175,7 @@ public struct VerticalLRHost: Sendable {
     public let features: LabeledRows
     public let guest: any MessageChannel
     public let arbiter: any MessageChannel
+    public var onEpoch: (@Sendable (Int, Double) -> Void)?
 
     public init(parameters: VerticalLRParameters, features: LabeledRows, guest: any MessageChannel, arbiter: any MessageChannel) {
         self.parameters = parameters
@@ -206,6 +210,7 @@ public struct VerticalLRHost: Sendable {
                 }
                 let c = try await VerticalLRParty.control(a)
                 losses.append(c.loss)
+                onEpoch?(Int(c.epoch), c.loss)
                 if c.stop { break }
             }
             await guest.close()
@@ -225,6 +230,7 @@ public struct VerticalLRGuest: Sendable {
     public let data: LabeledRows
     public let host: any MessageChannel
     public let arbiter: any MessageChannel
+    public var onEpoch: (@Sendable (Int, Double) -> Void)?
 
     public init(parameters: VerticalLRParameters, data: LabeledRows, host: any MessageChannel, arbiter: any MessageChannel) {
         self.parameters = parameters
@@ -273,6 +279,7 @@ public struct VerticalLRGuest: Sendable {
                 }
                 let c = try await VerticalLRParty.control(a)
                 losses.append(c.loss)
+                onEpoch?(Int(c.epoch), c.loss)
                 if c.stop { break }
             }
             await host.close()
