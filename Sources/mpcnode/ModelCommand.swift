@@ -36,17 +36,26 @@ struct ModelCommand: AsyncParsableCommand {
                 model        \(m.id)   (\(m.mode) logistic regression, job \(m.jobID), this node: \(m.role))
                 spec hash    \(m.specHash)
                 trained on   \(m.datasets.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ", "))
-                label        \(m.label)
-                training     rounds \(p.rounds), local epochs \(p.localEpochs), learning rate \(p.learningRate), L2 \(p.l2), batch \(p.batchSize), tolerance \(p.tolerance)
-                evaluation   AUC \(f(m.auc)), log-loss \(f(m.loss)), accuracy \(f(m.accuracy)) on \(m.evaluatedRows.map(String.init) ?? "-") rows
+                label        \(m.label.isEmpty ? "(held by the guest)" : m.label)
+                training     \(m.mode == "vertical" ? "epochs" : "rounds") \(p.rounds), local epochs \(p.localEpochs), learning rate \(p.learningRate), L2 \(p.l2), batch \(p.batchSize), tolerance \(p.tolerance)
+                evaluation   \(m.auc == nil ? "final Taylor-approximated loss \(f(m.loss)) (no evaluation rows in vertical training yet)" : "AUC \(f(m.auc)), log-loss \(f(m.loss)), accuracy \(f(m.accuracy)) on \(m.evaluatedRows.map(String.init) ?? "-") rows")
 
                 """)
-            let rows = m.features.map { [$0, String(format: "%+.6f", m.weights[$0] ?? 0)] } + [["(intercept)", String(format: "%+.6f", m.bias)]]
-            print(TextTable.render(header: ["feature", "weight"], rows: rows))
+            if m.features.isEmpty {
+                print("coefficients: none at this node (the \(m.role) holds no block of the model)")
+            } else {
+                var rows = m.features.map { [$0, String(format: "%+.6f", m.weights[$0] ?? 0)] }
+                if m.role != "host" { rows.append(["(intercept)", String(format: "%+.6f", m.bias)]) }
+                print(TextTable.render(header: ["feature", "weight"], rows: rows))
+                if m.role == "host" { print("(the intercept and the other features' weights are held by the guest)") }
+                if m.role == "guest" { print("(the host's features' weights are held by the host)") }
+            }
             if !m.rounds.isEmpty {
-                print("\ntraining curve (the consortium's log-loss at the start of each round)")
-                print(TextTable.render(header: ["round", "loss", "rows", "contributors"],
-                                       rows: m.rounds.map { ["\($0.round)", String(format: "%.6f", $0.loss), "\($0.samples)", $0.contributors.joined(separator: ",")] }))
+                print(m.mode == "vertical" ? "\ntraining curve (Taylor-approximated log-loss over each epoch)"
+                                           : "\ntraining curve (the consortium's log-loss at the start of each round)")
+                print(TextTable.render(header: [m.mode == "vertical" ? "epoch" : "round", "loss", "rows", "contributors"],
+                                       rows: m.rounds.map { ["\($0.round)", String(format: "%.6f", $0.loss), $0.samples > 0 ? "\($0.samples)" : "-",
+                                                             $0.contributors.joined(separator: ",")] }))
             }
         }
     }
