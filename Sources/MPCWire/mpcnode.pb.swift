@@ -212,6 +212,9 @@ public nonisolated struct Mpcnode_V1_TrainingSpec: Sendable {
   /// "vertical": the arbiter's Paillier modulus bits (2048 by default).
   public var keyBits: UInt32 = 0
 
+  /// "predict": the vertical training job whose model (each party's block) scores the parties' rows.
+  public var modelJob: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1449,6 +1452,15 @@ public nonisolated struct Mpcnode_V1_VLRMessage: Sendable {
     set {body = .control(newValue)}
   }
 
+  /// Predict, host → guest: the host's partial margins x_H·w_H of the aligned rows to score.
+  public var partialScores: Mpcnode_V1_VLRPartialScores {
+    get {
+      if case .partialScores(let v)? = body {return v}
+      return Mpcnode_V1_VLRPartialScores()
+    }
+    set {body = .partialScores(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -1464,8 +1476,22 @@ public nonisolated struct Mpcnode_V1_VLRMessage: Sendable {
     case gradient(Mpcnode_V1_VLRPlaintexts)
     /// Arbiter → guest and host: the epoch's loss, and whether to go on.
     case control(Mpcnode_V1_VLRControl)
+    /// Predict, host → guest: the host's partial margins x_H·w_H of the aligned rows to score.
+    case partialScores(Mpcnode_V1_VLRPartialScores)
 
   }
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_VLRPartialScores: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var margins: [Double] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
@@ -1791,7 +1817,7 @@ nonisolated extension Mpcnode_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Mpcnode_V1_TrainingSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TrainingSpec"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}mode\0\u{1}aggregator\0\u{1}features\0\u{1}label\0\u{1}rounds\0\u{3}local_epochs\0\u{3}learning_rate\0\u{1}l2\0\u{3}batch_size\0\u{1}tolerance\0\u{3}eval_dataset\0\u{1}holdout\0\u{1}bins\0\u{3}party_features\0\u{3}key_bits\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}mode\0\u{1}aggregator\0\u{1}features\0\u{1}label\0\u{1}rounds\0\u{3}local_epochs\0\u{3}learning_rate\0\u{1}l2\0\u{3}batch_size\0\u{1}tolerance\0\u{3}eval_dataset\0\u{1}holdout\0\u{1}bins\0\u{3}party_features\0\u{3}key_bits\0\u{3}model_job\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1814,6 +1840,7 @@ nonisolated extension Mpcnode_V1_TrainingSpec: SwiftProtobuf.Message, SwiftProto
       case 13: try { try decoder.decodeSingularUInt32Field(value: &self.bins) }()
       case 14: try { try decoder.decodeRepeatedMessageField(value: &self.partyFeatures) }()
       case 15: try { try decoder.decodeSingularUInt32Field(value: &self.keyBits) }()
+      case 16: try { try decoder.decodeSingularStringField(value: &self.modelJob) }()
       default: break
       }
     }
@@ -1865,6 +1892,9 @@ nonisolated extension Mpcnode_V1_TrainingSpec: SwiftProtobuf.Message, SwiftProto
     if self.keyBits != 0 {
       try visitor.visitSingularUInt32Field(value: self.keyBits, fieldNumber: 15)
     }
+    if !self.modelJob.isEmpty {
+      try visitor.visitSingularStringField(value: self.modelJob, fieldNumber: 16)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1884,6 +1914,7 @@ nonisolated extension Mpcnode_V1_TrainingSpec: SwiftProtobuf.Message, SwiftProto
     if lhs.bins != rhs.bins {return false}
     if lhs.partyFeatures != rhs.partyFeatures {return false}
     if lhs.keyBits != rhs.keyBits {return false}
+    if lhs.modelJob != rhs.modelJob {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4261,7 +4292,7 @@ nonisolated extension Mpcnode_V1_LRDone: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Mpcnode_V1_VLRMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".VLRMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}public_key\0\u{1}forward\0\u{1}residuals\0\u{3}masked_gradient\0\u{1}gradient\0\u{1}control\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}public_key\0\u{1}forward\0\u{1}residuals\0\u{3}masked_gradient\0\u{1}gradient\0\u{1}control\0\u{3}partial_scores\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4347,6 +4378,19 @@ nonisolated extension Mpcnode_V1_VLRMessage: SwiftProtobuf.Message, SwiftProtobu
           self.body = .control(v)
         }
       }()
+      case 7: try {
+        var v: Mpcnode_V1_VLRPartialScores?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .partialScores(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .partialScores(v)
+        }
+      }()
       default: break
       }
     }
@@ -4382,6 +4426,10 @@ nonisolated extension Mpcnode_V1_VLRMessage: SwiftProtobuf.Message, SwiftProtobu
       guard case .control(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
     }()
+    case .partialScores?: try {
+      guard case .partialScores(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -4389,6 +4437,36 @@ nonisolated extension Mpcnode_V1_VLRMessage: SwiftProtobuf.Message, SwiftProtobu
 
   public static func ==(lhs: Mpcnode_V1_VLRMessage, rhs: Mpcnode_V1_VLRMessage) -> Bool {
     if lhs.body != rhs.body {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_VLRPartialScores: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".VLRPartialScores"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}margins\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedDoubleField(value: &self.margins) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.margins.isEmpty {
+      try visitor.visitPackedDoubleField(value: self.margins, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_VLRPartialScores, rhs: Mpcnode_V1_VLRPartialScores) -> Bool {
+    if lhs.margins != rhs.margins {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

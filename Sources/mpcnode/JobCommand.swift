@@ -36,9 +36,12 @@ struct JobCommand: AsyncParsableCommand {
                   mpcnode job submit intersection-stats --party b1:c.id --party b2:c.id --value balance --bins 0,1000,10000 --aggregator regulator
                   mpcnode job submit train-lr --party b1:loans --party b2:loans --aggregator operator --features x0..x29 --label y \\
                       --rounds 30 --eval-dataset loans_test
+                  mpcnode job submit train-lr --mode vertical --party bank:clients.id --party telco:subs.id --aggregator operator \\
+                      --label y --party-features bank=x0..x9 --party-features telco=x0..x19 --rounds 10
+                  mpcnode job submit predict --party bank:new_clients.id --party telco:subs.id --model <training job>
                 """)
         @OptionGroup var options: ConfigOption
-        @Argument(help: "The protocol: psi, secure-sum, mpsi, watchlist, union-sum, intersection-stats or train-lr.") var protocolName: String
+        @Argument(help: "The protocol: psi, secure-sum, mpsi, watchlist, union-sum, intersection-stats, train-lr or predict.") var protocolName: String
         @Option(name: .customLong("party"), help: "A party and its input, as node:dataset.column (repeat).") var parties: [String] = []
         @Option(name: .customLong("deliver-to"), help: "A node that receives the result (repeat).") var deliverTo: [String] = []
         @Flag(help: "Deliver only the size of the intersection.") var cardinalityOnly = false
@@ -60,6 +63,7 @@ struct JobCommand: AsyncParsableCommand {
         @Option(help: "train-lr: horizontal (same features, different customers) or vertical (different features, same customers).") var mode: String = "horizontal"
         @Option(name: .customLong("party-features"), help: "train-lr vertical: node=columns, a party's own features (repeat; the first --party is the guest).") var partyFeatures: [String] = []
         @Option(help: "train-lr vertical: the arbiter's Paillier modulus bits.") var keyBits: Int = 2048
+        @Option(help: "predict: the vertical training job whose model scores the parties' common rows.") var model: String?
         @Option(help: "train-lr: feature columns, comma-separated (x0,x1,… or a range x0..x29).") var features: String?
         @Option(help: "train-lr: the 0/1 label column.") var label: String?
         @Option(help: "train-lr: rounds.") var rounds: Int = 20
@@ -97,6 +101,10 @@ struct JobCommand: AsyncParsableCommand {
                                   measures: measures, decimals: decimals, minCellRecords: minCellRecords, minCellParties: minCellParties)
             }
             var training: JobSubmission.TrainingOptions?
+            if protocolName == "predict" {
+                guard let model else { throw CLIFailure("predict needs --model <training job id>") }
+                training = .predict(model: model)
+            }
             if protocolName == "train-lr" {
                 guard let aggregator, let label, features != nil || mode == "vertical" else {
                     throw CLIFailure("train-lr needs --aggregator, --label and --features (horizontal) or --party-features (vertical)")
@@ -215,6 +223,10 @@ struct JobCommand: AsyncParsableCommand {
             if json { try printJSON(result); return }
             if result.kind == "cardinality" {
                 print("intersection size: \(result.cardinality)")
+            } else if result.kind == "scores" {
+                print("scores: \(result.cardinality) rows (identifier, predicted probability)")
+                for (id, v) in zip(result.identifiers ?? [], result.values ?? []) { print("  \(id)  \(String(format: "%.6f", v))") }
+                if result.truncated { print("  … (\(result.cardinality - limit) more; use --limit)") }
             } else {
                 let what = result.kind == "on-others-lists" ? "on other parties' lists" : "intersection"
                 print("\(what): \(result.cardinality) identifiers")

@@ -107,8 +107,8 @@ final class TrainingJobTests: XCTestCase {
               datasets:
                 patients:
                   columns: [\((node == "bank-a" ? guestColumns : hostColumns).joined(separator: ", "))]
-                  protocols: [train-lr]
-                  result_recipients: [operator]
+                  protocols: [train-lr, predict]
+                  result_recipients: [operator, bank-a]
                   min_set_size: 50
             """
         }
@@ -166,6 +166,29 @@ final class TrainingJobTests: XCTestCase {
         let (baseline, _) = LocalTrainer.train(.zero(features: 30), on: joined, epochs: parameters.rounds, parameters: parameters)
         func auc(_ m: LogisticModel) -> Double { Metrics.auc(scores: (0..<joined.count).map { m.probability(joined.row($0)) }, labels: joined.labels) }
         XCTAssertEqual(auc(federated), auc(baseline), accuracy: 0.01)
+        // Joint scoring of the common rows with the trained blocks (predict): scores at the guest only.
+        let predict = try await nodes["coordinator"]!.engine.submit(JobSubmission(
+            protocolName: "predict", parties: [.init(nodeID: "bank-a", dataset: "patients", column: "id"), .init(nodeID: "telco", dataset: "patients", column: "id")],
+            deliverTo: [], cardinalityOnly: false, group: "", training: .predict(model: jobID)))
+        let predicted = try await ConsortiumFixture.waitForFinal(nodes["coordinator"]!, jobID: predict, seconds: 60)
+        XCTAssertEqual(predicted.state, .succeeded, predicted.reason ?? "")
+        _ = try await ConsortiumFixture.waitForFinal(nodes["bank-a"]!, jobID: predict)
+        let scores = try JobRepository(store: nodes["bank-a"]!.store).result(jobID: predict, limit: 10_000)
+        XCTAssertEqual(scores.kind, "scores")
+        XCTAssertEqual(scores.cardinality, 512)
+        var expected: [String: Double] = [:]
+        var k = 0
+        for line in guestText.split(separator: "\n").dropFirst() {
+            let id = String(line.prefix { $0 != "," })
+            guard hostByID[id] != nil else { continue }
+            expected[id] = federated.probability(joined.row(k))
+            k += 1
+        }
+        for (id, score) in zip(scores.identifiers ?? [], scores.values ?? []) {
+            XCTAssertEqual(score, expected[id]!, accuracy: 1e-9, id)
+        }
+        XCTAssertThrowsError(try JobRepository(store: nodes["telco"]!.store).result(jobID: predict, limit: 10), "the host gets no scores")
+
         // Neither the guest's labels nor any feature value crosses the wire in the clear.
         for (node, text) in [("bank-a", guestText), ("telco", hostText)] {
             let wire = WireIndex(taps.sent(by: node))

@@ -77,7 +77,7 @@ public actor JobEngine {
         }
         for id in partyIDs where configuration.peers[id] == nil { throw JobError.unknownPeer(id) }
         let setKind = SetJobKind(rawValue: submission.protocolName)
-        guard !submission.deliverTo.isEmpty || setKind != nil || submission.protocolName == "train-lr" else { throw JobError.invalidSubmission("name at least one recipient with --deliver-to") }
+        guard !submission.deliverTo.isEmpty || setKind != nil || ["train-lr", "predict"].contains(submission.protocolName) else { throw JobError.invalidSubmission("name at least one recipient with --deliver-to") }
         var aggregateSpec: Mpcnode_V1_AggregateSpec?
         var setSpec: Mpcnode_V1_SetOperationSpec?
         var trainingSpec: Mpcnode_V1_TrainingSpec?
@@ -117,9 +117,11 @@ public actor JobEngine {
             aggregateSpec = spec
         case "train-lr":
             trainingSpec = try validateTrainingSubmission(submission)
+        case "predict":
+            trainingSpec = try validatePredictSubmission(submission)
         default:
             guard let setKind else {
-                throw JobError.invalidSubmission("unknown protocol '\(submission.protocolName)' (available: psi, secure-sum, train-lr, \(SetJobKind.allCases.map(\.rawValue).joined(separator: ", ")))")
+                throw JobError.invalidSubmission("unknown protocol '\(submission.protocolName)' (available: psi, secure-sum, train-lr, predict, \(SetJobKind.allCases.map(\.rawValue).joined(separator: ", ")))")
             }
             setSpec = try validateSetSubmission(submission, kind: setKind)
         }
@@ -128,7 +130,7 @@ public actor JobEngine {
         spec.coordinator = nodeID
         spec.protocol = submission.protocolName
         spec.parties = submission.parties.map { p in .with { $0.nodeID = p.nodeID; $0.dataset = p.dataset; $0.column = p.column } }
-        spec.deliverTo = submission.deliverTo
+        spec.deliverTo = submission.protocolName == "predict" ? [submission.parties.first?.nodeID ?? ""] : submission.deliverTo
         spec.cardinalityOnly = submission.cardinalityOnly
         spec.group = submission.protocolName == "psi" || setKind != nil ? submission.group : ""
         if let aggregateSpec { spec.aggregate = aggregateSpec }
@@ -348,7 +350,7 @@ public actor JobEngine {
             let check = PolicyCheck(policy: configuration.policy, nodeID: nodeID)
             let verdict = try check.check(spec, proposer: proposer) {
                 guard let mine else { return nil }
-                if spec.protocol == "secure-sum" || spec.protocol == "train-lr" {
+                if spec.protocol == "secure-sum" || spec.protocol == "train-lr" || spec.protocol == "predict" {
                     inputRows = try? catalog.describe(mine.dataset).rowCount
                 } else if let kind = SetJobKind(rawValue: spec.protocol), kind.sumsValues,
                           (try catalog.distinctCount(dataset: mine.dataset, column: spec.sets.valueColumn)) == nil {
@@ -474,6 +476,8 @@ public actor JobEngine {
             case "secure-sum":
                 c = spec.deliverTo.first == nodeID ? try await runSecureSumServer(spec, started: started)
                                                    : try await runSecureSumClient(spec)
+            case "predict":
+                c = try await runPredictParty(spec, scratch: scratch)
             case "train-lr" where spec.training.mode == "vertical":
                 c = spec.training.aggregator == nodeID ? try await runVerticalArbiter(spec) : try await runVerticalParty(spec, scratch: scratch)
             case "train-lr":

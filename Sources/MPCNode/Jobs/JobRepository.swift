@@ -163,14 +163,21 @@ public struct JobRepository: Sendable {
             }
             let kind: String = row["kind"]
             var identifiers: [String]?
+            var values: [Double]?
             var truncated = false
-            if kind == "intersection" || kind == "on-others-lists" {
+            if kind == "scores" {
+                let rows = try Row.fetchAll(db, sql: "SELECT identifier, value FROM job_result_item WHERE job_id = ? ORDER BY identifier LIMIT ?",
+                                            arguments: [jobID, limit + 1])
+                truncated = rows.count > limit
+                identifiers = rows.prefix(limit).map { $0["identifier"] }
+                values = rows.prefix(limit).map { $0["value"] }
+            } else if kind == "intersection" || kind == "on-others-lists" {
                 let items = try String.fetchAll(db, sql: "SELECT identifier FROM job_result_item WHERE job_id = ? ORDER BY identifier LIMIT ?",
                                                 arguments: [jobID, limit + 1])
                 truncated = items.count > limit
                 identifiers = Array(items.prefix(limit))
             }
-            return JobResultView(jobID: jobID, kind: kind, cardinality: row["cardinality"], identifiers: identifiers,
+            return JobResultView(jobID: jobID, kind: kind, cardinality: row["cardinality"], identifiers: identifiers, values: values,
                                  truncated: truncated, createdAt: row["created_at"])
         }
     }

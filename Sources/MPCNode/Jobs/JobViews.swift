@@ -61,6 +61,8 @@ public struct JobResultView: Codable, Sendable {
     public var cardinality: Int
     /// The intersection (absent for cardinality-only results); at most `limit` entries.
     public var identifiers: [String]?
+    /// Scores of a predict job, by identifier (same order as `identifiers`).
+    public var values: [Double]?
     public var truncated: Bool
     public var createdAt: Date
 }
@@ -148,12 +150,21 @@ public struct JobSubmission: Codable, Sendable {
         public var partyFeatures: [String: [String]]
         /// vertical: the arbiter's Paillier modulus bits.
         public var keyBits: Int
+        /// predict: the vertical training job whose model scores the rows.
+        public var modelJob: String?
         public init(mode: String = "horizontal", aggregator: String, features: [String], label: String,
                     parameters: TrainingParameters = TrainingParameters(), evalDataset: String? = nil, holdout: Double = 0.2, bins: Int = 1000,
                     partyFeatures: [String: [String]] = [:], keyBits: Int = 2048) {
             self.mode = mode; self.aggregator = aggregator; self.features = features; self.label = label
             self.parameters = parameters; self.evalDataset = evalDataset; self.holdout = holdout; self.bins = bins
             self.partyFeatures = partyFeatures; self.keyBits = keyBits
+        }
+
+        /// Options of a predict job.
+        public static func predict(model: String) -> TrainingOptions {
+            var o = TrainingOptions(aggregator: "", features: [], label: "")
+            o.modelJob = model
+            return o
         }
     }
 

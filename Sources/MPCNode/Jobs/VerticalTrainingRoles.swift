@@ -63,47 +63,15 @@ extension JobEngine {
         let isGuest = index == 0
         let mine = spec.parties[index], other = spec.parties[1 - index]
         let features = t.partyFeatures.first { $0.nodeID == nodeID }?.features ?? []
-        // 1. Alignment by PSI on the identifier columns; both sides receive the intersection.
-        let source = try SQLiteIdentifierSource.prepare(jobID: jobID, dataset: mine.dataset, column: mine.column, store: store,
-                                                        scratchDirectory: configuration.jobsDirectory)
-        scratch.add { source.remove() }
-        let startedHash = try audit.append(event: "job.started", jobID: jobID, details: [
-            "spec_hash": .string(try JobRepository.specHash(spec)), "role": .string(isGuest ? "guest" : "host"),
-            "peer": .string(other.nodeID), "arbiter": .string(t.aggregator), "input_rows": .int(source.count),
-        ])
-        _ = startedHash
-        let psi = PSIParty.Configuration(jobID: jobID, group: .x25519, selfReceivesOutput: true, peerReceivesOutput: true, cardinalityOnly: false)
-        let transport = self.transport, rendezvous = self.rendezvous, wait = sessionWaitTimeout
-        let otherAddress = try address(of: other.nodeID), arbiterAddress = try address(of: t.aggregator)
-        let report: PSIParty.Report
-        if isGuest {
-            report = try await transport.withSession(jobID: jobID, stream: "align", to: other.nodeID, at: otherAddress) { channel in
-                try await PSIParty(configuration: psi, source: source, channel: channel).run()
-            }
-        } else {
-            let channel = try await rendezvous.claim(jobID: jobID, stream: "align", peer: other.nodeID, timeout: wait)
-            do {
-                report = try await PSIParty(configuration: psi, source: source, channel: channel).run()
-                await channel.close()
-            } catch {
-                channel.abort()
-                await channel.close()
-                throw error
-            }
-        }
-        guard case .intersection(let positions) = report.output else {
-            throw JobError.invalidSubmission("the alignment delivered no intersection")
-        }
-        var ids: [String] = []
-        try source.forEachIdentifier(atPositions: positions) { ids.append($0) }
-        // The agreed order: HMAC-SHA-256 of each identifier keyed with the job id.
-        let key = SymmetricKey(data: Data(jobID.utf8))
-        let order = ids.map { (Data(HMAC<SHA256>.authenticationCode(for: Data($0.utf8), using: key)), $0) }.sorted { $0.0.lexicographicallyPrecedes($1.0) }
-        let aligned = try TrainingData.loadAligned(store: store, catalog: catalog, dataset: mine.dataset, idColumn: mine.column, ids: order.map(\.1),
+        let (order, alignment) = try await alignByPSI(spec, mine: mine, other: other, isGuest: isGuest, scratch: scratch)
+        let inputRows = alignment.ownSetSize
+        let aligned = try TrainingData.loadAligned(store: store, catalog: catalog, dataset: mine.dataset, idColumn: mine.column, ids: order,
                                                    features: features, label: isGuest ? t.label : nil)
         guard aligned.count >= 2 else { throw TrainingError.noRows(dataset: mine.dataset) }
         logger.info("vertical training aligned", metadata: ["job": "\(jobID)", "rows": "\(aligned.count)", "role": "\(isGuest ? "guest" : "host")"])
         // 2. Training.
+        let transport = self.transport, rendezvous = self.rendezvous, wait = sessionWaitTimeout
+        let otherAddress = try address(of: other.nodeID), arbiterAddress = try address(of: t.aggregator)
         let parameters = Self.verticalParameters(spec, rows: aligned.count)
         let traffic = TrafficTally()
         let recorder = progressRecorder(spec), epochs = Int(t.rounds)
@@ -146,10 +114,50 @@ extension JobEngine {
                                                                    contributors: spec.parties.map(\.nodeID)) },
             auc: nil, loss: result.losses.last, accuracy: nil, evaluatedRows: nil)
         let models = ModelRepository(store: store)
-        return Completion(inputRows: source.count, bytesSent: report.bytesSent + traffic.sent, bytesReceived: report.bytesReceived + traffic.received,
+        return Completion(inputRows: inputRows, bytesSent: alignment.bytesSent + traffic.sent, bytesReceived: alignment.bytesReceived + traffic.received,
                           resultRows: 1, receivedResult: true,
                           details: ["model": .string(model.id), "aligned_rows": .int(aligned.count), "epochs": .int(result.losses.count)],
                           store: { db in try models.insert(db, model) })
+    }
+
+    /// Aligns the two parties' rows by PSI on their identifier columns (both receive the intersection) and
+    /// orders the common identifiers by HMAC-SHA-256 keyed with the job id: both sides end with the same list.
+    func alignByPSI(_ spec: Mpcnode_V1_JobSpec, mine: Mpcnode_V1_PartyInput, other: Mpcnode_V1_PartyInput, isGuest: Bool,
+                    scratch: JobScratch) async throws -> ([String], PSIParty.Report) {
+        let jobID = spec.jobID
+        let source = try SQLiteIdentifierSource.prepare(jobID: jobID, dataset: mine.dataset, column: mine.column, store: store,
+                                                        scratchDirectory: configuration.jobsDirectory)
+        scratch.add { source.remove() }
+        try audit.append(event: "job.started", jobID: jobID, details: [
+            "spec_hash": .string(try JobRepository.specHash(spec)), "role": .string(isGuest ? "guest" : "host"),
+            "peer": .string(other.nodeID), "input_rows": .int(source.count),
+        ])
+        let psi = PSIParty.Configuration(jobID: jobID, group: .x25519, selfReceivesOutput: true, peerReceivesOutput: true, cardinalityOnly: false)
+        let report: PSIParty.Report
+        if isGuest {
+            report = try await transport.withSession(jobID: jobID, stream: "align", to: other.nodeID, at: try address(of: other.nodeID)) { channel in
+                try await PSIParty(configuration: psi, source: source, channel: channel).run()
+            }
+        } else {
+            let channel = try await rendezvous.claim(jobID: jobID, stream: "align", peer: other.nodeID, timeout: sessionWaitTimeout)
+            do {
+                report = try await PSIParty(configuration: psi, source: source, channel: channel).run()
+                await channel.close()
+            } catch {
+                channel.abort()
+                await channel.close()
+                throw error
+            }
+        }
+        guard case .intersection(let positions) = report.output else {
+            throw JobError.invalidSubmission("the alignment delivered no intersection")
+        }
+        var ids: [String] = []
+        try source.forEachIdentifier(atPositions: positions) { ids.append($0) }
+        let key = SymmetricKey(data: Data(jobID.utf8))
+        let order = ids.map { (Data(HMAC<SHA256>.authenticationCode(for: Data($0.utf8), using: key)), $0) }
+            .sorted { $0.0.lexicographicallyPrecedes($1.0) }.map(\.1)
+        return (order, report)
     }
 
     func runVerticalArbiter(_ spec: Mpcnode_V1_JobSpec) async throws -> Completion {

@@ -54,6 +54,8 @@ public enum JobProtocolUse: String, Sendable, CaseIterable, Codable {
     case intersectionStats = "intersection-stats"
     /// Training a model jointly (the feature and label columns must be allowed).
     case trainLR = "train-lr"
+    /// Scoring rows with a jointly trained (vertical) model.
+    case predict
 }
 
 public struct DatasetPolicy: Sendable, Equatable {

@@ -50,6 +50,7 @@ public struct PolicyCheck: Sendable {
         case "psi": use = spec.cardinalityOnly ? .psiCardinality : .psi
         case "secure-sum": use = .secureSum
         case "train-lr": use = .trainLR
+        case "predict": use = .predict
         default:
             guard let kind = SetJobKind(rawValue: spec.protocol) else {
                 return .refused(reason: "protocol '\(spec.protocol)' is not supported")
@@ -70,12 +71,12 @@ public struct PolicyCheck: Sendable {
             guard spec.aggregate.minCellParties >= UInt32(rule.minimumCellParties) else {
                 return .refused(reason: "cells with fewer than \(rule.minimumCellParties) parties must be suppressed (the job asks \(spec.aggregate.minCellParties))")
             }
-        } else if use == .trainLR {
+        } else if use == .trainLR || use == .predict {
             var used = spec.training.features + [spec.training.label]
             if spec.training.mode == "vertical" {
                 // Vertical: this party's own features, the label at the guest, and the identifier column for the alignment.
                 used = (spec.training.partyFeatures.first { $0.nodeID == nodeID }?.features ?? []) + [mine.column]
-                if spec.parties.first?.nodeID == nodeID { used.append(spec.training.label) }
+                if spec.parties.first?.nodeID == nodeID && use == .trainLR { used.append(spec.training.label) }
             }
             for column in used where !rule.columns.contains(column) {
                 return .refused(reason: "column '\(column)' of dataset '\(mine.dataset)' may not be used for training")
@@ -83,7 +84,7 @@ public struct PolicyCheck: Sendable {
             if !spec.training.evalDataset.isEmpty && policy.datasets[spec.training.evalDataset]?.protocols.contains(.trainLR) != true {
                 return .refused(reason: "evaluation dataset '\(spec.training.evalDataset)' is not exposed to train-lr")
             }
-            if !rule.resultRecipients.contains(spec.training.aggregator) {
+            if use == .trainLR && !rule.resultRecipients.contains(spec.training.aggregator) {
                 return .refused(reason: "\(spec.training.aggregator) may not receive a model trained on dataset '\(mine.dataset)'")
             }
         } else {

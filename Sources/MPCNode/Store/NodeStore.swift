@@ -123,6 +123,9 @@ public final class NodeStore: Sendable {
                 t.column("body", .text).notNull()         // JSON of ModelView
             }
         }
+        migrator.registerMigration("v5: a value per result item (predicted scores)") { db in
+            try db.alter(table: "job_result_item") { t in t.add(column: "value", .double) }
+        }
         return migrator
     }
 
