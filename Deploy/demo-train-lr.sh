@@ -41,8 +41,8 @@ for bank in bank-a bank-b; do node_config "$bank" "policy:
       min_set_size: 1
     hetero:
       columns: [id, y, x0, x1, x2, x3, x4, x5, x6, x7, x8, x9]
-      protocols: [train-lr]
-      result_recipients: [operator]
+      protocols: [train-lr, predict]
+      result_recipients: [operator, bank-a]
       min_set_size: 50"
 done
 node_config telco "policy:
@@ -50,8 +50,8 @@ node_config telco "policy:
   datasets:
     subscribers:
       columns: [id, $(for i in $(seq 0 19); do printf 'x%s, ' "$i"; done | sed 's/, $//')]
-      protocols: [train-lr]
-      result_recipients: [operator]
+      protocols: [train-lr, predict]
+      result_recipients: [operator, bank-a]
       min_set_size: 50"
 
 step "Each bank imports its own rows (bank-a: breast_homo_guest, bank-b: breast_homo_host; the test rows split between them)"
@@ -95,5 +95,10 @@ echo "-- telco (host) sees only its own block:"
 mpcnode model show "$job2" --config "$DEMO/telco.yaml" | sed -n '1,12p'
 echo "-- the operator (arbiter) holds no coefficients, only the loss curve:"
 mpcnode model show "$job2" --config "$DEMO/operator.yaml" | tail -14
+
+step "Joint scoring with the vertical model (predict): scores at bank-a only"
+out=$(mpcnode job submit predict --config "$DEMO/coordinator.yaml" --party bank-a:hetero.id --party telco:subscribers.id --model "$job2" --wait 2>/dev/null)
+job3=$(echo "$out" | sed -n 's/^submitted //p')
+mpcnode job result "$job3" --config "$DEMO/bank-a.yaml" --limit 5
 
 step "Stopping the daemons"
