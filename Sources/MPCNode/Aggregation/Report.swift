@@ -40,28 +40,16 @@ public struct ReportView: Codable, Sendable {
 public struct ReportRepository: Sendable {
     public let store: NodeStore
     public init(store: NodeStore) { self.store = store }
+    private var documents: JSONDocuments<ReportView> { JSONDocuments(store: store, table: "report", missing: { JobError.noReport($0) }) }
 
     public func insert(_ db: Database, _ report: ReportView) throws {
-        let body = String(decoding: try AdminCoding.encoder.encode(report), as: UTF8.self)
+        let body = try JSONDocuments.body(report)
         try db.execute(sql: "INSERT INTO report (id, job_id, spec_hash, coordinator, created_at, body) VALUES (?, ?, ?, ?, ?, ?)",
                        arguments: [report.id, report.jobID, report.specHash, report.coordinator, report.createdAt, body])
     }
 
-    public func list(limit: Int = 100) throws -> [ReportView] {
-        try store.read { db in
-            try String.fetchAll(db, sql: "SELECT body FROM report ORDER BY created_at DESC LIMIT ?", arguments: [limit])
-                .map { try AdminCoding.decoder.decode(ReportView.self, from: Data($0.utf8)) }
-        }
-    }
-
-    public func get(_ id: String) throws -> ReportView {
-        try store.read { db in
-            guard let body = try String.fetchOne(db, sql: "SELECT body FROM report WHERE id = ? OR job_id = ?", arguments: [id, id]) else {
-                throw JobError.noReport(id)
-            }
-            return try AdminCoding.decoder.decode(ReportView.self, from: Data(body.utf8))
-        }
-    }
+    public func list(limit: Int = 100) throws -> [ReportView] { try documents.list(limit: limit) }
+    public func get(_ id: String) throws -> ReportView { try documents.get(id) }
 
     /// Formats a fixed-point integer with `decimals` decimals, exactly.
     public static func decimalText(_ value: Int64, decimals: Int) -> String {

@@ -33,26 +33,16 @@ public struct ModelView: Codable, Sendable {
 public struct ModelRepository: Sendable {
     public let store: NodeStore
     public init(store: NodeStore) { self.store = store }
+    private var documents: JSONDocuments<ModelView> { JSONDocuments(store: store, table: "model", missing: { JobError.noModel($0) }) }
 
     public func insert(_ db: Database, _ model: ModelView) throws {
-        let body = String(decoding: try AdminCoding.encoder.encode(model), as: UTF8.self)
+        let body = try JSONDocuments.body(model)
         try db.execute(sql: "INSERT INTO model (id, job_id, created_at, body) VALUES (?, ?, ?, ?)",
                        arguments: [model.id, model.jobID, model.createdAt, body])
     }
 
-    public func list(limit: Int = 100) throws -> [ModelView] {
-        try store.read { db in
-            try String.fetchAll(db, sql: "SELECT body FROM model ORDER BY created_at DESC LIMIT ?", arguments: [limit])
-                .map { try AdminCoding.decoder.decode(ModelView.self, from: Data($0.utf8)) }
-        }
-    }
+    public func list(limit: Int = 100) throws -> [ModelView] { try documents.list(limit: limit) }
 
-    public func get(_ id: String) throws -> ModelView {
-        try store.read { db in
-            guard let body = try String.fetchOne(db, sql: "SELECT body FROM model WHERE id = ? OR job_id = ?", arguments: [id, id]) else {
-                throw JobError.noModel(id)
-            }
-            return try AdminCoding.decoder.decode(ModelView.self, from: Data(body.utf8))
-        }
-    }
+    /// A model by its id, or by its training job's id. At a party, the job's model is the party's own block.
+    public func get(_ id: String) throws -> ModelView { try documents.get(id) }
 }
