@@ -7,8 +7,10 @@ import XCTest
 /// A horizontal train-lr job between in-process nodes (TLS, SQLite, policies) on FATE's breast_homo split:
 /// the model must match a centralised baseline trained on the pooled rows with the same hyper-parameters.
 final class TrainingJobTests: XCTestCase {
+    /// FATE's example data: `MPCNODE_FATE_DATA`, or ../shared/data/fate beside the project (where CI has it).
     static var data: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        if let path = ProcessInfo.processInfo.environment["MPCNODE_FATE_DATA"] { return URL(fileURLWithPath: path) }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("shared/data/fate")
     }
 

@@ -42,8 +42,10 @@ final class HorizontalLRTests: XCTestCase {
     override func setUpWithError() throws { pki = try TestPKI() }
     override func tearDownWithError() throws { pki.remove() }
 
+    /// FATE's example data: `MPCNODE_FATE_DATA`, or ../shared/data/fate beside the project (where CI has it).
     static var dataDirectory: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        if let path = ProcessInfo.processInfo.environment["MPCNODE_FATE_DATA"] { return URL(fileURLWithPath: path) }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("shared/data/fate")
     }
 
