@@ -11,7 +11,7 @@ import XCTest
 actor SumSwitchboard {
     private var waiting: [String: [String: any MessageChannel]] = [:]
     private var takers: [String: CheckedContinuation<[String: any MessageChannel], Never>] = [:]
-    private let expected: Set<String>
+    private var expected: Set<String>
     private let server: String
     private let tap: @Sendable (String, [UInt8]) -> Void
     init(expected: Set<String>, server: String, tap: @escaping @Sendable (String, [UInt8]) -> Void) {
@@ -23,14 +23,23 @@ actor SumSwitchboard {
     func open(_ stream: String, from client: String) -> any MessageChannel {
         let (c, s) = InMemoryChannel.pair(client, server, tap: tap)
         waiting[stream, default: [:]][client] = s
-        if Set(waiting[stream]!.keys) == expected, let taker = takers.removeValue(forKey: stream) {
+        if Set(waiting[stream]!.keys).isSuperset(of: expected), let taker = takers.removeValue(forKey: stream) {
             taker.resume(returning: waiting.removeValue(forKey: stream)!)
         }
         return c
     }
 
+    /// A party is gone: sums no longer wait for it.
+    func drop(_ client: String) {
+        expected.remove(client)
+        for (stream, taker) in takers where Set(waiting[stream]?.keys.map { $0 } ?? []).isSuperset(of: expected) {
+            takers.removeValue(forKey: stream)
+            taker.resume(returning: waiting.removeValue(forKey: stream) ?? [:])
+        }
+    }
+
     func take(_ stream: String) async -> [String: any MessageChannel] {
-        if let w = waiting[stream], Set(w.keys) == expected { return waiting.removeValue(forKey: stream)! }
+        if let w = waiting[stream], Set(w.keys).isSuperset(of: expected) { return waiting.removeValue(forKey: stream)! }
         return await withCheckedContinuation { takers[stream] = $0 }
     }
 }
@@ -125,5 +134,57 @@ final class HorizontalLRTests: XCTestCase {
         for v in guest.features.prefix(200) where v != 0 {
             XCTAssertFalse(sent.contains(withUnsafeBytes(of: v.bitPattern.littleEndian) { Array($0) }), "feature value \(v) on the wire")
         }
+    }
+
+    /// A party that crashes in round 3: the training goes on with the others, and every round records who contributed.
+    func testAPartyLostMidTrainingIsLeftOutOfLaterRounds() async throws {
+        let guest = try Self.load("breast_homo_guest.csv"), host = try Self.load("breast_homo_host.csv")
+        let test = try Self.load("breast_homo_test.csv")
+        let data = ["bank-a": guest.subset(Array(0..<113)), "bank-b": guest.subset(Array(113..<227)), "bank-c": host]
+        let parties = ["bank-a", "bank-b", "bank-c"]
+        let training = TrainingParameters(rounds: 8, localEpochs: 1, learningRate: 0.1, l2: 0.001, batchSize: 32, tolerance: 0)
+        let parameters = HorizontalLRParameters(jobID: "job-hlr-drop", clients: parties, server: "aggregator", features: 30, training: training,
+                                                threshold: 2, roundTimeout: .seconds(30))
+        let board = SumSwitchboard(expected: Set(parties), server: "aggregator", tap: { _, _ in })
+        var modelChannels: [String: any MessageChannel] = [:], clientEnds: [String: InMemoryChannel] = [:]
+        for p in parties {
+            let (c, s) = InMemoryChannel.pair(p, "aggregator")
+            clientEnds[p] = c
+            modelChannels[p] = s
+        }
+        var auth: [String: KeyAuthentication] = [:]
+        for p in parties { auth[p] = try authentication(p) }
+        struct Crash: Error {}
+        async let server = HorizontalLRServer(parameters: parameters, modelChannels: modelChannels, sumChannels: { await board.take($0) }).run()
+        let results = await withTaskGroup(of: (String, Bool).self) { group in
+            for p in parties {
+                let end = clientEnds[p]!
+                let client = HorizontalLRClient(
+                    parameters: parameters, me: p, training: data[p]!, evaluation: test, modelChannel: end,
+                    withSum: { stream, body in
+                        if p == "bank-c" && stream == "round-3" {
+                            await end.close()
+                            await board.drop(p)
+                            throw Crash()
+                        }
+                        try await body(await board.open(stream, from: p))
+                    },
+                    authentication: auth[p]!)
+                group.addTask { (p, (try? await client.run()) != nil) }
+            }
+            var out: [String: Bool] = [:]
+            for await (p, ok) in group { out[p] = ok }
+            return out
+        }
+        let outcome = try await server
+        XCTAssertEqual(results, ["bank-a": true, "bank-b": true, "bank-c": false])
+        XCTAssertEqual(outcome.rounds.count, 8)
+        for r in outcome.rounds {
+            XCTAssertEqual(r.contributors, r.round < 3 ? parties : ["bank-a", "bank-b"], "round \(r.round)")
+            XCTAssertEqual(r.samples, r.round < 3 ? 455 : 227, "round \(r.round)")
+        }
+        XCTAssertEqual(outcome.evaluatedBy, ["bank-a", "bank-b"])
+        XCTAssertEqual(outcome.evaluation.count, 2 * 114, "each survivor scored the test rows")
+        XCTAssertGreaterThan(outcome.evaluation.auc, 0.95)
     }
 }
