@@ -104,6 +104,7 @@ extension JobEngine {
                 },
                 authentication: auth, auditRecordHash: Self.hexBytes(startedHash))
             client.onRound = { r in recorder.record(done: r, total: rounds) }
+            client.afterSecureAggregationRound = Self.faultInjection()
             let o = try await client.run()
             return (o, channel.bytesSent + traffic.sent, channel.bytesReceived + traffic.received)
         }
@@ -137,13 +138,24 @@ extension JobEngine {
         let repository = self.repository, rounds = Int(t.rounds)
         try? repository.setProgress(jobID: jobID, done: 0, total: rounds)
         let traffic = TrafficTally()
+        // A party never sends on its model session: anything arriving there (its end, an abort, a lost
+        // connection) means it is gone, and later sums stop waiting for it.
+        let gone = GoneParties()
+        let watchers = channels.map { (c, channel) in Task { _ = try? await channel.receive(); await gone.mark(c) } }
+        defer { for w in watchers { w.cancel() } }
         let outcome = try await HorizontalLRServer(
             parameters: parameters, modelChannels: channels,
             sumChannels: { stream in
-                // Parties that do not open their session of this sum in time are left out of it (dropouts).
+                // Parties that do not open their session of this sum in time, or are gone, are left out of it (dropouts).
                 await withTaskGroup(of: (String, TLSMessageChannel?).self) { group in
                     for c in parameters.clients {
-                        group.addTask { (c, try? await rendezvous.claim(jobID: jobID, stream: stream, peer: c, timeout: wait)) }
+                        group.addTask {
+                            let claim = Task { try await rendezvous.claim(jobID: jobID, stream: stream, peer: c, timeout: wait) }
+                            let channel = await withTaskCancellationHandler {
+                                await gone.race(c, claim)
+                            } onCancel: { claim.cancel() }
+                            return (c, channel)
+                        }
                     }
                     var out: [String: any MessageChannel] = [:]
                     for await (c, channel) in group { if let channel { out[c] = channel; traffic.track(channel) } }
@@ -165,6 +177,38 @@ extension JobEngine {
                                     "evaluated_by": .array(outcome.evaluatedBy.map { .string($0) })],
                           store: { db in try store.insert(db, model) })
     }
+}
+
+/// The parties of a training whose model session has ended; a claim for one of their sessions is abandoned.
+actor GoneParties {
+    private var gone = Set<String>()
+    private var waiters: [String: [CheckedContinuation<Void, Never>]] = [:]
+
+    func mark(_ party: String) {
+        gone.insert(party)
+        for w in waiters.removeValue(forKey: party) ?? [] { w.resume() }
+    }
+
+    private func waitGone(_ party: String) async {
+        if gone.contains(party) { return }
+        await withCheckedContinuation { waiters[party, default: []].append($0) }
+    }
+
+    /// The claimed session, or nil if the party is (or goes) away first or the claim fails. A session claimed
+    /// after the party is known to be gone is closed.
+    nonisolated func race(_ party: String, _ claim: Task<TLSMessageChannel, Error>) async -> TLSMessageChannel? {
+        let goneFirst = Task { await self.waitGone(party); claim.cancel() }
+        defer { goneFirst.cancel() }
+        let result = try? await claim.value
+        if await self.isGone(party), let result {
+            result.abort()
+            await result.close()
+            return nil
+        }
+        return result
+    }
+
+    private func isGone(_ party: String) -> Bool { gone.contains(party) }
 }
 
 /// Bytes of a job's many short sessions, added up as they end.

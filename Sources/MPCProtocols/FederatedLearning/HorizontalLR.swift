@@ -181,6 +181,8 @@ public struct HorizontalLRClient: Sendable {
     public let auditRecordHash: [UInt8]
     /// Called after each round this party contributed to.
     public var onRound: (@Sendable (Int) -> Void)?
+    /// Passed to each secure aggregation client (fault injection in end-to-end tests).
+    public var afterSecureAggregationRound: (@Sendable (SecureAggregationClient.Round) -> Void)?
 
     public init(parameters: HorizontalLRParameters, me: NodeID, training: LabeledRows, evaluation: LabeledRows,
                 modelChannel: any MessageChannel,
@@ -215,10 +217,10 @@ public struct HorizontalLRClient: Sendable {
                         throw ProtocolError.parameterMismatch(peer: me, detail: "round \(round.round): the update is too large for fixed point (lower the learning rate)")
                     }
                     let sum = parameters.roundSum(Int(round.round)), me = me, authentication = authentication, hash = auditRecordHash
-                    let input = update.map(FixedPoint.encode)
+                    let input = update.map(FixedPoint.encode), fault = afterSecureAggregationRound
                     try await withSum("round-\(round.round)") { channel in
                         _ = try await SecureAggregationClient(parameters: sum, me: me, input: input, channel: channel,
-                                                              authentication: authentication, auditRecordHash: hash).run()
+                                                              authentication: authentication, auditRecordHash: hash, afterRound: fault).run()
                     }
                     onRound?(Int(round.round))
                     contributed.append(Int(round.round))
