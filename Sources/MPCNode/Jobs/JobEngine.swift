@@ -77,7 +77,11 @@ public actor JobEngine {
         }
         for id in partyIDs where configuration.peers[id] == nil { throw JobError.unknownPeer(id) }
         let setKind = SetJobKind(rawValue: submission.protocolName)
-        guard !submission.deliverTo.isEmpty || setKind != nil || ["train-lr", "predict"].contains(submission.protocolName) else { throw JobError.invalidSubmission("name at least one recipient with --deliver-to") }
+        // Set operations and training deliver to their aggregator (and, optionally, named parties); predict to its guest.
+        let recipientsImplied = setKind != nil || ["train-lr", "predict"].contains(submission.protocolName)
+        guard !submission.deliverTo.isEmpty || recipientsImplied else {
+            throw JobError.invalidSubmission("name at least one recipient with --deliver-to")
+        }
         var aggregateSpec: Mpcnode_V1_AggregateSpec?
         var setSpec: Mpcnode_V1_SetOperationSpec?
         var trainingSpec: Mpcnode_V1_TrainingSpec?
