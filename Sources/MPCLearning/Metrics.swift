@@ -50,13 +50,15 @@ public enum Metrics {
 
         public init(model: LogisticModel, data: LabeledRows, bins: Int) {
             self.init(bins: bins)
-            for i in 0..<data.count {
-                let p = model.probability(data.row(i))
-                let bin = min(bins - 1, Int(p * Double(bins)))
-                if data.labels[i] == 1 { positives[bin] += 1 } else { negatives[bin] += 1 }
-                lossSum += Metrics.pointLoss(p, data.labels[i])
-                if (p >= 0.5) == (data.labels[i] == 1) { correct += 1 }
-            }
+            for i in 0..<data.count { add(probability: model.probability(data.row(i)), label: data.labels[i]) }
+        }
+
+        /// Counts one scored row.
+        public mutating func add(probability p: Double, label y: Double) {
+            let bin = min(positives.count - 1, max(0, Int(p * Double(positives.count))))
+            if y == 1 { positives[bin] += 1 } else { negatives[bin] += 1 }
+            lossSum += Metrics.pointLoss(p, y)
+            if (p >= 0.5) == (y == 1) { correct += 1 }
         }
 
         public var count: Int64 { positives.reduce(0, +) + negatives.reduce(0, +) }

@@ -38,7 +38,7 @@ struct ModelCommand: AsyncParsableCommand {
                 trained on   \(m.datasets.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ", "))
                 label        \(m.label.isEmpty ? "(held by the guest)" : m.label)
                 training     \(m.mode == "vertical" ? "epochs" : "rounds") \(p.rounds), local epochs \(p.localEpochs), learning rate \(p.learningRate), L2 \(p.l2), batch \(p.batchSize), tolerance \(p.tolerance)
-                evaluation   \(m.auc == nil ? "final Taylor-approximated loss \(f(m.loss)) (no evaluation rows in vertical training yet)" : "AUC \(f(m.auc)), log-loss \(f(m.loss)), accuracy \(f(m.accuracy)) on \(m.evaluatedRows.map(String.init) ?? "-") rows")
+                evaluation   \(m.auc == nil ? "final Taylor-approximated loss \(f(m.loss)) (metrics are computed at the guest only)" : "AUC \(f(m.auc)), log-loss \(f(m.loss)), accuracy \(f(m.accuracy)) on \(m.evaluatedRows.map(String.init) ?? "-") rows")
 
                 """)
             if m.features.isEmpty {

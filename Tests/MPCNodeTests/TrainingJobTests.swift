@@ -148,7 +148,12 @@ final class TrainingJobTests: XCTestCase {
         XCTAssertEqual(host.weights.count, 20)
         XCTAssertEqual(host.bias, 0)
         XCTAssertTrue(arbiter.weights.isEmpty, "the arbiter holds no coefficients")
-        XCTAssertEqual(guest.rounds.first?.samples, 512)
+        // A fifth of the 512 common rows (the same at both sides) is held out; the guest scores them jointly.
+        XCTAssertEqual((guest.rounds.first?.samples ?? 0) + (guest.evaluatedRows ?? 0), 512)
+        XCTAssertGreaterThan(guest.evaluatedRows ?? 0, 60)
+        XCTAssertEqual(host.rounds.first?.samples, guest.rounds.first?.samples)
+        XCTAssertGreaterThan(guest.auc ?? 0, 0.95)
+        XCTAssertNil(host.auc, "the host learns no metrics")
         XCTAssertEqual(arbiter.rounds.map(\.loss), guest.rounds.map(\.loss))
 
         // The joint model on the 512 common patients, against a centralised baseline on the joined features.

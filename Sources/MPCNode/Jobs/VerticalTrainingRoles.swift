@@ -27,6 +27,7 @@ extension JobEngine {
             }
         }
         guard !t.label.isEmpty else { throw JobError.invalidSubmission("name the guest's label column with --label") }
+        guard (0..<0.9).contains(t.holdout) else { throw JobError.invalidSubmission("--holdout must lie in [0, 0.9)") }
         guard [1024, 2048, 3072, 4096].contains(t.keyBits) else { throw JobError.invalidSubmission("--key-bits must be 1024 (tests only), 2048, 3072 or 4096") }
         let p = t.parameters
         guard (1...10_000).contains(p.rounds), p.learningRate > 0, p.l2 >= 0, p.batchSize >= 1, p.tolerance >= 0 else {
@@ -43,6 +44,7 @@ extension JobEngine {
             $0.batchSize = UInt32(p.batchSize)
             $0.tolerance = p.tolerance
             $0.keyBits = UInt32(t.keyBits)
+            $0.holdout = t.holdout
             $0.partyFeatures = parties.map { node in .with { $0.nodeID = node; $0.features = t.partyFeatures[node]! } }
         }
     }
@@ -65,8 +67,10 @@ extension JobEngine {
         let features = t.partyFeatures.first { $0.nodeID == nodeID }?.features ?? []
         let (order, alignment) = try await alignByPSI(spec, mine: mine, other: other, isGuest: isGuest, scratch: scratch)
         let inputRows = alignment.ownSetSize
-        let aligned = try TrainingData.loadAligned(store: store, catalog: catalog, dataset: mine.dataset, idColumn: mine.column, ids: order,
-                                                   features: features, label: isGuest ? t.label : nil)
+        let all = try TrainingData.loadAligned(store: store, catalog: catalog, dataset: mine.dataset, idColumn: mine.column, ids: order,
+                                               features: features, label: isGuest ? t.label : nil)
+        // The same rows are held out on both sides: the split depends only on the job id and the agreed order.
+        let (aligned, evaluation) = TrainingData.holdOut(all, share: t.holdout, jobID: jobID)
         guard aligned.count >= 2 else { throw TrainingError.noRows(dataset: mine.dataset) }
         logger.info("vertical training aligned", metadata: ["job": "\(jobID)", "rows": "\(aligned.count)", "role": "\(isGuest ? "guest" : "host")"])
         // 2. Training.
@@ -105,6 +109,35 @@ extension JobEngine {
                 throw error
             }
         }
+        // 3. Evaluation on the held-out rows: the host sends its partial margins of those rows (as in predict);
+        // the guest scores them with the labels it holds.
+        var metrics: Metrics.Evaluation?
+        if evaluation.count > 0 {
+            if isGuest {
+                let channel = try await rendezvous.claim(jobID: jobID, stream: "evaluate", peer: other.nodeID, timeout: wait)
+                do {
+                    let (hostMargins, bytes) = try await VerticalPrediction.receivePartialScores(count: evaluation.count, over: channel)
+                    traffic.add(sent: 0, received: bytes)
+                    let joint = LogisticModel(weights: result.weights, bias: result.bias)
+                    var e = Metrics.Evaluation(bins: 1000)
+                    for i in 0..<evaluation.count {
+                        let p = LogisticModel.sigmoid(joint.margin(evaluation.row(i)) + hostMargins[i])
+                        e.add(probability: p, label: evaluation.labels[i])
+                    }
+                    metrics = e
+                } catch {
+                    channel.abort()
+                    await channel.close()
+                    throw error
+                }
+            } else {
+                let margins = (0..<evaluation.count).map { i in zip(result.weights, evaluation.row(i)).reduce(0) { $0 + $1.0 * $1.1 } }
+                let bytes = try await transport.withSession(jobID: jobID, stream: "evaluate", to: other.nodeID, at: otherAddress) { channel in
+                    try await VerticalPrediction.sendPartialScores(margins, over: channel)
+                }
+                traffic.add(sent: bytes, received: 0)
+            }
+        }
         let model = ModelView(
             id: "model-" + jobID.dropFirst(4) + "-" + nodeID, jobID: jobID, specHash: try JobRepository.specHash(spec), mode: "vertical",
             role: isGuest ? "guest" : "host", createdAt: Date(), features: features, label: isGuest ? t.label : "",
@@ -112,7 +145,7 @@ extension JobEngine {
             datasets: Dictionary(uniqueKeysWithValues: spec.parties.map { ($0.nodeID, $0.dataset) }), training: parameters.training,
             rounds: result.losses.enumerated().map { TrainingRound(round: $0.offset + 1, loss: $0.element, samples: aligned.count,
                                                                    contributors: spec.parties.map(\.nodeID)) },
-            auc: nil, loss: result.losses.last, accuracy: nil, evaluatedRows: nil)
+            auc: metrics?.auc, loss: metrics?.loss ?? result.losses.last, accuracy: metrics?.accuracy, evaluatedRows: metrics.map { Int($0.count) })
         let models = ModelRepository(store: store)
         return Completion(inputRows: inputRows, bytesSent: alignment.bytesSent + traffic.sent, bytesReceived: alignment.bytesReceived + traffic.received,
                           resultRows: 1, receivedResult: true,
