@@ -56,6 +56,25 @@ public struct LabeledRows: Sendable {
         return LabeledRows(features: f, labels: indices.map { labels[$0] }, width: width)
     }
 
+    /// Rows from CSV text laid out as FATE's example data: a header line, then per line an id, the 0/1
+    /// label when `labelled` (else labels are 0), and numeric features.
+    public init(csv text: String, labelled: Bool) throws {
+        var features: [Double] = [], labels: [Double] = []
+        var width = 0
+        for (n, line) in text.split(separator: "\n").dropFirst().enumerated() {
+            let fields = try line.split(separator: ",").map { field -> Double in
+                guard let v = Double(field) else { throw CSVRowsError.notANumber(line: n + 2, field: String(field)) }
+                return v
+            }
+            let first = labelled ? 2 : 1
+            guard fields.count > first else { throw CSVRowsError.notANumber(line: n + 2, field: String(line)) }
+            labels.append(labelled ? fields[1] : 0)
+            width = fields.count - first
+            features.append(contentsOf: fields[first...])
+        }
+        self.init(features: features, labels: labels, width: max(1, width))
+    }
+
     public static func + (a: LabeledRows, b: LabeledRows) -> LabeledRows {
         LabeledRows(features: a.features + b.features, labels: a.labels + b.labels, width: a.width)
     }
@@ -109,5 +128,12 @@ public enum LocalTrainer {
             }
         }
         return (m, loss)
+    }
+}
+
+public enum CSVRowsError: Error, CustomStringConvertible {
+    case notANumber(line: Int, field: String)
+    public var description: String {
+        switch self { case .notANumber(let line, let field): return "line \(line): '\(field)' is not a number" }
     }
 }

@@ -38,6 +38,22 @@ public final class ProtocolSession: @unchecked Sendable {
         try await channel.send(stamped)
     }
 
+    /// Sends one message of a protocol: `fill` builds it, `field` is its place in the session frame.
+    func send<M: SwiftProtobuf.Message>(_ field: WritableKeyPath<Mpcnode_V1_SessionFrame, M>, _ fill: (inout M) -> Void) async throws {
+        var message = M()
+        fill(&message)
+        try await sendFramed(try frame { $0[keyPath: field] = message })
+    }
+
+    /// Receives the next frame and takes out the body `extract` expects (nil: a malformed message, "expected `what`").
+    func receive<Body>(_ what: String, _ extract: (Mpcnode_V1_SessionFrame.OneOf_Body?) -> Body?) async throws -> Body {
+        let frame = try await receiveFrame()
+        guard let body = extract(frame.body) else {
+            throw ProtocolError.malformedMessage(peer: peer, detail: "expected \(what)")
+        }
+        return body
+    }
+
     /// Receives and checks the next frame.
     func receiveFrame() async throws -> Mpcnode_V1_SessionFrame {
         let bytes = try await channel.receive()

@@ -120,16 +120,7 @@ struct BenchCommand: AsyncParsableCommand {
             let (g, h): (LabeledRows, LabeledRows)
             if let breast {
                 func load(_ name: String, labelled: Bool) throws -> LabeledRows {
-                    let text = try String(contentsOf: URL(fileURLWithPath: breast).appendingPathComponent(name), encoding: .utf8)
-                    var f: [Double] = [], y: [Double] = [], width = 0
-                    for line in text.split(separator: "\n").dropFirst() {
-                        let v = line.split(separator: ",").map { Double($0)! }
-                        y.append(labelled ? v[1] : 0)
-                        let x = v[(labelled ? 2 : 1)...]
-                        width = x.count
-                        f += x
-                    }
-                    return LabeledRows(features: f, labels: y, width: width)
+                    try LabeledRows(csv: String(contentsOf: URL(fileURLWithPath: breast).appendingPathComponent(name), encoding: .utf8), labelled: labelled)
                 }
                 (g, h) = (try load("breast_hetero_guest.csv", labelled: true), try load("breast_hetero_host.csv", labelled: false))
             } else {

@@ -14,15 +14,7 @@ final class TrainingJobTests: XCTestCase {
             .deletingLastPathComponent().appendingPathComponent("shared/data/fate")
     }
 
-    static func rows(_ text: String) -> LabeledRows {
-        var features: [Double] = [], labels: [Double] = []
-        for line in text.split(separator: "\n").dropFirst() {
-            let f = line.split(separator: ",").map { Double($0)! }
-            labels.append(f[1])
-            features.append(contentsOf: f[2...])
-        }
-        return LabeledRows(features: features, labels: labels, width: 30)
-    }
+    static func rows(_ text: String) throws -> LabeledRows { try LabeledRows(csv: text, labelled: true) }
 
     func testHorizontalTrainingOnBreastHomoMatchesTheCentralisedBaseline() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-lr-\(UUID().uuidString)")
@@ -83,8 +75,8 @@ final class TrainingJobTests: XCTestCase {
             XCTAssertEqual(theirs.auc, model.auc)
         }
         // Centralised baseline on the pooled rows, evaluated exactly on the pooled test rows.
-        let (baseline, _) = LocalTrainer.train(.zero(features: 30), on: Self.rows(guestText) + Self.rows(hostText), epochs: 30, parameters: parameters)
-        let test = Self.rows(testLines.map(String.init).joined(separator: "\n"))
+        let (baseline, _) = LocalTrainer.train(.zero(features: 30), on: try Self.rows(guestText) + Self.rows(hostText), epochs: 30, parameters: parameters)
+        let test = try Self.rows(testLines.map(String.init).joined(separator: "\n"))
         let baselineAUC = Metrics.auc(scores: (0..<test.count).map { baseline.probability(test.row($0)) }, labels: test.labels)
         XCTAssertEqual(try XCTUnwrap(model.auc), baselineAUC, accuracy: 0.01)
         // No row on the wire: none of bank-a's feature values, as text or as 8-byte doubles.

@@ -59,15 +59,8 @@ final class HorizontalLRTests: XCTestCase {
     }
 
     /// A FATE homo file: id, y, x0…x29.
-    static func load(_ name: String) throws -> LabeledRows {
-        let text = try String(contentsOf: dataDirectory.appendingPathComponent(name), encoding: .utf8)
-        var features: [Double] = [], labels: [Double] = []
-        for line in text.split(separator: "\n").dropFirst() {
-            let fields = line.split(separator: ",").map { Double($0)! }
-            labels.append(fields[1])
-            features.append(contentsOf: fields[2...])
-        }
-        return LabeledRows(features: features, labels: labels, width: 30)
+    static func load(_ name: String, labelled: Bool = true) throws -> LabeledRows {
+        try LabeledRows(csv: String(contentsOf: dataDirectory.appendingPathComponent(name), encoding: .utf8), labelled: labelled)
     }
 
     func authentication(_ node: String) throws -> KeyAuthentication {

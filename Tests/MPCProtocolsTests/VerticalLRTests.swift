@@ -9,20 +9,7 @@ import XCTest
 /// label and 10 features, the host 20 features of the same 569 patients; compared with a centralised
 /// baseline on the joined features with the same hyper-parameters.
 final class VerticalLRTests: XCTestCase {
-    /// id, [y], features.
-    static func load(_ name: String, labelled: Bool) throws -> LabeledRows {
-        let text = try String(contentsOf: HorizontalLRTests.dataDirectory.appendingPathComponent(name), encoding: .utf8)
-        var features: [Double] = [], labels: [Double] = []
-        var width = 0
-        for line in text.split(separator: "\n").dropFirst() {
-            let f = line.split(separator: ",").map { Double($0)! }
-            labels.append(labelled ? f[1] : 0)
-            let x = f[(labelled ? 2 : 1)...]
-            width = x.count
-            features.append(contentsOf: x)
-        }
-        return LabeledRows(features: features, labels: labels, width: width)
-    }
+    static func load(_ name: String, labelled: Bool) throws -> LabeledRows { try HorizontalLRTests.load(name, labelled: labelled) }
 
     func testBreastHeteroMatchesTheCentralisedBaseline() async throws {
         let guest = try Self.load("breast_hetero_guest.csv", labelled: true)

@@ -48,7 +48,7 @@ public actor JobEngine {
                 logger.warning("job ended by restart", metadata: ["job": "\(id)"])
                 if let spec = try repository.spec(jobID: id), spec.coordinator != nodeID {
                     await reportOutcome(spec: spec, state: .failed, reason: JobError.interruptedByRestart.description,
-                                        completion: nil, elapsedMs: 0, auditHash: "")
+                                        completion: nil, elapsedMs: 0, auditHash: "", dropout: failureIsDropout(spec, nil))
                 }
             }
         } catch {
@@ -281,9 +281,8 @@ public actor JobEngine {
                 guard current?.isFinal == false else { return }
                 if let server = JobRepository.server(of: spec) {
                     // The job is the server's (it holds the report). A party failing in a phase the protocol
-                    // survives is a dropout (the report says who is in it); any other failure ends the job.
-                    let tolerant = spec.protocol == "secure-sum" || (spec.protocol == "train-lr" && spec.training.mode != "vertical")
-                    let fatal = outcome.state == JobState.failed.rawValue && (peer == server || (!outcome.dropout && !tolerant))
+                    // survives reports itself as a dropout (the report says who is in it); any other failure ends the job.
+                    let fatal = outcome.state == JobState.failed.rawValue && (peer == server || !outcome.dropout)
                     if fatal {
                         failure = "\(peer): \(outcome.reason)"
                         try repository.setState(db, jobID: spec.jobID, .failed, reason: failure)
@@ -539,7 +538,7 @@ public actor JobEngine {
             }
             logger.warning("job failed", metadata: ["job": "\(jobID)", "reason": "\(finalReason)"])
             await reportOutcome(spec: spec, state: .failed, reason: finalReason, completion: nil, elapsedMs: elapsed, auditHash: hash,
-                                dropout: error is SecureSumDropout)
+                                dropout: failureIsDropout(spec, error))
         }
     }
 
@@ -630,6 +629,18 @@ public actor JobEngine {
     static func describe(_ error: Error) -> String {
         if error is CancellationError { return "the job was stopped on this node" }
         return "\(error)"
+    }
+
+    /// Whether this node's failure leaves the job going without it: a client of a secure sum or of a
+    /// horizontal training (the server completes with the others), or a party lost in a set operation's
+    /// final secure sum.
+    func failureIsDropout(_ spec: Mpcnode_V1_JobSpec, _ error: Error?) -> Bool {
+        if error is SecureSumDropout { return true }
+        switch spec.protocol {
+        case "secure-sum": return spec.deliverTo.first != nodeID
+        case "train-lr": return spec.training.mode != "vertical" && spec.training.aggregator != nodeID
+        default: return false
+        }
     }
 
     func reportOutcome(spec: Mpcnode_V1_JobSpec, state: JobState, reason: String, completion: Completion?,

@@ -57,21 +57,10 @@ public struct TrainingRound: Sendable, Codable, Equatable {
 }
 
 extension ProtocolSession {
-    func sendLR(_ fill: (inout Mpcnode_V1_LRMessage) -> Void) async throws {
-        let bytes = try frame { f in
-            var m = Mpcnode_V1_LRMessage()
-            fill(&m)
-            f.lr = m
-        }
-        try await sendFramed(bytes)
-    }
+    func sendLR(_ fill: (inout Mpcnode_V1_LRMessage) -> Void) async throws { try await send(\.lr, fill) }
 
     func receiveLR() async throws -> Mpcnode_V1_LRMessage.OneOf_Body {
-        let frame = try await receiveFrame()
-        guard case .lr(let m)? = frame.body, let body = m.body else {
-            throw ProtocolError.malformedMessage(peer: peer, detail: "expected a training message")
-        }
-        return body
+        try await receive("a training message") { if case .lr(let m)? = $0 { return m.body } else { return nil } }
     }
 }
 

@@ -41,21 +41,10 @@ public struct VerticalLRParameters: Sendable {
 }
 
 extension ProtocolSession {
-    func sendVLR(_ fill: (inout Mpcnode_V1_VLRMessage) -> Void) async throws {
-        let bytes = try frame { f in
-            var m = Mpcnode_V1_VLRMessage()
-            fill(&m)
-            f.vlr = m
-        }
-        try await sendFramed(bytes)
-    }
+    func sendVLR(_ fill: (inout Mpcnode_V1_VLRMessage) -> Void) async throws { try await send(\.vlr, fill) }
 
     func receiveVLR(_ what: String) async throws -> Mpcnode_V1_VLRMessage.OneOf_Body {
-        let frame = try await receiveFrame()
-        guard case .vlr(let m)? = frame.body, let body = m.body else {
-            throw ProtocolError.malformedMessage(peer: peer, detail: "expected \(what)")
-        }
-        return body
+        try await receive(what) { if case .vlr(let m)? = $0 { return m.body } else { return nil } }
     }
 }
 
@@ -192,7 +181,6 @@ public struct VerticalLRHost: Sendable {
         var losses: [Double] = []
         do {
             let pk = try await VerticalLRParty.receiveKey(a)
-            let fixedColumns = (0..<p.batches).map { VerticalLRParameters.columns(features, rows: p.batch($0)) }
             while true {
                 for b in 0..<p.batches {
                     let rows = p.batch(b)
@@ -205,7 +193,8 @@ public struct VerticalLRHost: Sendable {
                         throw ProtocolError.protocolViolation(peer: g.peer, detail: "expected the residuals of batch \(b)")
                     }
                     let residuals = try pk.ciphertexts(r.values, peer: g.peer, count: rows.count)
-                    let gradient = try await VerticalLRParty.gradient(pk, residuals: residuals, columns: fixedColumns[b], batch: b, rows: rows.count, arbiter: a)
+                    let columns = VerticalLRParameters.columns(features, rows: rows)
+                    let gradient = try await VerticalLRParty.gradient(pk, residuals: residuals, columns: columns, batch: b, rows: rows.count, arbiter: a)
                     for j in 0..<width { w[j] -= p.training.learningRate * (gradient[j] + p.training.l2 * w[j]) }
                 }
                 let c = try await VerticalLRParty.control(a)
@@ -246,10 +235,6 @@ public struct VerticalLRGuest: Sendable {
         var losses: [Double] = []
         do {
             let pk = try await VerticalLRParty.receiveKey(a)
-            let fixedColumns = (0..<p.batches).map { b -> [[Int64]] in
-                let ones = p.batch(b).map { _ in Int64(s) }  // the intercept's column of ones
-                return VerticalLRParameters.columns(data, rows: p.batch(b)) + [ones]
-            }
             while true {
                 for b in 0..<p.batches {
                     let rows = p.batch(b)
@@ -272,7 +257,8 @@ public struct VerticalLRGuest: Sendable {
                         constant += s * s * (8 * log(2.0) - 4 * y * u + u * u)
                     }
                     let loss = pk.add(pk.linearCombination(margins + squares, coefficients + rows.map { _ in 1 }), plain: Int64(constant.rounded()))
-                    let gradient = try await VerticalLRParty.gradient(pk, residuals: residuals, columns: fixedColumns[b], batch: b,
+                    let columns = VerticalLRParameters.columns(data, rows: rows) + [rows.map { _ in Int64(s) }]  // the intercept: ones
+                    let gradient = try await VerticalLRParty.gradient(pk, residuals: residuals, columns: columns, batch: b,
                                                                       rows: rows.count, arbiter: a, loss: loss, last: b == p.batches - 1)
                     for j in 0..<width { model.weights[j] -= p.training.learningRate * (gradient[j] + p.training.l2 * model.weights[j]) }
                     model.bias -= p.training.learningRate * gradient[width]

@@ -4,21 +4,10 @@ import MPCWire
 
 /// Sending and receiving the `SetsMessage`s of a set operation's sessions after the ring.
 extension ProtocolSession {
-    func sendSets(_ fill: (inout Mpcnode_V1_SetsMessage) -> Void) async throws {
-        let bytes = try frame { f in
-            var m = Mpcnode_V1_SetsMessage()
-            fill(&m)
-            f.sets = m
-        }
-        try await sendFramed(bytes)
-    }
+    func sendSets(_ fill: (inout Mpcnode_V1_SetsMessage) -> Void) async throws { try await send(\.sets, fill) }
 
     func receiveSets(expecting what: String) async throws -> Mpcnode_V1_SetsMessage.OneOf_Body {
-        let frame = try await receiveFrame()
-        guard case .sets(let m)? = frame.body, let body = m.body else {
-            throw ProtocolError.malformedMessage(peer: peer, detail: "expected \(what)")
-        }
-        return body
+        try await receive(what) { if case .sets(let m)? = $0 { return m.body } else { return nil } }
     }
 
     /// Sends `count` fixed-size items (concatenated in `items`) as batches, then the end of the stream.

@@ -2,21 +2,10 @@ import Foundation
 import MPCWire
 
 extension ProtocolSession {
-    func sendSecAgg(_ fill: (inout Mpcnode_V1_SecAggMessage) -> Void) async throws {
-        let bytes = try frame { f in
-            var m = Mpcnode_V1_SecAggMessage()
-            fill(&m)
-            f.secagg = m
-        }
-        try await sendFramed(bytes)
-    }
+    func sendSecAgg(_ fill: (inout Mpcnode_V1_SecAggMessage) -> Void) async throws { try await send(\.secagg, fill) }
 
     func receiveSecAgg() async throws -> Mpcnode_V1_SecAggMessage.OneOf_Body {
-        let frame = try await receiveFrame()
-        guard case .secagg(let m)? = frame.body, let body = m.body else {
-            throw ProtocolError.malformedMessage(peer: peer, detail: "expected a secure aggregation message")
-        }
-        return body
+        try await receive("a secure aggregation message") { if case .secagg(let m)? = $0 { return m.body } else { return nil } }
     }
 }
 
