@@ -543,10 +543,23 @@ public nonisolated struct Mpcnode_V1_JobProgress: Sendable {
 
   public var jobID: String = String()
 
-  /// Elements processed so far, and the total expected, counting both the own and the peer's stream.
+  /// Units done so far and the total expected (PSI: elements of both streams; training: rounds or epochs).
   public var done: UInt64 = 0
 
   public var total: UInt64 = 0
+
+  /// What done/total count: "elements", "rounds", "epochs" (empty: elements).
+  public var unit: String = String()
+
+  /// Training: the loss of the last round or epoch, when has_loss.
+  public var hasLoss_p: Bool = false
+
+  public var loss: Double = 0
+
+  /// Milliseconds since this phase started, and the estimated milliseconds left (0 when unknown).
+  public var elapsedMs: UInt64 = 0
+
+  public var remainingMs: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1398,7 +1411,7 @@ public nonisolated struct Mpcnode_V1_VLRMessage: Sendable {
 
   public var body: Mpcnode_V1_VLRMessage.OneOf_Body? = nil
 
-  /// Arbiter → guest and host: the Paillier public key for this job.
+  /// Arbiter → guest and hosts: the Paillier public key for this job.
   public var publicKey: Mpcnode_V1_VLRPublicKey {
     get {
       if case .publicKey(let v)? = body {return v}
@@ -1407,7 +1420,8 @@ public nonisolated struct Mpcnode_V1_VLRMessage: Sendable {
     set {body = .publicKey(newValue)}
   }
 
-  /// Host → guest: ⟦S·u_H⟧ and ⟦S²·u_H²⟧ for the rows of one batch.
+  /// Host i → host i+1 (the last host → guest): ⟦S·u⟧ and ⟦S²·u²⟧ for the rows of one batch, u the sum
+  /// of the partial margins of hosts 1…i.
   public var forward: Mpcnode_V1_VLRForward {
     get {
       if case .forward(let v)? = body {return v}
@@ -1416,7 +1430,7 @@ public nonisolated struct Mpcnode_V1_VLRMessage: Sendable {
     set {body = .forward(newValue)}
   }
 
-  /// Guest → host: ⟦4S·d⟧ for the rows of one batch.
+  /// Guest → each host: ⟦4S·d⟧ for the rows of one batch.
   public var residuals: Mpcnode_V1_VLRCiphertexts {
     get {
       if case .residuals(let v)? = body {return v}
@@ -1461,14 +1475,24 @@ public nonisolated struct Mpcnode_V1_VLRMessage: Sendable {
     set {body = .partialScores(newValue)}
   }
 
+  /// Alignment, guest → host: the host's rows (positions in its PSI stream) that every party holds.
+  public var alignedRows: Mpcnode_V1_VLRAlignedRows {
+    get {
+      if case .alignedRows(let v)? = body {return v}
+      return Mpcnode_V1_VLRAlignedRows()
+    }
+    set {body = .alignedRows(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
-    /// Arbiter → guest and host: the Paillier public key for this job.
+    /// Arbiter → guest and hosts: the Paillier public key for this job.
     case publicKey(Mpcnode_V1_VLRPublicKey)
-    /// Host → guest: ⟦S·u_H⟧ and ⟦S²·u_H²⟧ for the rows of one batch.
+    /// Host i → host i+1 (the last host → guest): ⟦S·u⟧ and ⟦S²·u²⟧ for the rows of one batch, u the sum
+    /// of the partial margins of hosts 1…i.
     case forward(Mpcnode_V1_VLRForward)
-    /// Guest → host: ⟦4S·d⟧ for the rows of one batch.
+    /// Guest → each host: ⟦4S·d⟧ for the rows of one batch.
     case residuals(Mpcnode_V1_VLRCiphertexts)
     /// Party → arbiter: its masked encrypted gradient of one batch (guest: and the batch's encrypted loss).
     case maskedGradient(Mpcnode_V1_VLRMaskedGradient)
@@ -1478,8 +1502,23 @@ public nonisolated struct Mpcnode_V1_VLRMessage: Sendable {
     case control(Mpcnode_V1_VLRControl)
     /// Predict, host → guest: the host's partial margins x_H·w_H of the aligned rows to score.
     case partialScores(Mpcnode_V1_VLRPartialScores)
+    /// Alignment, guest → host: the host's rows (positions in its PSI stream) that every party holds.
+    case alignedRows(Mpcnode_V1_VLRAlignedRows)
 
   }
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_VLRAlignedRows: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Ascending positions in the host's PSI stream (its keyed order of its identifiers).
+  public var positions: [UInt64] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
@@ -2578,7 +2617,7 @@ nonisolated extension Mpcnode_V1_JobOutcome: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Mpcnode_V1_JobProgress: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobProgress"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}done\0\u{1}total\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}done\0\u{1}total\0\u{1}unit\0\u{3}has_loss\0\u{1}loss\0\u{3}elapsed_ms\0\u{3}remaining_ms\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2589,6 +2628,11 @@ nonisolated extension Mpcnode_V1_JobProgress: SwiftProtobuf.Message, SwiftProtob
       case 1: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.done) }()
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.total) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.unit) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.hasLoss_p) }()
+      case 6: try { try decoder.decodeSingularDoubleField(value: &self.loss) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.elapsedMs) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.remainingMs) }()
       default: break
       }
     }
@@ -2604,6 +2648,21 @@ nonisolated extension Mpcnode_V1_JobProgress: SwiftProtobuf.Message, SwiftProtob
     if self.total != 0 {
       try visitor.visitSingularUInt64Field(value: self.total, fieldNumber: 3)
     }
+    if !self.unit.isEmpty {
+      try visitor.visitSingularStringField(value: self.unit, fieldNumber: 4)
+    }
+    if self.hasLoss_p != false {
+      try visitor.visitSingularBoolField(value: self.hasLoss_p, fieldNumber: 5)
+    }
+    if self.loss.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.loss, fieldNumber: 6)
+    }
+    if self.elapsedMs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.elapsedMs, fieldNumber: 7)
+    }
+    if self.remainingMs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.remainingMs, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2611,6 +2670,11 @@ nonisolated extension Mpcnode_V1_JobProgress: SwiftProtobuf.Message, SwiftProtob
     if lhs.jobID != rhs.jobID {return false}
     if lhs.done != rhs.done {return false}
     if lhs.total != rhs.total {return false}
+    if lhs.unit != rhs.unit {return false}
+    if lhs.hasLoss_p != rhs.hasLoss_p {return false}
+    if lhs.loss != rhs.loss {return false}
+    if lhs.elapsedMs != rhs.elapsedMs {return false}
+    if lhs.remainingMs != rhs.remainingMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4292,7 +4356,7 @@ nonisolated extension Mpcnode_V1_LRDone: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Mpcnode_V1_VLRMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".VLRMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}public_key\0\u{1}forward\0\u{1}residuals\0\u{3}masked_gradient\0\u{1}gradient\0\u{1}control\0\u{3}partial_scores\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}public_key\0\u{1}forward\0\u{1}residuals\0\u{3}masked_gradient\0\u{1}gradient\0\u{1}control\0\u{3}partial_scores\0\u{3}aligned_rows\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4391,6 +4455,19 @@ nonisolated extension Mpcnode_V1_VLRMessage: SwiftProtobuf.Message, SwiftProtobu
           self.body = .partialScores(v)
         }
       }()
+      case 8: try {
+        var v: Mpcnode_V1_VLRAlignedRows?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .alignedRows(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .alignedRows(v)
+        }
+      }()
       default: break
       }
     }
@@ -4430,6 +4507,10 @@ nonisolated extension Mpcnode_V1_VLRMessage: SwiftProtobuf.Message, SwiftProtobu
       guard case .partialScores(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
     }()
+    case .alignedRows?: try {
+      guard case .alignedRows(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -4437,6 +4518,36 @@ nonisolated extension Mpcnode_V1_VLRMessage: SwiftProtobuf.Message, SwiftProtobu
 
   public static func ==(lhs: Mpcnode_V1_VLRMessage, rhs: Mpcnode_V1_VLRMessage) -> Bool {
     if lhs.body != rhs.body {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_VLRAlignedRows: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".VLRAlignedRows"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}positions\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedUInt64Field(value: &self.positions) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.positions.isEmpty {
+      try visitor.visitPackedUInt64Field(value: self.positions, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_VLRAlignedRows, rhs: Mpcnode_V1_VLRAlignedRows) -> Bool {
+    if lhs.positions != rhs.positions {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -145,8 +145,8 @@ struct JobCommand: AsyncParsableCommand {
             let job = try await call(options, AdminRequest(command: .jobStatus, jobID: jobID)).job!
             let line = "\(job.state.rawValue): " + job.parties.map { p in
                 var text = "\(p.nodeID) \(p.state ?? "?")"
-                if p.state == "accepted" || p.state == "running", let done = p.progressDone, let total = p.progressTotal, total > 0 {
-                    text += " \(Int(100 * Double(done) / Double(total)))%"
+                if p.state == "accepted" || p.state == "running", let progress = p.progress, progress.total > 0 {
+                    text += " " + JobCommand.brief(progress)
                 }
                 return text
             }.joined(separator: ", ")
@@ -154,6 +154,19 @@ struct JobCommand: AsyncParsableCommand {
             if job.state.isFinal { return job }
             try await Task.sleep(for: .milliseconds(250))
         }
+    }
+
+    /// A party's progress in a few words: "42%", or for a training "epoch 3/10, loss 0.4123, ≈ 28 s left".
+    static func brief(_ p: ProgressSnapshot) -> String {
+        guard p.unit == "rounds" || p.unit == "epochs" else {
+            var text = "\(Int(100 * Double(p.done) / Double(max(1, p.total))))%"
+            if let left = p.remainingMs, p.done < p.total, p.done > 0 { text += ", ≈ " + ProgressSnapshot.duration(left) + " left" }
+            return text
+        }
+        var text = "\(p.unit == "rounds" ? "round" : "epoch") \(p.done)/\(p.total)"
+        if let loss = p.loss { text += String(format: ", loss %.4f", loss) }
+        if let left = p.remainingMs, p.done < p.total, p.done > 0 { text += ", ≈ " + ProgressSnapshot.duration(left) + " left" }
+        return text
     }
 
     static func render(_ job: JobView) -> String {
@@ -166,8 +179,8 @@ struct JobCommand: AsyncParsableCommand {
             "spec hash    \(job.specHash)",
             "created      \(Format.date(job.createdAt))   updated \(Format.date(job.updatedAt))",
         ]
-        if let done = job.progressDone, let total = job.progressTotal, total > 0 {
-            lines.append("progress     \(done)/\(total) elements (\(Int(100 * Double(done) / Double(total)))%)")
+        if let progress = job.progress, progress.total > 0 {
+            lines.append("progress     \(progress.summary)")
         }
         if job.role == .participant {
             lines.append("this node    input \(job.inputRows.map(String.init) ?? "-") rows, sent \(Format.bytes(job.bytesSent)), received \(Format.bytes(job.bytesReceived)), \(job.elapsedMs.map { "\($0) ms" } ?? "-")")
@@ -177,7 +190,7 @@ struct JobCommand: AsyncParsableCommand {
             header: ["party", "input", "state", "progress", "rows", "sent", "received", "ms", "reason"],
             rows: job.parties.map { p in
                 ["\(p.nodeID)", "\(p.dataset).\(p.column)", p.state ?? "-",
-                 (p.progressTotal ?? 0) > 0 ? "\(Int(100 * Double(p.progressDone ?? 0) / Double(p.progressTotal!)))%" : "-",
+                 p.progress.map { $0.total > 0 ? brief($0) : "-" } ?? "-",
                  p.inputRows.map(String.init) ?? "-",
                  Format.bytes(p.bytesSent), Format.bytes(p.bytesReceived), p.elapsedMs.map(String.init) ?? "-", p.reason ?? ""]
             }))

@@ -14,13 +14,16 @@ final class PSIPartyTests: XCTestCase {
     }
 
     func runPSI(_ setA: [String], _ setB: [String], aReceives: Bool = true, bReceives: Bool = false,
-                cardinalityOnly: Bool = false, group: BlindingGroup = .ristretto255, batchSize: Int = 64) async throws -> Outcome {
+                cardinalityOnly: Bool = false, group: BlindingGroup = .ristretto255, batchSize: Int = 64,
+                peerPositions: Bool = false) async throws -> Outcome {
         let wire = WireLog()
         let (ca, cb) = InMemoryChannel.pair("bank-a", "bank-b", tap: { wire.append($0, $1) })
         let sourceA = ArrayIdentifierSource(setA), sourceB = ArrayIdentifierSource(setB)
         func config(_ me: Bool, _ peer: Bool) -> PSIParty.Configuration {
-            .init(jobID: "test-job", group: group, selfReceivesOutput: me, peerReceivesOutput: peer,
-                  cardinalityOnly: cardinalityOnly, batchSize: batchSize)
+            var c = PSIParty.Configuration(jobID: "test-job", group: group, selfReceivesOutput: me, peerReceivesOutput: peer,
+                                           cardinalityOnly: cardinalityOnly, batchSize: batchSize)
+            c.reportsPeerPositions = peerPositions
+            return c
         }
         async let ra = PSIParty(configuration: config(aReceives, bReceives), source: sourceA, channel: ca).run()
         async let rb = PSIParty(configuration: config(bReceives, aReceives), source: sourceB, channel: cb).run()
@@ -49,6 +52,21 @@ final class PSIPartyTests: XCTestCase {
             XCTAssertEqual(identifiers(of: outcome.b.output, in: outcome.sourceB), expected, "B's view, sizes \(sizeA)×\(sizeB)")
             XCTAssertEqual(outcome.a.ownSetSize, Set(a).count, "duplicates are removed")
             XCTAssertEqual(outcome.a.peerSetSize, Set(b).count)
+        }
+    }
+
+    /// With `reportsPeerPositions`, the recipient also learns where each match sits in the peer's stream
+    /// (what a vertical training's guest tells each host): the same identifier at both positions.
+    func testPeerPositionsOfTheMatchesPointAtTheSameIdentifiers() async throws {
+        var rng = SplitMix(state: 7)
+        for (sizeA, sizeB, universe) in [(300, 200, 500), (40, 1000, 1500)] {
+            let (a, b) = randomSets(&rng, sizeA: sizeA, sizeB: sizeB, universe: universe)
+            let outcome = try await runPSI(a, b, aReceives: true, bReceives: false, peerPositions: true)
+            guard case .matches(let own, let theirs) = outcome.a.output else { return XCTFail("no matches: \(outcome.a.output)") }
+            XCTAssertEqual(Set(own.map { String(decoding: outcome.sourceA.values[$0], as: UTF8.self) }), Set(a).intersection(Set(b)))
+            XCTAssertEqual(own.count, theirs.count)
+            for (p, q) in zip(own, theirs) { XCTAssertEqual(outcome.sourceA.values[p], outcome.sourceB.values[q]) }
+            XCTAssertEqual(outcome.b.output, .none, "the peer learns nothing")
         }
     }
 

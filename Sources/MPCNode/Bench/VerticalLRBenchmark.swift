@@ -37,23 +37,14 @@ public enum VerticalLRBenchmark {
     }
 
     public static func run(guest: LabeledRows, host: LabeledRows, training: TrainingParameters, keyBits: Int) async throws -> Figures {
-        let parameters = VerticalLRParameters(jobID: "bench-vlr", guest: "guest", host: "host", arbiter: "arbiter", rows: guest.count,
+        let parameters = VerticalLRParameters(jobID: "bench-vlr", guest: "guest", hosts: ["host"], arbiter: "arbiter", rows: guest.count,
                                               training: training, keyBits: keyBits)
         let counter = ByteCounter()
-        let tap: @Sendable (String, [UInt8]) -> Void = { _, b in counter.add(b.count) }
-        let (gh, hg) = InMemoryChannel.pair("guest", "host", tap: tap)
-        let (ga, ag) = InMemoryChannel.pair("guest", "arbiter", tap: tap)
-        let (ha, ah) = InMemoryChannel.pair("host", "arbiter", tap: tap)
         let started = Date()
-        async let arbiter = VerticalLRArbiter(parameters: parameters, guest: ag, host: ah).run()
-        async let hostRun = VerticalLRHost(parameters: parameters, features: host, guest: hg, arbiter: ha).run()
-        let (model, _) = try await VerticalLRGuest(parameters: parameters, data: guest, host: gh, arbiter: ga).run()
-        let (hostWeights, _) = try await hostRun
-        let losses = try await arbiter
+        let outcome = try await VerticalLRInMemory.run(parameters, guest: guest, hosts: [host]) { _, b in counter.add(b.count) }
         let seconds = Date().timeIntervalSince(started)
-        let scores = (0..<guest.count).map { i in
-            LogisticModel.sigmoid(model.margin(guest.row(i)) + zip(hostWeights, host.row(i)).reduce(0) { $0 + $1.0 * $1.1 })
-        }
+        let model = outcome.jointModel, losses = outcome.losses
+        let scores = (0..<guest.count).map { i in model.probability((Array(guest.row(i)) + Array(host.row(i)))[...]) }
         return Figures(rows: guest.count, guestFeatures: guest.width, hostFeatures: host.width, epochs: losses.count, keyBits: keyBits,
                        seconds: seconds, losses: losses, auc: Metrics.auc(scores: scores, labels: guest.labels), bytes: counter.total)
     }

@@ -320,7 +320,7 @@ public actor JobEngine {
                   JobRepository.participants(of: spec).contains(peer) else {
                 return .with { $0.error = .with { $0.message = "no job \(progress.jobID) coordinated here with \(peer) as a party" } }
             }
-            try repository.setPartyProgress(jobID: progress.jobID, nodeID: peer, done: Int(progress.done), total: Int(progress.total))
+            try repository.setPartyProgress(jobID: progress.jobID, nodeID: peer, ProgressSnapshot(progress))
             return .with { $0.ack = .init() }
         } catch {
             return .with { $0.error = .with { $0.message = "\(error)" } }
@@ -583,7 +583,7 @@ public actor JobEngine {
         var resultRows = 0
         let output = report.output
         switch output {
-        case .intersection(let positions): resultRows = positions.count
+        case .intersection(let positions), .matches(let positions, _): resultRows = positions.count
         case .cardinality: resultRows = 1
         case .none: break
         }
@@ -594,7 +594,7 @@ public actor JobEngine {
             details: ["peer": .string(other.nodeID), "peer_input_rows": .int(report.peerSetSize)],
             store: { db in
                 switch output {
-                case .intersection(let positions):
+                case .intersection(let positions), .matches(let positions, _):
                     try repository.storeResult(db, jobID: jobID, kind: "intersection", cardinality: positions.count) { db in
                         let insert = try db.makeStatement(sql: "INSERT INTO job_result_item (job_id, identifier) VALUES (?, ?)")
                         try s.forEachIdentifier(atPositions: positions) { try insert.execute(arguments: [jobID, $0]) }
@@ -607,15 +607,15 @@ public actor JobEngine {
             })
     }
 
-    /// Records a job's progress locally and forwards it to the coordinator (both throttled).
-    func progressRecorder(_ spec: Mpcnode_V1_JobSpec) -> ProgressRecorder {
+    /// Records a job's progress locally and forwards it to the coordinator (both throttled). `unit` names
+    /// what is counted ("elements", "per cent", "rounds", "epochs").
+    func progressRecorder(_ spec: Mpcnode_V1_JobSpec, unit: String = "elements") -> ProgressRecorder {
         let jobID = spec.jobID
-        return ProgressRecorder(repository: repository, jobID: jobID) { [transport, configuration] done, total in
+        return ProgressRecorder(repository: repository, jobID: jobID, unit: unit) { [transport, configuration] snapshot in
             // Forwarded to the coordinator (best effort, never holding the protocol up).
             guard let address = configuration.peers[spec.coordinator] else { return }
             Task {
-                _ = try? await transport.control(.with { $0.progress = .with { $0.jobID = jobID; $0.done = UInt64(done); $0.total = UInt64(total) } },
-                                                 to: spec.coordinator, at: address)
+                _ = try? await transport.control(.with { $0.progress = snapshot.message(jobID: jobID) }, to: spec.coordinator, at: address)
             }
         }
     }
@@ -698,32 +698,3 @@ final class JobScratch: @unchecked Sendable {
     }
 }
 
-/// Writes a job's progress to the store at most once a second, and forwards it (to the coordinator)
-/// at most every two seconds.
-final class ProgressRecorder: @unchecked Sendable {
-    private let repository: JobRepository
-    private let jobID: String
-    private let forward: @Sendable (Int, Int) -> Void
-    private let lock = NSLock()
-    private var lastStored = Date.distantPast
-    private var lastForwarded = Date.distantPast
-
-    init(repository: JobRepository, jobID: String, forward: @escaping @Sendable (Int, Int) -> Void) {
-        self.repository = repository
-        self.jobID = jobID
-        self.forward = forward
-    }
-
-    func record(done: Int, total: Int) {
-        let now = Date()
-        let (store, send) = lock.withLock { () -> (Bool, Bool) in
-            let store = now.timeIntervalSince(lastStored) >= 1 || done == total
-            let send = now.timeIntervalSince(lastForwarded) >= 2
-            if store { lastStored = now }
-            if send { lastForwarded = now }
-            return (store, send)
-        }
-        if store { try? repository.setProgress(jobID: jobID, done: done, total: total) }
-        if send { forward(done, total) }
-    }
-}

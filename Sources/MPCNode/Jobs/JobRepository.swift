@@ -78,17 +78,28 @@ public struct JobRepository: Sendable {
                        arguments: [inputRows, Int(bytesSent), Int(bytesReceived), elapsedMs, Date(), jobID])
     }
 
-    public func setProgress(jobID: String, done: Int, total: Int) throws {
+    public func setProgress(jobID: String, _ p: ProgressSnapshot) throws {
         try store.pool.write { db in
-            try db.execute(sql: "UPDATE job SET progress_done = ?, progress_total = ? WHERE id = ?", arguments: [done, total, jobID])
+            try db.execute(sql: """
+                UPDATE job SET progress_done = ?, progress_total = ?, progress_unit = ?, progress_loss = ?, progress_elapsed_ms = ?,
+                               progress_remaining_ms = ? WHERE id = ?
+                """, arguments: [p.done, p.total, p.unit, p.loss, p.elapsedMs, p.remainingMs, jobID])
         }
     }
 
-    public func setPartyProgress(jobID: String, nodeID: String, done: Int, total: Int) throws {
+    public func setPartyProgress(jobID: String, nodeID: String, _ p: ProgressSnapshot) throws {
         try store.write { db in
-            try db.execute(sql: "UPDATE job_party SET progress_done = ?, progress_total = ? WHERE job_id = ? AND node_id = ?",
-                           arguments: [done, total, jobID, nodeID])
+            try db.execute(sql: """
+                UPDATE job_party SET progress_done = ?, progress_total = ?, progress_unit = ?, progress_loss = ?, progress_elapsed_ms = ?,
+                                     progress_remaining_ms = ? WHERE job_id = ? AND node_id = ?
+                """, arguments: [p.done, p.total, p.unit, p.loss, p.elapsedMs, p.remainingMs, jobID, nodeID])
         }
+    }
+
+    static func progress(_ row: Row?) -> ProgressSnapshot? {
+        guard let row, let done: Int = row["progress_done"], let total: Int = row["progress_total"] else { return nil }
+        return ProgressSnapshot(done: done, total: total, unit: row["progress_unit"] ?? "elements", loss: row["progress_loss"],
+                                elapsedMs: row["progress_elapsed_ms"] ?? 0, remainingMs: row["progress_remaining_ms"])
     }
 
     public func setInputRows(_ db: Database, jobID: String, _ rows: Int) throws {
@@ -189,20 +200,24 @@ public struct JobRepository: Sendable {
             partyRows[p["node_id"]] = p
         }
         var inputs = spec.parties.map { ($0.nodeID, $0.dataset, $0.column) }
-        if spec.protocol == "secure-sum", let server = spec.deliverTo.first { inputs.append((server, "(server)", "")) }
+        // The nodes that take part without data of their own: a secure sum's server, an aggregator, an arbiter.
+        for node in participants(of: spec) where !spec.parties.contains(where: { $0.nodeID == node }) {
+            let role = spec.protocol == "secure-sum" ? "(server)" : spec.protocol == "train-lr" && spec.training.mode == "vertical" ? "(arbiter)" : "(aggregator)"
+            inputs.append((node, role, ""))
+        }
         let parties = inputs.map { (node, dataset, column) -> PartyView in
             let p = partyRows[node]
             return PartyView(nodeID: node, dataset: dataset, column: column,
                              state: p?["state"], reason: p?["reason"], inputRows: p?["input_rows"],
                              bytesSent: p?["bytes_sent"], bytesReceived: p?["bytes_received"], elapsedMs: p?["elapsed_ms"],
                              resultRows: p?["result_rows"], receivedResult: p?["received_result"], auditHash: p?["audit_hash"],
-                             progressDone: p?["progress_done"], progressTotal: p?["progress_total"])
+                             progressDone: p?["progress_done"], progressTotal: p?["progress_total"], progress: progress(p))
         }
         return JobView(id: spec.jobID, protocolName: spec.protocol, role: JobRole(rawValue: row["role"]) ?? .participant,
                        state: JobState(rawValue: row["state"]) ?? .failed, reason: row["reason"], coordinator: spec.coordinator,
                        parties: parties, deliverTo: spec.deliverTo, cardinalityOnly: spec.cardinalityOnly, group: spec.group,
                        specHash: row["spec_hash"], createdAt: row["created_at"], updatedAt: row["updated_at"],
-                       inputRows: row["input_rows"], progressDone: row["progress_done"], progressTotal: row["progress_total"],
+                       inputRows: row["input_rows"], progressDone: row["progress_done"], progressTotal: row["progress_total"], progress: progress(row),
                        bytesSent: row["bytes_sent"], bytesReceived: row["bytes_received"], elapsedMs: row["elapsed_ms"])
     }
 }

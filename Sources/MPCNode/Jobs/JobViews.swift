@@ -31,6 +31,8 @@ public struct JobView: Codable, Sendable {
     public var inputRows: Int?
     public var progressDone: Int?
     public var progressTotal: Int?
+    /// This node's progress in full (unit, loss, elapsed, remaining).
+    public var progress: ProgressSnapshot?
     public var bytesSent: Int?
     public var bytesReceived: Int?
     public var elapsedMs: Int?
@@ -52,6 +54,8 @@ public struct PartyView: Codable, Sendable {
     public var auditHash: String?
     public var progressDone: Int?
     public var progressTotal: Int?
+    /// The party's last reported progress in full (unit, loss, elapsed, remaining).
+    public var progress: ProgressSnapshot?
 }
 
 /// A job's result at a recipient.

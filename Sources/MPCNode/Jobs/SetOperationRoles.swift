@@ -103,8 +103,8 @@ extension JobEngine {
         logger.info("set operation running", metadata: ["job": "\(jobID)", "kind": "\(kind.rawValue)", "input_rows": "\(source.count)"])
         // Progress in per cent: the ring to 80 (as the own chain comes back), mix and delivery to 90, the sum to 100.
         let repository = self.repository
-        let recorder = progressRecorder(spec)
-        let step: @Sendable (Int) -> Void = { try? repository.setProgress(jobID: jobID, done: $0, total: 100); recorder.record(done: $0, total: 100) }
+        let recorder = progressRecorder(spec, unit: "per cent")
+        let step: @Sendable (Int) -> Void = { recorder.record(done: $0, total: 100) }
         step(0)
         // The mixer waits for the other parties' sealed pseudonyms from the start (they arrive after the ring).
         let isMixer = config.mixer == nodeID

@@ -88,10 +88,9 @@ extension JobEngine {
         let auth = try keyAuthentication()
         let address = try address(of: t.aggregator)
         let transport = self.transport, me = nodeID
-        let recorder = progressRecorder(spec)
-        let repository = self.repository
+        let recorder = progressRecorder(spec, unit: "rounds")
         let rounds = Int(t.rounds)
-        try? repository.setProgress(jobID: jobID, done: 0, total: rounds)
+        recorder.record(done: 0, total: rounds)
         let (outcome, sent, received) = try await transport.withSession(jobID: jobID, stream: "model", to: t.aggregator, at: address) { channel in
             let traffic = TrafficTally()
             var client = HorizontalLRClient(
@@ -134,9 +133,9 @@ extension JobEngine {
         let models = try await Self.claimAll(rendezvous, jobID: jobID, sessions: parameters.clients.map { ("model", $0) }, timeout: wait)
         var channels: [String: any MessageChannel] = [:]
         for c in parameters.clients { channels[c] = models["model/\(c)"] }
-        let recorder = progressRecorder(spec)
-        let repository = self.repository, rounds = Int(t.rounds)
-        try? repository.setProgress(jobID: jobID, done: 0, total: rounds)
+        let recorder = progressRecorder(spec, unit: "rounds")
+        let rounds = Int(t.rounds)
+        recorder.record(done: 0, total: rounds)
         let traffic = TrafficTally()
         // A party never sends on its model session: anything arriving there (its end, an abort, a lost
         // connection) means it is gone, and later sums stop waiting for it.
@@ -162,7 +161,7 @@ extension JobEngine {
                     return out
                 }
             },
-            progress: { round in recorder.record(done: round.round, total: rounds) }).run()
+            progress: { round in recorder.record(done: round.round, total: rounds, loss: round.loss) }).run()
         for c in models.values { traffic.add(sent: c.bytesSent, received: c.bytesReceived); await c.close() }
         let e = outcome.evaluation
         let model = ModelView(

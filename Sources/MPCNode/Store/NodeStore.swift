@@ -126,6 +126,16 @@ public final class NodeStore: Sendable {
         migrator.registerMigration("v5: a value per result item (predicted scores)") { db in
             try db.alter(table: "job_result_item") { t in t.add(column: "value", .double) }
         }
+        migrator.registerMigration("v6: progress with its unit, loss, elapsed and remaining time") { db in
+            for table in ["job", "job_party"] {
+                try db.alter(table: table) { t in
+                    t.add(column: "progress_unit", .text)
+                    t.add(column: "progress_loss", .double)
+                    t.add(column: "progress_elapsed_ms", .integer)
+                    t.add(column: "progress_remaining_ms", .integer)
+                }
+            }
+        }
         return migrator
     }
 

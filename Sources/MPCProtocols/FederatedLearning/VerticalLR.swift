@@ -3,22 +3,23 @@ import MPCCrypto
 import MPCLearning
 import MPCWire
 
-/// What the guest, the host and the arbiter of a vertical training agree on
+/// What the guest, the hosts and the arbiter of a vertical training agree on
 /// (Protocols/federated-lr-vertical.md).
 public struct VerticalLRParameters: Sendable {
     public var jobID: String
     public var guest: NodeID
-    public var host: NodeID
+    /// The feature holders, in the job's order: the order of the chain that sums their margins.
+    public var hosts: [NodeID]
     public var arbiter: NodeID
-    /// Aligned rows (the same at guest and host; the arbiter does not need it).
+    /// Aligned rows (the same at the guest and every host; the arbiter does not need it).
     public var rows: Int
     public var training: TrainingParameters
     public var keyBits: Int
 
-    public init(jobID: String, guest: NodeID, host: NodeID, arbiter: NodeID, rows: Int, training: TrainingParameters, keyBits: Int = 2048) {
+    public init(jobID: String, guest: NodeID, hosts: [NodeID], arbiter: NodeID, rows: Int, training: TrainingParameters, keyBits: Int = 2048) {
         self.jobID = jobID
         self.guest = guest
-        self.host = host
+        self.hosts = hosts
         self.arbiter = arbiter
         self.rows = rows
         self.training = training
@@ -62,30 +63,35 @@ extension PaillierPublicKey {
 public struct VerticalLRArbiter: Sendable {
     public let parameters: VerticalLRParameters
     public let guest: any MessageChannel
-    public let host: any MessageChannel
+    /// One channel per host, in the order of `parameters.hosts`.
+    public let hosts: [any MessageChannel]
     /// Called at the end of each epoch with its loss.
     public var onEpoch: (@Sendable (Int, Double) -> Void)?
 
-    public init(parameters: VerticalLRParameters, guest: any MessageChannel, host: any MessageChannel) {
+    public init(parameters: VerticalLRParameters, guest: any MessageChannel, hosts: [any MessageChannel]) {
         self.parameters = parameters
         self.guest = guest
-        self.host = host
+        self.hosts = hosts
     }
 
     /// Returns the loss of every epoch.
     public func run() async throws -> [Double] {
-        let g = ProtocolSession(channel: guest), h = ProtocolSession(channel: host)
+        let g = ProtocolSession(channel: guest), hs = hosts.map { ProtocolSession(channel: $0) }
+        let all = [g] + hs
         do {
+            guard hosts.map(\.peer) == parameters.hosts, !hosts.isEmpty else {
+                throw ProtocolError.parameterMismatch(peer: parameters.arbiter, detail: "channels to \(hosts.map(\.peer)), hosts \(parameters.hosts)")
+            }
             let key = try PaillierPrivateKey.generate(bits: parameters.keyBits)
             let pk = key.publicKey
             let n = Data(pk.n.bigEndianBytes(length: pk.modulusBytes)), base = Data(pk.randomnessBase.bigEndianBytes(length: pk.ciphertextBytes))
-            for s in [g, h] { try await s.sendVLR { $0.publicKey = .with { $0.n = n; $0.randomnessBase = base } } }
+            for s in all { try await s.sendVLR { $0.publicKey = .with { $0.n = n; $0.randomnessBase = base } } }
             var losses: [Double] = []
             for epoch in 1...max(1, parameters.training.rounds) {
                 // The arbiter does not know the number of aligned rows beforehand: the guest marks the last batch.
                 var lossSum = 0.0, rows = 0, b = 0, last = false
                 while !last {
-                    for s in [g, h] {
+                    for s in all {
                         guard case .maskedGradient(let m) = try await s.receiveVLR("a masked gradient"), m.batch == UInt64(b) else {
                             throw ProtocolError.protocolViolation(peer: s.peer, detail: "expected the masked gradient of batch \(b)")
                         }
@@ -103,14 +109,14 @@ public struct VerticalLRArbiter: Sendable {
                 let stop = epoch == parameters.training.rounds || (losses.last.map { abs($0 - loss) < parameters.training.tolerance } ?? false)
                 losses.append(loss)
                 onEpoch?(epoch, loss)
-                for s in [g, h] { try await s.sendVLR { $0.control = .with { $0.epoch = UInt32(epoch); $0.loss = loss; $0.stop = stop } } }
+                for s in all { try await s.sendVLR { $0.control = .with { $0.epoch = UInt32(epoch); $0.loss = loss; $0.stop = stop } } }
                 if stop { break }
             }
             await guest.close()
-            await host.close()
+            for h in hosts { await h.close() }
             return losses
         } catch {
-            await ProtocolSession.abortAll([g, h], because: error, by: parameters.arbiter)
+            await ProtocolSession.abortAll(all, because: error, by: parameters.arbiter)
             throw error
         }
     }
@@ -156,39 +162,74 @@ struct VerticalLRParty {
     }
 }
 
-/// The host: holds features only. Sends its encrypted partial margins to the guest, receives the
-/// encrypted residuals, and updates its own weights from its (masked) gradient.
+/// A host: holds features only. The hosts sum their encrypted partial margins along a chain (host 1 →
+/// host 2 → … → the guest); the last one's sum reaches the guest, which returns the encrypted residuals
+/// to every host. Each host updates its own weights from its (masked) gradient.
 public struct VerticalLRHost: Sendable {
     public let parameters: VerticalLRParameters
     /// Its features, in the aligned order (labels unused).
     public let features: LabeledRows
     public let guest: any MessageChannel
     public let arbiter: any MessageChannel
+    /// The previous host of the chain (nil for the first host).
+    public let previous: (any MessageChannel)?
+    /// The next host of the chain (nil for the last host, which sends the sum to the guest).
+    public let next: (any MessageChannel)?
     public var onEpoch: (@Sendable (Int, Double) -> Void)?
 
-    public init(parameters: VerticalLRParameters, features: LabeledRows, guest: any MessageChannel, arbiter: any MessageChannel) {
+    public init(parameters: VerticalLRParameters, features: LabeledRows, guest: any MessageChannel, arbiter: any MessageChannel,
+                previous: (any MessageChannel)? = nil, next: (any MessageChannel)? = nil) {
         self.parameters = parameters
         self.features = features
         self.guest = guest
         self.arbiter = arbiter
+        self.previous = previous
+        self.next = next
     }
 
     /// Returns the host's weights (no intercept: the guest holds it) and the losses the arbiter announced.
     public func run() async throws -> (weights: [Double], losses: [Double]) {
         let g = ProtocolSession(channel: guest), a = ProtocolSession(channel: arbiter)
+        let before = previous.map { ProtocolSession(channel: $0) }, after = next.map { ProtocolSession(channel: $0) }
+        let sessions = [g, a] + [before, after].compactMap { $0 }
         let p = parameters, width = features.width
+        // Its place in the chain follows from its neighbours: the first host has no previous one.
+        let index = previous.map { prev in (p.hosts.firstIndex(of: prev.peer) ?? p.hosts.count) + 1 } ?? 0
+        let me = index < p.hosts.count ? p.hosts[index] : "a host"
         var w = [Double](repeating: 0, count: width)
         var losses: [Double] = []
         do {
+            guard index < p.hosts.count, (index < p.hosts.count - 1) == (next != nil), next.map({ $0.peer == p.hosts[index + 1] }) ?? true,
+                  guest.peer == p.guest, arbiter.peer == p.arbiter else {
+                throw ProtocolError.parameterMismatch(peer: me, detail: "this host's place in the chain \(p.hosts) does not match its channels")
+            }
             let pk = try await VerticalLRParty.receiveKey(a)
+            let forwardTo = after ?? g
             while true {
                 for b in 0..<p.batches {
                     let rows = p.batch(b)
                     let margins = rows.map { i in VerticalLRParameters.fixed(zip(w, features.row(i)).reduce(0) { $0 + $1.0 * $1.1 }) }
-                    let encrypted = try ParallelMap.map(margins) { pk.encrypt($0) }
-                    // (S·u_H)² = S²·u_H²; margins are bounded well below 2³¹ by the fixed-point range of the data.
-                    let squares = try ParallelMap.map(margins) { (m: Int64) -> PaillierCiphertext in pk.encrypt(m.multipliedReportingOverflow(by: m).partialValue) }
-                    try await g.sendVLR { $0.forward = .with { $0.batch = UInt64(b); $0.margins = pk.wire(encrypted); $0.squares = pk.wire(squares) } }
+                    // ⟦P⟧ = ⟦S·Σ u⟧ and ⟦Q⟧ = ⟦(S·Σ u)²⟧ over the hosts so far; margins are bounded well below 2³¹ by
+                    // the fixed-point range of the data, so squares fit in 63 bits.
+                    let sums: [PaillierCiphertext], squares: [PaillierCiphertext]
+                    if let before {
+                        guard case .forward(let f) = try await before.receiveVLR("the previous host's margins"), f.batch == UInt64(b) else {
+                            throw ProtocolError.protocolViolation(peer: before.peer, detail: "expected the margins of batch \(b)")
+                        }
+                        let priorSums = try pk.ciphertexts(f.margins, peer: before.peer, count: rows.count)
+                        let priorSquares = try pk.ciphertexts(f.squares, peer: before.peer, count: rows.count)
+                        // P' = P + m, Q' = Q + 2m·P + m², re-randomised so neither neighbour can take m out.
+                        sums = try ParallelMap.map(Array(0..<rows.count)) { k in pk.rerandomize(pk.add(priorSums[k], plain: margins[k])) }
+                        squares = try ParallelMap.map(Array(0..<rows.count)) { k in
+                            let m = margins[k]
+                            return pk.rerandomize(pk.add(pk.add(priorSquares[k], pk.multiply(priorSums[k], by: 2 * m)),
+                                                         plain: m.multipliedReportingOverflow(by: m).partialValue))
+                        }
+                    } else {
+                        sums = try ParallelMap.map(margins) { pk.encrypt($0) }
+                        squares = try ParallelMap.map(margins) { (m: Int64) -> PaillierCiphertext in pk.encrypt(m.multipliedReportingOverflow(by: m).partialValue) }
+                    }
+                    try await forwardTo.sendVLR { $0.forward = .with { $0.batch = UInt64(b); $0.margins = pk.wire(sums); $0.squares = pk.wire(squares) } }
                     guard case .residuals(let r) = try await g.receiveVLR("the residuals"), r.batch == UInt64(b) else {
                         throw ProtocolError.protocolViolation(peer: g.peer, detail: "expected the residuals of batch \(b)")
                     }
@@ -202,53 +243,58 @@ public struct VerticalLRHost: Sendable {
                 onEpoch?(Int(c.epoch), c.loss)
                 if c.stop { break }
             }
-            await guest.close()
-            await arbiter.close()
+            for s in sessions { await s.channel.close() }
             return (w, losses)
         } catch {
-            await ProtocolSession.abortAll([g, a], because: error, by: p.host)
+            await ProtocolSession.abortAll(sessions, because: error, by: me)
             throw error
         }
     }
 }
 
-/// The guest: holds the label and its own features; turns the host's encrypted margins into encrypted
-/// residuals, and holds its weights and the intercept.
+/// The guest: holds the label and its own features; turns the hosts' summed encrypted margins into
+/// encrypted residuals for every host, and holds its weights and the intercept.
 public struct VerticalLRGuest: Sendable {
     public let parameters: VerticalLRParameters
     public let data: LabeledRows
-    public let host: any MessageChannel
+    /// One channel per host, in the order of `parameters.hosts`.
+    public let hosts: [any MessageChannel]
     public let arbiter: any MessageChannel
     public var onEpoch: (@Sendable (Int, Double) -> Void)?
 
-    public init(parameters: VerticalLRParameters, data: LabeledRows, host: any MessageChannel, arbiter: any MessageChannel) {
+    public init(parameters: VerticalLRParameters, data: LabeledRows, hosts: [any MessageChannel], arbiter: any MessageChannel) {
         self.parameters = parameters
         self.data = data
-        self.host = host
+        self.hosts = hosts
         self.arbiter = arbiter
     }
 
     public func run() async throws -> (model: LogisticModel, losses: [Double]) {
-        let h = ProtocolSession(channel: host), a = ProtocolSession(channel: arbiter)
+        let hs = hosts.map { ProtocolSession(channel: $0) }, a = ProtocolSession(channel: arbiter)
         let p = parameters, width = data.width, s = VerticalLRParameters.scale
         var model = LogisticModel.zero(features: width)
         var losses: [Double] = []
         do {
+            guard let h = hs.last, hosts.map(\.peer) == p.hosts else {
+                throw ProtocolError.parameterMismatch(peer: p.guest, detail: "channels to \(hosts.map(\.peer)), hosts \(p.hosts)")
+            }
             let pk = try await VerticalLRParty.receiveKey(a)
             while true {
                 for b in 0..<p.batches {
                     let rows = p.batch(b)
-                    guard case .forward(let f) = try await h.receiveVLR("the host's margins"), f.batch == UInt64(b) else {
+                    // The last host's ⟦S·u_H⟧ and ⟦S²·u_H²⟧, u_H summed over all hosts.
+                    guard case .forward(let f) = try await h.receiveVLR("the hosts' margins"), f.batch == UInt64(b) else {
                         throw ProtocolError.protocolViolation(peer: h.peer, detail: "expected the margins of batch \(b)")
                     }
                     let margins = try pk.ciphertexts(f.margins, peer: h.peer, count: rows.count)
                     let squares = try pk.ciphertexts(f.squares, peer: h.peer, count: rows.count)
                     let own = rows.map { model.margin(data.row($0)) }  // u_G + b
-                    // ⟦4S·d⟧ = ⟦S·u_H⟧ · E(S·(u_G + 2 − 4y)), re-randomised so the host cannot relate it to its margins.
+                    // ⟦4S·d⟧ = ⟦S·u_H⟧ · E(S·(u_G + 2 − 4y)), re-randomised so no host can relate it to its margins.
                     let residuals = try ParallelMap.map(Array(0..<rows.count)) { k in
                         pk.rerandomize(pk.add(margins[k], plain: VerticalLRParameters.fixed(own[k] + 2 - 4 * data.labels[rows.lowerBound + k])))
                     }
-                    try await h.sendVLR { $0.residuals = .with { $0.batch = UInt64(b); $0.values = pk.wire(residuals) } }
+                    let wired = pk.wire(residuals)
+                    for host in hs { try await host.sendVLR { $0.residuals = .with { $0.batch = UInt64(b); $0.values = wired } } }
                     // Taylor loss: 8S²ℓ = 8S² log 2 − 4y'S²(u_G + u_H) + S²(u_G + u_H)².
                     var coefficients: [Int64] = [], constant = 0.0
                     for (k, i) in rows.enumerated() {
@@ -268,17 +314,17 @@ public struct VerticalLRGuest: Sendable {
                 onEpoch?(Int(c.epoch), c.loss)
                 if c.stop { break }
             }
-            await host.close()
+            for host in hosts { await host.close() }
             await arbiter.close()
             return (model, losses)
         } catch {
-            await ProtocolSession.abortAll([h, a], because: error, by: p.guest)
+            await ProtocolSession.abortAll(hs + [a], because: error, by: p.guest)
             throw error
         }
     }
 }
 
-/// Joint scoring with a vertical model (a `predict` job): after the alignment, the host sends its partial
+/// Joint scoring with a vertical model (a `predict` job): after the alignment, each host sends its partial
 /// margins x_H·w_H of the aligned rows to the guest, which adds its own and the intercept.
 public enum VerticalPrediction {
     public static func sendPartialScores(_ margins: [Double], over channel: any MessageChannel) async throws -> UInt64 {
@@ -296,5 +342,32 @@ public enum VerticalPrediction {
         }
         await channel.close()
         return (p.margins, session.bytesReceived)
+    }
+}
+
+/// The end of a vertical alignment: after a PSI with each host in which only the guest learns the
+/// intersection (with the host's positions of the matches), the guest tells each host which of its rows
+/// every party holds, as ascending positions in the host's PSI stream.
+public enum VerticalAlignment {
+    public static func sendAlignedRows(_ positions: [Int], over channel: any MessageChannel) async throws -> UInt64 {
+        let session = ProtocolSession(channel: channel)
+        let sorted = positions.sorted().map { UInt64($0) }
+        try await session.sendVLR { $0.alignedRows = .with { $0.positions = sorted } }
+        await channel.close()
+        return session.bytesSent
+    }
+
+    /// The host's aligned rows, checked to be ascending positions of its own stream (`setSize` elements).
+    public static func receiveAlignedRows(setSize: Int, over channel: any MessageChannel) async throws -> ([Int], UInt64) {
+        let session = ProtocolSession(channel: channel)
+        guard case .alignedRows(let a) = try await session.receiveVLR("the aligned rows") else {
+            throw ProtocolError.protocolViolation(peer: channel.peer, detail: "expected the aligned rows")
+        }
+        let positions = a.positions.map { Int(clamping: $0) }
+        guard zip(positions, positions.dropFirst()).allSatisfy({ $0 < $1 }), positions.allSatisfy({ (0..<setSize).contains($0) }) else {
+            throw ProtocolError.protocolViolation(peer: channel.peer, detail: "aligned rows that are not ascending positions below \(setSize)")
+        }
+        await channel.close()
+        return (positions, session.bytesReceived)
     }
 }

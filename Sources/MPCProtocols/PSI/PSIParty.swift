@@ -31,6 +31,10 @@ public struct PSIParty: Sendable {
         public var maximumPeerSetSize: Int
         /// Bytes of own messages that may wait to be sent before producing more.
         public var outboxHighWaterBytes: Int
+        /// The recipient of the intersection also learns where each match sits in the peer's stream
+        /// (`Output.matches`): what a guest needs to tell a host which of its rows a joint alignment
+        /// keeps (Protocols/federated-lr-vertical.md). The positions say nothing the intersection does not.
+        public var reportsPeerPositions = false
 
         public init(jobID: String, group: BlindingGroup, selfReceivesOutput: Bool, peerReceivesOutput: Bool,
                     cardinalityOnly: Bool, batchSize: Int = 4096, maximumPeerSetSize: Int = 1 << 28,
@@ -54,6 +58,9 @@ public struct PSIParty: Sendable {
         case cardinality(Int)
         /// Positions, in this party's `IdentifierSource` order, of its identifiers in the intersection (ascending).
         case intersection(positions: [Int])
+        /// The intersection as above, with the position of each match in the peer's stream (the peer's
+        /// `IdentifierSource` order): peerPositions[k] is the peer's position of own positions[k].
+        case matches(positions: [Int], peerPositions: [Int])
     }
 
     /// What happened, for the audit record.
@@ -191,7 +198,7 @@ public struct PSIParty: Sendable {
                 } catch {
                     throw ProtocolError.malformedMessage(peer: peer, detail: "blinded batch at offset \(batch.offset): \(error)")
                 }
-                if let reply = state.keepOrReply(doubled) {
+                if let reply = state.keepOrReply(doubled, offset: Int(batch.offset)) {
                     let start = batch.offset
                     await outbox.enqueue(try Self.message(session) {
                         $0.doubleBlinded = .with { $0.offset = start; $0.elements = Data(GroupElement.pack(reply)) }

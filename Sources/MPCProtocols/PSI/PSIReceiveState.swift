@@ -20,6 +20,9 @@ final class PSIReceiveState: @unchecked Sendable {
     private var finishedEnqueued = false
     /// k_self·k_peer·H(y) for the peer's y: kept when this party receives the output.
     private var peerDoubled = Set<GroupElement>()
+    /// The same with each element's position in the peer's stream, instead of `peerDoubled`, when the
+    /// configuration asks for the peer's positions of the matches.
+    private var peerDoubledPositions: [GroupElement: Int] = [:]
     /// The same, kept to be returned sorted when the peer receives the cardinality only.
     private var peerDoubledForSortedReply: [GroupElement] = []
     /// k_peer·k_self·H(x) for own x, in own order (or sorted, for the cardinality).
@@ -51,7 +54,9 @@ final class PSIReceiveState: @unchecked Sendable {
                 throw ProtocolError.protocolViolation(peer: peer, detail: "announced set size \(h.setSize) exceeds the limit \(configuration.maximumPeerSetSize)")
             }
             header = h
-            if configuration.selfReceivesOutput { peerDoubled.reserveCapacity(Int(h.setSize)) }
+            if configuration.selfReceivesOutput {
+                if configuration.reportsPeerPositions { peerDoubledPositions.reserveCapacity(Int(h.setSize)) } else { peerDoubled.reserveCapacity(Int(h.setSize)) }
+            }
         }
     }
 
@@ -77,9 +82,15 @@ final class PSIReceiveState: @unchecked Sendable {
 
     /// Keeps the peer's double-blinded elements (if this party gets the output) and returns what to send
     /// back right away (the peer gets the intersection: same order), or nil.
-    func keepOrReply(_ doubled: [GroupElement]) -> [GroupElement]? {
+    func keepOrReply(_ doubled: [GroupElement], offset: Int) -> [GroupElement]? {
         lock.withLock {
-            if configuration.selfReceivesOutput { peerDoubled.formUnion(doubled) }
+            if configuration.selfReceivesOutput {
+                if configuration.reportsPeerPositions {
+                    for (k, e) in doubled.enumerated() { peerDoubledPositions[e] = offset + k }
+                } else {
+                    peerDoubled.formUnion(doubled)
+                }
+            }
             guard configuration.peerReceivesOutput else { return nil }
             if configuration.cardinalityOnly {
                 peerDoubledForSortedReply.append(contentsOf: doubled)
@@ -174,6 +185,13 @@ final class PSIReceiveState: @unchecked Sendable {
                 return .cardinality(ownDoubled.reduce(0) { $0 + (peerDoubled.contains($1) ? 1 : 0) })
             }
             var positions: [Int] = []
+            if configuration.reportsPeerPositions {
+                var peerPositions: [Int] = []
+                for (i, e) in ownDoubled.enumerated() {
+                    if let p = peerDoubledPositions[e] { positions.append(i); peerPositions.append(p) }
+                }
+                return .matches(positions: positions, peerPositions: peerPositions)
+            }
             for (i, e) in ownDoubled.enumerated() where peerDoubled.contains(e) { positions.append(i) }
             return .intersection(positions: positions)
         }
