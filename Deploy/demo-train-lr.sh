@@ -3,7 +3,9 @@
 # (../shared/data/fate). Horizontal: two banks hold different patients with the same 30 features; an
 # operator node runs the rounds; updates travel only as secure sums. Vertical: a bank holds the label and
 # 10 features, a telecom operator 20 other features of the same patients; rows are aligned by PSI and the
-# operator holds the Paillier key. Models, coefficients, training curves and metrics are shown.
+# operator holds the Paillier key. Then the same with two feature holders (telco: 10 features, a credit
+# bureau: the other 10, each missing different patients). Models, coefficients, training curves and
+# metrics are shown.
 #
 #   Deploy/demo-train-lr.sh     everything under demo-train-lr/ (ignored by git), stopped at the end
 set -euo pipefail
@@ -11,7 +13,7 @@ cd "$(dirname "$0")/.."
 DEMO="$(pwd)/demo-train-lr"
 DATA="${FATE_DATA:-$(pwd)/../shared/data/fate}"
 BASE_PORT=${BASE_PORT:-7700}
-NODES="coordinator:coordinator operator:regulator bank-a:bank bank-b:bank telco:bank"
+NODES="coordinator:coordinator operator:regulator bank-a:bank bank-b:bank telco:bank bureau:bank"
 . Deploy/lib/consortium.sh
 [ -f "$DATA/breast_homo_guest.csv" ] || { echo "FATE's breast data not found in $DATA (set FATE_DATA)" >&2; exit 1; }
 
@@ -54,6 +56,15 @@ node_config telco "policy:
       result_recipients: [operator, bank-a]
       min_set_size: 50"
 
+node_config bureau "policy:
+  coordinators: [coordinator]
+  datasets:
+    files:
+      columns: [id, $(for i in $(seq 10 19); do printf 'x%s, ' "$i"; done | sed 's/, $//')]
+      protocols: [train-lr, predict]
+      result_recipients: [operator, bank-a]
+      min_set_size: 50"
+
 step "Each bank imports its own rows (bank-a: breast_homo_guest, bank-b: breast_homo_host; the test rows split between them)"
 head -1 "$DATA/breast_homo_test.csv" > "$DEMO/csv/eval-a.csv"; sed -n '2,58p' "$DATA/breast_homo_test.csv" >> "$DEMO/csv/eval-a.csv"
 head -1 "$DATA/breast_homo_test.csv" > "$DEMO/csv/eval-b.csv"; sed -n '59,$p' "$DATA/breast_homo_test.csv" >> "$DEMO/csv/eval-b.csv"
@@ -66,6 +77,10 @@ mpcnode data import --config "$DEMO/bank-a.yaml" --dataset hetero --csv "$DATA/b
 # The operator's subscribers: every patient but every tenth one (the alignment finds the common ones).
 awk -F, 'NR == 1 || $1 % 10 != 0' "$DATA/breast_hetero_host.csv" > "$DEMO/csv/subscribers.csv"
 mpcnode data import --config "$DEMO/telco.yaml" --dataset subscribers --csv "$DEMO/csv/subscribers.csv" --id-column id 2>/dev/null | head -1
+# The credit bureau's files: features x10..x19 of every patient but every seventh one.
+awk -F, 'BEGIN { OFS = "," } NR == 1 || $1 % 7 != 0 { printf "%s", $1; for (i = 12; i <= 21; i++) printf ",%s", $i; print "" }' \
+  "$DATA/breast_hetero_host.csv" > "$DEMO/csv/files.csv"
+mpcnode data import --config "$DEMO/bureau.yaml" --dataset files --csv "$DEMO/csv/files.csv" --id-column id 2>/dev/null | head -1
 
 step "Starting the daemons"
 start_all
@@ -100,5 +115,24 @@ step "Joint scoring with the vertical model (predict): scores at bank-a only"
 out=$(mpcnode job submit predict --config "$DEMO/coordinator.yaml" --party bank-a:hetero.id --party telco:subscribers.id --model "$job2" --wait 2>/dev/null)
 job3=$(echo "$out" | sed -n 's/^submitted //p')
 mpcnode job result "$job3" --config "$DEMO/bank-a.yaml" --limit 5
+
+step "Vertical training with two feature holders: telco (x0..x9) and bureau (x10..x19) sum their encrypted margins in a chain"
+echo "   (bank-a aligns with each; each host is told only the patients all three hold)"
+out=$(mpcnode job submit train-lr --mode vertical --config "$DEMO/coordinator.yaml" \
+  --party bank-a:hetero.id --party telco:subscribers.id --party bureau:files.id --aggregator operator --label y \
+  --party-features bank-a=x0..x9 --party-features telco=x0..x9 --party-features bureau=x10..x19 \
+  --rounds 10 --learning-rate 0.15 --batch-size 64 --tolerance 0 --wait)
+echo "$out" | sed -n '1,/^$/p'
+echo "$out" | tail -6
+job4=$(echo "$out" | sed -n 's/^submitted //p')
+echo "-- bank-a (guest): AUC, loss and accuracy on the held-out patients, its block and the intercept:"
+mpcnode model show "$job4" --config "$DEMO/bank-a.yaml" | sed -n '1,16p'
+echo "-- bureau (host) sees only its own block:"
+mpcnode model show "$job4" --config "$DEMO/bureau.yaml" | sed -n '1,12p'
+out=$(mpcnode job submit predict --config "$DEMO/coordinator.yaml" --party bank-a:hetero.id --party telco:subscribers.id \
+  --party bureau:files.id --model "$job4" --wait 2>/dev/null)
+job5=$(echo "$out" | sed -n 's/^submitted //p')
+echo "-- scores of the patients all three hold, at bank-a only:"
+mpcnode job result "$job5" --config "$DEMO/bank-a.yaml" --limit 5
 
 step "Stopping the daemons"

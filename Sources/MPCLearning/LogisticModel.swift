@@ -56,6 +56,25 @@ public struct LabeledRows: Sendable {
         return LabeledRows(features: f, labels: indices.map { labels[$0] }, width: width)
     }
 
+    /// Feature columns `range` of every row (the labels kept): one party's block of a vertical split.
+    public func columns(_ range: Range<Int>) -> LabeledRows {
+        var f: [Double] = []
+        f.reserveCapacity(count * range.count)
+        for i in 0..<count { f.append(contentsOf: features[(i * width + range.lowerBound)..<(i * width + range.upperBound)]) }
+        return LabeledRows(features: f, labels: labels, width: range.count)
+    }
+
+    /// Feature columns split into `parts` consecutive blocks of near-equal width (the first ones wider).
+    public func splitColumns(into parts: Int) -> [LabeledRows] {
+        precondition(parts >= 1 && parts <= width, "1 … width parts")
+        var start = 0
+        return (0..<parts).map { k in
+            let w = width / parts + (k < width % parts ? 1 : 0)
+            defer { start += w }
+            return columns(start..<(start + w))
+        }
+    }
+
     /// Rows from CSV text laid out as FATE's example data: a header line, then per line an id, the 0/1
     /// label when `labelled` (else labels are 0), and numeric features.
     public init(csv text: String, labelled: Bool) throws {

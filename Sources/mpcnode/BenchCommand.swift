@@ -107,11 +107,12 @@ struct BenchCommand: AsyncParsableCommand {
     struct VerticalLR: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "vertical-lr",
-            abstract: "Vertical LR (Paillier): guest, host and arbiter in one process; time per epoch.")
+            abstract: "Vertical LR (Paillier): guest, host(s) and arbiter in one process; time per epoch.")
         @Option(help: "Synthetic rows (ignored with --breast).") var rows: Int = 10_000
         @Option(help: "Guest features (synthetic).") var guestFeatures: Int = 30
         @Option(help: "Host features (synthetic).") var hostFeatures: Int = 300
         @Option(help: "FATE's data folder: train on breast_hetero_guest/host instead of synthetic rows.") var breast: String?
+        @Option(help: "Hosts the host features are split over (a chain of hosts).") var hosts: Int = 1
         @Option(help: "Epochs.") var epochs: Int = 1
         @Option(help: "Mini-batch size.") var batchSize: Int = 1024
         @Option(help: "Paillier modulus bits.") var bits: Int = 2048
@@ -126,10 +127,11 @@ struct BenchCommand: AsyncParsableCommand {
             } else {
                 (g, h) = VerticalLRBenchmark.synthetic(rows: rows, guest: guestFeatures, host: hostFeatures)
             }
-            let f = try await VerticalLRBenchmark.run(guest: g, host: h, training: .init(rounds: epochs, localEpochs: 1, learningRate: 0.15, l2: 0.001,
+            guard (1...h.width).contains(hosts) else { throw ValidationError("--hosts must be 1 … \(h.width) (the host features)") }
+            let f = try await VerticalLRBenchmark.run(guest: g, host: h, hosts: hosts, training: .init(rounds: epochs, localEpochs: 1, learningRate: 0.15, l2: 0.001,
                                                                                         batchSize: batchSize, tolerance: 0), keyBits: bits)
             print("""
-                vertical LR: \(f.rows) rows × (\(f.guestFeatures) guest + \(f.hostFeatures) host) features, Paillier \(f.keyBits) bits, batch \(batchSize), \(ProcessInfo.processInfo.activeProcessorCount) cores
+                vertical LR: \(f.rows) rows × (\(f.guestFeatures) guest + \(f.hostFeatures) host) features\(f.hosts > 1 ? " over \(f.hosts) hosts" : ""), Paillier \(f.keyBits) bits, batch \(batchSize), \(ProcessInfo.processInfo.activeProcessorCount) cores
                   total (incl. key generation)   \(String(format: "%.2f", f.seconds)) s for \(f.epochs) epoch(s)
                   time per epoch                 \(String(format: "%.2f", f.seconds / Double(f.epochs))) s
                   bytes exchanged                \(f.bytes)

@@ -189,7 +189,7 @@ struct JobCommand: AsyncParsableCommand {
         lines.append(TextTable.render(
             header: ["party", "input", "state", "progress", "rows", "sent", "received", "ms", "reason"],
             rows: job.parties.map { p in
-                ["\(p.nodeID)", "\(p.dataset).\(p.column)", p.state ?? "-",
+                ["\(p.nodeID)", p.column.isEmpty ? p.dataset : "\(p.dataset).\(p.column)", p.state ?? "-",
                  p.progress.map { $0.total > 0 ? brief($0) : "-" } ?? "-",
                  p.inputRows.map(String.init) ?? "-",
                  Format.bytes(p.bytesSent), Format.bytes(p.bytesReceived), p.elapsedMs.map(String.init) ?? "-", p.reason ?? ""]

@@ -59,6 +59,15 @@ final class MultiHostVerticalTrainingTests: XCTestCase {
         let arbiterRow = job.parties.first { $0.nodeID == "operator" }
         XCTAssertEqual(arbiterRow?.dataset, "(arbiter)")
         XCTAssertEqual(arbiterRow?.state, "succeeded")
+        // Forwarded progress arrives on its own (best effort), so wait for the arbiter's last epoch a while.
+        var arbiterProgress = arbiterRow?.progress
+        for _ in 0..<100 where arbiterProgress?.done != 6 {
+            try await Task.sleep(for: .milliseconds(100))
+            arbiterProgress = try JobRepository(store: nodes["coordinator"]!.store).view(jobID: jobID).parties.first { $0.nodeID == "operator" }?.progress
+        }
+        XCTAssertEqual(arbiterProgress?.unit, "epochs")
+        XCTAssertEqual(arbiterProgress?.total, 6)
+        XCTAssertEqual(arbiterProgress?.remainingMs, 0)
         let models = try ["bank-a", "telco", "bureau", "operator"].map { try ModelRepository(store: nodes[$0]!.store).get(jobID) }
         let (guest, telco, bureau, arbiter) = (models[0], models[1], models[2], models[3])
         XCTAssertEqual([guest.role, telco.role, bureau.role, arbiter.role], ["guest", "host", "host", "arbiter"])
@@ -71,6 +80,7 @@ final class MultiHostVerticalTrainingTests: XCTestCase {
         XCTAssertEqual(telco.rounds.first?.samples, guest.rounds.first?.samples)
         XCTAssertEqual(bureau.rounds.first?.samples, guest.rounds.first?.samples)
         XCTAssertEqual(arbiter.rounds.map(\.loss), guest.rounds.map(\.loss))
+        XCTAssertEqual(arbiterProgress?.loss, arbiter.rounds.last?.loss, "the coordinator sees the last epoch's loss")
         XCTAssertEqual(telco.rounds.map(\.loss), guest.rounds.map(\.loss))
         XCTAssertGreaterThan(guest.auc ?? 0, 0.95)
 

@@ -18,13 +18,6 @@ final class VerticalLRTests: XCTestCase {
         VerticalLRParameters(jobID: "job-vlr", guest: "guest", hosts: hosts, arbiter: "arbiter", rows: 569, training: training, keyBits: 1024)
     }
 
-    /// Columns `range` of `rows`, unlabelled.
-    static func columns(_ rows: LabeledRows, _ range: Range<Int>) -> LabeledRows {
-        var features: [Double] = []
-        for i in 0..<rows.count { features += rows.row(i)[(rows.row(i).startIndex + range.lowerBound)..<(rows.row(i).startIndex + range.upperBound)] }
-        return LabeledRows(features: features, labels: rows.labels, width: range.count)
-    }
-
     func testBreastHeteroMatchesTheCentralisedBaseline() async throws {
         let guest = try Self.load("breast_hetero_guest.csv", labelled: true)
         let host = try Self.load("breast_hetero_host.csv", labelled: false)
@@ -63,7 +56,7 @@ final class VerticalLRTests: XCTestCase {
     func testThreeHostsTrainTheSameModelAsOne() async throws {
         let guest = try Self.load("breast_hetero_guest.csv", labelled: true)
         let host = try Self.load("breast_hetero_host.csv", labelled: false)
-        let split = [Self.columns(host, 0..<7), Self.columns(host, 7..<14), Self.columns(host, 14..<20)]
+        let split = host.splitColumns(into: 3)
         let wire = WireLog()
         let one = try await VerticalLRInMemory.run(Self.parameters(hosts: ["host"]), guest: guest, hosts: [host])
         let three = try await VerticalLRInMemory.run(Self.parameters(hosts: ["host-1", "host-2", "host-3"]), guest: guest, hosts: split) {

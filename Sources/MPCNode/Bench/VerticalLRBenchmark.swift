@@ -2,14 +2,15 @@ import Foundation
 import MPCLearning
 import MPCProtocols
 
-/// `mpcnode bench vertical-lr`: guest, host and arbiter of a vertical training in this process (in-memory
+/// `mpcnode bench vertical-lr`: guest, hosts and arbiter of a vertical training in this process (in-memory
 /// channels: the cost measured is the cryptography and the protocol, not the network), on synthetic rows
-/// or on FATE's breast_hetero split; time per epoch.
+/// or on FATE's breast_hetero split, the host features optionally split over several hosts; time per epoch.
 public enum VerticalLRBenchmark {
     public struct Figures: Sendable {
         public var rows: Int
         public var guestFeatures: Int
         public var hostFeatures: Int
+        public var hosts: Int
         public var epochs: Int
         public var keyBits: Int
         public var seconds: Double
@@ -36,16 +37,17 @@ public enum VerticalLRBenchmark {
         return (LabeledRows(features: g, labels: labels, width: guest), LabeledRows(features: h, labels: labels, width: host))
     }
 
-    public static func run(guest: LabeledRows, host: LabeledRows, training: TrainingParameters, keyBits: Int) async throws -> Figures {
-        let parameters = VerticalLRParameters(jobID: "bench-vlr", guest: "guest", hosts: ["host"], arbiter: "arbiter", rows: guest.count,
+    public static func run(guest: LabeledRows, host: LabeledRows, hosts: Int = 1, training: TrainingParameters, keyBits: Int) async throws -> Figures {
+        let names = (1...hosts).map { hosts == 1 ? "host" : "host-\($0)" }
+        let parameters = VerticalLRParameters(jobID: "bench-vlr", guest: "guest", hosts: names, arbiter: "arbiter", rows: guest.count,
                                               training: training, keyBits: keyBits)
         let counter = ByteCounter()
         let started = Date()
-        let outcome = try await VerticalLRInMemory.run(parameters, guest: guest, hosts: [host]) { _, b in counter.add(b.count) }
+        let outcome = try await VerticalLRInMemory.run(parameters, guest: guest, hosts: host.splitColumns(into: hosts)) { _, b in counter.add(b.count) }
         let seconds = Date().timeIntervalSince(started)
         let model = outcome.jointModel, losses = outcome.losses
         let scores = (0..<guest.count).map { i in model.probability((Array(guest.row(i)) + Array(host.row(i)))[...]) }
-        return Figures(rows: guest.count, guestFeatures: guest.width, hostFeatures: host.width, epochs: losses.count, keyBits: keyBits,
+        return Figures(rows: guest.count, guestFeatures: guest.width, hostFeatures: host.width, hosts: hosts, epochs: losses.count, keyBits: keyBits,
                        seconds: seconds, losses: losses, auc: Metrics.auc(scores: scores, labels: guest.labels), bytes: counter.total)
     }
 }
