@@ -156,7 +156,7 @@ struct JobCommand: AsyncParsableCommand {
         }
     }
 
-    /// A party's progress in a few words: "42%", or for a training "epoch 3/10, loss 0.4123, ≈ 28 s left".
+    /// A party's progress in a few words: "42%", or for a training "epoch 3/10, loss 0.4123, 12 s, ≈ 28 s left".
     static func brief(_ p: ProgressSnapshot) -> String {
         guard p.unit == "rounds" || p.unit == "epochs" else {
             var text = "\(Int(100 * Double(p.done) / Double(max(1, p.total))))%"
@@ -165,6 +165,7 @@ struct JobCommand: AsyncParsableCommand {
         }
         var text = "\(p.unit == "rounds" ? "round" : "epoch") \(p.done)/\(p.total)"
         if let loss = p.loss { text += String(format: ", loss %.4f", loss) }
+        if p.elapsedMs > 0 { text += ", " + ProgressSnapshot.duration(p.elapsedMs) }
         if let left = p.remainingMs, p.done < p.total, p.done > 0 { text += ", ≈ " + ProgressSnapshot.duration(left) + " left" }
         return text
     }

@@ -9,10 +9,22 @@ import XCTest
 /// (x10…x19), each lacking different patients. The alignment keeps the patients all three hold, tells each
 /// host only those, and the joint model matches a centralised baseline; `predict` scores with all three.
 final class MultiHostVerticalTrainingTests: XCTestCase {
-    func testAGuestAndTwoHostsAlignTrainAndPredict() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-vlr3-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let telcoFeatures = (0..<10).map { "x\($0)" }, bureauFeatures = (10..<20).map { "x\($0)" }
+    struct Setup {
+        var nodes: [String: NodeRuntime]
+        var taps: WireTaps
+        var guestText: String
+        var hostRows: [[String]]
+        var telcoRows: [[String]]
+        var bureauRows: [[String]]
+        var common: Set<String>
+    }
+
+    let telcoFeatures = (0..<10).map { "x\($0)" }, bureauFeatures = (10..<20).map { "x\($0)" }
+    let parties: [JobSubmission.Party] = ["bank-a", "telco", "bureau"].map { .init(nodeID: $0, dataset: "patients", column: "id") }
+
+    /// bank-a (guest, label + x0…x9 of all 569 patients), telco (x0…x9, lacking every tenth patient), bureau
+    /// (x10…x19, lacking every seventh), operator (arbiter), coordinator; started.
+    func start(in directory: URL) async throws -> Setup {
         let columns = ["bank-a": ["id", "y"] + (0..<10).map { "x\($0)" }, "telco": ["id"] + telcoFeatures, "bureau": ["id"] + bureauFeatures]
         let consortium = try LocalConsortium.create(in: directory, banks: ["bank-a", "telco", "bureau"], regulators: ["operator"]) { node in
             """
@@ -42,13 +54,26 @@ final class MultiHostVerticalTrainingTests: XCTestCase {
         }
         let taps = WireTaps()
         let nodes = try await consortium.startAll(logger: ConsortiumFixture.quietLogger, transportOptions: taps.options(for:))
-        defer { Task { for n in nodes.values { await n.stop() } } }
-        let parties: [JobSubmission.Party] = ["bank-a", "telco", "bureau"].map { .init(nodeID: $0, dataset: "patients", column: "id") }
-        let parameters = TrainingParameters(rounds: 6, localEpochs: 1, learningRate: 0.15, l2: 0.001, batchSize: 64, tolerance: 0)
-        let jobID = try await nodes["coordinator"]!.engine.submit(JobSubmission(
+        return Setup(nodes: nodes, taps: taps, guestText: guestText, hostRows: hostRows, telcoRows: telcoRows, bureauRows: bureauRows, common: common)
+    }
+
+    func submitTraining(_ nodes: [String: NodeRuntime], epochs: Int) async throws -> String {
+        let parameters = TrainingParameters(rounds: epochs, localEpochs: 1, learningRate: 0.15, l2: 0.001, batchSize: 64, tolerance: 0)
+        return try await nodes["coordinator"]!.engine.submit(JobSubmission(
             protocolName: "train-lr", parties: parties, deliverTo: [], cardinalityOnly: false, group: "",
             training: .init(mode: "vertical", aggregator: "operator", features: [], label: "y", parameters: parameters,
                             partyFeatures: ["bank-a": (0..<10).map { "x\($0)" }, "telco": telcoFeatures, "bureau": bureauFeatures], keyBits: 1024)))
+    }
+
+    func testAGuestAndTwoHostsAlignTrainAndPredict() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-vlr3-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let setup = try await start(in: directory)
+        let nodes = setup.nodes, taps = setup.taps, guestText = setup.guestText, hostRows = setup.hostRows
+        let telcoRows = setup.telcoRows, bureauRows = setup.bureauRows, common = setup.common
+        defer { Task { for n in nodes.values { await n.stop() } } }
+        let parameters = TrainingParameters(rounds: 6, localEpochs: 1, learningRate: 0.15, l2: 0.001, batchSize: 64, tolerance: 0)
+        let jobID = try await submitTraining(nodes, epochs: 6)
         let job = try await ConsortiumFixture.waitForFinal(nodes["coordinator"]!, jobID: jobID, seconds: 300)
         XCTAssertEqual(job.state, .succeeded, job.reason ?? "")
         for id in ["bank-a", "telco", "bureau", "operator"] {
@@ -126,5 +151,29 @@ final class MultiHostVerticalTrainingTests: XCTestCase {
                 }
             }
         }
+    }
+
+    /// The bureau stops in the middle of the training: the job fails on every node, naming what happened,
+    /// and no node stores a model.
+    func testAHostThatStopsMidTrainingFailsTheJobEverywhere() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-vlr3-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let nodes = try await start(in: directory).nodes
+        defer { Task { for n in nodes.values { await n.stop() } } }
+        let jobID = try await submitTraining(nodes, epochs: 500)
+        let guestJobs = JobRepository(store: nodes["bank-a"]!.store)
+        func epochsDone() -> Int { (try? guestJobs.view(jobID: jobID).progress?.done) ?? 0 }
+        for _ in 0..<600 where epochsDone() < 2 { try await Task.sleep(for: .milliseconds(50)) }
+        XCTAssertGreaterThanOrEqual(epochsDone(), 2, "training under way")
+        await nodes["bureau"]!.stop()
+        let job = try await ConsortiumFixture.waitForFinal(nodes["coordinator"]!, jobID: jobID, seconds: 120)
+        XCTAssertEqual(job.state, .failed)
+        for id in ["bank-a", "telco", "operator"] {
+            let view = try await ConsortiumFixture.waitForFinal(nodes[id]!, jobID: jobID, seconds: 120)
+            XCTAssertEqual(view.state, .failed, id)
+            XCTAssertFalse((view.reason ?? "").isEmpty, "\(id) says why")
+            XCTAssertThrowsError(try ModelRepository(store: nodes[id]!.store).get(jobID), "\(id) stores no model")
+        }
+        XCTAssertTrue(job.parties.contains { ($0.reason ?? "").contains("bureau") }, "the coordinator's view names the bureau: \(job.parties.map { $0.reason ?? "" })")
     }
 }

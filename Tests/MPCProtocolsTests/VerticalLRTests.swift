@@ -92,6 +92,36 @@ final class VerticalLRTests: XCTestCase {
         }
     }
 
+    /// The middle host of three disappears after receiving the key: every other role ends with an error
+    /// (none waits forever), and the guest's error names a peer.
+    func testAHostThatDisappearsEndsTheTrainingEverywhere() async throws {
+        let guest = try Self.load("breast_hetero_guest.csv", labelled: true)
+        let split = try Self.load("breast_hetero_host.csv", labelled: false).splitColumns(into: 3)
+        let p = Self.parameters(hosts: ["host-1", "host-2", "host-3"])
+        let toHosts = p.hosts.map { InMemoryChannel.pair("guest", $0) }
+        let (ga, ag) = InMemoryChannel.pair("guest", "arbiter")
+        let toArbiter = p.hosts.map { InMemoryChannel.pair($0, "arbiter") }
+        let (h12, h21) = InMemoryChannel.pair("host-1", "host-2"), (h23, h32) = InMemoryChannel.pair("host-2", "host-3")
+        let arbiter = Task { try await VerticalLRArbiter(parameters: p, guest: ag, hosts: toArbiter.map(\.1)).run() }
+        let host1 = Task { try await VerticalLRHost(parameters: p, features: split[0], guest: toHosts[0].1, arbiter: toArbiter[0].0, next: h12).run() }
+        let host3 = Task { try await VerticalLRHost(parameters: p, features: split[2], guest: toHosts[2].1, arbiter: toArbiter[2].0, previous: h32).run() }
+        // host-2 takes the key, then is gone.
+        _ = try await toArbiter[1].0.receive()
+        for c in [toHosts[1].1, toArbiter[1].0, h21, h23] { await c.close() }
+        let guestRun = Task { try await VerticalLRGuest(parameters: p, data: guest, hosts: toHosts.map(\.0), arbiter: ga).run() }
+        let watchdog = Task {
+            try await Task.sleep(for: .seconds(60))
+            for c in [ga, ag, h12, h32] + toHosts.map(\.0) + toHosts.map(\.1) + toArbiter.map(\.0) + toArbiter.map(\.1) { await c.close() }
+            XCTFail("a role was still waiting after 60 s")
+        }
+        defer { watchdog.cancel() }
+        for (name, outcome) in [("guest", await guestRun.result.map { _ in () }), ("host-1", await host1.result.map { _ in () }),
+                                ("host-3", await host3.result.map { _ in () }), ("arbiter", await arbiter.result.map { _ in () })] {
+            guard case .failure(let error) = outcome else { XCTFail("\(name) finished without host-2"); continue }
+            XCTAssertTrue(error is ProtocolError || error is ChannelError, "\(name): \(error)")
+        }
+    }
+
     /// A host whose channels do not match its place in the chain stops with a clear error.
     func testAHostOutOfPlaceInTheChainIsRefused() async throws {
         let rows = LabeledRows(features: [0, 1], labels: [0, 1], width: 1)
