@@ -87,7 +87,7 @@ public final class ProtocolSession: @unchecked Sendable {
     static func abortAll(_ sessions: [ProtocolSession], because error: Error, by me: NodeID) async {
         for s in sessions {
             if case ProtocolError.abortedByPeer(let p, _) = error, p == s.peer { continue }
-            await s.sendAbort(reason: "\(me): \(error)")
+            await s.sendAbort(reason: "\(me): \(error is CancellationError ? "the job was stopped there" : "\(error)")")
             await s.channel.close()
         }
     }

@@ -31,6 +31,8 @@ public final class TLSMessageChannel: MessageChannel, @unchecked Sendable {
         let buffer = channel.allocator.buffer(bytes: message)
         do {
             try await channel.writeAndFlush(buffer).get()
+        } catch is CancellationError {
+            throw CancellationError()  // this side stops (its job was cancelled), not the peer
         } catch {
             throw ChannelError.peerDisconnected(peer: peer, detail: Self.describe(error))
         }
@@ -49,6 +51,8 @@ public final class TLSMessageChannel: MessageChannel, @unchecked Sendable {
         } catch let error as FramingError {
             if case .frameTooLarge(let bytes, let limit) = error { throw ChannelError.frameTooLarge(peer: peer, bytes: bytes, limit: limit) }
             throw ChannelError.peerDisconnected(peer: peer, detail: error.description)
+        } catch is CancellationError {
+            throw CancellationError()  // this side stops (its job was cancelled), not the peer
         } catch {
             throw ChannelError.peerDisconnected(peer: peer, detail: Self.describe(error))
         }
