@@ -38,6 +38,9 @@ struct JobCommand: AsyncParsableCommand {
                       --rounds 30 --eval-dataset loans_test
                   mpcnode job submit train-lr --mode vertical --party bank:clients.id --party telco:subs.id --aggregator operator \\
                       --label y --party-features bank=x0..x9 --party-features telco=x0..x19 --rounds 10
+                  mpcnode job submit train-lr --mode vertical --party bank:clients.id --party telco:subs.id --party bureau:files.id \\
+                      --aggregator operator --label y --party-features bank=x0..x9 --party-features telco=x0..x9 \\
+                      --party-features bureau=x10..x19
                   mpcnode job submit predict --party bank:new_clients.id --party telco:subs.id --model <training job>
                 """)
         @OptionGroup var options: ConfigOption
@@ -60,7 +63,7 @@ struct JobCommand: AsyncParsableCommand {
         @Option(help: "union-sum, intersection-stats: the decimal column to sum per identifier.") var value: String?
         @Option(help: "union-sum: list per-identifier totals at or above this.") var reportingThreshold: String?
         @Option(help: "intersection-stats: histogram bin edges, comma-separated, ascending.") var bins: String?
-        @Option(help: "train-lr: horizontal (same features, different customers) or vertical (different features, same customers).") var mode: String = "horizontal"
+        @Option(help: "train-lr: horizontal (same features, different customers) or vertical (different features, same customers; the first --party is the guest, holding the label, every further one a host).") var mode: String = "horizontal"
         @Option(name: .customLong("party-features"), help: "train-lr vertical: node=columns, a party's own features (repeat; the first --party is the guest).") var partyFeatures: [String] = []
         @Option(help: "train-lr vertical: the arbiter's Paillier modulus bits.") var keyBits: Int = 2048
         @Option(help: "predict: the vertical training job whose model scores the parties' common rows.") var model: String?
