@@ -76,6 +76,21 @@ public final class TLSMessageChannel: MessageChannel, @unchecked Sendable {
         channel.close(promise: nil)
     }
 
+    /// Runs `body` with sessions this node accepted (claimed inbound channels), then closes them; if `body`
+    /// throws, they are aborted first, so each peer sees the end at once.
+    public static func using<R>(_ channels: [TLSMessageChannel], isolation: isolated (any Actor)? = #isolation,
+                                _ body: () async throws -> R) async throws -> R {
+        let result: R
+        do {
+            result = try await body()
+        } catch {
+            for c in channels { c.abort(); await c.close() }
+            throw error
+        }
+        for c in channels { await c.close() }
+        return result
+    }
+
     /// Suspends until `close()` is called.
     public func waitUntilClosed() async {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in

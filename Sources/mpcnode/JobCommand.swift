@@ -149,7 +149,7 @@ struct JobCommand: AsyncParsableCommand {
             let line = "\(job.state.rawValue): " + job.parties.map { p in
                 var text = "\(p.nodeID) \(p.state ?? "?")"
                 if p.state == "accepted" || p.state == "running", let progress = p.progress, progress.total > 0 {
-                    text += " " + JobCommand.brief(progress)
+                    text += " " + progress.brief
                 }
                 return text
             }.joined(separator: ", ")
@@ -157,20 +157,6 @@ struct JobCommand: AsyncParsableCommand {
             if job.state.isFinal { return job }
             try await Task.sleep(for: .milliseconds(250))
         }
-    }
-
-    /// A party's progress in a few words: "42%", or for a training "epoch 3/10, loss 0.4123, 12 s, ≈ 28 s left".
-    static func brief(_ p: ProgressSnapshot) -> String {
-        guard p.unit == "rounds" || p.unit == "epochs" else {
-            var text = "\(Int(100 * Double(p.done) / Double(max(1, p.total))))%"
-            if let left = p.remainingMs, p.done < p.total, p.done > 0 { text += ", ≈ " + ProgressSnapshot.duration(left) + " left" }
-            return text
-        }
-        var text = "\(p.unit == "rounds" ? "round" : "epoch") \(p.done)/\(p.total)"
-        if let loss = p.loss { text += String(format: ", loss %.4f", loss) }
-        if p.elapsedMs > 0 { text += ", " + ProgressSnapshot.duration(p.elapsedMs) }
-        if let left = p.remainingMs, p.done < p.total, p.done > 0 { text += ", ≈ " + ProgressSnapshot.duration(left) + " left" }
-        return text
     }
 
     static func render(_ job: JobView) -> String {
@@ -194,7 +180,7 @@ struct JobCommand: AsyncParsableCommand {
             header: ["party", "input", "state", "progress", "rows", "sent", "received", "ms", "reason"],
             rows: job.parties.map { p in
                 ["\(p.nodeID)", p.column.isEmpty ? p.dataset : "\(p.dataset).\(p.column)", p.state ?? "-",
-                 p.progress.map { $0.total > 0 ? brief($0) : "-" } ?? "-",
+                 p.progress.map { $0.total > 0 ? $0.brief : "-" } ?? "-",
                  p.inputRows.map(String.init) ?? "-",
                  Format.bytes(p.bytesSent), Format.bytes(p.bytesReceived), p.elapsedMs.map(String.init) ?? "-", p.reason ?? ""]
             }))

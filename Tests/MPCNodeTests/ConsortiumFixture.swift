@@ -107,3 +107,13 @@ func phoneNumbers(_ count: Int, seed: UInt64, universe: Int = 5000) -> [String] 
 }
 
 func digits(_ s: String) -> String { String(s.filter(\.isNumber)) }
+
+extension LocalConsortium {
+    /// Writes `text` to `<file>.csv` in the consortium's folder and imports it into `node`'s `dataset`.
+    func importCSV(_ text: String, into node: String, dataset: String, idColumn: String, file: String? = nil) throws {
+        let path = directory.appendingPathComponent("\(file ?? node).csv")
+        try text.write(to: path, atomically: true, encoding: .utf8)
+        _ = try DatasetCatalog(store: NodeStore(path: configuration(of: node).databasePath))
+            .importCSV(DatasetImportRequest(dataset: dataset, csvPath: path.path, idColumn: idColumn))
+    }
+}

@@ -47,10 +47,7 @@ final class MultiHostVerticalTrainingTests: XCTestCase {
         let bureauRows = hostRows.filter { Int($0[0])! % 7 != 0 }.reversed().map { [$0[0]] + $0[11...20] }
         let common = Set(telcoRows.map { $0[0] }).intersection(bureauRows.map { $0[0] })
         for (node, text) in [("bank-a", guestText), ("telco", csv(columns["telco"]!, telcoRows)), ("bureau", csv(columns["bureau"]!, bureauRows))] {
-            let path = directory.appendingPathComponent("\(node).csv")
-            try text.write(to: path, atomically: true, encoding: .utf8)
-            _ = try DatasetCatalog(store: try NodeStore(path: consortium.configuration(of: node).databasePath))
-                .importCSV(DatasetImportRequest(dataset: "patients", csvPath: path.path, idColumn: "id"))
+            try consortium.importCSV(text, into: node, dataset: "patients", idColumn: "id")
         }
         let taps = WireTaps()
         let nodes = try await consortium.startAll(logger: ConsortiumFixture.quietLogger, transportOptions: taps.options(for:))

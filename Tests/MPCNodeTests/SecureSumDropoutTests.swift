@@ -38,10 +38,7 @@ final class SecureSumDropoutTests: XCTestCase {
                 cents[b, default: 0] += c
                 csv += "\(b)-\(i),\(ReportRepository.decimalText(c, decimals: 2))\n"
             }
-            let path = directory.appendingPathComponent("\(b).csv")
-            try csv.write(to: path, atomically: true, encoding: .utf8)
-            try DatasetCatalog(store: NodeStore(path: consortium.configuration(of: b).databasePath))
-                .importCSV(DatasetImportRequest(dataset: "accounts", csvPath: path.path, idColumn: "account"))
+            try consortium.importCSV(csv, into: b, dataset: "accounts", idColumn: "account")
         }
         let logs = directory.appendingPathComponent("logs")
         try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)

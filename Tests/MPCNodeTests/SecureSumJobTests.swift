@@ -38,10 +38,7 @@ final class SecureSumJobTests: XCTestCase {
                 expected[risk]!.cents += cents
                 expected[risk]!.parties.insert(branch)
             }
-            let path = directory.appendingPathComponent("\(branch).csv")
-            try csv.write(to: path, atomically: true, encoding: .utf8)
-            try DatasetCatalog(store: NodeStore(path: consortium.configuration(of: branch).databasePath))
-                .importCSV(DatasetImportRequest(dataset: "accounts", csvPath: path.path, idColumn: "account"))
+            try consortium.importCSV(csv, into: branch, dataset: "accounts", idColumn: "account")
         }
         let nodes = try await consortium.startAll(logger: ConsortiumFixture.quietLogger)
         defer { Task { for n in nodes.values { await n.stop() } } }
@@ -101,10 +98,7 @@ final class SecureSumJobTests: XCTestCase {
             """
         }
         for b in ["branch-a", "branch-b"] {
-            let path = directory.appendingPathComponent("\(b).csv")
-            try "account,risk,balance\n1,high,1.00\n".write(to: path, atomically: true, encoding: .utf8)
-            try DatasetCatalog(store: NodeStore(path: consortium.configuration(of: b).databasePath))
-                .importCSV(DatasetImportRequest(dataset: "accounts", csvPath: path.path, idColumn: "account"))
+            try consortium.importCSV("account,risk,balance\n1,high,1.00\n", into: b, dataset: "accounts", idColumn: "account")
         }
         let nodes = try await consortium.startAll(logger: ConsortiumFixture.quietLogger)
         defer { Task { for n in nodes.values { await n.stop() } } }

@@ -27,10 +27,7 @@ final class SetOperationDaemonTests: XCTestCase {
             data.rows[bank] = mine
             var csv = "customer,balance\n"
             for (c, b) in mine { csv += "\(c),\(ReportRepository.decimalText(b[0], decimals: 2))\n" }
-            let path = directory.appendingPathComponent("\(bank).csv")
-            try csv.write(to: path, atomically: true, encoding: .utf8)
-            _ = try DatasetCatalog(store: NodeStore(path: consortium.configuration(of: bank).databasePath))
-                .importCSV(DatasetImportRequest(dataset: "customers", csvPath: path.path, idColumn: "customer"))
+            try consortium.importCSV(csv, into: bank, dataset: "customers", idColumn: "customer")
         }
         let logs = directory.appendingPathComponent("logs")
         try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)

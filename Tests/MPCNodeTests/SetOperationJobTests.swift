@@ -53,11 +53,8 @@ final class SetOperationJobTests: XCTestCase {
             for (c, balances) in mine.sorted(by: { $0.key < $1.key }) {
                 for b in balances { csv += "\(c),\(ReportRepository.decimalText(b, decimals: 2)),x\n" }
             }
-            let path = directory.appendingPathComponent("\(bank).csv")
-            try csv.write(to: path, atomically: true, encoding: .utf8)
             for dataset in ["customers", "private"] {
-                _ = try DatasetCatalog(store: NodeStore(path: consortium.configuration(of: bank).databasePath))
-                    .importCSV(DatasetImportRequest(dataset: dataset, csvPath: path.path, idColumn: "customer"))
+                try consortium.importCSV(csv, into: bank, dataset: dataset, idColumn: "customer")
             }
         }
         return (directory, consortium, data)

@@ -33,11 +33,8 @@ final class TrainingDaemonTests: XCTestCase {
         }
         let quarter = (lines.count + 3) / 4
         for (i, bank) in banks.enumerated() {
-            let path = directory.appendingPathComponent("\(bank).csv")
-            try ([header] + lines[(i * quarter)..<min(lines.count, (i + 1) * quarter)]).joined(separator: "\n").appending("\n")
-                .write(to: path, atomically: true, encoding: .utf8)
-            _ = try DatasetCatalog(store: NodeStore(path: consortium.configuration(of: bank).databasePath))
-                .importCSV(DatasetImportRequest(dataset: "patients", csvPath: path.path, idColumn: "id"))
+            try consortium.importCSV(([header] + lines[(i * quarter)..<min(lines.count, (i + 1) * quarter)]).joined(separator: "\n") + "\n",
+                                     into: bank, dataset: "patients", idColumn: "id")
         }
         let logs = directory.appendingPathComponent("logs")
         try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)

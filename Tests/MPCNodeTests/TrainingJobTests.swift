@@ -44,11 +44,8 @@ final class TrainingJobTests: XCTestCase {
         let splits = ["bank-a": ([header] + testLines[1...57].map(String.init)).joined(separator: "\n") + "\n",
                       "bank-b": ([header] + testLines[58...].map(String.init)).joined(separator: "\n") + "\n"]
         for (bank, training) in [("bank-a", guestText), ("bank-b", hostText)] {
-            let catalog = DatasetCatalog(store: try NodeStore(path: consortium.configuration(of: bank).databasePath))
             for (name, text) in [("breast", training), ("breast_test", splits[bank]!)] {
-                let path = directory.appendingPathComponent("\(bank)-\(name).csv")
-                try text.write(to: path, atomically: true, encoding: .utf8)
-                _ = try catalog.importCSV(DatasetImportRequest(dataset: name, csvPath: path.path, idColumn: "id"))
+                try consortium.importCSV(text, into: bank, dataset: name, idColumn: "id", file: "\(bank)-\(name)")
             }
         }
         let taps = WireTaps()
@@ -112,10 +109,7 @@ final class TrainingJobTests: XCTestCase {
         let kept = hostLines.dropFirst().filter { Int($0.prefix { $0 != "," })! % 10 != 0 }.reversed()
         let hostText = ([String(hostLines[0])] + kept.map(String.init)).joined(separator: "\n") + "\n"
         for (node, text) in [("bank-a", guestText), ("telco", hostText)] {
-            let path = directory.appendingPathComponent("\(node).csv")
-            try text.write(to: path, atomically: true, encoding: .utf8)
-            _ = try DatasetCatalog(store: try NodeStore(path: consortium.configuration(of: node).databasePath))
-                .importCSV(DatasetImportRequest(dataset: "patients", csvPath: path.path, idColumn: "id"))
+            try consortium.importCSV(text, into: node, dataset: "patients", idColumn: "id")
         }
         let taps = WireTaps()
         let nodes = try await consortium.startAll(logger: ConsortiumFixture.quietLogger, transportOptions: taps.options(for:))

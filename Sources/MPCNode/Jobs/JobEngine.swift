@@ -571,13 +571,8 @@ public actor JobEngine {
             }
         } else {
             let channel = try await rendezvous.claim(jobID: jobID, peer: other.nodeID, timeout: sessionWaitTimeout)
-            do {
-                report = try await PSIParty(configuration: config, source: s, channel: channel, progress: onProgress).run()
-                await channel.close()
-            } catch {
-                channel.abort()
-                await channel.close()
-                throw error
+            report = try await TLSMessageChannel.using([channel]) {
+                try await PSIParty(configuration: config, source: s, channel: channel, progress: onProgress).run()
             }
         }
         var resultRows = 0

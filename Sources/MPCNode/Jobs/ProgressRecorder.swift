@@ -50,11 +50,17 @@ public struct ProgressSnapshot: Codable, Sendable, Equatable {
     public var summary: String {
         var text = "\(done)/\(total) \(unit)"
         if total > 0 && unit != "per cent" { text += " (\(Int(100 * Double(done) / Double(total)))%)" }
-        if let loss { text += String(format: ", loss %.4f", loss) }
-        text += ", elapsed " + Self.duration(elapsedMs)
-        if let remainingMs, done < total { text += ", ≈ " + Self.duration(remainingMs) + " left" }
-        return text
+        return text + lossText + ", elapsed " + Self.duration(elapsedMs) + leftText
     }
+
+    /// A party's progress in a few words: "42%, ≈ 5 s left", or for a training "epoch 3/10, loss 0.4123, 12 s, ≈ 28 s left".
+    public var brief: String {
+        guard unit == "rounds" || unit == "epochs" else { return "\(Int(100 * Double(done) / Double(max(1, total))))%" + leftText }
+        return "\(unit == "rounds" ? "round" : "epoch") \(done)/\(total)" + lossText + (elapsedMs > 0 ? ", " + Self.duration(elapsedMs) : "") + leftText
+    }
+
+    private var lossText: String { loss.map { String(format: ", loss %.4f", $0) } ?? "" }
+    private var leftText: String { remainingMs.map { done < total && done > 0 ? ", ≈ " + Self.duration($0) + " left" : "" } ?? "" }
 
     public static func duration(_ ms: Int) -> String {
         let s = ms / 1000

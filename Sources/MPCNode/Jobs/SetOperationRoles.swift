@@ -121,16 +121,11 @@ extension JobEngine {
             let rendezvous = self.rendezvous, wait = sessionWaitTimeout, transport = self.transport
             let pseudonyms = try await transport.withSession(jobID: jobID, stream: "ring", to: next, at: try address(of: next)) { toNext in
                 let fromPrevious = try await rendezvous.claim(jobID: jobID, stream: "ring", peer: previous, timeout: wait)
-                do {
-                    let r = try await PseudonymRingParty(configuration: ringConfig, me: me, source: source, toNext: toNext, fromPrevious: fromPrevious,
-                                                         progress: { done, total in recorder.record(done: total == 0 ? 80 : 80 * done / total, total: 100) }).run()
-                    await fromPrevious.close()
-                    return (r, toNext.bytesSent + fromPrevious.bytesSent, toNext.bytesReceived + fromPrevious.bytesReceived)
-                } catch {
-                    fromPrevious.abort()
-                    await fromPrevious.close()
-                    throw error
+                let r = try await TLSMessageChannel.using([fromPrevious]) {
+                    try await PseudonymRingParty(configuration: ringConfig, me: me, source: source, toNext: toNext, fromPrevious: fromPrevious,
+                                                 progress: { done, total in recorder.record(done: total == 0 ? 80 : 80 * done / total, total: 100) }).run()
                 }
+                return (r, toNext.bytesSent + fromPrevious.bytesSent, toNext.bytesReceived + fromPrevious.bytesReceived)
             }
             step(80)
             // 2. Sealed pseudonyms through the mixer; the delivery from the aggregator.

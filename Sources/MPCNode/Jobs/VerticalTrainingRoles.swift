@@ -103,8 +103,8 @@ extension JobEngine {
             let claimed = try await Self.claimAll(rendezvous, jobID: jobID, sessions: claims, timeout: wait)
             let guest = claimed["vlr/\(guestID)"]!, previous = index > 1 ? claimed["vlr/\(spec.parties[index - 1].nodeID)"] : nil
             let nextHost = try (index + 1 < spec.parties.count ? [spec.parties[index + 1].nodeID] : []).map { ($0, try address(of: $0)) }
-            do {
-                result = try await transport.withSession(jobID: jobID, stream: "vlr", to: t.aggregator, at: arbiterAddress) { arbiter in
+            result = try await TLSMessageChannel.using(Array(claimed.values)) {
+                try await transport.withSession(jobID: jobID, stream: "vlr", to: t.aggregator, at: arbiterAddress) { arbiter in
                     try await Self.withSessions(transport, jobID: jobID, stream: "vlr", to: nextHost) { next in
                         var host = VerticalLRHost(parameters: parameters, features: aligned, guest: guest, arbiter: arbiter,
                                                   previous: previous, next: next.first)
@@ -114,10 +114,6 @@ extension JobEngine {
                         return (weights, 0, losses)
                     }
                 }
-                for c in claimed.values { await c.close() }
-            } catch {
-                for c in claimed.values { c.abort(); await c.close() }
-                throw error
             }
         }
         // 3. Evaluation on the held-out rows: each host sends its partial margins of those rows (as in predict);
@@ -167,19 +163,15 @@ extension JobEngine {
     /// At the guest: every host's partial margins of the same rows (sessions of `stream` from each host), summed.
     func receivePartialScores(jobID: String, stream: String, from hosts: [String], count: Int, traffic: TrafficTally) async throws -> [Double] {
         let claimed = try await Self.claimAll(rendezvous, jobID: jobID, sessions: hosts.map { (stream, $0) }, timeout: sessionWaitTimeout)
-        var sum = [Double](repeating: 0, count: count)
-        do {
+        return try await TLSMessageChannel.using(Array(claimed.values)) {
+            var sum = [Double](repeating: 0, count: count)
             for host in hosts {
                 let (margins, bytes) = try await VerticalPrediction.receivePartialScores(count: count, over: claimed["\(stream)/\(host)"]!)
                 for i in 0..<count { sum[i] += margins[i] }
                 traffic.add(sent: 0, received: bytes)
             }
-        } catch {
-            for c in claimed.values { c.abort(); await c.close() }
-            throw error
+            return sum
         }
-        for c in claimed.values { await c.close() }
-        return sum
     }
 
     /// What the alignment gives a party: the identifiers every party holds, in the agreed order, and its
@@ -246,28 +238,18 @@ extension JobEngine {
         } else {
             let psi = PSIParty.Configuration(jobID: jobID, group: .x25519, selfReceivesOutput: false, peerReceivesOutput: true, cardinalityOnly: false)
             let channel = try await rendezvous.claim(jobID: jobID, stream: "align", peer: guestID, timeout: sessionWaitTimeout)
-            let report: PSIParty.Report
-            do {
-                report = try await PSIParty(configuration: psi, source: source, channel: channel).run()
-                await channel.close()
-            } catch {
-                channel.abort()
-                await channel.close()
-                throw error
+            let report = try await TLSMessageChannel.using([channel]) {
+                try await PSIParty(configuration: psi, source: source, channel: channel).run()
             }
             alignment.bytesSent += report.bytesSent
             alignment.bytesReceived += report.bytesReceived
             // The guest runs a PSI with every host before it answers: wait as long as a set phase may take.
             let rows = try await rendezvous.claim(jobID: jobID, stream: "aligned", peer: guestID, timeout: Self.setPhaseTimeout)
-            do {
-                let (received, bytes) = try await VerticalAlignment.receiveAlignedRows(setSize: source.count, over: rows)
-                positions = received
-                alignment.bytesReceived += bytes
-            } catch {
-                rows.abort()
-                await rows.close()
-                throw error
+            let (received, bytes) = try await TLSMessageChannel.using([rows]) {
+                try await VerticalAlignment.receiveAlignedRows(setSize: source.count, over: rows)
             }
+            positions = received
+            alignment.bytesReceived += bytes
         }
         var ids: [String] = []
         try source.forEachIdentifier(atPositions: positions) { ids.append($0) }
@@ -287,19 +269,12 @@ extension JobEngine {
         let claimed = try await Self.claimAll(rendezvous, jobID: jobID, sessions: ([parameters.guest] + parameters.hosts).map { ("vlr", $0) },
                                               timeout: Self.setPhaseTimeout)
         let guest = claimed["vlr/\(parameters.guest)"]!, hosts = parameters.hosts.map { claimed["vlr/\($0)"]! }
-        let losses: [Double]
-        do {
-            var arbiter = VerticalLRArbiter(parameters: parameters, guest: guest, hosts: hosts)
-            let recorder = progressRecorder(spec, unit: "epochs"), epochs = Int(t.rounds)
-            arbiter.onEpoch = { epoch, loss in recorder.record(done: epoch, total: epochs, loss: loss) }
-            recorder.record(done: 0, total: epochs)
-            losses = try await arbiter.run()
-        } catch {
-            for c in claimed.values { c.abort(); await c.close() }
-            throw error
-        }
+        var arbiter = VerticalLRArbiter(parameters: parameters, guest: guest, hosts: hosts)
+        let recorder = progressRecorder(spec, unit: "epochs"), epochs = Int(t.rounds)
+        arbiter.onEpoch = { epoch, loss in recorder.record(done: epoch, total: epochs, loss: loss) }
+        recorder.record(done: 0, total: epochs)
+        let losses = try await TLSMessageChannel.using(Array(claimed.values)) { try await arbiter.run() }
         let sent = claimed.values.reduce(0) { $0 + $1.bytesSent }, received = claimed.values.reduce(0) { $0 + $1.bytesReceived }
-        for c in claimed.values { await c.close() }
         let model = ModelView(
             id: "model-" + jobID.dropFirst(4), jobID: jobID, specHash: try JobRepository.specHash(spec), mode: "vertical", role: "arbiter",
             createdAt: Date(), features: [], label: "", weights: [:], bias: 0,
