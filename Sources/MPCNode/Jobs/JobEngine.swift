@@ -263,6 +263,7 @@ public actor JobEngine {
     /// A participant reports how the job ended for it.
     func recordOutcome(_ outcome: Mpcnode_V1_JobOutcome, from peer: String) async -> Mpcnode_V1_ControlResponse {
         do {
+            try PeerSuppliedName.jobID.validate(outcome.jobID)
             guard let spec = try repository.spec(jobID: outcome.jobID), spec.coordinator == nodeID,
                   JobRepository.participants(of: spec).contains(peer) else {
                 return .with { $0.error = .with { $0.message = "no job \(outcome.jobID) coordinated here with \(peer) as a party" } }
@@ -316,6 +317,7 @@ public actor JobEngine {
     /// A participant's progress report: stored for `job status` at the coordinator.
     func recordProgress(_ progress: Mpcnode_V1_JobProgress, from peer: String) async -> Mpcnode_V1_ControlResponse {
         do {
+            try PeerSuppliedName.jobID.validate(progress.jobID)
             guard let spec = try repository.spec(jobID: progress.jobID), spec.coordinator == nodeID,
                   JobRepository.participants(of: spec).contains(peer) else {
                 return .with { $0.error = .with { $0.message = "no job \(progress.jobID) coordinated here with \(peer) as a party" } }
@@ -343,6 +345,18 @@ public actor JobEngine {
     func handleProposal(_ spec: Mpcnode_V1_JobSpec, from proposer: String) async -> Mpcnode_V1_ControlResponse {
         var decision = Mpcnode_V1_JobDecision()
         decision.jobID = spec.jobID
+        do {
+            try PeerSuppliedName.validate(spec: spec)
+        } catch {
+            // Refused before the id is used for anything: recorded without it (it may be hostile).
+            decision.jobID = ""
+            decision.reason = "\(error)"
+            logger.warning("refused a malformed proposal", metadata: ["coordinator": "\(proposer)", "reason": "\(error)"])
+            _ = try? audit.append(event: "job.proposal.invalid", jobID: nil, details: [
+                "coordinator": .string(proposer), "reason": .string("\(error)"),
+            ])
+            return .with { $0.decision = decision }
+        }
         do {
             if try repository.state(jobID: spec.jobID) != nil {
                 decision.reason = "a job with id \(spec.jobID) already exists on this node"
@@ -399,6 +413,7 @@ public actor JobEngine {
 
     func handleStart(_ jobID: String, from peer: String) async -> Mpcnode_V1_ControlResponse {
         do {
+            try PeerSuppliedName.jobID.validate(jobID)
             guard let spec = try repository.spec(jobID: jobID), spec.coordinator == peer else {
                 return .with { $0.error = .with { $0.message = "no job \(jobID) proposed by \(peer) on \(nodeID)" } }
             }
@@ -415,6 +430,7 @@ public actor JobEngine {
 
     func handleAbort(_ jobID: String, reason: String, from peer: String) async -> Mpcnode_V1_ControlResponse {
         do {
+            try PeerSuppliedName.jobID.validate(jobID)
             guard let spec = try repository.spec(jobID: jobID), spec.coordinator == peer else {
                 return .with { $0.error = .with { $0.message = "no job \(jobID) coordinated by \(peer) on \(nodeID)" } }
             }
@@ -440,14 +456,17 @@ public actor JobEngine {
     func handleSession(_ open: Mpcnode_V1_SessionOpen, from peer: String, channel: TLSMessageChannel) async {
         let acceptable: Bool
         do {
+            try PeerSuppliedName.jobID.validate(open.jobID)
+            try PeerSuppliedName.stream.validate(open.stream)
             let spec = try repository.spec(jobID: open.jobID)
             let state = try repository.state(jobID: open.jobID)
             acceptable = spec?.parties.contains { $0.nodeID == peer } == true && (state == .accepted || state == .running)
         } catch { acceptable = false }
         guard acceptable else {
-            logger.warning("refused a session", metadata: ["job": "\(open.jobID)", "peer": "\(peer)"])
+            let shownID = JobError.shown(open.jobID)
+            logger.warning("refused a session", metadata: ["job": "\(shownID)", "peer": "\(peer)"])
             var frame = Mpcnode_V1_SessionFrame()
-            frame.abort = .with { $0.reason = "\(nodeID) has no running job \(open.jobID) with \(peer) as a party" }
+            frame.abort = .with { $0.reason = "\(nodeID) has no running job \(shownID) with \(peer) as a party" }
             if let bytes: [UInt8] = try? frame.serializedBytes() { try? await channel.send(bytes) }
             return
         }

@@ -13,6 +13,8 @@ public enum JobError: Error, CustomStringConvertible, Equatable {
     case noReport(String)
     case noModel(String)
     case notCoordinator(String)
+    /// A name another node supplied breaks its rule (`PeerSuppliedName`); nothing was done with it.
+    case invalidName(field: String, value: String, rule: String)
 
     public var description: String {
         switch self {
@@ -28,6 +30,13 @@ public enum JobError: Error, CustomStringConvertible, Equatable {
         case .noModel(let id): return "no model '\(id)' on this node (see `mpcnode model list`)"
         case .noReport(let id): return "no report '\(id)' on this node (see `mpcnode report list`)"
         case .notCoordinator(let d): return d
+        case .invalidName(let f, let v, let r): return "\(f) \(Self.shown(v)) is not valid (use \(r)); nothing was done with it"
         }
+    }
+
+    /// A value as it may appear in a message or a log: quoted, escaped, at most 64 characters.
+    static func shown(_ value: String) -> String {
+        let escaped = value.debugDescription
+        return escaped.count <= 66 ? escaped : String(escaped.prefix(64)) + "…\" (\(value.utf8.count) bytes)"
     }
 }

@@ -19,8 +19,13 @@ public final class SQLiteIdentifierSource: IdentifierSource, @unchecked Sendable
     ///   over its rows (fixed point with `decimals`), read with `totals(in:)`.
     public static func prepare(jobID: String, dataset: String, column: String, store: NodeStore,
                                scratchDirectory: URL, valueColumn: String? = nil, decimals: Int = 0) throws -> SQLiteIdentifierSource {
+        // The engine validated the id where the proposal entered; checked again because it names a file.
+        try PeerSuppliedName.jobID.validate(jobID)
         try FileManager.default.createDirectory(at: scratchDirectory, withIntermediateDirectories: true)
         let path = scratchDirectory.appendingPathComponent("\(jobID).sqlite")
+        guard path.deletingLastPathComponent().standardizedFileURL.path == scratchDirectory.standardizedFileURL.path else {
+            throw JobError.invalidName(field: "job id", value: jobID, rule: PeerSuppliedName.jobID.rule)
+        }
         try? FileManager.default.removeItem(at: path)
         let order = KeyedOrder.random()
         var configuration = Configuration()
