@@ -153,7 +153,7 @@ struct BenchCommand: AsyncParsableCommand {
 }
 
 enum SetOperationBench {
-    static func run(kind: SetJobKind, parties: Int, size: Int, group: BlindingGroup, dir: String?) async throws {
+    static func run(kind: SetOperation, parties: Int, size: Int, group: BlindingGroup, dir: String?) async throws {
         guard parties >= 2 else { throw CLIFailure("--parties must be at least 2") }
         let folder = dir.map { URL(fileURLWithPath: $0) }
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-bench-\(UUID().uuidString)")

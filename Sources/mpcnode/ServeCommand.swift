@@ -27,7 +27,7 @@ struct ServeCommand: AsyncParsableCommand {
         let runtime: NodeRuntime
         do {
             configuration = try NodeConfiguration.load(path: options.path)
-            runtime = try await NodeRuntime.start(configuration: configuration, logger: logger)
+            runtime = try await NodeRuntime.start(configuration: configuration, logger: logger, faults: Self.faultHooks())
         } catch {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             throw CLIFailure("cannot start: \(error)")
@@ -35,6 +35,18 @@ struct ServeCommand: AsyncParsableCommand {
         let group = ServiceGroup(services: [NodeService(runtime: runtime)],
                                  gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [], logger: logger)
         try await group.run()
+    }
+}
+
+extension ServeCommand {
+    /// End-to-end tests of dropouts make a daemon exit after a secure-aggregation round with
+    /// `MPCNODE_FAULT_EXIT_AFTER_SECAGG_ROUND`; only a debug build reads it.
+    static func faultHooks() -> FaultHooks? {
+        #if DEBUG
+        ProcessInfo.processInfo.environment["MPCNODE_FAULT_EXIT_AFTER_SECAGG_ROUND"].flatMap(FaultHooks.exitAfterSecureAggregationRound(named:))
+        #else
+        nil
+        #endif
     }
 }
 

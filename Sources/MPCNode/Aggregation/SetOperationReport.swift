@@ -7,7 +7,7 @@ import MPCWire
 /// and intersection-stats the totals of the value column from the secure sum over the union.
 /// Identifiers never appear: per-identifier rows carry a pseudonym label valid for this job only.
 enum SetOperationReport {
-    static func build(spec: Mpcnode_V1_JobSpec, kind: SetJobKind, multiplicities m: Multiplicities,
+    static func build(spec: Mpcnode_V1_JobSpec, kind: SetOperation, multiplicities m: Multiplicities,
                       sums: SecureAggregationServer.Outcome?, started: Date) -> ReportView {
         let s = spec.sets
         let n = m.owners

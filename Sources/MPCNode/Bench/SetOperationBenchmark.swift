@@ -8,7 +8,7 @@ import MPCCrypto
 /// measured rather than assumed.
 public struct SetOperationBenchmark {
     public struct Figures: Sendable {
-        public var kind: SetJobKind
+        public var kind: SetOperation
         public var parties: Int
         public var size: Int
         public var identifiers: Int
@@ -25,13 +25,13 @@ public struct SetOperationBenchmark {
         public var totalCorrect: Bool?
     }
 
-    public let kind: SetJobKind
+    public let kind: SetOperation
     public let parties: Int
     public let size: Int
     public let group: BlindingGroup
     public let directory: URL
 
-    public init(kind: SetJobKind, parties: Int, size: Int, group: BlindingGroup, directory: URL) {
+    public init(kind: SetOperation, parties: Int, size: Int, group: BlindingGroup, directory: URL) {
         self.kind = kind
         self.parties = parties
         self.size = size

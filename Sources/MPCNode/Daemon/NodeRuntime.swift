@@ -26,7 +26,7 @@ public final class NodeRuntime: Sendable {
     /// consortium CA, or for another node.
     public static func start(configuration: NodeConfiguration, logger: Logger,
                              transportOptions: TransportOptions? = nil,
-                             sessionWaitTimeout: Duration = .seconds(60)) async throws -> NodeRuntime {
+                             sessionWaitTimeout: Duration = .seconds(60), faults: FaultHooks? = nil) async throws -> NodeRuntime {
         let identity = try CertificateCheck.verifyOwn(
             certificatePath: configuration.tls.certificate.path, privateKeyPath: configuration.tls.privateKey.path,
             caPath: configuration.tls.caCertificate.path, expectedNodeID: configuration.nodeID)
@@ -43,7 +43,7 @@ public final class NodeRuntime: Sendable {
                                   caCertificatePath: configuration.tls.caCertificate.path),
             group: group, options: options, logger: logger)
         let engine = JobEngine(configuration: configuration, store: store, transport: transport, logger: logger,
-                               sessionWaitTimeout: sessionWaitTimeout)
+                               sessionWaitTimeout: sessionWaitTimeout, faults: faults)
         await engine.recoverAfterRestart()
         let listener: PeerListener
         do {
@@ -76,8 +76,8 @@ public final class NodeRuntime: Sendable {
             Task { do { try await listener.run() } catch { logger.error("peer listener stopped", metadata: ["error": "\(error)"]) } },
             Task { do { try await admin.run() } catch { logger.error("admin endpoint stopped", metadata: ["error": "\(error)"]) } },
         ]
-        if let fault = ProcessInfo.processInfo.environment["MPCNODE_FAULT_EXIT_AFTER_SECAGG_ROUND"] {
-            logger.warning("fault injection is on: this node exits after secure aggregation round \(fault) (tests only)")
+        if faults != nil {
+            logger.warning("fault injection is on: this node fails on purpose at a point a test chose (debug builds only)")
         }
         logger.info("node started", metadata: [
             "node": "\(identity.nodeID)", "role": "\(identity.role.rawValue)",

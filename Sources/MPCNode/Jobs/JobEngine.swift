@@ -23,10 +23,12 @@ public actor JobEngine {
     let logger: Logger
     /// How long a participant waits for its peer's session to arrive.
     let sessionWaitTimeout: Duration
-    private var tasks: [String: Task<Void, Never>] = [:]
+    /// Hooks of end-to-end fault tests (nil in production).
+    let faults: FaultHooks?
+    var tasks: [String: Task<Void, Never>] = [:]
 
     public init(configuration: NodeConfiguration, store: NodeStore, transport: PeerTransport, logger: Logger,
-                sessionWaitTimeout: Duration = .seconds(60)) {
+                sessionWaitTimeout: Duration = .seconds(60), faults: FaultHooks? = nil) {
         self.nodeID = configuration.nodeID
         self.configuration = configuration
         self.store = store
@@ -36,6 +38,7 @@ public actor JobEngine {
         self.transport = transport
         self.logger = logger
         self.sessionWaitTimeout = sessionWaitTimeout
+        self.faults = faults
     }
 
     // MARK: - Start-up and shutdown
@@ -47,8 +50,9 @@ public actor JobEngine {
             for id in ids {
                 logger.warning("job ended by restart", metadata: ["job": "\(id)"])
                 if let spec = try repository.spec(jobID: id), spec.coordinator != nodeID {
+                    let dropout = (try? JobKinds.kind(of: spec))?.failureIsDropout(spec, node: nodeID, error: nil) ?? false
                     await reportOutcome(spec: spec, state: .failed, reason: JobError.interruptedByRestart.description,
-                                        completion: nil, elapsedMs: 0, auditHash: "", dropout: failureIsDropout(spec, nil))
+                                        completion: nil, elapsedMs: 0, auditHash: "", dropout: dropout)
                 }
             }
         } catch {
@@ -76,71 +80,18 @@ public actor JobEngine {
             throw JobError.invalidSubmission("this node (\(nodeID)) coordinates the job and cannot also be a party; submit it from a coordinator node")
         }
         for id in partyIDs where configuration.peers[id] == nil { throw JobError.unknownPeer(id) }
-        let setKind = SetJobKind(rawValue: submission.protocolName)
-        // Set operations and training deliver to their aggregator (and, optionally, named parties); predict to its guest.
-        let recipientsImplied = setKind != nil || ["train-lr", "predict"].contains(submission.protocolName)
-        guard !submission.deliverTo.isEmpty || recipientsImplied else {
-            throw JobError.invalidSubmission("name at least one recipient with --deliver-to")
-        }
-        var aggregateSpec: Mpcnode_V1_AggregateSpec?
-        var setSpec: Mpcnode_V1_SetOperationSpec?
-        var trainingSpec: Mpcnode_V1_TrainingSpec?
-        switch submission.protocolName {
-        case "psi":
-            guard submission.parties.count == 2 else {
-                throw JobError.invalidSubmission("two-party PSI needs exactly two --party options, got \(submission.parties.count)")
-            }
-            for r in submission.deliverTo where !partyIDs.contains(r) {
-                throw JobError.invalidSubmission("recipient \(r) is not a party of the job (PSI delivers to its parties)")
-            }
-            guard BlindingGroup(rawValue: submission.group) != nil else {
-                throw JobError.invalidSubmission("unknown group '\(submission.group)' (available: \(BlindingGroup.allCases.map(\.rawValue).joined(separator: ", ")))")
-            }
-        case "secure-sum":
-            guard submission.parties.count >= 2 else { throw JobError.invalidSubmission("a secure sum needs at least two parties") }
-            guard submission.deliverTo.count == 1, let server = submission.deliverTo.first, !partyIDs.contains(server), server != nodeID else {
-                throw JobError.invalidSubmission("a secure sum is delivered to exactly one node that is not a party (the regulator), with --deliver-to")
-            }
-            guard configuration.peers[server] != nil else { throw JobError.unknownPeer(server) }
-            guard let a = submission.aggregate else { throw JobError.invalidSubmission("a secure sum needs an aggregate (--measure, --group-by, --groups)") }
-            var spec = Mpcnode_V1_AggregateSpec()
-            spec.groupBy = a.groupBy ?? ""
-            spec.groups = a.groups
-            spec.decimals = UInt32(max(0, a.decimals))
-            spec.minCellRecords = UInt64(max(1, a.minCellRecords))
-            spec.minCellParties = UInt32(max(1, a.minCellParties))
-            for m in a.measures {
-                let parts = m.split(separator: ":", maxSplits: 1).map(String.init)
-                guard parts.count == 2 else { throw JobError.invalidSubmission("measure '\(m)' is not function:column (sum:balance, count:account)") }
-                spec.measures.append(.with { $0.function = parts[0]; $0.column = parts[1] })
-            }
-            do { try LocalAggregate(spec: spec, parties: partyIDs.count).validate() } catch { throw JobError.invalidSubmission("\(error)") }
-            if let t = submission.threshold {
-                guard (2...partyIDs.count).contains(t) else { throw JobError.invalidSubmission("threshold \(t) must lie in 2…\(partyIDs.count)") }
-            }
-            aggregateSpec = spec
-        case "train-lr":
-            trainingSpec = try validateTrainingSubmission(submission)
-        case "predict":
-            trainingSpec = try validatePredictSubmission(submission)
-        default:
-            guard let setKind else {
-                throw JobError.invalidSubmission("unknown protocol '\(submission.protocolName)' (available: psi, secure-sum, train-lr, predict, \(SetJobKind.allCases.map(\.rawValue).joined(separator: ", ")))")
-            }
-            setSpec = try validateSetSubmission(submission, kind: setKind)
-        }
+        let kind = try JobKinds.kind(of: submission)
         var spec = Mpcnode_V1_JobSpec()
         spec.jobID = Self.newJobID()
         spec.coordinator = nodeID
-        spec.protocol = submission.protocolName
+        spec.protocol = kind.name
         spec.parties = submission.parties.map { p in .with { $0.nodeID = p.nodeID; $0.dataset = p.dataset; $0.column = p.column } }
-        spec.deliverTo = submission.protocolName == "predict" ? [submission.parties.first?.nodeID ?? ""] : submission.deliverTo
+        spec.deliverTo = submission.deliverTo
         spec.cardinalityOnly = submission.cardinalityOnly
-        spec.group = submission.protocolName == "psi" || setKind != nil ? submission.group : ""
-        if let aggregateSpec { spec.aggregate = aggregateSpec }
-        if let setSpec { spec.sets = setSpec }
-        if let trainingSpec { spec.training = trainingSpec }
         spec.threshold = UInt32(submission.threshold ?? 0)
+        try kind.prepare(submission, into: &spec, context: SubmissionContext(nodeID: nodeID, peers: configuration.peers, repository: repository))
+        // What this node would refuse from another coordinator, it does not send either.
+        do { try PeerSuppliedName.validate(spec: spec) } catch { throw JobError.invalidSubmission("\(error)") }
         spec.createdAtUnixMs = Int64(Date().timeIntervalSince1970 * 1000)
         let hash = try JobRepository.specHash(spec)
         try store.pool.write { db in
@@ -167,7 +118,8 @@ public actor JobEngine {
         defer { tasks[spec.jobID] = nil }
         let jobID = spec.jobID
         // 1. Every participant checks its policy.
-        let participants = JobRepository.participants(of: spec)
+        guard let kind = try? JobKinds.kind(of: spec) else { return }
+        let participants = kind.participants(of: spec)
         let decisions = await withTaskGroup(of: (String, Result<Mpcnode_V1_JobDecision, Error>).self) { group in
             for party in participants {
                 group.addTask {
@@ -223,24 +175,24 @@ public actor JobEngine {
         }
         // 2. Everyone accepted: start.
         logger.info("job starting", metadata: ["job": "\(jobID)"])
-        let failures = await withTaskGroup(of: String?.self) { group in
+        let failures = await withTaskGroup(of: (node: String, reason: String)?.self) { group in
             for party in participants {
                 group.addTask {
                     do {
                         let r = try await self.control(.with { $0.start = .with { $0.jobID = jobID } }, to: party)
-                        if case .error(let e)? = r.kind { return "\(party): \(e.message)" }
+                        if case .error(let e)? = r.kind { return (party, e.message) }
                         return nil
-                    } catch { return "\(party): \(error)" }
+                    } catch { return (party, "\(error)") }
                 }
             }
-            var out: [String] = []
+            var out: [(node: String, reason: String)] = []
             for await f in group { if let f { out.append(f) } }
             return out
         }
-        // A secure sum goes on without clients that could not be started (dropouts); only the server is essential.
-        let fatal = spec.protocol == "secure-sum" ? failures.filter { $0.hasPrefix("\(spec.deliverTo.first ?? ""): ") } : failures
-        for f in failures where !fatal.contains(f) {
-            logger.warning("a client could not be started; the secure sum goes on without it", metadata: ["job": "\(jobID)", "error": "\(f)"])
+        // Some kinds go on without parties that could not be started (dropouts of a secure sum).
+        let fatal = failures.filter { !kind.toleratesStartFailure(of: $0.node, in: spec) }.map { "\($0.node): \($0.reason)" }
+        for f in failures where !fatal.contains("\(f.node): \(f.reason)") {
+            logger.warning("a party could not be started; the job goes on without it", metadata: ["job": "\(jobID)", "party": "\(f.node)", "error": "\(f.reason)"])
         }
         if fatal.isEmpty {
             try? store.write { db in
@@ -265,7 +217,7 @@ public actor JobEngine {
         do {
             try PeerSuppliedName.jobID.validate(outcome.jobID)
             guard let spec = try repository.spec(jobID: outcome.jobID), spec.coordinator == nodeID,
-                  JobRepository.participants(of: spec).contains(peer) else {
+                  let kind = try? JobKinds.kind(of: spec), kind.participants(of: spec).contains(peer) else {
                 return .with { $0.error = .with { $0.message = "no job \(outcome.jobID) coordinated here with \(peer) as a party" } }
             }
             var toAbort: [String] = []
@@ -280,7 +232,7 @@ public actor JobEngine {
                 let states = try repository.partyStates(db, jobID: spec.jobID)
                 let current = try String.fetchOne(db, sql: "SELECT state FROM job WHERE id = ?", arguments: [spec.jobID]).flatMap(JobState.init(rawValue:))
                 guard current?.isFinal == false else { return }
-                if let server = JobRepository.server(of: spec) {
+                if let server = kind.outcomeOwner(of: spec) {
                     // The job is the server's (it holds the report). A party failing in a phase the protocol
                     // survives reports itself as a dropout (the report says who is in it); any other failure ends the job.
                     let fatal = outcome.state == JobState.failed.rawValue && (peer == server || !outcome.dropout)
@@ -319,7 +271,7 @@ public actor JobEngine {
         do {
             try PeerSuppliedName.jobID.validate(progress.jobID)
             guard let spec = try repository.spec(jobID: progress.jobID), spec.coordinator == nodeID,
-                  JobRepository.participants(of: spec).contains(peer) else {
+                  let kind = try? JobKinds.kind(of: spec), kind.participants(of: spec).contains(peer) else {
                 return .with { $0.error = .with { $0.message = "no job \(progress.jobID) coordinated here with \(peer) as a party" } }
             }
             try repository.setPartyProgress(jobID: progress.jobID, nodeID: peer, ProgressSnapshot(progress))
@@ -363,18 +315,12 @@ public actor JobEngine {
                 return .with { $0.decision = decision }
             }
             let mine = spec.parties.first { $0.nodeID == nodeID }
+            let kind = try? JobKinds.kind(of: spec)
             var inputRows: Int?
             let check = PolicyCheck(policy: configuration.policy, nodeID: nodeID)
             let verdict = try check.check(spec, proposer: proposer) {
-                guard let mine else { return nil }
-                if spec.protocol == "secure-sum" || spec.protocol == "train-lr" || spec.protocol == "predict" {
-                    inputRows = try? catalog.describe(mine.dataset).rowCount
-                } else if let kind = SetJobKind(rawValue: spec.protocol), kind.sumsValues,
-                          (try catalog.distinctCount(dataset: mine.dataset, column: spec.sets.valueColumn)) == nil {
-                    inputRows = nil  // the value column does not exist
-                } else {
-                    inputRows = try catalog.distinctCount(dataset: mine.dataset, column: mine.column)
-                }
+                guard let mine, let kind else { return nil }
+                inputRows = try kind.inputSize(spec, mine: mine, catalog: catalog)
                 return inputRows
             }
             let hash = try JobRepository.specHash(spec)
@@ -473,18 +419,6 @@ public actor JobEngine {
         await rendezvous.offer(jobID: open.jobID, stream: open.stream, peer: peer, channel: channel, timeout: sessionWaitTimeout)
     }
 
-    /// What a participant's protocol run produced, to be recorded in one transaction.
-    struct Completion {
-        var inputRows: Int
-        var bytesSent: UInt64
-        var bytesReceived: UInt64
-        var resultRows: Int
-        var receivedResult: Bool
-        var details: [String: AuditValue]
-        /// Writes the result (if any) inside the transaction that marks the job succeeded.
-        var store: (Database) throws -> Void
-    }
-
     /// Runs this node's role of a started job, then records the outcome (state, result, audit record in
     /// one transaction) and reports it to the coordinator.
     private func runParticipant(_ spec: Mpcnode_V1_JobSpec) async {
@@ -492,25 +426,17 @@ public actor JobEngine {
         let jobID = spec.jobID
         defer { tasks[jobID] = nil }
         let scratch = JobScratch()
+        var kind: (any JobKind)?
         do {
-            let c: Completion
-            switch spec.protocol {
-            case "secure-sum":
-                c = spec.deliverTo.first == nodeID ? try await runSecureSumServer(spec, started: started)
-                                                   : try await runSecureSumClient(spec)
-            case "predict":
-                c = try await runPredictParty(spec, scratch: scratch)
-            case "train-lr" where spec.training.mode == "vertical":
-                c = spec.training.aggregator == nodeID ? try await runVerticalArbiter(spec) : try await runVerticalParty(spec, scratch: scratch)
-            case "train-lr":
-                c = spec.training.aggregator == nodeID ? try await runTrainingAggregator(spec, started: started)
-                                                       : try await runTrainingParty(spec)
-            case let p where SetJobKind(rawValue: p) != nil:
-                c = spec.sets.aggregator == nodeID ? try await runSetAggregator(spec, started: started)
-                                                   : try await runSetOwner(spec, scratch: scratch)
-            default:
-                c = try await runPSI(spec, scratch: scratch)
-            }
+            let k = try JobKinds.kind(of: spec)
+            kind = k
+            let context = RoleContext(nodeID: nodeID, spec: spec, started: started, configuration: configuration, store: store,
+                                      repository: repository, catalog: catalog, audit: audit, transport: transport,
+                                      rendezvous: rendezvous, logger: logger, sessionWaitTimeout: sessionWaitTimeout,
+                                      scratch: scratch, faults: faults)
+            // Runs off this actor (the role is not isolated to it), so proposals, sessions and aborts of
+            // other jobs are served while this one prepares its input or computes.
+            let c = try await k.run(context)
             let elapsed = Int(Date().timeIntervalSince(started) * 1000)
             var details = c.details
             details["spec_hash"] = .string(try JobRepository.specHash(spec))
@@ -557,87 +483,8 @@ public actor JobEngine {
             }
             logger.warning("job failed", metadata: ["job": "\(jobID)", "reason": "\(finalReason)"])
             await reportOutcome(spec: spec, state: .failed, reason: finalReason, completion: nil, elapsedMs: elapsed, auditHash: hash,
-                                dropout: failureIsDropout(spec, error))
+                                dropout: kind?.failureIsDropout(spec, node: nodeID, error: error) ?? false)
         }
-    }
-
-    /// Two-party PSI from a snapshot of this node's input.
-    private func runPSI(_ spec: Mpcnode_V1_JobSpec, scratch: JobScratch) async throws -> Completion {
-        let jobID = spec.jobID
-        guard let mineIndex = spec.parties.firstIndex(where: { $0.nodeID == nodeID }) else {
-            throw JobError.invalidSubmission("this node is not a party of \(jobID)")
-        }
-        let mine = spec.parties[mineIndex]
-        let otherIndex = mineIndex == 0 ? 1 : 0
-        let other = spec.parties[otherIndex]
-        let s = try SQLiteIdentifierSource.prepare(jobID: jobID, dataset: mine.dataset, column: mine.column,
-                                                   store: store, scratchDirectory: configuration.jobsDirectory)
-        scratch.add { s.remove() }
-        try audit.append(event: "job.started", jobID: jobID, details: [
-            "spec_hash": .string(try JobRepository.specHash(spec)), "peer": .string(other.nodeID), "input_rows": .int(s.count),
-        ])
-        logger.info("job running", metadata: ["job": "\(jobID)", "peer": "\(other.nodeID)", "input_rows": "\(s.count)"])
-        guard let group = BlindingGroup(rawValue: spec.group) else { throw JobError.invalidSubmission("unknown group \(spec.group)") }
-        let config = PSIParty.Configuration(
-            jobID: jobID, group: group, selfReceivesOutput: spec.deliverTo.contains(nodeID),
-            peerReceivesOutput: spec.deliverTo.contains(other.nodeID), cardinalityOnly: spec.cardinalityOnly)
-        let onProgress = progressReporter(spec)
-        let report: PSIParty.Report
-        if mineIndex < otherIndex {
-            guard let address = configuration.peers[other.nodeID] else { throw JobError.unknownPeer(other.nodeID) }
-            report = try await transport.withSession(jobID: jobID, to: other.nodeID, at: address) { channel in
-                try await PSIParty(configuration: config, source: s, channel: channel, progress: onProgress).run()
-            }
-        } else {
-            let channel = try await rendezvous.claim(jobID: jobID, peer: other.nodeID, timeout: sessionWaitTimeout)
-            report = try await TLSMessageChannel.using([channel]) {
-                try await PSIParty(configuration: config, source: s, channel: channel, progress: onProgress).run()
-            }
-        }
-        var resultRows = 0
-        let output = report.output
-        switch output {
-        case .intersection(let positions), .matches(let positions, _): resultRows = positions.count
-        case .cardinality: resultRows = 1
-        case .none: break
-        }
-        let repository = self.repository
-        return Completion(
-            inputRows: report.ownSetSize, bytesSent: report.bytesSent, bytesReceived: report.bytesReceived,
-            resultRows: resultRows, receivedResult: output != .none,
-            details: ["peer": .string(other.nodeID), "peer_input_rows": .int(report.peerSetSize)],
-            store: { db in
-                switch output {
-                case .intersection(let positions), .matches(let positions, _):
-                    try repository.storeResult(db, jobID: jobID, kind: "intersection", cardinality: positions.count) { db in
-                        let insert = try db.makeStatement(sql: "INSERT INTO job_result_item (job_id, identifier) VALUES (?, ?)")
-                        try s.forEachIdentifier(atPositions: positions) { try insert.execute(arguments: [jobID, $0]) }
-                    }
-                case .cardinality(let c):
-                    try repository.storeResult(db, jobID: jobID, kind: "cardinality", cardinality: c) { _ in }
-                case .none:
-                    break
-                }
-            })
-    }
-
-    /// Records a job's progress locally and forwards it to the coordinator (both throttled). `unit` names
-    /// what is counted ("elements", "per cent", "rounds", "epochs").
-    func progressRecorder(_ spec: Mpcnode_V1_JobSpec, unit: String = "elements") -> ProgressRecorder {
-        let jobID = spec.jobID
-        return ProgressRecorder(repository: repository, jobID: jobID, unit: unit) { [transport, configuration] snapshot in
-            // Forwarded to the coordinator (best effort, never holding the protocol up).
-            guard let address = configuration.peers[spec.coordinator] else { return }
-            Task {
-                _ = try? await transport.control(.with { $0.progress = snapshot.message(jobID: jobID) }, to: spec.coordinator, at: address)
-            }
-        }
-    }
-
-    /// PSI progress: elements of both streams processed.
-    func progressReporter(_ spec: Mpcnode_V1_JobSpec) -> @Sendable (PSIParty.Progress) -> Void {
-        let progress = progressRecorder(spec)
-        return { p in progress.record(done: p.ownBlindedSent + p.peerElementsProcessed, total: p.ownSetSize + (p.peerSetSize ?? 0)) }
     }
 
     static func describe(_ error: Error) -> String {
@@ -645,19 +492,7 @@ public actor JobEngine {
         return "\(error)"
     }
 
-    /// Whether this node's failure leaves the job going without it: a client of a secure sum or of a
-    /// horizontal training (the server completes with the others), or a party lost in a set operation's
-    /// final secure sum.
-    func failureIsDropout(_ spec: Mpcnode_V1_JobSpec, _ error: Error?) -> Bool {
-        if error is SecureSumDropout { return true }
-        switch spec.protocol {
-        case "secure-sum": return spec.deliverTo.first != nodeID
-        case "train-lr": return spec.training.mode != "vertical" && spec.training.aggregator != nodeID
-        default: return false
-        }
-    }
-
-    func reportOutcome(spec: Mpcnode_V1_JobSpec, state: JobState, reason: String, completion: Completion?,
+    func reportOutcome(spec: Mpcnode_V1_JobSpec, state: JobState, reason: String, completion: RoleCompletion?,
                        elapsedMs: Int, auditHash: String, dropout: Bool = false) async {
         var outcome = Mpcnode_V1_JobOutcome()
         outcome.dropout = dropout
@@ -669,7 +504,7 @@ public actor JobEngine {
         outcome.resultRows = UInt64(completion?.resultRows ?? 0)
         outcome.receivedResult = completion?.receivedResult ?? false
         outcome.elapsedMs = Int64(elapsedMs)
-        outcome.auditRecordHash = Data(Self.hexBytes(auditHash))
+        outcome.auditRecordHash = Data(AuditLog.hashBytes(auditHash))
         var lastError: Error?
         for attempt in 0..<3 {
             do {
@@ -683,16 +518,6 @@ public actor JobEngine {
         logger.warning("could not report the outcome to the coordinator", metadata: ["job": "\(spec.jobID)", "error": "\(lastError.map { "\($0)" } ?? "")"])
     }
 
-    static func hexBytes(_ hex: String) -> [UInt8] {
-        var out: [UInt8] = []
-        var i = hex.startIndex
-        while i < hex.endIndex, let j = hex.index(i, offsetBy: 2, limitedBy: hex.endIndex), let b = UInt8(hex[i..<j], radix: 16) {
-            out.append(b)
-            i = j
-        }
-        return out
-    }
-
     // MARK: - Sending
 
     func control(_ request: Mpcnode_V1_ControlRequest, to node: String) async throws -> Mpcnode_V1_ControlResponse {
@@ -700,15 +525,3 @@ public actor JobEngine {
         return try await transport.control(request, to: node, at: address)
     }
 }
-
-/// Clean-up actions of a job (scratch files), run once whether the job succeeded or failed.
-final class JobScratch: @unchecked Sendable {
-    private let lock = NSLock()
-    private var actions: [() -> Void] = []
-    func add(_ action: @escaping () -> Void) { lock.withLock { actions.append(action) } }
-    func cleanUp() {
-        let pending = lock.withLock { defer { actions.removeAll() }; return actions }
-        for a in pending { a() }
-    }
-}
-

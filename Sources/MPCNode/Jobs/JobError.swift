@@ -15,6 +15,8 @@ public enum JobError: Error, CustomStringConvertible, Equatable {
     case notCoordinator(String)
     /// A name another node supplied breaks its rule (`PeerSuppliedName`); nothing was done with it.
     case invalidName(field: String, value: String, rule: String)
+    /// A spec names a kind of job this node does not run.
+    case unknownKind(String, known: [String])
 
     public var description: String {
         switch self {
@@ -30,6 +32,7 @@ public enum JobError: Error, CustomStringConvertible, Equatable {
         case .noModel(let id): return "no model '\(id)' on this node (see `mpcnode model list`)"
         case .noReport(let id): return "no report '\(id)' on this node (see `mpcnode report list`)"
         case .notCoordinator(let d): return d
+        case .unknownKind(let k, let known): return "job kind \(Self.shown(k)) is not known to this node (it runs \(known.joined(separator: ", ")))"
         case .invalidName(let f, let v, let r): return "\(f) \(Self.shown(v)) is not valid (use \(r)); nothing was done with it"
         }
     }

@@ -32,23 +32,9 @@ public struct JobRepository: Sendable {
         }
     }
 
-    /// Every node that takes part: the parties, and the aggregation server of a secure sum or the
-    /// aggregator of a set operation.
+    /// Every node that takes part, as the job's kind says (the parties only, for a kind this node does not know).
     public static func participants(of spec: Mpcnode_V1_JobSpec) -> [String] {
-        var nodes = spec.parties.map(\.nodeID)
-        if spec.protocol == "secure-sum", let server = spec.deliverTo.first, !nodes.contains(server) { nodes.append(server) }
-        if SetJobKind(rawValue: spec.protocol) != nil, !nodes.contains(spec.sets.aggregator) { nodes.append(spec.sets.aggregator) }
-        if spec.protocol == "train-lr", !nodes.contains(spec.training.aggregator) { nodes.append(spec.training.aggregator) }
-        return nodes
-    }
-
-    /// The node whose outcome is the job's, for protocols that end in a secure sum (which goes on without
-    /// parties that drop out); nil when every participant's outcome counts.
-    public static func server(of spec: Mpcnode_V1_JobSpec) -> String? {
-        if spec.protocol == "secure-sum" { return spec.deliverTo.first }
-        if let kind = SetJobKind(rawValue: spec.protocol), kind.sumsValues { return spec.sets.aggregator }
-        if spec.protocol == "train-lr" { return spec.training.aggregator }
-        return nil
+        (try? JobKinds.kind(of: spec))?.participants(of: spec) ?? spec.parties.map(\.nodeID)
     }
 
     public func exists(_ db: Database, jobID: String) throws -> Bool {
@@ -201,9 +187,9 @@ public struct JobRepository: Sendable {
         }
         var inputs = spec.parties.map { ($0.nodeID, $0.dataset, $0.column) }
         // The nodes that take part without data of their own: a secure sum's server, an aggregator, an arbiter.
+        let kind = try? JobKinds.kind(of: spec)
         for node in participants(of: spec) where !spec.parties.contains(where: { $0.nodeID == node }) {
-            let role = spec.protocol == "secure-sum" ? "(server)" : spec.protocol == "train-lr" && spec.training.mode == "vertical" ? "(arbiter)" : "(aggregator)"
-            inputs.append((node, role, ""))
+            inputs.append((node, "(\(kind?.roleWithoutData(of: node, in: spec) ?? "participant"))", ""))
         }
         let parties = inputs.map { (node, dataset, column) -> PartyView in
             let p = partyRows[node]

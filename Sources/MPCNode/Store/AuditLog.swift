@@ -64,6 +64,17 @@ public struct AuditLog: Sendable {
 
     /// Appends a record in a transaction of its own.
     @discardableResult
+    /// The bytes of a record hash as `append` returns it (hex), for messages that carry it.
+    static func hashBytes(_ hex: String) -> [UInt8] {
+        var out: [UInt8] = []
+        var i = hex.startIndex
+        while i < hex.endIndex, let j = hex.index(i, offsetBy: 2, limitedBy: hex.endIndex), let b = UInt8(hex[i..<j], radix: 16) {
+            out.append(b)
+            i = j
+        }
+        return out
+    }
+
     public func append(event: String, jobID: String?, details: [String: AuditValue]) throws -> String {
         try store.pool.write { db in try append(db, event: event, jobID: jobID, details: details) }
     }

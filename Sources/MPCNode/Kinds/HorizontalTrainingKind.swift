@@ -5,26 +5,88 @@ import MPCProtocols
 import MPCTransport
 import MPCWire
 
-/// The roles of a `train-lr` job (Protocols/federated-lr-horizontal.md): each party trains on its own
-/// SQLite rows and contributes updates by secure aggregation; the aggregator runs the rounds. Sessions:
-/// "model" (party → aggregator, the whole training), and one per secure sum ("round-N", "evaluate").
-extension JobEngine {
-    func validateTrainingSubmission(_ submission: JobSubmission) throws -> Mpcnode_V1_TrainingSpec {
+/// `train-lr --mode horizontal` (Protocols/federated-lr-horizontal.md): the parties hold the same
+/// features of different customers; each trains on its own SQLite rows and contributes its updates by
+/// secure aggregation; the aggregator (never a party) runs the FedAvg rounds and receives the model.
+/// Sessions: "model" (party → aggregator, the whole training) and one per secure sum ("round-N",
+/// "evaluate"). The job is the aggregator's: a party lost in a round is left out of later rounds.
+struct HorizontalTrainingKind: JobKind {
+    /// The wire name both training modes share (the mode tells them apart).
+    static let trainingName = "train-lr"
+    static let mode = "horizontal"
+    let name = HorizontalTrainingKind.trainingName
+
+    func accepts(_ submission: JobSubmission) -> Bool {
+        submission.protocolName == name && submission.training?.mode != VerticalTrainingKind.mode
+    }
+
+    func describes(_ spec: Mpcnode_V1_JobSpec) -> Bool {
+        spec.protocol == name && spec.training.mode != VerticalTrainingKind.mode
+    }
+
+    func prepare(_ submission: JobSubmission, into spec: inout Mpcnode_V1_JobSpec, context: SubmissionContext) throws {
+        spec.training = try validate(submission, context: context)
+    }
+
+    func participants(of spec: Mpcnode_V1_JobSpec) -> [String] {
+        var nodes = spec.parties.map(\.nodeID)
+        if !nodes.contains(spec.training.aggregator) { nodes.append(spec.training.aggregator) }
+        return nodes
+    }
+
+    func outcomeOwner(of spec: Mpcnode_V1_JobSpec) -> String? { spec.training.aggregator }
+
+    func failureIsDropout(_ spec: Mpcnode_V1_JobSpec, node: String, error: Error?) -> Bool { node != spec.training.aggregator }
+
+    func roleWithoutData(of node: String, in spec: Mpcnode_V1_JobSpec) -> String? {
+        spec.training.aggregator == node && !spec.parties.contains { $0.nodeID == node } ? "aggregator" : nil
+    }
+
+    func policyUse(_ spec: Mpcnode_V1_JobSpec) -> JobProtocolUse { .trainLR }
+
+    func checkPolicy(_ spec: Mpcnode_V1_JobSpec, mine: Mpcnode_V1_PartyInput, rule: DatasetPolicy, policy: NodePolicy,
+                     nodeID: String) -> PolicyDecision {
+        Self.checkTrainingPolicy(spec, used: spec.training.features + [spec.training.label], mine: mine, rule: rule, policy: policy,
+                                 modelRecipient: spec.training.aggregator)
+    }
+
+    /// The rules every kind that reads training columns shares: each column it uses must be allowed,
+    /// an evaluation dataset must be exposed to training, and the model may go only to an allowed recipient.
+    static func checkTrainingPolicy(_ spec: Mpcnode_V1_JobSpec, used: [String], mine: Mpcnode_V1_PartyInput, rule: DatasetPolicy,
+                                    policy: NodePolicy, modelRecipient: String?) -> PolicyDecision {
+        for column in used where !rule.columns.contains(column) {
+            return .refused(reason: "column '\(column)' of dataset '\(mine.dataset)' may not be used for training")
+        }
+        if !spec.training.evalDataset.isEmpty && policy.datasets[spec.training.evalDataset]?.protocols.contains(.trainLR) != true {
+            return .refused(reason: "evaluation dataset '\(spec.training.evalDataset)' is not exposed to train-lr")
+        }
+        if let modelRecipient, !rule.resultRecipients.contains(modelRecipient) {
+            return .refused(reason: "\(modelRecipient) may not receive a model trained on dataset '\(mine.dataset)'")
+        }
+        return .allowed
+    }
+
+    func inputSize(_ spec: Mpcnode_V1_JobSpec, mine: Mpcnode_V1_PartyInput, catalog: DatasetCatalog) throws -> Int? {
+        try? catalog.describe(mine.dataset).rowCount
+    }
+
+    func run(_ context: RoleContext) async throws -> RoleCompletion {
+        context.spec.training.aggregator == context.nodeID ? try await runAggregator(context) : try await runParty(context)
+    }
+
+    private func validate(_ submission: JobSubmission, context: SubmissionContext) throws -> Mpcnode_V1_TrainingSpec {
         let parties = submission.parties.map(\.nodeID)
         guard let t = submission.training else {
             throw JobError.invalidSubmission("train-lr needs --aggregator, --features and --label")
         }
-        guard t.mode == "horizontal" || t.mode == "vertical" else {
-            throw JobError.invalidSubmission("train-lr --mode \(t.mode) is unknown (available: horizontal, vertical)")
+        guard t.mode == Self.mode else {
+            throw JobError.invalidSubmission("train-lr --mode \(t.mode) is unknown (available: \(Self.mode), \(VerticalTrainingKind.mode))")
         }
         guard parties.count >= 2 else { throw JobError.invalidSubmission("train-lr needs at least two --party options") }
-        if t.mode == "vertical" {
-            return try validateVerticalSubmission(submission, t)
-        }
-        guard !parties.contains(t.aggregator), t.aggregator != nodeID else {
+        guard !parties.contains(t.aggregator), t.aggregator != context.nodeID else {
             throw JobError.invalidSubmission("the aggregator \(t.aggregator) must be neither a party nor the coordinator")
         }
-        guard configuration.peers[t.aggregator] != nil else { throw JobError.unknownPeer(t.aggregator) }
+        try context.requireKnown(t.aggregator)
         guard !t.features.isEmpty, !t.label.isEmpty, !t.features.contains(t.label) else {
             throw JobError.invalidSubmission("name the feature columns (--features) and a label column (--label) that is not a feature")
         }
@@ -55,7 +117,7 @@ extension JobEngine {
         }
     }
 
-    static func trainingParameters(_ spec: Mpcnode_V1_JobSpec, roundTimeout: Duration) -> HorizontalLRParameters {
+    static func parameters(_ spec: Mpcnode_V1_JobSpec, roundTimeout: Duration) -> HorizontalLRParameters {
         let t = spec.training
         return HorizontalLRParameters(
             jobID: spec.jobID, clients: spec.parties.map(\.nodeID), server: t.aggregator, features: t.features.count,
@@ -66,9 +128,10 @@ extension JobEngine {
 
     // MARK: - Party
 
-    func runTrainingParty(_ spec: Mpcnode_V1_JobSpec) async throws -> Completion {
-        let jobID = spec.jobID, t = spec.training
-        guard let mine = spec.parties.first(where: { $0.nodeID == nodeID }) else { throw JobError.invalidSubmission("this node is not a party of \(jobID)") }
+    private func runParty(_ context: RoleContext) async throws -> RoleCompletion {
+        let spec = context.spec, jobID = context.jobID, t = spec.training, nodeID = context.nodeID
+        let store = context.store, catalog = context.catalog
+        let (_, mine) = try context.myInput()
         // Read everything before anything is sent.
         let rows = try TrainingData.load(store: store, catalog: catalog, dataset: mine.dataset, features: t.features, label: t.label)
         let (training, evaluation): (LabeledRows, LabeledRows)
@@ -79,42 +142,41 @@ extension JobEngine {
             evaluation = try TrainingData.load(store: store, catalog: catalog, dataset: t.evalDataset, features: t.features, label: t.label)
         }
         guard training.count > 0 else { throw TrainingError.noRows(dataset: mine.dataset) }
-        let parameters = Self.trainingParameters(spec, roundTimeout: .seconds(Int64(configuration.peerIdleTimeoutSeconds)))
-        let startedHash = try audit.append(event: "job.started", jobID: jobID, details: [
-            "spec_hash": .string(try JobRepository.specHash(spec)), "aggregator": .string(t.aggregator),
+        let parameters = Self.parameters(spec, roundTimeout: context.roundTimeout)
+        let startedHash = try context.recordStarted([
+            "aggregator": .string(t.aggregator),
             "dataset": .string(mine.dataset), "training_rows": .int(training.count), "evaluation_rows": .int(evaluation.count),
         ])
-        logger.info("training", metadata: ["job": "\(jobID)", "rows": "\(training.count)", "aggregator": "\(t.aggregator)"])
-        let auth = try keyAuthentication()
-        let address = try address(of: t.aggregator)
-        let transport = self.transport, me = nodeID
-        let recorder = progressRecorder(spec, unit: "rounds")
+        context.logger.info("training", metadata: ["job": "\(jobID)", "rows": "\(training.count)", "aggregator": "\(t.aggregator)"])
+        let auth = try context.keyAuthentication()
+        let me = nodeID
+        let recorder = context.progressRecorder(unit: "rounds")
         let rounds = Int(t.rounds)
         recorder.record(done: 0, total: rounds)
-        let (outcome, sent, received) = try await transport.withSession(jobID: jobID, stream: "model", to: t.aggregator, at: address) { channel in
+        let (outcome, sent, received) = try await context.withSession(stream: "model", to: t.aggregator) { channel in
             let traffic = TrafficTally()
             var client = HorizontalLRClient(
                 parameters: parameters, me: me, training: training, evaluation: evaluation, modelChannel: channel,
                 withSum: { stream, body in
-                    try await transport.withSession(jobID: jobID, stream: stream, to: parameters.server, at: address) { sum in
+                    try await context.withSession(stream: stream, to: parameters.server) { sum in
                         try await body(sum)
                         traffic.add(sent: sum.bytesSent, received: sum.bytesReceived)
                     }
                 },
-                authentication: auth, auditRecordHash: Self.hexBytes(startedHash))
+                authentication: auth, auditRecordHash: AuditLog.hashBytes(startedHash))
             client.onRound = { r in recorder.record(done: r, total: rounds) }
-            client.afterSecureAggregationRound = Self.faultInjection()
+            client.afterSecureAggregationRound = context.faults?.afterSecureAggregationRound
             let o = try await client.run()
             return (o, channel.bytesSent + traffic.sent, channel.bytesReceived + traffic.received)
         }
         let model = ModelView(
-            id: "model-" + jobID.dropFirst(4) + "-" + nodeID, jobID: jobID, specHash: try JobRepository.specHash(spec), mode: t.mode, role: "party",
+            id: "model-" + jobID.dropFirst(4) + "-" + nodeID, jobID: jobID, specHash: try context.specHash(), mode: t.mode, role: "party",
             createdAt: Date(), features: t.features, label: t.label,
             weights: Dictionary(uniqueKeysWithValues: zip(t.features, outcome.model.weights)), bias: outcome.model.bias,
             datasets: [nodeID: mine.dataset], training: parameters.training, rounds: [],
             auc: outcome.done.auc, loss: outcome.done.loss, accuracy: outcome.done.accuracy, evaluatedRows: Int(outcome.done.evaluated))
         let models = ModelRepository(store: store)
-        return Completion(inputRows: training.count, bytesSent: sent, bytesReceived: received, resultRows: 1, receivedResult: true,
+        return RoleCompletion(inputRows: training.count, bytesSent: sent, bytesReceived: received, resultRows: 1, receivedResult: true,
                           details: ["model": .string(model.id), "rounds_contributed": .array(outcome.roundsContributed.map { .int($0) }),
                                     "evaluation_rows": .int(evaluation.count)],
                           store: { db in try models.insert(db, model) })
@@ -122,18 +184,18 @@ extension JobEngine {
 
     // MARK: - Aggregator
 
-    func runTrainingAggregator(_ spec: Mpcnode_V1_JobSpec, started: Date) async throws -> Completion {
-        let jobID = spec.jobID, t = spec.training
-        let parameters = Self.trainingParameters(spec, roundTimeout: .seconds(Int64(configuration.peerIdleTimeoutSeconds)))
-        try audit.append(event: "job.started", jobID: jobID, details: [
-            "spec_hash": .string(try JobRepository.specHash(spec)), "role": .string("aggregator"),
+    private func runAggregator(_ context: RoleContext) async throws -> RoleCompletion {
+        let spec = context.spec, jobID = context.jobID, t = spec.training
+        let parameters = Self.parameters(spec, roundTimeout: context.roundTimeout)
+        try context.recordStarted([
+            "role": .string("aggregator"),
             "parties": .array(parameters.clients.map { .string($0) }), "rounds": .int(Int(t.rounds)),
         ])
-        let rendezvous = self.rendezvous, wait = sessionWaitTimeout
-        let models = try await Self.claimAll(rendezvous, jobID: jobID, sessions: parameters.clients.map { ("model", $0) }, timeout: wait)
+        let rendezvous = context.rendezvous, wait = context.sessionWaitTimeout
+        let models = try await context.claimAll(parameters.clients.map { ("model", $0) })
         var channels: [String: any MessageChannel] = [:]
         for c in parameters.clients { channels[c] = models["model/\(c)"] }
-        let recorder = progressRecorder(spec, unit: "rounds")
+        let recorder = context.progressRecorder(unit: "rounds")
         let rounds = Int(t.rounds)
         recorder.record(done: 0, total: rounds)
         let traffic = TrafficTally()
@@ -165,13 +227,13 @@ extension JobEngine {
         for c in models.values { traffic.add(sent: c.bytesSent, received: c.bytesReceived); await c.close() }
         let e = outcome.evaluation
         let model = ModelView(
-            id: "model-" + jobID.dropFirst(4), jobID: jobID, specHash: try JobRepository.specHash(spec), mode: t.mode, role: "aggregator",
+            id: "model-" + jobID.dropFirst(4), jobID: jobID, specHash: try context.specHash(), mode: t.mode, role: "aggregator",
             createdAt: Date(), features: t.features, label: t.label,
             weights: Dictionary(uniqueKeysWithValues: zip(t.features, outcome.model.weights)), bias: outcome.model.bias,
             datasets: Dictionary(uniqueKeysWithValues: spec.parties.map { ($0.nodeID, $0.dataset) }), training: parameters.training,
             rounds: outcome.rounds, auc: e.auc, loss: e.loss, accuracy: e.accuracy, evaluatedRows: Int(e.count))
-        let store = ModelRepository(store: self.store)
-        return Completion(inputRows: 0, bytesSent: traffic.sent, bytesReceived: traffic.received, resultRows: 1, receivedResult: true,
+        let store = ModelRepository(store: context.store)
+        return RoleCompletion(inputRows: 0, bytesSent: traffic.sent, bytesReceived: traffic.received, resultRows: 1, receivedResult: true,
                           details: ["model": .string(model.id), "rounds": .int(outcome.rounds.count), "auc": .string(String(format: "%.4f", e.auc)),
                                     "evaluated_by": .array(outcome.evaluatedBy.map { .string($0) })],
                           store: { db in try store.insert(db, model) })
@@ -210,14 +272,3 @@ actor GoneParties {
     private func isGone(_ party: String) -> Bool { gone.contains(party) }
 }
 
-/// Bytes of a job's many short sessions, added up as they end.
-final class TrafficTally: @unchecked Sendable {
-    private let lock = NSLock()
-    private var _sent: UInt64 = 0, _received: UInt64 = 0
-    private var channels: [TLSMessageChannel] = []
-    func add(sent: UInt64, received: UInt64) { lock.withLock { _sent += sent; _received += received } }
-    /// Counts a channel's bytes when the totals are read (it may still be in use now).
-    func track(_ c: TLSMessageChannel) { lock.withLock { channels.append(c) } }
-    var sent: UInt64 { lock.withLock { _sent + channels.reduce(0) { $0 + $1.bytesSent } } }
-    var received: UInt64 { lock.withLock { _received + channels.reduce(0) { $0 + $1.bytesReceived } } }
-}

@@ -5,16 +5,18 @@ import MPCProtocols
 import MPCTransport
 import MPCWire
 
-/// A `predict` job: the guest and the hosts of a vertical model score the rows they all have. Rows are
-/// aligned as in training; each host sends its partial margins x_H·w_H for the aligned rows (in the
-/// agreed order, as FATE's hetero LR does) and the guest, which holds the intercept, stores
+/// `predict`: the guest and the hosts of a vertical model score the rows they all have. Rows are
+/// aligned as in training (`VerticalRows`); each host sends its partial margins x_H·w_H for the aligned
+/// rows (in the agreed order, as FATE's hetero LR does) and the guest, which holds the intercept, stores
 /// σ(x_G·w_G + b + Σ x_H·w_H) per identifier as the job's result. Session "predict" (each host → guest).
-extension JobEngine {
-    func validatePredictSubmission(_ submission: JobSubmission) throws -> Mpcnode_V1_TrainingSpec {
+struct PredictKind: JobKind {
+    let name = "predict"
+
+    func prepare(_ submission: JobSubmission, into spec: inout Mpcnode_V1_JobSpec, context: SubmissionContext) throws {
         guard let modelJob = submission.training?.modelJob, !modelJob.isEmpty else {
             throw JobError.invalidSubmission("predict needs --model <the vertical training job>")
         }
-        guard let training = try repository.spec(jobID: modelJob), training.protocol == "train-lr", training.training.mode == "vertical" else {
+        guard let training = try context.repository.spec(jobID: modelJob), VerticalTrainingKind().describes(training) else {
             throw JobError.invalidSubmission("\(modelJob) is not a vertical training job coordinated by this node")
         }
         let parties = submission.parties.map(\.nodeID)
@@ -27,41 +29,53 @@ extension JobEngine {
         guard submission.deliverTo.isEmpty || submission.deliverTo == [parties[0]] else {
             throw JobError.invalidSubmission("the scores go to the guest (\(parties[0])) only")
         }
-        var spec = training.training
-        spec.modelJob = modelJob
-        return spec
+        spec.training = training.training
+        spec.training.modelJob = modelJob
+        // The scores go to the guest only, whatever the submission named.
+        spec.deliverTo = [parties[0]]
     }
 
-    func runPredictParty(_ spec: Mpcnode_V1_JobSpec, scratch: JobScratch) async throws -> Completion {
-        let jobID = spec.jobID
-        guard let index = spec.parties.firstIndex(where: { $0.nodeID == nodeID }) else {
-            throw JobError.invalidSubmission("this node is not a party of \(jobID)")
-        }
+
+    func policyUse(_ spec: Mpcnode_V1_JobSpec) -> JobProtocolUse { .predict }
+
+    func checkPolicy(_ spec: Mpcnode_V1_JobSpec, mine: Mpcnode_V1_PartyInput, rule: DatasetPolicy, policy: NodePolicy,
+                     nodeID: String) -> PolicyDecision {
+        // This party's features of the model and the identifier column for the alignment.
+        HorizontalTrainingKind.checkTrainingPolicy(spec, used: VerticalRows.ownFeatures(spec, nodeID: nodeID) + [mine.column],
+                                                   mine: mine, rule: rule, policy: policy, modelRecipient: nil)
+    }
+
+    func inputSize(_ spec: Mpcnode_V1_JobSpec, mine: Mpcnode_V1_PartyInput, catalog: DatasetCatalog) throws -> Int? {
+        try? catalog.describe(mine.dataset).rowCount
+    }
+
+    func run(_ context: RoleContext) async throws -> RoleCompletion {
+        let spec = context.spec, jobID = context.jobID
+        let (index, mine) = try context.myInput()
         let isGuest = index == 0
-        let mine = spec.parties[index], guestID = spec.parties[0].nodeID
-        let model = try ModelRepository(store: store).get(spec.training.modelJob)
-        guard model.mode == "vertical", model.role == (isGuest ? "guest" : "host"), model.jobID == spec.training.modelJob else {
+        let guestID = spec.parties[0].nodeID
+        let model = try ModelRepository(store: context.store).get(spec.training.modelJob)
+        guard model.mode == VerticalTrainingKind.mode, model.role == (isGuest ? "guest" : "host"), model.jobID == spec.training.modelJob else {
             throw JobError.invalidSubmission("this node holds no \(isGuest ? "guest" : "host") block of model \(spec.training.modelJob)")
         }
-        let (order, alignment) = try await alignVertically(spec, index: index, scratch: scratch)
-        let rows = try TrainingData.loadAligned(store: store, catalog: catalog, dataset: mine.dataset, idColumn: mine.column, ids: order,
+        let (order, alignment) = try await VerticalRows.align(context, index: index)
+        let rows = try TrainingData.loadAligned(store: context.store, catalog: context.catalog, dataset: mine.dataset, idColumn: mine.column, ids: order,
                                                 features: model.features, label: nil)
         let margins = (0..<rows.count).map { i in model.model.margin(rows.row(i)) }  // includes the bias (0 at a host)
-        let transport = self.transport
         var sent = alignment.bytesSent
         if !isGuest {
-            sent += try await transport.withSession(jobID: jobID, stream: "predict", to: guestID, at: try address(of: guestID)) { channel in
+            sent += try await context.withSession(stream: "predict", to: guestID) { channel in
                 try await VerticalPrediction.sendPartialScores(margins, over: channel)
             }
-            return Completion(inputRows: alignment.ownSetSize, bytesSent: sent, bytesReceived: alignment.bytesReceived, resultRows: 0,
+            return RoleCompletion(inputRows: alignment.ownSetSize, bytesSent: sent, bytesReceived: alignment.bytesReceived, resultRows: 0,
                               receivedResult: false, details: ["model": .string(model.id), "aligned_rows": .int(order.count)], store: { _ in })
         }
         let traffic = TrafficTally()
-        let hostMargins = try await receivePartialScores(jobID: jobID, stream: "predict", from: spec.parties.dropFirst().map(\.nodeID),
+        let hostMargins = try await VerticalRows.receivePartialScores(context, stream: "predict", from: spec.parties.dropFirst().map(\.nodeID),
                                                          count: order.count, traffic: traffic)
         let scores = zip(margins, hostMargins).map { LogisticModel.sigmoid($0 + $1) }
-        let repository = self.repository
-        return Completion(
+        let repository = context.repository
+        return RoleCompletion(
             inputRows: alignment.ownSetSize, bytesSent: sent, bytesReceived: alignment.bytesReceived + traffic.received, resultRows: scores.count,
             receivedResult: true, details: ["model": .string(model.id), "aligned_rows": .int(order.count)],
             store: { db in

@@ -1,0 +1,24 @@
+import Foundation
+import MPCProtocols
+
+/// Points at which an end-to-end test makes this node fail on purpose (a bank that disappears in the
+/// middle of a secure sum). A node has none unless its starter installs them: `mpcnode serve` does so
+/// only in a debug build, from `MPCNODE_FAULT_EXIT_AFTER_SECAGG_ROUND`, so a release daemon cannot be
+/// made to fail this way.
+public struct FaultHooks: Sendable {
+    /// Called by a secure-aggregation client after each round it completed.
+    public var afterSecureAggregationRound: (@Sendable (SecureAggregationClient.Round) -> Void)?
+
+    public init(afterSecureAggregationRound: (@Sendable (SecureAggregationClient.Round) -> Void)? = nil) {
+        self.afterSecureAggregationRound = afterSecureAggregationRound
+    }
+
+    /// The process exits abruptly (as if killed) right after `round` of a secure sum, named as in
+    /// `MPCNODE_FAULT_EXIT_AFTER_SECAGG_ROUND` (advertise, shareKeys, maskedInput, unmask); nil for any other name.
+    public static func exitAfterSecureAggregationRound(named name: String) -> FaultHooks? {
+        let rounds: [String: SecureAggregationClient.Round] = ["advertise": .advertise, "shareKeys": .shareKeys,
+                                                               "maskedInput": .maskedInput, "unmask": .unmask]
+        guard let round = rounds[name] else { return nil }
+        return FaultHooks(afterSecureAggregationRound: { completed in if completed == round { _exit(137) } })
+    }
+}

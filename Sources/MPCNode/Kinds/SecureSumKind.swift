@@ -1,0 +1,166 @@
+import Foundation
+import MPCProtocols
+import MPCTransport
+import MPCWire
+
+/// `secure-sum`: each data owner aggregates its own SQLite locally (`AggregateSpec`) and contributes the
+/// vector as a client of secure aggregation with dropouts (Protocols/secure-aggregation.md); the single
+/// node in `deliver_to` (the regulator) runs the server and stores the report, small cells suppressed.
+/// The job is the server's: a client that fails is a dropout, recorded in the report.
+struct SecureSumKind: JobKind {
+    let name = "secure-sum"
+
+    func prepare(_ submission: JobSubmission, into spec: inout Mpcnode_V1_JobSpec, context: SubmissionContext) throws {
+        let partyIDs = submission.parties.map(\.nodeID)
+        guard submission.parties.count >= 2 else { throw JobError.invalidSubmission("a secure sum needs at least two parties") }
+        guard submission.deliverTo.count == 1, let server = submission.deliverTo.first, !partyIDs.contains(server), server != context.nodeID else {
+            throw JobError.invalidSubmission("a secure sum is delivered to exactly one node that is not a party (the regulator), with --deliver-to")
+        }
+        try context.requireKnown(server)
+        guard let a = submission.aggregate else { throw JobError.invalidSubmission("a secure sum needs an aggregate (--measure, --group-by, --groups)") }
+        var aggregate = Mpcnode_V1_AggregateSpec()
+        aggregate.groupBy = a.groupBy ?? ""
+        aggregate.groups = a.groups
+        aggregate.decimals = UInt32(max(0, a.decimals))
+        aggregate.minCellRecords = UInt64(max(1, a.minCellRecords))
+        aggregate.minCellParties = UInt32(max(1, a.minCellParties))
+        for m in a.measures {
+            let parts = m.split(separator: ":", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { throw JobError.invalidSubmission("measure '\(m)' is not function:column (sum:balance, count:account)") }
+            aggregate.measures.append(.with { $0.function = parts[0]; $0.column = parts[1] })
+        }
+        do { try LocalAggregate(spec: aggregate, parties: partyIDs.count).validate() } catch { throw JobError.invalidSubmission("\(error)") }
+        if let t = submission.threshold {
+            guard (2...partyIDs.count).contains(t) else { throw JobError.invalidSubmission("threshold \(t) must lie in 2…\(partyIDs.count)") }
+        }
+        spec.aggregate = aggregate
+    }
+
+    private func server(_ spec: Mpcnode_V1_JobSpec) -> String { spec.deliverTo.first ?? "" }
+
+    func participants(of spec: Mpcnode_V1_JobSpec) -> [String] {
+        var nodes = spec.parties.map(\.nodeID)
+        if let s = spec.deliverTo.first, !nodes.contains(s) { nodes.append(s) }
+        return nodes
+    }
+
+    func outcomeOwner(of spec: Mpcnode_V1_JobSpec) -> String? { spec.deliverTo.first }
+
+    func failureIsDropout(_ spec: Mpcnode_V1_JobSpec, node: String, error: Error?) -> Bool { node != server(spec) }
+
+    /// The sum goes on without clients that could not be started (dropouts); only the server is essential.
+    func toleratesStartFailure(of node: String, in spec: Mpcnode_V1_JobSpec) -> Bool { node != server(spec) }
+
+    func roleWithoutData(of node: String, in spec: Mpcnode_V1_JobSpec) -> String? {
+        spec.deliverTo == [node] && !spec.parties.contains { $0.nodeID == node } ? "server" : nil
+    }
+
+    func policyUse(_ spec: Mpcnode_V1_JobSpec) -> JobProtocolUse { .secureSum }
+
+    func checkPolicy(_ spec: Mpcnode_V1_JobSpec, mine: Mpcnode_V1_PartyInput, rule: DatasetPolicy, policy: NodePolicy,
+                     nodeID: String) -> PolicyDecision {
+        let aggregate = LocalAggregate(spec: spec.aggregate, parties: spec.parties.count)
+        for column in aggregate.columns.sorted() where !rule.columns.contains(column) {
+            return .refused(reason: "column '\(column)' of dataset '\(mine.dataset)' may not be aggregated")
+        }
+        guard spec.aggregate.minCellRecords >= UInt64(rule.minimumCellRecords) else {
+            return .refused(reason: "cells with fewer than \(rule.minimumCellRecords) records must be suppressed (the job asks \(spec.aggregate.minCellRecords))")
+        }
+        guard spec.aggregate.minCellParties >= UInt32(rule.minimumCellParties) else {
+            return .refused(reason: "cells with fewer than \(rule.minimumCellParties) parties must be suppressed (the job asks \(spec.aggregate.minCellParties))")
+        }
+        return .allowed
+    }
+
+    func inputSize(_ spec: Mpcnode_V1_JobSpec, mine: Mpcnode_V1_PartyInput, catalog: DatasetCatalog) throws -> Int? {
+        try? catalog.describe(mine.dataset).rowCount
+    }
+
+    func run(_ context: RoleContext) async throws -> RoleCompletion {
+        context.nodeID == server(context.spec) ? try await runServer(context) : try await runClient(context)
+    }
+
+    func parameters(_ context: RoleContext) -> SecureAggregationParameters {
+        let spec = context.spec
+        let aggregate = LocalAggregate(spec: spec.aggregate, parties: spec.parties.count)
+        return SecureAggregationParameters(jobID: spec.jobID, clients: spec.parties.map(\.nodeID), server: server(spec),
+                                           length: aggregate.length, threshold: spec.threshold > 0 ? Int(spec.threshold) : nil,
+                                           roundTimeout: context.roundTimeout)
+    }
+
+    /// Client: computes the local aggregate from SQLite (before anything is sent), then runs the client role.
+    private func runClient(_ context: RoleContext) async throws -> RoleCompletion {
+        let spec = context.spec
+        let (_, mine) = try context.myInput()
+        let server = server(spec)
+        let aggregate = LocalAggregate(spec: spec.aggregate, parties: spec.parties.count)
+        let table = NodeStore.tableName(forDataset: mine.dataset)
+        let vector = try context.store.read { db in try aggregate.compute(db, table: table) }
+        let rows = try context.catalog.describe(mine.dataset).rowCount
+        let startedHash = try context.recordStarted(["server": .string(server), "input_rows": .int(rows), "vector_length": .int(vector.count)])
+        let parameters = parameters(context)
+        let auth = try context.keyAuthentication()
+        let me = context.nodeID
+        let fault = context.faults?.afterSecureAggregationRound
+        let (outcome, sent, received) = try await context.withSession(to: server) { channel in
+            let o = try await SecureAggregationClient(parameters: parameters, me: me, input: vector, channel: channel, authentication: auth,
+                                                      auditRecordHash: AuditLog.hashBytes(startedHash), afterRound: fault).run()
+            return (o, channel.bytesSent, channel.bytesReceived)
+        }
+        return RoleCompletion(inputRows: rows, bytesSent: sent, bytesReceived: received, resultRows: 0, receivedResult: false,
+                              details: ["server": .string(server), "included": .bool(outcome.included.contains(me)),
+                                        "clients_in_sum": .int(outcome.included.count)],
+                              store: { _ in })
+    }
+
+    /// Server: collects the clients' sessions, runs the server role, and builds the report (with small
+    /// cells suppressed), stored in the same transaction that marks the job succeeded.
+    private func runServer(_ context: RoleContext) async throws -> RoleCompletion {
+        let spec = context.spec
+        let parameters = parameters(context)
+        try context.recordStarted(["role": .string("aggregation server"), "clients": .array(parameters.clients.map { .string($0) })])
+        let channels = await context.claimEach(from: parameters.clients)
+        let outcome = try await SecureAggregationServer(parameters: parameters, channels: channels).run()
+        let report = Self.report(spec: spec, outcome: outcome, started: context.started, kind: name)
+        let reports = ReportRepository(store: context.store)
+        let suppressed = report.cells.filter(\.suppressed).count
+        return RoleCompletion(
+            inputRows: 0, bytesSent: outcome.bytesSent, bytesReceived: outcome.bytesReceived,
+            resultRows: report.cells.count, receivedResult: true,
+            details: ["report": .string(report.id), "included": .array(outcome.included.map { .string($0) }),
+                      "dropped": .array(outcome.dropped.map { .string("\($0.client) (\($0.round): \($0.reason))") }),
+                      "cells": .int(report.cells.count), "suppressed_cells": .int(suppressed)],
+            store: { db in try reports.insert(db, report) })
+    }
+
+    static func report(spec: Mpcnode_V1_JobSpec, outcome: SecureAggregationServer.Outcome, started: Date, kind: String) -> ReportView {
+        let a = spec.aggregate
+        let aggregate = LocalAggregate(spec: a, parties: spec.parties.count)
+        let totals = LocalAggregate.signed(outcome.sum)
+        let width = LocalAggregate.slotsPerCellBeforeMeasures + a.measures.count
+        let names = a.measures.map { "\($0.function)(\($0.column))" }
+        let cells = aggregate.cells.enumerated().map { (i, group) -> ReportView.Cell in
+            let records = totals[i * width], parties = totals[i * width + 1]
+            var reason: String?
+            if records < Int64(a.minCellRecords) { reason = "fewer than \(a.minCellRecords) records" }
+            else if parties < Int64(a.minCellParties) { reason = "fewer than \(a.minCellParties) parties" }
+            guard reason == nil else {
+                return ReportView.Cell(group: group, records: nil, parties: nil, values: [:], suppressed: true, suppressionReason: reason)
+            }
+            var values: [String: String] = [:]
+            for (k, m) in a.measures.enumerated() {
+                let v = totals[i * width + 2 + k]
+                values[names[k]] = m.function == "sum" ? ReportRepository.decimalText(v, decimals: Int(a.decimals)) : String(v)
+            }
+            return ReportView.Cell(group: group, records: records, parties: parties, values: values, suppressed: false, suppressionReason: nil)
+        }
+        return ReportView(id: "report-" + spec.jobID.dropFirst(4), kind: kind, notes: nil, jobID: spec.jobID, specHash: (try? JobRepository.specHash(spec)) ?? "",
+                          coordinator: spec.coordinator, createdAt: Date(), startedAt: started,
+                          groupBy: a.groupBy.isEmpty ? nil : a.groupBy, measures: names, decimals: Int(a.decimals),
+                          minCellRecords: Int(a.minCellRecords), minCellParties: Int(a.minCellParties),
+                          included: outcome.included,
+                          // Clients lost after their masked input are still in the sum: only the others are "dropped".
+                          dropped: outcome.dropped.map(\.client).filter { !outcome.included.contains($0) },
+                          participantAuditHashes: outcome.auditRecordHashes, cells: cells)
+    }
+}
