@@ -7,10 +7,11 @@
 //   MPCCrypto      crypto primitives           group operations, hashing to the group, keyed shuffles
 //   MPCLearning    models                      logistic regression, metrics, fixed point (pure Swift)
 //   MPCWire        wire schema                 Swift generated from Protocols/*.proto (committed)
-//   MPCProtocols   protocols                   transport-free roles over `MessageChannel`
+//   MPCProtocols   protocols                   transport-free roles over `MessageChannel`; composite ones over `SessionPort`
 //   MPCIdentity    consortium PKI              CA, node certificates, identity of a certificate
-//   MPCTransport   peer transport              TLS 1.3 + mutual authentication, length-prefixed frames
-//   MPCNode        the node                    config, store, policy, jobs, audit, admin endpoint, daemon
+//   MPCTransport   peer transport              TLS 1.3 + mutual authentication, frames, the TLS session port
+//   MPCNode        the node                    engine (a job's lifecycle), kinds (one file per job kind),
+//                                              store, policy, audit, admin endpoint, daemon
 //   mpcnode        CLI                         `mpcnode serve | ca | data | job | bench`
 import PackageDescription
 
@@ -72,7 +73,9 @@ let package = Package(
         .target(
             name: "MPCTransport",
             dependencies: [
-                "MPCIdentity", "MPCProtocols",
+                "MPCIdentity", "MPCProtocols", "MPCWire",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "X509", package: "swift-certificates"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -98,13 +101,15 @@ let package = Package(
         .executableTarget(
             name: "mpcnode",
             dependencies: [
-                "MPCNode", "MPCLearning",
+                "MPCNode", "MPCLearning", "MPCCrypto", "MPCIdentity",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // Helpers shared by the test targets (wire inspection); not part of any product.
         .target(name: "MPCTestSupport", dependencies: ["CSodium", "MPCIdentity"]),
-        .testTarget(name: "MPCCryptoTests", dependencies: ["MPCCrypto"]),
+        .testTarget(name: "MPCCryptoTests", dependencies: ["MPCCrypto", "CSodium"]),
         .testTarget(name: "MPCLearningTests", dependencies: ["MPCLearning"]),
         .testTarget(name: "MPCProtocolsTests", dependencies: ["MPCProtocols", "MPCCrypto", "MPCWire", "MPCTestSupport", "MPCIdentity", "MPCLearning"]),
         .testTarget(name: "MPCTransportTests", dependencies: ["MPCTransport", "MPCIdentity", "MPCProtocols", "MPCTestSupport", "MPCCrypto", "MPCWire", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio")]),

@@ -240,7 +240,7 @@ public final class PeerTransport: Sendable {
             do {
                 return try await body(session)
             } catch {
-                session.abort()
+                await session.abort()
                 throw error
             }
         }

@@ -8,7 +8,7 @@ import NIOSSL
 /// `send` returns once the frame has been handed to the kernel (so the channel applies back-pressure
 /// and closing never discards a written message); `receive` throws `ChannelError` when the peer closes,
 /// the connection breaks, a frame is truncated or too large, or the peer is silent past the idle limit.
-public final class TLSMessageChannel: MessageChannel, @unchecked Sendable {
+public final class TLSMessageChannel: MessageChannel, CountsBytes, @unchecked Sendable {
     public let peer: NodeID
     private let channel: Channel
     private var iterator: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator
@@ -84,7 +84,7 @@ public final class TLSMessageChannel: MessageChannel, @unchecked Sendable {
         do {
             result = try await body()
         } catch {
-            for c in channels { c.abort(); await c.close() }
+            for c in channels { await c.abort(); await c.close() }
             throw error
         }
         for c in channels { await c.close() }

@@ -8,6 +8,7 @@ public enum TransportError: Error, CustomStringConvertible {
     case unexpectedFrame(peer: String, detail: String)
     case connectionClosed(peer: String)
     case unsupportedWireVersion(peer: String, version: UInt32)
+    case unknownPeer(String)
 
     public var description: String {
         switch self {
@@ -18,6 +19,7 @@ public enum TransportError: Error, CustomStringConvertible {
         case .idleTimeout(let s): return "nothing received for \(Int(s)) s"
         case .unexpectedFrame(let p, let d): return "unexpected frame from \(p): \(d)"
         case .connectionClosed(let p): return "\(p) closed the connection"
+        case .unknownPeer(let p): return "\(p) is not a peer in this node's configuration (peers:)"
         case .unsupportedWireVersion(let p, let v): return "\(p) speaks wire version \(v); this node speaks \(PeerTransport.wireVersion)"
         }
     }

@@ -37,7 +37,7 @@ struct ModelCommand: AsyncParsableCommand {
                 spec hash    \(m.specHash)
                 trained on   \(m.datasets.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ", "))
                 label        \(m.label.isEmpty ? "(held by the guest)" : m.label)
-                training     \(m.mode == "vertical" ? "epochs" : "rounds") \(p.rounds), local epochs \(p.localEpochs), learning rate \(p.learningRate), L2 \(p.l2), batch \(p.batchSize), tolerance \(p.tolerance)
+                training     \(m.isVertical ? "epochs" : "rounds") \(p.rounds), local epochs \(p.localEpochs), learning rate \(p.learningRate), L2 \(p.l2), batch \(p.batchSize), tolerance \(p.tolerance)
                 evaluation   \(m.auc == nil ? "final Taylor-approximated loss \(f(m.loss)) (metrics are computed at the guest only)" : "AUC \(f(m.auc)), log-loss \(f(m.loss)), accuracy \(f(m.accuracy)) on \(m.evaluatedRows.map(String.init) ?? "-") rows")
 
                 """)
@@ -51,9 +51,9 @@ struct ModelCommand: AsyncParsableCommand {
                 if m.role == "guest" { print("(the host's features' weights are held by the host)") }
             }
             if !m.rounds.isEmpty {
-                print(m.mode == "vertical" ? "\ntraining curve (Taylor-approximated log-loss over each epoch)"
+                print(m.isVertical ? "\ntraining curve (Taylor-approximated log-loss over each epoch)"
                                            : "\ntraining curve (the consortium's log-loss at the start of each round)")
-                print(TextTable.render(header: [m.mode == "vertical" ? "epoch" : "round", "loss", "rows", "contributors"],
+                print(TextTable.render(header: [m.isVertical ? "epoch" : "round", "loss", "rows", "contributors"],
                                        rows: m.rounds.map { ["\($0.round)", String(format: "%.6f", $0.loss), $0.samples > 0 ? "\($0.samples)" : "-",
                                                              $0.contributors.joined(separator: ",")] }))
             }

@@ -31,12 +31,12 @@ struct ReportCommand: AsyncParsableCommand {
         func run() async throws {
             let r = try await ReportCommand.fetch(options, id)
             print("""
-                report       \(r.id)   (\(r.kind ?? "secure-sum") job \(r.jobID), coordinator \(r.coordinator))
+                report       \(r.id)   (\(r.kindName) job \(r.jobID), coordinator \(r.coordinator))
                 spec hash    \(r.specHash)
                 computed     \(Format.date(r.startedAt)) → \(Format.date(r.createdAt))
                 included     \(r.included.count): \(r.included.joined(separator: ", "))
                 dropped      \(r.dropped.isEmpty ? "none" : r.dropped.joined(separator: ", "))
-                protection   \(r.kind == nil || r.kind == "secure-sum" ? "cells with fewer than \(r.minCellRecords) records or \(r.minCellParties) parties are suppressed" : "per-identifier rows held by fewer than \(r.minCellParties) parties are suppressed")
+                protection   \(r.protection)
                 audit        \(r.participantAuditHashes.isEmpty ? "-" : r.participantAuditHashes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.prefix(16))…" }.joined(separator: ", "))
                 \((r.notes ?? []).map { "note         \($0)" }.joined(separator: "\n"))
 

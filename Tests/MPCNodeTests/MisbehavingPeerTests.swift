@@ -51,7 +51,7 @@ final class MisbehavingPeerTests: XCTestCase {
             ("truncated stream", { ch in
                 try? await ch.send(header)
                 try? await ch.send(flipped)
-                ch.abort()  // the connection ends before the stream does
+                await ch.abort()  // the connection ends before the stream does
             }, "bank-b"),
         ]
         for (name, script, expected) in scripts {

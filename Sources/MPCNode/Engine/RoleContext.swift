@@ -20,8 +20,10 @@ struct RoleContext: Sendable {
     let repository: JobRepository
     let catalog: DatasetCatalog
     let audit: AuditLog
+    /// The job's sessions with the other participants (TLS between daemons).
+    let sessions: any SessionPort
+    /// For control messages (progress to the coordinator).
     let transport: PeerTransport
-    let rendezvous: SessionRendezvous
     let logger: Logger
     /// How long a role waits for a peer's session to arrive.
     let sessionWaitTimeout: Duration
@@ -96,77 +98,33 @@ struct RoleContext: Sendable {
     }
 
     /// Opens a session of `stream` to `peer` and runs `body` over it.
-    func withSession<R: Sendable>(stream: String = "", to peer: String, _ body: (TLSMessageChannel) async throws -> R) async throws -> R {
-        try await transport.withSession(jobID: jobID, stream: stream, to: peer, at: try address(of: peer), body)
+    func withSession<R: Sendable>(stream: String = "", to peer: String, _ body: (any MessageChannel) async throws -> R) async throws -> R {
+        try await sessions.withSession(stream: stream, to: peer, body)
     }
 
     /// Opens one session of `stream` to each of `peers` (in order) and runs `body` with them.
-    func withSessions<R: Sendable>(stream: String, to peers: [String], _ body: ([TLSMessageChannel]) async throws -> R) async throws -> R {
-        guard let first = peers.first else { return try await body([]) }
-        return try await withSession(stream: stream, to: first) { channel in
-            try await withSessions(stream: stream, to: Array(peers.dropFirst())) { rest in try await body([channel] + rest) }
-        }
+    func withSessions<R: Sendable>(stream: String, to peers: [String], _ body: ([any MessageChannel]) async throws -> R) async throws -> R {
+        try await sessions.withSessions(stream: stream, to: peers, body)
     }
 
-    /// Waits for `peer`'s session of `stream`.
-    func claim(stream: String = "", from peer: String, timeout: Duration? = nil) async throws -> TLSMessageChannel {
-        try await rendezvous.claim(jobID: jobID, stream: stream, peer: peer, timeout: timeout ?? sessionWaitTimeout)
+    /// Waits for `peer`'s session of `stream` (the caller closes it, e.g. with `sessions.using`).
+    func claim(stream: String = "", from peer: String, timeout: Duration? = nil) async throws -> any MessageChannel {
+        try await sessions.accept(stream: stream, from: peer, timeout: timeout ?? sessionWaitTimeout)
     }
 
-    /// Claims several inbound sessions (stream, peer), keyed "stream/peer". If one cannot be claimed,
-    /// the job's other claims are cancelled, the sessions already claimed are closed, and the error is thrown.
-    func claimAll(_ sessions: [(stream: String, peer: String)], timeout: Duration? = nil) async throws -> [String: TLSMessageChannel] {
-        let rendezvous = rendezvous, jobID = jobID, timeout = timeout ?? sessionWaitTimeout
-        let results = await withTaskGroup(of: (String, Result<TLSMessageChannel, Error>).self) { group in
-            for (stream, peer) in sessions {
-                group.addTask {
-                    do { return ("\(stream)/\(peer)", .success(try await rendezvous.claim(jobID: jobID, stream: stream, peer: peer, timeout: timeout))) }
-                    catch { return ("\(stream)/\(peer)", .failure(error)) }
-                }
-            }
-            var out: [(String, Result<TLSMessageChannel, Error>)] = []
-            var cancelled = false
-            for await r in group {
-                out.append(r)
-                if case .failure(let e) = r.1, !cancelled {
-                    cancelled = true
-                    await rendezvous.cancelClaims(jobID: jobID, reason: "\(e)")
-                }
-            }
-            return out
-        }
-        var claimed: [String: TLSMessageChannel] = [:]
-        var failure: Error?
-        for (key, r) in results {
-            switch r {
-            case .success(let c): claimed[key] = c
-            case .failure(let e): failure = failure ?? e
-            }
-        }
-        if let failure {
-            for c in claimed.values { c.abort(); await c.close() }
-            throw failure
-        }
-        return claimed
+    /// Accepts several sessions (stream, peer), keyed "stream/peer"; all or none (`SessionPort.acceptAll`).
+    func claimAll(_ wanted: [(stream: String, peer: String)], timeout: Duration? = nil) async throws -> [String: any MessageChannel] {
+        try await sessions.acceptAll(wanted, timeout: timeout ?? sessionWaitTimeout)
     }
 
-    /// Claims the sessions of `stream` that `peers` open, leniently: a peer that does not open its session
-    /// in time is left out (a dropout of a secure sum), never fails the claim.
+    /// Accepts the sessions of `stream` that `peers` open, leaving out those that do not arrive in time.
     func claimEach(stream: String = "", from peers: [String]) async -> [String: any MessageChannel] {
-        let rendezvous = rendezvous, jobID = jobID, wait = sessionWaitTimeout
-        return await withTaskGroup(of: (String, TLSMessageChannel?).self) { group in
-            for p in peers {
-                group.addTask { (p, try? await rendezvous.claim(jobID: jobID, stream: stream, peer: p, timeout: wait)) }
-            }
-            var out: [String: any MessageChannel] = [:]
-            for await (p, channel) in group { if let channel { out[p] = channel } }
-            return out
-        }
+        await sessions.acceptEach(stream: stream, from: peers, timeout: sessionWaitTimeout)
     }
 
     /// Ends every claim of this job still waiting (the role failed).
     func cancelClaims(reason: String) async {
-        await rendezvous.cancelClaims(jobID: jobID, reason: reason)
+        await sessions.cancelAccepts(reason: reason)
     }
 }
 
@@ -191,17 +149,4 @@ final class JobScratch: @unchecked Sendable {
         let pending = lock.withLock { defer { actions.removeAll() }; return actions }
         for a in pending { a() }
     }
-}
-
-/// Bytes of a job's many short sessions, added up as they end.
-final class TrafficTally: @unchecked Sendable {
-    private let lock = NSLock()
-    private var _sent: UInt64 = 0, _received: UInt64 = 0
-    private var channels: [TLSMessageChannel] = []
-    func add(sent: UInt64, received: UInt64) { lock.withLock { _sent += sent; _received += received } }
-    /// Counts a channel's bytes when the totals are read (it may still be in use now).
-    func track(_ c: TLSMessageChannel) { lock.withLock { channels.append(c) } }
-    func add(_ channels: [TLSMessageChannel]) { for c in channels { add(sent: c.bytesSent, received: c.bytesReceived) } }
-    var sent: UInt64 { lock.withLock { _sent + channels.reduce(0) { $0 + $1.bytesSent } } }
-    var received: UInt64 { lock.withLock { _received + channels.reduce(0) { $0 + $1.bytesReceived } } }
 }

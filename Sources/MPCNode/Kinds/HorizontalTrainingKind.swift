@@ -13,7 +13,7 @@ import MPCWire
 struct HorizontalTrainingKind: JobKind {
     /// The wire name both training modes share (the mode tells them apart).
     static let trainingName = "train-lr"
-    static let mode = "horizontal"
+    static let mode = TrainingMode.horizontal.rawValue
     let name = HorizontalTrainingKind.trainingName
 
     func accepts(_ submission: JobSubmission) -> Bool {
@@ -154,7 +154,7 @@ struct HorizontalTrainingKind: JobKind {
         let rounds = Int(t.rounds)
         recorder.record(done: 0, total: rounds)
         let (outcome, sent, received) = try await context.withSession(stream: "model", to: t.aggregator) { channel in
-            let traffic = TrafficTally()
+            let traffic = SessionTraffic()
             var client = HorizontalLRClient(
                 parameters: parameters, me: me, training: training, evaluation: evaluation, modelChannel: channel,
                 withSum: { stream, body in
@@ -191,14 +191,14 @@ struct HorizontalTrainingKind: JobKind {
             "role": .string("aggregator"),
             "parties": .array(parameters.clients.map { .string($0) }), "rounds": .int(Int(t.rounds)),
         ])
-        let rendezvous = context.rendezvous, wait = context.sessionWaitTimeout
+        let sessions = context.sessions, wait = context.sessionWaitTimeout
         let models = try await context.claimAll(parameters.clients.map { ("model", $0) })
         var channels: [String: any MessageChannel] = [:]
         for c in parameters.clients { channels[c] = models["model/\(c)"] }
         let recorder = context.progressRecorder(unit: "rounds")
         let rounds = Int(t.rounds)
         recorder.record(done: 0, total: rounds)
-        let traffic = TrafficTally()
+        let traffic = SessionTraffic()
         // A party never sends on its model session: anything arriving there (its end, an abort, a lost
         // connection) means it is gone, and later sums stop waiting for it.
         let gone = GoneParties()
@@ -208,10 +208,10 @@ struct HorizontalTrainingKind: JobKind {
             parameters: parameters, modelChannels: channels,
             sumChannels: { stream in
                 // Parties that do not open their session of this sum in time, or are gone, are left out of it (dropouts).
-                await withTaskGroup(of: (String, TLSMessageChannel?).self) { group in
+                await withTaskGroup(of: (String, (any MessageChannel)?).self) { group in
                     for c in parameters.clients {
                         group.addTask {
-                            let claim = Task { try await rendezvous.claim(jobID: jobID, stream: stream, peer: c, timeout: wait) }
+                            let claim = Task { try await sessions.accept(stream: stream, from: c, timeout: wait) }
                             let channel = await withTaskCancellationHandler {
                                 await gone.race(c, claim)
                             } onCancel: { claim.cancel() }
@@ -257,13 +257,12 @@ actor GoneParties {
 
     /// The claimed session, or nil if the party is (or goes) away first or the claim fails. A session claimed
     /// after the party is known to be gone is closed.
-    nonisolated func race(_ party: String, _ claim: Task<TLSMessageChannel, Error>) async -> TLSMessageChannel? {
+    nonisolated func race(_ party: String, _ claim: Task<any MessageChannel, Error>) async -> (any MessageChannel)? {
         let goneFirst = Task { await self.waitGone(party); claim.cancel() }
         defer { goneFirst.cancel() }
         let result = try? await claim.value
         if await self.isGone(party), let result {
-            result.abort()
-            await result.close()
+            await result.abort()
             return nil
         }
         return result

@@ -1,3 +1,4 @@
+import MPCProtocols
 import MPCTransport
 import MPCWire
 

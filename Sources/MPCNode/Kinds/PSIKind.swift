@@ -59,7 +59,7 @@ struct PSIKind: JobKind {
             }
         } else {
             let channel = try await context.claim(from: other.nodeID)
-            report = try await TLSMessageChannel.using([channel]) {
+            report = try await context.sessions.using([channel]) {
                 try await PSIParty(configuration: config, source: s, channel: channel, progress: onProgress).run()
             }
         }

@@ -70,7 +70,7 @@ struct PredictKind: JobKind {
             return RoleCompletion(inputRows: alignment.ownSetSize, bytesSent: sent, bytesReceived: alignment.bytesReceived, resultRows: 0,
                               receivedResult: false, details: ["model": .string(model.id), "aligned_rows": .int(order.count)], store: { _ in })
         }
-        let traffic = TrafficTally()
+        let traffic = SessionTraffic()
         let hostMargins = try await VerticalRows.receivePartialScores(context, stream: "predict", from: spec.parties.dropFirst().map(\.nodeID),
                                                          count: order.count, traffic: traffic)
         let scores = zip(margins, hostMargins).map { LogisticModel.sigmoid($0 + $1) }

@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import GRDB
 import MPCLearning
@@ -12,7 +11,7 @@ import MPCWire
 /// own block of the model. Sessions: "align" and "aligned" (guest → each host), "vlr" (guest → each host,
 /// guest → arbiter, host → arbiter, host i → host i+1), "evaluate" (each host → guest).
 struct VerticalTrainingKind: JobKind {
-    static let mode = "vertical"
+    static let mode = TrainingMode.vertical.rawValue
     let name = HorizontalTrainingKind.trainingName
 
     func accepts(_ submission: JobSubmission) -> Bool { submission.protocolName == name && submission.training?.mode == Self.mode }
@@ -122,7 +121,7 @@ struct VerticalTrainingKind: JobKind {
         context.logger.info("vertical training aligned", metadata: ["job": "\(jobID)", "rows": "\(aligned.count)", "role": "\(isGuest ? "guest" : "host")"])
         // 2. Training.
         let parameters = Self.parameters(spec, rows: aligned.count)
-        let traffic = TrafficTally()
+        let traffic = SessionTraffic()
         let recorder = context.progressRecorder(unit: "epochs"), epochs = Int(t.rounds)
         let onEpoch: @Sendable (Int, Double) -> Void = { epoch, loss in recorder.record(done: epoch, total: epochs, loss: loss) }
         recorder.record(done: 0, total: epochs)
@@ -133,7 +132,7 @@ struct VerticalTrainingKind: JobKind {
                     var guest = VerticalLRGuest(parameters: parameters, data: aligned, hosts: toHosts, arbiter: arbiter)
                     guest.onEpoch = onEpoch
                     let (model, losses) = try await guest.run()
-                    traffic.add(toHosts + [arbiter])
+                    for c in toHosts + [arbiter] { traffic.add(sent: c.bytesSent, received: c.bytesReceived) }
                     return (model.weights, model.bias, losses)
                 }
             }
@@ -144,14 +143,14 @@ struct VerticalTrainingKind: JobKind {
             let claimed = try await context.claimAll(claims)
             let guest = claimed["vlr/\(guestID)"]!, previous = index > 1 ? claimed["vlr/\(spec.parties[index - 1].nodeID)"] : nil
             let nextHost = index + 1 < spec.parties.count ? [spec.parties[index + 1].nodeID] : []
-            result = try await TLSMessageChannel.using(Array(claimed.values)) {
+            result = try await context.sessions.using(Array(claimed.values)) {
                 try await context.withSession(stream: "vlr", to: t.aggregator) { arbiter in
                     try await context.withSessions(stream: "vlr", to: nextHost) { next in
                         var host = VerticalLRHost(parameters: parameters, features: aligned, guest: guest, arbiter: arbiter,
                                                   previous: previous, next: next.first)
                         host.onEpoch = onEpoch
                         let (weights, losses) = try await host.run()
-                        traffic.add([guest, arbiter] + next + (previous.map { [$0] } ?? []))
+                        for c in [guest, arbiter] + next + (previous.map { [$0] } ?? []) { traffic.add(sent: c.bytesSent, received: c.bytesReceived) }
                         return (weights, 0, losses)
                     }
                 }
@@ -207,7 +206,7 @@ struct VerticalTrainingKind: JobKind {
         let recorder = context.progressRecorder(unit: "epochs"), epochs = Int(t.rounds)
         arbiter.onEpoch = { epoch, loss in recorder.record(done: epoch, total: epochs, loss: loss) }
         recorder.record(done: 0, total: epochs)
-        let losses = try await TLSMessageChannel.using(Array(claimed.values)) { try await arbiter.run() }
+        let losses = try await context.sessions.using(Array(claimed.values)) { try await arbiter.run() }
         let sent = claimed.values.reduce(0) { $0 + $1.bytesSent }, received = claimed.values.reduce(0) { $0 + $1.bytesReceived }
         let model = ModelView(
             id: "model-" + jobID.dropFirst(4), jobID: jobID, specHash: try context.specHash(), mode: Self.mode, role: "arbiter",

@@ -62,8 +62,6 @@ public struct AuditLog: Sendable {
         return hash
     }
 
-    /// Appends a record in a transaction of its own.
-    @discardableResult
     /// The bytes of a record hash as `append` returns it (hex), for messages that carry it.
     static func hashBytes(_ hex: String) -> [UInt8] {
         var out: [UInt8] = []
@@ -75,6 +73,8 @@ public struct AuditLog: Sendable {
         return out
     }
 
+    /// Appends a record in a transaction of its own.
+    @discardableResult
     public func append(event: String, jobID: String?, details: [String: AuditValue]) throws -> String {
         try store.pool.write { db in try append(db, event: event, jobID: jobID, details: details) }
     }

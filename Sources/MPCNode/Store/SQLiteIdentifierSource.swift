@@ -49,10 +49,12 @@ public final class SQLiteIdentifierSource: IdentifierSource, @unchecked Sendable
         let table = NodeStore.quote(NodeStore.tableName(forDataset: dataset))
         let c = NodeStore.quote(column)
         let count: Int = try queue.inDatabase { db in
-            try db.execute(sql: "PRAGMA journal_mode = OFF")
+            try db.execute(sql: "PRAGMA main.journal_mode = OFF")
             try db.execute(sql: "ATTACH DATABASE ? AS src", arguments: [store.path.path])
             try db.execute(sql: "CREATE TABLE input (identifier TEXT NOT NULL, total INTEGER NOT NULL DEFAULT 0)")
-            try db.inTransaction {
+            // Deferred: IMMEDIATE (GRDB's default) would take the write lock of every attached database,
+            // so the node could not write (accept a proposal, record an outcome) while the snapshot is copied.
+            try db.inTransaction(.deferred) {
                 if let valueColumn {
                     let v = NodeStore.quote(valueColumn)
                     try db.execute(sql: """

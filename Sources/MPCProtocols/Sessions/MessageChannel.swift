@@ -18,6 +18,22 @@ public protocol MessageChannel: Sendable {
     func receive() async throws -> [UInt8]
     /// Closes the sending direction once everything queued has been written.
     func close() async
+    /// Ends the channel at once after an error, so the peer sees the end without waiting for a timeout.
+    func abort() async
+}
+
+extension MessageChannel {
+    public func abort() async { await close() }
+    /// Bytes this channel sent so far, where it counts them (0 otherwise).
+    public var bytesSent: UInt64 { (self as? any CountsBytes)?.bytesSent ?? 0 }
+    /// Bytes this channel received so far, where it counts them (0 otherwise).
+    public var bytesReceived: UInt64 { (self as? any CountsBytes)?.bytesReceived ?? 0 }
+}
+
+/// A channel that counts the bytes it carried (a session's traffic, for a job's metrics).
+public protocol CountsBytes: AnyObject, Sendable {
+    var bytesSent: UInt64 { get }
+    var bytesReceived: UInt64 { get }
 }
 
 /// Why a channel could not deliver a message.

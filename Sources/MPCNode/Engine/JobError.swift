@@ -4,7 +4,6 @@ public enum JobError: Error, CustomStringConvertible, Equatable {
     case unknownPeer(String)
     case refused(by: String, reason: String)
     case unreachable(node: String, detail: String)
-    case peerDidNotConnect(peer: String, seconds: Int)
     case aborted(reason: String)
     case interruptedByRestart
     /// A result was withheld because it is smaller than a policy allows.
@@ -24,7 +23,6 @@ public enum JobError: Error, CustomStringConvertible, Equatable {
         case .unknownPeer(let p): return "\(p) is not a peer in this node's configuration (peers:)"
         case .refused(let n, let r): return "refused by \(n): \(r)"
         case .unreachable(let n, let d): return "\(n) is unreachable: \(d)"
-        case .peerDidNotConnect(let p, let s): return "\(p) did not open its session within \(s) s"
         case .aborted(let r): return "aborted: \(r)"
         case .belowMinimum(let d): return d
         case .interruptedByRestart: return "the daemon stopped while the job was running; submit the job again"

@@ -4,7 +4,7 @@ import Foundation
 ///
 /// Each direction is an unbounded queue. `tap`, if given, sees every message as it is sent (with the
 /// sender's id), which is how tests inspect what a protocol puts on the wire.
-public final class InMemoryChannel: MessageChannel, @unchecked Sendable {
+public final class InMemoryChannel: MessageChannel, CountsBytes, @unchecked Sendable {
     public let peer: NodeID
     private let inbound: AsyncStream<[UInt8]>
     private var inboundIterator: AsyncStream<[UInt8]>.AsyncIterator
@@ -12,6 +12,10 @@ public final class InMemoryChannel: MessageChannel, @unchecked Sendable {
     private let me: NodeID
     private let tap: (@Sendable (NodeID, [UInt8]) -> Void)?
     private let lock = NSLock()
+    private var sent: UInt64 = 0, received: UInt64 = 0
+
+    public var bytesSent: UInt64 { lock.withLock { sent } }
+    public var bytesReceived: UInt64 { lock.withLock { received } }
 
     /// A connected pair: messages sent on the first arrive on the second and vice versa.
     public static func pair(_ a: NodeID, _ b: NodeID,
@@ -38,6 +42,7 @@ public final class InMemoryChannel: MessageChannel, @unchecked Sendable {
         if case .terminated = outbound.yield(message) {
             throw ChannelError.peerDisconnected(peer: peer, detail: "in-memory channel closed")
         }
+        lock.withLock { sent += UInt64(message.count) }
     }
 
     public func receive() async throws -> [UInt8] {
@@ -46,6 +51,7 @@ public final class InMemoryChannel: MessageChannel, @unchecked Sendable {
         let next = await iterator.next()
         lock.withLock { inboundIterator = iterator }
         guard let next else { throw ChannelError.peerDisconnected(peer: peer, detail: "channel closed") }
+        lock.withLock { received += UInt64(next.count) }
         return next
     }
 

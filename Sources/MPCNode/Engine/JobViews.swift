@@ -156,7 +156,7 @@ public struct JobSubmission: Codable, Sendable {
         public var keyBits: Int
         /// predict: the vertical training job whose model scores the rows.
         public var modelJob: String?
-        public init(mode: String = "horizontal", aggregator: String, features: [String], label: String,
+        public init(mode: String = TrainingMode.horizontal.rawValue, aggregator: String, features: [String], label: String,
                     parameters: TrainingParameters = TrainingParameters(), evalDataset: String? = nil, holdout: Double = 0.2, bins: Int = 1000,
                     partyFeatures: [String: [String]] = [:], keyBits: Int = 2048) {
             self.mode = mode; self.aggregator = aggregator; self.features = features; self.label = label

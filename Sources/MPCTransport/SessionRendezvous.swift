@@ -1,20 +1,22 @@
 import Foundation
-import MPCTransport
+import MPCProtocols
 
 /// Where an inbound protocol session (a connection a peer opened for a job) meets the job that uses it.
 ///
 /// The dialling party connects as soon as it starts; this node's job may start a moment later (the
 /// coordinator's start messages race). Whichever comes first waits for the other, up to a time limit.
-actor SessionRendezvous {
+public actor SessionRendezvous {
     private struct Key: Hashable { let jobID: String; let stream: String; let peer: String }
     private var offered: [Key: TLSMessageChannel] = [:]
     private var claims: [Key: CheckedContinuation<TLSMessageChannel, Error>] = [:]
     /// Jobs whose claims were cancelled (aborted or failed here): later claims fail at once.
     private var ended: [String: String] = [:]
 
+    public init() {}
+
     /// Called by the inbound connection handler. Returns when the job has finished with the channel
     /// (or nobody claimed it in time).
-    func offer(jobID: String, stream: String = "", peer: String, channel: TLSMessageChannel, timeout: Duration) async {
+    public func offer(jobID: String, stream: String = "", peer: String, channel: TLSMessageChannel, timeout: Duration) async {
         let key = Key(jobID: jobID, stream: stream, peer: peer)
         if let claim = claims.removeValue(forKey: key) {
             claim.resume(returning: channel)
@@ -29,10 +31,10 @@ actor SessionRendezvous {
     }
 
     /// Called by the job. Returns the peer's session, or throws if it does not arrive in time.
-    func claim(jobID: String, stream: String = "", peer: String, timeout: Duration) async throws -> TLSMessageChannel {
+    public func claim(jobID: String, stream: String = "", peer: String, timeout: Duration) async throws -> TLSMessageChannel {
         let key = Key(jobID: jobID, stream: stream, peer: peer)
         if let channel = offered.removeValue(forKey: key) { return channel }
-        if let reason = ended[jobID] { throw JobError.aborted(reason: reason) }
+        if let reason = ended[jobID] { throw SessionError.aborted(reason: reason) }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
                 if Task.isCancelled { return continuation.resume(throwing: CancellationError()) }
@@ -54,14 +56,14 @@ actor SessionRendezvous {
     private func withdraw(_ key: Key) -> TLSMessageChannel? { offered.removeValue(forKey: key) }
 
     private func expire(_ key: Key, after timeout: Duration) {
-        claims.removeValue(forKey: key)?.resume(throwing: JobError.peerDidNotConnect(peer: key.peer, seconds: Int(timeout.components.seconds)))
+        claims.removeValue(forKey: key)?.resume(throwing: SessionError.peerDidNotConnect(peer: key.peer, seconds: Int(timeout.components.seconds)))
     }
 
     /// Fails a waiting claim at once (the job was aborted).
-    func cancelClaims(jobID: String, reason: String) {
+    public func cancelClaims(jobID: String, reason: String) {
         ended[jobID] = reason
         for key in claims.keys where key.jobID == jobID {
-            claims.removeValue(forKey: key)?.resume(throwing: JobError.aborted(reason: reason))
+            claims.removeValue(forKey: key)?.resume(throwing: SessionError.aborted(reason: reason))
         }
     }
 }

@@ -1,0 +1,160 @@
+import Foundation
+import MPCCrypto
+import MPCIdentity
+import MPCTestSupport
+import XCTest
+@testable import MPCProtocols
+
+/// The composite protocols as whole jobs over in-memory session ports: several parties in one process,
+/// no TLS, no database. The same `SetOperationParty`, `SetOperationAggregatorRole` and
+/// `VerticalRowAlignment` run between daemons over TLS.
+final class CompositeProtocolTests: XCTestCase {
+    var pki: TestPKI!
+    override func setUpWithError() throws { pki = try TestPKI() }
+    override func tearDownWithError() throws { pki.remove() }
+
+    func authentication(_ node: String) throws -> KeyAuthentication {
+        let (cert, key) = try pki.issue(node)
+        let signatures = try CertificateSignatures(certificatePath: cert.path, privateKeyPath: key.path, caPath: pki.caPath.path)
+        return KeyAuthentication(certificateDER: signatures.certificateDER, sign: { try signatures.sign($0) },
+                                 verify: { try signatures.verify(signature: $0, message: $1, nodeID: $2, certificateDER: $3) })
+    }
+
+    static let waits = SetOperationParty.Waits(session: .seconds(30), phase: .seconds(60))
+
+    /// Union-sum among `sets.count` banks, ring → mix → aggregate → secure sum, every role over its own port.
+    func testUnionSumOfFourBanksOverSessionPorts() async throws {
+        var rng = SplitMix(state: 21)
+        let names = (0..<4).map { "bank-\($0)" }
+        // Each bank holds some accounts with a balance (in cents); an account's total is its sum over banks.
+        var holdings: [[String: Int64]] = []
+        for _ in names {
+            var h: [String: Int64] = [:]
+            for _ in 0..<Int.random(in: 30...60, using: &rng) { h["account-\(Int.random(in: 0..<80, using: &rng))"] = Int64.random(in: -5000...90000, using: &rng) }
+            holdings.append(h)
+        }
+        let wire = WireLog()
+        let hub = InMemorySessionHub(tap: { wire.append($0, $1) })
+        let config = SetOperationConfiguration(jobID: "job-union", group: .ristretto255, owners: names, mixer: names[2], aggregator: "regulator",
+                                               deliveries: Dictionary(uniqueKeysWithValues: names.map { ($0, SetDeliveryKind.union) }), batchSize: 16)
+        let sources = holdings.map { ArrayIdentifierSource(Array($0.keys)) }
+        let auths = try names.map { try authentication($0) }
+        async let aggregated = SetOperationAggregatorRole(configuration: config, waits: Self.waits)
+            .run(port: hub.port(for: "regulator"), sumRoundTimeout: .seconds(30))
+        let parties = try await withThrowingTaskGroup(of: (Int, SetOperationParty.Outcome).self) { group in
+            for (i, name) in names.enumerated() {
+                let source = sources[i], h = holdings[i]
+                let totals: @Sendable () throws -> [Int64] = { source.values.map { h[String(decoding: $0, as: UTF8.self)]! } }
+                let sum = SetOperationSum(authentication: auths[i], auditRecordHash: [], roundTimeout: .seconds(30), totals: totals)
+                group.addTask {
+                    (i, try await SetOperationParty(configuration: config, me: name, waits: Self.waits).run(source: source, port: hub.port(for: name), sum: sum))
+                }
+            }
+            var out: [Int: SetOperationParty.Outcome] = [:]
+            for try await (i, o) in group { out[i] = o }
+            return out
+        }
+        let outcome = try await aggregated
+        // The aggregator's sums, slot by slot, are exactly the per-account holder counts and totals.
+        var expected: [String: (holders: Int64, total: Int64)] = [:]
+        for h in holdings { for (a, v) in h { expected[a, default: (0, 0)].holders += 1; expected[a, default: (0, 0)].total += v } }
+        let sums = try XCTUnwrap(outcome.sums).sum.map { Int64(bitPattern: $0) }
+        XCTAssertEqual(outcome.multiplicities.unionSize, expected.count)
+        let pairs = stride(from: 0, to: sums.count, by: 2).map { "\(sums[$0]):\(sums[$0 + 1])" }.sorted()
+        XCTAssertEqual(pairs, expected.values.map { "\($0.holders):\($0.total)" }.sorted())
+        XCTAssertEqual(try XCTUnwrap(outcome.sums).included.sorted(), names)
+        for i in names.indices {
+            XCTAssertEqual(parties[i]?.unionSize, expected.count)
+            XCTAssertEqual(parties[i]?.includedInSum, true)
+            XCTAssertGreaterThan(parties[i]?.bytesSent ?? 0, 0, "the port counts the party's traffic")
+        }
+        // What crossed the ports: no account identifier, no plain hash of one, no balance in the clear.
+        let everything = WireIndex(wire.entries.flatMap(\.bytes))
+        for a in expected.keys {
+            XCTAssertFalse(everything.contains(Array(a.utf8)), "\(a) on the wire")
+            for hash in PlainHashes.of(Array(a.utf8)) { XCTAssertFalse(everything.contains(hash)) }
+        }
+    }
+
+    /// n-party PSI with the intersection delivered to two banks, and an intersection below the release
+    /// minimum refused before anything is delivered.
+    func testMultiPartyIntersectionAndReleaseRefusalOverSessionPorts() async throws {
+        let names = (0..<5).map { "bank-\($0)" }
+        let common = (0..<25).map { "customer-common-\($0)" }
+        let sets = names.enumerated().map { i, _ in common + (0..<(10 * (i + 1))).map { "customer-\(i)-only-\($0)" } }
+        for minimum in [10, 26] {
+            let hub = InMemorySessionHub()
+            let config = SetOperationConfiguration(jobID: "job-mpsi", group: .x25519, owners: names, mixer: names[4], aggregator: "aggregator",
+                                                   deliveries: ["bank-0": .intersection, "bank-3": .cardinality])
+            struct BelowMinimum: Error {}
+            async let aggregated = SetOperationAggregatorRole(configuration: config, waits: Self.waits)
+                .run(port: hub.port(for: "aggregator"), sumRoundTimeout: nil) { m in if m.intersectionSize < minimum { throw BelowMinimum() } }
+            let sources = sets.map { ArrayIdentifierSource($0) }
+            let results = await withTaskGroup(of: (Int, Result<SetOperationParty.Outcome, Error>).self) { group in
+                for (i, name) in names.enumerated() {
+                    let source = sources[i]
+                    group.addTask {
+                        do { return (i, .success(try await SetOperationParty(configuration: config, me: name, waits: Self.waits)
+                                                    .run(source: source, port: hub.port(for: name), sum: nil))) }
+                        catch { return (i, .failure(error)) }
+                    }
+                }
+                var out: [Int: Result<SetOperationParty.Outcome, Error>] = [:]
+                for await (i, r) in group { out[i] = r }
+                return out
+            }
+            let aggregate: Result<SetOperationAggregatorRole.Outcome, Error>
+            do { aggregate = .success(try await aggregated) } catch { aggregate = .failure(error) }
+            if minimum > common.count {
+                XCTAssertThrowsError(try aggregate.get())
+                for (i, r) in results { if case .success = r { XCTFail("bank-\(i) was delivered something below the minimum") } }
+                continue
+            }
+            XCTAssertEqual(try aggregate.get().multiplicities.intersectionSize, common.count)
+            guard case .members(let positions) = try results[0]!.get().delivery else { return XCTFail("bank-0 got no intersection") }
+            XCTAssertEqual(Set(positions.map { String(decoding: sources[0].values[$0], as: UTF8.self) }), Set(common))
+            XCTAssertEqual(try results[3]!.get().delivery, .cardinality(common.count))
+            XCTAssertEqual(try results[1]!.get().delivery, SetDelivery.none)
+        }
+    }
+
+    /// Vertical alignment of a guest and three hosts: every party ends with exactly the rows all four
+    /// hold, in the same agreed order; a host is told only those rows.
+    func testVerticalAlignmentOfAGuestAndThreeHostsOverSessionPorts() async throws {
+        let everyone = (0..<40).map { "patient-\($0)" }
+        let sets = [
+            everyone + (0..<15).map { "patient-guest-\($0)" },
+            everyone + (0..<9).map { "patient-h1-\($0)" } + (0..<5).map { "patient-guest-\($0)" },  // shares 5 with the guest only
+            everyone + (0..<7).map { "patient-h2-\($0)" },
+            Array(everyone.prefix(35)) + (0..<3).map { "patient-h3-\($0)" },                         // lacks 5 of the common rows
+        ]
+        let names = ["guest", "host-1", "host-2", "host-3"]
+        let wire = WireLog()
+        let hub = InMemorySessionHub(tap: { wire.append($0, $1) })
+        let sources = sets.map { ArrayIdentifierSource($0) }
+        let orders = try await withThrowingTaskGroup(of: (Int, [String]).self) { group in
+            for (i, name) in names.enumerated() {
+                let source = sources[i]
+                group.addTask {
+                    let o = try await VerticalRowAlignment(jobID: "job-align", guest: "guest", hosts: Array(names.dropFirst()), me: name, waits: Self.waits)
+                        .run(source: source, port: hub.port(for: name))
+                    XCTAssertEqual(o.positions, o.positions.sorted())
+                    let ids = o.positions.map { String(decoding: source.values[$0], as: UTF8.self) }
+                    return (i, VerticalRowAlignment.agreedOrder(ids, jobID: "job-align"))
+                }
+            }
+            var out = [[String]](repeating: [], count: names.count)
+            for try await (i, order) in group { out[i] = order }
+            return out
+        }
+        let joint = Set(everyone.prefix(35))
+        for (i, order) in orders.enumerated() {
+            XCTAssertEqual(Set(order), joint, "\(names[i]) aligned on the rows all parties hold")
+            XCTAssertEqual(order, orders[0], "\(names[i]) has the guest's order")
+        }
+        XCTAssertNotEqual(orders[0], everyone.prefix(35).sorted(), "the agreed order is keyed, not the identifiers' own order")
+        // No identifier crossed the ports in the clear.
+        let everything = WireIndex(wire.entries.flatMap(\.bytes))
+        for s in sets { for x in s { XCTAssertFalse(everything.contains(Array(x.utf8)), "\(x) on the wire") } }
+    }
+}
