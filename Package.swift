@@ -12,6 +12,7 @@
 //   MPCTransport   peer transport              TLS 1.3 + mutual authentication, frames, the TLS session port
 //   MPCNode        the node                    engine (a job's lifecycle), kinds (one file per job kind),
 //                                              store, policy, audit, admin endpoint, daemon
+//   MPCBench       benchmarks                  figures of `mpcnode bench`, the in-process consortium tests start
 //   mpcnode        CLI                         `mpcnode serve | ca | data | job | bench`
 import PackageDescription
 
@@ -98,10 +99,20 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // Benchmarks and the in-process consortium they and the tests start; not part of MPCNodeKit.
+        .target(
+            name: "MPCBench",
+            dependencies: [
+                "MPCNode", "MPCCrypto", "MPCIdentity", "MPCLearning", "MPCProtocols", "MPCTransport", "MPCWire",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "mpcnode",
             dependencies: [
-                "MPCNode", "MPCLearning", "MPCCrypto", "MPCIdentity",
+                "MPCNode", "MPCBench", "MPCLearning", "MPCCrypto", "MPCIdentity",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -113,7 +124,7 @@ let package = Package(
         .testTarget(name: "MPCLearningTests", dependencies: ["MPCLearning"]),
         .testTarget(name: "MPCProtocolsTests", dependencies: ["MPCProtocols", "MPCCrypto", "MPCWire", "MPCTestSupport", "MPCIdentity", "MPCLearning"]),
         .testTarget(name: "MPCTransportTests", dependencies: ["MPCTransport", "MPCIdentity", "MPCProtocols", "MPCTestSupport", "MPCCrypto", "MPCWire", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio")]),
-        .testTarget(name: "MPCNodeTests", dependencies: ["MPCNode", "MPCLearning", "MPCIdentity", "MPCTransport", "MPCTestSupport", "MPCWire", .product(name: "NIOPosix", package: "swift-nio"), .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "MPCNodeTests", dependencies: ["MPCNode", "MPCBench", "MPCLearning", "MPCIdentity", "MPCTransport", "MPCTestSupport", "MPCWire", .product(name: "NIOPosix", package: "swift-nio"), .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")]),
     ],
     swiftLanguageModes: [.v6]
 )

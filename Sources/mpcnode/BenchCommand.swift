@@ -1,3 +1,4 @@
+import MPCBench
 import ArgumentParser
 import Foundation
 import MPCCrypto

@@ -1,3 +1,4 @@
+import MPCBench
 import Foundation
 import MPCIdentity
 import MPCNode

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import MPCWire
+import MPCProtocols
 
 /// A party's contribution to a secure sum, computed from its own SQLite under the job's `AggregateSpec`.
 ///
@@ -13,7 +14,7 @@ import MPCWire
 /// spec allows, not a number, or a total whose magnitude could overflow the consortium's sum is an
 /// error before anything is sent.
 public struct LocalAggregate: Sendable {
-    public static let slotsPerCellBeforeMeasures = 2
+    public static let slotsPerCellBeforeMeasures = CellSuppression.slotsBeforeMeasures
 
     public let spec: Mpcnode_V1_AggregateSpec
     public let parties: Int

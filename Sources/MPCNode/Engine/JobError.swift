@@ -1,6 +1,9 @@
 /// Why a job could not be submitted or did not complete. Messages name the node to look at.
 public enum JobError: Error, CustomStringConvertible, Equatable {
+    /// A coordinator's operator asked for a job that cannot run as asked (nothing was sent).
     case invalidSubmission(String)
+    /// The job went wrong at this node while it ran (the spec and the node's state disagree).
+    case fault(String)
     case unknownPeer(String)
     case refused(by: String, reason: String)
     case unreachable(node: String, detail: String)
@@ -20,13 +23,14 @@ public enum JobError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case .invalidSubmission(let d): return "invalid job: \(d)"
+        case .fault(let d): return "job fault: \(d)"
         case .unknownPeer(let p): return "\(p) is not a peer in this node's configuration (peers:)"
         case .refused(let n, let r): return "refused by \(n): \(r)"
         case .unreachable(let n, let d): return "\(n) is unreachable: \(d)"
         case .aborted(let r): return "aborted: \(r)"
         case .belowMinimum(let d): return d
         case .interruptedByRestart: return "the daemon stopped while the job was running; submit the job again"
-        case .unknownJob(let id): return "no job '\(id)' on this node"
+        case .unknownJob(let id): return "no job '\(id)' on this node (see `mpcnode job list`)"
         case .noModel(let id): return "no model '\(id)' on this node (see `mpcnode model list`)"
         case .noReport(let id): return "no report '\(id)' on this node (see `mpcnode report list`)"
         case .notCoordinator(let d): return d

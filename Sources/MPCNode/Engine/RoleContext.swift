@@ -45,7 +45,7 @@ struct RoleContext: Sendable {
     /// roles of jobs it accepted, so this means the spec and the role disagree).
     func myInput() throws -> (index: Int, input: Mpcnode_V1_PartyInput) {
         guard let index = spec.parties.firstIndex(where: { $0.nodeID == nodeID }) else {
-            throw JobError.invalidSubmission("this node is not a party of \(jobID)")
+            throw JobError.fault("this node is not a party of \(jobID)")
         }
         return (index, spec.parties[index])
     }

@@ -44,7 +44,7 @@ struct PSIKind: JobKind {
         let s = try context.snapshot(dataset: mine.dataset, column: mine.column)
         try context.recordStarted(["peer": .string(other.nodeID), "input_rows": .int(s.count)])
         context.logger.info("job running", metadata: ["job": "\(jobID)", "peer": "\(other.nodeID)", "input_rows": "\(s.count)"])
-        guard let group = BlindingGroup(rawValue: spec.group) else { throw JobError.invalidSubmission("unknown group \(spec.group)") }
+        guard let group = BlindingGroup(rawValue: spec.group) else { throw JobError.fault("the job names the unknown group \(JobError.shown(spec.group))") }
         let config = PSIParty.Configuration(
             jobID: jobID, group: group, selfReceivesOutput: spec.deliverTo.contains(nodeID),
             peerReceivesOutput: spec.deliverTo.contains(other.nodeID), cardinalityOnly: spec.cardinalityOnly)

@@ -56,7 +56,7 @@ struct PredictKind: JobKind {
         let guestID = spec.parties[0].nodeID
         let model = try ModelRepository(store: context.store).get(spec.training.modelJob)
         guard model.mode == VerticalTrainingKind.mode, model.role == (isGuest ? "guest" : "host"), model.jobID == spec.training.modelJob else {
-            throw JobError.invalidSubmission("this node holds no \(isGuest ? "guest" : "host") block of model \(spec.training.modelJob)")
+            throw JobError.fault("this node holds no \(isGuest ? "guest" : "host") block of model \(spec.training.modelJob)")
         }
         let (order, alignment) = try await VerticalRows.align(context, index: index)
         let rows = try TrainingData.loadAligned(store: context.store, catalog: context.catalog, dataset: mine.dataset, idColumn: mine.column, ids: order,

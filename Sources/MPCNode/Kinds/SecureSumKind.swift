@@ -136,23 +136,16 @@ struct SecureSumKind: JobKind {
     static func report(spec: Mpcnode_V1_JobSpec, outcome: SecureAggregationServer.Outcome, started: Date, kind: String) -> ReportView {
         let a = spec.aggregate
         let aggregate = LocalAggregate(spec: a, parties: spec.parties.count)
-        let totals = LocalAggregate.signed(outcome.sum)
-        let width = LocalAggregate.slotsPerCellBeforeMeasures + a.measures.count
         let names = a.measures.map { "\($0.function)(\($0.column))" }
-        let cells = aggregate.cells.enumerated().map { (i, group) -> ReportView.Cell in
-            let records = totals[i * width], parties = totals[i * width + 1]
-            var reason: String?
-            if records < Int64(a.minCellRecords) { reason = "fewer than \(a.minCellRecords) records" }
-            else if parties < Int64(a.minCellParties) { reason = "fewer than \(a.minCellParties) parties" }
-            guard reason == nil else {
-                return ReportView.Cell(group: group, records: nil, parties: nil, values: [:], suppressed: true, suppressionReason: reason)
-            }
+        let protected = CellSuppression.apply(sum: outcome.sum, cells: aggregate.cells.count, measures: a.measures.count,
+                                              minRecords: a.minCellRecords, minParties: a.minCellParties)
+        let cells = zip(aggregate.cells, protected).map { (group, c) -> ReportView.Cell in
             var values: [String: String] = [:]
-            for (k, m) in a.measures.enumerated() {
-                let v = totals[i * width + 2 + k]
-                values[names[k]] = m.function == "sum" ? ReportRepository.decimalText(v, decimals: Int(a.decimals)) : String(v)
+            for (k, m) in a.measures.enumerated() where !c.suppressed {
+                values[names[k]] = m.function == "sum" ? ReportRepository.decimalText(c.values[k], decimals: Int(a.decimals)) : String(c.values[k])
             }
-            return ReportView.Cell(group: group, records: records, parties: parties, values: values, suppressed: false, suppressionReason: nil)
+            return ReportView.Cell(group: group, records: c.records, parties: c.parties, values: values, suppressed: c.suppressed,
+                                   suppressionReason: c.suppressionReason)
         }
         return ReportView(id: "report-" + spec.jobID.dropFirst(4), kind: kind, notes: nil, jobID: spec.jobID, specHash: (try? JobRepository.specHash(spec)) ?? "",
                           coordinator: spec.coordinator, createdAt: Date(), startedAt: started,

@@ -16,10 +16,10 @@ public enum SetOperation: String, CaseIterable, Sendable {
     case intersectionStats = "intersection-stats"
 
     /// Whether a secure sum of a value column follows the set phase.
-    var sumsValues: Bool { self == .unionSum || self == .intersectionStats }
+    public var sumsValues: Bool { self == .unionSum || self == .intersectionStats }
 
     /// Whether anything computed over the intersection is released (the policies' minimum applies).
-    var releasesIntersection: Bool { self == .mpsi || self == .intersectionStats }
+    public var releasesIntersection: Bool { self == .mpsi || self == .intersectionStats }
 }
 
 /// One set operation as a job kind: n ≥ 2 parties, a mixer among them, and an aggregator that is not a
@@ -153,7 +153,7 @@ struct SetOperationKind: JobKind {
 
     func configuration(_ spec: Mpcnode_V1_JobSpec) throws -> SetOperationConfiguration {
         guard let group = BlindingGroup(rawValue: spec.group) else {
-            throw JobError.invalidSubmission("not a set operation over a known group: \(spec.protocol) over '\(spec.group)'")
+            throw JobError.fault("not a set operation over a known group: \(spec.protocol) over \(JobError.shown(spec.group))")
         }
         return SetOperationConfiguration(jobID: spec.jobID, group: group, owners: spec.parties.map(\.nodeID), mixer: spec.sets.mixer,
                                          aggregator: spec.sets.aggregator, deliveries: deliveries(spec))

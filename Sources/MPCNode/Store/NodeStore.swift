@@ -153,12 +153,13 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
     case invalidDatasetName(String)
     case datasetExists(String)
     case unknownDataset(String)
+    /// A stored document written by a newer node.
+    case unknownDocumentFormat(Int, supported: Int)
     case unknownColumn(dataset: String, column: String, available: [String])
     case missingColumn(column: String, header: [String])
     case duplicateColumn(String)
     case emptyFile(path: String)
     case malformedCSV(path: String, line: Int, reason: String)
-    case unknownJob(String)
 
     public var description: String {
         switch self {
@@ -166,12 +167,12 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
         case .invalidDatasetName(let n): return "'\(n)' is not a valid dataset name: use 1 to 48 characters of a-z, 0-9 and '_', starting with a letter"
         case .datasetExists(let n): return "dataset '\(n)' already exists; pass --replace to replace it"
         case .unknownDataset(let n): return "no dataset '\(n)' on this node (see `mpcnode data list`)"
+        case .unknownDocumentFormat(let f, let s): return "a stored document has format \(f); this node reads formats up to \(s): run the newer mpcnode version that wrote it"
         case .unknownColumn(let d, let c, let a): return "dataset '\(d)' has no column '\(c)' (columns: \(a.joined(separator: ", ")))"
         case .missingColumn(let c, let h): return "the CSV header has no column '\(c)' (header: \(h.joined(separator: ", ")))"
         case .duplicateColumn(let c): return "the CSV header names column '\(c)' twice"
         case .emptyFile(let p): return "\(p) is empty: it needs a header line"
         case .malformedCSV(let p, let l, let r): return "\(p), line \(l): \(r); nothing was imported"
-        case .unknownJob(let id): return "no job '\(id)' on this node (see `mpcnode job list`)"
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import MPCNode
 import MPCLearning
 import MPCProtocols
 

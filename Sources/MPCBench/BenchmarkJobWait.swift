@@ -1,4 +1,5 @@
 import Foundation
+import MPCNode
 
 /// Follows a benchmark's job at its coordinator until it ends, logging progress now and then.
 enum BenchmarkJobWait {

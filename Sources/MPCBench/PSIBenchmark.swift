@@ -1,4 +1,5 @@
 import Foundation
+import MPCNode
 import Logging
 import MPCCrypto
 

@@ -1,4 +1,5 @@
 import Foundation
+import MPCNode
 import MPCCrypto
 
 /// `mpcnode bench paillier`: encryptions, decryptions and homomorphic operations per second on one core.
