@@ -89,7 +89,9 @@ public nonisolated struct Mpcnode_V1_JobSpec: @unchecked Sendable {
     set {_uniqueStorage()._coordinator = newValue}
   }
 
-  /// "psi" for now; later issues add protocols.
+  /// The job kind's name: "psi", "secure-sum", "mpsi", "watchlist", "union-sum", "intersection-stats",
+  /// "train-lr" or "predict". It must agree with the kind's own spec below; a participant refuses a
+  /// kind it does not run, or a spec whose parts disagree, by name.
   public var `protocol`: String {
     get {_storage._protocol}
     set {_uniqueStorage()._protocol = newValue}
@@ -106,13 +108,13 @@ public nonisolated struct Mpcnode_V1_JobSpec: @unchecked Sendable {
     set {_uniqueStorage()._deliverTo = newValue}
   }
 
-  /// PSI: deliver only the size of the intersection.
+  /// psi, mpsi: deliver only the size of the intersection.
   public var cardinalityOnly: Bool {
     get {_storage._cardinalityOnly}
     set {_uniqueStorage()._cardinalityOnly = newValue}
   }
 
-  /// "ristretto255" or "x25519".
+  /// psi and the set operations: "ristretto255" or "x25519".
   public var group: String {
     get {_storage._group}
     set {_uniqueStorage()._group = newValue}
@@ -123,50 +125,118 @@ public nonisolated struct Mpcnode_V1_JobSpec: @unchecked Sendable {
     set {_uniqueStorage()._createdAtUnixMs = newValue}
   }
 
-  /// "secure-sum": what each party aggregates locally (its dataset is its PartyInput.dataset); the
-  /// single node in `deliver_to` acts as the aggregation server and receives the report.
-  public var aggregate: Mpcnode_V1_AggregateSpec {
-    get {_storage._aggregate ?? Mpcnode_V1_AggregateSpec()}
-    set {_uniqueStorage()._aggregate = newValue}
-  }
-  /// Returns true if `aggregate` has been explicitly set.
-  public var hasAggregate: Bool {_storage._aggregate != nil}
-  /// Clears the value of `aggregate`. Subsequent reads from it will return its default value.
-  public mutating func clearAggregate() {_uniqueStorage()._aggregate = nil}
-
   /// "secure-sum": survivors needed in every round (0: the protocol's default).
   public var threshold: UInt32 {
     get {_storage._threshold}
     set {_uniqueStorage()._threshold = newValue}
   }
 
+  /// The kind's own part of the spec: exactly one.
+  public var kind: OneOf_Kind? {
+    get {return _storage._kind}
+    set {_uniqueStorage()._kind = newValue}
+  }
+
+  /// "psi": two-party PSI (Protocols/psi.md); its options are `group` and `cardinality_only`.
+  public var psi: Mpcnode_V1_PsiSpec {
+    get {
+      if case .psi(let v)? = _storage._kind {return v}
+      return Mpcnode_V1_PsiSpec()
+    }
+    set {_uniqueStorage()._kind = .psi(newValue)}
+  }
+
+  /// "secure-sum": what each party aggregates locally (its dataset is its PartyInput.dataset); the
+  /// single node in `deliver_to` acts as the aggregation server and receives the report.
+  public var aggregate: Mpcnode_V1_AggregateSpec {
+    get {
+      if case .aggregate(let v)? = _storage._kind {return v}
+      return Mpcnode_V1_AggregateSpec()
+    }
+    set {_uniqueStorage()._kind = .aggregate(newValue)}
+  }
+
   /// Multi-party set operations ("mpsi", "watchlist", "union-sum", "intersection-stats";
   /// Protocols/multi-party-sets.md): the roles and outputs. Each party's identifiers are its
   /// PartyInput.column; the value column (if any) is in `sets`.
   public var sets: Mpcnode_V1_SetOperationSpec {
-    get {_storage._sets ?? Mpcnode_V1_SetOperationSpec()}
-    set {_uniqueStorage()._sets = newValue}
+    get {
+      if case .sets(let v)? = _storage._kind {return v}
+      return Mpcnode_V1_SetOperationSpec()
+    }
+    set {_uniqueStorage()._kind = .sets(newValue)}
   }
-  /// Returns true if `sets` has been explicitly set.
-  public var hasSets: Bool {_storage._sets != nil}
-  /// Clears the value of `sets`. Subsequent reads from it will return its default value.
-  public mutating func clearSets() {_uniqueStorage()._sets = nil}
 
-  /// "train-lr": the model, the data and the hyper-parameters (Protocols/federated-lr-horizontal.md).
+  /// "train-lr": the model, the data and the hyper-parameters (Protocols/federated-lr-horizontal.md,
+  /// federated-lr-vertical.md).
   public var training: Mpcnode_V1_TrainingSpec {
-    get {_storage._training ?? Mpcnode_V1_TrainingSpec()}
-    set {_uniqueStorage()._training = newValue}
+    get {
+      if case .training(let v)? = _storage._kind {return v}
+      return Mpcnode_V1_TrainingSpec()
+    }
+    set {_uniqueStorage()._kind = .training(newValue)}
   }
-  /// Returns true if `training` has been explicitly set.
-  public var hasTraining: Bool {_storage._training != nil}
-  /// Clears the value of `training`. Subsequent reads from it will return its default value.
-  public mutating func clearTraining() {_uniqueStorage()._training = nil}
+
+  /// "predict": scoring the parties' common rows with a vertical model.
+  public var predict: Mpcnode_V1_PredictSpec {
+    get {
+      if case .predict(let v)? = _storage._kind {return v}
+      return Mpcnode_V1_PredictSpec()
+    }
+    set {_uniqueStorage()._kind = .predict(newValue)}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  /// The kind's own part of the spec: exactly one.
+  public nonisolated enum OneOf_Kind: Equatable, Sendable {
+    /// "psi": two-party PSI (Protocols/psi.md); its options are `group` and `cardinality_only`.
+    case psi(Mpcnode_V1_PsiSpec)
+    /// "secure-sum": what each party aggregates locally (its dataset is its PartyInput.dataset); the
+    /// single node in `deliver_to` acts as the aggregation server and receives the report.
+    case aggregate(Mpcnode_V1_AggregateSpec)
+    /// Multi-party set operations ("mpsi", "watchlist", "union-sum", "intersection-stats";
+    /// Protocols/multi-party-sets.md): the roles and outputs. Each party's identifiers are its
+    /// PartyInput.column; the value column (if any) is in `sets`.
+    case sets(Mpcnode_V1_SetOperationSpec)
+    /// "train-lr": the model, the data and the hyper-parameters (Protocols/federated-lr-horizontal.md,
+    /// federated-lr-vertical.md).
+    case training(Mpcnode_V1_TrainingSpec)
+    /// "predict": scoring the parties' common rows with a vertical model.
+    case predict(Mpcnode_V1_PredictSpec)
+
+  }
 
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// "psi" has no options beyond the job's `group` and `cardinality_only`.
+public nonisolated struct Mpcnode_V1_PsiSpec: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// "predict": the vertical training job whose model (each party's block) scores the parties' common
+/// rows, and each party's feature columns of that model (the first party is the guest).
+public nonisolated struct Mpcnode_V1_PredictSpec: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var modelJob: String = String()
+
+  public var partyFeatures: [Mpcnode_V1_PartyFeatures] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct Mpcnode_V1_TrainingSpec: Sendable {
@@ -211,9 +281,6 @@ public nonisolated struct Mpcnode_V1_TrainingSpec: Sendable {
 
   /// "vertical": the arbiter's Paillier modulus bits (2048 by default).
   public var keyBits: UInt32 = 0
-
-  /// "predict": the vertical training job whose model (each party's block) scores the parties' rows.
-  public var modelJob: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1709,7 +1776,7 @@ nonisolated extension Mpcnode_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Mpcnode_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobSpec"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}coordinator\0\u{1}protocol\0\u{1}parties\0\u{3}deliver_to\0\u{3}cardinality_only\0\u{1}group\0\u{3}created_at_unix_ms\0\u{1}aggregate\0\u{1}threshold\0\u{1}sets\0\u{1}training\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}coordinator\0\u{1}protocol\0\u{1}parties\0\u{3}deliver_to\0\u{3}cardinality_only\0\u{1}group\0\u{3}created_at_unix_ms\0\u{1}aggregate\0\u{1}threshold\0\u{1}sets\0\u{1}training\0\u{1}psi\0\u{1}predict\0")
 
   fileprivate class _StorageClass {
     var _jobID: String = String()
@@ -1720,10 +1787,8 @@ nonisolated extension Mpcnode_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._
     var _cardinalityOnly: Bool = false
     var _group: String = String()
     var _createdAtUnixMs: Int64 = 0
-    var _aggregate: Mpcnode_V1_AggregateSpec? = nil
     var _threshold: UInt32 = 0
-    var _sets: Mpcnode_V1_SetOperationSpec? = nil
-    var _training: Mpcnode_V1_TrainingSpec? = nil
+    var _kind: Mpcnode_V1_JobSpec.OneOf_Kind?
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1742,10 +1807,8 @@ nonisolated extension Mpcnode_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._
       _cardinalityOnly = source._cardinalityOnly
       _group = source._group
       _createdAtUnixMs = source._createdAtUnixMs
-      _aggregate = source._aggregate
       _threshold = source._threshold
-      _sets = source._sets
-      _training = source._training
+      _kind = source._kind
     }
   }
 
@@ -1772,10 +1835,72 @@ nonisolated extension Mpcnode_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._
         case 6: try { try decoder.decodeSingularBoolField(value: &_storage._cardinalityOnly) }()
         case 7: try { try decoder.decodeSingularStringField(value: &_storage._group) }()
         case 8: try { try decoder.decodeSingularInt64Field(value: &_storage._createdAtUnixMs) }()
-        case 9: try { try decoder.decodeSingularMessageField(value: &_storage._aggregate) }()
+        case 9: try {
+          var v: Mpcnode_V1_AggregateSpec?
+          var hadOneofValue = false
+          if let current = _storage._kind {
+            hadOneofValue = true
+            if case .aggregate(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._kind = .aggregate(v)
+          }
+        }()
         case 10: try { try decoder.decodeSingularUInt32Field(value: &_storage._threshold) }()
-        case 11: try { try decoder.decodeSingularMessageField(value: &_storage._sets) }()
-        case 12: try { try decoder.decodeSingularMessageField(value: &_storage._training) }()
+        case 11: try {
+          var v: Mpcnode_V1_SetOperationSpec?
+          var hadOneofValue = false
+          if let current = _storage._kind {
+            hadOneofValue = true
+            if case .sets(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._kind = .sets(v)
+          }
+        }()
+        case 12: try {
+          var v: Mpcnode_V1_TrainingSpec?
+          var hadOneofValue = false
+          if let current = _storage._kind {
+            hadOneofValue = true
+            if case .training(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._kind = .training(v)
+          }
+        }()
+        case 13: try {
+          var v: Mpcnode_V1_PsiSpec?
+          var hadOneofValue = false
+          if let current = _storage._kind {
+            hadOneofValue = true
+            if case .psi(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._kind = .psi(v)
+          }
+        }()
+        case 14: try {
+          var v: Mpcnode_V1_PredictSpec?
+          var hadOneofValue = false
+          if let current = _storage._kind {
+            hadOneofValue = true
+            if case .predict(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._kind = .predict(v)
+          }
+        }()
         default: break
         }
       }
@@ -1812,18 +1937,31 @@ nonisolated extension Mpcnode_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._
       if _storage._createdAtUnixMs != 0 {
         try visitor.visitSingularInt64Field(value: _storage._createdAtUnixMs, fieldNumber: 8)
       }
-      try { if let v = _storage._aggregate {
+      try { if case .aggregate(let v)? = _storage._kind {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
       } }()
       if _storage._threshold != 0 {
         try visitor.visitSingularUInt32Field(value: _storage._threshold, fieldNumber: 10)
       }
-      try { if let v = _storage._sets {
+      switch _storage._kind {
+      case .sets?: try {
+        guard case .sets(let v)? = _storage._kind else { preconditionFailure() }
         try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
-      } }()
-      try { if let v = _storage._training {
+      }()
+      case .training?: try {
+        guard case .training(let v)? = _storage._kind else { preconditionFailure() }
         try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
-      } }()
+      }()
+      case .psi?: try {
+        guard case .psi(let v)? = _storage._kind else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+      }()
+      case .predict?: try {
+        guard case .predict(let v)? = _storage._kind else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
+      }()
+      default: break
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1841,10 +1979,8 @@ nonisolated extension Mpcnode_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._
         if _storage._cardinalityOnly != rhs_storage._cardinalityOnly {return false}
         if _storage._group != rhs_storage._group {return false}
         if _storage._createdAtUnixMs != rhs_storage._createdAtUnixMs {return false}
-        if _storage._aggregate != rhs_storage._aggregate {return false}
         if _storage._threshold != rhs_storage._threshold {return false}
-        if _storage._sets != rhs_storage._sets {return false}
-        if _storage._training != rhs_storage._training {return false}
+        if _storage._kind != rhs_storage._kind {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -1854,9 +1990,63 @@ nonisolated extension Mpcnode_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._
   }
 }
 
+nonisolated extension Mpcnode_V1_PsiSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PsiSpec"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_PsiSpec, rhs: Mpcnode_V1_PsiSpec) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_PredictSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PredictSpec"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}model_job\0\u{3}party_features\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.modelJob) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.partyFeatures) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.modelJob.isEmpty {
+      try visitor.visitSingularStringField(value: self.modelJob, fieldNumber: 1)
+    }
+    if !self.partyFeatures.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.partyFeatures, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_PredictSpec, rhs: Mpcnode_V1_PredictSpec) -> Bool {
+    if lhs.modelJob != rhs.modelJob {return false}
+    if lhs.partyFeatures != rhs.partyFeatures {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Mpcnode_V1_TrainingSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TrainingSpec"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}mode\0\u{1}aggregator\0\u{1}features\0\u{1}label\0\u{1}rounds\0\u{3}local_epochs\0\u{3}learning_rate\0\u{1}l2\0\u{3}batch_size\0\u{1}tolerance\0\u{3}eval_dataset\0\u{1}holdout\0\u{1}bins\0\u{3}party_features\0\u{3}key_bits\0\u{3}model_job\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}mode\0\u{1}aggregator\0\u{1}features\0\u{1}label\0\u{1}rounds\0\u{3}local_epochs\0\u{3}learning_rate\0\u{1}l2\0\u{3}batch_size\0\u{1}tolerance\0\u{3}eval_dataset\0\u{1}holdout\0\u{1}bins\0\u{3}party_features\0\u{3}key_bits\0\u{c}\u{10}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1879,7 +2069,6 @@ nonisolated extension Mpcnode_V1_TrainingSpec: SwiftProtobuf.Message, SwiftProto
       case 13: try { try decoder.decodeSingularUInt32Field(value: &self.bins) }()
       case 14: try { try decoder.decodeRepeatedMessageField(value: &self.partyFeatures) }()
       case 15: try { try decoder.decodeSingularUInt32Field(value: &self.keyBits) }()
-      case 16: try { try decoder.decodeSingularStringField(value: &self.modelJob) }()
       default: break
       }
     }
@@ -1931,9 +2120,6 @@ nonisolated extension Mpcnode_V1_TrainingSpec: SwiftProtobuf.Message, SwiftProto
     if self.keyBits != 0 {
       try visitor.visitSingularUInt32Field(value: self.keyBits, fieldNumber: 15)
     }
-    if !self.modelJob.isEmpty {
-      try visitor.visitSingularStringField(value: self.modelJob, fieldNumber: 16)
-    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1953,7 +2139,6 @@ nonisolated extension Mpcnode_V1_TrainingSpec: SwiftProtobuf.Message, SwiftProto
     if lhs.bins != rhs.bins {return false}
     if lhs.partyFeatures != rhs.partyFeatures {return false}
     if lhs.keyBits != rhs.keyBits {return false}
-    if lhs.modelJob != rhs.modelJob {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

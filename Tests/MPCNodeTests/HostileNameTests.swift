@@ -98,7 +98,7 @@ final class HostileNameTests: XCTestCase {
             ("recipient", { $0.deliverTo = ["bank-a/../x"] }),
             ("coordinator", { $0.coordinator = "" }),
             ("value column", { $0.sets.aggregator = "regulator"; $0.sets.valueColumn = String(repeating: "v", count: 4000) }),
-            ("model job", { $0.training.modelJob = "../../node" }),
+            ("model job", { $0.predict.modelJob = "../../node" }),
             ("evaluation dataset", { $0.training.evalDataset = "x/y" }),
         ]
         for (field, mutate) in mutations {

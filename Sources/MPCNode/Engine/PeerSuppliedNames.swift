@@ -73,26 +73,33 @@ public enum PeerSuppliedName: String, Sendable {
             if !p.column.isEmpty { try PeerSuppliedName.column.validate(p.column, field: "column of \(p.nodeID)") }
         }
         for r in spec.deliverTo { try PeerSuppliedName.nodeID.validate(r, field: "recipient") }
-        if spec.hasAggregate {
+        switch spec.kind {
+        case .aggregate?:
             if !spec.aggregate.groupBy.isEmpty { try PeerSuppliedName.column.validate(spec.aggregate.groupBy, field: "group-by column") }
             for m in spec.aggregate.measures { try PeerSuppliedName.column.validate(m.column, field: "measure column") }
-        }
-        if spec.hasSets {
+        case .sets?:
             try PeerSuppliedName.nodeID.validate(spec.sets.aggregator, field: "aggregator")
             if !spec.sets.mixer.isEmpty { try PeerSuppliedName.nodeID.validate(spec.sets.mixer, field: "mixer") }
             if !spec.sets.valueColumn.isEmpty { try PeerSuppliedName.column.validate(spec.sets.valueColumn, field: "value column") }
-        }
-        if spec.hasTraining {
+        case .training?:
             let t = spec.training
             if !t.aggregator.isEmpty { try PeerSuppliedName.nodeID.validate(t.aggregator, field: "aggregator") }
             for f in t.features { try PeerSuppliedName.column.validate(f, field: "feature column") }
             if !t.label.isEmpty { try PeerSuppliedName.column.validate(t.label, field: "label column") }
             if !t.evalDataset.isEmpty { try PeerSuppliedName.dataset.validate(t.evalDataset, field: "evaluation dataset") }
-            for pf in t.partyFeatures {
-                try PeerSuppliedName.nodeID.validate(pf.nodeID, field: "feature holder")
-                for f in pf.features { try PeerSuppliedName.column.validate(f, field: "feature column of \(pf.nodeID)") }
-            }
-            if !t.modelJob.isEmpty { try PeerSuppliedName.jobID.validate(t.modelJob, field: "model job") }
+            try validate(featureHolders: t.partyFeatures)
+        case .predict(let p)?:
+            try PeerSuppliedName.jobID.validate(p.modelJob, field: "model job")
+            try validate(featureHolders: p.partyFeatures)
+        case .psi?, nil:
+            break
+        }
+    }
+
+    private static func validate(featureHolders: [Mpcnode_V1_PartyFeatures]) throws {
+        for pf in featureHolders {
+            try PeerSuppliedName.nodeID.validate(pf.nodeID, field: "feature holder")
+            for f in pf.features { try PeerSuppliedName.column.validate(f, field: "feature column of \(pf.nodeID)") }
         }
     }
 }

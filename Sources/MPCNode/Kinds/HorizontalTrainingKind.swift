@@ -21,7 +21,8 @@ struct HorizontalTrainingKind: JobKind {
     }
 
     func describes(_ spec: Mpcnode_V1_JobSpec) -> Bool {
-        spec.protocol == name && spec.training.mode != VerticalTrainingKind.mode
+        guard spec.protocol == name, case .training(let t)? = spec.kind else { return false }
+        return t.mode != VerticalTrainingKind.mode
     }
 
     func prepare(_ submission: JobSubmission, into spec: inout Mpcnode_V1_JobSpec, context: SubmissionContext) throws {

@@ -9,6 +9,13 @@ import MPCWire
 struct PSIKind: JobKind {
     let name = "psi"
 
+    /// Its spec is the (empty) `PsiSpec`, which a coordinator may leave out.
+    func describes(_ spec: Mpcnode_V1_JobSpec) -> Bool {
+        guard spec.protocol == name else { return false }
+        if case .psi? = spec.kind { return true }
+        return spec.kind == nil
+    }
+
     func prepare(_ submission: JobSubmission, into spec: inout Mpcnode_V1_JobSpec, context: SubmissionContext) throws {
         guard submission.parties.count == 2 else {
             throw JobError.invalidSubmission("two-party PSI needs exactly two --party options, got \(submission.parties.count)")
@@ -19,6 +26,7 @@ struct PSIKind: JobKind {
             throw JobError.invalidSubmission("recipient \(r) is not a party of the job (PSI delivers to its parties)")
         }
         spec.group = try Self.group(named: submission.group).rawValue
+        spec.psi = Mpcnode_V1_PsiSpec()
     }
 
     /// The blinding group a submission names, or what to choose instead.

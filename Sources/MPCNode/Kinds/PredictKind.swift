@@ -12,6 +12,11 @@ import MPCWire
 struct PredictKind: JobKind {
     let name = "predict"
 
+    func describes(_ spec: Mpcnode_V1_JobSpec) -> Bool {
+        guard spec.protocol == name, case .predict? = spec.kind else { return false }
+        return true
+    }
+
     func prepare(_ submission: JobSubmission, into spec: inout Mpcnode_V1_JobSpec, context: SubmissionContext) throws {
         guard let modelJob = submission.training?.modelJob, !modelJob.isEmpty else {
             throw JobError.invalidSubmission("predict needs --model <the vertical training job>")
@@ -29,8 +34,7 @@ struct PredictKind: JobKind {
         guard submission.deliverTo.isEmpty || submission.deliverTo == [parties[0]] else {
             throw JobError.invalidSubmission("the scores go to the guest (\(parties[0])) only")
         }
-        spec.training = training.training
-        spec.training.modelJob = modelJob
+        spec.predict = .with { $0.modelJob = modelJob; $0.partyFeatures = training.training.partyFeatures }
         // The scores go to the guest only, whatever the submission named.
         spec.deliverTo = [parties[0]]
     }
@@ -54,9 +58,9 @@ struct PredictKind: JobKind {
         let (index, mine) = try context.myInput()
         let isGuest = index == 0
         let guestID = spec.parties[0].nodeID
-        let model = try ModelRepository(store: context.store).get(spec.training.modelJob)
-        guard model.mode == VerticalTrainingKind.mode, model.role == (isGuest ? "guest" : "host"), model.jobID == spec.training.modelJob else {
-            throw JobError.fault("this node holds no \(isGuest ? "guest" : "host") block of model \(spec.training.modelJob)")
+        let model = try ModelRepository(store: context.store).get(spec.predict.modelJob)
+        guard model.mode == VerticalTrainingKind.mode, model.role == (isGuest ? "guest" : "host"), model.jobID == spec.predict.modelJob else {
+            throw JobError.fault("this node holds no \(isGuest ? "guest" : "host") block of model \(spec.predict.modelJob)")
         }
         let (order, alignment) = try await VerticalRows.align(context, index: index)
         let rows = try TrainingData.loadAligned(store: context.store, catalog: context.catalog, dataset: mine.dataset, idColumn: mine.column, ids: order,

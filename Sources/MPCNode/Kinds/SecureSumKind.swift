@@ -10,6 +10,11 @@ import MPCWire
 struct SecureSumKind: JobKind {
     let name = "secure-sum"
 
+    func describes(_ spec: Mpcnode_V1_JobSpec) -> Bool {
+        guard spec.protocol == name, case .aggregate? = spec.kind else { return false }
+        return true
+    }
+
     func prepare(_ submission: JobSubmission, into spec: inout Mpcnode_V1_JobSpec, context: SubmissionContext) throws {
         let partyIDs = submission.parties.map(\.nodeID)
         guard submission.parties.count >= 2 else { throw JobError.invalidSubmission("a secure sum needs at least two parties") }

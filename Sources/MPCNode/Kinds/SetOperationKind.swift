@@ -31,6 +31,11 @@ struct SetOperationKind: JobKind {
 
     var name: String { operation.rawValue }
 
+    func describes(_ spec: Mpcnode_V1_JobSpec) -> Bool {
+        guard spec.protocol == name, case .sets? = spec.kind else { return false }
+        return true
+    }
+
     func prepare(_ submission: JobSubmission, into spec: inout Mpcnode_V1_JobSpec, context: SubmissionContext) throws {
         let owners = submission.parties.map(\.nodeID)
         guard owners.count >= 2 else { throw JobError.invalidSubmission("\(name) needs at least two --party options") }

@@ -8,7 +8,8 @@ import MPCWire
 enum VerticalRows {
     /// A vertical party's own feature columns in the spec.
     static func ownFeatures(_ spec: Mpcnode_V1_JobSpec, nodeID: String) -> [String] {
-        spec.training.partyFeatures.first { $0.nodeID == nodeID }?.features ?? []
+        let all = if case .predict(let p)? = spec.kind { p.partyFeatures } else { spec.training.partyFeatures }
+        return all.first { $0.nodeID == nodeID }?.features ?? []
     }
 
     /// At the guest: every host's partial margins of the same rows (sessions of `stream` from each host), summed.

@@ -15,7 +15,10 @@ struct VerticalTrainingKind: JobKind {
     let name = HorizontalTrainingKind.trainingName
 
     func accepts(_ submission: JobSubmission) -> Bool { submission.protocolName == name && submission.training?.mode == Self.mode }
-    func describes(_ spec: Mpcnode_V1_JobSpec) -> Bool { spec.protocol == name && spec.training.mode == Self.mode }
+    func describes(_ spec: Mpcnode_V1_JobSpec) -> Bool {
+        guard spec.protocol == name, case .training(let t)? = spec.kind else { return false }
+        return t.mode == Self.mode
+    }
 
     func prepare(_ submission: JobSubmission, into spec: inout Mpcnode_V1_JobSpec, context: SubmissionContext) throws {
         guard submission.parties.count >= 2 else { throw JobError.invalidSubmission("train-lr needs at least two --party options") }
