@@ -23,8 +23,21 @@ enum JobKinds {
 
     /// The kind of a stored or proposed spec.
     static func kind(of spec: Mpcnode_V1_JobSpec) throws -> any JobKind {
-        guard let kind = all.first(where: { $0.describes(spec) }) else { throw JobError.unknownKind(spec.protocol, known: names) }
-        return kind
+        if let kind = all.first(where: { $0.describes(spec) }) { return kind }
+        if names.contains(spec.protocol) { throw JobError.kindMismatch(spec.protocol, part: partName(spec)) }
+        throw JobError.unknownKind(spec.protocol, known: names)
+    }
+
+    /// The wire name of the kind-specific part a spec carries, for messages.
+    static func partName(_ spec: Mpcnode_V1_JobSpec) -> String {
+        switch spec.kind {
+        case .psi?: return "psi"
+        case .aggregate?: return "aggregate"
+        case .sets?: return "sets"
+        case .training?: return "training"
+        case .predict?: return "predict"
+        case nil: return "none"
+        }
     }
 
     /// The kind a submission asks for.
