@@ -51,7 +51,7 @@ for i in $(seq 1 10); do
       printf "%s-%05d,%s,%.2f,%s\n", id, r, risk, rand() * 250000 - 20000, (rand() < 0.07 ? "yes" : "")
     }
   }' > "$DEMO/csv/$id.csv"
-  mpcnode data import --config "$DEMO/$id.yaml" --dataset accounts --csv "$DEMO/csv/$id.csv" --id-column account 2>/dev/null | head -1
+  mpcnode data import --config "$DEMO/$id.yaml" --dataset accounts --csv "$DEMO/csv/$id.csv" --id-column account 2>/dev/null | sed -n 1p
 done
 
 step "Starting 12 daemons"
@@ -63,7 +63,7 @@ out=$(mpcnode job submit secure-sum --config "$DEMO/coordinator.yaml" \
   $(for i in $(seq -w 1 10); do printf -- '--party branch-%s:accounts ' "$i"; done) \
   --deliver-to regulator --group-by risk --groups high,medium,low,sanctioned \
   --measure sum:balance --measure count:flagged --decimals 2 --min-cell-records 10 --min-cell-parties 3 --wait)
-echo "$out" | head -1
+echo "$out" | sed -n 1p
 job=$(echo "$out" | sed -n 's/^submitted //p')
 mpcnode report show "$job" --config "$DEMO/regulator.yaml"
 

@@ -68,19 +68,19 @@ node_config bureau "policy:
 step "Each bank imports its own rows (bank-a: breast_homo_guest, bank-b: breast_homo_host; the test rows split between them)"
 head -1 "$DATA/breast_homo_test.csv" > "$DEMO/csv/eval-a.csv"; sed -n '2,58p' "$DATA/breast_homo_test.csv" >> "$DEMO/csv/eval-a.csv"
 head -1 "$DATA/breast_homo_test.csv" > "$DEMO/csv/eval-b.csv"; sed -n '59,$p' "$DATA/breast_homo_test.csv" >> "$DEMO/csv/eval-b.csv"
-mpcnode data import --config "$DEMO/bank-a.yaml" --dataset patients --csv "$DATA/breast_homo_guest.csv" --id-column id 2>/dev/null | head -1
-mpcnode data import --config "$DEMO/bank-b.yaml" --dataset patients --csv "$DATA/breast_homo_host.csv" --id-column id 2>/dev/null | head -1
-mpcnode data import --config "$DEMO/bank-a.yaml" --dataset patients_eval --csv "$DEMO/csv/eval-a.csv" --id-column id 2>/dev/null | head -1
-mpcnode data import --config "$DEMO/bank-b.yaml" --dataset patients_eval --csv "$DEMO/csv/eval-b.csv" --id-column id 2>/dev/null | head -1
+mpcnode data import --config "$DEMO/bank-a.yaml" --dataset patients --csv "$DATA/breast_homo_guest.csv" --id-column id 2>/dev/null | sed -n 1p
+mpcnode data import --config "$DEMO/bank-b.yaml" --dataset patients --csv "$DATA/breast_homo_host.csv" --id-column id 2>/dev/null | sed -n 1p
+mpcnode data import --config "$DEMO/bank-a.yaml" --dataset patients_eval --csv "$DEMO/csv/eval-a.csv" --id-column id 2>/dev/null | sed -n 1p
+mpcnode data import --config "$DEMO/bank-b.yaml" --dataset patients_eval --csv "$DEMO/csv/eval-b.csv" --id-column id 2>/dev/null | sed -n 1p
 
-mpcnode data import --config "$DEMO/bank-a.yaml" --dataset hetero --csv "$DATA/breast_hetero_guest.csv" --id-column id 2>/dev/null | head -1
+mpcnode data import --config "$DEMO/bank-a.yaml" --dataset hetero --csv "$DATA/breast_hetero_guest.csv" --id-column id 2>/dev/null | sed -n 1p
 # The operator's subscribers: every patient but every tenth one (the alignment finds the common ones).
 awk -F, 'NR == 1 || $1 % 10 != 0' "$DATA/breast_hetero_host.csv" > "$DEMO/csv/subscribers.csv"
-mpcnode data import --config "$DEMO/telco.yaml" --dataset subscribers --csv "$DEMO/csv/subscribers.csv" --id-column id 2>/dev/null | head -1
+mpcnode data import --config "$DEMO/telco.yaml" --dataset subscribers --csv "$DEMO/csv/subscribers.csv" --id-column id 2>/dev/null | sed -n 1p
 # The credit bureau's files: features x10..x19 of every patient but every seventh one.
 awk -F, 'BEGIN { OFS = "," } NR == 1 || $1 % 7 != 0 { printf "%s", $1; for (i = 12; i <= 21; i++) printf ",%s", $i; print "" }' \
   "$DATA/breast_hetero_host.csv" > "$DEMO/csv/files.csv"
-mpcnode data import --config "$DEMO/bureau.yaml" --dataset files --csv "$DEMO/csv/files.csv" --id-column id 2>/dev/null | head -1
+mpcnode data import --config "$DEMO/bureau.yaml" --dataset files --csv "$DEMO/csv/files.csv" --id-column id 2>/dev/null | sed -n 1p
 
 step "Starting the daemons"
 start_all
@@ -90,19 +90,19 @@ step "Horizontal training: 30 rounds, updates combined by secure aggregation at 
 out=$(mpcnode job submit train-lr --config "$DEMO/coordinator.yaml" --party bank-a:patients --party bank-b:patients \
   --aggregator operator --features x0..x29 --label y --rounds 30 --local-epochs 1 --learning-rate 0.1 --l2 0.001 \
   --batch-size 32 --tolerance 0 --eval-dataset patients_eval --wait)
-echo "$out" | head -1
+echo "$out" | sed -n 1p
 job=$(echo "$out" | sed -n 's/^submitted //p')
 mpcnode model show "$job" --config "$DEMO/operator.yaml"
 
 step "Each bank keeps the model too"
 mpcnode model list --config "$DEMO/bank-a.yaml"
-mpcnode model export "$job" --config "$DEMO/bank-b.yaml" | head -12
+mpcnode model export "$job" --config "$DEMO/bank-b.yaml" | sed -n 1,12p
 
 step "Vertical training: bank-a (label + 10 features) and telco (20 features), aligned by PSI, Paillier key at the operator"
 out=$(mpcnode job submit train-lr --mode vertical --config "$DEMO/coordinator.yaml" \
   --party bank-a:hetero.id --party telco:subscribers.id --aggregator operator --label y \
   --party-features bank-a=x0..x9 --party-features telco=x0..x19 --rounds 10 --learning-rate 0.15 --batch-size 64 --tolerance 0 --wait)
-echo "$out" | head -1
+echo "$out" | sed -n 1p
 job2=$(echo "$out" | sed -n 's/^submitted //p')
 echo "-- bank-a (guest) sees its own block and the intercept:"
 mpcnode model show "$job2" --config "$DEMO/bank-a.yaml" | sed -n '1,30p'

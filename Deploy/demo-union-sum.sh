@@ -53,7 +53,7 @@ for i in $(seq 1 10); do
       for (a = 0; a < accounts; a++) printf "C-%05d,%d-%d-%d,%.2f\n", c, seed, c, a, rand() * 400000 - 5000
     }
   }' > "$DEMO/csv/$id.csv"
-  mpcnode data import --config "$DEMO/$id.yaml" --dataset customers --csv "$DEMO/csv/$id.csv" --id-column customer 2>/dev/null | head -1
+  mpcnode data import --config "$DEMO/$id.yaml" --dataset customers --csv "$DEMO/csv/$id.csv" --id-column customer 2>/dev/null | sed -n 1p
 done
 
 step "Starting 12 daemons"
@@ -65,7 +65,7 @@ PARTIES=$(for i in $(seq -w 1 10); do printf -- '--party branch-%s:customers.cus
 step "Union-sum over the ten branches, reported to the regulator"
 out=$(mpcnode job submit union-sum --config "$DEMO/coordinator.yaml" $PARTIES \
   --aggregator regulator --value balance --decimals 2 --reporting-threshold 1500000 --min-cell-parties 2 --wait)
-echo "$out" | head -1
+echo "$out" | sed -n 1p
 job=$(echo "$out" | sed -n 's/^submitted //p')
 mpcnode report show "$job" --config "$DEMO/regulator.yaml"
 
@@ -86,7 +86,7 @@ echo "branch-02 has no result for this job:"
 mpcnode job result "$job3" --config "$DEMO/branch-02.yaml" 2>&1 | head -1 || true
 
 step "The regulator exports the union-sum report; every node keeps an audit record"
-mpcnode report export "$job" --format csv --config "$DEMO/regulator.yaml" | head -20
-mpcnode audit --config "$DEMO/branch-07.yaml" | head -7
+mpcnode report export "$job" --format csv --config "$DEMO/regulator.yaml" | sed -n 1,20p
+mpcnode audit --config "$DEMO/branch-07.yaml" | sed -n 1,7p
 
 step "Stopping the daemons"
