@@ -91,7 +91,7 @@ public struct PSIBenchmark {
         log("running PSI \(size) × \(size) over loopback TLS…")
         let started = Date()
         let jobID = try await coordinator.engine.submit(JobSubmission(
-            protocolName: "psi",
+            protocolName: JobKindName.psi.rawValue,
             parties: [.init(nodeID: "bank-a", dataset: "ids", column: "id"), .init(nodeID: "bank-b", dataset: "ids", column: "id")],
             deliverTo: ["bank-a"], cardinalityOnly: false, group: group.rawValue))
         let job = try await BenchmarkJobWait.final(coordinator, jobID: jobID, started: started, every: 5, log: log) {

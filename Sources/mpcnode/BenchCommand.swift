@@ -47,7 +47,7 @@ struct BenchCommand: AsyncParsableCommand {
 
     struct UnionSum: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "union-sum",
+            commandName: JobKindName.unionSum.rawValue,
             abstract: "Union-sum: N banks and a regulator over loopback TLS, from SQLite to the stored report.")
         @Option(help: "Banks.") var parties: Int = 10
         @Option(help: "Identifiers per bank (about half of a common pool of twice this size).") var size: Int = 100_000
@@ -62,7 +62,7 @@ struct BenchCommand: AsyncParsableCommand {
 
     struct SecureSum: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "secure-sum",
+            commandName: JobKindName.secureSum.rawValue,
             abstract: "Secure aggregation: N clients and a server over loopback TLS, with dropouts.")
         @Option(help: "Clients.") var parties: Int = 10
         @Option(help: "Values per vector.") var length: Int = 100_000

@@ -57,7 +57,7 @@ struct SubmitCommon: ParsableArguments {
 
 struct SubmitPSI: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "psi", abstract: "Two-party private set intersection.",
+        commandName: JobKindName.psi.rawValue, abstract: "Two-party private set intersection.",
         discussion: "Example: mpcnode job submit psi --party bank-a:customers.phone --party bank-b:blacklist.phone --deliver-to bank-a")
     @OptionGroup var common: SubmitCommon
     @Option(name: .customLong("deliver-to"), help: "A party that receives the result (repeat).") var deliverTo: [String] = []
@@ -65,14 +65,14 @@ struct SubmitPSI: AsyncParsableCommand {
     @Option(help: "Group for the blinding: x25519 or ristretto255.") var group: String = "x25519"
 
     func run() async throws {
-        try await common.submit(JobSubmission(protocolName: "psi", parties: common.parsedParties(), deliverTo: deliverTo,
+        try await common.submit(JobSubmission(protocolName: JobKindName.psi.rawValue, parties: common.parsedParties(), deliverTo: deliverTo,
                                               cardinalityOnly: cardinalityOnly, group: group))
     }
 }
 
 struct SubmitSecureSum: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "secure-sum", abstract: "Totals of each party's local aggregate, delivered to one node (a regulator).",
+        commandName: JobKindName.secureSum.rawValue, abstract: "Totals of each party's local aggregate, delivered to one node (a regulator).",
         discussion: "Example: mpcnode job submit secure-sum --party b1:loans --party b2:loans --measure sum:amount --group-by risk --groups low,high --deliver-to regulator")
     @OptionGroup var common: SubmitCommon
     @Option(name: .customLong("deliver-to"), help: "The node (not a party) that runs the sum and receives the report.") var deliverTo: [String] = []
@@ -87,7 +87,7 @@ struct SubmitSecureSum: AsyncParsableCommand {
     func run() async throws {
         let aggregate = JobSubmission.Aggregate(groupBy: groupBy, groups: SubmitCommon.list(groups), measures: measures, decimals: decimals,
                                                 minCellRecords: minCellRecords, minCellParties: minCellParties)
-        try await common.submit(JobSubmission(protocolName: "secure-sum", parties: common.parsedParties(), deliverTo: deliverTo,
+        try await common.submit(JobSubmission(protocolName: JobKindName.secureSum.rawValue, parties: common.parsedParties(), deliverTo: deliverTo,
                                               cardinalityOnly: false, group: "", aggregate: aggregate, threshold: threshold))
     }
 }
@@ -98,18 +98,18 @@ struct SetOperationRoles: ParsableArguments {
     @Option(help: "The party that shuffles the sealed pseudonyms (default: the first party).") var mixer: String?
     @Option(help: "Group for the blinding: x25519 or ristretto255.") var group: String = "x25519"
 
-    func submission(_ kind: String, _ common: SubmitCommon, deliverTo: [String] = [], cardinalityOnly: Bool = false,
+    func submission(_ kind: JobKindName, _ common: SubmitCommon, deliverTo: [String] = [], cardinalityOnly: Bool = false,
                     _ fill: (inout JobSubmission.SetOptions) -> Void) throws -> JobSubmission {
         var sets = JobSubmission.SetOptions(aggregator: aggregator, mixer: mixer)
         fill(&sets)
-        return JobSubmission(protocolName: kind, parties: try common.parsedParties(), deliverTo: deliverTo, cardinalityOnly: cardinalityOnly,
+        return JobSubmission(protocolName: kind.rawValue, parties: try common.parsedParties(), deliverTo: deliverTo, cardinalityOnly: cardinalityOnly,
                              group: group, sets: sets)
     }
 }
 
 struct SubmitMPSI: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "mpsi", abstract: "n-party private set intersection (the intersection or its size to named parties).",
+        commandName: JobKindName.mpsi.rawValue, abstract: "n-party private set intersection (the intersection or its size to named parties).",
         discussion: "Example: mpcnode job submit mpsi --party b1:c.id --party b2:c.id --party b3:c.id --aggregator regulator --deliver-to b1")
     @OptionGroup var common: SubmitCommon
     @OptionGroup var roles: SetOperationRoles
@@ -118,7 +118,7 @@ struct SubmitMPSI: AsyncParsableCommand {
     @Option(help: "Release nothing over an intersection smaller than this.") var minIntersection: Int = 10
 
     func run() async throws {
-        try await common.submit(roles.submission("mpsi", common, deliverTo: deliverTo, cardinalityOnly: cardinalityOnly) {
+        try await common.submit(roles.submission(.mpsi, common, deliverTo: deliverTo, cardinalityOnly: cardinalityOnly) {
             $0.minIntersection = minIntersection
         })
     }
@@ -126,7 +126,7 @@ struct SubmitMPSI: AsyncParsableCommand {
 
 struct SubmitWatchlist: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "watchlist", abstract: "Black/grey lists: how many identifiers several parties hold, and which of its own others hold.",
+        commandName: JobKindName.watchlist.rawValue, abstract: "Black/grey lists: how many identifiers several parties hold, and which of its own others hold.",
         discussion: "Example: mpcnode job submit watchlist --party b1:risk.account --party b2:risk.account --party b3:risk.account --aggregator operator --at-least 2 --deliver-to b1")
     @OptionGroup var common: SubmitCommon
     @OptionGroup var roles: SetOperationRoles
@@ -134,13 +134,13 @@ struct SubmitWatchlist: AsyncParsableCommand {
     @Option(help: "Count identifiers held by at least this many parties.") var atLeast: Int = 2
 
     func run() async throws {
-        try await common.submit(roles.submission("watchlist", common, deliverTo: deliverTo) { $0.atLeast = atLeast })
+        try await common.submit(roles.submission(.watchlist, common, deliverTo: deliverTo) { $0.atLeast = atLeast })
     }
 }
 
 struct SubmitUnionSum: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "union-sum", abstract: "Per-identifier totals of a value column over the union of the parties' identifiers, to the aggregator.",
+        commandName: JobKindName.unionSum.rawValue, abstract: "Per-identifier totals of a value column over the union of the parties' identifiers, to the aggregator.",
         discussion: "Example: mpcnode job submit union-sum --party b1:customers.id --party b2:customers.id --value balance --aggregator regulator --reporting-threshold 1000000")
     @OptionGroup var common: SubmitCommon
     @OptionGroup var roles: SetOperationRoles
@@ -150,7 +150,7 @@ struct SubmitUnionSum: AsyncParsableCommand {
     @Option(help: "List a per-identifier total only if at least this many parties hold the identifier.") var minCellParties: Int = 2
 
     func run() async throws {
-        try await common.submit(roles.submission("union-sum", common) {
+        try await common.submit(roles.submission(.unionSum, common) {
             $0.valueColumn = value; $0.decimals = decimals; $0.reportingThreshold = reportingThreshold; $0.minCellParties = minCellParties
         })
     }
@@ -158,7 +158,7 @@ struct SubmitUnionSum: AsyncParsableCommand {
 
 struct SubmitIntersectionStats: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "intersection-stats", abstract: "Count, sum, mean and histogram of per-identifier totals over the intersection, to the aggregator.",
+        commandName: JobKindName.intersectionStats.rawValue, abstract: "Count, sum, mean and histogram of per-identifier totals over the intersection, to the aggregator.",
         discussion: "Example: mpcnode job submit intersection-stats --party b1:c.id --party b2:c.id --value balance --bins 0,1000,10000 --aggregator regulator")
     @OptionGroup var common: SubmitCommon
     @OptionGroup var roles: SetOperationRoles
@@ -168,7 +168,7 @@ struct SubmitIntersectionStats: AsyncParsableCommand {
     @Option(help: "Release nothing over an intersection smaller than this.") var minIntersection: Int = 10
 
     func run() async throws {
-        try await common.submit(roles.submission("intersection-stats", common) {
+        try await common.submit(roles.submission(.intersectionStats, common) {
             $0.valueColumn = value; $0.decimals = decimals; $0.bins = SubmitCommon.list(bins); $0.minIntersection = minIntersection
         })
     }
@@ -176,7 +176,7 @@ struct SubmitIntersectionStats: AsyncParsableCommand {
 
 struct SubmitTrainLR: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "train-lr", abstract: "Federated logistic regression: horizontal (same features, different customers) or vertical.",
+        commandName: JobKindName.trainLR.rawValue, abstract: "Federated logistic regression: horizontal (same features, different customers) or vertical.",
         discussion: """
             Examples:
               mpcnode job submit train-lr --party b1:loans --party b2:loans --aggregator operator --features x0..x29 --label y --rounds 30 --eval-dataset loans_test
@@ -213,20 +213,20 @@ struct SubmitTrainLR: AsyncParsableCommand {
             mode: mode, aggregator: aggregator, features: try features.map(SubmitCommon.columns) ?? [], label: label,
             parameters: .init(rounds: rounds, localEpochs: localEpochs, learningRate: learningRate, l2: l2, batchSize: batchSize, tolerance: tolerance),
             evalDataset: evalDataset, holdout: evalDataset == nil ? holdout : 0, partyFeatures: perParty, keyBits: keyBits)
-        try await common.submit(JobSubmission(protocolName: "train-lr", parties: common.parsedParties(), deliverTo: [], cardinalityOnly: false,
+        try await common.submit(JobSubmission(protocolName: JobKindName.trainLR.rawValue, parties: common.parsedParties(), deliverTo: [], cardinalityOnly: false,
                                               group: "", training: training))
     }
 }
 
 struct SubmitPredict: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "predict", abstract: "Score the parties' common rows with a vertical model (scores to the guest only).",
+        commandName: JobKindName.predict.rawValue, abstract: "Score the parties' common rows with a vertical model (scores to the guest only).",
         discussion: "Example: mpcnode job submit predict --party bank:new_clients.id --party telco:subs.id --model <training job>")
     @OptionGroup var common: SubmitCommon
     @Option(help: "The vertical training job whose model scores the rows.") var model: String
 
     func run() async throws {
-        try await common.submit(JobSubmission(protocolName: "predict", parties: common.parsedParties(), deliverTo: [], cardinalityOnly: false,
+        try await common.submit(JobSubmission(protocolName: JobKindName.predict.rawValue, parties: common.parsedParties(), deliverTo: [], cardinalityOnly: false,
                                               group: "", training: .predict(model: model)))
     }
 }

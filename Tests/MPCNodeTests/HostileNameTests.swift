@@ -97,9 +97,11 @@ final class HostileNameTests: XCTestCase {
             ("party", { $0.parties[1].nodeID = "../bank-b" }),
             ("recipient", { $0.deliverTo = ["bank-a/../x"] }),
             ("coordinator", { $0.coordinator = "" }),
-            ("value column", { $0.sets.aggregator = "regulator"; $0.sets.valueColumn = String(repeating: "v", count: 4000) }),
-            ("model job", { $0.predict.modelJob = "../../node" }),
-            ("evaluation dataset", { $0.training.evalDataset = "x/y" }),
+            ("value column", { $0.protocol = "union-sum"; $0.sets.aggregator = "regulator"; $0.sets.valueColumn = String(repeating: "v", count: 4000) }),
+            ("group-by column", { $0.protocol = "secure-sum"; $0.aggregate.groupBy = "region\u{0}" }),
+            ("mixer", { $0.protocol = "watchlist"; $0.sets.aggregator = "regulator"; $0.sets.mixer = "../bank-b" }),
+            ("model job", { $0.protocol = "predict"; $0.predict.modelJob = "../../node" }),
+            ("evaluation dataset", { $0.protocol = "train-lr"; $0.training.evalDataset = "x/y" }),
         ]
         for (field, mutate) in mutations {
             var spec = Self.psiSpec(jobID: "job-\(field.replacingOccurrences(of: " ", with: "-"))")

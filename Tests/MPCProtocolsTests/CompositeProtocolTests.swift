@@ -6,8 +6,8 @@ import XCTest
 @testable import MPCProtocols
 
 /// The composite protocols as whole jobs over in-memory session ports: several parties in one process,
-/// no TLS, no database. The same `SetOperationParty`, `SetOperationAggregatorRole` and
-/// `VerticalRowAlignment` run between daemons over TLS.
+/// no TLS, no database. The same `SetOperationParty`, `SetOperationAggregatorRole`,
+/// `VerticalRowAlignment` and `VerticalScoring` run between daemons over TLS.
 final class CompositeProtocolTests: XCTestCase {
     var pki: TestPKI!
     override func setUpWithError() throws { pki = try TestPKI() }
@@ -156,5 +156,62 @@ final class CompositeProtocolTests: XCTestCase {
         // No identifier crossed the ports in the clear.
         let everything = WireIndex(wire.entries.flatMap(\.bytes))
         for s in sets { for x in s { XCTAssertFalse(everything.contains(Array(x.utf8)), "\(x) on the wire") } }
+    }
+
+    /// Prediction with a vertical model: alignment, then each host's partial margins of the aligned rows
+    /// to the guest. The guest's scores equal σ of the whole model on the joined rows; only the rows all
+    /// parties hold are scored; no identifier and no feature value crosses the ports.
+    func testVerticalPredictionOfAGuestAndTwoHostsOverSessionPorts() async throws {
+        var rng = SplitMix(state: 77)
+        let names = ["guest", "host-1", "host-2"]
+        let everyone = (0..<30).map { "customer-\($0)" }
+        let sets = [everyone + ["customer-g0", "customer-g1"], everyone + ["customer-h1"], Array(everyone.dropLast(4)) + ["customer-h2"]]
+        // Each party's features of each of its customers, and its block of the model.
+        let widths = [3, 2, 4]
+        var features: [[String: [Double]]] = []
+        for (i, set) in sets.enumerated() {
+            features.append(Dictionary(uniqueKeysWithValues: set.map { id in (id, (0..<widths[i]).map { _ in Double.random(in: -2...2, using: &rng) }) }))
+        }
+        let weights = widths.map { w in (0..<w).map { _ in Double.random(in: -1...1, using: &rng) } }
+        let bias = 0.25
+        let wire = WireLog()
+        let hub = InMemorySessionHub(tap: { wire.append($0, $1) })
+        let sources = sets.map { ArrayIdentifierSource($0) }
+        let results = try await withThrowingTaskGroup(of: (Int, [String], [Double]?).self) { group in
+            for (i, name) in names.enumerated() {
+                let source = sources[i], own = features[i], w = weights[i]
+                group.addTask {
+                    let port = hub.port(for: name)
+                    let alignment = try await VerticalRowAlignment(jobID: "job-predict", guest: "guest", hosts: Array(names.dropFirst()), me: name,
+                                                                   waits: Self.waits).run(source: source, port: port)
+                    let ids = alignment.positions.map { String(decoding: source.values[$0], as: UTF8.self) }
+                    let order = VerticalRowAlignment.agreedOrder(ids, jobID: "job-predict")
+                    let margins = order.map { id in zip(w, own[id]!).reduce(i == 0 ? bias : 0) { $0 + $1.0 * $1.1 } }
+                    let outcome = try await VerticalScoring(guest: "guest", hosts: Array(names.dropFirst()), me: name, sessionWait: .seconds(30))
+                        .run(ownMargins: margins, port: port)
+                    return (i, order, outcome.scores)
+                }
+            }
+            var out: [(order: [String], scores: [Double]?)] = Array(repeating: ([], nil), count: names.count)
+            for try await (i, order, scores) in group { out[i] = (order, scores) }
+            return out
+        }
+        let order = results[0].order
+        XCTAssertEqual(Set(order), Set(everyone.dropLast(4)), "only the rows all three hold are scored")
+        XCTAssertNil(results[1].scores, "a host learns no score")
+        XCTAssertNil(results[2].scores)
+        let scores = try XCTUnwrap(results[0].scores)
+        XCTAssertEqual(scores.count, order.count)
+        for (id, score) in zip(order, scores) {
+            var margin = bias
+            for p in 0..<3 { margin += zip(weights[p], features[p][id]!).reduce(0) { $0 + $1.0 * $1.1 } }
+            XCTAssertEqual(score, 1 / (1 + exp(-margin)), accuracy: 1e-12, id)
+        }
+        // No identifier and no feature value on the wire: only blinded elements and partial margins.
+        let everything = WireIndex(wire.entries.flatMap(\.bytes))
+        for s in sets { for x in s { XCTAssertFalse(everything.contains(Array(x.utf8)), "\(x) on the wire") } }
+        for f in features { for row in f.values { for v in row {
+            withUnsafeBytes(of: v.bitPattern.littleEndian) { XCTAssertFalse(everything.contains(Array($0)), "a feature value on the wire") }
+        } } }
     }
 }

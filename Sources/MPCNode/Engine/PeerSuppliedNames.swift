@@ -63,6 +63,7 @@ public enum PeerSuppliedName: String, Sendable {
 
     /// Checks every name of a proposed job: its id, every node it names, every dataset and column.
     /// Numbers and protocol-specific rules are the kinds' and the policy's; this is only about names.
+    /// The names in a kind's own part are checked by the kind (`JobKind.validateNames`).
     public static func validate(spec: Mpcnode_V1_JobSpec) throws {
         try PeerSuppliedName.jobID.validate(spec.jobID)
         try PeerSuppliedName.nodeID.validate(spec.coordinator, field: "coordinator")
@@ -73,30 +74,12 @@ public enum PeerSuppliedName: String, Sendable {
             if !p.column.isEmpty { try PeerSuppliedName.column.validate(p.column, field: "column of \(p.nodeID)") }
         }
         for r in spec.deliverTo { try PeerSuppliedName.nodeID.validate(r, field: "recipient") }
-        switch spec.kind {
-        case .aggregate?:
-            if !spec.aggregate.groupBy.isEmpty { try PeerSuppliedName.column.validate(spec.aggregate.groupBy, field: "group-by column") }
-            for m in spec.aggregate.measures { try PeerSuppliedName.column.validate(m.column, field: "measure column") }
-        case .sets?:
-            try PeerSuppliedName.nodeID.validate(spec.sets.aggregator, field: "aggregator")
-            if !spec.sets.mixer.isEmpty { try PeerSuppliedName.nodeID.validate(spec.sets.mixer, field: "mixer") }
-            if !spec.sets.valueColumn.isEmpty { try PeerSuppliedName.column.validate(spec.sets.valueColumn, field: "value column") }
-        case .training?:
-            let t = spec.training
-            if !t.aggregator.isEmpty { try PeerSuppliedName.nodeID.validate(t.aggregator, field: "aggregator") }
-            for f in t.features { try PeerSuppliedName.column.validate(f, field: "feature column") }
-            if !t.label.isEmpty { try PeerSuppliedName.column.validate(t.label, field: "label column") }
-            if !t.evalDataset.isEmpty { try PeerSuppliedName.dataset.validate(t.evalDataset, field: "evaluation dataset") }
-            try validate(featureHolders: t.partyFeatures)
-        case .predict(let p)?:
-            try PeerSuppliedName.jobID.validate(p.modelJob, field: "model job")
-            try validate(featureHolders: p.partyFeatures)
-        case .psi?, nil:
-            break
-        }
+        // The kind's own part: only for a kind this node runs (any other is refused without reading it).
+        if let kind = try? JobKinds.kind(of: spec) { try kind.validateNames(spec) }
     }
 
-    private static func validate(featureHolders: [Mpcnode_V1_PartyFeatures]) throws {
+    /// The feature holders of a vertical spec (training or predict).
+    static func validate(featureHolders: [Mpcnode_V1_PartyFeatures]) throws {
         for pf in featureHolders {
             try PeerSuppliedName.nodeID.validate(pf.nodeID, field: "feature holder")
             for f in pf.features { try PeerSuppliedName.column.validate(f, field: "feature column of \(pf.nodeID)") }

@@ -12,8 +12,17 @@ import MPCWire
 /// "evaluate"). The job is the aggregator's: a party lost in a round is left out of later rounds.
 struct HorizontalTrainingKind: JobKind {
     /// The wire name both training modes share (the mode tells them apart).
-    static let trainingName = "train-lr"
+    static let trainingName = JobKindName.trainLR.rawValue
     static let mode = TrainingMode.horizontal.rawValue
+
+    /// The names in a training spec, of either mode.
+    static func validateTrainingNames(_ t: Mpcnode_V1_TrainingSpec) throws {
+        if !t.aggregator.isEmpty { try PeerSuppliedName.nodeID.validate(t.aggregator, field: "aggregator") }
+        for f in t.features { try PeerSuppliedName.column.validate(f, field: "feature column") }
+        if !t.label.isEmpty { try PeerSuppliedName.column.validate(t.label, field: "label column") }
+        if !t.evalDataset.isEmpty { try PeerSuppliedName.dataset.validate(t.evalDataset, field: "evaluation dataset") }
+        try PeerSuppliedName.validate(featureHolders: t.partyFeatures)
+    }
     let name = HorizontalTrainingKind.trainingName
 
     func accepts(_ submission: JobSubmission) -> Bool {
@@ -24,6 +33,8 @@ struct HorizontalTrainingKind: JobKind {
         guard spec.protocol == name, case .training(let t)? = spec.kind else { return false }
         return t.mode != VerticalTrainingKind.mode
     }
+
+    func validateNames(_ spec: Mpcnode_V1_JobSpec) throws { try HorizontalTrainingKind.validateTrainingNames(spec.training) }
 
     func prepare(_ submission: JobSubmission, into spec: inout Mpcnode_V1_JobSpec, context: SubmissionContext) throws {
         spec.training = try validate(submission, context: context)

@@ -53,6 +53,10 @@ protocol JobKind: Sendable {
     /// job needs does not exist. Read only after every other rule passed.
     func inputSize(_ spec: Mpcnode_V1_JobSpec, mine: Mpcnode_V1_PartyInput, catalog: DatasetCatalog) throws -> Int?
 
+    /// Checks the names in the kind's own part of a proposed spec (`PeerSuppliedName`), after the engine
+    /// checked the names every spec has (job id, parties, datasets, columns, recipients).
+    func validateNames(_ spec: Mpcnode_V1_JobSpec) throws
+
     /// Why the input is missing, when `inputSize` found none.
     func missingInput(_ spec: Mpcnode_V1_JobSpec, mine: Mpcnode_V1_PartyInput) -> String
 
@@ -68,6 +72,7 @@ extension JobKind {
     func failureIsDropout(_ spec: Mpcnode_V1_JobSpec, node: String, error: Error?) -> Bool { error is SecureSumDropout }
     func roleWithoutData(of node: String, in spec: Mpcnode_V1_JobSpec) -> String? { nil }
     func toleratesStartFailure(of node: String, in spec: Mpcnode_V1_JobSpec) -> Bool { false }
+    func validateNames(_ spec: Mpcnode_V1_JobSpec) throws {}
 
     func inputSize(_ spec: Mpcnode_V1_JobSpec, mine: Mpcnode_V1_PartyInput, catalog: DatasetCatalog) throws -> Int? {
         try catalog.distinctCount(dataset: mine.dataset, column: mine.column)

@@ -7,7 +7,7 @@ import MPCWire
 /// intersection, or only its size (`cardinality_only`, policy use `psi-cardinality`), to the parties in
 /// `deliver_to`. The first party dials; the other claims its session.
 struct PSIKind: JobKind {
-    let name = "psi"
+    let name = JobKindName.psi.rawValue
 
     /// Its spec is the (empty) `PsiSpec`, which a coordinator may leave out.
     func describes(_ spec: Mpcnode_V1_JobSpec) -> Bool {

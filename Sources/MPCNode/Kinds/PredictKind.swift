@@ -8,13 +8,18 @@ import MPCWire
 /// `predict`: the guest and the hosts of a vertical model score the rows they all have. Rows are
 /// aligned as in training (`VerticalRows`); each host sends its partial margins x_H·w_H for the aligned
 /// rows (in the agreed order, as FATE's hetero LR does) and the guest, which holds the intercept, stores
-/// σ(x_G·w_G + b + Σ x_H·w_H) per identifier as the job's result. Session "predict" (each host → guest).
+/// σ(x_G·w_G + b + Σ x_H·w_H) per identifier as the job's result (`VerticalScoring`, session "predict").
 struct PredictKind: JobKind {
-    let name = "predict"
+    let name = JobKindName.predict.rawValue
 
     func describes(_ spec: Mpcnode_V1_JobSpec) -> Bool {
         guard spec.protocol == name, case .predict? = spec.kind else { return false }
         return true
+    }
+
+    func validateNames(_ spec: Mpcnode_V1_JobSpec) throws {
+        try PeerSuppliedName.jobID.validate(spec.predict.modelJob, field: "model job")
+        try PeerSuppliedName.validate(featureHolders: spec.predict.partyFeatures)
     }
 
     func prepare(_ submission: JobSubmission, into spec: inout Mpcnode_V1_JobSpec, context: SubmissionContext) throws {
@@ -66,21 +71,16 @@ struct PredictKind: JobKind {
         let rows = try TrainingData.loadAligned(store: context.store, catalog: context.catalog, dataset: mine.dataset, idColumn: mine.column, ids: order,
                                                 features: model.features, label: nil)
         let margins = (0..<rows.count).map { i in model.model.margin(rows.row(i)) }  // includes the bias (0 at a host)
-        var sent = alignment.bytesSent
-        if !isGuest {
-            sent += try await context.withSession(stream: "predict", to: guestID) { channel in
-                try await VerticalPrediction.sendPartialScores(margins, over: channel)
-            }
-            return RoleCompletion(inputRows: alignment.ownSetSize, bytesSent: sent, bytesReceived: alignment.bytesReceived, resultRows: 0,
-                              receivedResult: false, details: ["model": .string(model.id), "aligned_rows": .int(order.count)], store: { _ in })
+        let scoring = try await VerticalScoring(guest: guestID, hosts: spec.parties.dropFirst().map(\.nodeID), me: context.nodeID,
+                                                sessionWait: context.sessionWaitTimeout).run(ownMargins: margins, port: context.sessions)
+        let sent = alignment.bytesSent + scoring.bytesSent, received = alignment.bytesReceived + scoring.bytesReceived
+        guard isGuest, let scores = scoring.scores else {
+            return RoleCompletion(inputRows: alignment.ownSetSize, bytesSent: sent, bytesReceived: received, resultRows: 0,
+                                  receivedResult: false, details: ["model": .string(model.id), "aligned_rows": .int(order.count)], store: { _ in })
         }
-        let traffic = SessionTraffic()
-        let hostMargins = try await VerticalRows.receivePartialScores(context, stream: "predict", from: spec.parties.dropFirst().map(\.nodeID),
-                                                         count: order.count, traffic: traffic)
-        let scores = zip(margins, hostMargins).map { LogisticModel.sigmoid($0 + $1) }
         let repository = context.repository
         return RoleCompletion(
-            inputRows: alignment.ownSetSize, bytesSent: sent, bytesReceived: alignment.bytesReceived + traffic.received, resultRows: scores.count,
+            inputRows: alignment.ownSetSize, bytesSent: sent, bytesReceived: received, resultRows: scores.count,
             receivedResult: true, details: ["model": .string(model.id), "aligned_rows": .int(order.count)],
             store: { db in
                 try repository.storeResult(db, jobID: jobID, kind: "scores", cardinality: scores.count) { db in

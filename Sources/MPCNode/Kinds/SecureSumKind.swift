@@ -8,11 +8,16 @@ import MPCWire
 /// node in `deliver_to` (the regulator) runs the server and stores the report, small cells suppressed.
 /// The job is the server's: a client that fails is a dropout, recorded in the report.
 struct SecureSumKind: JobKind {
-    let name = "secure-sum"
+    let name = JobKindName.secureSum.rawValue
 
     func describes(_ spec: Mpcnode_V1_JobSpec) -> Bool {
         guard spec.protocol == name, case .aggregate? = spec.kind else { return false }
         return true
+    }
+
+    func validateNames(_ spec: Mpcnode_V1_JobSpec) throws {
+        if !spec.aggregate.groupBy.isEmpty { try PeerSuppliedName.column.validate(spec.aggregate.groupBy, field: "group-by column") }
+        for m in spec.aggregate.measures { try PeerSuppliedName.column.validate(m.column, field: "measure column") }
     }
 
     func prepare(_ submission: JobSubmission, into spec: inout Mpcnode_V1_JobSpec, context: SubmissionContext) throws {

@@ -36,6 +36,12 @@ struct SetOperationKind: JobKind {
         return true
     }
 
+    func validateNames(_ spec: Mpcnode_V1_JobSpec) throws {
+        try PeerSuppliedName.nodeID.validate(spec.sets.aggregator, field: "aggregator")
+        if !spec.sets.mixer.isEmpty { try PeerSuppliedName.nodeID.validate(spec.sets.mixer, field: "mixer") }
+        if !spec.sets.valueColumn.isEmpty { try PeerSuppliedName.column.validate(spec.sets.valueColumn, field: "value column") }
+    }
+
     func prepare(_ submission: JobSubmission, into spec: inout Mpcnode_V1_JobSpec, context: SubmissionContext) throws {
         let owners = submission.parties.map(\.nodeID)
         guard owners.count >= 2 else { throw JobError.invalidSubmission("\(name) needs at least two --party options") }

@@ -3,28 +3,13 @@ import MPCProtocols
 import MPCTransport
 import MPCWire
 
-/// What vertical training and prediction share: aligning the parties' rows on their identifier
-/// columns, and collecting the hosts' partial margins at the guest.
+/// What vertical training and prediction share at a node: the party's own features in the spec, and
+/// aligning the parties' rows on their identifier columns from the node's data.
 enum VerticalRows {
     /// A vertical party's own feature columns in the spec.
     static func ownFeatures(_ spec: Mpcnode_V1_JobSpec, nodeID: String) -> [String] {
         let all = if case .predict(let p)? = spec.kind { p.partyFeatures } else { spec.training.partyFeatures }
         return all.first { $0.nodeID == nodeID }?.features ?? []
-    }
-
-    /// At the guest: every host's partial margins of the same rows (sessions of `stream` from each host), summed.
-    static func receivePartialScores(_ context: RoleContext, stream: String, from hosts: [String], count: Int,
-                                     traffic: SessionTraffic) async throws -> [Double] {
-        let claimed = try await context.claimAll(hosts.map { (stream, $0) })
-        return try await context.sessions.using(Array(claimed.values)) {
-            var sum = [Double](repeating: 0, count: count)
-            for host in hosts {
-                let (margins, bytes) = try await VerticalPrediction.receivePartialScores(count: count, over: claimed["\(stream)/\(host)"]!)
-                for i in 0..<count { sum[i] += margins[i] }
-                traffic.add(sent: 0, received: bytes)
-            }
-            return sum
-        }
     }
 
     /// Aligns the parties' rows (`VerticalRowAlignment`) and returns the identifiers every party holds, in

@@ -20,6 +20,8 @@ struct VerticalTrainingKind: JobKind {
         return t.mode == Self.mode
     }
 
+    func validateNames(_ spec: Mpcnode_V1_JobSpec) throws { try HorizontalTrainingKind.validateTrainingNames(spec.training) }
+
     func prepare(_ submission: JobSubmission, into spec: inout Mpcnode_V1_JobSpec, context: SubmissionContext) throws {
         guard submission.parties.count >= 2 else { throw JobError.invalidSubmission("train-lr needs at least two --party options") }
         spec.training = try validate(submission, context: context)
@@ -163,20 +165,15 @@ struct VerticalTrainingKind: JobKind {
         // the guest scores them with the labels it holds.
         var metrics: Metrics.Evaluation?
         if evaluation.count > 0 {
-            if isGuest {
-                let hostMargins = try await VerticalRows.receivePartialScores(context, stream: "evaluate", from: hosts, count: evaluation.count, traffic: traffic)
-                let joint = LogisticModel(weights: result.weights, bias: result.bias)
+            let joint = LogisticModel(weights: result.weights, bias: result.bias)  // the bias is 0 at a host
+            let margins = (0..<evaluation.count).map { i in joint.margin(evaluation.row(i)) }
+            let scoring = try await VerticalScoring(guest: guestID, hosts: hosts, me: nodeID, stream: VerticalScoring.evaluateStream,
+                                                    sessionWait: context.sessionWaitTimeout).run(ownMargins: margins, port: context.sessions)
+            traffic.add(sent: scoring.bytesSent, received: scoring.bytesReceived)
+            if let scores = scoring.scores {
                 var e = Metrics.Evaluation(bins: 1000)
-                for i in 0..<evaluation.count {
-                    e.add(probability: LogisticModel.sigmoid(joint.margin(evaluation.row(i)) + hostMargins[i]), label: evaluation.labels[i])
-                }
+                for (i, p) in scores.enumerated() { e.add(probability: p, label: evaluation.labels[i]) }
                 metrics = e
-            } else {
-                let margins = (0..<evaluation.count).map { i in zip(result.weights, evaluation.row(i)).reduce(0) { $0 + $1.0 * $1.1 } }
-                let bytes = try await context.withSession(stream: "evaluate", to: guestID) { channel in
-                    try await VerticalPrediction.sendPartialScores(margins, over: channel)
-                }
-                traffic.add(sent: bytes, received: 0)
             }
         }
         let model = ModelView(
