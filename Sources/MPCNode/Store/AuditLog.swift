@@ -38,6 +38,16 @@ public struct AuditRecord: Codable, Sendable {
     public var hash: String
 }
 
+/// A row of `audit_log`.
+extension AuditRecord: FetchableRecord, TableRecord {
+    public static let databaseTableName = "audit_log"
+
+    public init(row: Row) throws {
+        self.init(seq: row["seq"], at: row["at"], jobID: row["job_id"], event: row["event"], details: row["details"],
+                  previousHash: row["previous_hash"], hash: row["hash"])
+    }
+}
+
 /// The node's append-only, hash-chained audit log.
 ///
 /// Each record's hash is SHA-256 over the previous record's hash and the record's own canonical text
@@ -81,13 +91,10 @@ public struct AuditLog: Sendable {
 
     public func records(jobID: String? = nil, limit: Int = 1000) throws -> [AuditRecord] {
         try store.pool.read { db in
-            let rows = jobID == nil
-                ? try Row.fetchAll(db, sql: "SELECT * FROM audit_log ORDER BY seq DESC LIMIT ?", arguments: [limit])
-                : try Row.fetchAll(db, sql: "SELECT * FROM audit_log WHERE job_id = ? ORDER BY seq", arguments: [jobID])
-            return rows.map {
-                AuditRecord(seq: $0["seq"], at: $0["at"], jobID: $0["job_id"], event: $0["event"], details: $0["details"],
-                            previousHash: $0["previous_hash"], hash: $0["hash"])
+            if let jobID {
+                return try AuditRecord.filter(Column("job_id") == jobID).order(Column("seq")).fetchAll(db)
             }
+            return try AuditRecord.order(Column("seq").desc).limit(limit).fetchAll(db)
         }
     }
 
@@ -95,9 +102,10 @@ public struct AuditLog: Sendable {
     public func verify() throws -> Int64? {
         try store.pool.read { db in
             var previous = Self.genesis
-            for row in try Row.fetchAll(db, sql: "SELECT * FROM audit_log ORDER BY seq") {
-                let expected = Self.hash(previous: previous, at: row["at"], jobID: row["job_id"], event: row["event"], details: row["details"])
-                guard row["previous_hash"] == previous, row["hash"] == expected else { return row["seq"] }
+            let records = try AuditRecord.order(Column("seq")).fetchCursor(db)
+            while let r = try records.next() {
+                let expected = Self.hash(previous: previous, at: r.at, jobID: r.jobID, event: r.event, details: r.details)
+                guard r.previousHash == previous, r.hash == expected else { return r.seq }
                 previous = expected
             }
             return nil

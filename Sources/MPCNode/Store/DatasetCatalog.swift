@@ -145,16 +145,14 @@ public struct DatasetCatalog: Sendable {
 
     public func list() throws -> [DatasetInfo] {
         try store.pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM dataset ORDER BY name").map(Self.info)
+            try DatasetInfo.order(Column("name")).fetchAll(db)
         }
     }
 
     public func describe(_ name: String) throws -> DatasetInfo {
         try store.pool.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM dataset WHERE name = ?", arguments: [name]) else {
-                throw StoreError.unknownDataset(name)
-            }
-            return try Self.info(row)
+            guard let info = try DatasetInfo.filter(Column("name") == name).fetchOne(db) else { throw StoreError.unknownDataset(name) }
+            return info
         }
     }
 
@@ -167,13 +165,6 @@ public struct DatasetCatalog: Sendable {
             let c = NodeStore.quote(column)
             return try Int.fetchOne(db, sql: "SELECT COUNT(DISTINCT \(c)) FROM \(NodeStore.quote(row["table_name"])) WHERE \(c) IS NOT NULL AND \(c) <> ''")
         }
-    }
-
-    static func info(_ row: Row) throws -> DatasetInfo {
-        DatasetInfo(name: row["name"], columns: try JSONDecoder().decode([String].self, from: Data((row["columns"] as String).utf8)),
-                    idColumn: row["id_column"], normalization: row["normalization"], rowCount: row["row_count"],
-                    distinctIdentifiers: row["distinct_ids"], sourcePath: row["source_path"],
-                    sourceSHA256: row["source_sha256"], importedAt: row["imported_at"])
     }
 
     /// Binds one row's text values to `statement` and steps it.
@@ -214,5 +205,17 @@ public struct DatasetCatalog: Sendable {
             hasher.update(data: chunk)
         }
         return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+/// A row of `dataset`: a dataset's metadata (its rows are in its own table).
+extension DatasetInfo: FetchableRecord, TableRecord {
+    public static let databaseTableName = "dataset"
+
+    public init(row: Row) throws {
+        self.init(name: row["name"], columns: try JSONDecoder().decode([String].self, from: Data((row["columns"] as String).utf8)),
+                  idColumn: row["id_column"], normalization: row["normalization"], rowCount: row["row_count"],
+                  distinctIdentifiers: row["distinct_ids"], sourcePath: row["source_path"],
+                  sourceSHA256: row["source_sha256"], importedAt: row["imported_at"])
     }
 }

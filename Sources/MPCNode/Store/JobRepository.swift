@@ -82,12 +82,6 @@ public struct JobRepository: Sendable {
         }
     }
 
-    static func progress(_ row: Row?) -> ProgressSnapshot? {
-        guard let row, let done: Int = row["progress_done"], let total: Int = row["progress_total"] else { return nil }
-        return ProgressSnapshot(done: done, total: total, unit: row["progress_unit"] ?? "elements", loss: row["progress_loss"],
-                                elapsedMs: row["progress_elapsed_ms"] ?? 0, remainingMs: row["progress_remaining_ms"])
-    }
-
     public func setInputRows(_ db: Database, jobID: String, _ rows: Int) throws {
         try db.execute(sql: "UPDATE job SET input_rows = ? WHERE id = ?", arguments: [rows, jobID])
     }
@@ -110,9 +104,7 @@ public struct JobRepository: Sendable {
 
     public func partyStates(_ db: Database, jobID: String) throws -> [String: String] {
         var out: [String: String] = [:]
-        for row in try Row.fetchAll(db, sql: "SELECT node_id, state FROM job_party WHERE job_id = ?", arguments: [jobID]) {
-            out[row["node_id"]] = row["state"]
-        }
+        for party in try JobPartyRecord.filter(Column("job_id") == jobID).fetchAll(db) { out[party.nodeId] = party.state }
         return out
     }
 
@@ -137,28 +129,26 @@ public struct JobRepository: Sendable {
 
     public func view(jobID: String) throws -> JobView {
         try store.pool.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ?", arguments: [jobID]) else {
-                throw JobError.unknownJob(jobID)
-            }
-            return try Self.view(db, row)
+            guard let job = try JobRecord.fetchOne(db, key: jobID) else { throw JobError.unknownJob(jobID) }
+            return try Self.view(db, job)
         }
     }
 
     public func list(limit: Int = 100) throws -> [JobView] {
         try store.pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM job ORDER BY created_at DESC LIMIT ?", arguments: [limit]).map { try Self.view(db, $0) }
+            try JobRecord.order(Column("created_at").desc).limit(limit).fetchAll(db).map { try Self.view(db, $0) }
         }
     }
 
     public func result(jobID: String, limit: Int) throws -> JobResultView {
         try store.pool.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM job_result WHERE job_id = ?", arguments: [jobID]) else {
+            guard let stored = try JobResultRecord.fetchOne(db, key: jobID) else {
                 if try exists(db, jobID: jobID) {
                     throw JobError.notCoordinator("job \(jobID) has no result on this node (it is not a recipient, or the job has not succeeded; see `mpcnode job status \(jobID)`)")
                 }
                 throw JobError.unknownJob(jobID)
             }
-            let kind: String = row["kind"]
+            let kind = stored.kind
             var identifiers: [String]?
             var values: [Double]?
             var truncated = false
@@ -174,17 +164,15 @@ public struct JobRepository: Sendable {
                 truncated = items.count > limit
                 identifiers = Array(items.prefix(limit))
             }
-            return JobResultView(jobID: jobID, kind: kind, cardinality: row["cardinality"], identifiers: identifiers, values: values,
-                                 truncated: truncated, createdAt: row["created_at"])
+            return JobResultView(jobID: jobID, kind: kind, cardinality: stored.cardinality, identifiers: identifiers, values: values,
+                                 truncated: truncated, createdAt: stored.createdAt)
         }
     }
 
-    static func view(_ db: Database, _ row: Row) throws -> JobView {
-        let spec = try Mpcnode_V1_JobSpec(serializedBytes: row["spec"] as Data)
-        var partyRows: [String: Row] = [:]
-        for p in try Row.fetchAll(db, sql: "SELECT * FROM job_party WHERE job_id = ?", arguments: [spec.jobID]) {
-            partyRows[p["node_id"]] = p
-        }
+    static func view(_ db: Database, _ job: JobRecord) throws -> JobView {
+        let spec = try Mpcnode_V1_JobSpec(serializedBytes: job.spec)
+        var reported: [String: JobPartyRecord] = [:]
+        for p in try JobPartyRecord.filter(Column("job_id") == spec.jobID).fetchAll(db) { reported[p.nodeId] = p }
         var inputs = spec.parties.map { ($0.nodeID, $0.dataset, $0.column) }
         // The nodes that take part without data of their own: a secure sum's server, an aggregator, an arbiter.
         let kind = try? JobKinds.kind(of: spec)
@@ -192,18 +180,18 @@ public struct JobRepository: Sendable {
             inputs.append((node, "(\(kind?.roleWithoutData(of: node, in: spec) ?? "participant"))", ""))
         }
         let parties = inputs.map { (node, dataset, column) -> PartyView in
-            let p = partyRows[node]
+            let p = reported[node]
             return PartyView(nodeID: node, dataset: dataset, column: column,
-                             state: p?["state"], reason: p?["reason"], inputRows: p?["input_rows"],
-                             bytesSent: p?["bytes_sent"], bytesReceived: p?["bytes_received"], elapsedMs: p?["elapsed_ms"],
-                             resultRows: p?["result_rows"], receivedResult: p?["received_result"], auditHash: p?["audit_hash"],
-                             progressDone: p?["progress_done"], progressTotal: p?["progress_total"], progress: progress(p))
+                             state: p?.state, reason: p?.reason, inputRows: p?.inputRows,
+                             bytesSent: p?.bytesSent, bytesReceived: p?.bytesReceived, elapsedMs: p?.elapsedMs,
+                             resultRows: p?.resultRows, receivedResult: p?.receivedResult, auditHash: p?.auditHash,
+                             progressDone: p?.progressDone, progressTotal: p?.progressTotal, progress: p?.progress)
         }
-        return JobView(id: spec.jobID, protocolName: spec.protocol, role: JobRole(rawValue: row["role"]) ?? .participant,
-                       state: JobState(rawValue: row["state"]) ?? .failed, reason: row["reason"], coordinator: spec.coordinator,
+        return JobView(id: spec.jobID, protocolName: spec.protocol, role: JobRole(rawValue: job.role) ?? .participant,
+                       state: JobState(rawValue: job.state) ?? .failed, reason: job.reason, coordinator: spec.coordinator,
                        parties: parties, deliverTo: spec.deliverTo, cardinalityOnly: spec.cardinalityOnly, group: spec.group,
-                       specHash: row["spec_hash"], createdAt: row["created_at"], updatedAt: row["updated_at"],
-                       inputRows: row["input_rows"], progressDone: row["progress_done"], progressTotal: row["progress_total"], progress: progress(row),
-                       bytesSent: row["bytes_sent"], bytesReceived: row["bytes_received"], elapsedMs: row["elapsed_ms"])
+                       specHash: job.specHash, createdAt: job.createdAt, updatedAt: job.updatedAt,
+                       inputRows: job.inputRows, progressDone: job.progressDone, progressTotal: job.progressTotal, progress: job.progress,
+                       bytesSent: job.bytesSent, bytesReceived: job.bytesReceived, elapsedMs: job.elapsedMs)
     }
 }
