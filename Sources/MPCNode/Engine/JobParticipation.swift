@@ -180,29 +180,29 @@ extension JobEngine {
         } catch {
             scratch.cleanUp()
             let reason = Self.describe(error)
+            let failure = JobFailure.of(error, isDropout: kind?.failureIsDropout(spec, node: nodeID, error: error) ?? false)
             let elapsed = Int(Date().timeIntervalSince(started) * 1000)
             var hash = ""
             var finalReason = reason
             do {
                 hash = try store.write { db in
-                    if let stateRow = try Row.fetchOne(db, sql: "SELECT state, reason FROM job WHERE id = ?", arguments: [jobID]),
-                       JobState(rawValue: stateRow["state"])?.isFinal == true {
+                    if let job = try JobRecord.fetchOne(db, key: jobID), JobState(rawValue: job.state)?.isFinal == true {
                         // Already ended (aborted by the coordinator): keep that reason.
-                        finalReason = stateRow["reason"] ?? reason
+                        finalReason = job.reason ?? reason
                         return try String.fetchOne(db, sql: "SELECT hash FROM audit_log WHERE job_id = ? ORDER BY seq DESC LIMIT 1", arguments: [jobID]) ?? ""
                     }
                     try repository.setState(db, jobID: jobID, .failed, reason: reason)
                     try repository.setMetrics(db, jobID: jobID, inputRows: nil, bytesSent: 0, bytesReceived: 0, elapsedMs: elapsed)
                     return try audit.append(db, event: "job.failed", jobID: jobID, details: [
-                        "reason": .string(reason), "elapsed_ms": .int(elapsed),
+                        "reason": .string(reason), "failure": .string(failure.rawValue), "elapsed_ms": .int(elapsed),
                     ])
                 }
             } catch {
                 logger.error("could not record the failure", metadata: ["job": "\(jobID)", "error": "\(error)"])
             }
-            logger.warning("job failed", metadata: ["job": "\(jobID)", "reason": "\(finalReason)"])
+            logger.warning("job failed", metadata: ["job": "\(jobID)", "failure": "\(failure.rawValue)", "reason": "\(finalReason)"])
             await reportOutcome(spec: spec, state: .failed, reason: finalReason, completion: nil, elapsedMs: elapsed, auditHash: hash,
-                                dropout: kind?.failureIsDropout(spec, node: nodeID, error: error) ?? false)
+                                dropout: failure == .dropout)
         }
     }
 
