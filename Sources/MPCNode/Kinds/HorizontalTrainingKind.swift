@@ -40,9 +40,12 @@ struct HorizontalTrainingKind: JobKind {
         spec.training = try validate(submission, context: context)
     }
 
-    func participants(of spec: Mpcnode_V1_JobSpec) -> [String] {
+    func participants(of spec: Mpcnode_V1_JobSpec) -> [String] { Self.partiesAndAggregator(spec.training, spec) }
+
+    /// The parties, then the training's aggregator (the arbiter of a vertical job) unless it is one of them.
+    static func partiesAndAggregator(_ t: Mpcnode_V1_TrainingSpec, _ spec: Mpcnode_V1_JobSpec) -> [String] {
         var nodes = spec.parties.map(\.nodeID)
-        if !nodes.contains(spec.training.aggregator) { nodes.append(spec.training.aggregator) }
+        if !nodes.contains(t.aggregator) { nodes.append(t.aggregator) }
         return nodes
     }
 

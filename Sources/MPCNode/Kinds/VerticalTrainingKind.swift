@@ -27,11 +27,7 @@ struct VerticalTrainingKind: JobKind {
         spec.training = try validate(submission, context: context)
     }
 
-    func participants(of spec: Mpcnode_V1_JobSpec) -> [String] {
-        var nodes = spec.parties.map(\.nodeID)
-        if !nodes.contains(spec.training.aggregator) { nodes.append(spec.training.aggregator) }
-        return nodes
-    }
+    func participants(of spec: Mpcnode_V1_JobSpec) -> [String] { HorizontalTrainingKind.partiesAndAggregator(spec.training, spec) }
 
     /// The arbiter's outcome is the job's; every party's failure ends it (no dropouts in vertical training).
     func outcomeOwner(of spec: Mpcnode_V1_JobSpec) -> String? { spec.training.aggregator }
