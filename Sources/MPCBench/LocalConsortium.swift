@@ -35,7 +35,8 @@ public struct LocalConsortium: Sendable {
             let role: NodeRole = id == coordinator ? .coordinator : regulators.contains(id) ? .regulator : .bank
             let issued = try ca.issue(nodeID: id, role: role)
             try issued.certificatePEM.write(to: pki.appendingPathComponent("\(id).pem"), atomically: true, encoding: .utf8)
-            try issued.privateKeyPEM.write(to: pki.appendingPathComponent("\(id)-key.pem"), atomically: true, encoding: .utf8)
+            FileManager.default.createFile(atPath: pki.appendingPathComponent("\(id)-key.pem").path, contents: Data(issued.privateKeyPEM.utf8),
+                                           attributes: [.posixPermissions: 0o600])
             let peers = ids.enumerated().filter { $0.element != id }.map { "  \($0.element): 127.0.0.1:\(ports[$0.offset])" }
             let text = """
                 node_id: \(id)

@@ -23,7 +23,7 @@ public struct TestPKI {
         let cert = directory.appendingPathComponent("\(nodeID).pem")
         let key = directory.appendingPathComponent("\(nodeID)-key.pem")
         try issued.certificatePEM.write(to: cert, atomically: true, encoding: .utf8)
-        try issued.privateKeyPEM.write(to: key, atomically: true, encoding: .utf8)
+        FileManager.default.createFile(atPath: key.path, contents: Data(issued.privateKeyPEM.utf8), attributes: [.posixPermissions: 0o600])
         return (cert, key)
     }
 

@@ -14,6 +14,13 @@ struct MPCNodeCommand: AsyncParsableCommand {
             """,
         subcommands: [CACommand.self, ServeCommand.self, DataCommand.self, JobCommand.self, ReportCommand.self, ModelCommand.self, AuditCommand.self, BenchCommand.self]
     )
+
+    /// Every file this program creates (the node's database, scratch copies, keys, exports) is the
+    /// operator's alone unless it says otherwise.
+    static func main() async {
+        umask(0o077)
+        await main(nil)
+    }
 }
 
 /// `--config`, shared by every command that acts on one node.

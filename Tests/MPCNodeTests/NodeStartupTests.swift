@@ -53,6 +53,7 @@ final class NodeStartupTests: XCTestCase {
 
         // The right files start.
         try original.1.write(to: keyPath)
+        chmod(keyPath.path, 0o600)  // the expired key's atomic write above made the file 0644, which a daemon refuses
         let node = try await NodeRuntime.start(configuration: configuration, logger: ConsortiumFixture.quietLogger)
         await node.stop()
     }

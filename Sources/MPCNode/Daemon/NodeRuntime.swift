@@ -30,9 +30,11 @@ public final class NodeRuntime: Sendable {
         let identity = try CertificateCheck.verifyOwn(
             certificatePath: configuration.tls.certificate.path, privateKeyPath: configuration.tls.privateKey.path,
             caPath: configuration.tls.caCertificate.path, expectedNodeID: configuration.nodeID)
-        try FileManager.default.createDirectory(at: configuration.dataDirectory, withIntermediateDirectories: true)
-        chmod(configuration.dataDirectory.path, 0o700)
+        try PrivateFiles.checkKey(configuration.tls.privateKey.path)
+        try PrivateFiles.folder(configuration.dataDirectory)
         let store = try NodeStore(path: configuration.databasePath)
+        // Scratch copies of inputs a killed daemon left behind hold plaintext identifiers: removed before anything runs.
+        JobScratchFiles.removeAll(in: configuration.jobsDirectory, logger: logger)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         var options = transportOptions ?? TransportOptions()
         if transportOptions == nil { options.idleTimeout = .seconds(Int64(configuration.peerIdleTimeoutSeconds)) }

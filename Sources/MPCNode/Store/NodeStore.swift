@@ -8,7 +8,7 @@ public final class NodeStore: Sendable {
     public let path: URL
 
     public init(path: URL) throws {
-        try FileManager.default.createDirectory(at: path.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try PrivateFiles.folder(path.deletingLastPathComponent())
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         configuration.prepareDatabase { db in
@@ -21,6 +21,7 @@ public final class NodeStore: Sendable {
         }
         self.path = path
         try Self.migrator.migrate(pool)
+        try PrivateFiles.database(path.path)
     }
 
     /// A synchronous write transaction. (Jobs call it from actor code so that the closure may capture

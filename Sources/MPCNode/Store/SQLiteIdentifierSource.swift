@@ -21,7 +21,7 @@ public final class SQLiteIdentifierSource: IdentifierSource, @unchecked Sendable
                                scratchDirectory: URL, valueColumn: String? = nil, decimals: Int = 0) throws -> SQLiteIdentifierSource {
         // The engine validated the id where the proposal entered; checked again because it names a file.
         try PeerSuppliedName.jobID.validate(jobID)
-        try FileManager.default.createDirectory(at: scratchDirectory, withIntermediateDirectories: true)
+        try PrivateFiles.folder(scratchDirectory)
         let path = scratchDirectory.appendingPathComponent("\(jobID).sqlite")
         guard path.deletingLastPathComponent().standardizedFileURL.path == scratchDirectory.standardizedFileURL.path else {
             throw JobError.invalidName(field: "job id", value: jobID, rule: PeerSuppliedName.jobID.rule)
@@ -44,6 +44,10 @@ public final class SQLiteIdentifierSource: IdentifierSource, @unchecked Sendable
         configuration.prepareDatabase { db in
             db.add(function: orderFunction)
             db.add(function: fixedPoint)
+        }
+        // Created 0600 before SQLite opens it: it holds a plaintext copy of the job's identifiers.
+        guard FileManager.default.createFile(atPath: path.path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
+            throw PrivateFileError.cannotRestrict(path: path.path, detail: "cannot create the job's scratch file")
         }
         let queue = try DatabaseQueue(path: path.path, configuration: configuration)
         let table = NodeStore.quote(NodeStore.tableName(forDataset: dataset))
