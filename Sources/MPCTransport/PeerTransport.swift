@@ -10,10 +10,18 @@ import SwiftProtobuf
 import X509
 
 /// A TLS connection wrapped for async use, and the identity its peer's certificate names (known once
-/// the handshake completes).
+/// the handshake completes). `channel` opens it for the one task that serves it; released unopened
+/// (the listener closed as it was accepted), it closes itself.
 struct PeerConnection: Sendable {
-    let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
+    let accepted: AcceptedConnection<ByteBuffer, ByteBuffer>
     let identity: EventLoopFuture<NodeIdentity>
+
+    init(channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>, identity: EventLoopFuture<NodeIdentity>) {
+        accepted = AcceptedConnection(channel)
+        self.identity = identity
+    }
+
+    var channel: NIOAsyncChannel<ByteBuffer, ByteBuffer> { accepted.open() }
 }
 
 /// Where a peer listens.

@@ -8,7 +8,7 @@ import NIOPosix
 /// writable by the daemon's own user only (mode 0600 in a 0700 folder) — the operating system
 /// authenticates the operator. One JSON request, one JSON response per connection, length-prefixed.
 public struct AdminServer: Sendable {
-    let server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
+    let server: NIOAsyncChannel<AcceptedConnection<ByteBuffer, ByteBuffer>, Never>
     let handler: @Sendable (AdminRequest) async -> AdminResponse
     let logger: Logger
 
@@ -26,7 +26,7 @@ public struct AdminServer: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LengthPrefixedFrameDecoder(maximumFrameBytes: 16 << 20)))
                     try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(LengthPrefixedFrameEncoder()))
-                    return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    return AcceptedConnection(try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel))
                 }
             }
         chmod(path.path, 0o600)
@@ -42,7 +42,7 @@ public struct AdminServer: Sendable {
             try await server.executeThenClose { inbound in
                 try await withThrowingDiscardingTaskGroup { group in
                     for try await connection in inbound {
-                        group.addTask { await serve(connection) }
+                        group.addTask { await serve(connection.open()) }
                     }
                 }
             }
