@@ -11,6 +11,8 @@ public enum ProtocolError: Error, Equatable, CustomStringConvertible {
     case parameterMismatch(peer: NodeID, detail: String)
     /// The peer ended the session and said why.
     case abortedByPeer(peer: NodeID, reason: String)
+    /// The peer's set is outside what this party's policy lets it process (`limit`: "at least 50").
+    case peerSetSizeRefused(peer: NodeID, size: UInt64, limit: String)
 
     public var description: String {
         switch self {
@@ -19,6 +21,8 @@ public enum ProtocolError: Error, Equatable, CustomStringConvertible {
         case .protocolViolation(let peer, let d): return "protocol violation by \(peer): \(d)"
         case .parameterMismatch(let peer, let d): return "parameters differ from \(peer)'s: \(d)"
         case .abortedByPeer(let peer, let r): return "\(peer) aborted the job: \(r)"
+        case .peerSetSizeRefused(let peer, let size, let limit):
+            return "\(peer)'s input of \(size) identifiers is refused: this node's policy processes peer sets of \(limit) identifiers; nothing of it was compared"
         }
     }
 }

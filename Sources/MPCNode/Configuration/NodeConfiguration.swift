@@ -140,4 +140,6 @@ struct RawDatasetPolicy: Codable {
     var min_cell_records: Int?
     var min_cell_parties: Int?
     var min_intersection: Int?
+    var max_peer_set_size: Int?
+    var max_peer_set_ratio: Double?
 }

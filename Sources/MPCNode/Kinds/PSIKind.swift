@@ -53,9 +53,16 @@ struct PSIKind: JobKind {
         try context.recordStarted(["peer": .string(other.nodeID), "input_rows": .int(s.count)])
         context.logger.info("job running", metadata: ["job": "\(jobID)", "peer": "\(other.nodeID)", "input_rows": "\(s.count)"])
         guard let group = BlindingGroup(rawValue: spec.group) else { throw JobError.fault("the job names the unknown group \(JobError.shown(spec.group))") }
-        let config = PSIParty.Configuration(
+        var config = PSIParty.Configuration(
             jobID: jobID, group: group, selfReceivesOutput: spec.deliverTo.contains(nodeID),
             peerReceivesOutput: spec.deliverTo.contains(other.nodeID), cardinalityOnly: spec.cardinalityOnly)
+        // This node's own limits on the peer's input, from its policy, never from the spec.
+        guard let rule = context.configuration.policy.datasets[mine.dataset] else {
+            throw JobError.fault("dataset '\(mine.dataset)' has no policy rule on this node")
+        }
+        let peerSizes = rule.peerSetSizes(ownSize: s.count)
+        config.minimumPeerSetSize = peerSizes.lowerBound
+        config.maximumPeerSetSize = peerSizes.upperBound
         let progress = context.progressRecorder()
         let onProgress: @Sendable (PSIParty.Progress) -> Void = { p in
             progress.record(done: p.ownBlindedSent + p.peerElementsProcessed, total: p.ownSetSize + (p.peerSetSize ?? 0))

@@ -26,12 +26,19 @@ public struct NodePolicy: Sendable, Equatable {
             guard minimum >= 1 else {
                 throw ConfigurationError.invalid(path: path, detail: "policy.datasets.\(name).min_set_size must be at least 1")
             }
+            if let m = rule.max_peer_set_size, m < minimum {
+                throw ConfigurationError.invalid(path: path, detail: "policy.datasets.\(name).max_peer_set_size (\(m)) is below its min_set_size (\(minimum))")
+            }
+            if let r = rule.max_peer_set_ratio, !(r.isFinite && r > 0) {
+                throw ConfigurationError.invalid(path: path, detail: "policy.datasets.\(name).max_peer_set_ratio must be a positive number")
+            }
             datasets[name] = DatasetPolicy(columns: Set(rule.columns ?? []), protocols: protocols,
                                            resultRecipients: Set(rule.result_recipients ?? []),
                                            minimumSetSize: minimum,
                                            minimumCellRecords: rule.min_cell_records ?? DatasetPolicy.defaultMinimumCellRecords,
                                            minimumCellParties: rule.min_cell_parties ?? DatasetPolicy.defaultMinimumCellParties,
-                                           minimumIntersection: rule.min_intersection ?? DatasetPolicy.defaultMinimumIntersection)
+                                           minimumIntersection: rule.min_intersection ?? DatasetPolicy.defaultMinimumIntersection,
+                                           maximumPeerSetSize: rule.max_peer_set_size, maximumPeerSetRatio: rule.max_peer_set_ratio)
         }
         self.datasets = datasets
     }
@@ -61,11 +68,32 @@ public struct DatasetPolicy: Sendable, Equatable {
     public var minimumIntersection: Int
     public static let defaultMinimumIntersection = 10
 
+    /// The largest peer set a job on this dataset may process (`max_peer_set_size`), and the largest
+    /// ratio of a peer's set to this dataset's own input (`max_peer_set_ratio`): a peer that offers every
+    /// number of a country's range would otherwise receive this dataset's whole column as "the intersection".
+    public var maximumPeerSetSize: Int?
+    public var maximumPeerSetRatio: Double?
+    /// What any node processes at most, whatever its policy says (a guard against absurd announced sizes).
+    public static let peerSetSizeCeiling = 1 << 28
+
+    /// The peer set sizes a job on this dataset accepts, given this node's own input size. The minimum is
+    /// this dataset's own `min_set_size`: each participant applies its minimum to every input of the job.
+    public func peerSetSizes(ownSize: Int) -> ClosedRange<Int> {
+        var upper = min(maximumPeerSetSize ?? Self.peerSetSizeCeiling, Self.peerSetSizeCeiling)
+        if let ratio = maximumPeerSetRatio {
+            upper = min(upper, Int(min(Double(Self.peerSetSizeCeiling), (Double(max(ownSize, 1)) * ratio).rounded(.down))))
+        }
+        return minimumSetSize...max(minimumSetSize, upper)
+    }
+
     public init(columns: Set<String>, protocols: Set<JobProtocolUse>, resultRecipients: Set<String>, minimumSetSize: Int,
                 minimumCellRecords: Int = DatasetPolicy.defaultMinimumCellRecords,
                 minimumCellParties: Int = DatasetPolicy.defaultMinimumCellParties,
-                minimumIntersection: Int = DatasetPolicy.defaultMinimumIntersection) {
+                minimumIntersection: Int = DatasetPolicy.defaultMinimumIntersection,
+                maximumPeerSetSize: Int? = nil, maximumPeerSetRatio: Double? = nil) {
         self.minimumIntersection = minimumIntersection
+        self.maximumPeerSetSize = maximumPeerSetSize
+        self.maximumPeerSetRatio = maximumPeerSetRatio
         self.columns = columns
         self.protocols = protocols
         self.resultRecipients = resultRecipients

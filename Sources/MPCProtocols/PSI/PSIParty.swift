@@ -29,6 +29,10 @@ public struct PSIParty: Sendable {
         public var batchSize: Int
         /// Largest peer set this party will process (a guard against a peer announcing absurd sizes).
         public var maximumPeerSetSize: Int
+        /// Smallest peer set this party will process: its own policy's minimum applied to the peer's input
+        /// too, so a peer cannot probe single identifiers with a one-element set. Checked on the peer's
+        /// header, before any of the peer's elements is blinded or compared.
+        public var minimumPeerSetSize = 0
         /// Bytes of own messages that may wait to be sent before producing more.
         public var outboxHighWaterBytes: Int
         /// The recipient of the intersection also learns where each match sits in the peer's stream

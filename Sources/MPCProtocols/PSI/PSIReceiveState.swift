@@ -51,7 +51,10 @@ final class PSIReceiveState: @unchecked Sendable {
                 throw ProtocolError.parameterMismatch(peer: peer, detail: "group \(h.group) against ours \(configuration.group.rawValue)")
             }
             guard h.setSize <= UInt64(configuration.maximumPeerSetSize) else {
-                throw ProtocolError.protocolViolation(peer: peer, detail: "announced set size \(h.setSize) exceeds the limit \(configuration.maximumPeerSetSize)")
+                throw ProtocolError.peerSetSizeRefused(peer: peer, size: h.setSize, limit: "at most \(configuration.maximumPeerSetSize)")
+            }
+            guard h.setSize >= UInt64(configuration.minimumPeerSetSize) else {
+                throw ProtocolError.peerSetSizeRefused(peer: peer, size: h.setSize, limit: "at least \(configuration.minimumPeerSetSize)")
             }
             header = h
             if configuration.selfReceivesOutput {
