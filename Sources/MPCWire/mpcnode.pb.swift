@@ -568,7 +568,8 @@ public nonisolated struct Mpcnode_V1_JobAbort: Sendable {
   public init() {}
 }
 
-/// A participant tells the coordinator how the job ended for it. It never carries the result itself.
+/// A participant tells the coordinator how the job ended for it. It never carries the result itself,
+/// nor its size: the coordinator learns that a recipient received a result, not how large it is.
 public nonisolated struct Mpcnode_V1_JobOutcome: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -584,8 +585,6 @@ public nonisolated struct Mpcnode_V1_JobOutcome: Sendable {
   public var bytesSent: UInt64 = 0
 
   public var bytesReceived: UInt64 = 0
-
-  public var resultRows: UInt64 = 0
 
   public var receivedResult: Bool = false
 
@@ -2727,7 +2726,7 @@ nonisolated extension Mpcnode_V1_JobAbort: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Mpcnode_V1_JobOutcome: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobOutcome"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}state\0\u{1}reason\0\u{3}bytes_sent\0\u{3}bytes_received\0\u{3}result_rows\0\u{3}received_result\0\u{3}elapsed_ms\0\u{3}audit_record_hash\0\u{1}dropout\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}state\0\u{1}reason\0\u{3}bytes_sent\0\u{3}bytes_received\0\u{4}\u{2}received_result\0\u{3}elapsed_ms\0\u{3}audit_record_hash\0\u{1}dropout\0\u{b}result_rows\0\u{c}\u{6}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2740,7 +2739,6 @@ nonisolated extension Mpcnode_V1_JobOutcome: SwiftProtobuf.Message, SwiftProtobu
       case 3: try { try decoder.decodeSingularStringField(value: &self.reason) }()
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.bytesSent) }()
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.bytesReceived) }()
-      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.resultRows) }()
       case 7: try { try decoder.decodeSingularBoolField(value: &self.receivedResult) }()
       case 8: try { try decoder.decodeSingularInt64Field(value: &self.elapsedMs) }()
       case 9: try { try decoder.decodeSingularBytesField(value: &self.auditRecordHash) }()
@@ -2766,9 +2764,6 @@ nonisolated extension Mpcnode_V1_JobOutcome: SwiftProtobuf.Message, SwiftProtobu
     if self.bytesReceived != 0 {
       try visitor.visitSingularUInt64Field(value: self.bytesReceived, fieldNumber: 5)
     }
-    if self.resultRows != 0 {
-      try visitor.visitSingularUInt64Field(value: self.resultRows, fieldNumber: 6)
-    }
     if self.receivedResult != false {
       try visitor.visitSingularBoolField(value: self.receivedResult, fieldNumber: 7)
     }
@@ -2790,7 +2785,6 @@ nonisolated extension Mpcnode_V1_JobOutcome: SwiftProtobuf.Message, SwiftProtobu
     if lhs.reason != rhs.reason {return false}
     if lhs.bytesSent != rhs.bytesSent {return false}
     if lhs.bytesReceived != rhs.bytesReceived {return false}
-    if lhs.resultRows != rhs.resultRows {return false}
     if lhs.receivedResult != rhs.receivedResult {return false}
     if lhs.elapsedMs != rhs.elapsedMs {return false}
     if lhs.auditRecordHash != rhs.auditRecordHash {return false}

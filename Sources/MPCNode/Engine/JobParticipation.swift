@@ -215,7 +215,6 @@ extension JobEngine {
         outcome.reason = reason
         outcome.bytesSent = completion?.bytesSent ?? 0
         outcome.bytesReceived = completion?.bytesReceived ?? 0
-        outcome.resultRows = UInt64(completion?.resultRows ?? 0)
         outcome.receivedResult = completion?.receivedResult ?? false
         outcome.elapsedMs = Int64(elapsedMs)
         outcome.auditRecordHash = Data(AuditLog.hashBytes(auditHash))

@@ -91,12 +91,12 @@ public struct JobRepository: Sendable {
         try db.execute(sql: """
             UPDATE job_party SET state = ?, reason = ?, input_rows = COALESCE(?, input_rows),
                 bytes_sent = COALESCE(?, bytes_sent), bytes_received = COALESCE(?, bytes_received),
-                elapsed_ms = COALESCE(?, elapsed_ms), result_rows = COALESCE(?, result_rows),
+                elapsed_ms = COALESCE(?, elapsed_ms),
                 received_result = COALESCE(?, received_result), audit_hash = COALESCE(?, audit_hash)
             WHERE job_id = ? AND node_id = ?
             """, arguments: [state, reason, inputRows,
                              outcome.map { Int($0.bytesSent) }, outcome.map { Int($0.bytesReceived) },
-                             outcome.map { Int($0.elapsedMs) }, outcome.map { Int($0.resultRows) },
+                             outcome.map { Int($0.elapsedMs) },
                              outcome.map(\.receivedResult),
                              outcome.map { $0.auditRecordHash.map { String(format: "%02x", $0) }.joined() },
                              jobID, nodeID])
