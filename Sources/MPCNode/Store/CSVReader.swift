@@ -4,8 +4,16 @@ import Foundation
 /// quoted field is doubled; quoted fields may span lines), LF or CRLF line ends, UTF-8.
 ///
 /// It reads the file in 1 MiB chunks and hands out one record at a time, so a file of any size is read
-/// in constant memory. Malformed input raises `CSVError` with the line it starts on.
+/// in constant memory. Malformed input raises `CSVError` with the line it starts on. A UTF-8 byte-order
+/// mark at the start is skipped; a field longer than `maximumFieldBytes` or a record of more than
+/// `maximumFields` fields is an error at once (a 50 MB "header" or identifier is not read to its end).
 public struct CSVReader {
+    /// The longest field read (64 KiB: far above any identifier, name or amount).
+    public static let defaultMaximumFieldBytes = 64 << 10
+    public static let defaultMaximumFields = 4096
+    private let maximumFieldBytes: Int
+    private let maximumFields: Int
+    private var startChecked = false
     private let handle: FileHandle
     private var buffer: [UInt8] = []
     private var position = 0
@@ -13,11 +21,14 @@ public struct CSVReader {
     /// The line the next record starts on (1-based).
     public private(set) var line = 1
 
-    public init(path: String) throws {
+    public init(path: String, maximumFieldBytes: Int = CSVReader.defaultMaximumFieldBytes,
+                maximumFields: Int = CSVReader.defaultMaximumFields) throws {
         guard let handle = FileHandle(forReadingAtPath: path) else {
             throw CSVError.unreadable(path: path)
         }
         self.handle = handle
+        self.maximumFieldBytes = maximumFieldBytes
+        self.maximumFields = maximumFields
     }
 
     private mutating func fill() -> Bool {
@@ -36,13 +47,23 @@ public struct CSVReader {
 
     /// The next record, or nil at the end of the file. A final empty line is not a record.
     public mutating func next() throws -> [String]? {
+        if !startChecked {
+            startChecked = true
+            // A byte-order mark (Excel writes one) would otherwise become part of the first column's name.
+            while buffer.count < 3 && fill() {}
+            if buffer.starts(with: [0xEF, 0xBB, 0xBF]) { position = 3 }
+        }
         guard peek() != nil else { return nil }
         let startLine = line
         var fields: [String] = []
         var field: [UInt8] = []
         var quoted = false
         var fieldWasQuoted = false
+        let maximumFieldBytes = self.maximumFieldBytes, maximumFields = self.maximumFields
         func finishField() throws {
+            guard fields.count < maximumFields else {
+                throw CSVError.malformed(line: startLine, reason: "more than \(maximumFields) fields in one record")
+            }
             guard let s = String(validating: field, as: UTF8.self) else {
                 throw CSVError.malformed(line: startLine, reason: "field \(fields.count + 1) is not valid UTF-8")
             }
@@ -52,6 +73,9 @@ public struct CSVReader {
         }
         while let byte = peek() {
             position += 1
+            if field.count >= maximumFieldBytes {
+                throw CSVError.malformed(line: startLine, reason: "field \(fields.count + 1) is longer than \(maximumFieldBytes) bytes")
+            }
             if quoted {
                 if byte == UInt8(ascii: "\"") {
                     if peek() == UInt8(ascii: "\"") { position += 1; field.append(byte) } else { quoted = false }

@@ -59,6 +59,10 @@ public struct DatasetCatalog: Sendable {
         }
     }
 
+    /// The longest identifier a dataset holds: far above any account or phone number, and it bounds what
+    /// every job copies, hashes and sends per identifier.
+    public static let maximumIdentifierBytes = 1024
+
     /// Loads a CSV file into a new table inside one transaction: on any error nothing is stored and any
     /// previous dataset of that name is untouched.
     @discardableResult
@@ -104,6 +108,10 @@ public struct DatasetCatalog: Sendable {
                                                   reason: "\(record.count) fields where the header has \(header.count)")
                 }
                 let identifier = request.normalization.apply(record[idIndex])
+                if identifier.utf8.count > Self.maximumIdentifierBytes {
+                    throw StoreError.malformedCSV(path: request.csvPath, line: line,
+                                                  reason: "identifier of \(identifier.utf8.count) bytes in column '\(request.idColumn)' (at most \(Self.maximumIdentifierBytes))")
+                }
                 if identifier.isEmpty {
                     throw StoreError.malformedCSV(path: request.csvPath, line: line,
                                                   reason: "empty identifier in column '\(request.idColumn)' (after \(request.normalization) normalisation)")

@@ -169,11 +169,25 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
         case .datasetExists(let n): return "dataset '\(n)' already exists; pass --replace to replace it"
         case .unknownDataset(let n): return "no dataset '\(n)' on this node (see `mpcnode data list`)"
         case .unknownDocumentFormat(let f, let s): return "a stored document has format \(f); this node reads formats up to \(s): run the newer mpcnode version that wrote it"
-        case .unknownColumn(let d, let c, let a): return "dataset '\(d)' has no column '\(c)' (columns: \(a.joined(separator: ", ")))"
-        case .missingColumn(let c, let h): return "the CSV header has no column '\(c)' (header: \(h.joined(separator: ", ")))"
-        case .duplicateColumn(let c): return "the CSV header names column '\(c)' twice"
+        case .unknownColumn(let d, let c, let a): return "dataset '\(d)' has no column \(Self.shown(c)) (columns: \(Self.shown(a)))"
+        case .missingColumn(let c, let h): return "the CSV header has no column \(Self.shown(c)) (header: \(Self.shown(h)))"
+        case .duplicateColumn(let c): return "the CSV header names column \(Self.shown(c)) twice"
         case .emptyFile(let p): return "\(p) is empty: it needs a header line"
         case .malformedCSV(let p, let l, let r): return "\(p), line \(l): \(r); nothing was imported"
         }
+    }
+
+    /// A name from a file as it appears in a message: quoted with invisible characters escaped (a
+    /// byte-order mark shows as \u{FEFF}), at most 64 characters.
+    static func shown(_ value: String) -> String {
+        let escaped = value.unicodeScalars.map { $0.properties.isWhitespace && $0 != " " || $0.properties.generalCategory == .format || $0.value < 0x20
+            ? "\\u{\(String($0.value, radix: 16, uppercase: true))}" : String($0) }.joined()
+        return escaped.count <= 64 ? "'\(escaped)'" : "'\(escaped.prefix(64))…' (\(value.utf8.count) bytes)"
+    }
+
+    /// A list of names: at most 20 shown, each cut.
+    static func shown(_ values: [String]) -> String {
+        let listed = values.prefix(20).map { shown($0) }.joined(separator: ", ")
+        return values.count > 20 ? listed + ", … (\(values.count) columns)" : listed
     }
 }
