@@ -19,6 +19,8 @@ public enum JobError: Error, CustomStringConvertible, Equatable {
     case invalidName(field: String, value: String, rule: String)
     /// A spec names a kind of job this node does not run.
     case unknownKind(String, known: [String])
+    /// A proposed spec breaks its kind's rules of shape (parties, recipients, roles); nothing was done.
+    case malformedSpec(String)
     /// A spec names a kind this node runs, but carries another kind's part (a crafted or corrupt spec).
     case kindMismatch(String, part: String)
 
@@ -36,6 +38,7 @@ public enum JobError: Error, CustomStringConvertible, Equatable {
         case .noModel(let id): return "no model '\(id)' on this node (see `mpcnode model list`)"
         case .noReport(let id): return "no report '\(id)' on this node (see `mpcnode report list`)"
         case .notCoordinator(let d): return d
+        case .malformedSpec(let d): return "malformed job spec: \(d); the coordinator's node sent what its own checks refuse"
         case .kindMismatch(let k, let part): return "job kind \(Self.shown(k)) does not match the spec's '\(part)' part; the coordinator's node sent a malformed proposal"
         case .unknownKind(let k, let known): return "job kind \(Self.shown(k)) is not known to this node (it runs \(known.joined(separator: ", ")))"
         case .invalidName(let f, let v, let r): return "\(f) \(Self.shown(v)) is not valid (use \(r)); nothing was done with it"

@@ -11,6 +11,14 @@ import MPCWire
 /// off this actor, through the job's kind), the abort, inbound sessions, and the outcome it records and
 /// reports to the coordinator.
 extension JobEngine {
+    /// Refuses a proposal before reading it (its sender may not propose at all), and records why. The
+    /// proposal's id is not echoed or stored: it was never validated.
+    func refuseProposal(from proposer: String, reason: String) -> Mpcnode_V1_ControlResponse {
+        logger.warning("refused a proposal from a node that may not propose", metadata: ["from": "\(proposer)", "reason": "\(reason)"])
+        _ = try? audit.append(event: "job.proposal.refused", jobID: nil, details: ["from": .string(proposer), "reason": .string(reason)])
+        return .with { $0.decision = .with { $0.reason = reason } }
+    }
+
     /// Checks a proposal against the local policy and records the decision.
     func handleProposal(_ spec: Mpcnode_V1_JobSpec, from proposer: String) async -> Mpcnode_V1_ControlResponse {
         var decision = Mpcnode_V1_JobDecision()

@@ -14,7 +14,7 @@ struct NodeConnectionHandler: InboundConnectionHandler {
         switch request.kind {
         case .proposal(let p):
             guard peer.role == .coordinator else {
-                return .with { $0.decision = .with { $0.jobID = p.spec.jobID; $0.reason = "\(peer.nodeID) has role \(peer.role.rawValue) in its certificate, not coordinator" } }
+                return await engine.refuseProposal(from: peer.nodeID, reason: "\(peer.nodeID) has role \(peer.role.rawValue) in its certificate, not coordinator")
             }
             return await engine.handleProposal(p.spec, from: peer.nodeID)
         case .start(let s): return await engine.handleStart(s.jobID, from: peer.nodeID)

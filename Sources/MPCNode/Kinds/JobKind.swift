@@ -57,6 +57,10 @@ protocol JobKind: Sendable {
     /// checked the names every spec has (job id, parties, datasets, columns, recipients).
     func validateNames(_ spec: Mpcnode_V1_JobSpec) throws
 
+    /// Checks a proposed spec's shape as the coordinator's own `prepare` would (how many parties, who
+    /// receives what, the roles): a participant never relies on the coordinator having checked it.
+    func checkShape(_ spec: Mpcnode_V1_JobSpec) throws
+
     /// Why the input is missing, when `inputSize` found none.
     func missingInput(_ spec: Mpcnode_V1_JobSpec, mine: Mpcnode_V1_PartyInput) -> String
 
@@ -73,6 +77,15 @@ extension JobKind {
     func roleWithoutData(of node: String, in spec: Mpcnode_V1_JobSpec) -> String? { nil }
     func toleratesStartFailure(of node: String, in spec: Mpcnode_V1_JobSpec) -> Bool { false }
     func validateNames(_ spec: Mpcnode_V1_JobSpec) throws {}
+    func checkShape(_ spec: Mpcnode_V1_JobSpec) throws { try checkCommonShape(spec) }
+
+    /// What every kind requires: at least two parties, each listed once, and each recipient listed once.
+    func checkCommonShape(_ spec: Mpcnode_V1_JobSpec) throws {
+        let parties = spec.parties.map(\.nodeID)
+        guard parties.count >= 2 else { throw JobError.malformedSpec("\(name) needs at least two parties, the spec has \(parties.count)") }
+        guard Set(parties).count == parties.count else { throw JobError.malformedSpec("a party is listed twice (\(parties.joined(separator: ", ")))") }
+        guard Set(spec.deliverTo).count == spec.deliverTo.count else { throw JobError.malformedSpec("a recipient is listed twice") }
+    }
 
     func inputSize(_ spec: Mpcnode_V1_JobSpec, mine: Mpcnode_V1_PartyInput, catalog: DatasetCatalog) throws -> Int? {
         try catalog.distinctCount(dataset: mine.dataset, column: mine.column)

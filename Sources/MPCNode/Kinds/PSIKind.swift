@@ -16,6 +16,16 @@ struct PSIKind: JobKind {
         return spec.kind == nil
     }
 
+    func checkShape(_ spec: Mpcnode_V1_JobSpec) throws {
+        try checkCommonShape(spec)
+        let parties = spec.parties.map(\.nodeID)
+        guard parties.count == 2 else { throw JobError.malformedSpec("psi is between two parties, the spec has \(parties.count)") }
+        guard !spec.deliverTo.isEmpty, spec.deliverTo.allSatisfy(parties.contains) else {
+            throw JobError.malformedSpec("psi delivers to one or both of its parties, the spec names \(spec.deliverTo.isEmpty ? "no recipient" : spec.deliverTo.joined(separator: ", "))")
+        }
+        guard BlindingGroup(rawValue: spec.group) != nil else { throw JobError.malformedSpec("unknown group \(JobError.shown(spec.group))") }
+    }
+
     func prepare(_ submission: JobSubmission, into spec: inout Mpcnode_V1_JobSpec, context: SubmissionContext) throws {
         guard submission.parties.count == 2 else {
             throw JobError.invalidSubmission("two-party PSI needs exactly two --party options, got \(submission.parties.count)")

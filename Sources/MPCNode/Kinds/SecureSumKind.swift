@@ -20,6 +20,16 @@ struct SecureSumKind: JobKind {
         for m in spec.aggregate.measures { try PeerSuppliedName.column.validate(m.column, field: "measure column") }
     }
 
+    func checkShape(_ spec: Mpcnode_V1_JobSpec) throws {
+        try checkCommonShape(spec)
+        guard spec.deliverTo.count == 1, let server = spec.deliverTo.first, !spec.parties.contains(where: { $0.nodeID == server }) else {
+            throw JobError.malformedSpec("a secure sum is delivered to exactly one node that is not a party")
+        }
+        guard spec.threshold == 0 || (2...UInt32(spec.parties.count)).contains(spec.threshold) else {
+            throw JobError.malformedSpec("threshold \(spec.threshold) must lie in 2…\(spec.parties.count)")
+        }
+    }
+
     func prepare(_ submission: JobSubmission, into spec: inout Mpcnode_V1_JobSpec, context: SubmissionContext) throws {
         let partyIDs = submission.parties.map(\.nodeID)
         guard submission.parties.count >= 2 else { throw JobError.invalidSubmission("a secure sum needs at least two parties") }

@@ -42,6 +42,25 @@ struct SetOperationKind: JobKind {
         if !spec.sets.valueColumn.isEmpty { try PeerSuppliedName.column.validate(spec.sets.valueColumn, field: "value column") }
     }
 
+    func checkShape(_ spec: Mpcnode_V1_JobSpec) throws {
+        try checkCommonShape(spec)
+        let owners = spec.parties.map(\.nodeID), s = spec.sets
+        guard !s.aggregator.isEmpty, !owners.contains(s.aggregator), s.aggregator != spec.coordinator else {
+            throw JobError.malformedSpec("the aggregator must be named and be neither a party nor the coordinator")
+        }
+        guard owners.contains(s.mixer) else { throw JobError.malformedSpec("the mixer \(JobError.shown(s.mixer)) is not a party") }
+        guard BlindingGroup(rawValue: spec.group) != nil else { throw JobError.malformedSpec("unknown group \(JobError.shown(spec.group))") }
+        switch operation {
+        case .mpsi, .watchlist:
+            guard spec.deliverTo.allSatisfy(owners.contains) else { throw JobError.malformedSpec("\(name) delivers identifiers to parties only") }
+        case .unionSum, .intersectionStats:
+            guard spec.deliverTo.allSatisfy({ $0 == s.aggregator }) else { throw JobError.malformedSpec("\(name) delivers its report to the aggregator only") }
+            guard !s.valueColumn.isEmpty else { throw JobError.malformedSpec("\(name) names no value column") }
+        }
+        guard (1...UInt32(owners.count)).contains(s.atLeast) else { throw JobError.malformedSpec("at-least \(s.atLeast) must lie in 1…\(owners.count)") }
+        guard s.decimals <= 9 else { throw JobError.malformedSpec("decimals \(s.decimals) must lie in 0…9") }
+    }
+
     func prepare(_ submission: JobSubmission, into spec: inout Mpcnode_V1_JobSpec, context: SubmissionContext) throws {
         let owners = submission.parties.map(\.nodeID)
         guard owners.count >= 2 else { throw JobError.invalidSubmission("\(name) needs at least two --party options") }

@@ -29,7 +29,10 @@ public struct PolicyCheck: Sendable {
             return .refused(reason: "the job names \(spec.coordinator) as coordinator but was sent by \(proposer)")
         }
         let kind: any JobKind
-        do { kind = try JobKinds.kind(of: spec) } catch { return .refused(reason: "\(error)") }
+        do {
+            kind = try JobKinds.kind(of: spec)
+            try kind.checkShape(spec)
+        } catch { return .refused(reason: "\(error)") }
         guard let mine = spec.parties.first(where: { $0.nodeID == nodeID }) else {
             // A server, aggregator or arbiter holds no data for the job: it only has to accept the coordinator.
             if kind.roleWithoutData(of: nodeID, in: spec) != nil { return .allowed }
