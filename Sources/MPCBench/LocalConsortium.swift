@@ -20,7 +20,8 @@ public struct LocalConsortium: Sendable {
 
     /// Creates the PKI and configuration files. `policy` returns the YAML `policy:` block of each bank.
     public static func create(in directory: URL, banks: [String], coordinator: String = "coordinator", regulators: [String] = [],
-                              policy: (String) -> String, peerIdleTimeoutSeconds: Int = 300) throws -> LocalConsortium {
+                              policy: (String) -> String, peerIdleTimeoutSeconds: Int = 300,
+                              serverReportGraceSeconds: Int = 30) throws -> LocalConsortium {
         let pki = directory.appendingPathComponent("pki")
         try FileManager.default.createDirectory(at: pki, withIntermediateDirectories: true)
         let ca = try ConsortiumCA.create(name: "Local test consortium")
@@ -43,6 +44,7 @@ public struct LocalConsortium: Sendable {
                 listen: 127.0.0.1:\(ports[i])
                 data_dir: data/\(id)
                 peer_idle_timeout_seconds: \(peerIdleTimeoutSeconds)
+                server_report_grace_seconds: \(serverReportGraceSeconds)
                 tls:
                   certificate: pki/\(id).pem
                   private_key: pki/\(id)-key.pem

@@ -1,23 +1,38 @@
 import NIOCore
 
-/// Frames on the wire: a 4-byte big-endian length, then that many bytes.
+/// Frames on the wire: a 4-byte big-endian length, then that many bytes. The length 0xFFFFFFFF (never
+/// a frame's, every limit is far below it) is a heartbeat with no body: it keeps the connection alive
+/// and is dropped by the decoder.
 ///
-/// The decoder refuses a frame longer than `maximumFrameBytes` before buffering it (so a peer cannot
-/// make a node allocate gigabytes by announcing a huge length), and reports a connection that ends in
-/// the middle of a frame as truncated.
+/// The decoder refuses a frame longer than its limit before buffering it (so a peer cannot make a node
+/// allocate gigabytes by announcing a huge length), with a lower limit for the first frame when one is
+/// given (an inbound connection's `Hello`), and reports a connection that ends in the middle of a frame
+/// as truncated.
 public struct LengthPrefixedFrameDecoder: ByteToMessageDecoder {
     public typealias InboundOut = ByteBuffer
+    public static let heartbeat: UInt32 = 0xFFFF_FFFF
     public let maximumFrameBytes: Int
+    public let maximumFirstFrameBytes: Int?
+    private var framesDecoded = 0
 
-    public init(maximumFrameBytes: Int) { self.maximumFrameBytes = maximumFrameBytes }
+    public init(maximumFrameBytes: Int, maximumFirstFrameBytes: Int? = nil) {
+        self.maximumFrameBytes = maximumFrameBytes
+        self.maximumFirstFrameBytes = maximumFirstFrameBytes
+    }
 
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
-        guard Int(length) <= maximumFrameBytes else {
-            throw FramingError.frameTooLarge(bytes: Int(length), limit: maximumFrameBytes)
+        if length == Self.heartbeat {
+            buffer.moveReaderIndex(forwardBy: 4)
+            return .continue
+        }
+        let limit = framesDecoded == 0 ? (maximumFirstFrameBytes ?? maximumFrameBytes) : maximumFrameBytes
+        guard Int(length) <= limit else {
+            throw FramingError.frameTooLarge(bytes: Int(length), limit: limit)
         }
         guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }
         buffer.moveReaderIndex(forwardBy: 4)
+        framesDecoded += 1
         context.fireChannelRead(Self.wrapInboundOut(buffer.readSlice(length: Int(length))!))
         return .continue
     }

@@ -15,7 +15,6 @@ import X509
 struct PeerConnection: Sendable {
     let accepted: AcceptedConnection<ByteBuffer, ByteBuffer>
     let identity: EventLoopFuture<NodeIdentity>
-
     init(channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>, identity: EventLoopFuture<NodeIdentity>) {
         accepted = AcceptedConnection(channel)
         self.identity = identity
@@ -61,6 +60,7 @@ public final class PeerTransport: Sendable {
     let group: EventLoopGroup
     public let options: TransportOptions
     let logger: Logger
+    let admission: ConnectionAdmission
 
     public init(identity: NodeIdentity, material: TLSMaterial, group: EventLoopGroup,
                 options: TransportOptions = TransportOptions(), logger: Logger = Logger(label: "mpcnode.transport")) throws {
@@ -70,26 +70,36 @@ public final class PeerTransport: Sendable {
         self.group = group
         self.options = options
         self.logger = logger
+        self.admission = ConnectionAdmission(maximumPending: options.maximumPendingHandshakes,
+                                             maximumPerPeer: options.maximumConnectionsPerPeer)
     }
 
     // MARK: Pipeline
 
-    private func configure(_ channel: Channel, tls: ChannelHandler, peerLabel: String) throws -> PeerConnection {
-        let identity = try installHandlers(channel, tls: tls, peerLabel: peerLabel)
+    /// An accepted connection's pipeline, counted among those in their handshake until it completes.
+    private func configureInbound(_ channel: Channel, tls: ChannelHandler, peerLabel: String) throws -> PeerConnection {
+        let admission = self.admission
+        let ticket = admission.beginHandshake(channel)
+        let identity = try installHandlers(channel, tls: tls, peerLabel: peerLabel, inbound: true,
+                                           handshakeSettled: { admission.endHandshake(ticket) })
         return PeerConnection(channel: try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel),
                               identity: identity)
     }
 
-    /// The pipeline: TLS, identity capture, (tap), idle limit, framing. Returns the peer's identity-to-be.
-    private func installHandlers(_ channel: Channel, tls: ChannelHandler, peerLabel: String) throws -> EventLoopFuture<NodeIdentity> {
+    /// The pipeline: TLS, handshake deadline, identity capture, (tap), idle limit and heartbeats,
+    /// framing. Returns the peer's identity-to-be.
+    private func installHandlers(_ channel: Channel, tls: ChannelHandler, peerLabel: String, inbound: Bool,
+                                 handshakeSettled: @escaping @Sendable () -> Void = {}) throws -> EventLoopFuture<NodeIdentity> {
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(tls)
+        try sync.addHandler(HandshakeDeadlineHandler(timeout: options.handshakeTimeout, settled: handshakeSettled))
         let identity = PeerIdentityHandler(eventLoop: channel.eventLoop)
         try sync.addHandler(identity)
         if let tap = options.plaintextTap { try sync.addHandler(PlaintextTapHandler(peer: peerLabel, tap: tap)) }
-        try sync.addHandler(IdleStateHandler(readTimeout: options.idleTimeout))
-        try sync.addHandler(IdleTimeoutHandler(seconds: Double(options.idleTimeout.nanoseconds) / 1e9))
-        try sync.addHandler(ByteToMessageHandler(LengthPrefixedFrameDecoder(maximumFrameBytes: options.maximumFrameBytes)))
+        try sync.addHandler(IdleStateHandler(readTimeout: options.idleTimeout, writeTimeout: options.effectiveHeartbeatInterval))
+        try sync.addHandler(ConnectionLivenessHandler(idleSeconds: Double(options.idleTimeout.nanoseconds) / 1e9))
+        try sync.addHandler(ByteToMessageHandler(LengthPrefixedFrameDecoder(
+            maximumFrameBytes: options.maximumFrameBytes, maximumFirstFrameBytes: inbound ? options.maximumHelloBytes : nil)))
         try sync.addHandler(MessageToByteHandler(LengthPrefixedFrameEncoder()))
         return identity.identity.futureResult
     }
@@ -110,7 +120,7 @@ public final class PeerTransport: Sendable {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .bind(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try self.configure(channel, tls: NIOSSLServerHandler(context: serverContext),
+                    try self.configureInbound(channel, tls: NIOSSLServerHandler(context: serverContext),
                                        peerLabel: "inbound \(channel.remoteAddress.map { "\($0)" } ?? "?")")
                 }
             }
@@ -127,6 +137,12 @@ public final class PeerTransport: Sendable {
                 // A frame has arrived, so the handshake (and the CA check of the client's certificate) is done.
                 let channel = connection.channel
                 let peer = try await peerConnection.identity.get()
+                guard admission.admit(peer.nodeID) else {
+                    logger.warning("inbound connection closed: the peer has too many open",
+                                   metadata: ["peer": "\(peer.nodeID)", "limit": "\(options.maximumConnectionsPerPeer)"])
+                    return
+                }
+                defer { admission.release(peer.nodeID) }
                 let hello = try Mpcnode_V1_Hello(serializedBytes: Array(first.readableBytesView))
                 guard hello.wireVersion == Self.wireVersion else {
                     throw TransportError.unsupportedWireVersion(peer: peer.nodeID, version: hello.wireVersion)
@@ -144,8 +160,22 @@ public final class PeerTransport: Sendable {
                 }
             }
         } catch {
-            logger.warning("inbound connection ended with an error", metadata: ["error": "\(TLSMessageChannel.describe(error))"])
+            // A stranger's connection that never completed its handshake (cut at the deadline, evicted by a
+            // flood, or closed by its sender) is routine noise at the port: debug only. Anything else, a
+            // certificate refused included, is worth an operator's look.
+            let unauthenticated = (try? await peerConnection.identity.get()) == nil
+            let routine = unauthenticated && Self.isRoutineHandshakeEnd(error)
+            logger.log(level: routine ? .debug : .warning, "inbound connection ended with an error",
+                       metadata: ["error": "\(TLSMessageChannel.describe(error))"])
         }
+    }
+
+    /// A handshake that ended because the other side stopped (EOF) or was too slow: not a misconfiguration.
+    static func isRoutineHandshakeEnd(_ error: Error) -> Bool {
+        if case TransportError.handshakeTimedOut = error { return true }
+        if case NIOCore.ChannelError.ioOnClosedChannel = error { return true }
+        if let e = error as? NIOSSLError, case .uncleanShutdown = e { return true }
+        return "\(error)".contains("EOF during handshake")
     }
 
     // MARK: Client
@@ -161,8 +191,8 @@ public final class PeerTransport: Sendable {
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .connect(host: address.host, port: address.port) { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        (channel, try self.installHandlers(channel, tls: NIOSSLClientHandler(context: clientContext, serverHostname: peer),
-                                                           peerLabel: peer))
+                        (channel, try self.installHandlers(channel, tls: NIOSSLClientHandler(context: clientContext, serverHostname: nil),
+                                                           peerLabel: peer, inbound: false))
                     }
                 }
             let wrapped: NIOAsyncChannel<ByteBuffer, ByteBuffer>
@@ -210,6 +240,8 @@ public final class PeerTransport: Sendable {
         let helloBytes = try hello { $0.control = request }
         return try await connection.executeThenClose { inbound, _ in
             let channel = connection.channel
+            // Who answered is checked before anything is written: an impostor never sees the request.
+            try await verifyServer(peerConnection, expected: peer)
             do {
                 try await channel.writeAndFlush(channel.allocator.buffer(bytes: helloBytes)).get()
             } catch {
@@ -220,7 +252,6 @@ public final class PeerTransport: Sendable {
             do { frame = try await iterator.next() } catch {
                 throw TransportError.handshakeFailed(peer: peer, detail: TLSMessageChannel.describe(error))
             }
-            try await verifyServer(peerConnection, expected: peer)
             guard let frame else { throw TransportError.connectionClosed(peer: peer) }
             return try Mpcnode_V1_ControlResponse(serializedBytes: Array(frame.readableBytesView))
         }
@@ -237,8 +268,8 @@ public final class PeerTransport: Sendable {
         return try await connection.executeThenClose { inbound, _ in
             let channel = connection.channel
             do {
-                try await channel.writeAndFlush(channel.allocator.buffer(bytes: helloBytes)).get()
                 try await verifyServer(peerConnection, expected: peer)
+                try await channel.writeAndFlush(channel.allocator.buffer(bytes: helloBytes)).get()
             } catch let error as TransportError {
                 throw error
             } catch {

@@ -20,20 +20,92 @@ final class PlaintextTapHandler: ChannelOutboundHandler, @unchecked Sendable {
     }
 }
 
-/// Turns a read time-out into an error, so that whoever awaits the next frame learns the peer is silent.
-final class IdleTimeoutHandler: ChannelInboundHandler, @unchecked Sendable {
+/// Keeps a connection honest about liveness: a read time-out (nothing at all from the peer, heartbeats
+/// included) becomes an error and closes the connection, so whoever awaits the next frame learns the
+/// peer is gone; a write time-out, once the TLS handshake has completed, sends a heartbeat, so the peer
+/// does not take this node for gone while its job is still working (a ring link waiting on a slow
+/// predecessor). A connection is only open while its job or control exchange is, so heartbeats stop
+/// with them.
+final class ConnectionLivenessHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     private let seconds: Double
+    private var authenticated = false
 
-    init(seconds: Double) { self.seconds = seconds }
+    init(idleSeconds: Double) { self.seconds = idleSeconds }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
-            context.fireErrorCaught(TransportError.idleTimeout(seconds: seconds))
-            context.close(promise: nil)
+        if let idle = event as? IdleStateHandler.IdleStateEvent {
+            switch idle {
+            case .read:
+                context.fireErrorCaught(TransportError.idleTimeout(seconds: seconds))
+                context.close(promise: nil)
+            case .write where authenticated:
+                var beat = context.channel.allocator.buffer(capacity: 4)
+                beat.writeInteger(LengthPrefixedFrameDecoder.heartbeat)
+                context.writeAndFlush(NIOAny(beat), promise: nil)
+            default:
+                break
+            }
             return
         }
+        if let tls = event as? TLSUserEvent, case .handshakeCompleted = tls { authenticated = true }
         context.fireUserInboundEventTriggered(event)
+    }
+}
+
+/// Closes a connection whose TLS handshake has not completed within `timeout` of it becoming active (a
+/// silent or trickling connection), and calls `settled` once, when the handshake completes or the
+/// connection ends, whichever is first (the listener counts connections still in their handshake).
+final class HandshakeDeadlineHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    private let timeout: TimeAmount
+    private let settled: @Sendable () -> Void
+    private var deadline: Scheduled<Void>?
+    private var done = false
+
+    init(timeout: TimeAmount, settled: @escaping @Sendable () -> Void = {}) {
+        self.timeout = timeout
+        self.settled = settled
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { arm(context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        arm(context)
+        context.fireChannelActive()
+    }
+
+    private func arm(_ context: ChannelHandlerContext) {
+        guard deadline == nil, !done else { return }
+        let seconds = Double(timeout.nanoseconds) / 1e9
+        deadline = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
+            guard let self, !self.done else { return }
+            self.finish()
+            context.fireErrorCaught(TransportError.handshakeTimedOut(seconds: seconds))
+            context.close(promise: nil)
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let tls = event as? TLSUserEvent, case .handshakeCompleted = tls { finish() }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        finish()
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) { finish() }
+
+    private func finish() {
+        guard !done else { return }
+        done = true
+        deadline?.cancel()
+        deadline = nil
+        settled()
     }
 }
 

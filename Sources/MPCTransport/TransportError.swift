@@ -5,6 +5,7 @@ public enum TransportError: Error, CustomStringConvertible {
     case peerIdentityMismatch(expected: String, presented: String)
     case noPeerCertificate
     case idleTimeout(seconds: Double)
+    case handshakeTimedOut(seconds: Double)
     case unexpectedFrame(peer: String, detail: String)
     case connectionClosed(peer: String)
     case unsupportedWireVersion(peer: String, version: UInt32)
@@ -17,6 +18,7 @@ public enum TransportError: Error, CustomStringConvertible {
         case .peerIdentityMismatch(let e, let p): return "expected node \(e) but its certificate says \(p)"
         case .noPeerCertificate: return "the peer presented no certificate"
         case .idleTimeout(let s): return "nothing received for \(Int(s)) s"
+        case .handshakeTimedOut(let s): return "the TLS handshake did not complete within \(s) s; check that the address is an MPCNode peer port"
         case .unexpectedFrame(let p, let d): return "unexpected frame from \(p): \(d)"
         case .connectionClosed(let p): return "\(p) closed the connection"
         case .unknownPeer(let p): return "\(p) is not a peer in this node's configuration (peers:)"

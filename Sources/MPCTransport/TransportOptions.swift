@@ -2,15 +2,33 @@ import NIOCore
 
 /// Limits and time-outs of the peer transport.
 public struct TransportOptions: Sendable {
-    /// The largest frame accepted from a peer.
+    /// The largest frame accepted from a peer once its `Hello` has arrived.
     public var maximumFrameBytes: Int = 64 << 20
+    /// The largest first frame (the `Hello`, with a control request at most) accepted on an inbound
+    /// connection: a peer cannot make a node buffer a session-sized frame before it said what it wants.
+    public var maximumHelloBytes: Int = 1 << 20
     /// How long to wait for a TCP connection and TLS handshake.
     public var connectTimeout: TimeAmount = .seconds(10)
-    /// A peer silent for this long (nothing received) is treated as gone.
+    /// An inbound connection whose TLS handshake has not completed by then is closed (a silent or
+    /// trickling connection holds a descriptor for no longer than this).
+    public var handshakeTimeout: TimeAmount = .seconds(10)
+    /// A peer silent for this long (nothing received, heartbeats included) is treated as gone.
     public var idleTimeout: TimeAmount = .seconds(300)
+    /// While a connection is open and nothing else was written for this long, a heartbeat is sent, so
+    /// that a session waiting on a slow phase of its job (a ring predecessor still blinding) is not
+    /// taken for a silent peer. A third of the idle limit unless set.
+    public var heartbeatInterval: TimeAmount?
+    /// Inbound connections still in their TLS handshake; more are closed at once.
+    public var maximumPendingHandshakes: Int = 256
+    /// Inbound connections from one authenticated node at a time; more are closed once it is known.
+    public var maximumConnectionsPerPeer: Int = 128
     /// Called with every plaintext frame this node sends (length prefix included), just before TLS
     /// encrypts it. For tests that check what leaves the node; nil in production.
     public var plaintextTap: (@Sendable (_ peer: String, _ bytes: [UInt8]) -> Void)?
 
     public init() {}
+
+    var effectiveHeartbeatInterval: TimeAmount {
+        heartbeatInterval ?? .nanoseconds(max(idleTimeout.nanoseconds / 3, 1_000_000))
+    }
 }

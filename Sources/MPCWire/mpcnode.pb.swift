@@ -973,6 +973,24 @@ public nonisolated struct Mpcnode_V1_SecAggMessage: Sendable {
     set {body = .done(newValue)}
   }
 
+  /// Round 2½ (consistency check), client → server: its signature on U3 as it received it.
+  public var consistency: Mpcnode_V1_SecAggConsistency {
+    get {
+      if case .consistency(let v)? = body {return v}
+      return Mpcnode_V1_SecAggConsistency()
+    }
+    set {body = .consistency(newValue)}
+  }
+
+  /// Round 2½, server → clients: the signatures of at least t clients, each on U3.
+  public var consistencyProofs: Mpcnode_V1_SecAggConsistencyProofs {
+    get {
+      if case .consistencyProofs(let v)? = body {return v}
+      return Mpcnode_V1_SecAggConsistencyProofs()
+    }
+    set {body = .consistencyProofs(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -992,6 +1010,10 @@ public nonisolated struct Mpcnode_V1_SecAggMessage: Sendable {
     case unmasking(Mpcnode_V1_SecAggUnmasking)
     /// Server → clients: the sum is computed; who is in it.
     case done(Mpcnode_V1_SecAggDone)
+    /// Round 2½ (consistency check), client → server: its signature on U3 as it received it.
+    case consistency(Mpcnode_V1_SecAggConsistency)
+    /// Round 2½, server → clients: the signatures of at least t clients, each on U3.
+    case consistencyProofs(Mpcnode_V1_SecAggConsistencyProofs)
 
   }
 
@@ -1010,7 +1032,7 @@ public nonisolated struct Mpcnode_V1_SecAggKeys: Sendable {
 
   public var maskPublicKey: Data = Data()
 
-  /// Signature over job id, node id and both keys, by the key of `certificate_der`.
+  /// Signature over job id, spec hash, node id, both keys and the audit hash, by the key of `certificate_der`.
   public var signature: Data = Data()
 
   public var certificateDer: Data = Data()
@@ -1146,6 +1168,45 @@ public nonisolated struct Mpcnode_V1_SecAggDone: Sendable {
   // methods supported on all messages.
 
   public var included: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_SecAggConsistency: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Signature, by the key of the client's certificate, over the job id, spec hash and U3.
+  public var signature: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_SecAggConsistencyProofs: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var signatures: [Mpcnode_V1_SecAggSurvivorSignature] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_SecAggSurvivorSignature: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var nodeID: String = String()
+
+  public var signature: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -3386,7 +3447,7 @@ nonisolated extension Mpcnode_V1_PsiFinished: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Mpcnode_V1_SecAggMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SecAggMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}advertise\0\u{3}key_list\0\u{1}shares\0\u{3}shares_for_you\0\u{3}masked_input\0\u{1}survivors\0\u{1}unmasking\0\u{1}done\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}advertise\0\u{3}key_list\0\u{1}shares\0\u{3}shares_for_you\0\u{3}masked_input\0\u{1}survivors\0\u{1}unmasking\0\u{1}done\0\u{1}consistency\0\u{3}consistency_proofs\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3498,6 +3559,32 @@ nonisolated extension Mpcnode_V1_SecAggMessage: SwiftProtobuf.Message, SwiftProt
           self.body = .done(v)
         }
       }()
+      case 9: try {
+        var v: Mpcnode_V1_SecAggConsistency?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .consistency(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .consistency(v)
+        }
+      }()
+      case 10: try {
+        var v: Mpcnode_V1_SecAggConsistencyProofs?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .consistencyProofs(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .consistencyProofs(v)
+        }
+      }()
       default: break
       }
     }
@@ -3540,6 +3627,14 @@ nonisolated extension Mpcnode_V1_SecAggMessage: SwiftProtobuf.Message, SwiftProt
     case .done?: try {
       guard case .done(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    }()
+    case .consistency?: try {
+      guard case .consistency(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+    }()
+    case .consistencyProofs?: try {
+      guard case .consistencyProofs(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
     }()
     case nil: break
     }
@@ -3918,6 +4013,101 @@ nonisolated extension Mpcnode_V1_SecAggDone: SwiftProtobuf.Message, SwiftProtobu
 
   public static func ==(lhs: Mpcnode_V1_SecAggDone, rhs: Mpcnode_V1_SecAggDone) -> Bool {
     if lhs.included != rhs.included {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_SecAggConsistency: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SecAggConsistency"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}signature\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.signature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.signature, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_SecAggConsistency, rhs: Mpcnode_V1_SecAggConsistency) -> Bool {
+    if lhs.signature != rhs.signature {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_SecAggConsistencyProofs: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SecAggConsistencyProofs"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}signatures\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.signatures) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.signatures.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.signatures, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_SecAggConsistencyProofs, rhs: Mpcnode_V1_SecAggConsistencyProofs) -> Bool {
+    if lhs.signatures != rhs.signatures {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_SecAggSurvivorSignature: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SecAggSurvivorSignature"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{1}signature\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.nodeID) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.nodeID.isEmpty {
+      try visitor.visitSingularStringField(value: self.nodeID, fieldNumber: 1)
+    }
+    if !self.signature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.signature, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_SecAggSurvivorSignature, rhs: Mpcnode_V1_SecAggSurvivorSignature) -> Bool {
+    if lhs.nodeID != rhs.nodeID {return false}
+    if lhs.signature != rhs.signature {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -151,4 +151,37 @@ final class PolicyEnforcementTests: XCTestCase {
         XCTAssertEqual(check.check(spec.build(), proposer: "coordinator") { nil },
                        .refused(reason: "dataset 'customers' or its column 'phone' does not exist on this node"))
     }
+
+    /// Finding 5: each client applies its own floor to a secure sum's threshold; the coordinator's spec
+    /// cannot lower it, and no policy can set it below a majority.
+    func testASecureSumThresholdBelowTheClientsFloorIsRefused() throws {
+        let rule = DatasetPolicy(columns: ["balance"], protocols: [.secureSum], resultRecipients: ["regulator"], minimumSetSize: 1,
+                                 minimumCellRecords: 1, minimumCellParties: 1)
+        XCTAssertEqual((2...9).map { rule.sumThresholdFloor(clients: $0) }, [2, 3, 3, 4, 5, 5, 6, 7], "⌊2n/3⌋ + 1 by default")
+        let policy = NodePolicy(coordinators: ["coordinator"], datasets: ["accounts": rule])
+        let check = PolicyCheck(policy: policy, nodeID: "branch-1")
+        func spec(threshold: UInt32) -> Mpcnode_V1_JobSpec {
+            .with {
+                $0.jobID = "job-sum"; $0.coordinator = "coordinator"; $0.protocol = "secure-sum"
+                $0.parties = (1...5).map { i in .with { $0.nodeID = "branch-\(i)"; $0.dataset = "accounts" } }
+                $0.deliverTo = ["regulator"]; $0.threshold = threshold
+                $0.aggregate = .with { $0.measures = [.with { $0.function = "sum"; $0.column = "balance" }]; $0.minCellRecords = 1; $0.minCellParties = 1; $0.decimals = 2 }
+            }
+        }
+        XCTAssertEqual(check.check(spec(threshold: 0), proposer: "coordinator") { 10 }, .allowed, "the default threshold meets the floor")
+        XCTAssertEqual(check.check(spec(threshold: 4), proposer: "coordinator") { 10 }, .allowed)
+        guard case .refused(let reason) = check.check(spec(threshold: 3), proposer: "coordinator", inputSize: { 10 }) else {
+            return XCTFail("threshold 3 of 5 must be refused")
+        }
+        XCTAssertTrue(reason.contains("threshold 3 of 5 clients is below this dataset's floor 4"), reason)
+        XCTAssertThrowsError(try NodeConfiguration.parse("""
+            node_id: branch-1
+            listen: 127.0.0.1:9000
+            data_dir: data
+            tls: {certificate: c.pem, private_key: k.pem, ca_certificate: ca.pem}
+            policy:
+              datasets:
+                accounts: {protocols: [secure-sum], min_sum_threshold_share: 0.4}
+            """, path: "branch-1.yaml")) { XCTAssertTrue("\($0)".contains("min_sum_threshold_share"), "\($0)") }
+    }
 }

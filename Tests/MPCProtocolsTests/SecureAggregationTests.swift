@@ -2,6 +2,7 @@ import Foundation
 import MPCCrypto
 import MPCIdentity
 import MPCTestSupport
+import MPCWire
 import XCTest
 @testable import MPCProtocols
 
@@ -26,7 +27,8 @@ final class SecureAggregationTests: XCTestCase {
     }
 
     func run(clients n: Int, length: Int, threshold: Int? = nil, stops: [Int: SecureAggregationClient.Round] = [:],
-             lengthOverride: [Int: Int] = [:], signAs: [Int: Int] = [:], replay: Set<Int> = [], seed: UInt64 = 1) async throws -> Run {
+             lengthOverride: [Int: Int] = [:], signAs: [Int: Int] = [:], replay: Set<Int> = [], seed: UInt64 = 1,
+             serverSide: (String, any MessageChannel) -> any MessageChannel = { $1 }) async throws -> Run {
         let names = (0..<n).map { String(format: "branch-%02d", $0) }
         let parameters = SecureAggregationParameters(jobID: "job-sa", clients: names, server: "regulator", length: length,
                                                      threshold: threshold, roundTimeout: .seconds(20))
@@ -38,7 +40,7 @@ final class SecureAggregationTests: XCTestCase {
         for (i, name) in names.enumerated() {
             let (c, s) = InMemoryChannel.pair(name, "regulator", tap: { wire.append($0, $1) })
             clientChannels[name] = replay.contains(i) ? ReplayingChannel(inner: c) : c
-            serverChannels[name] = s
+            serverChannels[name] = serverSide(name, s)
             // Distinctive values (to be searched for on the wire), some of them negative (two's complement).
             inputs[name] = (0..<(lengthOverride[i] ?? length)).map { _ in
                 let v = Int64.random(in: -1_000_000_000...1_000_000_000, using: &rng)
@@ -146,6 +148,84 @@ final class SecureAggregationTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("branch-02") && "\(error)".contains("out of sequence"), "\(error)")
         }
     }
+}
+
+extension SecureAggregationTests {
+    /// Finding 5: a server tells some clients that branch-00 survived and the others that it dropped,
+    /// hoping to get branch-00's self-mask seed from the first and its mask key from the second. The
+    /// consistency round makes every honest client abort before it releases a single unmasking share,
+    /// whether the server relays every signature (they are on two different lists) or only those that
+    /// match each client's list (then fewer than t confirm).
+    func testTwoSurvivorListsMakeEveryClientAbortBeforeReleasingAShare() async throws {
+        for filtered in [false, true] {
+            let log = LyingServerLog()
+            let r = try await run(clients: 5, length: 40, threshold: 4, serverSide: { name, channel in
+                LyingServerChannel(inner: channel, client: name, toldDropped: ["branch-03", "branch-04"].contains(name),
+                                   victim: "branch-00", filterProofs: filtered, log: log)
+            })
+            XCTAssertThrowsError(try r.server.get(), "filtered \(filtered)")
+            for (name, result) in r.clients {
+                XCTAssertThrowsError(try result.get(), name) { error in
+                    XCTAssertTrue("\(error)".contains("survivor"), "filtered \(filtered), \(name): \(error)")
+                }
+            }
+            XCTAssertEqual(log.unmaskingMessages, 0, "filtered \(filtered): no client released an unmasking share")
+            XCTAssertEqual(log.survivorListsSent, 5, "the attack was played")
+        }
+    }
+}
+
+final class LyingServerLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var _unmasking = 0, _lists = 0
+    var unmaskingMessages: Int { lock.withLock { _unmasking } }
+    var survivorListsSent: Int { lock.withLock { _lists } }
+    func sawUnmasking() { lock.withLock { _unmasking += 1 } }
+    func sentList() { lock.withLock { _lists += 1 } }
+}
+
+/// The server's side of one client's channel, rewritten by a dishonest server: the survivor list it
+/// sends to some clients leaves out the victim, and (optionally) the signatures it relays are only
+/// those of clients that were told the same list. Counts the unmasking messages clients send.
+final class LyingServerChannel: MessageChannel, @unchecked Sendable {
+    let inner: any MessageChannel
+    let client: String, toldDropped: Bool, victim: String, filterProofs: Bool
+    let log: LyingServerLog
+    static let toldDroppedGroup: Set<String> = ["branch-03", "branch-04"]
+
+    init(inner: any MessageChannel, client: String, toldDropped: Bool, victim: String, filterProofs: Bool, log: LyingServerLog) {
+        self.inner = inner; self.client = client; self.toldDropped = toldDropped; self.victim = victim
+        self.filterProofs = filterProofs; self.log = log
+    }
+    var peer: NodeID { inner.peer }
+
+    func send(_ message: [UInt8]) async throws {
+        guard var frame = try? Mpcnode_V1_SessionFrame(serializedBytes: message), case .secagg(var m)? = frame.body else {
+            return try await inner.send(message)
+        }
+        switch m.body {
+        case .survivors(var list)?:
+            if toldDropped { list.included.removeAll { $0 == victim } }
+            m.survivors = list
+            log.sentList()
+        case .consistencyProofs(var proofs)? where filterProofs:
+            proofs.signatures.removeAll { Self.toldDroppedGroup.contains($0.nodeID) != toldDropped }
+            m.consistencyProofs = proofs
+        default:
+            return try await inner.send(message)
+        }
+        frame.secagg = m
+        try await inner.send(try frame.serializedBytes())
+    }
+
+    func receive() async throws -> [UInt8] {
+        let bytes = try await inner.receive()
+        if let frame = try? Mpcnode_V1_SessionFrame(serializedBytes: bytes), case .secagg(let m)? = frame.body,
+           case .unmasking? = m.body { log.sawUnmasking() }
+        return bytes
+    }
+
+    func close() async { await inner.close() }
 }
 
 /// Sends its first message twice (a replay), then behaves.

@@ -33,6 +33,9 @@ public struct NodeConfiguration: Sendable, Equatable {
     public var policy: NodePolicy
     /// Seconds a peer may stay silent during a job before the job fails.
     public var peerIdleTimeoutSeconds: Int
+    /// At a coordinator: seconds to wait, once every other party of a job with a server (a secure sum's
+    /// aggregator) has ended, for the server's own outcome before the job fails naming the server.
+    public var serverReportGraceSeconds: Int
     /// Where the file was read from (for messages).
     public var sourcePath: String
 
@@ -76,12 +79,19 @@ public struct NodeConfiguration: Sendable, Equatable {
             }
             peers[id] = a
         }
+        let idle = raw.peer_idle_timeout_seconds ?? 300, grace = raw.server_report_grace_seconds ?? 30
+        guard (1...86_400).contains(idle) else {
+            throw ConfigurationError.invalid(path: path, detail: "peer_idle_timeout_seconds: \(idle) is not between 1 and 86400")
+        }
+        guard (1...86_400).contains(grace) else {
+            throw ConfigurationError.invalid(path: path, detail: "server_report_grace_seconds: \(grace) is not between 1 and 86400")
+        }
         return NodeConfiguration(
             nodeID: raw.node_id, listen: listen, dataDirectory: resolve(raw.data_dir),
             tls: TLSFiles(certificate: resolve(raw.tls.certificate), privateKey: resolve(raw.tls.private_key),
                           caCertificate: resolve(raw.tls.ca_certificate)),
             peers: peers, policy: try NodePolicy(raw.policy ?? RawPolicy(), path: path),
-            peerIdleTimeoutSeconds: raw.peer_idle_timeout_seconds ?? 300, sourcePath: path)
+            peerIdleTimeoutSeconds: idle, serverReportGraceSeconds: grace, sourcePath: path)
     }
 
     static func describe(_ error: Error) -> String {
@@ -119,6 +129,7 @@ struct RawConfiguration: Codable {
     var peers: [String: String]?
     var policy: RawPolicy?
     var peer_idle_timeout_seconds: Int?
+    var server_report_grace_seconds: Int?
 }
 
 struct RawTLS: Codable {
@@ -142,4 +153,5 @@ struct RawDatasetPolicy: Codable {
     var min_intersection: Int?
     var max_peer_set_size: Int?
     var max_peer_set_ratio: Double?
+    var min_sum_threshold_share: Double?
 }

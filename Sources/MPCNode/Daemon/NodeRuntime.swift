@@ -35,6 +35,8 @@ public final class NodeRuntime: Sendable {
         let store = try NodeStore(path: configuration.databasePath)
         // Scratch copies of inputs a killed daemon left behind hold plaintext identifiers: removed before anything runs.
         JobScratchFiles.removeAll(in: configuration.jobsDirectory, logger: logger)
+        let descriptors = DescriptorLimit.raiseToHardLimit()
+        logger.debug("open-file limit", metadata: ["descriptors": "\(descriptors)"])
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         var options = transportOptions ?? TransportOptions()
         if transportOptions == nil { options.idleTimeout = .seconds(Int64(configuration.peerIdleTimeoutSeconds)) }

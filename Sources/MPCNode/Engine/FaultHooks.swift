@@ -6,18 +6,20 @@ import MPCProtocols
 /// only in a debug build, from `MPCNODE_FAULT_EXIT_AFTER_SECAGG_ROUND`, so a release daemon cannot be
 /// made to fail this way.
 public struct FaultHooks: Sendable {
-    /// Called by a secure-aggregation client after each round it completed.
+    /// Called by a secure-aggregation client after each round it completed, and by the server after
+    /// each round it answered.
     public var afterSecureAggregationRound: (@Sendable (SecureAggregationClient.Round) -> Void)?
 
     public init(afterSecureAggregationRound: (@Sendable (SecureAggregationClient.Round) -> Void)? = nil) {
         self.afterSecureAggregationRound = afterSecureAggregationRound
     }
 
-    /// The process exits abruptly (as if killed) right after `round` of a secure sum, named as in
-    /// `MPCNODE_FAULT_EXIT_AFTER_SECAGG_ROUND` (advertise, shareKeys, maskedInput, unmask); nil for any other name.
+    /// The process exits abruptly (as if killed) right after `round` of a secure sum, as a client or as
+    /// the server, named as in
+    /// `MPCNODE_FAULT_EXIT_AFTER_SECAGG_ROUND` (advertise, shareKeys, maskedInput, consistency, unmask); nil for any other name.
     public static func exitAfterSecureAggregationRound(named name: String) -> FaultHooks? {
         let rounds: [String: SecureAggregationClient.Round] = ["advertise": .advertise, "shareKeys": .shareKeys,
-                                                               "maskedInput": .maskedInput, "unmask": .unmask]
+                                                               "maskedInput": .maskedInput, "consistency": .consistency, "unmask": .unmask]
         guard let round = rounds[name] else { return nil }
         return FaultHooks(afterSecureAggregationRound: { completed in if completed == round { _exit(137) } })
     }

@@ -118,6 +118,7 @@ extension JobEngine {
             }
             var toAbort: [String] = []
             var failure: String?
+            var awaitServer: String?
             try store.write { db in
                 try repository.updateParty(db, jobID: spec.jobID, nodeID: peer, state: outcome.state,
                                            reason: outcome.reason.isEmpty ? nil : outcome.reason, outcome: outcome)
@@ -140,6 +141,10 @@ extension JobEngine {
                     } else if peer == server && outcome.state == JobState.succeeded.rawValue {
                         try repository.setState(db, jobID: spec.jobID, .succeeded)
                         try audit.append(db, event: "job.succeeded", jobID: spec.jobID, details: [:])
+                    } else if peer != server, !(states[server].flatMap(JobState.init(rawValue:))?.isFinal ?? false),
+                              states.allSatisfy({ $0.key == server || (JobState(rawValue: $0.value)?.isFinal ?? false) }) {
+                        // Everyone else has ended: the server's report is due now, or the server is lost.
+                        awaitServer = server
                     }
                 } else if outcome.state == JobState.failed.rawValue {
                     failure = "\(peer): \(outcome.reason)"
@@ -156,9 +161,35 @@ extension JobEngine {
                 let s = spec, parties = toAbort
                 Task { await self.abortAll(s, parties: parties, reason: failure) }
             }
+            if let awaitServer {
+                let s = spec
+                Task { await self.failIfServerSilent(s, server: awaitServer) }
+            }
             return .with { $0.ack = .init() }
         } catch {
             return .with { $0.error = .with { $0.message = "\(error)" } }
+        }
+    }
+
+    /// Fails the job, naming its server, if the server has not reported its outcome within the grace
+    /// period after every other party ended (a killed aggregator would otherwise leave the job running).
+    func failIfServerSilent(_ spec: Mpcnode_V1_JobSpec, server: String) async {
+        let grace = configuration.serverReportGraceSeconds
+        try? await Task.sleep(for: .seconds(grace))
+        var failed: String?
+        try? store.write { db in
+            let current = try String.fetchOne(db, sql: "SELECT state FROM job WHERE id = ?", arguments: [spec.jobID]).flatMap(JobState.init(rawValue:))
+            let states = try repository.partyStates(db, jobID: spec.jobID)
+            guard current?.isFinal == false, !(states[server].flatMap(JobState.init(rawValue:))?.isFinal ?? false) else { return }
+            let reason = "\(server): the server did not report within \(grace) s of every other party's end; it is presumed lost"
+            try repository.updateParty(db, jobID: spec.jobID, nodeID: server, state: JobState.failed.rawValue, reason: "presumed lost")
+            try repository.setState(db, jobID: spec.jobID, .failed, reason: reason)
+            try audit.append(db, event: "job.failed", jobID: spec.jobID, details: ["reason": .string(reason)])
+            failed = reason
+        }
+        if let failed {
+            logger.warning("job failed", metadata: ["job": "\(spec.jobID)", "reason": "\(failed)"])
+            await abortAll(spec, parties: [server], reason: failed)
         }
     }
 

@@ -83,6 +83,11 @@ struct SecureSumKind: JobKind {
         for column in aggregate.columns.sorted() where !rule.columns.contains(column) {
             return .refused(reason: "column '\(column)' of dataset '\(mine.dataset)' may not be aggregated")
         }
+        let clients = spec.parties.count
+        let threshold = spec.threshold > 0 ? Int(spec.threshold) : SecureAggregationParameters.defaultThreshold(clients: clients)
+        guard threshold >= rule.sumThresholdFloor(clients: clients) else {
+            return .refused(reason: "threshold \(threshold) of \(clients) clients is below this dataset's floor \(rule.sumThresholdFloor(clients: clients)) (min_sum_threshold_share): with fewer, a server could unmask a client")
+        }
         guard spec.aggregate.minCellRecords >= UInt64(rule.minimumCellRecords) else {
             return .refused(reason: "cells with fewer than \(rule.minimumCellRecords) records must be suppressed (the job asks \(spec.aggregate.minCellRecords))")
         }
@@ -103,7 +108,7 @@ struct SecureSumKind: JobKind {
     func parameters(_ context: RoleContext) -> SecureAggregationParameters {
         let spec = context.spec
         let aggregate = LocalAggregate(spec: spec.aggregate, parties: spec.parties.count)
-        return SecureAggregationParameters(jobID: spec.jobID, clients: spec.parties.map(\.nodeID), server: server(spec),
+        return SecureAggregationParameters(jobID: spec.jobID, specHash: Array(((try? JobRepository.specHash(spec)) ?? "").utf8), clients: spec.parties.map(\.nodeID), server: server(spec),
                                            length: aggregate.length, threshold: spec.threshold > 0 ? Int(spec.threshold) : nil,
                                            roundTimeout: context.roundTimeout)
     }
@@ -140,7 +145,8 @@ struct SecureSumKind: JobKind {
         let parameters = parameters(context)
         try context.recordStarted(["role": .string("aggregation server"), "clients": .array(parameters.clients.map { .string($0) })])
         let channels = await context.claimEach(from: parameters.clients)
-        let outcome = try await SecureAggregationServer(parameters: parameters, channels: channels).run()
+        let outcome = try await SecureAggregationServer(parameters: parameters, channels: channels,
+                                                        afterRound: context.faults?.afterSecureAggregationRound).run()
         let report = Self.report(spec: spec, outcome: outcome, started: context.started, kind: name)
         let reports = ReportRepository(store: context.store)
         let suppressed = report.cells.filter(\.suppressed).count

@@ -30,7 +30,7 @@ extension SetOperationKind {
         let recorder = context.progressRecorder(unit: "per cent")
         let sum = kind.sumsValues
             ? SetOperationSum(authentication: try context.keyAuthentication(), auditRecordHash: AuditLog.hashBytes(startedHash),
-                              roundTimeout: context.roundTimeout, afterRound: context.faults?.afterSecureAggregationRound,
+                              specHash: Array(try JobRepository.specHash(spec).utf8), roundTimeout: context.roundTimeout, afterRound: context.faults?.afterSecureAggregationRound,
                               totals: { try source.totals() })
             : nil
         let outcome = try await SetOperationParty(configuration: config, me: nodeID, waits: waits(context))

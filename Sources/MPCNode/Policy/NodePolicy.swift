@@ -32,13 +32,17 @@ public struct NodePolicy: Sendable, Equatable {
             if let r = rule.max_peer_set_ratio, !(r.isFinite && r > 0) {
                 throw ConfigurationError.invalid(path: path, detail: "policy.datasets.\(name).max_peer_set_ratio must be a positive number")
             }
+            if let share = rule.min_sum_threshold_share, !(share.isFinite && share >= 0.5 && share < 1) {
+                throw ConfigurationError.invalid(path: path, detail: "policy.datasets.\(name).min_sum_threshold_share must lie in [0.5, 1): below a majority a lying server needs no help to unmask a client")
+            }
             datasets[name] = DatasetPolicy(columns: Set(rule.columns ?? []), protocols: protocols,
                                            resultRecipients: Set(rule.result_recipients ?? []),
                                            minimumSetSize: minimum,
                                            minimumCellRecords: rule.min_cell_records ?? DatasetPolicy.defaultMinimumCellRecords,
                                            minimumCellParties: rule.min_cell_parties ?? DatasetPolicy.defaultMinimumCellParties,
                                            minimumIntersection: rule.min_intersection ?? DatasetPolicy.defaultMinimumIntersection,
-                                           maximumPeerSetSize: rule.max_peer_set_size, maximumPeerSetRatio: rule.max_peer_set_ratio)
+                                           maximumPeerSetSize: rule.max_peer_set_size, maximumPeerSetRatio: rule.max_peer_set_ratio,
+                                           minimumSumThresholdShare: rule.min_sum_threshold_share ?? DatasetPolicy.defaultMinimumSumThresholdShare)
         }
         self.datasets = datasets
     }
@@ -86,11 +90,25 @@ public struct DatasetPolicy: Sendable, Equatable {
         return minimumSetSize...max(minimumSetSize, upper)
     }
 
+    /// Secure aggregation (secure sums, horizontal training): the least threshold a job may set, as a share
+    /// of its clients: t ≥ ⌊share·n⌋ + 1 (`min_sum_threshold_share`, default 2/3, never below a majority).
+    /// Each client checks it itself; the coordinator's spec cannot lower it.
+    public var minimumSumThresholdShare: Double
+    public static let defaultMinimumSumThresholdShare = 2.0 / 3.0
+
+    /// The least threshold this dataset's policy accepts for a secure aggregation over `clients`.
+    public func sumThresholdFloor(clients n: Int) -> Int {
+        // The epsilon keeps 2/3·3 at 2 (not 1.999…): the default floor equals ⌊2n/3⌋ + 1 exactly.
+        min(n, max(2, Int((minimumSumThresholdShare * Double(n) + 1e-9).rounded(.down)) + 1))
+    }
+
     public init(columns: Set<String>, protocols: Set<JobProtocolUse>, resultRecipients: Set<String>, minimumSetSize: Int,
                 minimumCellRecords: Int = DatasetPolicy.defaultMinimumCellRecords,
                 minimumCellParties: Int = DatasetPolicy.defaultMinimumCellParties,
                 minimumIntersection: Int = DatasetPolicy.defaultMinimumIntersection,
-                maximumPeerSetSize: Int? = nil, maximumPeerSetRatio: Double? = nil) {
+                maximumPeerSetSize: Int? = nil, maximumPeerSetRatio: Double? = nil,
+                minimumSumThresholdShare: Double = DatasetPolicy.defaultMinimumSumThresholdShare) {
+        self.minimumSumThresholdShare = minimumSumThresholdShare
         self.minimumIntersection = minimumIntersection
         self.maximumPeerSetSize = maximumPeerSetSize
         self.maximumPeerSetRatio = maximumPeerSetRatio

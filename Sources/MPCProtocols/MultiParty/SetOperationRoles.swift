@@ -27,15 +27,18 @@ public struct SetOperationSum: Sendable {
     public var authentication: KeyAuthentication
     /// The party's `job.started` audit hash, bound into its signed keys.
     public var auditRecordHash: [UInt8]
+    /// The job's spec hash, bound into the sum's signatures.
+    public var specHash: [UInt8]
     public var roundTimeout: Duration
     public var afterRound: (@Sendable (SecureAggregationClient.Round) -> Void)?
     /// The party's per-identifier totals of the value column, position by position (read when needed).
     public var totals: @Sendable () throws -> [Int64]
 
-    public init(authentication: KeyAuthentication, auditRecordHash: [UInt8], roundTimeout: Duration,
+    public init(authentication: KeyAuthentication, auditRecordHash: [UInt8], specHash: [UInt8] = [], roundTimeout: Duration,
                 afterRound: (@Sendable (SecureAggregationClient.Round) -> Void)? = nil, totals: @escaping @Sendable () throws -> [Int64]) {
         self.authentication = authentication
         self.auditRecordHash = auditRecordHash
+        self.specHash = specHash
         self.roundTimeout = roundTimeout
         self.afterRound = afterRound
         self.totals = totals
@@ -126,7 +129,7 @@ public struct SetOperationParty: Sendable {
                 result.unionSize = union.count
                 let vector = try Self.unionVector(union: union, pseudonyms: pseudonyms, totals: sum.totals(), parties: owners.count)
                 if !union.isEmpty {
-                    let parameters = SecureAggregationParameters(jobID: config.jobID, clients: owners, server: aggregator, length: vector.count,
+                    let parameters = SecureAggregationParameters(jobID: config.jobID, specHash: sum.specHash, clients: owners, server: aggregator, length: vector.count,
                                                                  roundTimeout: sum.roundTimeout)
                     do {
                         let o = try await port.withSession(stream: SetOperationStream.sum, to: aggregator) { channel in

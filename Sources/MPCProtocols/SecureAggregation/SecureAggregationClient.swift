@@ -16,7 +16,7 @@ public struct SecureAggregationClient: Sendable {
 
     /// For tests of dropouts: the client stops (closes its channel) after this round.
     public enum Round: Int, Sendable, Comparable {
-        case advertise = 0, shareKeys, maskedInput, unmask
+        case advertise = 0, shareKeys, maskedInput, consistency, unmask
         public static func < (a: Round, b: Round) -> Bool { a.rawValue < b.rawValue }
     }
 
@@ -104,6 +104,7 @@ public struct SecureAggregationClient: Sendable {
             throw ProtocolError.protocolViolation(peer: server, detail: "expected the key list")
         }
         var keys: [NodeID: (cipher: [UInt8], mask: [UInt8])] = [:]
+        var certificates: [NodeID: [UInt8]] = [:]
         for entry in list.keys {
             guard p.index(of: entry.nodeID) != nil, keys[entry.nodeID] == nil else {
                 throw SecureAggregationError.inconsistentRound(peer: server, detail: "key list names \(entry.nodeID) twice or as a non-client")
@@ -118,6 +119,7 @@ public struct SecureAggregationClient: Sendable {
                 throw SecureAggregationError.badSignature(peer: entry.nodeID, detail: "\(error)")
             }
             keys[entry.nodeID] = (c, m)
+            certificates[entry.nodeID] = [UInt8](entry.certificateDer)
         }
         guard keys[me]?.cipher == cipherKeys.publicKey, keys[me]?.mask == maskKeys.publicKey else {
             throw SecureAggregationError.inconsistentRound(peer: server, detail: "the key list does not carry this client's own keys")
@@ -179,6 +181,33 @@ public struct SecureAggregationClient: Sendable {
             throw SecureAggregationError.inconsistentRound(peer: server, detail: "survivors \(u3) are not a subset of \(u2) containing this client")
         }
         guard u3.count >= p.threshold else { throw SecureAggregationError.tooFewSurvivors(round: "masked input", survivors: u3.count, threshold: p.threshold) }
+
+        // Round 2½: consistency. Nothing more is released unless at least t clients signed this same U3:
+        // a server telling some clients "v survived" and others "v dropped" would otherwise get both
+        // v's self-mask and its mask key, and with them v's input.
+        let survivorsMessage = p.signedSurvivorsMessage(u3)
+        let mySignature = try authentication.sign(survivorsMessage)
+        try await session.sendSecAgg { $0.consistency = .with { $0.signature = Data(mySignature) } }
+        guard case .consistencyProofs(let proofs) = try await session.receiveSecAgg() else {
+            throw ProtocolError.protocolViolation(peer: server, detail: "expected the survivors' signatures")
+        }
+        var confirmed = Set<NodeID>()
+        for proof in proofs.signatures {
+            guard u3.contains(proof.nodeID), !confirmed.contains(proof.nodeID), let certificate = certificates[proof.nodeID] else {
+                throw SecureAggregationError.inconsistentRound(peer: server, detail: "a survivor signature names \(proof.nodeID), twice or not a survivor")
+            }
+            do {
+                try authentication.verify([UInt8](proof.signature), survivorsMessage, proof.nodeID, certificate)
+            } catch {
+                throw SecureAggregationError.inconsistentSurvivors(peer: proof.nodeID, detail: "its signature is not on the survivor list \(u3) this client received")
+            }
+            confirmed.insert(proof.nodeID)
+        }
+        guard confirmed.count >= p.threshold else {
+            throw SecureAggregationError.inconsistentSurvivors(
+                peer: server, detail: "only \(confirmed.count) clients confirmed the survivor list \(u3), fewer than the threshold \(p.threshold)")
+        }
+        try checkpoint(.consistency)
 
         // Round 3: unmask. Per peer, a share of its self-mask seed (included) or of its mask key (dropped), never both.
         let included = Set(u3)

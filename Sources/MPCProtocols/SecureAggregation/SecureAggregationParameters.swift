@@ -3,6 +3,9 @@ import Foundation
 /// What every role of one secure aggregation agrees on (it comes from the job spec).
 public struct SecureAggregationParameters: Sendable {
     public var jobID: String
+    /// The hash of the job's spec, bound into every signature: keys and survivor lists signed for one
+    /// job cannot be replayed into another with the same id but other parameters.
+    public var specHash: [UInt8]
     /// The clients, sorted; client i's Shamir x-coordinate is i + 1.
     public var clients: [NodeID]
     public var server: NodeID
@@ -13,9 +16,10 @@ public struct SecureAggregationParameters: Sendable {
     /// How long the server waits for the clients' messages of one round before counting the silent ones as dropped.
     public var roundTimeout: Duration
 
-    public init(jobID: String, clients: [NodeID], server: NodeID, length: Int, threshold: Int? = nil,
+    public init(jobID: String, specHash: [UInt8] = [], clients: [NodeID], server: NodeID, length: Int, threshold: Int? = nil,
                 roundTimeout: Duration = .seconds(60)) {
         self.jobID = jobID
+        self.specHash = specHash
         self.clients = clients.sorted()
         self.server = server
         self.length = length
@@ -40,10 +44,20 @@ public struct SecureAggregationParameters: Sendable {
         guard length >= 1 else { throw SecureAggregationError.invalidParameters("vectors need at least one value") }
     }
 
-    /// What a client signs: job id, its id and both public keys, length-prefixed.
+    /// What a client signs in round 0: job id, spec hash, its id, both public keys and its audit hash.
     func signedKeyMessage(node: NodeID, cipherPublicKey: [UInt8], maskPublicKey: [UInt8], auditRecordHash: [UInt8]) -> [UInt8] {
-        var m: [UInt8] = Array("MPCNode/secagg/keys/v1".utf8)
-        for part in [Array(jobID.utf8), Array(node.utf8), cipherPublicKey, maskPublicKey, auditRecordHash] {
+        Self.lengthPrefixed("MPCNode/secagg/keys/v2", [Array(jobID.utf8), specHash, Array(node.utf8), cipherPublicKey, maskPublicKey, auditRecordHash])
+    }
+
+    /// What a client signs in the consistency round: job id, spec hash, and U3 (sorted) as it received it.
+    func signedSurvivorsMessage(_ survivors: [NodeID]) -> [UInt8] {
+        Self.lengthPrefixed("MPCNode/secagg/survivors/v1", [Array(jobID.utf8), specHash] + survivors.sorted().map { Array($0.utf8) })
+    }
+
+    private static func lengthPrefixed(_ label: String, _ parts: [[UInt8]]) -> [UInt8] {
+        var m: [UInt8] = Array(label.utf8)
+        withUnsafeBytes(of: UInt32(parts.count).littleEndian) { m.append(contentsOf: $0) }
+        for part in parts {
             withUnsafeBytes(of: UInt32(part.count).littleEndian) { m.append(contentsOf: $0) }
             m.append(contentsOf: part)
         }
@@ -76,6 +90,7 @@ public enum SecureAggregationError: Error, Equatable, CustomStringConvertible {
     case badSignature(peer: NodeID, detail: String)
     case wrongVectorLength(peer: NodeID, expected: Int, got: Int)
     case inconsistentRound(peer: NodeID, detail: String)
+    case inconsistentSurvivors(peer: NodeID, detail: String)
 
     public var description: String {
         switch self {
@@ -84,6 +99,8 @@ public enum SecureAggregationError: Error, Equatable, CustomStringConvertible {
         case .badSignature(let p, let d): return "the keys of \(p) do not verify: \(d)"
         case .wrongVectorLength(let p, let e, let g): return "\(p) sent a vector of \(g) values, expected \(e)"
         case .inconsistentRound(let p, let d): return "inconsistent message from \(p): \(d)"
+        case .inconsistentSurvivors(let p, let d):
+            return "the survivor lists disagree (\(p)): \(d); no unmasking share was released (a lying server, or clients told different lists)"
         }
     }
 }

@@ -30,10 +30,14 @@ public struct SecureAggregationServer: Sendable {
 
     public let parameters: SecureAggregationParameters
     public let channels: [NodeID: any MessageChannel]
+    /// Called after each round the server completed (its answer sent); fault injection in tests.
+    public let afterRound: (@Sendable (SecureAggregationClient.Round) -> Void)?
 
-    public init(parameters: SecureAggregationParameters, channels: [NodeID: any MessageChannel]) {
+    public init(parameters: SecureAggregationParameters, channels: [NodeID: any MessageChannel],
+                afterRound: (@Sendable (SecureAggregationClient.Round) -> Void)? = nil) {
         self.parameters = parameters
         self.channels = channels
+        self.afterRound = afterRound
     }
 
     public func run() async throws -> Outcome {
@@ -78,6 +82,7 @@ public struct SecureAggregationServer: Sendable {
         try survive("advertise", adverts)
         let keyList = Mpcnode_V1_SecAggKeyList.with { $0.keys = adverts.keys.sorted().map { adverts[$0]! } }
         await broadcast(live, sessions) { $0.keyList = keyList }
+        afterRound?(.advertise)
 
         // Round 1: encrypted shares, relayed.
         let u1 = live
@@ -95,6 +100,7 @@ public struct SecureAggregationServer: Sendable {
             let mine = live.filter { $0 != v }.sorted().compactMap { u in shares[u]!.first { $0.to == v } }
             try? await sessions[v]!.sendSecAgg { $0.sharesForYou = .with { $0.shares = mine } }
         }
+        afterRound?(.shareKeys)
 
         // Round 2: masked inputs.
         let u2 = live
@@ -110,6 +116,28 @@ public struct SecureAggregationServer: Sendable {
         try survive("masked input", inputs)
         let u3 = live.sorted()
         await broadcast(live, sessions) { $0.survivors = .with { $0.included = u3 } }
+        afterRound?(.maskedInput)
+
+        // Round 2½: consistency. Each survivor signs U3; at least t signatures go back to every survivor,
+        // which checks them before releasing any share. A client silent here is still summed (its
+        // self-mask is rebuilt), as after its masked input.
+        let (signatures, f25) = try await collect(live, sessions) { body, peer -> [UInt8] in
+            guard case .consistency(let c) = body, (1...512).contains(c.signature.count) else {
+                throw SecureAggregationError.inconsistentRound(peer: peer, detail: "expected its signature on the survivors")
+            }
+            return [UInt8](c.signature)
+        }
+        lastFailure.merge(f25) { $1 }
+        for node in live.subtracting(signatures.keys).sorted() {
+            dropouts.append(Dropout(client: node, round: "consistency", reason: lastFailure[node] ?? "no answer"))
+        }
+        live = Set(signatures.keys)
+        guard live.count >= p.threshold else {
+            throw SecureAggregationError.tooFewSurvivors(round: "consistency", survivors: live.count, threshold: p.threshold)
+        }
+        let proofs = signatures.keys.sorted().map { node in Mpcnode_V1_SecAggSurvivorSignature.with { $0.nodeID = node; $0.signature = Data(signatures[node]!) } }
+        await broadcast(live, sessions) { $0.consistencyProofs = .with { $0.signatures = proofs } }
+        afterRound?(.consistency)
 
         // Round 3: unmasking shares.
         let included = Set(u3), droppedAfterSharing = u2.subtracting(included)
