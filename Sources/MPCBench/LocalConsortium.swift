@@ -78,11 +78,11 @@ public struct LocalConsortium: Sendable {
 
     /// Starts one node in this process.
     public func start(_ id: String, logger: Logger, transportOptions: TransportOptions? = nil,
-                      sessionWaitTimeout: Duration = .seconds(60)) async throws -> NodeRuntime {
+                      sessionWaitTimeout: Duration = .seconds(60), faults: FaultHooks? = nil) async throws -> NodeRuntime {
         var l = logger
         l[metadataKey: "node"] = "\(id)"
         return try await NodeRuntime.start(configuration: configuration(of: id), logger: l,
-                                           transportOptions: transportOptions, sessionWaitTimeout: sessionWaitTimeout)
+                                           transportOptions: transportOptions, sessionWaitTimeout: sessionWaitTimeout, faults: faults)
     }
 }
 

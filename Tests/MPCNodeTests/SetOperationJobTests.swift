@@ -1,6 +1,7 @@
 import MPCBench
 import Foundation
 import MPCNode
+import MPCTransport
 import MPCTestSupport
 import XCTest
 
@@ -277,5 +278,33 @@ final class SetOperationJobTests: XCTestCase {
                 XCTAssertTrue("\(error)".contains(expected), "\(error)")
             }
         }
+    }
+
+    /// Finding 21: links of a running job stay up while the job is alive. Every node takes a peer silent
+    /// for 1 s as gone; bank-2 is artificially slow (its first read of its input waits 4 s, its ring
+    /// sessions already open), so bank-3 hears nothing from it for 4 s. Heartbeats keep the links up
+    /// and the union-sum succeeds with the plain totals.
+    func testASlowPartyDoesNotIdleOutTheRingOfARunningJob() async throws {
+        let banks = ["bank-1", "bank-2", "bank-3"]
+        let (directory, consortium, data) = try Self.setUp(banks: banks, seed: 33)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var options = TransportOptions()
+        options.idleTimeout = .seconds(1)
+        var nodes: [String: NodeRuntime] = [:]
+        for m in consortium.members {
+            nodes[m.id] = try await consortium.start(m.id, logger: ConsortiumFixture.quietLogger, transportOptions: options,
+                                                     faults: m.id == "bank-2" ? FaultHooks(slowFirstInputRead: .seconds(4)) : nil)
+        }
+        let running = nodes
+        defer { Task { for n in running.values { await n.stop() } } }
+        let started = Date()
+        let jobID = try await nodes["coordinator"]!.engine.submit(Self.submission("union-sum", banks: banks, .init(
+            aggregator: "regulator", mixer: "bank-3", valueColumn: "balance", decimals: 2, minCellParties: 2)))
+        let job = try await ConsortiumFixture.waitForFinal(nodes["coordinator"]!, jobID: jobID)
+        XCTAssertEqual(job.state, .succeeded, job.reason ?? "")
+        XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(started), 4, "the slow party was slow")
+        let r = try ReportRepository(store: nodes["regulator"]!.store).get(jobID)
+        let total = data.customers.map(data.total).reduce(0, +)
+        XCTAssertEqual(cell(r, "total over the union")?.values["sum(balance)"], ReportRepository.decimalText(total, decimals: 2))
     }
 }

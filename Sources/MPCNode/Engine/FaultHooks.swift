@@ -10,8 +10,14 @@ public struct FaultHooks: Sendable {
     /// each round it answered.
     public var afterSecureAggregationRound: (@Sendable (SecureAggregationClient.Round) -> Void)?
 
-    public init(afterSecureAggregationRound: (@Sendable (SecureAggregationClient.Round) -> Void)? = nil) {
+    /// A slow party: the first read of a job's input snapshot waits this long (its sessions are
+    /// already open, so its peers' links carry nothing meanwhile).
+    public var slowFirstInputRead: Duration?
+
+    public init(afterSecureAggregationRound: (@Sendable (SecureAggregationClient.Round) -> Void)? = nil,
+                slowFirstInputRead: Duration? = nil) {
         self.afterSecureAggregationRound = afterSecureAggregationRound
+        self.slowFirstInputRead = slowFirstInputRead
     }
 
     /// The process exits abruptly (as if killed) right after `round` of a secure sum, as a client or as

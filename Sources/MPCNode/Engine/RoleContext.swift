@@ -57,6 +57,7 @@ struct RoleContext: Sendable {
                                                               scratchDirectory: configuration.jobsDirectory,
                                                               valueColumn: valueColumn, decimals: decimals)
         scratch.add { source.remove() }
+        if let delay = faults?.slowFirstInputRead { source.delayFirstRead(by: delay) }
         return source
     }
 

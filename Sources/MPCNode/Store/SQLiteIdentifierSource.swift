@@ -14,6 +14,8 @@ public final class SQLiteIdentifierSource: IdentifierSource, @unchecked Sendable
     private let queue: DatabaseQueue
     public let path: URL
     public let count: Int
+    /// Fault injection (tests only): the first read waits this long, as a slow party would.
+    private let firstReadDelay = LockedDelay()
 
     /// - Parameter valueColumn: when given, each identifier also gets the total of this decimal column
     ///   over its rows (fixed point with `decimals`), read with `totals(in:)`.
@@ -88,7 +90,11 @@ public final class SQLiteIdentifierSource: IdentifierSource, @unchecked Sendable
         self.count = count
     }
 
+    /// Makes the first read wait `delay` (a test's artificially slow party).
+    func delayFirstRead(by delay: Duration) { firstReadDelay.set(delay) }
+
     public func identifiers(in range: Range<Int>) async throws -> [[UInt8]] {
+        if let delay = firstReadDelay.take() { try await Task.sleep(for: delay) }
         let r = range.clamped(to: 0..<count)
         return try await queue.read { db in
             var out: [[UInt8]] = []
@@ -120,4 +126,12 @@ public final class SQLiteIdentifierSource: IdentifierSource, @unchecked Sendable
         try? queue.close()
         try? FileManager.default.removeItem(at: path)
     }
+}
+
+/// A delay taken once.
+final class LockedDelay: @unchecked Sendable {
+    private let lock = NSLock()
+    private var delay: Duration?
+    func set(_ d: Duration) { lock.withLock { delay = d } }
+    func take() -> Duration? { lock.withLock { defer { delay = nil }; return delay } }
 }
