@@ -6,7 +6,17 @@ public enum FixedPoint {
     static let scale = Double(1 << fractionBits)
 
     public static func encode(_ x: Double) -> UInt64 {
-        UInt64(bitPattern: Int64((x * scale).rounded()))
+        UInt64(bitPattern: saturating(x * scale))
+    }
+
+    /// `x` rounded to an Int64, saturated at the type's range and 0 for NaN: a value from a peer (a
+    /// model, a gradient) that has blown up must never trap the conversion. Callers that must not
+    /// compute with such values check them (`fits`, or their protocol's plausibility checks).
+    public static func saturating(_ x: Double) -> Int64 {
+        guard !x.isNaN else { return 0 }
+        if x >= 9.2e18 { return Int64.max }
+        if x <= -9.2e18 { return Int64.min }
+        return Int64(x.rounded())
     }
 
     public static func decode(_ v: UInt64) -> Double {

@@ -55,7 +55,7 @@ public enum Metrics {
 
         /// Counts one scored row.
         public mutating func add(probability p: Double, label y: Double) {
-            let bin = min(positives.count - 1, max(0, Int(p * Double(positives.count))))
+            let bin = p.isNaN ? 0 : min(positives.count - 1, max(0, Int(min(1, max(0, p)) * Double(positives.count))))
             if y == 1 { positives[bin] += 1 } else { negatives[bin] += 1 }
             lossSum += Metrics.pointLoss(p, y)
             if (p >= 0.5) == (y == 1) { correct += 1 }

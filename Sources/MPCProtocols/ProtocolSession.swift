@@ -69,7 +69,7 @@ public final class ProtocolSession: @unchecked Sendable {
         }
         nextInbound += 1
         if case .abort(let abort)? = frame.body {
-            lastAbortReason = abort.reason
+            lastAbortReason = PeerText.cut(abort.reason)
             throw ProtocolError.abortedByPeer(peer: peer, reason: abort.reason)
         }
         return frame

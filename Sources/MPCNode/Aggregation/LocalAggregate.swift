@@ -36,7 +36,15 @@ public struct LocalAggregate: Sendable {
             throw AggregateError.invalidSpec("unknown function '\(m.function)' (sum or count)")
         }
         guard spec.decimals <= 9 else { throw AggregateError.invalidSpec("at most 9 decimals") }
+        guard !spec.measures.isEmpty, spec.measures.count <= 64 else { throw AggregateError.invalidSpec("1 to 64 measures") }
+        guard length <= Self.maximumLength else {
+            throw AggregateError.invalidSpec("\(cells.count) cells × \(Self.slotsPerCellBeforeMeasures + spec.measures.count) values exceed \(Self.maximumLength) values")
+        }
+        guard spec.minCellRecords <= UInt64(UInt32.max) else { throw AggregateError.invalidSpec("a minimum of \(spec.minCellRecords) records per cell is absurd") }
     }
+
+    /// The longest vector a secure sum carries (a million values: 8 MB per client).
+    public static let maximumLength = 1 << 20
 
     /// The columns the spec reads (for the policy check).
     public var columns: Set<String> {

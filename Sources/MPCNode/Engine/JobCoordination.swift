@@ -42,9 +42,10 @@ extension JobEngine {
                     switch result {
                     case .success(let d) where d.accepted:
                         accepted.append(node)
-                        try repository.updateParty(db, jobID: jobID, nodeID: node, state: JobState.accepted.rawValue, inputRows: Int(d.inputRows))
-                        try audit.append(db, event: "job.accepted", jobID: jobID, details: ["party": .string(node), "input_rows": .int(Int(d.inputRows))])
-                    case .success(let d):
+                        try repository.updateParty(db, jobID: jobID, nodeID: node, state: JobState.accepted.rawValue, inputRows: Int(clamping: d.inputRows))
+                        try audit.append(db, event: "job.accepted", jobID: jobID, details: ["party": .string(node), "input_rows": .int(Int(clamping: d.inputRows))])
+                    case .success(var d):
+                        d.reason = PeerText.cut(d.reason)
                         refusals.append("\(node): \(d.reason)")
                         try repository.updateParty(db, jobID: jobID, nodeID: node, state: JobState.refused.rawValue, reason: d.reason)
                         try audit.append(db, event: "job.refused", jobID: jobID, details: ["party": .string(node), "reason": .string(d.reason)])
@@ -109,7 +110,9 @@ extension JobEngine {
     }
 
     /// A participant reports how the job ended for it.
-    func recordOutcome(_ outcome: Mpcnode_V1_JobOutcome, from peer: String) async -> Mpcnode_V1_ControlResponse {
+    func recordOutcome(_ received: Mpcnode_V1_JobOutcome, from peer: String) async -> Mpcnode_V1_ControlResponse {
+        var outcome = received
+        outcome.reason = PeerText.cut(received.reason)
         do {
             try PeerSuppliedName.jobID.validate(outcome.jobID)
             guard let spec = try repository.spec(jobID: outcome.jobID), spec.coordinator == nodeID,

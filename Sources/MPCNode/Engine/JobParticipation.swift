@@ -100,7 +100,8 @@ extension JobEngine {
         }
     }
 
-    func handleAbort(_ jobID: String, reason: String, from peer: String) async -> Mpcnode_V1_ControlResponse {
+    func handleAbort(_ jobID: String, reason received: String, from peer: String) async -> Mpcnode_V1_ControlResponse {
+        let reason = PeerText.cut(received)
         do {
             try PeerSuppliedName.jobID.validate(jobID)
             guard let spec = try repository.spec(jobID: jobID), spec.coordinator == peer else {

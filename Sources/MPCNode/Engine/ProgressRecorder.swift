@@ -1,3 +1,4 @@
+import MPCProtocols
 import Foundation
 import MPCWire
 
@@ -29,7 +30,7 @@ public struct ProgressSnapshot: Codable, Sendable, Equatable {
     }
 
     init(_ m: Mpcnode_V1_JobProgress) {
-        self.init(done: Int(clamping: m.done), total: Int(clamping: m.total), unit: m.unit.isEmpty ? "elements" : m.unit,
+        self.init(done: Int(clamping: m.done), total: Int(clamping: m.total), unit: m.unit.isEmpty ? "elements" : PeerText.cut(m.unit, limit: 32),
                   loss: m.hasLoss_p ? m.loss : nil, elapsedMs: Int(clamping: m.elapsedMs),
                   remainingMs: m.remainingMs == 0 && m.done < m.total ? nil : Int(clamping: m.remainingMs))
     }

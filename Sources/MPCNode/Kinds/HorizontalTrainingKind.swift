@@ -36,6 +36,28 @@ struct HorizontalTrainingKind: JobKind {
 
     func validateNames(_ spec: Mpcnode_V1_JobSpec) throws { try HorizontalTrainingKind.validateTrainingNames(spec.training) }
 
+    func checkShape(_ spec: Mpcnode_V1_JobSpec) throws {
+        try checkCommonShape(spec)
+        try Self.checkTrainingShape(spec)
+        guard (2...100_000).contains(spec.training.bins) else { throw JobError.malformedSpec("bins \(spec.training.bins) must lie in 2…100000") }
+    }
+
+    /// The hyper-parameters every participant checks itself, whatever the coordinator sent: a NaN
+    /// learning rate or four billion rounds would otherwise run (or trap) at every party.
+    static func checkTrainingShape(_ spec: Mpcnode_V1_JobSpec) throws {
+        let t = spec.training
+        guard !t.aggregator.isEmpty, !spec.parties.contains(where: { $0.nodeID == t.aggregator }), t.aggregator != spec.coordinator else {
+            throw JobError.malformedSpec("the aggregator must be named and be neither a party nor the coordinator")
+        }
+        guard (1...10_000).contains(t.rounds), t.localEpochs <= 1000, (1...(1 << 20)).contains(t.batchSize) else {
+            throw JobError.malformedSpec("rounds 1…10000, local epochs ≤ 1000, batch size 1…1048576")
+        }
+        guard t.learningRate.isFinite, t.learningRate > 0, t.learningRate <= 100, t.l2.isFinite, t.l2 >= 0, t.l2 <= 100,
+              t.tolerance.isFinite, t.tolerance >= 0, t.holdout.isFinite, (0..<0.9).contains(t.holdout) else {
+            throw JobError.malformedSpec("learning rate in (0, 100], l2 and tolerance finite and ≥ 0, hold-out share in [0, 0.9)")
+        }
+    }
+
     func prepare(_ submission: JobSubmission, into spec: inout Mpcnode_V1_JobSpec, context: SubmissionContext) throws {
         spec.training = try validate(submission, context: context)
     }
@@ -246,7 +268,7 @@ struct HorizontalTrainingKind: JobKind {
             createdAt: Date(), features: t.features, label: t.label,
             weights: Dictionary(uniqueKeysWithValues: zip(t.features, outcome.model.weights)), bias: outcome.model.bias,
             datasets: Dictionary(uniqueKeysWithValues: spec.parties.map { ($0.nodeID, $0.dataset) }), training: parameters.training,
-            rounds: outcome.rounds, auc: e.auc, loss: e.loss, accuracy: e.accuracy, evaluatedRows: Int(e.count))
+            rounds: outcome.rounds, auc: e.auc, loss: e.loss, accuracy: e.accuracy, evaluatedRows: Int(clamping: e.count))
         let store = ModelRepository(store: context.store)
         return RoleCompletion(inputRows: 0, bytesSent: traffic.sent, bytesReceived: traffic.received, resultRows: 1, receivedResult: true,
                           details: ["model": .string(model.id), "rounds": .int(outcome.rounds.count), "auc": .string(String(format: "%.4f", e.auc)),

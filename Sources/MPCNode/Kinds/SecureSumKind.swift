@@ -28,6 +28,9 @@ struct SecureSumKind: JobKind {
         guard spec.threshold == 0 || (2...UInt32(spec.parties.count)).contains(spec.threshold) else {
             throw JobError.malformedSpec("threshold \(spec.threshold) must lie in 2…\(spec.parties.count)")
         }
+        do { try LocalAggregate(spec: spec.aggregate, parties: spec.parties.count).validate() } catch {
+            throw JobError.malformedSpec("\(error)")
+        }
     }
 
     func prepare(_ submission: JobSubmission, into spec: inout Mpcnode_V1_JobSpec, context: SubmissionContext) throws {

@@ -22,6 +22,19 @@ struct VerticalTrainingKind: JobKind {
 
     func validateNames(_ spec: Mpcnode_V1_JobSpec) throws { try HorizontalTrainingKind.validateTrainingNames(spec.training) }
 
+    func checkShape(_ spec: Mpcnode_V1_JobSpec) throws {
+        try checkCommonShape(spec)
+        try HorizontalTrainingKind.checkTrainingShape(spec)
+        guard spec.training.keyBits == 0 || [1024, 2048, 3072, 4096].contains(spec.training.keyBits) else {
+            throw JobError.malformedSpec("Paillier modulus of \(spec.training.keyBits) bits (1024 for tests, 2048, 3072 or 4096)")
+        }
+        let listed = spec.training.partyFeatures.map(\.nodeID)
+        guard Set(listed) == Set(spec.parties.map(\.nodeID)), listed.count == spec.parties.count,
+              spec.training.partyFeatures.allSatisfy({ (1...10_000).contains($0.features.count) }) else {
+            throw JobError.malformedSpec("each party's features are listed once, 1 to 10000 of them")
+        }
+    }
+
     func prepare(_ submission: JobSubmission, into spec: inout Mpcnode_V1_JobSpec, context: SubmissionContext) throws {
         guard submission.parties.count >= 2 else { throw JobError.invalidSubmission("train-lr needs at least two --party options") }
         spec.training = try validate(submission, context: context)

@@ -95,8 +95,8 @@ public struct JobRepository: Sendable {
                 received_result = COALESCE(?, received_result), audit_hash = COALESCE(?, audit_hash)
             WHERE job_id = ? AND node_id = ?
             """, arguments: [state, reason, inputRows,
-                             outcome.map { Int($0.bytesSent) }, outcome.map { Int($0.bytesReceived) },
-                             outcome.map { Int($0.elapsedMs) },
+                             outcome.map { Int(clamping: $0.bytesSent) }, outcome.map { Int(clamping: $0.bytesReceived) },
+                             outcome.map { Int(clamping: $0.elapsedMs) },
                              outcome.map(\.receivedResult),
                              outcome.map { $0.auditRecordHash.map { String(format: "%02x", $0) }.joined() },
                              jobID, nodeID])

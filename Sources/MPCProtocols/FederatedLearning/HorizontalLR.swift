@@ -38,6 +38,10 @@ public struct HorizontalLRParameters: Sendable {
         SecureAggregationParameters(jobID: "\(jobID)/evaluate", clients: clients, server: server, length: 2 * bins + 2,
                                     threshold: threshold, roundTimeout: roundTimeout)
     }
+
+    /// Model parameters a client accepts from the server: finite and of a plausible size (a NaN or huge
+    /// model would otherwise poison the local training and the fixed-point encoding).
+    static func plausible(_ parameters: [Double]) -> Bool { parameters.allSatisfy { $0.isFinite && abs($0) <= 1e9 } }
 }
 
 /// One round of training as the aggregator saw it: the consortium's loss before the round's update
@@ -195,7 +199,7 @@ public struct HorizontalLRClient: Sendable {
             while true {
                 switch try await session.receiveLR() {
                 case .round(let round):
-                    guard round.parameters.count == parameters.features + 1 else {
+                    guard round.parameters.count == parameters.features + 1, HorizontalLRParameters.plausible(round.parameters) else {
                         throw ProtocolError.malformedMessage(peer: server, detail: "round \(round.round): \(round.parameters.count) parameters for \(parameters.features) features")
                     }
                     let (model, loss) = LocalTrainer.train(LogisticModel(parameters: round.parameters), on: training,
@@ -214,7 +218,7 @@ public struct HorizontalLRClient: Sendable {
                     onRound?(Int(round.round))
                     contributed.append(Int(round.round))
                 case .evaluate(let e):
-                    guard e.parameters.count == parameters.features + 1, Int(e.bins) == parameters.bins else {
+                    guard e.parameters.count == parameters.features + 1, Int(e.bins) == parameters.bins, HorizontalLRParameters.plausible(e.parameters) else {
                         throw ProtocolError.malformedMessage(peer: server, detail: "evaluation parameters do not match the job")
                     }
                     let local = Metrics.Evaluation(model: LogisticModel(parameters: e.parameters), data: evaluation, bins: parameters.bins)
@@ -226,6 +230,9 @@ public struct HorizontalLRClient: Sendable {
                                                               authentication: authentication, auditRecordHash: hash).run()
                     }
                 case .done(let done):
+                    guard done.parameters.count == parameters.features + 1, HorizontalLRParameters.plausible(done.parameters) else {
+                        throw ProtocolError.malformedMessage(peer: server, detail: "the final model does not match the job or is not finite")
+                    }
                     await modelChannel.close()
                     return Outcome(model: LogisticModel(parameters: done.parameters), roundsContributed: contributed, done: done)
                 }

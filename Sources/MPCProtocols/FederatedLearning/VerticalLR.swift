@@ -33,7 +33,11 @@ public struct VerticalLRParameters: Sendable {
     var batches: Int { (rows + batchSize - 1) / batchSize }
     func batch(_ b: Int) -> Range<Int> { (b * batchSize)..<min(rows, (b + 1) * batchSize) }
 
-    static func fixed(_ x: Double) -> Int64 { Int64((x * scale).rounded()) }
+    static func fixed(_ x: Double) -> Int64 { FixedPoint.saturating(x * scale) }
+
+    /// The largest plausible magnitude of a mean gradient component (features and residuals are bounded
+    /// in fixed point); anything beyond is a lying arbiter or a diverged run, and ends the training.
+    static let gradientBound = 1e9
 
     /// The batch's feature columns in fixed point: columns[j][k] = S·x_(row k, feature j).
     static func columns(_ data: LabeledRows, rows: Range<Int>) -> [[Int64]] {
@@ -98,7 +102,7 @@ public struct VerticalLRArbiter: Sendable {
                         let plain = try pk.ciphertexts(m.values, peer: s.peer, count: m.values.count).map { Data(key.decryptBytes($0)) }
                         if s === g {
                             lossSum += key.decryptSigned(try pk.ciphertext(bigEndian: [UInt8](m.loss))) / (8 * VerticalLRParameters.scale * VerticalLRParameters.scale)
-                            rows += Int(m.rows)
+                            rows += try WireNumber.count(m.rows, limit: WireNumber.maximumSetSize, field: "batch rows", peer: s.peer)
                             last = m.last
                         }
                         try await s.sendVLR { $0.gradient = .with { $0.batch = UInt64(b); $0.values = plain } }
@@ -151,7 +155,11 @@ struct VerticalLRParty {
             throw ProtocolError.protocolViolation(peer: arbiter.peer, detail: "expected the gradient of batch \(batch)")
         }
         let s = VerticalLRParameters.scale
-        return try zip(g.values, masks).map { try pk.unmask([UInt8]($0), $1) / (4 * s * s * Double(rows)) }
+        let gradient = try zip(g.values, masks).map { try pk.unmask([UInt8]($0), $1) / (4 * s * s * Double(rows)) }
+        guard gradient.allSatisfy({ $0.isFinite && abs($0) <= VerticalLRParameters.gradientBound }) else {
+            throw ProtocolError.protocolViolation(peer: arbiter.peer, detail: "the gradient of batch \(batch) is implausibly large: a lying arbiter, or a diverged run (lower the learning rate)")
+        }
+        return gradient
     }
 
     static func control(_ arbiter: ProtocolSession) async throws -> Mpcnode_V1_VLRControl {
@@ -299,10 +307,10 @@ public struct VerticalLRGuest: Sendable {
                     var coefficients: [Int64] = [], constant = 0.0
                     for (k, i) in rows.enumerated() {
                         let y = 2 * data.labels[i] - 1, u = own[k]
-                        coefficients.append(Int64((s * (2 * u - 4 * y)).rounded()))
+                        coefficients.append(FixedPoint.saturating(s * (2 * u - 4 * y)))
                         constant += s * s * (8 * log(2.0) - 4 * y * u + u * u)
                     }
-                    let loss = pk.add(pk.linearCombination(margins + squares, coefficients + rows.map { _ in 1 }), plain: Int64(constant.rounded()))
+                    let loss = pk.add(pk.linearCombination(margins + squares, coefficients + rows.map { _ in 1 }), plain: FixedPoint.saturating(constant))
                     let columns = VerticalLRParameters.columns(data, rows: rows) + [rows.map { _ in Int64(s) }]  // the intercept: ones
                     let gradient = try await VerticalLRParty.gradient(pk, residuals: residuals, columns: columns, batch: b,
                                                                       rows: rows.count, arbiter: a, loss: loss, last: b == p.batches - 1)

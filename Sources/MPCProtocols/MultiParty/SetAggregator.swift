@@ -100,7 +100,7 @@ public struct SetAggregator: Sendable {
                             throw ProtocolError.protocolViolation(peer: s.peer, detail: "expected the set size")
                         }
                         try await s.sendSets { $0.sealingKey = .with { $0.publicKey = Data(keyPair.publicKey) } }
-                        return (s.peer, Int(hello.setSize))
+                        return (s.peer, try WireNumber.count(hello.setSize, limit: WireNumber.maximumSetSize, field: "set size", peer: s.peer))
                     }
                 }
                 for try await (peer, size) in group { setSizes[peer] = size }

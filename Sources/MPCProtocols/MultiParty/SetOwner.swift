@@ -85,11 +85,16 @@ public struct SetOwner: Sendable {
         case .none:
             return .none
         case .cardinality:
-            return .cardinality(Int(header.cardinality))
+            // Identifiers held by at least k owners: at most every owner's every pseudonym.
+            return .cardinality(try WireNumber.count(header.cardinality, limit: configuration.owners.count * WireNumber.maximumSetSize,
+                                                     field: "cardinality", peer: results.peer))
         case .intersection, .onOthersLists, .union:
-            // A list can hold at most every owner's every pseudonym; the aggregator said how many follow.
-            let list = try GroupElement.unpack(try await results.receiveItems(itemSize: 32, sealed: false, limit: Int(header.count)))
-            guard list.count == Int(header.count) else {
+            // A list can hold at most every owner's every pseudonym (those held by at least k of them, k
+            // possibly 1); the aggregator said how many follow, and no more are read.
+            let announced = try WireNumber.count(header.count, limit: configuration.owners.count * WireNumber.maximumSetSize,
+                                                 field: "delivery size", peer: results.peer)
+            let list = try GroupElement.unpack(try await results.receiveItems(itemSize: 32, sealed: false, limit: announced))
+            guard list.count == announced else {
                 throw ProtocolError.protocolViolation(peer: results.peer, detail: "announced \(header.count) pseudonyms, sent \(list.count)")
             }
             if kind == .union {

@@ -58,7 +58,8 @@ final class PSIReceiveState: @unchecked Sendable {
             }
             header = h
             if configuration.selfReceivesOutput {
-                if configuration.reportsPeerPositions { peerDoubledPositions.reserveCapacity(Int(h.setSize)) } else { peerDoubled.reserveCapacity(Int(h.setSize)) }
+                let capacity = WireNumber.reservation(Int(h.setSize))  // ≤ the maximum checked above
+                if configuration.reportsPeerPositions { peerDoubledPositions.reserveCapacity(capacity) } else { peerDoubled.reserveCapacity(capacity) }
             }
         }
     }
