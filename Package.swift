@@ -119,7 +119,7 @@ let package = Package(
             ]
         ),
         // Helpers shared by the test targets (wire inspection); not part of any product.
-        .target(name: "MPCTestSupport", dependencies: ["CSodium", "MPCIdentity"]),
+        .target(name: "MPCTestSupport", dependencies: ["CSodium", "MPCIdentity", "MPCProtocols", "MPCWire", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .testTarget(name: "MPCCryptoTests", dependencies: ["MPCCrypto", "CSodium"]),
         .testTarget(name: "MPCLearningTests", dependencies: ["MPCLearning"]),
         .testTarget(name: "MPCProtocolsTests", dependencies: ["MPCProtocols", "MPCCrypto", "MPCWire", "MPCTestSupport", "MPCIdentity", "MPCLearning"]),

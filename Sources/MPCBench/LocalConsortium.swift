@@ -21,7 +21,7 @@ public struct LocalConsortium: Sendable {
     /// Creates the PKI and configuration files. `policy` returns the YAML `policy:` block of each bank.
     public static func create(in directory: URL, banks: [String], coordinator: String = "coordinator", regulators: [String] = [],
                               policy: (String) -> String, peerIdleTimeoutSeconds: Int = 300,
-                              serverReportGraceSeconds: Int = 30) throws -> LocalConsortium {
+                              serverReportGraceSeconds: Int = 30, maximumJobSeconds: Int = 86_400) throws -> LocalConsortium {
         let pki = directory.appendingPathComponent("pki")
         try FileManager.default.createDirectory(at: pki, withIntermediateDirectories: true)
         let ca = try ConsortiumCA.create(name: "Local test consortium")
@@ -45,6 +45,7 @@ public struct LocalConsortium: Sendable {
                 data_dir: data/\(id)
                 peer_idle_timeout_seconds: \(peerIdleTimeoutSeconds)
                 server_report_grace_seconds: \(serverReportGraceSeconds)
+                max_job_seconds: \(maximumJobSeconds)
                 tls:
                   certificate: pki/\(id).pem
                   private_key: pki/\(id)-key.pem

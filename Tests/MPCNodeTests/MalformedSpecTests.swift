@@ -1,5 +1,6 @@
 import MPCBench
 import MPCNode
+import MPCTestSupport
 import MPCWire
 import XCTest
 
@@ -50,5 +51,67 @@ final class MalformedSpecTests: XCTestCase {
         await bankA.stop()
         try await coordinator.group.shutdownGracefully()
         try await bank.group.shutdownGracefully()
+    }
+
+    /// Seeded mutation of whole proposals (finding 7): a valid spec of every kind with one field set to an
+    /// extreme, a hostile string, emptied bytes or a doubled list. The participant answers each (accepts or
+    /// refuses by rule) and keeps serving; its data, audit chain and the files around its data folder are
+    /// unchanged, and nothing that was refused was stored as a job.
+    func testCraftedProposalsOfEveryKindGetAnAnswerAndChangeNothing() async throws {
+        let fixture = try ConsortiumFixture(banks: ["bank-a", "bank-b", "bank-c"])
+        defer { fixture.remove() }
+        try fixture.importCSV(into: "bank-a", dataset: "customers", phones: phoneNumbers(200, seed: 37))
+        let bankA = try await fixture.consortium.start("bank-a", logger: ConsortiumFixture.quietLogger)
+        let coordinator = try HostileNameTests.HostileCoordinator(fixture)
+        let around = HostileNameTests.listing(fixture.directory).filter { !$0.key.contains("/data/bank-a/") }
+        let rowsBefore = try DatasetCatalog(store: bankA.store).describe("customers").rowCount
+        let party = { (node: String) in Mpcnode_V1_PartyInput.with { $0.nodeID = node; $0.dataset = "customers"; $0.column = "phone" } }
+        let bases: [Mpcnode_V1_JobSpec] = [
+            HostileNameTests.psiSpec(jobID: "job-base-psi"),
+            .with {
+                $0.jobID = "job-base-sum"; $0.coordinator = "coordinator"; $0.protocol = "secure-sum"
+                $0.parties = [party("bank-a"), party("bank-b"), party("bank-c")]; $0.deliverTo = ["regulator"]
+                $0.aggregate = .with { $0.measures = [.with { $0.function = "count"; $0.column = "phone" }]; $0.minCellRecords = 10; $0.minCellParties = 2 }
+            },
+            .with {
+                $0.jobID = "job-base-sets"; $0.coordinator = "coordinator"; $0.protocol = "union-sum"; $0.group = "x25519"
+                $0.parties = [party("bank-a"), party("bank-b"), party("bank-c")]; $0.deliverTo = ["regulator"]
+                $0.sets = .with { $0.aggregator = "regulator"; $0.mixer = "bank-b"; $0.atLeast = 1; $0.valueColumn = "balance"; $0.decimals = 2; $0.minCellParties = 2 }
+            },
+            .with {
+                $0.jobID = "job-base-train"; $0.coordinator = "coordinator"; $0.protocol = "train-lr"
+                $0.parties = [party("bank-a"), party("bank-b")]
+                $0.training = .with {
+                    $0.mode = "vertical"; $0.aggregator = "regulator"; $0.label = "balance"; $0.rounds = 2; $0.learningRate = 0.1
+                    $0.batchSize = 64; $0.keyBits = 2048
+                    $0.partyFeatures = [.with { $0.nodeID = "bank-a"; $0.features = ["balance"] }, .with { $0.nodeID = "bank-b"; $0.features = ["balance"] }]
+                }
+            },
+        ]
+        var answered = 0, refused = 0
+        for seed in 0..<UInt64(150) {
+            var base = bases[Int(seed % UInt64(bases.count))]
+            base.jobID = "job-fuzz-\(seed)"
+            guard let (spec, what) = MessageMutator.mutated(base, seed: seed) else { continue }
+            let decision = try await coordinator.propose(spec)
+            answered += 1
+            if !decision.accepted {
+                refused += 1
+                XCTAssertFalse(decision.reason.isEmpty, "seed \(seed) (\(what)): a refusal says why")
+                if spec.jobID == base.jobID {
+                    XCTAssertNotEqual(try? JobRepository(store: bankA.store).state(jobID: spec.jobID), .accepted, "seed \(seed) (\(what))")
+                }
+            }
+        }
+        XCTAssertGreaterThan(answered, 100, "most mutations re-encode")
+        XCTAssertGreaterThan(refused, 0)
+        // Still serving, data and audit intact, nothing changed around the data folder.
+        let decision = try await coordinator.propose(HostileNameTests.psiSpec(jobID: "job-after-the-fuzz"))
+        XCTAssertTrue(decision.accepted, decision.reason)
+        XCTAssertEqual(try DatasetCatalog(store: bankA.store).describe("customers").rowCount, rowsBefore)
+        XCTAssertNil(try AuditLog(store: bankA.store).verify())
+        XCTAssertEqual(HostileNameTests.listing(fixture.directory).filter { !$0.key.contains("/data/bank-a/") }, around)
+        await bankA.stop()
+        try await coordinator.group.shutdownGracefully()
     }
 }

@@ -175,6 +175,46 @@ final class TransportTests: XCTestCase {
         }
     }
 
+    /// Seeded random byte streams, cut into random chunks, into the frame decoder (finding 7): it only ever
+    /// yields frames within its limits (the first one within the Hello limit), skips heartbeats, or throws
+    /// a FramingError — never traps, never buffers a frame over the limit.
+    func testFrameDecoderOnRandomStreams() throws {
+        var rng = SplitMix(state: 77)
+        var errors = 0, frames = 0
+        for _ in 0..<400 {
+            let channel = EmbeddedChannel(handler: ByteToMessageHandler(LengthPrefixedFrameDecoder(maximumFrameBytes: 512, maximumFirstFrameBytes: 64)))
+            var stream: [UInt8] = []
+            for _ in 0..<Int(rng.next() % 12) {
+                switch rng.next() % 4 {
+                case 0: stream += [0xFF, 0xFF, 0xFF, 0xFF]  // a heartbeat
+                case 1:
+                    let n = Int(rng.next() % 600)
+                    stream += withUnsafeBytes(of: UInt32(n).bigEndian) { Array($0) } + (0..<n).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+                default: stream += (0..<Int(rng.next() % 16)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+                }
+            }
+            var seen = 0
+            do {
+                var offset = 0
+                while offset < stream.count {
+                    let n = min(stream.count - offset, 1 + Int(rng.next() % 100))
+                    try channel.writeInbound(channel.allocator.buffer(bytes: stream[offset..<(offset + n)]))
+                    offset += n
+                    while let frame: ByteBuffer = try channel.readInbound() {
+                        XCTAssertLessThanOrEqual(frame.readableBytes, seen == 0 ? 64 : 512)
+                        seen += 1
+                    }
+                }
+                _ = try channel.finish()
+            } catch is FramingError {
+                errors += 1
+            }
+            frames += seen
+        }
+        XCTAssertGreaterThan(errors, 0)
+        XCTAssertGreaterThan(frames, 0)
+    }
+
     func testFrameDecoderRefusesOversizedAndTruncatedFrames() throws {
         let channel = EmbeddedChannel(handler: ByteToMessageHandler(LengthPrefixedFrameDecoder(maximumFrameBytes: 16)))
         var big = channel.allocator.buffer(capacity: 8)

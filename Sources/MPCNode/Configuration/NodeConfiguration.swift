@@ -36,6 +36,9 @@ public struct NodeConfiguration: Sendable, Equatable {
     /// At a coordinator: seconds to wait, once every other party of a job with a server (a secure sum's
     /// aggregator) has ended, for the server's own outcome before the job fails naming the server.
     public var serverReportGraceSeconds: Int
+    /// The longest a job may run at this node before it fails here (`max_job_seconds`, default a day):
+    /// heartbeats keep a waiting link alive, so a peer that withholds a message would otherwise stall it.
+    public var maximumJobSeconds: Int
     /// Where the file was read from (for messages).
     public var sourcePath: String
 
@@ -80,6 +83,10 @@ public struct NodeConfiguration: Sendable, Equatable {
             peers[id] = a
         }
         let idle = raw.peer_idle_timeout_seconds ?? 300, grace = raw.server_report_grace_seconds ?? 30
+        let maximumJob = raw.max_job_seconds ?? 86_400
+        guard (10...604_800).contains(maximumJob) else {
+            throw ConfigurationError.invalid(path: path, detail: "max_job_seconds: \(maximumJob) is not between 10 and 604800 (a week)")
+        }
         guard (1...86_400).contains(idle) else {
             throw ConfigurationError.invalid(path: path, detail: "peer_idle_timeout_seconds: \(idle) is not between 1 and 86400")
         }
@@ -91,7 +98,8 @@ public struct NodeConfiguration: Sendable, Equatable {
             tls: TLSFiles(certificate: resolve(raw.tls.certificate), privateKey: resolve(raw.tls.private_key),
                           caCertificate: resolve(raw.tls.ca_certificate)),
             peers: peers, policy: try NodePolicy(raw.policy ?? RawPolicy(), path: path),
-            peerIdleTimeoutSeconds: idle, serverReportGraceSeconds: grace, sourcePath: path)
+            peerIdleTimeoutSeconds: idle, serverReportGraceSeconds: grace,
+            maximumJobSeconds: maximumJob, sourcePath: path)
     }
 
     static func describe(_ error: Error) -> String {
@@ -130,6 +138,7 @@ struct RawConfiguration: Codable {
     var policy: RawPolicy?
     var peer_idle_timeout_seconds: Int?
     var server_report_grace_seconds: Int?
+    var max_job_seconds: Int?
 }
 
 struct RawTLS: Codable {

@@ -21,6 +21,8 @@ public enum JobError: Error, CustomStringConvertible, Equatable {
     case unknownKind(String, known: [String])
     /// A proposed spec breaks its kind's rules of shape (parties, recipients, roles); nothing was done.
     case malformedSpec(String)
+    /// The job ran past this node's `max_job_seconds` (a peer that keeps its links alive but never sends what is due).
+    case deadlineExceeded(seconds: Int)
     /// A spec names a kind this node runs, but carries another kind's part (a crafted or corrupt spec).
     case kindMismatch(String, part: String)
 
@@ -38,6 +40,7 @@ public enum JobError: Error, CustomStringConvertible, Equatable {
         case .noModel(let id): return "no model '\(id)' on this node (see `mpcnode model list`)"
         case .noReport(let id): return "no report '\(id)' on this node (see `mpcnode report list`)"
         case .notCoordinator(let d): return d
+        case .deadlineExceeded(let s): return "the job ran longer than this node's limit of \(s) s (max_job_seconds) and was stopped: a peer stalled it, or the limit is too low for its size"
         case .malformedSpec(let d): return "malformed job spec: \(d); the coordinator's node sent what its own checks refuse"
         case .kindMismatch(let k, let part): return "job kind \(Self.shown(k)) does not match the spec's '\(part)' part; the coordinator's node sent a malformed proposal"
         case .unknownKind(let k, let known): return "job kind \(Self.shown(k)) is not known to this node (it runs \(known.joined(separator: ", ")))"

@@ -164,7 +164,7 @@ extension JobEngine {
                                       logger: logger, sessionWaitTimeout: sessionWaitTimeout, scratch: scratch, faults: faults)
             // Runs off this actor (the role is not isolated to it), so proposals, sessions and aborts of
             // other jobs are served while this one prepares its input or computes.
-            let c = try await k.run(context)
+            let c = try await Self.withDeadline(seconds: configuration.maximumJobSeconds) { try await k.run(context) }
             let elapsed = Int(Date().timeIntervalSince(started) * 1000)
             var details = c.details
             details["spec_hash"] = .string(try JobRepository.specHash(spec))
@@ -238,5 +238,55 @@ extension JobEngine {
             }
         }
         logger.warning("could not report the outcome to the coordinator", metadata: ["job": "\(spec.jobID)", "error": "\(lastError.map { "\($0)" } ?? "")"])
+    }
+
+    /// Runs a role, failing it with `deadlineExceeded` once it has run `seconds` (the role is cancelled
+    /// and left to wind down; the failure is not held up by a role that is slow to notice).
+    nonisolated static func withDeadline<R: Sendable>(seconds: Int, _ body: @escaping @Sendable () async throws -> R) async throws -> R {
+        let once = FirstResult<R>()
+        let work = Task { try await body() }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<R, Error>) in
+                once.set(continuation)
+                Task { once.finish(await work.result) }
+                Task {
+                    try? await Task.sleep(for: .seconds(seconds))
+                    if once.finish(.failure(JobError.deadlineExceeded(seconds: seconds))) { work.cancel() }
+                }
+            }
+        } onCancel: {
+            work.cancel()
+        }
+    }
+}
+
+/// Resumes a continuation with whichever result arrives first.
+final class FirstResult<R: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var continuation: CheckedContinuation<R, Error>?
+    private var pending: Result<R, Error>?
+    private var done = false
+
+    func set(_ c: CheckedContinuation<R, Error>) {
+        let ready: Result<R, Error>? = lock.withLock {
+            if let p = pending { pending = nil; return p }
+            continuation = c
+            return nil
+        }
+        if let ready { c.resume(with: ready) }
+    }
+
+    /// True if this result was the first.
+    @discardableResult
+    func finish(_ result: Result<R, Error>) -> Bool {
+        let (first, c): (Bool, CheckedContinuation<R, Error>?) = lock.withLock {
+            guard !done else { return (false, nil) }
+            done = true
+            if let c = continuation { continuation = nil; return (true, c) }
+            pending = result
+            return (true, nil)
+        }
+        c?.resume(with: result)
+        return first
     }
 }

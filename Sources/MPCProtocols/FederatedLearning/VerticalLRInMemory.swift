@@ -20,13 +20,13 @@ public enum VerticalLRInMemory {
     }
 
     public static func run(_ parameters: VerticalLRParameters, guest: LabeledRows, hosts: [LabeledRows],
-                           tap: (@Sendable (NodeID, [UInt8]) -> Void)? = nil) async throws -> Outcome {
+                           tap: (@Sendable (NodeID, [UInt8]) -> Void)? = nil, intercept: InMemoryChannel.Intercept? = nil) async throws -> Outcome {
         precondition(hosts.count == parameters.hosts.count && !hosts.isEmpty)
         let names = parameters.hosts, g = parameters.guest, a = parameters.arbiter
-        let toHosts = names.map { InMemoryChannel.pair(g, $0, tap: tap) }
-        let (ga, ag) = InMemoryChannel.pair(g, a, tap: tap)
-        let toArbiter = names.map { InMemoryChannel.pair($0, a, tap: tap) }
-        let chain = zip(names, names.dropFirst()).map { InMemoryChannel.pair($0.0, $0.1, tap: tap) }
+        let toHosts = names.map { InMemoryChannel.pair(g, $0, tap: tap, intercept: intercept) }
+        let (ga, ag) = InMemoryChannel.pair(g, a, tap: tap, intercept: intercept)
+        let toArbiter = names.map { InMemoryChannel.pair($0, a, tap: tap, intercept: intercept) }
+        let chain = zip(names, names.dropFirst()).map { InMemoryChannel.pair($0.0, $0.1, tap: tap, intercept: intercept) }
         async let losses = VerticalLRArbiter(parameters: parameters, guest: ag, hosts: toArbiter.map(\.1)).run()
         let hostRuns = Task {
             try await withThrowingTaskGroup(of: (Int, [Double], [Double]).self) { group in

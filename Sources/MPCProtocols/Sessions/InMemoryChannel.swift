@@ -3,7 +3,9 @@ import Foundation
 /// Two connected `MessageChannel`s in one process, for unit tests of protocols.
 ///
 /// Each direction is an unbounded queue. `tap`, if given, sees every message as it is sent (with the
-/// sender's id), which is how tests inspect what a protocol puts on the wire.
+/// sender's id), which is how tests inspect what a protocol puts on the wire. `intercept`, if given,
+/// decides what is delivered instead of each message (nothing, a changed one, or several): how tests
+/// play a dishonest or broken peer against an honest role (`MessageMutator` in MPCTestSupport).
 public final class InMemoryChannel: MessageChannel, CountsBytes, @unchecked Sendable {
     public let peer: NodeID
     private let inbound: AsyncStream<[UInt8]>
@@ -11,24 +13,30 @@ public final class InMemoryChannel: MessageChannel, CountsBytes, @unchecked Send
     private let outbound: AsyncStream<[UInt8]>.Continuation
     private let me: NodeID
     private let tap: (@Sendable (NodeID, [UInt8]) -> Void)?
+    private let intercept: Intercept?
     private let lock = NSLock()
     private var sent: UInt64 = 0, received: UInt64 = 0
 
     public var bytesSent: UInt64 { lock.withLock { sent } }
     public var bytesReceived: UInt64 { lock.withLock { received } }
 
+    /// What to deliver instead of `message` sent by `sender` to `receiver`.
+    public typealias Intercept = @Sendable (_ sender: NodeID, _ receiver: NodeID, _ message: [UInt8]) -> [[UInt8]]
+
     /// A connected pair: messages sent on the first arrive on the second and vice versa.
     public static func pair(_ a: NodeID, _ b: NodeID,
-                            tap: (@Sendable (_ sender: NodeID, _ message: [UInt8]) -> Void)? = nil) -> (InMemoryChannel, InMemoryChannel) {
+                            tap: (@Sendable (_ sender: NodeID, _ message: [UInt8]) -> Void)? = nil,
+                            intercept: Intercept? = nil) -> (InMemoryChannel, InMemoryChannel) {
         let (toA, toAContinuation) = AsyncStream<[UInt8]>.makeStream()
         let (toB, toBContinuation) = AsyncStream<[UInt8]>.makeStream()
-        let channelA = InMemoryChannel(me: a, peer: b, inbound: toA, outbound: toBContinuation, tap: tap)
-        let channelB = InMemoryChannel(me: b, peer: a, inbound: toB, outbound: toAContinuation, tap: tap)
+        let channelA = InMemoryChannel(me: a, peer: b, inbound: toA, outbound: toBContinuation, tap: tap, intercept: intercept)
+        let channelB = InMemoryChannel(me: b, peer: a, inbound: toB, outbound: toAContinuation, tap: tap, intercept: intercept)
         return (channelA, channelB)
     }
 
     private init(me: NodeID, peer: NodeID, inbound: AsyncStream<[UInt8]>, outbound: AsyncStream<[UInt8]>.Continuation,
-                 tap: (@Sendable (NodeID, [UInt8]) -> Void)?) {
+                 tap: (@Sendable (NodeID, [UInt8]) -> Void)?, intercept: Intercept?) {
+        self.intercept = intercept
         self.me = me
         self.peer = peer
         self.inbound = inbound
@@ -39,8 +47,10 @@ public final class InMemoryChannel: MessageChannel, CountsBytes, @unchecked Send
 
     public func send(_ message: [UInt8]) async throws {
         tap?(me, message)
-        if case .terminated = outbound.yield(message) {
-            throw ChannelError.peerDisconnected(peer: peer, detail: "in-memory channel closed")
+        for delivered in intercept?(me, peer, message) ?? [message] {
+            if case .terminated = outbound.yield(delivered) {
+                throw ChannelError.peerDisconnected(peer: peer, detail: "in-memory channel closed")
+            }
         }
         lock.withLock { sent += UInt64(message.count) }
     }

@@ -11,15 +11,19 @@ public actor InMemorySessionHub {
     private var waiting: [Key: CheckedContinuation<any MessageChannel, Error>] = [:]
     private var ended: [NodeID: String] = [:]
     private let tap: (@Sendable (NodeID, [UInt8]) -> Void)?
+    private let intercept: InMemoryChannel.Intercept?
 
-    public init(tap: (@Sendable (_ sender: NodeID, _ message: [UInt8]) -> Void)? = nil) { self.tap = tap }
+    public init(tap: (@Sendable (_ sender: NodeID, _ message: [UInt8]) -> Void)? = nil, intercept: InMemoryChannel.Intercept? = nil) {
+        self.tap = tap
+        self.intercept = intercept
+    }
 
     /// The port of `node`.
     public nonisolated func port(for node: NodeID) -> InMemorySessionPort { InMemorySessionPort(hub: self, me: node) }
 
     /// Opens a session from `from` to `to`: returns the dialler's end and hands the other to `to`.
     func open(from: NodeID, to: NodeID, stream: String) throws -> InMemoryChannel {
-        let (mine, theirs) = InMemoryChannel.pair(from, to, tap: tap)
+        let (mine, theirs) = InMemoryChannel.pair(from, to, tap: tap, intercept: intercept)
         let key = Key(to: to, stream: stream, from: from)
         if let w = waiting.removeValue(forKey: key) {
             w.resume(returning: theirs)

@@ -1,0 +1,34 @@
+import Foundation
+import MPCNode
+import XCTest
+
+/// Heartbeats keep a waiting link alive, so a peer that keeps its connection up but never sends what is
+/// due could stall a job forever; each node's `max_job_seconds` ends it. bank-b here stalls (its first
+/// read of its input waits 30 s, its session already open): bank-a, whose limit is 10 s, fails the job
+/// naming the limit, and the coordinator learns it.
+final class JobDeadlineTests: XCTestCase {
+    func testAStalledJobFailsAtTheNodesDeadline() async throws {
+        let fixture = try ConsortiumFixture(maximumJobSeconds: 10)
+        defer { fixture.remove() }
+        try fixture.importCSV(into: "bank-a", dataset: "customers", phones: phoneNumbers(120, seed: 41))
+        try fixture.importCSV(into: "bank-b", dataset: "customers", phones: phoneNumbers(120, seed: 42))
+        var nodes: [String: NodeRuntime] = [:]
+        for id in ["coordinator", "bank-a", "bank-b"] {
+            nodes[id] = try await fixture.consortium.start(id, logger: ConsortiumFixture.quietLogger,
+                                                           faults: id == "bank-b" ? FaultHooks(slowFirstInputRead: .seconds(30)) : nil)
+        }
+        let running = nodes
+        defer { Task { for n in running.values { await n.stop() } } }
+        let started = Date()
+        let jobID = try await nodes["coordinator"]!.engine.submit(JobSubmission(
+            protocolName: "psi", parties: [.init(nodeID: "bank-a", dataset: "customers", column: "phone"),
+                                           .init(nodeID: "bank-b", dataset: "customers", column: "phone")],
+            deliverTo: ["bank-a"], cardinalityOnly: false, group: "x25519"))
+        let job = try await ConsortiumFixture.waitForFinal(nodes["coordinator"]!, jobID: jobID, seconds: 40)
+        XCTAssertEqual(job.state, .failed)
+        XCTAssertTrue(job.reason?.contains("max_job_seconds") == true, job.reason ?? "")
+        let elapsed = Date().timeIntervalSince(started)
+        XCTAssertGreaterThanOrEqual(elapsed, 9.5)
+        XCTAssertLessThan(elapsed, 29, "ended by the deadline, not by the stalled party waking up")
+    }
+}

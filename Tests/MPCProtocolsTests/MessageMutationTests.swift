@@ -1,0 +1,223 @@
+import Foundation
+import MPCCrypto
+import MPCIdentity
+import MPCLearning
+import MPCTestSupport
+import MPCWire
+import XCTest
+@testable import MPCProtocols
+
+/// Seeded mutation tests (finding 7): every protocol is run between honest roles in memory, except that
+/// one message on one link is replaced by a crafted one (a flipped bit, a truncation, a number set to
+/// 2⁶⁴−1 or NaN, a list doubled, a message dropped or repeated, …; `MessageMutator`). Whatever the
+/// mutation, every role must end — with its result or with an error — within the time limit, and the
+/// process must not trap: a crash here stops the whole test run. The seeds are fixed, so a failure is
+/// reproduced by its seed; the budget is bounded (`MPCNODE_MUTATION_RUNS` raises it for a longer search).
+final class MessageMutationTests: XCTestCase {
+    var pki: TestPKI!
+    override func setUpWithError() throws { pki = try TestPKI() }
+    override func tearDownWithError() throws { pki.remove() }
+
+    static func runs(_ standard: Int) -> Int {
+        ProcessInfo.processInfo.environment["MPCNODE_MUTATION_RUNS"].flatMap(Int.init) ?? standard
+    }
+
+    func authentication(_ node: String) throws -> KeyAuthentication {
+        let (cert, key) = try pki.issue(node)
+        let signatures = try CertificateSignatures(certificatePath: cert.path, privateKeyPath: key.path, caPath: pki.caPath.path)
+        return KeyAuthentication(certificateDER: signatures.certificateDER, sign: { try signatures.sign($0) },
+                                 verify: { try signatures.verify(signature: $0, message: $1, nodeID: $2, certificateDER: $3) })
+    }
+
+    /// Tallies how the mutated runs ended; at least one must have failed (the mutations do something).
+    final class Tally: @unchecked Sendable {
+        private let lock = NSLock()
+        private(set) var failed = 0, succeeded = 0, untouched = 0
+        /// Runs still waiting at the time limit, with the mutation that stalled them.
+        private(set) var stalls: [String] = []
+        var errors: [String] = []
+        func record(_ end: RunEnd, applied: String?) {
+            lock.withLock {
+                switch end {
+                case .stalled: stalls.append(applied ?? "no mutation")
+                case .finished(let error):
+                    if applied == nil { untouched += 1 } else if let error { failed += 1; if errors.count < 5 { errors.append("\(applied!): \(error)") } } else { succeeded += 1 }
+                }
+            }
+        }
+        var summary: String {
+            "\(failed) failed cleanly, \(succeeded) unaffected, \(untouched) without the targeted message, \(stalls.count) stalled; e.g. \(errors.prefix(3))"
+        }
+        /// A withheld message can leave honest roles waiting (in memory nothing closes; between daemons the
+        /// job's deadline, max_job_seconds, ends it); any other mutation must never stall a run.
+        func checkStalls(file: StaticString = #filePath, line: UInt = #line) {
+            for s in stalls where !s.hasSuffix(": dropped") { XCTFail("a run stalled after \(s)", file: file, line: line) }
+        }
+    }
+
+    enum RunEnd { case finished(Error?), stalled }
+
+    /// Runs `body`; a run still going after `seconds` is cancelled and reported as stalled.
+    func bounded(_ label: String, seconds: Double = 20, _ body: @escaping @Sendable () async throws -> Void) async -> RunEnd {
+        let fired = Locked(false)
+        let work = Task { try await body() }
+        let watchdog = Task {
+            try await Task.sleep(for: .seconds(seconds))
+            fired.withValue { $0 = true }
+            work.cancel()
+        }
+        let result = await work.result
+        watchdog.cancel()
+        if fired.value { return .stalled }
+        if case .failure(let e) = result { return .finished(e) }
+        return .finished(nil)
+    }
+
+    func testPSIRolesSurviveOneCraftedMessage() async throws {
+        let tally = Tally()
+        let a = (0..<150).map { "+4477\($0 * 3)" }, b = (0..<120).map { "+4477\($0 * 2)" }
+        for seed in 0..<UInt64(Self.runs(160)) {
+            let forward = seed % 2 == 0
+            let mutator = MessageMutator(sender: forward ? "bank-a" : "bank-b", receiver: forward ? "bank-b" : "bank-a",
+                                         index: Int(seed / 2 % 9), seed: seed)
+            let (ca, cb) = InMemoryChannel.pair("bank-a", "bank-b", intercept: mutator.intercept)
+            let end = await bounded("psi seed \(seed)") {
+                func config(_ me: Bool, _ peer: Bool) -> PSIParty.Configuration {
+                    PSIParty.Configuration(jobID: "job-fuzz", group: seed % 4 < 2 ? .x25519 : .ristretto255, selfReceivesOutput: me,
+                                           peerReceivesOutput: peer, cardinalityOnly: seed % 3 == 0, batchSize: 40)
+                }
+                let partyA = PSIParty(configuration: config(true, true), source: ArrayIdentifierSource(a), channel: ca)
+                let partyB = PSIParty(configuration: config(true, true), source: ArrayIdentifierSource(b), channel: cb)
+                async let ea = Self.result { _ = try await partyA.run() }
+                async let eb = Self.result { _ = try await partyB.run() }
+                let (x, y) = await (ea, eb)
+                if let e = x ?? y { throw e }
+            }
+            tally.record(end, applied: mutator.applied)
+        }
+        XCTAssertGreaterThan(tally.failed, 0, tally.summary)
+        tally.checkStalls()
+        print("psi mutations: \(tally.summary)")
+    }
+
+    func testSecureAggregationRolesSurviveOneCraftedMessage() async throws {
+        let tally = Tally()
+        let clients = (0..<4).map { "branch-\($0)" }
+        let auths = try Dictionary(uniqueKeysWithValues: clients.map { ($0, try authentication($0)) })
+        for seed in 0..<UInt64(Self.runs(120)) {
+            let client = clients[Int(seed % 4)]
+            let toServer = seed % 8 < 4
+            let mutator = MessageMutator(sender: toServer ? client : "regulator", receiver: toServer ? "regulator" : client,
+                                         index: Int(seed / 8 % 6), seed: seed)
+            let parameters = SecureAggregationParameters(jobID: "job-fuzz", specHash: [1, 2, 3], clients: clients, server: "regulator",
+                                                         length: 16, threshold: 3, roundTimeout: .milliseconds(500))
+            var serverChannels: [String: any MessageChannel] = [:], clientChannels: [String: any MessageChannel] = [:]
+            for c in clients {
+                let (cc, sc) = InMemoryChannel.pair(c, "regulator", intercept: mutator.intercept)
+                clientChannels[c] = cc
+                serverChannels[c] = sc
+            }
+            let server = SecureAggregationServer(parameters: parameters, channels: serverChannels)
+            let clientRoles = clients.map { c in
+                SecureAggregationClient(parameters: parameters, me: c, input: (0..<16).map { UInt64($0) }, channel: clientChannels[c]!,
+                                        authentication: auths[c]!)
+            }
+            let end = await bounded("secure aggregation seed \(seed)") {
+                async let s = Self.result { _ = try await server.run() }
+                let clientErrors = await withTaskGroup(of: Error?.self) { group in
+                    for role in clientRoles { group.addTask { await Self.result { _ = try await role.run() } } }
+                    var out: [Error] = []
+                    for await e in group { if let e { out.append(e) } }
+                    return out
+                }
+                if let e = await s ?? clientErrors.first { throw e }
+            }
+            tally.record(end, applied: mutator.applied)
+        }
+        XCTAssertGreaterThan(tally.failed, 0, tally.summary)
+        tally.checkStalls()
+        print("secure aggregation mutations: \(tally.summary)")
+    }
+
+    func testSetOperationRolesSurviveOneCraftedMessage() async throws {
+        let tally = Tally()
+        let banks = ["bank-0", "bank-1", "bank-2"]
+        let auths = try banks.map { try authentication($0) }
+        // The links of a union-sum: the ring, to the mixer, mixer to aggregator, each bank with the aggregator.
+        let links: [(String, String)] = [("bank-0", "bank-1"), ("bank-1", "bank-2"), ("bank-2", "bank-0"), ("bank-0", "bank-1"),
+                                          ("bank-2", "bank-1"), ("bank-1", "regulator"), ("bank-0", "regulator"), ("regulator", "bank-0"),
+                                          ("regulator", "bank-2"), ("bank-2", "regulator")]
+        let waits = SetOperationParty.Waits(session: .milliseconds(700), phase: .milliseconds(1500))
+        for seed in 0..<UInt64(Self.runs(60)) {
+            let (from, to) = links[Int(seed % UInt64(links.count))]
+            let mutator = MessageMutator(sender: from, receiver: to, index: Int(seed / UInt64(links.count) % 6), seed: seed)
+            let hub = InMemorySessionHub(intercept: mutator.intercept)
+            let config = SetOperationConfiguration(jobID: "job-fuzz", group: .ristretto255, owners: banks, mixer: "bank-1", aggregator: "regulator",
+                                                   deliveries: Dictionary(uniqueKeysWithValues: banks.map { ($0, SetDeliveryKind.union) }), batchSize: 8)
+            let end = await bounded("set operation seed \(seed)") {
+                async let aggregator = Self.result {
+                    _ = try await SetOperationAggregatorRole(configuration: config, waits: waits).run(port: hub.port(for: "regulator"), sumRoundTimeout: .milliseconds(500))
+                }
+                let errors = await withTaskGroup(of: Error?.self) { group in
+                    for (i, bank) in banks.enumerated() {
+                        let ids = (0..<(12 + i * 3)).map { "acct-\(($0 * (i + 2)) % 40)" }
+                        let source = ArrayIdentifierSource(ids)
+                        let sum = SetOperationSum(authentication: auths[i], auditRecordHash: [], roundTimeout: .milliseconds(500),
+                                                  totals: { source.values.map { _ in 100 } })
+                        group.addTask {
+                            await Self.result {
+                                _ = try await SetOperationParty(configuration: config, me: bank, waits: waits).run(source: source, port: hub.port(for: bank), sum: sum)
+                            }
+                        }
+                    }
+                    var out: [Error] = []
+                    for await e in group { if let e { out.append(e) } }
+                    return out
+                }
+                if let e = await aggregator ?? errors.first { throw e }
+            }
+            tally.record(end, applied: mutator.applied)
+        }
+        XCTAssertGreaterThan(tally.failed, 0, tally.summary)
+        tally.checkStalls()
+        print("set operation mutations: \(tally.summary)")
+    }
+
+    func testVerticalTrainingRolesSurviveOneCraftedMessage() async throws {
+        let tally = Tally()
+        var rng = SplitMix(state: 3)
+        let rows = 48
+        let guestRows = LabeledRows(features: (0..<(rows * 2)).map { _ in Double.random(in: -1...1, using: &rng) },
+                                    labels: (0..<rows).map { _ in Double(rng.next() % 2) }, width: 2)
+        let hostRows = LabeledRows(features: (0..<(rows * 3)).map { _ in Double.random(in: -1...1, using: &rng) },
+                                   labels: [Double](repeating: 0, count: rows), width: 3)
+        let training = TrainingParameters(rounds: 1, localEpochs: 1, learningRate: 0.1, l2: 0, batchSize: 48, tolerance: 0)
+        let parameters = VerticalLRParameters(jobID: "job-fuzz", guest: "guest", hosts: ["host"], arbiter: "arbiter", rows: rows,
+                                              training: training, keyBits: 1024)
+        let links: [(String, String)] = [("arbiter", "guest"), ("arbiter", "host"), ("guest", "arbiter"), ("host", "arbiter"),
+                                          ("host", "guest"), ("guest", "host")]
+        for seed in 0..<UInt64(Self.runs(12)) {
+            let (from, to) = links[Int(seed % UInt64(links.count))]
+            let mutator = MessageMutator(sender: from, receiver: to, index: Int(seed / UInt64(links.count) % 3), seed: seed)
+            let end = await bounded("vertical training seed \(seed)", seconds: 15) {
+                _ = try await VerticalLRInMemory.run(parameters, guest: guestRows, hosts: [hostRows], intercept: mutator.intercept)
+            }
+            tally.record(end, applied: mutator.applied)
+        }
+        XCTAssertGreaterThan(tally.failed, 0, tally.summary)
+        tally.checkStalls()
+        print("vertical training mutations: \(tally.summary)")
+    }
+
+    final class Locked<T>: @unchecked Sendable {
+        private let lock = NSLock()
+        private var _value: T
+        init(_ v: T) { _value = v }
+        var value: T { lock.withLock { _value } }
+        func withValue(_ f: (inout T) -> Void) { lock.withLock { f(&_value) } }
+    }
+
+    static func result(_ body: () async throws -> Void) async -> Error? {
+        do { try await body(); return nil } catch { return error }
+    }
+}
