@@ -139,6 +139,11 @@ struct BenchCommand: AsyncParsableCommand {
                   loss per epoch (Taylor)        \(f.losses.map { String(format: "%.4f", $0) }.joined(separator: ", "))
                   AUC on the training rows       \(String(format: "%.4f", f.auc))
                 """)
+            let widest = max(f.guestFeatures, (f.hostFeatures + f.hosts - 1) / f.hosts) + 1
+            let floor = DatasetPolicy.defaultMinimumBatchRowsPerFeature * widest
+            if batchSize < floor {
+                print("  note: a node's default policy refuses this batch: it needs at least \(floor) rows (min_batch_rows_per_feature \(DatasetPolicy.defaultMinimumBatchRowsPerFeature) × (\(widest - 1) features + 1)); measured without that check")
+            }
         }
     }
 

@@ -27,10 +27,11 @@ final class MultiHostVerticalTrainingTests: XCTestCase {
     /// (x10…x19, lacking every seventh), operator (arbiter), coordinator; started.
     func start(in directory: URL) async throws -> Setup {
         let columns = ["bank-a": ["id", "y"] + (0..<10).map { "x\($0)" }, "telco": ["id"] + telcoFeatures, "bureau": ["id"] + bureauFeatures]
-        let consortium = try LocalConsortium.create(in: directory, banks: ["bank-a", "telco", "bureau"], regulators: ["operator"]) { node in
+        let consortium = try LocalConsortium.create(in: directory, banks: ["bank-a", "telco", "bureau"], regulators: ["operator"], policy: { node in
             """
             policy:
               coordinators: [coordinator]
+              min_paillier_bits: 1024
               datasets:
                 patients:
                   columns: [\(columns[node]!.joined(separator: ", "))]
@@ -38,7 +39,7 @@ final class MultiHostVerticalTrainingTests: XCTestCase {
                   result_recipients: [operator, bank-a]
                   min_set_size: 50
             """
-        }
+        }, regulatorPolicy: "policy:\n  coordinators: [coordinator]\n  min_paillier_bits: 1024")
         // breast_hetero: the guest has all 569 patients; the telco lacks every tenth, the bureau every seventh.
         let guestText = try String(contentsOf: TrainingJobTests.data.appendingPathComponent("breast_hetero_guest.csv"), encoding: .utf8)
         let hostRows = try String(contentsOf: TrainingJobTests.data.appendingPathComponent("breast_hetero_host.csv"), encoding: .utf8)
@@ -56,7 +57,7 @@ final class MultiHostVerticalTrainingTests: XCTestCase {
     }
 
     func submitTraining(_ nodes: [String: NodeRuntime], epochs: Int) async throws -> String {
-        let parameters = TrainingParameters(rounds: epochs, localEpochs: 1, learningRate: 0.15, l2: 0.001, batchSize: 64, tolerance: 0)
+        let parameters = TrainingParameters(rounds: epochs, localEpochs: 1, learningRate: 0.15, l2: 0.001, batchSize: 192, tolerance: 0)
         return try await nodes["coordinator"]!.engine.submit(JobSubmission(
             protocolName: "train-lr", parties: parties, deliverTo: [], cardinalityOnly: false, group: "",
             training: .init(mode: "vertical", aggregator: "operator", features: [], label: "y", parameters: parameters,
@@ -70,7 +71,7 @@ final class MultiHostVerticalTrainingTests: XCTestCase {
         let nodes = setup.nodes, taps = setup.taps, guestText = setup.guestText, hostRows = setup.hostRows
         let telcoRows = setup.telcoRows, bureauRows = setup.bureauRows, common = setup.common
         defer { Task { for n in nodes.values { await n.stop() } } }
-        let parameters = TrainingParameters(rounds: 6, localEpochs: 1, learningRate: 0.15, l2: 0.001, batchSize: 64, tolerance: 0)
+        let parameters = TrainingParameters(rounds: 6, localEpochs: 1, learningRate: 0.15, l2: 0.001, batchSize: 192, tolerance: 0)
         let jobID = try await submitTraining(nodes, epochs: 6)
         let job = try await ConsortiumFixture.waitForFinal(nodes["coordinator"]!, jobID: jobID, seconds: 300)
         XCTAssertEqual(job.state, .succeeded, job.reason ?? "")

@@ -92,10 +92,11 @@ final class TrainingJobTests: XCTestCase {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-vlr-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
         let guestColumns = ["id", "y"] + (0..<10).map { "x\($0)" }, hostColumns = ["id"] + (0..<20).map { "x\($0)" }
-        let consortium = try LocalConsortium.create(in: directory, banks: ["bank-a", "telco"], regulators: ["operator"]) { node in
+        let consortium = try LocalConsortium.create(in: directory, banks: ["bank-a", "telco"], regulators: ["operator"], policy: { node in
             """
             policy:
               coordinators: [coordinator]
+              min_paillier_bits: 1024
               datasets:
                 patients:
                   columns: [\((node == "bank-a" ? guestColumns : hostColumns).joined(separator: ", "))]
@@ -103,7 +104,7 @@ final class TrainingJobTests: XCTestCase {
                   result_recipients: [operator, bank-a]
                   min_set_size: 50
             """
-        }
+        }, regulatorPolicy: "policy:\n  coordinators: [coordinator]\n  min_paillier_bits: 1024")
         // The host lacks every tenth patient, and lists its rows in another order: the alignment must find the 512 common ones.
         let guestText = try String(contentsOf: Self.data.appendingPathComponent("breast_hetero_guest.csv"), encoding: .utf8)
         let hostLines = try String(contentsOf: Self.data.appendingPathComponent("breast_hetero_host.csv"), encoding: .utf8).split(separator: "\n")
@@ -115,7 +116,7 @@ final class TrainingJobTests: XCTestCase {
         let taps = WireTaps()
         let nodes = try await consortium.startAll(logger: ConsortiumFixture.quietLogger, transportOptions: taps.options(for:))
         defer { Task { for n in nodes.values { await n.stop() } } }
-        let parameters = TrainingParameters(rounds: 6, localEpochs: 1, learningRate: 0.15, l2: 0.001, batchSize: 64, tolerance: 0)
+        let parameters = TrainingParameters(rounds: 6, localEpochs: 1, learningRate: 0.15, l2: 0.001, batchSize: 192, tolerance: 0)
         let jobID = try await nodes["coordinator"]!.engine.submit(JobSubmission(
             protocolName: "train-lr", parties: [.init(nodeID: "bank-a", dataset: "patients", column: "id"), .init(nodeID: "telco", dataset: "patients", column: "id")],
             deliverTo: [], cardinalityOnly: false, group: "",

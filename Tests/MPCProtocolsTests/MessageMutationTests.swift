@@ -193,7 +193,7 @@ final class MessageMutationTests: XCTestCase {
                                    labels: [Double](repeating: 0, count: rows), width: 3)
         let training = TrainingParameters(rounds: 1, localEpochs: 1, learningRate: 0.1, l2: 0, batchSize: 48, tolerance: 0)
         let parameters = VerticalLRParameters(jobID: "job-fuzz", guest: "guest", hosts: ["host"], arbiter: "arbiter", rows: rows,
-                                              training: training, keyBits: 1024)
+                                              training: training, keyBits: 1024, minimumKeyBits: 1024)
         let links: [(String, String)] = [("arbiter", "guest"), ("arbiter", "host"), ("guest", "arbiter"), ("host", "arbiter"),
                                           ("host", "guest"), ("guest", "host")]
         for seed in 0..<UInt64(Self.runs(12)) {

@@ -12,10 +12,11 @@ import XCTest
 final class VerticalLRTests: XCTestCase {
     static func load(_ name: String, labelled: Bool) throws -> LabeledRows { try HorizontalLRTests.load(name, labelled: labelled) }
 
-    static let training = TrainingParameters(rounds: 8, localEpochs: 1, learningRate: 0.15, l2: 0.001, batchSize: 64, tolerance: 0)
+    static let training = TrainingParameters(rounds: 8, localEpochs: 1, learningRate: 0.15, l2: 0.001, batchSize: 192, tolerance: 0)
 
     static func parameters(hosts: [String]) -> VerticalLRParameters {
-        VerticalLRParameters(jobID: "job-vlr", guest: "guest", hosts: hosts, arbiter: "arbiter", rows: 569, training: training, keyBits: 1024)
+        VerticalLRParameters(jobID: "job-vlr", guest: "guest", hosts: hosts, arbiter: "arbiter", rows: 569, training: training, keyBits: 1024,
+                             minimumKeyBits: 1024)
     }
 
     func testBreastHeteroMatchesTheCentralisedBaseline() async throws {
@@ -58,10 +59,11 @@ final class VerticalLRTests: XCTestCase {
         let host = try Self.load("breast_hetero_host.csv", labelled: false)
         let split = host.splitColumns(into: 3)
         let wire = WireLog()
-        let one = try await VerticalLRInMemory.run(Self.parameters(hosts: ["host"]), guest: guest, hosts: [host])
-        let three = try await VerticalLRInMemory.run(Self.parameters(hosts: ["host-1", "host-2", "host-3"]), guest: guest, hosts: split) {
-            wire.append($0, $1)
-        }
+        // The same (zero) start for both runs: the guest otherwise draws random initial weights.
+        let start = [Double](repeating: 0, count: guest.width)
+        let one = try await VerticalLRInMemory.run(Self.parameters(hosts: ["host"]), guest: guest, hosts: [host], guestInitialWeights: start)
+        let three = try await VerticalLRInMemory.run(Self.parameters(hosts: ["host-1", "host-2", "host-3"]), guest: guest, hosts: split,
+                                                     tap: { wire.append($0, $1) }, guestInitialWeights: start)
         XCTAssertEqual(three.hostWeights.map(\.count), [7, 7, 6])
         XCTAssertEqual(three.hostLosses, [three.losses, three.losses, three.losses])
         XCTAssertEqual(three.guestLosses, three.losses)

@@ -150,6 +150,7 @@ struct RawTLS: Codable {
 struct RawPolicy: Codable {
     var coordinators: [String]?
     var datasets: [String: RawDatasetPolicy]?
+    var min_paillier_bits: Int?
 }
 
 struct RawDatasetPolicy: Codable {
@@ -163,4 +164,7 @@ struct RawDatasetPolicy: Codable {
     var max_peer_set_size: Int?
     var max_peer_set_ratio: Double?
     var min_sum_threshold_share: Double?
+    var min_batch_rows_per_feature: Int?
+    var residual_noise: Double?
+    var max_holdout: Double?
 }

@@ -56,8 +56,29 @@ struct VerticalTrainingKind: JobKind {
     func checkPolicy(_ spec: Mpcnode_V1_JobSpec, mine: Mpcnode_V1_PartyInput, rule: DatasetPolicy, policy: NodePolicy,
                      nodeID: String) -> PolicyDecision {
         // This party's own features and the identifier column for the alignment; the label at the guest.
-        var used = VerticalRows.ownFeatures(spec, nodeID: nodeID) + [mine.column]
-        if spec.parties.first?.nodeID == nodeID { used.append(spec.training.label) }
+        let own = VerticalRows.ownFeatures(spec, nodeID: nodeID)
+        var used = own + [mine.column]
+        let isGuest = spec.parties.first?.nodeID == nodeID
+        if isGuest { used.append(spec.training.label) }
+        let t = spec.training
+        // This party's own floors, whatever the coordinator asks: the Paillier modulus, the batch size.
+        let bits = t.keyBits == 0 ? 2048 : Int(t.keyBits)
+        guard bits >= policy.minimumPaillierBits else {
+            return .refused(reason: "a Paillier modulus of \(bits) bits is below this node's floor of \(policy.minimumPaillierBits) (min_paillier_bits)")
+        }
+        let width = own.count + (isGuest ? 1 : 0), floor = rule.minimumBatchRowsPerFeature * (width + (isGuest ? 0 : 1))
+        guard Int(t.batchSize) >= floor else {
+            return .refused(reason: "batch size \(t.batchSize) is below this dataset's floor of \(floor) rows (min_batch_rows_per_feature \(rule.minimumBatchRowsPerFeature) × \(own.count) features + 1): a smaller batch's gradient reveals the residuals, and with them the labels")
+        }
+        // The hold-out evaluation sends a host's partial margins of those rows to the guest in the clear.
+        if t.holdout > 0 || !t.evalDataset.isEmpty {
+            guard t.holdout <= rule.maximumHoldout else {
+                return .refused(reason: "a hold-out share of \(t.holdout) exceeds this dataset's maximum of \(rule.maximumHoldout) (max_holdout)")
+            }
+            if !isGuest, let guest = spec.parties.first?.nodeID, !rule.resultRecipients.contains(guest) {
+                return .refused(reason: "the evaluation sends partial scores of dataset '\(mine.dataset)' to \(guest), which is not among its result_recipients")
+            }
+        }
         return HorizontalTrainingKind.checkTrainingPolicy(spec, used: used, mine: mine, rule: rule, policy: policy,
                                                           modelRecipient: spec.training.aggregator)
     }
@@ -110,13 +131,18 @@ struct VerticalTrainingKind: JobKind {
         }
     }
 
-    static func parameters(_ spec: Mpcnode_V1_JobSpec, rows: Int) -> VerticalLRParameters {
+    /// The protocol's parameters at this node: the spec's, with this node's own floors (`rule` is its
+    /// dataset's policy; the arbiter has none).
+    static func parameters(_ spec: Mpcnode_V1_JobSpec, rows: Int, policy: NodePolicy, rule: DatasetPolicy?) -> VerticalLRParameters {
         let t = spec.training
         return VerticalLRParameters(jobID: spec.jobID, guest: spec.parties[0].nodeID, hosts: spec.parties.dropFirst().map(\.nodeID),
                                     arbiter: t.aggregator, rows: rows,
                                     training: TrainingParameters(rounds: Int(t.rounds), localEpochs: 1, learningRate: t.learningRate, l2: t.l2,
                                                                  batchSize: Int(t.batchSize), tolerance: t.tolerance),
-                                    keyBits: t.keyBits == 0 ? 2048 : Int(t.keyBits))
+                                    keyBits: t.keyBits == 0 ? 2048 : Int(t.keyBits),
+                                    widths: Dictionary(t.partyFeatures.map { ($0.nodeID, $0.features.count) }, uniquingKeysWith: { a, _ in a }),
+                                    minimumBatchRowsPerFeature: rule?.minimumBatchRowsPerFeature ?? DatasetPolicy.defaultMinimumBatchRowsPerFeature,
+                                    minimumKeyBits: policy.minimumPaillierBits, residualNoise: rule?.residualNoise ?? 0)
     }
 
     private func runParty(_ context: RoleContext) async throws -> RoleCompletion {
@@ -134,7 +160,8 @@ struct VerticalTrainingKind: JobKind {
         guard aligned.count >= 2 else { throw TrainingError.noRows(dataset: mine.dataset) }
         context.logger.info("vertical training aligned", metadata: ["job": "\(jobID)", "rows": "\(aligned.count)", "role": "\(isGuest ? "guest" : "host")"])
         // 2. Training.
-        let parameters = Self.parameters(spec, rows: aligned.count)
+        let parameters = Self.parameters(spec, rows: aligned.count, policy: context.configuration.policy,
+                                         rule: context.configuration.policy.datasets[mine.dataset])
         let traffic = SessionTraffic()
         let recorder = context.progressRecorder(unit: "epochs"), epochs = Int(t.rounds)
         let onEpoch: @Sendable (Int, Double) -> Void = { epoch, loss in recorder.record(done: epoch, total: epochs, loss: loss) }
@@ -208,7 +235,7 @@ struct VerticalTrainingKind: JobKind {
             "role": .string("arbiter"),
             "guest": .string(spec.parties[0].nodeID), "hosts": .string(spec.parties.dropFirst().map(\.nodeID).joined(separator: ",")),
         ])
-        let parameters = Self.parameters(spec, rows: 0)
+        let parameters = Self.parameters(spec, rows: 0, policy: context.configuration.policy, rule: nil)
         let claimed = try await context.claimAll(([parameters.guest] + parameters.hosts).map { ("vlr", $0) }, timeout: RoleContext.setPhaseTimeout)
         let guest = claimed["vlr/\(parameters.guest)"]!, hosts = parameters.hosts.map { claimed["vlr/\($0)"]! }
         var arbiter = VerticalLRArbiter(parameters: parameters, guest: guest, hosts: hosts)

@@ -5,14 +5,24 @@ public struct NodePolicy: Sendable, Equatable {
     public var coordinators: Set<String>
     /// Rules per dataset. A dataset without a rule is not exposed to any job.
     public var datasets: [String: DatasetPolicy]
+    /// The smallest Paillier modulus this node takes part with, in any role (`min_paillier_bits`, default
+    /// 2048; 1024 only for tests). Checked on the spec and again on the key the arbiter sends.
+    public var minimumPaillierBits: Int
+    public static let defaultMinimumPaillierBits = 2048
 
-    public init(coordinators: Set<String> = [], datasets: [String: DatasetPolicy] = [:]) {
+    public init(coordinators: Set<String> = [], datasets: [String: DatasetPolicy] = [:],
+                minimumPaillierBits: Int = NodePolicy.defaultMinimumPaillierBits) {
         self.coordinators = coordinators
         self.datasets = datasets
+        self.minimumPaillierBits = minimumPaillierBits
     }
 
     init(_ raw: RawPolicy, path: String) throws {
         coordinators = Set(raw.coordinators ?? [])
+        minimumPaillierBits = raw.min_paillier_bits ?? Self.defaultMinimumPaillierBits
+        guard (1024...8192).contains(minimumPaillierBits) else {
+            throw ConfigurationError.invalid(path: path, detail: "policy.min_paillier_bits must lie in 1024…8192 (2048 or more in production)")
+        }
         var datasets: [String: DatasetPolicy] = [:]
         for (name, rule) in raw.datasets ?? [:] {
             var protocols = Set<JobProtocolUse>()
@@ -35,6 +45,15 @@ public struct NodePolicy: Sendable, Equatable {
             if let share = rule.min_sum_threshold_share, !(share.isFinite && share >= 0.5 && share < 1) {
                 throw ConfigurationError.invalid(path: path, detail: "policy.datasets.\(name).min_sum_threshold_share must lie in [0.5, 1): below a majority a lying server needs no help to unmask a client")
             }
+            if let r = rule.min_batch_rows_per_feature, !(1...1000).contains(r) {
+                throw ConfigurationError.invalid(path: path, detail: "policy.datasets.\(name).min_batch_rows_per_feature must lie in 1…1000")
+            }
+            if let n = rule.residual_noise, !(n.isFinite && n >= 0 && n <= 10) {
+                throw ConfigurationError.invalid(path: path, detail: "policy.datasets.\(name).residual_noise must lie in [0, 10]")
+            }
+            if let h = rule.max_holdout, !(h.isFinite && h >= 0 && h < 0.9) {
+                throw ConfigurationError.invalid(path: path, detail: "policy.datasets.\(name).max_holdout must lie in [0, 0.9)")
+            }
             datasets[name] = DatasetPolicy(columns: Set(rule.columns ?? []), protocols: protocols,
                                            resultRecipients: Set(rule.result_recipients ?? []),
                                            minimumSetSize: minimum,
@@ -42,7 +61,10 @@ public struct NodePolicy: Sendable, Equatable {
                                            minimumCellParties: rule.min_cell_parties ?? DatasetPolicy.defaultMinimumCellParties,
                                            minimumIntersection: rule.min_intersection ?? DatasetPolicy.defaultMinimumIntersection,
                                            maximumPeerSetSize: rule.max_peer_set_size, maximumPeerSetRatio: rule.max_peer_set_ratio,
-                                           minimumSumThresholdShare: rule.min_sum_threshold_share ?? DatasetPolicy.defaultMinimumSumThresholdShare)
+                                           minimumSumThresholdShare: rule.min_sum_threshold_share ?? DatasetPolicy.defaultMinimumSumThresholdShare,
+                                           minimumBatchRowsPerFeature: rule.min_batch_rows_per_feature ?? DatasetPolicy.defaultMinimumBatchRowsPerFeature,
+                                           residualNoise: rule.residual_noise ?? 0,
+                                           maximumHoldout: rule.max_holdout ?? DatasetPolicy.defaultMaximumHoldout)
         }
         self.datasets = datasets
     }
@@ -102,13 +124,27 @@ public struct DatasetPolicy: Sendable, Equatable {
         min(n, max(2, Int((minimumSumThresholdShare * Double(n) + 1e-9).rounded(.down)) + 1))
     }
 
+    /// Vertical training: the least batch size per feature of this party (plus one), the noise the guest
+    /// adds to the residuals it sends, and the largest share of rows held out for evaluation (whose
+    /// partial margins reach the guest in the clear).
+    public var minimumBatchRowsPerFeature: Int
+    public static let defaultMinimumBatchRowsPerFeature = 8
+    public var residualNoise: Double
+    public var maximumHoldout: Double
+    public static let defaultMaximumHoldout = 0.3
+
     public init(columns: Set<String>, protocols: Set<JobProtocolUse>, resultRecipients: Set<String>, minimumSetSize: Int,
                 minimumCellRecords: Int = DatasetPolicy.defaultMinimumCellRecords,
                 minimumCellParties: Int = DatasetPolicy.defaultMinimumCellParties,
                 minimumIntersection: Int = DatasetPolicy.defaultMinimumIntersection,
                 maximumPeerSetSize: Int? = nil, maximumPeerSetRatio: Double? = nil,
-                minimumSumThresholdShare: Double = DatasetPolicy.defaultMinimumSumThresholdShare) {
+                minimumSumThresholdShare: Double = DatasetPolicy.defaultMinimumSumThresholdShare,
+                minimumBatchRowsPerFeature: Int = DatasetPolicy.defaultMinimumBatchRowsPerFeature,
+                residualNoise: Double = 0, maximumHoldout: Double = DatasetPolicy.defaultMaximumHoldout) {
         self.minimumSumThresholdShare = minimumSumThresholdShare
+        self.minimumBatchRowsPerFeature = minimumBatchRowsPerFeature
+        self.residualNoise = residualNoise
+        self.maximumHoldout = maximumHoldout
         self.minimumIntersection = minimumIntersection
         self.maximumPeerSetSize = maximumPeerSetSize
         self.maximumPeerSetRatio = maximumPeerSetRatio

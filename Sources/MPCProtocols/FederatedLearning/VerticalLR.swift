@@ -15,8 +15,24 @@ public struct VerticalLRParameters: Sendable {
     public var rows: Int
     public var training: TrainingParameters
     public var keyBits: Int
+    /// Each party's number of features (the guest's without the intercept): the arbiter decrypts exactly
+    /// that many values per party and batch (one more for the guest), never what a party chooses to send.
+    public var widths: [NodeID: Int]
+    /// The least batch size each party accepts, per feature of its own (plus one): a batch gradient
+    /// of B rows gives the party width equations in B residuals, so a batch not well above the width
+    /// lets it solve for the residuals, and with them the labels (Protocols/federated-lr-vertical.md).
+    public var minimumBatchRowsPerFeature: Int
+    /// The smallest Paillier modulus any role accepts, whatever the spec says.
+    public var minimumKeyBits: Int
+    /// The standard deviation of zero-mean noise the guest adds to each residual it sends (labels'
+    /// protection against a host's gradient; 0 = none). The guest's own choice.
+    public var residualNoise: Double
 
-    public init(jobID: String, guest: NodeID, hosts: [NodeID], arbiter: NodeID, rows: Int, training: TrainingParameters, keyBits: Int = 2048) {
+    public static let defaultMinimumBatchRowsPerFeature = 8
+
+    public init(jobID: String, guest: NodeID, hosts: [NodeID], arbiter: NodeID, rows: Int, training: TrainingParameters, keyBits: Int = 2048,
+                widths: [NodeID: Int] = [:], minimumBatchRowsPerFeature: Int = VerticalLRParameters.defaultMinimumBatchRowsPerFeature,
+                minimumKeyBits: Int = 2048, residualNoise: Double = 0) {
         self.jobID = jobID
         self.guest = guest
         self.hosts = hosts
@@ -24,14 +40,48 @@ public struct VerticalLRParameters: Sendable {
         self.rows = rows
         self.training = training
         self.keyBits = keyBits
+        self.widths = widths
+        self.minimumBatchRowsPerFeature = minimumBatchRowsPerFeature
+        self.minimumKeyBits = minimumKeyBits
+        self.residualNoise = residualNoise
     }
 
     /// Fixed-point scale of features, weights and margins.
     static let scale = 65_536.0
 
     var batchSize: Int { max(1, training.batchSize) }
-    var batches: Int { (rows + batchSize - 1) / batchSize }
-    func batch(_ b: Int) -> Range<Int> { (b * batchSize)..<min(rows, (b + 1) * batchSize) }
+    /// Full batches only: the rows left over join the last batch, so no batch is ever smaller than the
+    /// batch size (a small last batch would undo the batch-size floor).
+    var batches: Int { max(1, rows / batchSize) }
+    func batch(_ b: Int) -> Range<Int> { (b * batchSize)..<(b == batches - 1 ? rows : (b + 1) * batchSize) }
+
+    /// The same parameters with every party's width.
+    public func withWidths(guest g: Int, hosts h: [Int]) -> VerticalLRParameters {
+        var p = self
+        p.widths = Dictionary(uniqueKeysWithValues: [(guest, g)] + Array(zip(hosts, h)))
+        return p
+    }
+
+    /// The least batch a party with `width` features (intercept included) accepts.
+    func minimumBatch(width: Int) -> Int { minimumBatchRowsPerFeature * width }
+
+    /// Each party's own checks before it sends anything: its batch floor and the rows to fill a batch.
+    func checkBatches(width: Int, me: NodeID) throws {
+        let floor = minimumBatch(width: width)
+        guard batchSize >= floor else {
+            throw ProtocolError.parameterMismatch(peer: me, detail: "batch size \(batchSize) is below this party's floor of \(floor) rows (\(minimumBatchRowsPerFeature) per feature for \(width)): a batch gradient would reveal the residuals")
+        }
+        guard rows >= batchSize else {
+            throw ProtocolError.parameterMismatch(peer: me, detail: "\(rows) aligned rows cannot fill one batch of \(batchSize)")
+        }
+    }
+
+    /// The key a party received, checked against its own floor (never the spec's number alone).
+    func checkKey(_ key: PaillierPublicKey, from arbiter: NodeID) throws {
+        guard key.bits >= minimumKeyBits else {
+            throw ProtocolError.protocolViolation(peer: arbiter, detail: "a Paillier modulus of \(key.bits) bits, below this party's floor of \(minimumKeyBits)")
+        }
+    }
 
     static func fixed(_ x: Double) -> Int64 { FixedPoint.saturating(x * scale) }
 
@@ -86,6 +136,17 @@ public struct VerticalLRArbiter: Sendable {
             guard hosts.map(\.peer) == parameters.hosts, !hosts.isEmpty else {
                 throw ProtocolError.parameterMismatch(peer: parameters.arbiter, detail: "channels to \(hosts.map(\.peer)), hosts \(parameters.hosts)")
             }
+            // Exactly the expected shapes: the party's width (+1, the intercept, for the guest), once per batch.
+            var expected: [NodeID: Int] = [:]
+            for party in [parameters.guest] + parameters.hosts {
+                guard let w = parameters.widths[party], (1...100_000).contains(w) else {
+                    throw ProtocolError.parameterMismatch(peer: parameters.arbiter, detail: "no width for \(party): the arbiter decrypts only the shapes it expects")
+                }
+                expected[party] = w + (party == parameters.guest ? 1 : 0)
+            }
+            guard parameters.keyBits >= parameters.minimumKeyBits else {
+                throw ProtocolError.parameterMismatch(peer: parameters.arbiter, detail: "a Paillier modulus of \(parameters.keyBits) bits is below this node's floor of \(parameters.minimumKeyBits)")
+            }
             let key = try PaillierPrivateKey.generate(bits: parameters.keyBits)
             let pk = key.publicKey
             let n = Data(pk.n.bigEndianBytes(length: pk.modulusBytes)), base = Data(pk.randomnessBase.bigEndianBytes(length: pk.ciphertextBytes))
@@ -93,22 +154,28 @@ public struct VerticalLRArbiter: Sendable {
             var losses: [Double] = []
             for epoch in 1...max(1, parameters.training.rounds) {
                 // The arbiter does not know the number of aligned rows beforehand: the guest marks the last batch.
-                var lossSum = 0.0, rows = 0, b = 0, last = false
+                // The loss is summed encrypted over the epoch's batches and decrypted once, at its end.
+                var lossCipher: PaillierCiphertext?, rows = 0, b = 0, last = false
                 while !last {
                     for s in all {
                         guard case .maskedGradient(let m) = try await s.receiveVLR("a masked gradient"), m.batch == UInt64(b) else {
                             throw ProtocolError.protocolViolation(peer: s.peer, detail: "expected the masked gradient of batch \(b)")
                         }
-                        let plain = try pk.ciphertexts(m.values, peer: s.peer, count: m.values.count).map { Data(key.decryptBytes($0)) }
+                        let plain = try pk.ciphertexts(m.values, peer: s.peer, count: expected[s.peer]!).map { Data(key.decryptBytes($0)) }
                         if s === g {
-                            lossSum += key.decryptSigned(try pk.ciphertext(bigEndian: [UInt8](m.loss))) / (8 * VerticalLRParameters.scale * VerticalLRParameters.scale)
+                            let batchLoss = try pk.ciphertexts([m.loss], peer: s.peer, count: 1)[0]
+                            lossCipher = lossCipher.map { pk.add($0, batchLoss) } ?? batchLoss
                             rows += try WireNumber.count(m.rows, limit: WireNumber.maximumSetSize, field: "batch rows", peer: s.peer)
                             last = m.last
+                        } else if !m.loss.isEmpty {
+                            throw ProtocolError.protocolViolation(peer: s.peer, detail: "a host sent a loss: only the guest's is decrypted")
                         }
                         try await s.sendVLR { $0.gradient = .with { $0.batch = UInt64(b); $0.values = plain } }
                     }
                     b += 1
+                    guard b <= WireNumber.maximumSetSize else { throw ProtocolError.protocolViolation(peer: g.peer, detail: "no last batch") }
                 }
+                let lossSum = lossCipher.map { key.decryptSigned($0) / (8 * VerticalLRParameters.scale * VerticalLRParameters.scale) } ?? 0
                 let loss = lossSum / Double(max(1, rows))
                 let stop = epoch == parameters.training.rounds || (losses.last.map { abs($0 - loss) < parameters.training.tolerance } ?? false)
                 losses.append(loss)
@@ -128,13 +195,19 @@ public struct VerticalLRArbiter: Sendable {
 
 /// A feature holder's common steps: receive the key, send a masked encrypted gradient, recover it.
 struct VerticalLRParty {
-    static func receiveKey(_ arbiter: ProtocolSession) async throws -> PaillierPublicKey {
+    static func receiveKey(_ arbiter: ProtocolSession, parameters: VerticalLRParameters) async throws -> PaillierPublicKey {
         guard case .publicKey(let k) = try await arbiter.receiveVLR("the public key") else {
             throw ProtocolError.protocolViolation(peer: arbiter.peer, detail: "expected the public key")
         }
-        do { return try PaillierPublicKey(n: BigNumber(bigEndian: [UInt8](k.n)), hs: BigNumber(bigEndian: [UInt8](k.randomnessBase))) } catch {
+        guard k.n.count <= 1024, k.randomnessBase.count <= 2048 else {
+            throw ProtocolError.malformedMessage(peer: arbiter.peer, detail: "a public key of \(k.n.count) bytes")
+        }
+        let key: PaillierPublicKey
+        do { key = try PaillierPublicKey(n: BigNumber(bigEndian: [UInt8](k.n)), hs: BigNumber(bigEndian: [UInt8](k.randomnessBase))) } catch {
             throw ProtocolError.malformedMessage(peer: arbiter.peer, detail: "\(error)")
         }
+        try parameters.checkKey(key, from: arbiter.peer)
+        return key
     }
 
     /// ⟦4S²·Σᵢ dᵢ·x_ij⟧ for each column j (the intercept is a column of ones), masked, decrypted by the
@@ -211,7 +284,8 @@ public struct VerticalLRHost: Sendable {
                   guest.peer == p.guest, arbiter.peer == p.arbiter else {
                 throw ProtocolError.parameterMismatch(peer: me, detail: "this host's place in the chain \(p.hosts) does not match its channels")
             }
-            let pk = try await VerticalLRParty.receiveKey(a)
+            try p.checkBatches(width: width + 1, me: me)
+            let pk = try await VerticalLRParty.receiveKey(a, parameters: p)
             let forwardTo = after ?? g
             while true {
                 for b in 0..<p.batches {
@@ -270,6 +344,9 @@ public struct VerticalLRGuest: Sendable {
     public let arbiter: any MessageChannel
     public var onEpoch: (@Sendable (Int, Double) -> Void)?
 
+    /// Fixed initial weights instead of random ones (tests that compare with a baseline).
+    public var initialWeights: [Double]?
+
     public init(parameters: VerticalLRParameters, data: LabeledRows, hosts: [any MessageChannel], arbiter: any MessageChannel) {
         self.parameters = parameters
         self.data = data
@@ -277,16 +354,33 @@ public struct VerticalLRGuest: Sendable {
         self.arbiter = arbiter
     }
 
+    /// Weights drawn uniformly from ±0.5/√width with the CSPRNG.
+    static func randomStart(features: Int) -> LogisticModel {
+        var rng = SystemRandomNumberGenerator()
+        let scale = 0.5 / Double(max(1, features)).squareRoot()
+        return LogisticModel(weights: (0..<features).map { _ in Double.random(in: -scale...scale, using: &rng) })
+    }
+
+    /// A standard normal draw (Box–Muller) from the CSPRNG.
+    static func gaussian() -> Double {
+        var rng = SystemRandomNumberGenerator()
+        let u = Double.random(in: Double.ulpOfOne..<1, using: &rng), v = Double.random(in: 0..<1, using: &rng)
+        return (-2 * log(u)).squareRoot() * cos(2 * .pi * v)
+    }
+
     public func run() async throws -> (model: LogisticModel, losses: [Double]) {
         let hs = hosts.map { ProtocolSession(channel: $0) }, a = ProtocolSession(channel: arbiter)
         let p = parameters, width = data.width, s = VerticalLRParameters.scale
-        var model = LogisticModel.zero(features: width)
+        // Random initial weights (the guest's, unknown to every host): batch 0's residuals are then not a
+        // function of the labels alone. The hosts start at zero (a host knows its own margin anyway).
+        var model = initialWeights.map { LogisticModel(weights: $0) } ?? Self.randomStart(features: width)
         var losses: [Double] = []
         do {
             guard let h = hs.last, hosts.map(\.peer) == p.hosts else {
                 throw ProtocolError.parameterMismatch(peer: p.guest, detail: "channels to \(hosts.map(\.peer)), hosts \(p.hosts)")
             }
-            let pk = try await VerticalLRParty.receiveKey(a)
+            try p.checkBatches(width: width + 1, me: p.guest)
+            let pk = try await VerticalLRParty.receiveKey(a, parameters: p)
             while true {
                 for b in 0..<p.batches {
                     let rows = p.batch(b)
@@ -297,9 +391,11 @@ public struct VerticalLRGuest: Sendable {
                     let margins = try pk.ciphertexts(f.margins, peer: h.peer, count: rows.count)
                     let squares = try pk.ciphertexts(f.squares, peer: h.peer, count: rows.count)
                     let own = rows.map { model.margin(data.row($0)) }  // u_G + b
-                    // ⟦4S·d⟧ = ⟦S·u_H⟧ · E(S·(u_G + 2 − 4y)), re-randomised so no host can relate it to its margins.
+                    // ⟦4S·d⟧ = ⟦S·u_H⟧ · E(S·(u_G + 2 − 4y + 4ε)), re-randomised so no host can relate it to its margins;
+                    // ε is the guest's zero-mean noise (none unless its policy sets it).
+                    let noise = (0..<rows.count).map { _ in p.residualNoise > 0 ? 4 * p.residualNoise * Self.gaussian() : 0 }
                     let residuals = try ParallelMap.map(Array(0..<rows.count)) { k in
-                        pk.rerandomize(pk.add(margins[k], plain: VerticalLRParameters.fixed(own[k] + 2 - 4 * data.labels[rows.lowerBound + k])))
+                        pk.rerandomize(pk.add(margins[k], plain: VerticalLRParameters.fixed(own[k] + 2 - 4 * data.labels[rows.lowerBound + k] + noise[k])))
                     }
                     let wired = pk.wire(residuals)
                     for host in hs { try await host.sendVLR { $0.residuals = .with { $0.batch = UInt64(b); $0.values = wired } } }

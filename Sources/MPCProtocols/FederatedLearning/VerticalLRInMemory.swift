@@ -20,8 +20,10 @@ public enum VerticalLRInMemory {
     }
 
     public static func run(_ parameters: VerticalLRParameters, guest: LabeledRows, hosts: [LabeledRows],
-                           tap: (@Sendable (NodeID, [UInt8]) -> Void)? = nil, intercept: InMemoryChannel.Intercept? = nil) async throws -> Outcome {
+                           tap: (@Sendable (NodeID, [UInt8]) -> Void)? = nil, intercept: InMemoryChannel.Intercept? = nil,
+                           guestInitialWeights: [Double]? = nil) async throws -> Outcome {
         precondition(hosts.count == parameters.hosts.count && !hosts.isEmpty)
+        let parameters = parameters.widths.isEmpty ? parameters.withWidths(guest: guest.width, hosts: hosts.map(\.width)) : parameters
         let names = parameters.hosts, g = parameters.guest, a = parameters.arbiter
         let toHosts = names.map { InMemoryChannel.pair(g, $0, tap: tap, intercept: intercept) }
         let (ga, ag) = InMemoryChannel.pair(g, a, tap: tap, intercept: intercept)
@@ -40,7 +42,9 @@ public enum VerticalLRInMemory {
                 return out
             }
         }
-        let (model, guestLosses) = try await VerticalLRGuest(parameters: parameters, data: guest, hosts: toHosts.map(\.0), arbiter: ga).run()
+        var guestRole = VerticalLRGuest(parameters: parameters, data: guest, hosts: toHosts.map(\.0), arbiter: ga)
+        guestRole.initialWeights = guestInitialWeights
+        let (model, guestLosses) = try await guestRole.run()
         let hostOutcomes = try await hostRuns.value
         return Outcome(guestModel: model, hostWeights: hostOutcomes.map(\.0), losses: try await losses, guestLosses: guestLosses,
                        hostLosses: hostOutcomes.map(\.1))
