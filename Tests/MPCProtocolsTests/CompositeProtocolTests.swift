@@ -214,4 +214,26 @@ final class CompositeProtocolTests: XCTestCase {
             withUnsafeBytes(of: v.bitPattern.littleEndian) { XCTAssertFalse(everything.contains(Array($0)), "a feature value on the wire") }
         } } }
     }
+
+    /// Finding 2 for the alignment: a guest that offers a whole number range (20,000 identifiers against a
+    /// host's 50) to learn which of them the host holds is refused by the host's own limit on peer sets,
+    /// checked on the PSI header before anything is compared.
+    func testAHostRefusesAGuestSetBeyondItsLimit() async throws {
+        let hub = InMemorySessionHub()
+        let guest = ArrayIdentifierSource((0..<20_000).map { "+4477\($0)" })
+        let host = ArrayIdentifierSource((0..<50).map { "+4477\($0 * 7)" })
+        async let guestRun: Void = {
+            _ = try? await VerticalRowAlignment(jobID: "job-range", guest: "guest", hosts: ["host"], me: "guest", waits: Self.waits)
+                .run(source: guest, port: hub.port(for: "guest"))
+        }()
+        var aligner = VerticalRowAlignment(jobID: "job-range", guest: "guest", hosts: ["host"], me: "host", waits: Self.waits)
+        aligner.peerSetSizes = 10...500
+        do {
+            _ = try await aligner.run(source: host, port: hub.port(for: "host"))
+            XCTFail("the host aligned with a 20,000-identifier range")
+        } catch {
+            XCTAssertTrue("\(error)".contains("20000") && "\(error)".contains("at most 500"), "\(error)")
+        }
+        await guestRun
+    }
 }

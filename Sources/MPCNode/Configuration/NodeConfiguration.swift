@@ -167,4 +167,6 @@ struct RawDatasetPolicy: Codable {
     var min_batch_rows_per_feature: Int?
     var residual_noise: Double?
     var max_holdout: Double?
+    var max_jobs_per_day: Int?
+    var max_coordinators_per_day: Int?
 }

@@ -44,13 +44,18 @@ extension JobEngine {
             let kind = try? JobKinds.kind(of: spec)
             var inputRows: Int?
             let check = PolicyCheck(policy: configuration.policy, nodeID: nodeID)
-            let verdict = try check.check(spec, proposer: proposer) {
+            var verdict = try check.check(spec, proposer: proposer) {
                 guard let mine, let kind else { return nil }
                 inputRows = try kind.inputSize(spec, mine: mine, catalog: catalog)
                 return inputRows
             }
             let hash = try JobRepository.specHash(spec)
             try store.write { db in
+                // The query budgets, counted in the same transaction that records the decision.
+                if verdict == .allowed, let mine, let rule = configuration.policy.datasets[mine.dataset],
+                   let over = try DatasetBudget(nodeID: nodeID).refusal(dataset: mine.dataset, rule: rule, coordinator: proposer, db) {
+                    verdict = .refused(reason: over)
+                }
                 switch verdict {
                 case .allowed:
                     try repository.insert(db, spec: spec, role: .participant, state: .accepted)

@@ -22,9 +22,11 @@ enum VerticalRows {
             "role": .string(isGuest ? "guest" : "host"),
             "peers": .string((isGuest ? hosts : [guestID]).joined(separator: ",")), "input_rows": .int(source.count),
         ])
-        let alignment = try await VerticalRowAlignment(
-            jobID: jobID, guest: guestID, hosts: Array(hosts), me: context.nodeID,
-            waits: .init(session: context.sessionWaitTimeout, phase: RoleContext.setPhaseTimeout)).run(source: source, port: context.sessions)
+        var aligner = VerticalRowAlignment(jobID: jobID, guest: guestID, hosts: Array(hosts), me: context.nodeID,
+                                           waits: .init(session: context.sessionWaitTimeout, phase: RoleContext.setPhaseTimeout))
+        // This party's own limits on every peer's set (finding 2: a peer offering a whole number range).
+        if let rule = context.configuration.policy.datasets[mine.dataset] { aligner.peerSetSizes = rule.peerSetSizes(ownSize: source.count) }
+        let alignment = try await aligner.run(source: source, port: context.sessions)
         var ids: [String] = []
         try source.forEachIdentifier(atPositions: alignment.positions) { ids.append($0) }
         return (VerticalRowAlignment.agreedOrder(ids, jobID: jobID), alignment)

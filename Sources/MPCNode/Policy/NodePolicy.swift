@@ -54,6 +54,9 @@ public struct NodePolicy: Sendable, Equatable {
             if let h = rule.max_holdout, !(h.isFinite && h >= 0 && h < 0.9) {
                 throw ConfigurationError.invalid(path: path, detail: "policy.datasets.\(name).max_holdout must lie in [0, 0.9)")
             }
+            for (key, value) in [("max_jobs_per_day", rule.max_jobs_per_day), ("max_coordinators_per_day", rule.max_coordinators_per_day)] {
+                if let v = value, v < 1 { throw ConfigurationError.invalid(path: path, detail: "policy.datasets.\(name).\(key) must be at least 1") }
+            }
             datasets[name] = DatasetPolicy(columns: Set(rule.columns ?? []), protocols: protocols,
                                            resultRecipients: Set(rule.result_recipients ?? []),
                                            minimumSetSize: minimum,
@@ -64,7 +67,8 @@ public struct NodePolicy: Sendable, Equatable {
                                            minimumSumThresholdShare: rule.min_sum_threshold_share ?? DatasetPolicy.defaultMinimumSumThresholdShare,
                                            minimumBatchRowsPerFeature: rule.min_batch_rows_per_feature ?? DatasetPolicy.defaultMinimumBatchRowsPerFeature,
                                            residualNoise: rule.residual_noise ?? 0,
-                                           maximumHoldout: rule.max_holdout ?? DatasetPolicy.defaultMaximumHoldout)
+                                           maximumHoldout: rule.max_holdout ?? DatasetPolicy.defaultMaximumHoldout,
+                                           maximumJobsPerDay: rule.max_jobs_per_day, maximumCoordinatorsPerDay: rule.max_coordinators_per_day)
         }
         self.datasets = datasets
     }
@@ -133,6 +137,12 @@ public struct DatasetPolicy: Sendable, Equatable {
     public var maximumHoldout: Double
     public static let defaultMaximumHoldout = 0.3
 
+    /// Query budgets over the last 24 hours: jobs that may use this dataset (`max_jobs_per_day`), and
+    /// distinct coordinators that may propose them (`max_coordinators_per_day`); none unless set. Repeated
+    /// queries are how differences of results single out records.
+    public var maximumJobsPerDay: Int?
+    public var maximumCoordinatorsPerDay: Int?
+
     public init(columns: Set<String>, protocols: Set<JobProtocolUse>, resultRecipients: Set<String>, minimumSetSize: Int,
                 minimumCellRecords: Int = DatasetPolicy.defaultMinimumCellRecords,
                 minimumCellParties: Int = DatasetPolicy.defaultMinimumCellParties,
@@ -140,7 +150,10 @@ public struct DatasetPolicy: Sendable, Equatable {
                 maximumPeerSetSize: Int? = nil, maximumPeerSetRatio: Double? = nil,
                 minimumSumThresholdShare: Double = DatasetPolicy.defaultMinimumSumThresholdShare,
                 minimumBatchRowsPerFeature: Int = DatasetPolicy.defaultMinimumBatchRowsPerFeature,
-                residualNoise: Double = 0, maximumHoldout: Double = DatasetPolicy.defaultMaximumHoldout) {
+                residualNoise: Double = 0, maximumHoldout: Double = DatasetPolicy.defaultMaximumHoldout,
+                maximumJobsPerDay: Int? = nil, maximumCoordinatorsPerDay: Int? = nil) {
+        self.maximumJobsPerDay = maximumJobsPerDay
+        self.maximumCoordinatorsPerDay = maximumCoordinatorsPerDay
         self.minimumSumThresholdShare = minimumSumThresholdShare
         self.minimumBatchRowsPerFeature = minimumBatchRowsPerFeature
         self.residualNoise = residualNoise

@@ -24,6 +24,9 @@ public struct VerticalRowAlignment: Sendable {
     public let hosts: [NodeID]
     public let me: NodeID
     public let waits: SetOperationParty.Waits
+    /// The peer set sizes this party accepts in each PSI (its own policy's, checked on the peer's
+    /// header before anything is compared): a peer offering a whole number range is refused.
+    public var peerSetSizes: ClosedRange<Int> = 0...WireNumber.maximumSetSize
 
     public init(jobID: String, guest: NodeID, hosts: [NodeID], me: NodeID, waits: SetOperationParty.Waits) {
         self.jobID = jobID
@@ -39,6 +42,8 @@ public struct VerticalRowAlignment: Sendable {
         if me == guest {
             var psi = PSIParty.Configuration(jobID: jobID, group: .x25519, selfReceivesOutput: true, peerReceivesOutput: false, cardinalityOnly: false)
             psi.reportsPeerPositions = true
+            psi.minimumPeerSetSize = peerSetSizes.lowerBound
+            psi.maximumPeerSetSize = peerSetSizes.upperBound
             let withPeerPositions = psi
             let hosts = hosts
             let reports = try await withThrowingTaskGroup(of: (Int, PSIParty.Report).self) { group in
@@ -75,7 +80,9 @@ public struct VerticalRowAlignment: Sendable {
             guard hosts.contains(me) else {
                 throw ProtocolError.parameterMismatch(peer: me, detail: "\(me) is neither the guest nor a host of the alignment")
             }
-            let psi = PSIParty.Configuration(jobID: jobID, group: .x25519, selfReceivesOutput: false, peerReceivesOutput: true, cardinalityOnly: false)
+            var psi = PSIParty.Configuration(jobID: jobID, group: .x25519, selfReceivesOutput: false, peerReceivesOutput: true, cardinalityOnly: false)
+            psi.minimumPeerSetSize = peerSetSizes.lowerBound
+            psi.maximumPeerSetSize = peerSetSizes.upperBound
             let report = try await port.withAccepted(stream: Self.alignStream, from: guest, timeout: waits.session) { channel in
                 try await PSIParty(configuration: psi, source: source, channel: channel).run()
             }
