@@ -63,9 +63,17 @@ public final class BigNumber: @unchecked Sendable, Equatable, CustomStringConver
         return r
     }
 
-    static func prime(bits: Int) -> BigNumber {
+    /// A random prime of `bits` bits; with `congruentTo3Mod4`, p ≡ 3 (mod 4).
+    static func prime(bits: Int, congruentTo3Mod4: Bool = false) -> BigNumber {
         let p = BigNumber()
-        precondition(BN_generate_prime_ex(p.bn, Int32(bits), 0, nil, nil, nil) == 1, "prime generation failed")
+        if congruentTo3Mod4 {
+            let four = BigNumber(4), three = BigNumber(3)
+            withExtendedLifetime((four, three)) {
+                precondition(BN_generate_prime_ex(p.bn, Int32(bits), 0, four.bn, three.bn, nil) == 1, "prime generation failed")
+            }
+        } else {
+            precondition(BN_generate_prime_ex(p.bn, Int32(bits), 0, nil, nil, nil) == 1, "prime generation failed")
+        }
         return p
     }
 }
@@ -87,6 +95,15 @@ enum BigArithmetic {
     static func modMultiply(_ a: BigNumber, _ b: BigNumber, _ m: BigNumber) -> BigNumber {
         let r = BigNumber()
         withContext { ctx in _ = BN_mod_mul(r.bn, a.bn, b.bn, m.bn, ctx) }
+        return r
+    }
+
+    /// a^e mod m for a secret exponent, in constant time (OpenSSL's `BN_mod_exp_mont_consttime`; m odd).
+    static func modExpSecret(_ a: BigNumber, _ e: BigNumber, _ m: BigNumber, montgomery: MontgomeryContext? = nil) -> BigNumber {
+        let r = BigNumber()
+        withContext { ctx in
+            precondition(BN_mod_exp_mont_consttime(r.bn, a.bn, e.bn, m.bn, ctx, montgomery?.mont) == 1, "constant-time exponentiation failed")
+        }
         return r
     }
 

@@ -2,9 +2,11 @@ import COpenSSLCrypto
 
 /// Paillier's additively homomorphic encryption (Paillier 1999) with g = n + 1, CRT decryption, and
 /// the short-exponent randomness of Damgård, Jurik and Nielsen: the encryptor raises a precomputed
-/// hs = h^n mod n² (h = −x² mod n for a random x) to a random exponent of `randomnessBits` bits
-/// instead of computing rⁿ with an n-bit exponent, through a fixed-base comb table (one modular
-/// multiplication per byte of the exponent): about 30× cheaper than rⁿ at 2048 bits.
+/// hs = h^n mod n² (h = −x² mod n for a random x) to a random exponent of ⌈k/2⌉ bits for a k-bit n
+/// (1024 bits at 2048, as in the DJN paper and HEU) instead of computing rⁿ with an n-bit exponent,
+/// through a fixed-base comb table (one modular multiplication per byte of the exponent). The primes
+/// are ≡ 3 (mod 4) (so h = −x² generates the squares' subgroup as the paper requires), and every
+/// exponentiation with a secret exponent (decryption's p − 1, q − 1) runs in constant time.
 ///
 /// Plaintexts are integers modulo n; signed values are encoded as v mod n and decoded from the upper
 /// half as negative. E(a)·E(b) = E(a + b) and E(a)^k = E(k·a), modulo n.
@@ -14,10 +16,11 @@ public struct PaillierPublicKey: Sendable {
     let hs: BigNumber
     let montgomery: MontgomeryContext
     /// hs^(j·2^(8i)) in Montgomery form, for i < randomnessBits/8 and j < 256: a fixed-base comb that turns
-    /// hs^α into randomnessBits/8 modular multiplications (about 7 MB at 2048 bits, built once per key).
+    /// hs^α into randomnessBits/8 modular multiplications (about 16 MB at 2048 bits, built once per key).
     let table: [[BigNumber]]
-    /// Exponent length of the encryption randomness.
-    public static let randomnessBits = 448
+    /// Exponent length of the encryption randomness: ⌈k/2⌉ bits for a k-bit modulus, in whole bytes.
+    public let randomnessBits: Int
+    public static func randomnessBits(modulusBits k: Int) -> Int { ((k + 1) / 2 + 7) / 8 * 8 }
 
     public init(n: BigNumber, hs: BigNumber) throws {
         guard n.bitCount >= 256, BN_is_odd(n.bn) == 1 else { throw CryptoError.invalidScalar(reason: "a Paillier modulus must be odd and at least 256 bits") }
@@ -27,17 +30,19 @@ public struct PaillierPublicKey: Sendable {
         self.hs = hs
         let montgomery = MontgomeryContext(modulus: nSquared)
         self.montgomery = montgomery
-        self.table = Self.comb(base: hs, modulus: nSquared, montgomery: montgomery)
+        let exponentBits = Self.randomnessBits(modulusBits: n.bitCount)
+        self.randomnessBits = exponentBits
+        self.table = Self.comb(base: hs, modulus: nSquared, montgomery: montgomery, exponentBits: exponentBits)
     }
 
-    static func comb(base: BigNumber, modulus: BigNumber, montgomery: MontgomeryContext) -> [[BigNumber]] {
+    static func comb(base: BigNumber, modulus: BigNumber, montgomery: MontgomeryContext, exponentBits: Int) -> [[BigNumber]] {
         BigArithmetic.withContext { ctx in
             var rows: [[BigNumber]] = []
             var power = BigNumber()  // base^(2^(8i)) in Montgomery form
             _ = BN_to_montgomery(power.bn, base.bn, montgomery.mont, ctx)
             let one = BigNumber(), unit = BigNumber(1)
             withExtendedLifetime(unit) { _ = BN_to_montgomery(one.bn, unit.bn, montgomery.mont, ctx) }
-            for _ in 0..<(randomnessBits / 8) {
+            for _ in 0..<(exponentBits / 8) {
                 var row = [one]
                 row.reserveCapacity(256)
                 for j in 1..<256 {
@@ -84,7 +89,7 @@ public struct PaillierPublicKey: Sendable {
 
     /// hs^α for a random α of `randomnessBits` bits, from the comb: one multiplication per byte of α.
     func randomness() -> BigNumber {
-        var alpha = [UInt8](repeating: 0, count: Self.randomnessBits / 8)
+        var alpha = [UInt8](repeating: 0, count: randomnessBits / 8)
         precondition(RAND_bytes(&alpha, Int32(alpha.count)) == 1, "the CSPRNG failed")
         return BigArithmetic.withContext { ctx in
             let acc = BigNumber()
@@ -193,7 +198,7 @@ public struct PaillierPrivateKey: Sendable {
     /// A fresh key with an n of exactly `bits` bits (2048 by default).
     public static func generate(bits: Int = 2048) throws -> PaillierPrivateKey {
         while true {
-            let p = BigNumber.prime(bits: bits / 2), q = BigNumber.prime(bits: bits - bits / 2)
+            let p = BigNumber.prime(bits: bits / 2, congruentTo3Mod4: true), q = BigNumber.prime(bits: bits - bits / 2, congruentTo3Mod4: true)
             guard !(p == q) else { continue }
             let n = BigArithmetic.multiply(p, q)
             guard n.bitCount == bits else { continue }
@@ -233,7 +238,7 @@ public struct PaillierPrivateKey: Sendable {
     /// The plaintext in [0, n).
     public func decrypt(_ c: PaillierCiphertext) -> BigNumber {
         func part(_ prime: BigNumber, _ square: BigNumber, _ minusOne: BigNumber, _ h: BigNumber, _ m: MontgomeryContext) -> BigNumber {
-            let u = BigArithmetic.modExp(BigArithmetic.modulo(c.value, square), minusOne, square, montgomery: m)
+            let u = BigArithmetic.modExpSecret(BigArithmetic.modulo(c.value, square), minusOne, square, montgomery: m)
             let l = BigArithmetic.divide(BigArithmetic.subtract(u, BigNumber(1)), prime)
             return BigArithmetic.modMultiply(l, h, prime)
         }

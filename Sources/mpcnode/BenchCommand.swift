@@ -93,7 +93,7 @@ struct BenchCommand: AsyncParsableCommand {
         func run() throws {
             let f = try PaillierBenchmark.run(bits: bits, samples: samples)
             print("""
-                Paillier, \(f.bits)-bit modulus (g = n + 1, CRT decryption, DJN short-exponent randomness of \(PaillierPublicKey.randomnessBits) bits)
+                Paillier, \(f.bits)-bit modulus (g = n + 1, CRT decryption, DJN short-exponent randomness of \(PaillierPublicKey.randomnessBits(modulusBits: f.bits)) bits)
                   key generation                         \(String(format: "%.2f", f.keyGenerationSeconds)) s
                   encryptions per second, one core       \(Int(f.encryptionsPerSecond))
                   … with textbook rⁿ randomness          \(Int(f.fullExponentEncryptionsPerSecond))

@@ -1,8 +1,19 @@
+import COpenSSLCrypto
 import XCTest
 @testable import MPCCrypto
 
 final class PaillierTests: XCTestCase {
     static let key = try! PaillierPrivateKey.generate(bits: 1024)
+
+    /// Finding 11: the DJN exponent has ⌈k/2⌉ bits (1024 at 2048, 512 at 1024) and the primes are ≡ 3 (mod 4).
+    func testKeyHygiene() throws {
+        XCTAssertEqual(PaillierPublicKey.randomnessBits(modulusBits: 2048), 1024)
+        XCTAssertEqual(Self.key.publicKey.randomnessBits, 512)
+        for prime in [Self.key.p, Self.key.q] {
+            XCTAssertEqual(BN_is_bit_set(prime.bn, 0), 1)
+            XCTAssertEqual(BN_is_bit_set(prime.bn, 1), 1, "p ≡ 3 (mod 4)")
+        }
+    }
 
     func testRoundTripOfSignedValuesAndRandomisedCiphertexts() throws {
         let key = Self.key, pk = key.publicKey
