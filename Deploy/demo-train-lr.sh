@@ -101,7 +101,7 @@ mpcnode model export "$job" --config "$DEMO/bank-b.yaml" | sed -n 1,12p
 step "Vertical training: bank-a (label + 10 features) and telco (20 features), aligned by PSI, Paillier key at the operator"
 out=$(mpcnode job submit train-lr --mode vertical --config "$DEMO/coordinator.yaml" \
   --party bank-a:hetero.id --party telco:subscribers.id --aggregator operator --label y \
-  --party-features bank-a=x0..x9 --party-features telco=x0..x19 --rounds 10 --learning-rate 0.15 --batch-size 64 --tolerance 0 --wait)
+  --party-features bank-a=x0..x9 --party-features telco=x0..x19 --rounds 10 --learning-rate 0.15 --batch-size 192 --tolerance 0 --wait)
 echo "$out" | sed -n 1p
 job2=$(echo "$out" | sed -n 's/^submitted //p')
 echo "-- bank-a (guest) sees its own block and the intercept:"
@@ -121,7 +121,7 @@ echo "   (bank-a aligns with each; each host is told only the patients all three
 out=$(mpcnode job submit train-lr --mode vertical --config "$DEMO/coordinator.yaml" \
   --party bank-a:hetero.id --party telco:subscribers.id --party bureau:files.id --aggregator operator --label y \
   --party-features bank-a=x0..x9 --party-features telco=x0..x9 --party-features bureau=x10..x19 \
-  --rounds 10 --learning-rate 0.15 --batch-size 64 --tolerance 0 --wait)
+  --rounds 10 --learning-rate 0.15 --batch-size 192 --tolerance 0 --wait)
 echo "$out" | sed -n '1,/^$/p'
 echo "$out" | tail -6
 job4=$(echo "$out" | sed -n 's/^submitted //p')

@@ -18,12 +18,14 @@ build_mpcnode
 if [ -d "$DEMO" ]; then stop_all >/dev/null 2>&1 || true; rm -rf "$DEMO"; fi
 mkdir -p "$DEMO/logs"
 
-step "Creating the consortium CA and node certificates (mpcnode ca)"
+step "Creating the consortium CA; each node makes its own key and request, the CA signs (mpcnode ca, mpcnode node)"
 mpcnode ca init --dir "$DEMO/pki" --name "Demo banking consortium"
-mpcnode ca issue --dir "$DEMO/pki" --node coordinator --role coordinator
-mpcnode ca issue --dir "$DEMO/pki" --node bank-a --role bank
-mpcnode ca issue --dir "$DEMO/pki" --node bank-b --role bank
-# On a real deployment the CA key stays with the CA operator; nodes get ca.pem and their own pair.
+for n in coordinator:coordinator bank-a:bank bank-b:bank; do
+  mpcnode node init --dir "$DEMO/pki" --node "${n%%:*}" --role "${n##*:}"
+  mpcnode ca issue --dir "$DEMO/pki" --csr "$DEMO/pki/${n%%:*}.csr" --role "${n##*:}"
+done
+# On a real deployment each node runs `node init` on its own machine (its key never leaves it) and sends
+# the .csr; the CA operator, offline, runs `ca issue` and sends back the certificate and ca.pem.
 
 step "Writing each node's configuration (demo/*.yaml)"
 node_config coordinator ""

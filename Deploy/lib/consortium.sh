@@ -41,7 +41,10 @@ YAML
 # issue_all NAME: a CA and a certificate for every node of NODES.
 issue_all() {
   mpcnode ca init --dir "$DEMO/pki" --name "$1" >/dev/null
-  for n in $NODES; do mpcnode ca issue --dir "$DEMO/pki" --node "${n%%:*}" --role "${n##*:}" >/dev/null; done
+  for n in $NODES; do
+    mpcnode node init --dir "$DEMO/pki" --node "${n%%:*}" --role "${n##*:}" >/dev/null
+    mpcnode ca issue --dir "$DEMO/pki" --csr "$DEMO/pki/${n%%:*}.csr" --role "${n##*:}" >/dev/null
+  done
   echo "CA and $(echo $NODES | wc -w) node certificates in $DEMO/pki"
 }
 

@@ -51,11 +51,46 @@ public struct ConsortiumCA: Sendable {
     public var certificatePEM: String { get throws { try certificate.serializeAsPEM().pemString } }
     public var privateKeyPEM: String { privateKey.pemRepresentation }
 
-    /// Issues a certificate, with a fresh key, for a node.
+    /// Issues a certificate with a fresh key made here: for throwaway test and benchmark consortia only
+    /// (`LocalConsortium`, `TestPKI`). A real consortium's CA issues from the node's request instead.
     public func issue(nodeID: String, role: NodeRole, validity: TimeInterval = 365 * 86_400,
                       now: Date = Date()) throws -> IssuedNodeCertificate {
         try NodeIdentity.validate(nodeID: nodeID)
         let key = P256.Signing.PrivateKey()
+        let cert = try certificate(for: key.publicKey, nodeID: nodeID, role: role, validity: validity, now: now)
+        return IssuedNodeCertificate(certificate: cert, privateKey: key)
+    }
+
+    /// Issues a certificate for the key in a node's CSR (the node made the key; the CA never sees it).
+    /// The request's signature must verify, its subject must name a valid node id (and `role`, if it
+    /// names one), and `expectedNodeID`, if given, must be that id.
+    public func issue(request: CertificateSigningRequest, path: String, role: NodeRole, expectedNodeID: String? = nil,
+                      validity: TimeInterval = 365 * 86_400, now: Date = Date()) throws -> Certificate {
+        guard request.publicKey.isValidSignature(request.signature, for: request) else {
+            throw IdentityError.requestSignatureInvalid(path: path)
+        }
+        var commonName: String?, unit: String?
+        for rdn in request.subject {
+            for attribute in rdn {
+                if attribute.type == .RDNAttributeType.commonName { commonName = String(attribute.value) }
+                if attribute.type == .RDNAttributeType.organizationalUnitName { unit = String(attribute.value) }
+            }
+        }
+        guard let nodeID = commonName else { throw IdentityError.missingNodeID(subject: "\(request.subject)") }
+        try NodeIdentity.validate(nodeID: nodeID)
+        if let expectedNodeID, expectedNodeID != nodeID {
+            throw IdentityError.requestMismatch(detail: "it is for node '\(nodeID)', not '\(expectedNodeID)'")
+        }
+        if let unit, unit != role.rawValue {
+            throw IdentityError.requestMismatch(detail: "it asks for role '\(unit)', not '\(role.rawValue)'")
+        }
+        guard let p256 = P256.Signing.PublicKey(request.publicKey) else {
+            throw IdentityError.requestMismatch(detail: "its key is not a P-256 key (make one with `mpcnode node init`)")
+        }
+        return try certificate(for: p256, nodeID: nodeID, role: role, validity: validity, now: now)
+    }
+
+    private func certificate(for key: P256.Signing.PublicKey, nodeID: String, role: NodeRole, validity: TimeInterval, now: Date) throws -> Certificate {
         let subject = try DistinguishedName {
             OrganizationName(organizationName)
             OrganizationalUnitName(role.rawValue)
@@ -66,15 +101,14 @@ public struct ConsortiumCA: Sendable {
             Critical(KeyUsage(digitalSignature: true, keyAgreement: true))
             try ExtendedKeyUsage([.serverAuth, .clientAuth])
             SubjectAlternativeNames([.dnsName(nodeID)])
-            SubjectKeyIdentifier(hash: Certificate.PublicKey(key.publicKey))
+            SubjectKeyIdentifier(hash: Certificate.PublicKey(key))
             AuthorityKeyIdentifier(keyIdentifier: SubjectKeyIdentifier(hash: certificate.publicKey).keyIdentifier)
         }
-        let cert = try Certificate(
-            version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey),
+        return try Certificate(
+            version: .v3, serialNumber: .init(), publicKey: .init(key),
             notValidBefore: now.addingTimeInterval(-300), notValidAfter: now.addingTimeInterval(validity),
             issuer: certificate.subject, subject: subject, signatureAlgorithm: .ecdsaWithSHA256,
             extensions: extensions, issuerPrivateKey: .init(privateKey))
-        return IssuedNodeCertificate(certificate: cert, privateKey: key)
     }
 
     private var organizationName: String {

@@ -29,17 +29,21 @@ struct CACommand: ParsableCommand {
     }
 
     struct Issue: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Issue a certificate and key for a node: <node>.pem and <node>-key.pem.")
+        static let configuration = CommandConfiguration(
+            abstract: "Issue a node's certificate (<node>.pem) for the key in its request (made by `mpcnode node init` on the node).",
+            discussion: "The CA never makes or sees a node's private key. The request's signature must verify and its subject must name the node (and the role, if it names one).")
         @Option(help: "Folder holding ca.pem and ca-key.pem.") var dir: String = "pki"
-        @Option(help: "The node id (a DNS label, e.g. bank-a).") var node: String
+        @Option(help: "The node's certificate signing request (<node>.csr).") var csr: String
         @Option(help: "The node's role: bank, coordinator or regulator.") var role: String
+        @Option(help: "The node id the request must name (a check; the id comes from the request).") var node: String?
         @Option(help: "Validity in days.") var days: Int = 365
-        @Option(help: "Folder for the node's files (default: the CA folder).") var out: String?
+        @Option(help: "Folder for the certificate (default: the CA folder).") var out: String?
 
         func run() throws {
             guard let role = NodeRole(rawValue: role) else {
                 throw CLIFailure("unknown role '\(role)': use bank, coordinator or regulator")
             }
+            guard (1...3650).contains(days) else { throw CLIFailure("--days must lie in 1…3650") }
             let folder = URL(fileURLWithPath: dir)
             let outFolder = URL(fileURLWithPath: out ?? dir)
             let ca: ConsortiumCA
@@ -49,15 +53,23 @@ struct CACommand: ParsableCommand {
             } catch {
                 throw CLIFailure("cannot load the CA from \(folder.path) (ca.pem, ca-key.pem): \(error); create one with `mpcnode ca init`")
             }
-            let issued: IssuedNodeCertificate
-            do { issued = try ca.issue(nodeID: node, role: role, validity: TimeInterval(days) * 86_400) } catch {
-                throw CLIFailure("\(error)")
+            let certificate: String, nodeID: String
+            do {
+                let text: String
+                do { text = try String(contentsOfFile: csr, encoding: .utf8) } catch {
+                    throw IdentityError.unreadableFile(path: csr, detail: error.localizedDescription)
+                }
+                let request = try NodeKeyRequest.parse(pem: text, path: csr)
+                let issued = try ca.issue(request: request, path: csr, role: role, expectedNodeID: node, validity: TimeInterval(days) * 86_400)
+                nodeID = try NodeIdentity(certificate: issued).nodeID
+                certificate = try issued.serializeAsPEM().pemString
+            } catch let error as IdentityError {
+                throw CLIFailure(error.description)
             }
             try FileManager.default.createDirectory(at: outFolder, withIntermediateDirectories: true)
-            let cert = outFolder.appendingPathComponent("\(node).pem"), key = outFolder.appendingPathComponent("\(node)-key.pem")
-            try writeSecret(issued.privateKeyPEM, to: key)
-            try issued.certificatePEM.write(to: cert, atomically: true, encoding: .utf8)
-            print("issued \(node) (\(role.rawValue)), valid \(days) days\n  certificate: \(cert.path)\n  private key: \(key.path)")
+            let cert = outFolder.appendingPathComponent("\(nodeID).pem")
+            try certificate.write(to: cert, atomically: true, encoding: .utf8)
+            print("issued \(nodeID) (\(role.rawValue)), valid \(days) days\n  certificate: \(cert.path)  (send back to the node)")
         }
     }
 }

@@ -11,8 +11,9 @@ public struct AdminServer: Sendable {
     let server: NIOAsyncChannel<AcceptedConnection<ByteBuffer, ByteBuffer>, Never>
     let handler: @Sendable (AdminRequest) async -> AdminResponse
     let logger: Logger
+    let access: AdminAccess
 
-    public static func bind(path: URL, group: EventLoopGroup, logger: Logger,
+    public static func bind(path: URL, group: EventLoopGroup, logger: Logger, access: AdminAccess = AdminAccess(),
                             handler: @escaping @Sendable (AdminRequest) async -> AdminResponse) async throws -> AdminServer {
         if FileManager.default.fileExists(atPath: path.path) {
             // A live daemon answers on it; a stale socket from a crash does not.
@@ -30,7 +31,7 @@ public struct AdminServer: Sendable {
                 }
             }
         chmod(path.path, 0o600)
-        return AdminServer(server: server, handler: handler, logger: logger)
+        return AdminServer(server: server, handler: handler, logger: logger, access: access)
     }
 
     public func run() async throws {
@@ -56,9 +57,31 @@ public struct AdminServer: Sendable {
 
     public func close() async { try? await server.channel.close() }
 
+    /// Linux's `struct ucred` (pid_t, uid_t, gid_t), which Glibc's module map leaves out without _GNU_SOURCE.
+    struct PeerCredentials: Sendable { var pid: Int32; var uid: UInt32; var gid: UInt32 }
+    /// SO_PEERCRED on Linux.
+    static let peerCredentialsOption: SocketOptionName = 17
+
+    /// The peer's credentials, from the kernel (nil if the socket cannot say).
+    private func peerCredentials(_ channel: Channel) async -> PeerCredentials? {
+        guard let provider = channel as? SocketOptionProvider else { return nil }
+        return try? await provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: Self.peerCredentialsOption).get()
+    }
+
     private func serve(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
+        let credentials = await peerCredentials(connection.channel)
+        let allowed = credentials.map { access.allows(uid: $0.uid, gid: $0.gid, userName: AdminAccess.userName(of: $0.uid)) } ?? false
+        if !allowed {
+            logger.warning("admin request refused: the peer is neither root, the daemon's user nor in admin_group",
+                           metadata: ["uid": "\(credentials.map { "\($0.uid)" } ?? "unknown")"])
+        }
         do {
             try await connection.executeThenClose { inbound, outbound in
+                guard allowed else {
+                    let refusal = try AdminCoding.encoder.encode(AdminResponse(error: "refused: this user may not administer the node (root, the daemon's user, or admin_group)"))
+                    try await outbound.write(ByteBuffer(bytes: refusal))
+                    return
+                }
                 var iterator = inbound.makeAsyncIterator()
                 guard let frame = try await iterator.next() else { return }
                 let response: AdminResponse

@@ -39,6 +39,8 @@ public struct NodeConfiguration: Sendable, Equatable {
     /// The longest a job may run at this node before it fails here (`max_job_seconds`, default a day):
     /// heartbeats keep a waiting link alive, so a peer that withholds a message would otherwise stall it.
     public var maximumJobSeconds: Int
+    /// A Unix group whose members may use the admin socket besides root and the daemon's user (`admin_group`).
+    public var adminGroup: String?
     /// Where the file was read from (for messages).
     public var sourcePath: String
 
@@ -99,7 +101,7 @@ public struct NodeConfiguration: Sendable, Equatable {
                           caCertificate: resolve(raw.tls.ca_certificate)),
             peers: peers, policy: try NodePolicy(raw.policy ?? RawPolicy(), path: path),
             peerIdleTimeoutSeconds: idle, serverReportGraceSeconds: grace,
-            maximumJobSeconds: maximumJob, sourcePath: path)
+            maximumJobSeconds: maximumJob, adminGroup: raw.admin_group, sourcePath: path)
     }
 
     static func describe(_ error: Error) -> String {
@@ -139,6 +141,7 @@ struct RawConfiguration: Codable {
     var peer_idle_timeout_seconds: Int?
     var server_report_grace_seconds: Int?
     var max_job_seconds: Int?
+    var admin_group: String?
 }
 
 struct RawTLS: Codable {

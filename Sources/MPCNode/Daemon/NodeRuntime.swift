@@ -63,7 +63,8 @@ public final class NodeRuntime: Sendable {
         let audit = AuditLog(store: store)
         let admin: AdminServer
         do {
-            admin = try await AdminServer.bind(path: configuration.adminSocketPath, group: group, logger: logger) { request in
+            admin = try await AdminServer.bind(path: configuration.adminSocketPath, group: group, logger: logger,
+                                               access: try AdminAccess.current(groupName: configuration.adminGroup)) { request in
                 await Self.handle(request, configuration: configuration, identity: identity, engine: engine,
                                   repository: repository, catalog: catalog, audit: audit, startedAt: startedAt)
             }

@@ -1,0 +1,40 @@
+import ArgumentParser
+import Foundation
+import MPCIdentity
+
+struct NodeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "node",
+        abstract: "A node's own identity: make its private key and the request the CA operator signs.",
+        subcommands: [Init.self])
+
+    struct Init: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make this node's private key (<node>-key.pem, mode 0600, never overwritten) and its certificate signing request (<node>.csr).",
+            discussion: "Send the .csr to the consortium's CA operator, who runs `mpcnode ca issue --csr <node>.csr --role <role>` and sends back <node>.pem. The key never leaves this machine.")
+        @Option(help: "The node id (a DNS label, e.g. bank-a).") var node: String
+        @Option(help: "The node's role: bank, coordinator or regulator.") var role: String
+        @Option(help: "Folder for the key and the request.") var dir: String = "pki"
+
+        func run() throws {
+            guard let role = NodeRole(rawValue: role) else { throw CLIFailure("unknown role '\(role)': use bank, coordinator or regulator") }
+            let folder = URL(fileURLWithPath: dir)
+            do {
+                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+                let made = try NodeKeyRequest.make(nodeID: node, role: role)
+                let key = folder.appendingPathComponent("\(node)-key.pem").path, csr = folder.appendingPathComponent("\(node).csr").path
+                if FileManager.default.fileExists(atPath: csr) { throw IdentityError.fileExists(path: csr) }
+                try NodeKeyRequest.writeNewPrivateFile(made.privateKeyPEM, to: key)
+                do {
+                    try made.requestPEM.write(toFile: csr, atomically: true, encoding: .utf8)
+                } catch {
+                    try? FileManager.default.removeItem(atPath: key)  // no key without its request
+                    throw IdentityError.unwritableFile(path: csr, detail: "\(error)")
+                }
+                print("made \(node)'s key and request\n  private key: \(key)  (mode 0600; stays on this machine)\n  request:     \(csr)  (send to the CA operator)")
+            } catch let error as IdentityError {
+                throw CLIFailure(error.description)
+            }
+        }
+    }
+}
