@@ -195,7 +195,7 @@ struct SubmitTrainLR: AsyncParsableCommand {
     @Option(help: "Horizontal: local epochs per round.") var localEpochs: Int = 1
     @Option(help: "Learning rate.") var learningRate: Double = 0.1
     @Option(help: "L2 regularisation.") var l2: Double = 0.001
-    @Option(help: "Mini-batch size.") var batchSize: Int = 32
+    @Option(help: "Mini-batch size (default: 32 horizontal; vertical: the parties' default floor, 8 rows per feature of the widest party + 1, at least 64).") var batchSize: Int?
     @Option(help: "Stop when the loss changes by less than this.") var tolerance: Double = 1e-5
     @Option(help: "Horizontal: each party's evaluation dataset (same columns).") var evalDataset: String?
     @Option(help: "Share of rows held out for evaluation when there is no --eval-dataset.") var holdout: Double = 0.2
@@ -209,9 +209,12 @@ struct SubmitTrainLR: AsyncParsableCommand {
             guard let eq = item.firstIndex(of: "=") else { throw CLIFailure("--party-features '\(item)' is not node=columns") }
             perParty[String(item[..<eq])] = try SubmitCommon.columns(String(item[item.index(after: eq)...]))
         }
+        // A vertical batch must be well above every party's width (each refuses fewer than 8 rows per feature by default).
+        let widest = perParty.values.map(\.count).max() ?? 0
+        let batch = batchSize ?? (mode == TrainingMode.vertical.rawValue ? max(64, DatasetPolicy.defaultMinimumBatchRowsPerFeature * (widest + 1)) : 32)
         let training = JobSubmission.TrainingOptions(
             mode: mode, aggregator: aggregator, features: try features.map(SubmitCommon.columns) ?? [], label: label,
-            parameters: .init(rounds: rounds, localEpochs: localEpochs, learningRate: learningRate, l2: l2, batchSize: batchSize, tolerance: tolerance),
+            parameters: .init(rounds: rounds, localEpochs: localEpochs, learningRate: learningRate, l2: l2, batchSize: batch, tolerance: tolerance),
             evalDataset: evalDataset, holdout: evalDataset == nil ? holdout : 0, partyFeatures: perParty, keyBits: keyBits)
         try await common.submit(JobSubmission(protocolName: JobKindName.trainLR.rawValue, parties: common.parsedParties(), deliverTo: [], cardinalityOnly: false,
                                               group: "", training: training))
