@@ -16,10 +16,11 @@ public enum ProtocolError: Error, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .malformedMessage(let peer, let d): return "malformed message from \(peer): \(d)"
+        // Details may quote what a peer sent: cut, so one message cannot make a huge error, log or stored reason.
+        case .malformedMessage(let peer, let d): return "malformed message from \(peer): \(PeerText.cut(d, limit: 500))"
         case .outOfSequence(let peer, let e, let g): return "message from \(peer) out of sequence (expected #\(e), got #\(g)): replayed, reordered or lost"
-        case .protocolViolation(let peer, let d): return "protocol violation by \(peer): \(d)"
-        case .parameterMismatch(let peer, let d): return "parameters differ from \(peer)'s: \(d)"
+        case .protocolViolation(let peer, let d): return "protocol violation by \(peer): \(PeerText.cut(d, limit: 500))"
+        case .parameterMismatch(let peer, let d): return "parameters differ from \(peer)'s: \(PeerText.cut(d, limit: 500))"
         case .abortedByPeer(let peer, let r): return "\(peer) aborted the job: \(r)"
         case .peerSetSizeRefused(let peer, let size, let limit):
             return "\(peer)'s input of \(size) identifiers is refused: this node's policy processes peer sets of \(limit) identifiers; nothing of it was compared"

@@ -41,7 +41,7 @@ final class MessageMutationTests: XCTestCase {
                 switch end {
                 case .stalled: stalls.append(applied ?? "no mutation")
                 case .finished(let error):
-                    if applied == nil { untouched += 1 } else if let error { failed += 1; if errors.count < 5 { errors.append("\(applied!): \(error)") } } else { succeeded += 1 }
+                    if applied == nil { untouched += 1 } else if let error { failed += 1; if errors.count < 5 { errors.append(PeerText.cut("\(applied!): \(error)", limit: 300)) } } else { succeeded += 1 }
                 }
             }
         }
@@ -123,14 +123,8 @@ final class MessageMutationTests: XCTestCase {
                                         authentication: auths[c]!)
             }
             let end = await bounded("secure aggregation seed \(seed)") {
-                async let s = Self.result { _ = try await server.run() }
-                let clientErrors = await withTaskGroup(of: Error?.self) { group in
-                    for role in clientRoles { group.addTask { await Self.result { _ = try await role.run() } } }
-                    var out: [Error] = []
-                    for await e in group { if let e { out.append(e) } }
-                    return out
-                }
-                if let e = await s ?? clientErrors.first { throw e }
+                let roles: [@Sendable () async throws -> Void] = [{ _ = try await server.run() }] + clientRoles.map { role in { _ = try await role.run() } }
+                if let e = await Self.firstError(roles) { throw e }
             }
             tally.record(end, applied: mutator.applied)
         }
@@ -155,26 +149,16 @@ final class MessageMutationTests: XCTestCase {
             let config = SetOperationConfiguration(jobID: "job-fuzz", group: .ristretto255, owners: banks, mixer: "bank-1", aggregator: "regulator",
                                                    deliveries: Dictionary(uniqueKeysWithValues: banks.map { ($0, SetDeliveryKind.union) }), batchSize: 8)
             let end = await bounded("set operation seed \(seed)") {
-                async let aggregator = Self.result {
+                var roles: [@Sendable () async throws -> Void] = [{
                     _ = try await SetOperationAggregatorRole(configuration: config, waits: waits).run(port: hub.port(for: "regulator"), sumRoundTimeout: .milliseconds(500))
+                }]
+                for (i, bank) in banks.enumerated() {
+                    let source = ArrayIdentifierSource((0..<(12 + i * 3)).map { "acct-\(($0 * (i + 2)) % 40)" })
+                    let sum = SetOperationSum(authentication: auths[i], auditRecordHash: [], roundTimeout: .milliseconds(500),
+                                              totals: { source.values.map { _ in 100 } })
+                    roles.append { _ = try await SetOperationParty(configuration: config, me: bank, waits: waits).run(source: source, port: hub.port(for: bank), sum: sum) }
                 }
-                let errors = await withTaskGroup(of: Error?.self) { group in
-                    for (i, bank) in banks.enumerated() {
-                        let ids = (0..<(12 + i * 3)).map { "acct-\(($0 * (i + 2)) % 40)" }
-                        let source = ArrayIdentifierSource(ids)
-                        let sum = SetOperationSum(authentication: auths[i], auditRecordHash: [], roundTimeout: .milliseconds(500),
-                                                  totals: { source.values.map { _ in 100 } })
-                        group.addTask {
-                            await Self.result {
-                                _ = try await SetOperationParty(configuration: config, me: bank, waits: waits).run(source: source, port: hub.port(for: bank), sum: sum)
-                            }
-                        }
-                    }
-                    var out: [Error] = []
-                    for await e in group { if let e { out.append(e) } }
-                    return out
-                }
-                if let e = await aggregator ?? errors.first { throw e }
+                if let e = await Self.firstError(roles) { throw e }
             }
             tally.record(end, applied: mutator.applied)
         }
@@ -215,6 +199,16 @@ final class MessageMutationTests: XCTestCase {
         init(_ v: T) { _value = v }
         var value: T { lock.withLock { _value } }
         func withValue(_ f: (inout T) -> Void) { lock.withLock { f(&_value) } }
+    }
+
+    /// Runs every role concurrently to its end; the first error, if any.
+    static func firstError(_ roles: [@Sendable () async throws -> Void]) async -> Error? {
+        await withTaskGroup(of: Error?.self) { group in
+            for role in roles { group.addTask { await result(role) } }
+            var first: Error?
+            for await e in group where first == nil { first = e }
+            return first
+        }
     }
 
     static func result(_ body: () async throws -> Void) async -> Error? {

@@ -74,7 +74,9 @@ final class VerticalLRLabelLeakageTests: XCTestCase {
         }
         let defended = Double(right) / Double(total)
         print("batch-0 residue attack: \(String(format: "%.3f", undefended)) of labels right on 6 rows × 6 features; \(String(format: "%.3f", defended)) on 56 rows with a random start and noise 1 (chance 0.5, \(total) labels)")
-        XCTAssertLessThanOrEqual(defended, 0.62, "near chance above the floor")
+        // The guest's start and noise come from the CSPRNG: the figure varies (0.56–0.58 measured; the
+        // NumPy sweep's mean is 0.555, σ ≈ 0.023 over 448 labels), so the bound sits four σ above it.
+        XCTAssertLessThanOrEqual(defended, 0.65, "near chance above the floor")
         // And a node's policy check refuses the undefended batch before any data is read.
         XCTAssertThrowsError(try VerticalLRParameters(jobID: "j", guest: "guest", hosts: ["host"], arbiter: "arbiter", rows: 6,
                                                       training: .init(rounds: 1, localEpochs: 1, learningRate: 0.5, l2: 0, batchSize: 6, tolerance: 0))

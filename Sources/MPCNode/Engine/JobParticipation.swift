@@ -193,7 +193,7 @@ extension JobEngine {
             await reportOutcome(spec: spec, state: .succeeded, reason: "", completion: c, elapsedMs: elapsed, auditHash: hash)
         } catch {
             scratch.cleanUp()
-            let reason = Self.describe(error)
+            let reason = PeerText.cut(Self.describe(error))
             let failure = JobFailure.of(error, isDropout: kind?.failureIsDropout(spec, node: nodeID, error: error) ?? false)
             let elapsed = Int(Date().timeIntervalSince(started) * 1000)
             var hash = ""
