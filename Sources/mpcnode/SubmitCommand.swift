@@ -62,7 +62,7 @@ struct SubmitPSI: AsyncParsableCommand {
     @OptionGroup var common: SubmitCommon
     @Option(name: .customLong("deliver-to"), help: "A party that receives the result (repeat).") var deliverTo: [String] = []
     @Flag(help: "Deliver only the size of the intersection.") var cardinalityOnly = false
-    @Option(help: "Group for the blinding: x25519 or ristretto255.") var group: String = "x25519"
+    @Option(help: "Group for the blinding: ristretto255 (random-oracle hash, RFC 9496) or x25519 (faster, Elligator 2 encoding; Docs/decisions/0005).") var group: String = "ristretto255"
 
     func run() async throws {
         try await common.submit(JobSubmission(protocolName: JobKindName.psi.rawValue, parties: common.parsedParties(), deliverTo: deliverTo,
@@ -96,7 +96,7 @@ struct SubmitSecureSum: AsyncParsableCommand {
 struct SetOperationRoles: ParsableArguments {
     @Option(help: "The node (not a party) that counts pseudonyms and receives the report.") var aggregator: String
     @Option(help: "The party that shuffles the sealed pseudonyms (default: the first party).") var mixer: String?
-    @Option(help: "Group for the blinding: x25519 or ristretto255.") var group: String = "x25519"
+    @Option(help: "Group for the blinding: ristretto255 (random-oracle hash, RFC 9496) or x25519 (faster, Elligator 2 encoding; Docs/decisions/0005).") var group: String = "ristretto255"
 
     func submission(_ kind: JobKindName, _ common: SubmitCommon, deliverTo: [String] = [], cardinalityOnly: Bool = false,
                     _ fill: (inout JobSubmission.SetOptions) -> Void) throws -> JobSubmission {
