@@ -87,6 +87,55 @@ extension TransportTests {
         for c in await more.value { c.close(promise: nil) }
     }
 
+    /// A PSI session between two members while strangers keep 150 connections coming (bounded, loopback):
+    /// the job finishes with the right result; both durations are printed for comparison.
+    func testAPSIJobFinishesDuringAConnectionFlood() async throws {
+        let a = (0..<2000).map { "acct-\($0 * 3)" }, b = (0..<1500).map { "acct-\($0 * 5)" }
+        let expected = Set(a).intersection(Set(b))
+        var options = TransportOptions()
+        options.maximumPendingHandshakes = 32
+        let server = try transport("bank-b", options: options)
+        let (address, task) = try await listen(server) { channel in
+            let config = PSIParty.Configuration(jobID: "j", group: .x25519, selfReceivesOutput: false, peerReceivesOutput: true,
+                                                cardinalityOnly: false, batchSize: 256)
+            _ = try? await PSIParty(configuration: config, source: ArrayIdentifierSource(b), channel: channel).run()
+        }
+        defer { task.cancel() }
+        let client = try transport("bank-a")
+        func run() async throws -> (Set<String>, Double) {
+            let started = Date(), source = ArrayIdentifierSource(a)
+            let report = try await client.withSession(jobID: "j", to: "bank-b", at: address) { channel in
+                try await PSIParty(configuration: .init(jobID: "j", group: .x25519, selfReceivesOutput: true, peerReceivesOutput: false,
+                                                        cardinalityOnly: false, batchSize: 256), source: source, channel: channel).run()
+            }
+            guard case .intersection(let positions) = report.output else { return ([], 0) }
+            return (Set(positions.map { String(decoding: source.values[$0], as: UTF8.self) }), Date().timeIntervalSince(started))
+        }
+        let (quiet, quietSeconds) = try await run()
+        XCTAssertEqual(quiet, expected)
+        let flooding = Locked(true)
+        let floods = (0..<4).map { _ in
+            Task { [group] in
+                var open: [Channel] = []
+                while flooding.value {
+                    if let c = try? await ClientBootstrap(group: group!).connect(host: address.host, port: address.port).get() { open.append(c) }
+                    if open.count >= 40 { for c in open.prefix(20) { c.close(promise: nil) }; open.removeFirst(20) }
+                }
+                for c in open { c.close(promise: nil) }
+            }
+        }
+        // The flood is under way (strangers already evicting each other) before the job starts.
+        for _ in 0..<200 where server.admission.evictedHandshakes < 50 { try await Task.sleep(for: .milliseconds(20)) }
+        let evictedBefore = server.admission.evictedHandshakes
+        let (busy, busySeconds) = try await run()
+        XCTAssertGreaterThan(server.admission.evictedHandshakes, evictedBefore, "the flood went on during the job")
+        flooding.withValue { $0 = false }
+        for f in floods { await f.value }
+        XCTAssertEqual(busy, expected, "the job's result is unchanged by the flood")
+        XCTAssertGreaterThan(server.admission.evictedHandshakes, 0, "the flood reached the limit")
+        print("PSI 2000 × 1500 over TLS: \(String(format: "%.2f", quietSeconds)) s quiet, \(String(format: "%.2f", busySeconds)) s during a flood of strangers' connections (\(server.admission.evictedHandshakes) evicted)")
+    }
+
     func testOneMembersConnectionsOverItsLimitAreClosed() async throws {
         var options = TransportOptions()
         options.maximumConnectionsPerPeer = 2
