@@ -22,7 +22,7 @@ step "Creating the consortium CA; each node makes its own key and request, the C
 mpcnode ca init --dir "$DEMO/pki" --name "Demo banking consortium"
 for n in coordinator:coordinator bank-a:bank bank-b:bank; do
   mpcnode node init --dir "$DEMO/pki" --node "${n%%:*}" --role "${n##*:}"
-  mpcnode ca issue --dir "$DEMO/pki" --csr "$DEMO/pki/${n%%:*}.csr" --role "${n##*:}"
+  mpcnode ca issue --dir "$DEMO/pki" --csr "$DEMO/pki/${n%%:*}.csr" --node "${n%%:*}" --role "${n##*:}"
 done
 # On a real deployment each node runs `node init` on its own machine (its key never leaves it) and sends
 # the .csr; the CA operator, offline, runs `ca issue` and sends back the certificate and ca.pem.

@@ -43,7 +43,7 @@ issue_all() {
   mpcnode ca init --dir "$DEMO/pki" --name "$1" >/dev/null
   for n in $NODES; do
     mpcnode node init --dir "$DEMO/pki" --node "${n%%:*}" --role "${n##*:}" >/dev/null
-    mpcnode ca issue --dir "$DEMO/pki" --csr "$DEMO/pki/${n%%:*}.csr" --role "${n##*:}" >/dev/null
+    mpcnode ca issue --dir "$DEMO/pki" --csr "$DEMO/pki/${n%%:*}.csr" --node "${n%%:*}" --role "${n##*:}" >/dev/null
   done
   echo "CA and $(echo $NODES | wc -w) node certificates in $DEMO/pki"
 }

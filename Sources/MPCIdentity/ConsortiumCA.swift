@@ -69,14 +69,18 @@ public struct ConsortiumCA: Sendable {
         guard request.publicKey.isValidSignature(request.signature, for: request) else {
             throw IdentityError.requestSignatureInvalid(path: path)
         }
-        var commonName: String?, unit: String?
+        var commonNames: [String] = [], units: [String] = []
         for rdn in request.subject {
             for attribute in rdn {
-                if attribute.type == .RDNAttributeType.commonName { commonName = String(attribute.value) }
-                if attribute.type == .RDNAttributeType.organizationalUnitName { unit = String(attribute.value) }
+                if attribute.type == .RDNAttributeType.commonName { commonNames.append(String(attribute.value) ?? "") }
+                if attribute.type == .RDNAttributeType.organizationalUnitName { units.append(String(attribute.value) ?? "") }
             }
         }
-        guard let nodeID = commonName else { throw IdentityError.missingNodeID(subject: "\(request.subject)") }
+        guard commonNames.count <= 1, units.count <= 1 else {
+            throw IdentityError.requestMismatch(detail: "it names \(commonNames.count) node ids and \(units.count) roles; one of each at most")
+        }
+        let unit = units.first
+        guard let nodeID = commonNames.first else { throw IdentityError.missingNodeID(subject: "\(request.subject)") }
         try NodeIdentity.validate(nodeID: nodeID)
         if let expectedNodeID, expectedNodeID != nodeID {
             throw IdentityError.requestMismatch(detail: "it is for node '\(nodeID)', not '\(expectedNodeID)'")

@@ -132,10 +132,9 @@ public final class PeerTransport: Sendable {
         let connection = peerConnection.channel
         do {
             try await connection.executeThenClose { inbound, _ in
-                var iterator = inbound.makeAsyncIterator()
-                guard let first = try await iterator.next() else { return }
-                // A frame has arrived, so the handshake (and the CA check of the client's certificate) is done.
                 let channel = connection.channel
+                // Known once the handshake (and the CA check of the client's certificate) completes; the
+                // peer's connections are counted from then on, whether or not it ever sends its Hello.
                 let peer = try await peerConnection.identity.get()
                 guard admission.admit(peer.nodeID) else {
                     logger.warning("inbound connection closed: the peer has too many open",
@@ -143,6 +142,13 @@ public final class PeerTransport: Sendable {
                     return
                 }
                 defer { admission.release(peer.nodeID) }
+                // The Hello must arrive in full within the handshake deadline (a member cannot park a
+                // connection, kept up by heartbeats, with a trickled Hello).
+                let helloDeadline = channel.eventLoop.scheduleTask(in: options.handshakeTimeout) { channel.close(promise: nil) }
+                var iterator = inbound.makeAsyncIterator()
+                let next = try await iterator.next()
+                helloDeadline.cancel()
+                guard let first = next else { return }
                 let hello = try Mpcnode_V1_Hello(serializedBytes: Array(first.readableBytesView))
                 guard hello.wireVersion == Self.wireVersion else {
                     throw TransportError.unsupportedWireVersion(peer: peer.nodeID, version: hello.wireVersion)

@@ -35,7 +35,7 @@ struct CACommand: ParsableCommand {
         @Option(help: "Folder holding ca.pem and ca-key.pem.") var dir: String = "pki"
         @Option(help: "The node's certificate signing request (<node>.csr).") var csr: String
         @Option(help: "The node's role: bank, coordinator or regulator.") var role: String
-        @Option(help: "The node id the request must name (a check; the id comes from the request).") var node: String?
+        @Option(help: "The node id the request must name (checked against the request).") var node: String
         @Option(help: "Validity in days.") var days: Int = 365
         @Option(help: "Folder for the certificate (default: the CA folder).") var out: String?
 
@@ -68,6 +68,9 @@ struct CACommand: ParsableCommand {
             }
             try FileManager.default.createDirectory(at: outFolder, withIntermediateDirectories: true)
             let cert = outFolder.appendingPathComponent("\(nodeID).pem")
+            guard !FileManager.default.fileExists(atPath: cert.path) else {
+                throw CLIFailure(IdentityError.fileExists(path: cert.path).description + " (move the old certificate away to renew)")
+            }
             try certificate.write(to: cert, atomically: true, encoding: .utf8)
             print("issued \(nodeID) (\(role.rawValue)), valid \(days) days\n  certificate: \(cert.path)  (send back to the node)")
         }

@@ -236,4 +236,35 @@ final class CompositeProtocolTests: XCTestCase {
         }
         await guestRun
     }
+
+    /// Finding 2 for set operations: an owner that puts a whole number range (2,000 identifiers) into a
+    /// watchlist job to learn every other list is refused by another owner's own limit (at most 200), as
+    /// its chain passes that owner's ring step — before the aggregator delivers anything.
+    func testAnOwnerRefusesAnotherOwnersSetBeyondItsLimit() async throws {
+        let hub = InMemorySessionHub()
+        let names = ["bank-0", "bank-1", "bank-2"]
+        let base = SetOperationConfiguration(jobID: "job-watch", group: .ristretto255, owners: names, mixer: "bank-1", aggregator: "regulator",
+                                             deliveries: Dictionary(uniqueKeysWithValues: names.map { ($0, SetDeliveryKind.onOthersLists) }), batchSize: 64)
+        let sets = [(0..<80).map { "+4477\($0 * 3)" }, (0..<2000).map { "+4477\($0)" }, (0..<90).map { "+4477\($0 * 5)" }]
+        let waits = SetOperationParty.Waits(session: .seconds(5), phase: .seconds(10))
+        async let aggregator: Void = { _ = try? await SetOperationAggregatorRole(configuration: base, waits: waits).run(port: hub.port(for: "regulator"), sumRoundTimeout: nil) }()
+        let outcomes = await withTaskGroup(of: (String, Error?).self) { group in
+            for (i, name) in names.enumerated() {
+                var config = base
+                if name == "bank-2" { config.peerSetSizes = 10...200 }
+                let source = ArrayIdentifierSource(sets[i])
+                group.addTask {
+                    do { _ = try await SetOperationParty(configuration: config, me: name, waits: waits).run(source: source, port: hub.port(for: name), sum: nil); return (name, nil) }
+                    catch { return (name, error) }
+                }
+            }
+            var out: [String: Error?] = [:]
+            for await (n, e) in group { out[n] = e }
+            return out
+        }
+        await aggregator
+        let refusal = try XCTUnwrap(outcomes["bank-2"] ?? nil, "bank-2 must refuse")
+        XCTAssertTrue("\(refusal)".contains("bank-1's input") && "\(refusal)".contains("at most 200"), "\(refusal)")
+        for name in names { XCTAssertNotNil(outcomes[name] ?? nil, "\(name) gets no delivery") }
+    }
 }

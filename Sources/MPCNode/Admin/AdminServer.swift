@@ -30,7 +30,17 @@ public struct AdminServer: Sendable {
                     return AcceptedConnection(try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel))
                 }
             }
-        chmod(path.path, 0o600)
+        if let group = access.group {
+            // Members of admin_group reach the socket: group-owned 0660, and the data folder traversable
+            // (0710: no listing) by the group. Every other file stays 0600.
+            _ = chown(path.path, UInt32.max, group.gid)
+            chmod(path.path, 0o660)
+            let folder = path.deletingLastPathComponent().path
+            _ = chown(folder, UInt32.max, group.gid)
+            chmod(folder, 0o710)
+        } else {
+            chmod(path.path, 0o600)
+        }
         return AdminServer(server: server, handler: handler, logger: logger, access: access)
     }
 

@@ -72,6 +72,10 @@ public actor JobEngine {
 
     // MARK: - Coordinator
 
+    /// The largest spec a coordinator sends: participants read a proposal only up to 1 MiB (the limit on
+    /// an inbound connection's first frame, `TransportOptions.maximumHelloBytes`), less the Hello's framing.
+    static let maximumSpecBytes = (1 << 20) - 4096
+
     /// Validates a submission, stores it as proposed, and starts coordinating it. Returns the job id.
     public func submit(_ submission: JobSubmission) throws -> String {
         let partyIDs = submission.parties.map(\.nodeID)
@@ -93,6 +97,11 @@ public actor JobEngine {
         // What this node would refuse from another coordinator, it does not send either.
         do { try PeerSuppliedName.validate(spec: spec) } catch { throw JobError.invalidSubmission("\(error)") }
         spec.createdAtUnixMs = Int64(Date().timeIntervalSince1970 * 1000)
+        // Participants accept a proposal of at most 1 MiB (their limit on a connection's first frame).
+        let size = (try spec.serializedBytes() as [UInt8]).count
+        guard size <= Self.maximumSpecBytes else {
+            throw JobError.invalidSubmission("the job's spec takes \(size) bytes, over the \(Self.maximumSpecBytes) every participant accepts: fewer groups or features per job")
+        }
         let hash = try JobRepository.specHash(spec)
         try store.pool.write { db in
             try repository.insert(db, spec: spec, role: .coordinator, state: .proposed)

@@ -253,10 +253,13 @@ extension JobEngine {
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<R, Error>) in
                 once.set(continuation)
-                Task { once.finish(await work.result) }
-                Task {
-                    try? await Task.sleep(for: .seconds(seconds))
+                let timer = Task {
+                    guard (try? await Task.sleep(for: .seconds(seconds))) != nil else { return }  // cancelled: the work ended
                     if once.finish(.failure(JobError.deadlineExceeded(seconds: seconds))) { work.cancel() }
+                }
+                Task {
+                    once.finish(await work.result)
+                    timer.cancel()  // nothing keeps the finished role (and its results) alive for a day
                 }
             }
         } onCancel: {

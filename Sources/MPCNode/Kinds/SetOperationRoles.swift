@@ -17,7 +17,7 @@ extension SetOperationKind {
     func runOwner(_ context: RoleContext) async throws -> RoleCompletion {
         let spec = context.spec, jobID = context.jobID, nodeID = context.nodeID, kind = operation
         let (index, mine) = try context.myInput()
-        let config = try configuration(spec)
+        var config = try configuration(spec)
         let owners = config.owners
         let next = owners[(index + 1) % owners.count], previous = owners[(index + owners.count - 1) % owners.count]
         let source = try context.snapshot(dataset: mine.dataset, column: mine.column,
@@ -26,6 +26,8 @@ extension SetOperationKind {
             "input_rows": .int(source.count),
             "next": .string(next), "previous": .string(previous), "mixer": .string(config.mixer), "aggregator": .string(config.aggregator),
         ])
+        // This owner's own limits on every other owner's set (finding 2: a number range on a watchlist).
+        if let rule = context.configuration.policy.datasets[mine.dataset] { config.peerSetSizes = rule.peerSetSizes(ownSize: source.count) }
         context.logger.info("set operation running", metadata: ["job": "\(jobID)", "kind": "\(kind.rawValue)", "input_rows": "\(source.count)"])
         let recorder = context.progressRecorder(unit: "per cent")
         let sum = kind.sumsValues

@@ -133,8 +133,9 @@ public struct VerticalLRArbiter: Sendable {
         let g = ProtocolSession(channel: guest), hs = hosts.map { ProtocolSession(channel: $0) }
         let all = [g] + hs
         do {
-            guard hosts.map(\.peer) == parameters.hosts, !hosts.isEmpty else {
-                throw ProtocolError.parameterMismatch(peer: parameters.arbiter, detail: "channels to \(hosts.map(\.peer)), hosts \(parameters.hosts)")
+            guard hosts.map(\.peer) == parameters.hosts, !hosts.isEmpty, guest.peer == parameters.guest,
+                  !parameters.hosts.contains(parameters.guest) else {
+                throw ProtocolError.parameterMismatch(peer: parameters.arbiter, detail: "channels to \(guest.peer) and \(hosts.map(\.peer)), guest \(parameters.guest), hosts \(parameters.hosts)")
             }
             // Exactly the expected shapes: the party's width (+1, the intercept, for the guest), once per batch.
             var expected: [NodeID: Int] = [:]

@@ -19,6 +19,8 @@ public struct PseudonymRingParty: Sendable {
         /// The owners in ring order.
         public var ring: [NodeID]
         public var batchSize: Int
+        /// The sizes of the other owners' sets this owner accepts (every chain passes through it).
+        public var peerSetSizes: ClosedRange<Int> = 0...WireNumber.maximumSetSize
         public init(jobID: String, group: BlindingGroup, ring: [NodeID], batchSize: Int = 4096) {
             self.jobID = jobID
             self.group = group
@@ -141,6 +143,10 @@ public struct PseudonymRingParty: Sendable {
                     throw ProtocolError.malformedMessage(peer: peer, detail: "\(error)")
                 }
                 received[m.chain, default: 0] += elements.count
+                if m.chain != me, received[m.chain, default: 0] > configuration.peerSetSizes.upperBound {
+                    throw ProtocolError.peerSetSizeRefused(peer: m.chain, size: UInt64(received[m.chain, default: 0]),
+                                                           limit: "at most \(configuration.peerSetSizes.upperBound)")
+                }
                 if m.chain == me {
                     do { own.append(contentsOf: try finish.blind(batch: elements)) } catch {
                         throw ProtocolError.malformedMessage(peer: peer, detail: "own chain: \(error)")
@@ -161,6 +167,9 @@ public struct PseudonymRingParty: Sendable {
                     throw ProtocolError.protocolViolation(peer: peer, detail: "chain \(m.chain) ended after \(received[m.chain, default: 0]) of \(end.count)")
                 }
                 ended.insert(m.chain)
+                if m.chain != me, end.count < UInt64(configuration.peerSetSizes.lowerBound) {
+                    throw ProtocolError.peerSetSizeRefused(peer: m.chain, size: end.count, limit: "at least \(configuration.peerSetSizes.lowerBound)")
+                }
                 if m.chain == me {
                     guard own.count == source.count else {
                         throw ProtocolError.protocolViolation(peer: peer, detail: "own chain returned \(own.count) of \(source.count) elements")

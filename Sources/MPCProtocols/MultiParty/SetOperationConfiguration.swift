@@ -13,6 +13,9 @@ public struct SetOperationConfiguration: Sendable {
     /// What each owner receives from the aggregator (owners not listed receive `.none`).
     public var deliveries: [NodeID: SetDeliveryKind]
     public var batchSize: Int
+    /// This owner's limits on every other owner's set (its own policy's), checked as their chains pass
+    /// through its ring step: an owner that offers a whole number range is refused before any delivery.
+    public var peerSetSizes: ClosedRange<Int> = 0...WireNumber.maximumSetSize
 
     public init(jobID: String, group: BlindingGroup, owners: [NodeID], mixer: NodeID, aggregator: NodeID,
                 deliveries: [NodeID: SetDeliveryKind] = [:], batchSize: Int = 4096) {
@@ -26,7 +29,9 @@ public struct SetOperationConfiguration: Sendable {
     }
 
     public var ring: PseudonymRingParty.Configuration {
-        PseudonymRingParty.Configuration(jobID: jobID, group: group, ring: owners, batchSize: batchSize)
+        var c = PseudonymRingParty.Configuration(jobID: jobID, group: group, ring: owners, batchSize: batchSize)
+        c.peerSetSizes = peerSetSizes
+        return c
     }
 
     func validate(as me: NodeID) throws {
