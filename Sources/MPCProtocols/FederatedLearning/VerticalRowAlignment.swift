@@ -1,5 +1,6 @@
 import Foundation
 import MPCCrypto
+import MPCWire
 
 /// Aligns the rows of a vertical job's parties on their identifier columns (Protocols/federated-lr-
 /// vertical.md), over a session port: the guest runs a PSI with each host ("align") in which only the
@@ -104,5 +105,32 @@ public struct VerticalRowAlignment: Sendable {
         let key = Array(jobID.utf8)
         return identifiers.map { (HMACSHA256.authenticate($0.utf8, key: key), $0) }
             .sorted { $0.0.lexicographicallyPrecedes($1.0) }.map(\.1)
+    }
+}
+
+/// The end of a vertical alignment: after a PSI with each host in which only the guest learns the
+/// intersection (with the host's positions of the matches), the guest tells each host which of its rows
+/// every party holds, as ascending positions in the host's PSI stream.
+public enum VerticalAlignment {
+    public static func sendAlignedRows(_ positions: [Int], over channel: any MessageChannel) async throws -> UInt64 {
+        let session = ProtocolSession(channel: channel)
+        let sorted = positions.sorted().map { UInt64($0) }
+        try await session.sendVLR { $0.alignedRows = .with { $0.positions = sorted } }
+        await channel.close()
+        return session.bytesSent
+    }
+
+    /// The host's aligned rows, checked to be ascending positions of its own stream (`setSize` elements).
+    public static func receiveAlignedRows(setSize: Int, over channel: any MessageChannel) async throws -> ([Int], UInt64) {
+        let session = ProtocolSession(channel: channel)
+        guard case .alignedRows(let a) = try await session.receiveVLR("the aligned rows") else {
+            throw ProtocolError.protocolViolation(peer: channel.peer, detail: "expected the aligned rows")
+        }
+        let positions = a.positions.map { Int(clamping: $0) }
+        guard zip(positions, positions.dropFirst()).allSatisfy({ $0 < $1 }), positions.allSatisfy({ (0..<setSize).contains($0) }) else {
+            throw ProtocolError.protocolViolation(peer: channel.peer, detail: "aligned rows that are not ascending positions below \(setSize)")
+        }
+        await channel.close()
+        return (positions, session.bytesReceived)
     }
 }
