@@ -76,7 +76,7 @@ public struct PseudonymRingParty: Sendable {
             await toNext.close()
             return result
         } catch {
-            if case ProtocolError.abortedByPeer = error {} else { await outbound.sendAbort(reason: "\(me): \(error)") }
+            if case ProtocolError.abortedByPeer = error {} else { await outbound.sendAbort(reason: "\(me): \(ProtocolSession.abortReason(error))") }
             await toNext.close()
             await fromPrevious.close()
             throw error

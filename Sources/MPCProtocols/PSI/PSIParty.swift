@@ -132,7 +132,7 @@ public struct PSIParty: Sendable {
                           scalarMultiplications: source.count + peerSize)
         } catch {
             if case ProtocolError.abortedByPeer = error {} else {
-                await session.sendAbort(reason: String(describing: error))
+                await session.sendAbort(reason: ProtocolSession.abortReason(error))
             }
             await channel.close()
             throw error

@@ -51,7 +51,7 @@ public struct SecureAggregationServer: Sendable {
             for channel in channels.values { await channel.close() }
             return outcome
         } catch {
-            for session in sessions.values { await session.sendAbort(reason: "\(parameters.server): \(error)") }
+            for session in sessions.values { await session.sendAbort(reason: "\(parameters.server): \(ProtocolSession.abortReason(error))") }
             for channel in channels.values { await channel.close() }
             throw error
         }
