@@ -73,68 +73,67 @@ final class MessageMutationTests: XCTestCase {
         return .finished(nil)
     }
 
-    func testPSIRolesSurviveOneCraftedMessage() async throws {
+    /// Seeded runs of one protocol: each run's mutator comes from its seed, `body` runs the honest roles
+    /// with it within the time limit, and the run's end is tallied. At least one run must fail cleanly
+    /// (the mutations do something), and none may stall unless its targeted message was withheld.
+    func campaign(_ name: String, runs: Int, seconds: Double = 20, mutator: (UInt64) -> MessageMutator,
+                  _ body: @escaping @Sendable (UInt64, MessageMutator) async throws -> Void,
+                  file: StaticString = #filePath, line: UInt = #line) async {
         let tally = Tally()
-        let a = (0..<150).map { "+4477\($0 * 3)" }, b = (0..<120).map { "+4477\($0 * 2)" }
-        for seed in 0..<UInt64(Self.runs(160)) {
-            let forward = seed % 2 == 0
-            let mutator = MessageMutator(sender: forward ? "bank-a" : "bank-b", receiver: forward ? "bank-b" : "bank-a",
-                                         index: Int(seed / 2 % 9), seed: seed)
-            let (ca, cb) = InMemoryChannel.pair("bank-a", "bank-b", intercept: mutator.intercept)
-            let end = await bounded("psi seed \(seed)") {
-                func config(_ me: Bool, _ peer: Bool) -> PSIParty.Configuration {
-                    PSIParty.Configuration(jobID: "job-fuzz", group: seed % 4 < 2 ? .x25519 : .ristretto255, selfReceivesOutput: me,
-                                           peerReceivesOutput: peer, cardinalityOnly: seed % 3 == 0, batchSize: 40)
-                }
-                let partyA = PSIParty(configuration: config(true, true), source: ArrayIdentifierSource(a), channel: ca)
-                let partyB = PSIParty(configuration: config(true, true), source: ArrayIdentifierSource(b), channel: cb)
-                async let ea = Self.result { _ = try await partyA.run() }
-                async let eb = Self.result { _ = try await partyB.run() }
-                let (x, y) = await (ea, eb)
-                if let e = x ?? y { throw e }
-            }
-            tally.record(end, applied: mutator.applied)
+        for seed in 0..<UInt64(Self.runs(runs)) {
+            let m = mutator(seed)
+            let end = await bounded("\(name) seed \(seed)", seconds: seconds) { try await body(seed, m) }
+            tally.record(end, applied: m.applied)
         }
-        XCTAssertGreaterThan(tally.failed, 0, tally.summary)
-        tally.checkStalls()
-        print("psi mutations: \(tally.summary)")
+        XCTAssertGreaterThan(tally.failed, 0, tally.summary, file: file, line: line)
+        tally.checkStalls(file: file, line: line)
+        print("\(name) mutations: \(tally.summary)")
+    }
+
+    /// A mutator on one of `links`, cycling through them, at one of the first `messages` messages.
+    static func onLinks(_ links: [(String, String)], messages: Int) -> (UInt64) -> MessageMutator {
+        { seed in
+            let (from, to) = links[Int(seed % UInt64(links.count))]
+            return MessageMutator(sender: from, receiver: to, index: Int(seed / UInt64(links.count) % UInt64(messages)), seed: seed)
+        }
+    }
+
+    func testPSIRolesSurviveOneCraftedMessage() async throws {
+        let a = (0..<150).map { "+4477\($0 * 3)" }, b = (0..<120).map { "+4477\($0 * 2)" }
+        await campaign("psi", runs: 160, mutator: Self.onLinks([("bank-a", "bank-b"), ("bank-b", "bank-a")], messages: 9)) { seed, mutator in
+            let (ca, cb) = InMemoryChannel.pair("bank-a", "bank-b", intercept: mutator.intercept)
+            let config = PSIParty.Configuration(jobID: "job-fuzz", group: seed % 4 < 2 ? .x25519 : .ristretto255, selfReceivesOutput: true,
+                                                peerReceivesOutput: true, cardinalityOnly: seed % 3 == 0, batchSize: 40)
+            let partyA = PSIParty(configuration: config, source: ArrayIdentifierSource(a), channel: ca)
+            let partyB = PSIParty(configuration: config, source: ArrayIdentifierSource(b), channel: cb)
+            if let e = await Self.firstError([{ _ = try await partyA.run() }, { _ = try await partyB.run() }]) { throw e }
+        }
     }
 
     func testSecureAggregationRolesSurviveOneCraftedMessage() async throws {
-        let tally = Tally()
         let clients = (0..<4).map { "branch-\($0)" }
         let auths = try Dictionary(uniqueKeysWithValues: clients.map { ($0, try authentication($0)) })
-        for seed in 0..<UInt64(Self.runs(120)) {
-            let client = clients[Int(seed % 4)]
-            let toServer = seed % 8 < 4
-            let mutator = MessageMutator(sender: toServer ? client : "regulator", receiver: toServer ? "regulator" : client,
-                                         index: Int(seed / 8 % 6), seed: seed)
+        // Each client's link, both ways, in the order the seeds visit them.
+        let links = (0..<8).map { k in k < 4 ? (clients[k], "regulator") : ("regulator", clients[k - 4]) }
+        await campaign("secure aggregation", runs: 120, mutator: Self.onLinks(links, messages: 6)) { _, mutator in
             let parameters = SecureAggregationParameters(jobID: "job-fuzz", specHash: [1, 2, 3], clients: clients, server: "regulator",
                                                          length: 16, threshold: 3, roundTimeout: .milliseconds(500))
-            var serverChannels: [String: any MessageChannel] = [:], clientChannels: [String: any MessageChannel] = [:]
+            var serverChannels: [String: any MessageChannel] = [:]
+            var roles: [@Sendable () async throws -> Void] = []
             for c in clients {
                 let (cc, sc) = InMemoryChannel.pair(c, "regulator", intercept: mutator.intercept)
-                clientChannels[c] = cc
                 serverChannels[c] = sc
+                let client = SecureAggregationClient(parameters: parameters, me: c, input: (0..<16).map { UInt64($0) }, channel: cc,
+                                                     authentication: auths[c]!)
+                roles.append { _ = try await client.run() }
             }
             let server = SecureAggregationServer(parameters: parameters, channels: serverChannels)
-            let clientRoles = clients.map { c in
-                SecureAggregationClient(parameters: parameters, me: c, input: (0..<16).map { UInt64($0) }, channel: clientChannels[c]!,
-                                        authentication: auths[c]!)
-            }
-            let end = await bounded("secure aggregation seed \(seed)") {
-                let roles: [@Sendable () async throws -> Void] = [{ _ = try await server.run() }] + clientRoles.map { role in { _ = try await role.run() } }
-                if let e = await Self.firstError(roles) { throw e }
-            }
-            tally.record(end, applied: mutator.applied)
+            roles.append { _ = try await server.run() }
+            if let e = await Self.firstError(roles) { throw e }
         }
-        XCTAssertGreaterThan(tally.failed, 0, tally.summary)
-        tally.checkStalls()
-        print("secure aggregation mutations: \(tally.summary)")
     }
 
     func testSetOperationRolesSurviveOneCraftedMessage() async throws {
-        let tally = Tally()
         let banks = ["bank-0", "bank-1", "bank-2"]
         let auths = try banks.map { try authentication($0) }
         // The links of a union-sum: the ring, to the mixer, mixer to aggregator, each bank with the aggregator.
@@ -142,33 +141,24 @@ final class MessageMutationTests: XCTestCase {
                                           ("bank-2", "bank-1"), ("bank-1", "regulator"), ("bank-0", "regulator"), ("regulator", "bank-0"),
                                           ("regulator", "bank-2"), ("bank-2", "regulator")]
         let waits = SetOperationParty.Waits(session: .milliseconds(700), phase: .milliseconds(1500))
-        for seed in 0..<UInt64(Self.runs(60)) {
-            let (from, to) = links[Int(seed % UInt64(links.count))]
-            let mutator = MessageMutator(sender: from, receiver: to, index: Int(seed / UInt64(links.count) % 6), seed: seed)
+        await campaign("set operation", runs: 60, mutator: Self.onLinks(links, messages: 6)) { _, mutator in
             let hub = InMemorySessionHub(intercept: mutator.intercept)
             let config = SetOperationConfiguration(jobID: "job-fuzz", group: .ristretto255, owners: banks, mixer: "bank-1", aggregator: "regulator",
                                                    deliveries: Dictionary(uniqueKeysWithValues: banks.map { ($0, SetDeliveryKind.union) }), batchSize: 8)
-            let end = await bounded("set operation seed \(seed)") {
-                var roles: [@Sendable () async throws -> Void] = [{
-                    _ = try await SetOperationAggregatorRole(configuration: config, waits: waits).run(port: hub.port(for: "regulator"), sumRoundTimeout: .milliseconds(500))
-                }]
-                for (i, bank) in banks.enumerated() {
-                    let source = ArrayIdentifierSource((0..<(12 + i * 3)).map { "acct-\(($0 * (i + 2)) % 40)" })
-                    let sum = SetOperationSum(authentication: auths[i], auditRecordHash: [], roundTimeout: .milliseconds(500),
-                                              totals: { source.values.map { _ in 100 } })
-                    roles.append { _ = try await SetOperationParty(configuration: config, me: bank, waits: waits).run(source: source, port: hub.port(for: bank), sum: sum) }
-                }
-                if let e = await Self.firstError(roles) { throw e }
+            var roles: [@Sendable () async throws -> Void] = [{
+                _ = try await SetOperationAggregatorRole(configuration: config, waits: waits).run(port: hub.port(for: "regulator"), sumRoundTimeout: .milliseconds(500))
+            }]
+            for (i, bank) in banks.enumerated() {
+                let source = ArrayIdentifierSource((0..<(12 + i * 3)).map { "acct-\(($0 * (i + 2)) % 40)" })
+                let sum = SetOperationSum(authentication: auths[i], auditRecordHash: [], roundTimeout: .milliseconds(500),
+                                          totals: { source.values.map { _ in 100 } })
+                roles.append { _ = try await SetOperationParty(configuration: config, me: bank, waits: waits).run(source: source, port: hub.port(for: bank), sum: sum) }
             }
-            tally.record(end, applied: mutator.applied)
+            if let e = await Self.firstError(roles) { throw e }
         }
-        XCTAssertGreaterThan(tally.failed, 0, tally.summary)
-        tally.checkStalls()
-        print("set operation mutations: \(tally.summary)")
     }
 
     func testVerticalTrainingRolesSurviveOneCraftedMessage() async throws {
-        let tally = Tally()
         var rng = SplitMix(state: 3)
         let rows = 48
         let guestRows = LabeledRows(features: (0..<(rows * 2)).map { _ in Double.random(in: -1...1, using: &rng) },
@@ -180,25 +170,9 @@ final class MessageMutationTests: XCTestCase {
                                               training: training, keyBits: 1024, minimumKeyBits: 1024)
         let links: [(String, String)] = [("arbiter", "guest"), ("arbiter", "host"), ("guest", "arbiter"), ("host", "arbiter"),
                                           ("host", "guest"), ("guest", "host")]
-        for seed in 0..<UInt64(Self.runs(12)) {
-            let (from, to) = links[Int(seed % UInt64(links.count))]
-            let mutator = MessageMutator(sender: from, receiver: to, index: Int(seed / UInt64(links.count) % 3), seed: seed)
-            let end = await bounded("vertical training seed \(seed)", seconds: 15) {
-                _ = try await VerticalLRInMemory.run(parameters, guest: guestRows, hosts: [hostRows], intercept: mutator.intercept)
-            }
-            tally.record(end, applied: mutator.applied)
+        await campaign("vertical training", runs: 12, seconds: 15, mutator: Self.onLinks(links, messages: 3)) { _, mutator in
+            _ = try await VerticalLRInMemory.run(parameters, guest: guestRows, hosts: [hostRows], intercept: mutator.intercept)
         }
-        XCTAssertGreaterThan(tally.failed, 0, tally.summary)
-        tally.checkStalls()
-        print("vertical training mutations: \(tally.summary)")
-    }
-
-    final class Locked<T>: @unchecked Sendable {
-        private let lock = NSLock()
-        private var _value: T
-        init(_ v: T) { _value = v }
-        var value: T { lock.withLock { _value } }
-        func withValue(_ f: (inout T) -> Void) { lock.withLock { f(&_value) } }
     }
 
     /// Runs every role concurrently to its end; the first error, if any.

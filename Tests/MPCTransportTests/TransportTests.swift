@@ -227,12 +227,3 @@ final class TransportTests: XCTestCase {
         XCTAssertThrowsError(try channel2.finish()) { XCTAssertEqual($0 as? FramingError, .truncatedFrame(bufferedBytes: 7)) }
     }
 }
-
-/// A value shared between tasks in a test.
-final class Locked<T>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var _value: T
-    init(_ value: T) { _value = value }
-    var value: T { lock.withLock { _value } }
-    func withValue(_ body: (inout T) -> Void) { lock.withLock { body(&_value) } }
-}

@@ -6,14 +6,10 @@ import Glibc
 /// Who may use the admin endpoint, by the credentials the kernel reports for the peer of its Unix socket
 /// (SO_PEERCRED), on top of the socket's mode 0600 in a 0700 folder: root, the daemon's own user, or a
 /// member of the configured `admin_group`. Anyone else is answered with a refusal and nothing more.
-public struct AdminAccess: Sendable, Equatable {
+public struct AdminAccess: Sendable {
     public let daemonUID: UInt32
     /// The group whose members may also administer the node (its gid and member names), if configured.
     public let group: (gid: UInt32, members: Set<String>)?
-
-    public static func == (a: AdminAccess, b: AdminAccess) -> Bool {
-        a.daemonUID == b.daemonUID && a.group?.gid == b.group?.gid && a.group?.members == b.group?.members
-    }
 
     public init(daemonUID: UInt32 = getuid(), group: (gid: UInt32, members: Set<String>)? = nil) {
         self.daemonUID = daemonUID

@@ -61,6 +61,15 @@ struct RoleContext: Sendable {
         return source
     }
 
+    /// This node's limits on the other parties' sets for a job on `dataset` (its own policy's, never the
+    /// spec's): what PSI, the vertical alignment and the set operations' ring check every peer's size against.
+    func peerSetSizes(dataset: String, ownSize: Int) throws -> ClosedRange<Int> {
+        guard let rule = configuration.policy.datasets[dataset] else {
+            throw JobError.fault("dataset '\(dataset)' has no policy rule on this node")
+        }
+        return rule.peerSetSizes(ownSize: ownSize)
+    }
+
     /// Writes the role's `job.started` record (with the spec's hash) and returns its hash.
     @discardableResult
     func recordStarted(_ details: [String: AuditValue]) throws -> String {

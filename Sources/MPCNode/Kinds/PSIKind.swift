@@ -66,11 +66,7 @@ struct PSIKind: JobKind {
         var config = PSIParty.Configuration(
             jobID: jobID, group: group, selfReceivesOutput: spec.deliverTo.contains(nodeID),
             peerReceivesOutput: spec.deliverTo.contains(other.nodeID), cardinalityOnly: spec.cardinalityOnly)
-        // This node's own limits on the peer's input, from its policy, never from the spec.
-        guard let rule = context.configuration.policy.datasets[mine.dataset] else {
-            throw JobError.fault("dataset '\(mine.dataset)' has no policy rule on this node")
-        }
-        let peerSizes = rule.peerSetSizes(ownSize: s.count)
+        let peerSizes = try context.peerSetSizes(dataset: mine.dataset, ownSize: s.count)
         config.minimumPeerSetSize = peerSizes.lowerBound
         config.maximumPeerSetSize = peerSizes.upperBound
         let progress = context.progressRecorder()

@@ -26,8 +26,7 @@ extension SetOperationKind {
             "input_rows": .int(source.count),
             "next": .string(next), "previous": .string(previous), "mixer": .string(config.mixer), "aggregator": .string(config.aggregator),
         ])
-        // This owner's own limits on every other owner's set (finding 2: a number range on a watchlist).
-        if let rule = context.configuration.policy.datasets[mine.dataset] { config.peerSetSizes = rule.peerSetSizes(ownSize: source.count) }
+        config.peerSetSizes = try context.peerSetSizes(dataset: mine.dataset, ownSize: source.count)
         context.logger.info("set operation running", metadata: ["job": "\(jobID)", "kind": "\(kind.rawValue)", "input_rows": "\(source.count)"])
         let recorder = context.progressRecorder(unit: "per cent")
         let sum = kind.sumsValues

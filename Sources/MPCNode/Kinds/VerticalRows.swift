@@ -24,8 +24,7 @@ enum VerticalRows {
         ])
         var aligner = VerticalRowAlignment(jobID: jobID, guest: guestID, hosts: Array(hosts), me: context.nodeID,
                                            waits: .init(session: context.sessionWaitTimeout, phase: RoleContext.setPhaseTimeout))
-        // This party's own limits on every peer's set (finding 2: a peer offering a whole number range).
-        if let rule = context.configuration.policy.datasets[mine.dataset] { aligner.peerSetSizes = rule.peerSetSizes(ownSize: source.count) }
+        aligner.peerSetSizes = try context.peerSetSizes(dataset: mine.dataset, ownSize: source.count)
         let alignment = try await aligner.run(source: source, port: context.sessions)
         var ids: [String] = []
         try source.forEachIdentifier(atPositions: alignment.positions) { ids.append($0) }
