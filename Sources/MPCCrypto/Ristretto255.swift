@@ -4,6 +4,9 @@ import CSodium
 public enum Ristretto255 {
     /// Encoding of the generator B (RFC 9496, A.1).
     public static let generatorHex = "e2f2ae0a6abc4e71a884a961c500515f58e30b6aa582dd8db6a65945e08d2d76"
+    /// The identity element (its canonical encoding is 32 zero bytes); valid in `add` and `subtract`,
+    /// never the result of `multiply`.
+    public static let identity = GroupElement(w0: 0, w1: 0, w2: 0, w3: 0)
 
     /// The RFC 9496 one-way map from 64 uniform bytes to an element ("hash to group").
     public static func fromUniformBytes(_ bytes: [UInt8]) throws -> GroupElement {
@@ -56,5 +59,40 @@ public enum Ristretto255 {
         }
         guard rc == 0 else { throw CryptoError.identityResult }
         return q
+    }
+
+    /// `a + b`; throws if either is not a valid encoding.
+    public static func add(_ a: GroupElement, _ b: GroupElement) throws -> GroupElement {
+        try combine(a, b, crypto_core_ristretto255_add)
+    }
+
+    /// `a − b`; throws if either is not a valid encoding.
+    public static func subtract(_ a: GroupElement, _ b: GroupElement) throws -> GroupElement {
+        try combine(a, b, crypto_core_ristretto255_sub)
+    }
+
+    /// A uniformly random element (the one-way map of 64 random bytes).
+    public static func random() -> GroupElement {
+        Sodium.ensureInitialized()
+        var bytes = [UInt8](repeating: 0, count: 64)
+        randombytes_buf(&bytes, 64)
+        return try! fromUniformBytes(bytes)
+    }
+
+    private static func combine(_ a: GroupElement, _ b: GroupElement,
+                                _ operation: (UnsafeMutablePointer<UInt8>, UnsafePointer<UInt8>, UnsafePointer<UInt8>) -> Int32) throws -> GroupElement {
+        Sodium.ensureInitialized()
+        var p = a, q = b, r = GroupElement(w0: 0, w1: 0, w2: 0, w3: 0)
+        let rc = withUnsafeBytes(of: &p) { pp in
+            withUnsafeBytes(of: &q) { qp in
+                withUnsafeMutableBytes(of: &r) { rp in
+                    operation(rp.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                              pp.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                              qp.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                }
+            }
+        }
+        guard rc == 0 else { throw CryptoError.invalidGroupElement(reason: "not a canonical ristretto255 encoding") }
+        return r
     }
 }

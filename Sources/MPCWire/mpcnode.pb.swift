@@ -991,6 +991,16 @@ public nonisolated struct Mpcnode_V1_SecAggMessage: Sendable {
     set {body = .consistencyProofs(newValue)}
   }
 
+  /// Cells released in two phases (Protocols/secure-aggregation.md), server → client on the
+  /// "cell-release" session, between the sum of the cells' counts and the sum of their measures.
+  public var cellRelease: Mpcnode_V1_SecAggCellRelease {
+    get {
+      if case .cellRelease(let v)? = body {return v}
+      return Mpcnode_V1_SecAggCellRelease()
+    }
+    set {body = .cellRelease(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -1014,8 +1024,28 @@ public nonisolated struct Mpcnode_V1_SecAggMessage: Sendable {
     case consistency(Mpcnode_V1_SecAggConsistency)
     /// Round 2½, server → clients: the signatures of at least t clients, each on U3.
     case consistencyProofs(Mpcnode_V1_SecAggConsistencyProofs)
+    /// Cells released in two phases (Protocols/secure-aggregation.md), server → client on the
+    /// "cell-release" session, between the sum of the cells' counts and the sum of their measures.
+    case cellRelease(Mpcnode_V1_SecAggCellRelease)
 
   }
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_SecAggCellRelease: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The cells (indices into the job's groups, increasing) whose counts passed the minimums: only their
+  /// measures are summed. Empty: nothing more is summed.
+  public var cells: [UInt32] = []
+
+  /// The clients of the measures' sum (sorted): exactly those in the counts' sum.
+  public var clients: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
@@ -1242,11 +1272,24 @@ public nonisolated struct Mpcnode_V1_PseudonymRingMessage: Sendable {
     set {body = .end(newValue)}
   }
 
+  /// The origin's first message at hop 0, to the next owner only (never forwarded): a random
+  /// ristretto255 element R that masks the two owners' box digests (SetsBoxDigest).
+  public var digestMask: Data {
+    get {
+      if case .digestMask(let v)? = body {return v}
+      return Data()
+    }
+    set {body = .digestMask(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
     case batch(Mpcnode_V1_ElementBatch)
     case end(Mpcnode_V1_StreamEnd)
+    /// The origin's first message at hop 0, to the next owner only (never forwarded): a random
+    /// ristretto255 element R that masks the two owners' box digests (SetsBoxDigest).
+    case digestMask(Data)
 
   }
 
@@ -1341,6 +1384,28 @@ public nonisolated struct Mpcnode_V1_SetsMessage: Sendable {
     set {body = .commit(newValue)}
   }
 
+  /// Party → aggregator ("results"), after sealing: the multiset hash of its own sealed boxes, masked
+  /// with the ring's digest masks (its own R minus its previous owner's), so only the sum over all
+  /// owners means anything; the aggregator checks it against the boxes the mixer forwards.
+  public var boxDigest: Mpcnode_V1_SetsBoxDigest {
+    get {
+      if case .boxDigest(let v)? = body {return v}
+      return Mpcnode_V1_SetsBoxDigest()
+    }
+    set {body = .boxDigest(newValue)}
+  }
+
+  /// Aggregator → party ("results"): every owner's box digest has arrived. Owners send their sealed
+  /// pseudonyms to the mixer only after this, so the mixer's own digest is fixed before it sees any
+  /// other owner's box and it cannot make its digest cover a box it substitutes.
+  public var digestsReceived: Mpcnode_V1_SetsDigestsReceived {
+    get {
+      if case .digestsReceived(let v)? = body {return v}
+      return Mpcnode_V1_SetsDigestsReceived()
+    }
+    set {body = .digestsReceived(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -1361,8 +1426,39 @@ public nonisolated struct Mpcnode_V1_SetsMessage: Sendable {
     case ack(Mpcnode_V1_SetsAck)
     /// Aggregator → party: every party acknowledged; the party may store its result.
     case commit(Mpcnode_V1_SetsCommit)
+    /// Party → aggregator ("results"), after sealing: the multiset hash of its own sealed boxes, masked
+    /// with the ring's digest masks (its own R minus its previous owner's), so only the sum over all
+    /// owners means anything; the aggregator checks it against the boxes the mixer forwards.
+    case boxDigest(Mpcnode_V1_SetsBoxDigest)
+    /// Aggregator → party ("results"): every owner's box digest has arrived. Owners send their sealed
+    /// pseudonyms to the mixer only after this, so the mixer's own digest is fixed before it sees any
+    /// other owner's box and it cannot make its digest cover a box it substitutes.
+    case digestsReceived(Mpcnode_V1_SetsDigestsReceived)
 
   }
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_SetsBoxDigest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// A ristretto255 element (32 bytes).
+  public var digest: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_SetsDigestsReceived: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
@@ -3447,7 +3543,7 @@ nonisolated extension Mpcnode_V1_PsiFinished: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Mpcnode_V1_SecAggMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SecAggMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}advertise\0\u{3}key_list\0\u{1}shares\0\u{3}shares_for_you\0\u{3}masked_input\0\u{1}survivors\0\u{1}unmasking\0\u{1}done\0\u{1}consistency\0\u{3}consistency_proofs\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}advertise\0\u{3}key_list\0\u{1}shares\0\u{3}shares_for_you\0\u{3}masked_input\0\u{1}survivors\0\u{1}unmasking\0\u{1}done\0\u{1}consistency\0\u{3}consistency_proofs\0\u{3}cell_release\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3585,6 +3681,19 @@ nonisolated extension Mpcnode_V1_SecAggMessage: SwiftProtobuf.Message, SwiftProt
           self.body = .consistencyProofs(v)
         }
       }()
+      case 11: try {
+        var v: Mpcnode_V1_SecAggCellRelease?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .cellRelease(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .cellRelease(v)
+        }
+      }()
       default: break
       }
     }
@@ -3636,6 +3745,10 @@ nonisolated extension Mpcnode_V1_SecAggMessage: SwiftProtobuf.Message, SwiftProt
       guard case .consistencyProofs(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
     }()
+    case .cellRelease?: try {
+      guard case .cellRelease(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -3643,6 +3756,41 @@ nonisolated extension Mpcnode_V1_SecAggMessage: SwiftProtobuf.Message, SwiftProt
 
   public static func ==(lhs: Mpcnode_V1_SecAggMessage, rhs: Mpcnode_V1_SecAggMessage) -> Bool {
     if lhs.body != rhs.body {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_SecAggCellRelease: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SecAggCellRelease"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cells\0\u{1}clients\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedUInt32Field(value: &self.cells) }()
+      case 2: try { try decoder.decodeRepeatedStringField(value: &self.clients) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.cells.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.cells, fieldNumber: 1)
+    }
+    if !self.clients.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.clients, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_SecAggCellRelease, rhs: Mpcnode_V1_SecAggCellRelease) -> Bool {
+    if lhs.cells != rhs.cells {return false}
+    if lhs.clients != rhs.clients {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4115,7 +4263,7 @@ nonisolated extension Mpcnode_V1_SecAggSurvivorSignature: SwiftProtobuf.Message,
 
 nonisolated extension Mpcnode_V1_PseudonymRingMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PseudonymRingMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}chain\0\u{1}hop\0\u{1}batch\0\u{1}end\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}chain\0\u{1}hop\0\u{1}batch\0\u{1}end\0\u{3}digest_mask\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4151,6 +4299,14 @@ nonisolated extension Mpcnode_V1_PseudonymRingMessage: SwiftProtobuf.Message, Sw
           self.body = .end(v)
         }
       }()
+      case 5: try {
+        var v: Data?
+        try decoder.decodeSingularBytesField(value: &v)
+        if let v = v {
+          if self.body != nil {try decoder.handleConflictingOneOf()}
+          self.body = .digestMask(v)
+        }
+      }()
       default: break
       }
     }
@@ -4176,6 +4332,10 @@ nonisolated extension Mpcnode_V1_PseudonymRingMessage: SwiftProtobuf.Message, Sw
       guard case .end(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
     }()
+    case .digestMask?: try {
+      guard case .digestMask(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularBytesField(value: v, fieldNumber: 5)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -4192,7 +4352,7 @@ nonisolated extension Mpcnode_V1_PseudonymRingMessage: SwiftProtobuf.Message, Sw
 
 nonisolated extension Mpcnode_V1_SetsMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SetsMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}hello\0\u{3}sealing_key\0\u{1}sealed\0\u{3}sealed_end\0\u{1}delivery\0\u{1}pseudonyms\0\u{3}pseudonyms_end\0\u{1}ack\0\u{1}commit\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}hello\0\u{3}sealing_key\0\u{1}sealed\0\u{3}sealed_end\0\u{1}delivery\0\u{1}pseudonyms\0\u{3}pseudonyms_end\0\u{1}ack\0\u{1}commit\0\u{3}box_digest\0\u{3}digests_received\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4317,6 +4477,32 @@ nonisolated extension Mpcnode_V1_SetsMessage: SwiftProtobuf.Message, SwiftProtob
           self.body = .commit(v)
         }
       }()
+      case 10: try {
+        var v: Mpcnode_V1_SetsBoxDigest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .boxDigest(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .boxDigest(v)
+        }
+      }()
+      case 11: try {
+        var v: Mpcnode_V1_SetsDigestsReceived?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .digestsReceived(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .digestsReceived(v)
+        }
+      }()
       default: break
       }
     }
@@ -4364,6 +4550,14 @@ nonisolated extension Mpcnode_V1_SetsMessage: SwiftProtobuf.Message, SwiftProtob
       guard case .commit(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
     }()
+    case .boxDigest?: try {
+      guard case .boxDigest(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+    }()
+    case .digestsReceived?: try {
+      guard case .digestsReceived(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -4371,6 +4565,55 @@ nonisolated extension Mpcnode_V1_SetsMessage: SwiftProtobuf.Message, SwiftProtob
 
   public static func ==(lhs: Mpcnode_V1_SetsMessage, rhs: Mpcnode_V1_SetsMessage) -> Bool {
     if lhs.body != rhs.body {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_SetsBoxDigest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SetsBoxDigest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}digest\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.digest) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.digest.isEmpty {
+      try visitor.visitSingularBytesField(value: self.digest, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_SetsBoxDigest, rhs: Mpcnode_V1_SetsBoxDigest) -> Bool {
+    if lhs.digest != rhs.digest {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_SetsDigestsReceived: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SetsDigestsReceived"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_SetsDigestsReceived, rhs: Mpcnode_V1_SetsDigestsReceived) -> Bool {
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -19,7 +19,7 @@ final class PseudonymRingTests: XCTestCase {
         let results = try await withThrowingTaskGroup(of: (Int, [GroupElement]).self) { group in
             for i in names.indices {
                 let party = PseudonymRingParty(configuration: config, me: names[i], source: sources[i], toNext: toNext[i], fromPrevious: fromPrevious[i])
-                group.addTask { (i, try await party.run()) }
+                group.addTask { (i, try await party.run().pseudonyms) }
             }
             var out = Array(repeating: [GroupElement](), count: names.count)
             for try await (i, r) in group { out[i] = r }

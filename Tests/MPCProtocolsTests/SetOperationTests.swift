@@ -1,6 +1,7 @@
 import Foundation
 import MPCCrypto
 import MPCTestSupport
+import MPCWire
 import XCTest
 @testable import MPCProtocols
 
@@ -15,31 +16,35 @@ final class SetOperationTests: XCTestCase {
 
     static let aggregatorID = "regulator"
 
+    /// A mixer's part after the ring, played by a test instead of `SetOwner`: its ring result, its
+    /// session to the aggregator, the other owners' sessions to it, and its "mixed" session.
+    typealias MixerPart = @Sendable (PseudonymRingParty.Result, InMemoryChannel, [any MessageChannel], InMemoryChannel) async throws -> SetOwner.Outcome
+
     static func run(_ sets: [[String]], group: BlindingGroup = .x25519, deliveries: [Int: SetDeliveryKind] = [:],
-                    mixer: Int = 0, absent: Int? = nil,
+                    mixer: Int = 0, absent: Int? = nil, intercept: InMemoryChannel.Intercept? = nil, dishonestMixer: MixerPart? = nil,
                     release: @escaping @Sendable (Multiplicities) throws -> Void = { _ in }) async -> Run {
         let names = sets.indices.map { "owner-\($0)" }
         let wire = WireLog()
         let tap: @Sendable (String, [UInt8]) -> Void = { wire.append($0, $1) }
         var toNext: [InMemoryChannel] = [], fromPrevious: [InMemoryChannel?] = Array(repeating: nil, count: names.count)
         for i in names.indices {
-            let (a, b) = InMemoryChannel.pair(names[i], names[(i + 1) % names.count], tap: tap)
+            let (a, b) = InMemoryChannel.pair(names[i], names[(i + 1) % names.count], tap: tap, intercept: intercept)
             toNext.append(a)
             fromPrevious[(i + 1) % names.count] = b
         }
         var toAggregator: [InMemoryChannel] = [], atAggregator: [String: any MessageChannel] = [:]
         for n in names {
-            let (a, b) = InMemoryChannel.pair(n, aggregatorID, tap: tap)
+            let (a, b) = InMemoryChannel.pair(n, aggregatorID, tap: tap, intercept: intercept)
             toAggregator.append(a)
             atAggregator[n] = b
         }
         var toMixer: [Int: InMemoryChannel] = [:], atMixer: [any MessageChannel] = []
         for i in names.indices where i != mixer {
-            let (a, b) = InMemoryChannel.pair(names[i], names[mixer], tap: tap)
+            let (a, b) = InMemoryChannel.pair(names[i], names[mixer], tap: tap, intercept: intercept)
             toMixer[i] = a
             atMixer.append(b)
         }
-        let (mixedOut, mixedIn) = InMemoryChannel.pair(names[mixer], aggregatorID, tap: tap)
+        let (mixedOut, mixedIn) = InMemoryChannel.pair(names[mixer], aggregatorID, tap: tap, intercept: intercept)
         var d: [String: SetDeliveryKind] = [:]
         for (i, k) in deliveries { d[names[i]] = k }
         let config = SetOperationConfiguration(jobID: "job-sets", group: group, owners: names, mixer: names[mixer],
@@ -61,11 +66,15 @@ final class SetOperationTests: XCTestCase {
                 let (next, previous, aggregator, mixing): (InMemoryChannel, InMemoryChannel, InMemoryChannel, SetOwner.Mixing) =
                     (toNext[i], fromPrevious[i]!, toAggregator[i], i == mixer ? .mix(fromOwners: atMixer, toAggregator: mixedOut) : .sendTo(toMixer[i]!))
                 let source = sources[i]
+                let fromOwners = atMixer, mixerOut = mixedOut
                 tasks.addTask {
                     do {
                         let psi = try await PseudonymRingParty(configuration: config.ring, me: names[i], source: source,
                                                                toNext: next, fromPrevious: previous).run()
-                        return (i, .success(try await SetOwner(configuration: config, me: names[i]).finish(pseudonyms: psi, toAggregator: aggregator, mixing: mixing)))
+                        if i == mixer, let dishonestMixer {
+                            return (i, .success(try await dishonestMixer(psi, aggregator, fromOwners, mixerOut)))
+                        }
+                        return (i, .success(try await SetOwner(configuration: config, me: names[i]).finish(ring: psi, toAggregator: aggregator, mixing: mixing)))
                     } catch {
                         // As the node does: a failed owner's sessions end.
                         for c in mine { await c.close() }
@@ -171,6 +180,80 @@ final class SetOperationTests: XCTestCase {
             for (i, o) in r.owners.enumerated() {
                 if case .success = o { XCTFail("owner \(i) finished although owner \(absent) was absent") }
             }
+        }
+    }
+
+    /// A dishonest mixer (owner-0) rewrites the shuffled boxes it forwards: a box of its own making in
+    /// place of another owner's (sealed properly to the aggregator's key, so it opens), or a copy of one
+    /// box in place of another. The counts still match; the owners' box digests do not, so the aggregator
+    /// aborts naming the mixer, and no owner gets a result.
+    func testAForgingMixerMakesTheAggregatorAbort() async throws {
+        let sets = (0..<4).map { i in (0..<60).map { "customer-\(($0 * (i + 1)) % 80)" } }
+        for substitution in ["forged", "duplicated"] {
+            let sealingKey = Locked<[UInt8]?>(nil)
+            let done = Locked(false)
+            let intercept: InMemoryChannel.Intercept = { from, to, message in
+                guard var frame = try? Mpcnode_V1_SessionFrame(serializedBytes: message), case .sets(var sets)? = frame.body else { return [message] }
+                if from == Self.aggregatorID, case .sealingKey(let k)? = sets.body { sealingKey.withValue { $0 = [UInt8](k.publicKey) } }
+                guard from == "owner-0", to == Self.aggregatorID, case .sealed(var batch)? = sets.body, batch.offset == 0 else { return [message] }
+                var boxes = [UInt8](batch.elements)
+                let size = SealedPseudonym.size
+                if substitution == "forged" {
+                    let key = sealingKey.value!
+                    let forged = try! SealedBox.seal(GroupElement.pack([Ristretto255.random()]), to: key)
+                    boxes.replaceSubrange(size..<(2 * size), with: forged)
+                } else {
+                    boxes.replaceSubrange(size..<(2 * size), with: Array(boxes[0..<size]))
+                }
+                done.withValue { $0 = true }
+                batch.elements = Data(boxes)
+                sets.sealed = batch
+                frame.sets = sets
+                return [try! frame.serializedBytes()]
+            }
+            let r = await Self.run(sets, deliveries: [1: .intersection], mixer: 0, intercept: intercept)
+            XCTAssertTrue(done.value, substitution)
+            XCTAssertThrowsError(try r.aggregator.get(), substitution) { e in
+                XCTAssertTrue("\(e)".contains("owner-0") && "\(e)".contains("not the ones the owners sealed"), "\(substitution): \(e)")
+            }
+            for (i, o) in r.owners.enumerated() {
+                if case .success = o { XCTFail("\(substitution): owner \(i) finished with a result") }
+            }
+        }
+    }
+
+    /// The attack the owners' digests alone would not stop: a mixer that waits for the other owners' boxes
+    /// before it sends its own digest could make that digest cover a box it substitutes. It never sees a
+    /// box in time: owners hold their boxes until the aggregator has every digest, the mixer's included.
+    func testAMixerSeesNoOtherOwnersBoxBeforeItsDigestIsFixed() async throws {
+        let sets = (0..<3).map { i in (0..<40).map { "customer-\(($0 * (i + 1)) % 60)" } }
+        let boxesSeen = Locked<Int?>(nil)
+        let r = await Self.run(sets, deliveries: [1: .intersection], mixer: 0, dishonestMixer: { ring, toAggregator, fromOwners, _ in
+            let results = ProtocolSession(channel: toAggregator)
+            try await results.sendSets { $0.hello = .with { $0.setSize = UInt64(ring.pseudonyms.count) } }
+            guard case .sealingKey = try await results.receiveSets(expecting: "the sealing key") else { throw CancellationError() }
+            // Its digest withheld, it waits two seconds for any owner's first box.
+            let seen = await withTaskGroup(of: Bool?.self) { group in
+                for c in fromOwners {
+                    group.addTask { (try? await ProtocolSession(channel: c).receiveSets(expecting: "sealed pseudonyms")) == nil ? nil : true }
+                }
+                group.addTask { try? await Task.sleep(for: .seconds(2)); return false }
+                var seen = 0
+                for await box in group {
+                    guard let box else { continue }
+                    guard box else { break }
+                    seen += 1
+                }
+                group.cancelAll()
+                return seen
+            }
+            boxesSeen.withValue { $0 = seen }
+            throw ProtocolError.protocolViolation(peer: "owner-0", detail: "the dishonest mixer gives up")
+        })
+        XCTAssertEqual(boxesSeen.value, 0, "the mixer saw boxes before its digest was with the aggregator")
+        XCTAssertThrowsError(try r.aggregator.get())
+        for (i, o) in r.owners.enumerated() {
+            if case .success = o { XCTFail("owner \(i) finished with a result") }
         }
     }
 

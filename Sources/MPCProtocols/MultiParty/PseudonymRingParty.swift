@@ -12,7 +12,22 @@ import MPCWire
 /// cannot relate to the final pseudonyms; the result is Ψ of the origin's identifiers, in the origin's
 /// own order, known to the origin alone. Forwarded batches go through
 /// an unbounded queue (a ring of blocking senders would deadlock); the own chain respects back-pressure.
+///
+/// The ring also carries each owner's digest mask R to the next owner (never further): an owner's box
+/// digest is masked with R_own − R_previous, so the masks cancel in the sum over the ring and the
+/// aggregator learns only the total (`SetOwner`, `SetAggregator`).
 public struct PseudonymRingParty: Sendable {
+    /// What an owner ends the ring with.
+    public struct Result: Sendable {
+        /// Ψ of the owner's identifiers, position by position in `source` order.
+        public var pseudonyms: [GroupElement]
+        /// R_own − R_previous, to add to the owner's box digest.
+        public var digestMask: GroupElement
+        /// How many identifiers each owner's chain carried as it passed here (this owner's own included):
+        /// what each owner may later send the mixer.
+        public var setSizes: [NodeID: Int]
+    }
+
     public struct Configuration: Sendable {
         public var jobID: String
         public var group: BlindingGroup
@@ -47,8 +62,8 @@ public struct PseudonymRingParty: Sendable {
         self.progress = progress
     }
 
-    /// Returns Ψ of this owner's identifiers, position by position in `source` order.
-    public func run() async throws -> [GroupElement] {
+    /// Returns Ψ of this owner's identifiers, position by position in `source` order, and its digest mask.
+    public func run() async throws -> Result {
         let n = configuration.ring.count
         guard n >= 2, configuration.ring.contains(me), Set(configuration.ring).count == n else {
             throw ProtocolError.parameterMismatch(peer: me, detail: "the ring must list distinct owners including this one")
@@ -58,12 +73,17 @@ public struct PseudonymRingParty: Sendable {
         let outbound = ProtocolSession(channel: toNext)
         let inbound = ProtocolSession(channel: fromPrevious)
         let outbox = Outbox(highWaterBytes: 4 << 20)
+        let ownDigestMask = Ristretto255.random()
         do {
-            let result = try await withThrowingTaskGroup(of: [GroupElement]?.self) { tasks in
+            let result = try await withThrowingTaskGroup(of: Result?.self) { tasks in
                 tasks.addTask { try await PSIParty.pump(outbox: outbox, session: outbound); return nil }
-                tasks.addTask { try await sendOwnChain(cipher: mask.start, outbox: outbox, session: outbound); return nil }
-                tasks.addTask { try await receiveAndForward(cipher: cipher, finish: mask.finish, outbox: outbox, outbound: outbound, inbound: inbound) }
-                var own: [GroupElement]?
+                tasks.addTask { try await sendOwnChain(cipher: mask.start, digestMask: ownDigestMask, outbox: outbox, session: outbound); return nil }
+                tasks.addTask {
+                    let (own, previousMask, setSizes) = try await receiveAndForward(cipher: cipher, finish: mask.finish, outbox: outbox,
+                                                                                    outbound: outbound, inbound: inbound)
+                    return Result(pseudonyms: own, digestMask: try Ristretto255.subtract(ownDigestMask, previousMask), setSizes: setSizes)
+                }
+                var own: Result?
                 do {
                     for try await r in tasks where r != nil { own = r }
                 } catch {
@@ -71,7 +91,7 @@ public struct PseudonymRingParty: Sendable {
                     tasks.cancelAll()
                     throw error
                 }
-                return own ?? []
+                return own!
             }
             await toNext.close()
             return result
@@ -94,7 +114,8 @@ public struct PseudonymRingParty: Sendable {
         }
     }
 
-    private func sendOwnChain(cipher: CommutativeCipher, outbox: Outbox, session: ProtocolSession) async throws {
+    private func sendOwnChain(cipher: CommutativeCipher, digestMask: GroupElement, outbox: Outbox, session: ProtocolSession) async throws {
+        try await outbox.enqueueWhenRoom(message(session, chain: me, hop: 0) { $0.digestMask = Data(GroupElement.pack([digestMask])) })
         var offset = 0
         while offset < source.count {
             let ids = try await source.identifiers(in: offset..<min(source.count, offset + configuration.batchSize))
@@ -110,11 +131,13 @@ public struct PseudonymRingParty: Sendable {
         try await outbox.enqueueWhenRoom(message(session, chain: me, hop: 0) { $0.end = .with { $0.count = UInt64(count) } })
     }
 
-    /// Applies this owner's key to passing chains and forwards them; collects the own chain when it returns.
+    /// Applies this owner's key to passing chains and forwards them; collects the own chain when it returns,
+    /// the previous owner's digest mask, and every chain's size.
     private func receiveAndForward(cipher: CommutativeCipher, finish: CommutativeCipher, outbox: Outbox, outbound: ProtocolSession,
-                                   inbound: ProtocolSession) async throws -> [GroupElement] {
+                                   inbound: ProtocolSession) async throws -> ([GroupElement], GroupElement, [NodeID: Int]) {
         let n = configuration.ring.count
         let peer = fromPrevious.peer
+        var previousMask: GroupElement?
         var received: [NodeID: Int] = [:]
         var ended = Set<NodeID>()
         var own: [GroupElement] = []
@@ -134,6 +157,13 @@ public struct PseudonymRingParty: Sendable {
                 throw ProtocolError.protocolViolation(peer: peer, detail: "chain \(m.chain) at hop \(m.hop), expected \(expectedHop)")
             }
             switch body {
+            case .digestMask(let bytes):
+                // Only the previous owner's own chain carries one, first, once.
+                guard m.hop == 0, m.chain == peer, previousMask == nil, received[m.chain] == nil, bytes.count == GroupElement.byteCount,
+                      let element = try? GroupElement.unpack(bytes).first, Ristretto255.isValid(element) else {
+                    throw ProtocolError.protocolViolation(peer: peer, detail: "a digest mask out of place or not a ristretto255 element")
+                }
+                previousMask = element
             case .batch(let batch):
                 guard batch.offset == UInt64(received[m.chain, default: 0]) else {
                     throw ProtocolError.protocolViolation(peer: peer, detail: "chain \(m.chain) batch at offset \(batch.offset)")
@@ -167,6 +197,9 @@ public struct PseudonymRingParty: Sendable {
                     throw ProtocolError.protocolViolation(peer: peer, detail: "chain \(m.chain) ended after \(received[m.chain, default: 0]) of \(end.count)")
                 }
                 ended.insert(m.chain)
+                if m.chain == peer, previousMask == nil {
+                    throw ProtocolError.protocolViolation(peer: peer, detail: "chain \(m.chain) ended without its digest mask")
+                }
                 if m.chain != me, end.count < UInt64(configuration.peerSetSizes.lowerBound) {
                     throw ProtocolError.peerSetSizeRefused(peer: m.chain, size: end.count, limit: "at least \(configuration.peerSetSizes.lowerBound)")
                 }
@@ -181,6 +214,7 @@ public struct PseudonymRingParty: Sendable {
             }
         }
         await outbox.finish()
-        return own
+        let setSizes = Dictionary(uniqueKeysWithValues: configuration.ring.map { ($0, $0 == me ? source.count : received[$0, default: 0]) })
+        return (own, previousMask!, setSizes)
     }
 }

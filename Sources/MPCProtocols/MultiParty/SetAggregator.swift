@@ -90,26 +90,41 @@ public struct SetAggregator: Sendable {
         let all = owners + [mixer]
         do {
             let keyPair = KeyAgreementKeyPair.generate()
-            // Sizes and keys, and the mixed stream, concurrently (the mixer sends once every owner has sealed).
-            async let mixedBoxes = mixer.receiveItems(itemSize: SealedPseudonym.size, sealed: true, limit: Int.max / SealedPseudonym.size)
+            // Sizes, keys and every owner's box digest; only then may boxes go to the mixer.
             var setSizes: [NodeID: Int] = [:]
-            try await withThrowingTaskGroup(of: (NodeID, Int).self) { group in
+            var digests = MultisetHash(domain: configuration.boxDigestDomain)
+            try await withThrowingTaskGroup(of: (NodeID, Int, GroupElement).self) { group in
                 for s in owners {
                     group.addTask {
                         guard case .hello(let hello) = try await s.receiveSets(expecting: "the set size") else {
                             throw ProtocolError.protocolViolation(peer: s.peer, detail: "expected the set size")
                         }
+                        let size = try WireNumber.count(hello.setSize, limit: WireNumber.maximumSetSize, field: "set size", peer: s.peer)
                         try await s.sendSets { $0.sealingKey = .with { $0.publicKey = Data(keyPair.publicKey) } }
-                        return (s.peer, try WireNumber.count(hello.setSize, limit: WireNumber.maximumSetSize, field: "set size", peer: s.peer))
+                        guard case .boxDigest(let d) = try await s.receiveSets(expecting: "the digest of its sealed pseudonyms"),
+                              d.digest.count == GroupElement.byteCount, let digest = try? GroupElement.unpack(d.digest).first,
+                              Ristretto255.isValid(digest) else {
+                            throw ProtocolError.protocolViolation(peer: s.peer, detail: "expected the digest of its sealed pseudonyms (a ristretto255 element)")
+                        }
+                        return (s.peer, size, digest)
                     }
                 }
-                for try await (peer, size) in group { setSizes[peer] = size }
+                for try await (peer, size, digest) in group {
+                    setSizes[peer] = size
+                    try digests.add(digest)
+                }
             }
-            let boxes = try await mixedBoxes
+            for s in owners { try await s.sendSets { $0.digestsReceived = .init() } }
             let total = setSizes.values.reduce(0, +)
             let size = SealedPseudonym.size
+            let boxes = try await mixer.receiveItems(itemSize: size, sealed: true, limit: total)
             guard boxes.count == total * size else {
                 throw ProtocolError.protocolViolation(peer: mixer.peer, detail: "forwarded \(boxes.count / size) sealed pseudonyms, the owners sent \(total)")
+            }
+            // The owners' masks cancel in the sum: what the mixer forwarded must hash to the owners' total.
+            guard try MultisetHash.of(boxes, memberSize: size, domain: configuration.boxDigestDomain) == digests else {
+                throw ProtocolError.protocolViolation(peer: mixer.peer,
+                                                      detail: "the sealed pseudonyms it forwarded are not the ones the owners sealed (a box was substituted, added or dropped, or an owner's digest is false)")
             }
             let opened = try ParallelMap.map(Array(0..<total)) { i -> GroupElement in
                 do {

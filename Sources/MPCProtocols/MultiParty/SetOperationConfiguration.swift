@@ -70,6 +70,11 @@ public enum SetDelivery: Equatable, Sendable {
     case union([GroupElement])
 }
 
+extension SetOperationConfiguration {
+    /// The domain of the owners' box digests (`MultisetHash`): this job only.
+    var boxDigestDomain: [UInt8] { Array("sealed-pseudonyms/\(jobID)".utf8) }
+}
+
 /// Sealed boxes of 32-byte pseudonyms.
 enum SealedPseudonym {
     static let size = 32 + SealedBox.sealedOverhead

@@ -99,12 +99,13 @@ public struct SetOperationParty: Sendable {
         }
         do {
             // 1. The ring.
-            let pseudonyms = try await port.withSession(stream: SetOperationStream.ring, to: next) { toNext in
+            let ring = try await port.withSession(stream: SetOperationStream.ring, to: next) { toNext in
                 try await port.withAccepted(stream: SetOperationStream.ring, from: previous, timeout: waits.session) { fromPrevious in
                     try await PseudonymRingParty(configuration: config.ring, me: me, source: source, toNext: toNext, fromPrevious: fromPrevious,
                                                  progress: { done, total in progress(total == 0 ? 80 : 80 * done / total) }).run()
                 }
             }
+            let pseudonyms = ring.pseudonyms
             progress(80)
             // 2. Sealed pseudonyms through the mixer; the delivery from the aggregator.
             let aggregator = config.aggregator
@@ -114,12 +115,12 @@ public struct SetOperationParty: Sendable {
                     let fromOwners = try await mixAccepts.value
                     return try await port.using(fromOwners) {
                         try await port.withSession(stream: SetOperationStream.mixed, to: aggregator) { mixed in
-                            try await owner.finish(pseudonyms: pseudonyms, toAggregator: toAggregator, mixing: .mix(fromOwners: fromOwners, toAggregator: mixed))
+                            try await owner.finish(ring: ring, toAggregator: toAggregator, mixing: .mix(fromOwners: fromOwners, toAggregator: mixed))
                         }
                     }
                 }
                 return try await port.withSession(stream: SetOperationStream.mix, to: config.mixer) { toMixer in
-                    try await owner.finish(pseudonyms: pseudonyms, toAggregator: toAggregator, mixing: .sendTo(toMixer))
+                    try await owner.finish(ring: ring, toAggregator: toAggregator, mixing: .sendTo(toMixer))
                 }
             }
             progress(90)

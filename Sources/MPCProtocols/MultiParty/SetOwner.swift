@@ -28,9 +28,11 @@ public struct SetOwner: Sendable {
         self.me = me
     }
 
-    /// - Parameter pseudonyms: Ψ of this owner's identifiers in its own order (from the ring).
-    public func finish(pseudonyms: [GroupElement], toAggregator: any MessageChannel, mixing: Mixing) async throws -> Outcome {
+    /// - Parameter ring: what the ring gave this owner: Ψ of its identifiers in its own order, the mask of
+    ///   its box digest, and every owner's set size (what the mixer accepts from each).
+    public func finish(ring: PseudonymRingParty.Result, toAggregator: any MessageChannel, mixing: Mixing) async throws -> Outcome {
         try configuration.validate(as: me)
+        let pseudonyms = ring.pseudonyms
         let results = ProtocolSession(channel: toAggregator)
         var others: [ProtocolSession] = []
         var mixed: ProtocolSession?
@@ -51,11 +53,21 @@ public struct SetOwner: Sendable {
             let publicKey = [UInt8](key.publicKey)
             // 2. Sealed pseudonyms to the mixer, or the mix itself.
             let boxes = try ParallelMap.map(pseudonyms) { p in try SealedBox.seal(GroupElement.pack([p]), to: publicKey) }.flatMap { $0 }
+            // The multiset hash of the own boxes, masked, tells the aggregator whether the mixer forwards
+            // exactly the boxes the owners sealed; alone it says nothing about which box is whose.
+            var digest = try MultisetHash.of(boxes, memberSize: SealedPseudonym.size, domain: configuration.boxDigestDomain)
+            try digest.add(ring.digestMask)
+            let digestBytes = Data(GroupElement.pack([digest.sum]))
+            try await results.sendSets { $0.boxDigest = .with { $0.digest = digestBytes } }
+            // Nobody's boxes go to the mixer before every digest, the mixer's included, is with the aggregator.
+            guard case .digestsReceived = try await results.receiveSets(expecting: "word that every box digest arrived") else {
+                throw ProtocolError.protocolViolation(peer: results.peer, detail: "expected word that every box digest arrived")
+            }
             if let toMixer {
                 try await toMixer.sendItems(boxes, itemSize: SealedPseudonym.size, batchSize: configuration.batchSize, sealed: true)
                 await toMixer.channel.close()
             } else if let mixed {
-                try await SealedMixer(batchSize: configuration.batchSize).mix(own: boxes, from: others, to: mixed)
+                try await SealedMixer(batchSize: configuration.batchSize).mix(own: boxes, from: others, setSizes: ring.setSizes, to: mixed)
             }
             // 3. The delivery.
             let delivery = try await receiveDelivery(results, pseudonyms: pseudonyms)
@@ -118,11 +130,14 @@ public struct SetOwner: Sendable {
 struct SealedMixer {
     let batchSize: Int
 
-    func mix(own: [UInt8], from others: [ProtocolSession], to aggregator: ProtocolSession) async throws {
+    /// - Parameter setSizes: each owner's set size as its chain passed this owner in the ring: no owner may
+    ///   send more boxes (the aggregator checks the total against what the owners told it).
+    func mix(own: [UInt8], from others: [ProtocolSession], setSizes: [NodeID: Int], to aggregator: ProtocolSession) async throws {
         let size = SealedPseudonym.size
         let received = try await withThrowingTaskGroup(of: [UInt8].self) { group in
             for s in others {
-                group.addTask { try await s.receiveItems(itemSize: size, sealed: true, limit: Int.max / size) }
+                let limit = setSizes[s.peer] ?? 0
+                group.addTask { try await s.receiveItems(itemSize: size, sealed: true, limit: limit) }
             }
             var all: [[UInt8]] = []
             for try await r in group { all.append(r) }
