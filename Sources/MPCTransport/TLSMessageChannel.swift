@@ -62,18 +62,22 @@ public final class TLSMessageChannel: MessageChannel, CountsBytes, @unchecked Se
     }
 
     /// Ends the session: whoever holds the connection open (`waitUntilClosed`) lets it close.
-    public func close() async {
+    public func close() async { endSession() }
+
+    /// Closes the connection now (after an error): the peer sees it at once. The session ends too, or
+    /// the task holding the connection (`waitUntilClosed`) would wait forever and hold up the node's stop.
+    public func abort() {
+        channel.close(promise: nil)
+        endSession()
+    }
+
+    private func endSession() {
         let waiters: [CheckedContinuation<Void, Never>] = lock.withLock {
             closed = true
             defer { closeWaiters.removeAll() }
             return closeWaiters
         }
         for w in waiters { w.resume() }
-    }
-
-    /// Closes the connection now (after an error): the peer sees it at once.
-    public func abort() {
-        channel.close(promise: nil)
     }
 
     /// Runs `body` with sessions this node accepted (claimed inbound channels), then closes them; if `body`
@@ -84,7 +88,7 @@ public final class TLSMessageChannel: MessageChannel, CountsBytes, @unchecked Se
         do {
             result = try await body()
         } catch {
-            for c in channels { await c.abort(); await c.close() }
+            for c in channels { await c.abort() }
             throw error
         }
         for c in channels { await c.close() }

@@ -18,19 +18,22 @@ final class SecureSumDropoutTests: XCTestCase {
         let logs = directory.appendingPathComponent("logs")
         try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
 
-        // (branches that die, after which round, threshold) → whether they are in the sum, or nil if the job must fail.
-        let scenarios: [([String], String, Int?, Bool?)] = [
-            (["branch-2"], "advertise", nil, false),
-            (["branch-3"], "shareKeys", nil, false),
-            (["branch-4"], "maskedInput", nil, true),
-            (["branch-5"], "unmask", nil, true),
-            (["branch-1", "branch-3"], "advertise", 3, false),
-            (["branch-2", "branch-5"], "shareKeys", 3, false),
-            (["branch-1", "branch-4"], "maskedInput", 3, true),
-            (["branch-3", "branch-4"], "unmask", 3, true),
-            (["branch-1", "branch-2"], "shareKeys", nil, nil),  // 3 survivors < default threshold 4
+        // (branches that die, after which round of the counts' sum, threshold) → false: the report leaves them
+        // out; nil: the job fails with that reason. A branch that dies once its counts are in the sum cannot
+        // take part in the measures' sum, so the job fails: counts of one set of branches and measures of
+        // another would single it out.
+        let lost = "did not come back for the measures"
+        let scenarios: [([String], String, Int?, Bool?, String)] = [
+            (["branch-2"], "advertise", nil, false, ""),
+            (["branch-3"], "shareKeys", nil, false, ""),
+            (["branch-4"], "maskedInput", nil, nil, lost),
+            (["branch-5"], "unmask", nil, nil, lost),
+            (["branch-1", "branch-3"], "advertise", 3, false, ""),
+            (["branch-2", "branch-5"], "shareKeys", 3, false, ""),
+            (["branch-1", "branch-4"], "maskedInput", 3, nil, lost),
+            (["branch-1", "branch-2"], "shareKeys", nil, nil, "fewer than the threshold 4"),  // 3 survivors < default threshold 4
         ]
-        for (run, (dying, round, threshold, inSum)) in scenarios.enumerated() {
+        for (run, (dying, round, threshold, inSum, failure)) in scenarios.enumerated() {
             var daemons: [String: DaemonProcessTests.Daemon] = [:]
             for m in consortium.members {
                 let env = dying.contains(m.id) ? ["MPCNODE_FAULT_EXIT_AFTER_SECAGG_ROUND": round] : [:]
@@ -55,7 +58,7 @@ final class SecureSumDropoutTests: XCTestCase {
                 XCTAssertEqual(cell.records, Int64(survivors.reduce(0) { $0 + records[$1]! }), label)
             } else {
                 XCTAssertEqual(regulatorView?.state, .failed, label)
-                XCTAssertTrue(regulatorView?.reason?.contains("fewer than the threshold 4") == true, "\(label): \(regulatorView?.reason ?? "")")
+                XCTAssertTrue(regulatorView?.reason?.contains(failure) == true, "\(label): \(regulatorView?.reason ?? "")")
                 XCTAssertEqual(coordinatorView?.state, .failed, label)
                 XCTAssertNil(report.report, "\(label): no report")
                 for b in branches where !dying.contains(b) {

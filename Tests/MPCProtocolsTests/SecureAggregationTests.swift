@@ -27,7 +27,7 @@ final class SecureAggregationTests: XCTestCase {
     }
 
     func run(clients n: Int, length: Int, threshold: Int? = nil, stops: [Int: SecureAggregationClient.Round] = [:],
-             lengthOverride: [Int: Int] = [:], signAs: [Int: Int] = [:], replay: Set<Int> = [], seed: UInt64 = 1,
+             lengthOverride: [Int: Int] = [:], signAs: [Int: Int] = [:], replay: Set<Int> = [], seed: UInt64 = 1, serverVerifies: Bool = false,
              serverSide: (String, any MessageChannel) -> any MessageChannel = { $1 }) async throws -> Run {
         let names = (0..<n).map { String(format: "branch-%02d", $0) }
         let parameters = SecureAggregationParameters(jobID: "job-sa", clients: names, server: "regulator", length: length,
@@ -47,7 +47,8 @@ final class SecureAggregationTests: XCTestCase {
                 return UInt64(bitPattern: v) ^ 0x5A00_0000_0000_0000
             }
         }
-        let server = SecureAggregationServer(parameters: parameters, channels: serverChannels)
+        let server = SecureAggregationServer(parameters: parameters, channels: serverChannels,
+                                             verify: serverVerifies ? try authentication("regulator").verify : nil)
         async let serverResult = { () async -> Result<SecureAggregationServer.Outcome, Error> in
             do { return .success(try await server.run()) } catch { return .failure(error) }
         }()
@@ -156,6 +157,30 @@ extension SecureAggregationTests {
     /// consistency round makes every honest client abort before it releases a single unmasking share,
     /// whether the server relays every signature (they are on two different lists) or only those that
     /// match each client's list (then fewer than t confirm).
+    /// One dishonest client signs garbage in the consistency round. Relayed as it is, its signature makes
+    /// every honest client abort; a server that checks the signatures first leaves it out of the proofs,
+    /// and the others finish with the exact sum (the client's masked input is in: its self-mask is rebuilt).
+    func testAServerThatChecksSignaturesKeepsOneBadSignatureFromAbortingTheSum() async throws {
+        for verifies in [false, true] {
+            let r = try await run(clients: 5, length: 20, serverVerifies: verifies, serverSide: { name, channel in
+                name == "branch-02" ? BadSurvivorSignatureChannel(inner: channel) : channel
+            })
+            let honest = r.clients.filter { $0.key != "branch-02" }
+            if verifies {
+                let outcome = try r.server.get()
+                XCTAssertEqual(outcome.sum, plainSum(r.inputs, outcome.included))
+                XCTAssertTrue(outcome.included.contains("branch-02"))
+                XCTAssertTrue(outcome.dropped.contains { $0.client == "branch-02" && $0.round == "consistency" })
+                for (name, result) in honest { XCTAssertNoThrow(try result.get(), name) }
+            } else {
+                XCTAssertThrowsError(try r.server.get())
+                for (name, result) in honest {
+                    XCTAssertThrowsError(try result.get(), name) { XCTAssertTrue("\($0)".contains("survivor"), "\(name): \($0)") }
+                }
+            }
+        }
+    }
+
     func testTwoSurvivorListsMakeEveryClientAbortBeforeReleasingAShare() async throws {
         for filtered in [false, true] {
             let log = LyingServerLog()
@@ -240,5 +265,26 @@ final class ReplayingChannel: MessageChannel, @unchecked Sendable {
         if sent == 1 { try await inner.send(message) }
     }
     func receive() async throws -> [UInt8] { try await inner.receive() }
+    func close() async { await inner.close() }
+}
+
+/// The server's side of a client's channel where the client's survivor signature arrives corrupted (a
+/// dishonest client signing garbage).
+final class BadSurvivorSignatureChannel: MessageChannel, @unchecked Sendable {
+    let inner: any MessageChannel
+    init(inner: any MessageChannel) { self.inner = inner }
+    var peer: NodeID { inner.peer }
+    func send(_ message: [UInt8]) async throws { try await inner.send(message) }
+    func receive() async throws -> [UInt8] {
+        let bytes = try await inner.receive()
+        guard var frame = try? Mpcnode_V1_SessionFrame(serializedBytes: bytes), case .secagg(var m)? = frame.body,
+              case .consistency(var c)? = m.body else { return bytes }
+        var signature = [UInt8](c.signature)
+        signature[signature.count / 2] ^= 0x40
+        c.signature = Data(signature)
+        m.consistency = c
+        frame.secagg = m
+        return try frame.serializedBytes()
+    }
     func close() async { await inner.close() }
 }

@@ -167,6 +167,7 @@ struct RawDatasetPolicy: Codable {
     var max_peer_set_size: Int?
     var max_peer_set_ratio: Double?
     var min_sum_threshold_share: Double?
+    var min_sum_parties: Int?
     var min_batch_rows_per_feature: Int?
     var residual_noise: Double?
     var max_holdout: Double?

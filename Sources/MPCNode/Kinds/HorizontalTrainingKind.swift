@@ -83,7 +83,12 @@ struct HorizontalTrainingKind: JobKind {
 
     func checkPolicy(_ spec: Mpcnode_V1_JobSpec, mine: Mpcnode_V1_PartyInput, rule: DatasetPolicy, policy: NodePolicy,
                      nodeID: String) -> PolicyDecision {
-        Self.checkTrainingPolicy(spec, used: spec.training.features + [spec.training.label], mine: mine, rule: rule, policy: policy,
+        // Each round's update is a secure sum with the default threshold: this dataset's floor applies to it.
+        let parties = spec.parties.count
+        if let refusal = rule.sumThresholdRefusal(threshold: SecureAggregationParameters.defaultThreshold(clients: parties), clients: parties) {
+            return .refused(reason: refusal)
+        }
+        return Self.checkTrainingPolicy(spec, used: spec.training.features + [spec.training.label], mine: mine, rule: rule, policy: policy,
                                  modelRecipient: spec.training.aggregator)
     }
 

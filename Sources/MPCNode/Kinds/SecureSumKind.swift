@@ -88,14 +88,15 @@ struct SecureSumKind: JobKind {
         }
         let clients = spec.parties.count
         let threshold = spec.threshold > 0 ? Int(spec.threshold) : SecureAggregationParameters.defaultThreshold(clients: clients)
-        guard threshold >= rule.sumThresholdFloor(clients: clients) else {
-            return .refused(reason: "threshold \(threshold) of \(clients) clients is below this dataset's floor \(rule.sumThresholdFloor(clients: clients)) (min_sum_threshold_share): with fewer, a server could unmask a client")
-        }
+        if let refusal = rule.sumThresholdRefusal(threshold: threshold, clients: clients) { return .refused(reason: refusal) }
         guard spec.aggregate.minCellRecords >= UInt64(rule.minimumCellRecords) else {
             return .refused(reason: "cells with fewer than \(rule.minimumCellRecords) records must be suppressed (the job asks \(spec.aggregate.minCellRecords))")
         }
         guard spec.aggregate.minCellParties >= UInt32(rule.minimumCellParties) else {
             return .refused(reason: "cells with fewer than \(rule.minimumCellParties) parties must be suppressed (the job asks \(spec.aggregate.minCellParties))")
+        }
+        guard clients >= rule.minimumSumParties else {
+            return .refused(reason: "a sum of \(clients) parties is below this dataset's floor of \(rule.minimumSumParties) (min_sum_parties)")
         }
         return .allowed
     }
@@ -116,7 +117,14 @@ struct SecureSumKind: JobKind {
                                            roundTimeout: context.roundTimeout)
     }
 
-    /// Client: computes the local aggregate from SQLite (before anything is sent), then runs the client role.
+    static func layout(_ spec: Mpcnode_V1_JobSpec) -> TwoPhaseCellSum.Layout {
+        let a = spec.aggregate
+        return TwoPhaseCellSum.Layout(cells: LocalAggregate(spec: a, parties: spec.parties.count).cells.count, measures: a.measures.count,
+                                      minRecords: a.minCellRecords, minParties: a.minCellParties)
+    }
+
+    /// Client: computes the local aggregate from SQLite (before anything is sent), then takes part in the
+    /// counts' sum and, for the cells the server releases, the measures' sum.
     private func runClient(_ context: RoleContext) async throws -> RoleCompletion {
         let spec = context.spec
         let (_, mine) = try context.myInput()
@@ -126,30 +134,29 @@ struct SecureSumKind: JobKind {
         let vector = try context.store.read { db in try aggregate.compute(db, table: table) }
         let rows = try context.catalog.describe(mine.dataset).rowCount
         let startedHash = try context.recordStarted(["server": .string(server), "input_rows": .int(rows), "vector_length": .int(vector.count)])
-        let parameters = parameters(context)
-        let auth = try context.keyAuthentication()
-        let me = context.nodeID
-        let fault = context.faults?.afterSecureAggregationRound
-        let (outcome, sent, received) = try await context.withSession(to: server) { channel in
-            let o = try await SecureAggregationClient(parameters: parameters, me: me, input: vector, channel: channel, authentication: auth,
-                                                      auditRecordHash: AuditLog.hashBytes(startedHash), afterRound: fault).run()
-            return (o, channel.bytesSent, channel.bytesReceived)
-        }
-        return RoleCompletion(inputRows: rows, bytesSent: sent, bytesReceived: received, resultRows: 0, receivedResult: false,
-                              details: ["server": .string(server), "included": .bool(outcome.included.contains(me)),
-                                        "clients_in_sum": .int(outcome.included.count)],
+        var parameters = parameters(context)
+        // This client's own floor of contributors, never the spec's.
+        parameters.minimumSurvivors = context.configuration.policy.datasets[mine.dataset]?.minimumSumParties ?? DatasetPolicy.defaultMinimumSumParties
+        let client = TwoPhaseCellSum.Client(parameters: parameters, layout: Self.layout(spec), me: context.nodeID, vector: vector,
+                                            authentication: try context.keyAuthentication(), auditRecordHash: AuditLog.hashBytes(startedHash),
+                                            afterRound: context.faults?.afterSecureAggregationRound)
+        let outcome = try await client.run(port: context.sessions)
+        let traffic = context.sessions.traffic
+        return RoleCompletion(inputRows: rows, bytesSent: traffic.sent, bytesReceived: traffic.received, resultRows: 0, receivedResult: false,
+                              details: ["server": .string(server), "included": .bool(outcome.included.contains(context.nodeID)),
+                                        "clients_in_sum": .int(outcome.included.count), "released_cells": .int(outcome.releasedCells)],
                               store: { _ in })
     }
 
-    /// Server: collects the clients' sessions, runs the server role, and builds the report (with small
-    /// cells suppressed), stored in the same transaction that marks the job succeeded.
+    /// Server: sums the cells' counts, then the measures of the cells that pass the minimums only, and
+    /// builds the report, stored in the same transaction that marks the job succeeded.
     private func runServer(_ context: RoleContext) async throws -> RoleCompletion {
         let spec = context.spec
         let parameters = parameters(context)
         try context.recordStarted(["role": .string("aggregation server"), "clients": .array(parameters.clients.map { .string($0) })])
-        let channels = await context.claimEach(from: parameters.clients)
-        let outcome = try await SecureAggregationServer(parameters: parameters, channels: channels,
-                                                        afterRound: context.faults?.afterSecureAggregationRound).run()
+        let outcome = try await TwoPhaseCellSum.Server(parameters: parameters, layout: Self.layout(spec), verify: try context.keyAuthentication().verify,
+                                                       afterRound: context.faults?.afterSecureAggregationRound)
+            .run(port: context.sessions, acceptTimeout: context.sessionWaitTimeout)
         let report = Self.report(spec: spec, outcome: outcome, started: context.started, kind: name)
         let reports = ReportRepository(store: context.store)
         let suppressed = report.cells.filter(\.suppressed).count
@@ -162,12 +169,11 @@ struct SecureSumKind: JobKind {
             store: { db in try reports.insert(db, report) })
     }
 
-    static func report(spec: Mpcnode_V1_JobSpec, outcome: SecureAggregationServer.Outcome, started: Date, kind: String) -> ReportView {
+    static func report(spec: Mpcnode_V1_JobSpec, outcome: TwoPhaseCellSum.Server.Outcome, started: Date, kind: String) -> ReportView {
         let a = spec.aggregate
         let aggregate = LocalAggregate(spec: a, parties: spec.parties.count)
         let names = a.measures.map { "\($0.function)(\($0.column))" }
-        let protected = CellSuppression.apply(sum: outcome.sum, cells: aggregate.cells.count, measures: a.measures.count,
-                                              minRecords: a.minCellRecords, minParties: a.minCellParties)
+        let protected = outcome.cells(layout: layout(spec))
         let cells = zip(aggregate.cells, protected).map { (group, c) -> ReportView.Cell in
             var values: [String: String] = [:]
             for (k, m) in a.measures.enumerated() where !c.suppressed {

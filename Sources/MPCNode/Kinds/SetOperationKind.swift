@@ -148,6 +148,12 @@ struct SetOperationKind: JobKind {
         if operation == .unionSum && spec.sets.minCellParties < UInt32(rule.minimumCellParties) {
             return .refused(reason: "per-identifier totals held by fewer than \(rule.minimumCellParties) parties must be suppressed (the job asks \(spec.sets.minCellParties))")
         }
+        // The union's secure sum runs with the default threshold: this dataset's floor applies to it too.
+        let owners = spec.parties.count
+        if operation.sumsValues,
+           let refusal = rule.sumThresholdRefusal(threshold: SecureAggregationParameters.defaultThreshold(clients: owners), clients: owners) {
+            return .refused(reason: refusal)
+        }
         if !rule.resultRecipients.contains(spec.sets.aggregator) {
             return .refused(reason: "\(spec.sets.aggregator) may not receive results computed on dataset '\(mine.dataset)'")
         }

@@ -45,6 +45,9 @@ public struct NodePolicy: Sendable, Equatable {
             if let share = rule.min_sum_threshold_share, !(share.isFinite && share >= 0.5 && share < 1) {
                 throw ConfigurationError.invalid(path: path, detail: "policy.datasets.\(name).min_sum_threshold_share must lie in [0.5, 1): below a majority a lying server needs no help to unmask a client")
             }
+            if let m = rule.min_sum_parties, m < 3 {
+                throw ConfigurationError.invalid(path: path, detail: "policy.datasets.\(name).min_sum_parties must be at least 3: a sum of two inputs tells each contributor the other's")
+            }
             if let r = rule.min_batch_rows_per_feature, !(1...1000).contains(r) {
                 throw ConfigurationError.invalid(path: path, detail: "policy.datasets.\(name).min_batch_rows_per_feature must lie in 1…1000")
             }
@@ -65,6 +68,7 @@ public struct NodePolicy: Sendable, Equatable {
                                            minimumIntersection: rule.min_intersection ?? DatasetPolicy.defaultMinimumIntersection,
                                            maximumPeerSetSize: rule.max_peer_set_size, maximumPeerSetRatio: rule.max_peer_set_ratio,
                                            minimumSumThresholdShare: rule.min_sum_threshold_share ?? DatasetPolicy.defaultMinimumSumThresholdShare,
+                                           minimumSumParties: rule.min_sum_parties ?? DatasetPolicy.defaultMinimumSumParties,
                                            minimumBatchRowsPerFeature: rule.min_batch_rows_per_feature ?? DatasetPolicy.defaultMinimumBatchRowsPerFeature,
                                            residualNoise: rule.residual_noise ?? 0,
                                            maximumHoldout: rule.max_holdout ?? DatasetPolicy.defaultMaximumHoldout,
@@ -122,6 +126,19 @@ public struct DatasetPolicy: Sendable, Equatable {
     public var minimumSumThresholdShare: Double
     public static let defaultMinimumSumThresholdShare = 2.0 / 3.0
 
+    /// Why a secure aggregation of `clients` with `threshold` is refused on this dataset, or nil.
+    public func sumThresholdRefusal(threshold: Int, clients: Int) -> String? {
+        let floor = sumThresholdFloor(clients: clients)
+        guard threshold < floor else { return nil }
+        return "threshold \(threshold) of \(clients) clients is below this dataset's floor \(floor) (min_sum_threshold_share): with fewer, a server could unmask a client"
+    }
+
+    /// Secure sums: the least number of clients whose inputs a sum may combine (`min_sum_parties`, default
+    /// and floor 3). Each client refuses a job with fewer parties and releases no unmasking share when
+    /// fewer survive, whatever the spec's threshold.
+    public var minimumSumParties: Int
+    public static let defaultMinimumSumParties = 3
+
     /// The least threshold this dataset's policy accepts for a secure aggregation over `clients`.
     public func sumThresholdFloor(clients n: Int) -> Int {
         // The epsilon keeps 2/3·3 at 2 (not 1.999…): the default floor equals ⌊2n/3⌋ + 1 exactly.
@@ -149,12 +166,14 @@ public struct DatasetPolicy: Sendable, Equatable {
                 minimumIntersection: Int = DatasetPolicy.defaultMinimumIntersection,
                 maximumPeerSetSize: Int? = nil, maximumPeerSetRatio: Double? = nil,
                 minimumSumThresholdShare: Double = DatasetPolicy.defaultMinimumSumThresholdShare,
+                minimumSumParties: Int = DatasetPolicy.defaultMinimumSumParties,
                 minimumBatchRowsPerFeature: Int = DatasetPolicy.defaultMinimumBatchRowsPerFeature,
                 residualNoise: Double = 0, maximumHoldout: Double = DatasetPolicy.defaultMaximumHoldout,
                 maximumJobsPerDay: Int? = nil, maximumCoordinatorsPerDay: Int? = nil) {
         self.maximumJobsPerDay = maximumJobsPerDay
         self.maximumCoordinatorsPerDay = maximumCoordinatorsPerDay
         self.minimumSumThresholdShare = minimumSumThresholdShare
+        self.minimumSumParties = minimumSumParties
         self.minimumBatchRowsPerFeature = minimumBatchRowsPerFeature
         self.residualNoise = residualNoise
         self.maximumHoldout = maximumHoldout

@@ -180,7 +180,9 @@ public struct SecureAggregationClient: Sendable {
         guard Set(u3).count == u3.count, Set(u3).isSubset(of: Set(u2)), u3.contains(me) else {
             throw SecureAggregationError.inconsistentRound(peer: server, detail: "survivors \(u3) are not a subset of \(u2) containing this client")
         }
-        guard u3.count >= p.threshold else { throw SecureAggregationError.tooFewSurvivors(round: "masked input", survivors: u3.count, threshold: p.threshold) }
+        guard u3.count >= max(p.threshold, p.minimumSurvivors) else {
+            throw SecureAggregationError.tooFewSurvivors(round: "masked input", survivors: u3.count, threshold: max(p.threshold, p.minimumSurvivors))
+        }
 
         // Round 2½: consistency. Nothing more is released unless at least t clients signed this same U3:
         // a server telling some clients "v survived" and others "v dropped" would otherwise get both

@@ -15,6 +15,9 @@ public struct SecureAggregationParameters: Sendable {
     public var threshold: Int
     /// How long the server waits for the clients' messages of one round before counting the silent ones as dropped.
     public var roundTimeout: Duration
+    /// A client's own floor of clients in the sum: it releases no unmasking share for fewer survivors
+    /// (a sum of one or two inputs tells too much about each), whatever the threshold.
+    public var minimumSurvivors: Int = 2
 
     public init(jobID: String, specHash: [UInt8] = [], clients: [NodeID], server: NodeID, length: Int, threshold: Int? = nil,
                 roundTimeout: Duration = .seconds(60)) {
@@ -42,6 +45,9 @@ public struct SecureAggregationParameters: Sendable {
             throw SecureAggregationError.invalidParameters("threshold \(threshold) must lie in 2…\(clients.count)")
         }
         guard length >= 1 else { throw SecureAggregationError.invalidParameters("vectors need at least one value") }
+        guard minimumSurvivors <= clients.count else {
+            throw SecureAggregationError.invalidParameters("\(clients.count) clients are fewer than the \(minimumSurvivors) this client requires in a sum")
+        }
     }
 
     /// What a client signs in round 0: job id, spec hash, its id, both public keys and its audit hash.
@@ -91,6 +97,8 @@ public enum SecureAggregationError: Error, Equatable, CustomStringConvertible {
     case wrongVectorLength(peer: NodeID, expected: Int, got: Int)
     case inconsistentRound(peer: NodeID, detail: String)
     case inconsistentSurvivors(peer: NodeID, detail: String)
+    /// Two-phase cell sums: a client of the counts' sum is missing from the measures'.
+    case lostBetweenPhases(client: NodeID, detail: String)
 
     public var description: String {
         switch self {
@@ -101,6 +109,8 @@ public enum SecureAggregationError: Error, Equatable, CustomStringConvertible {
         case .inconsistentRound(let p, let d): return "inconsistent message from \(p): \(d)"
         case .inconsistentSurvivors(let p, let d):
             return "the survivor lists disagree (\(p)): \(d); no unmasking share was released (a lying server, or clients told different lists)"
+        case .lostBetweenPhases(let c, let d):
+            return "\(c) was lost after its counts were summed (\(d)), so it did not come back for the measures: no measure was summed (the counts of one set of clients and the measures of another would single it out)"
         }
     }
 }

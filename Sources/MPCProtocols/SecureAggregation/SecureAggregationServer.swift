@@ -30,13 +30,19 @@ public struct SecureAggregationServer: Sendable {
 
     public let parameters: SecureAggregationParameters
     public let channels: [NodeID: any MessageChannel]
+    /// Checks a client's signature against its certificate (`KeyAuthentication.verify`). With it, the
+    /// server checks each survivor signature before relaying it and leaves a client whose signature does
+    /// not verify out of the relayed proofs, so one dishonest client cannot make every other client abort.
+    public let verify: (@Sendable (_ signature: [UInt8], _ message: [UInt8], _ nodeID: NodeID, _ certificateDER: [UInt8]) throws -> Void)?
     /// Called after each round the server completed (its answer sent); fault injection in tests.
     public let afterRound: (@Sendable (SecureAggregationClient.Round) -> Void)?
 
     public init(parameters: SecureAggregationParameters, channels: [NodeID: any MessageChannel],
+                verify: (@Sendable ([UInt8], [UInt8], NodeID, [UInt8]) throws -> Void)? = nil,
                 afterRound: (@Sendable (SecureAggregationClient.Round) -> Void)? = nil) {
         self.parameters = parameters
         self.channels = channels
+        self.verify = verify
         self.afterRound = afterRound
     }
 
@@ -121,13 +127,25 @@ public struct SecureAggregationServer: Sendable {
         // Round 2½: consistency. Each survivor signs U3; at least t signatures go back to every survivor,
         // which checks them before releasing any share. A client silent here is still summed (its
         // self-mask is rebuilt), as after its masked input.
-        let (signatures, f25) = try await collect(live, sessions) { body, peer -> [UInt8] in
+        let (answered, f25) = try await collect(live, sessions) { body, peer -> [UInt8] in
             guard case .consistency(let c) = body, (1...512).contains(c.signature.count) else {
                 throw SecureAggregationError.inconsistentRound(peer: peer, detail: "expected its signature on the survivors")
             }
             return [UInt8](c.signature)
         }
         lastFailure.merge(f25) { $1 }
+        var signatures = answered
+        if let verify {
+            let message = p.signedSurvivorsMessage(u3)
+            for (node, signature) in answered {
+                do { try verify(signature, message, node, [UInt8](adverts[node]!.certificateDer)) } catch {
+                    // Not relayed: the others would abort on it. Still summed (its masked input is in).
+                    signatures[node] = nil
+                    lastFailure[node] = "its signature on the survivors does not verify"
+                    await sessions[node]!.sendAbort(reason: "\(p.server): your signature on the survivor list does not verify")
+                }
+            }
+        }
         for node in live.subtracting(signatures.keys).sorted() {
             dropouts.append(Dropout(client: node, round: "consistency", reason: lastFailure[node] ?? "no answer"))
         }

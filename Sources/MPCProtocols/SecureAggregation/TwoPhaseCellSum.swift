@@ -1,0 +1,267 @@
+import Foundation
+import MPCWire
+
+/// A secure sum of cells released in two phases (Protocols/secure-aggregation.md, "Cells released in two
+/// phases"), so that the server never computes the measures of a cell it must suppress.
+///
+/// Each client's vector holds, per cell, `[records, contributing (0 or 1), measure 1, …, measure m]`
+/// (`CellSuppression`). Phase 1 sums only the two counts of every cell. The server keeps the cells whose
+/// counts pass the minimums and tells every client of phase 1 which they are; phase 2 sums the measures of
+/// those cells only, among exactly the clients of phase 1, with every one of them needed: a client lost
+/// between the phases ends the job, since the counts of one set of clients and the sums of another would
+/// single out the missing one. The release is bound into phase 2's signatures (its spec hash), so clients
+/// told different releases abort before any masked input.
+public enum TwoPhaseCellSum {
+    /// The sessions each client opens to the server, in order.
+    public enum Stream {
+        public static let counts = "cell-counts"
+        public static let release = "cell-release"
+        public static let measures = "cell-measures"
+    }
+
+    /// The cells of one sum and the minimums a released cell must meet.
+    public struct Layout: Sendable, Equatable {
+        public var cells: Int
+        public var measures: Int
+        public var minRecords: UInt64
+        public var minParties: UInt32
+
+        public init(cells: Int, measures: Int, minRecords: UInt64, minParties: UInt32) {
+            self.cells = cells
+            self.measures = measures
+            self.minRecords = minRecords
+            self.minParties = minParties
+        }
+
+        var width: Int { CellSuppression.slotsBeforeMeasures + measures }
+
+        /// The two counts of every cell, from a full vector.
+        func counts(of vector: [UInt64]) -> [UInt64] {
+            (0..<cells).flatMap { vector[($0 * width)..<($0 * width + CellSuppression.slotsBeforeMeasures)] }
+        }
+
+        /// The measures of `released` cells, in order, from a full vector.
+        func measures(of vector: [UInt64], released: [Int]) -> [UInt64] {
+            released.flatMap { vector[($0 * width + CellSuppression.slotsBeforeMeasures)..<(($0 + 1) * width)] }
+        }
+
+        /// The cells whose summed counts meet both minimums.
+        public func passing(counts: [UInt64]) -> [Int] {
+            (0..<cells).filter { i in
+                let records = Int64(bitPattern: counts[2 * i]), parties = Int64(bitPattern: counts[2 * i + 1])
+                return records >= Int64(clamping: minRecords) && parties >= Int64(minParties)
+            }
+        }
+    }
+
+    /// What the second phase's signatures bind: the job's spec hash, the released cells and the clients.
+    static func releaseHash(specHash: [UInt8], cells: [Int], clients: [NodeID]) -> [UInt8] {
+        var m = Array("MPCNode/cell-release/v1".utf8)
+        func put(_ part: [UInt8]) {
+            withUnsafeBytes(of: UInt32(part.count).littleEndian) { m.append(contentsOf: $0) }
+            m.append(contentsOf: part)
+        }
+        put(specHash)
+        put(cells.flatMap { c in withUnsafeBytes(of: UInt32(c).littleEndian) { Array($0) } })
+        for c in clients { put(Array(c.utf8)) }
+        return m
+    }
+
+    static func measuresParameters(_ base: SecureAggregationParameters, layout: Layout, cells: [Int], clients: [NodeID]) -> SecureAggregationParameters {
+        var p = base
+        p.specHash = releaseHash(specHash: base.specHash, cells: cells, clients: clients)
+        p.clients = clients.sorted()
+        p.threshold = clients.count
+        p.length = cells.count * layout.measures
+        return p
+    }
+
+    static func countsParameters(_ base: SecureAggregationParameters, layout: Layout) -> SecureAggregationParameters {
+        var p = base
+        p.length = layout.cells * CellSuppression.slotsBeforeMeasures
+        return p
+    }
+
+    /// A client: contributes its vector's counts, then the measures of the released cells.
+    public struct Client: Sendable {
+        public struct Outcome: Sendable, Equatable {
+            /// The clients in both sums.
+            public var included: [NodeID]
+            /// How many cells' measures were summed.
+            public var releasedCells: Int
+        }
+
+        public let parameters: SecureAggregationParameters
+        public let layout: Layout
+        public let me: NodeID
+        public let vector: [UInt64]
+        public let authentication: KeyAuthentication
+        public let auditRecordHash: [UInt8]
+        public let afterRound: (@Sendable (SecureAggregationClient.Round) -> Void)?
+
+        /// - Parameters:
+        ///   - parameters: the sum's clients, server, threshold and spec hash (the lengths follow from `layout`);
+        ///     its `minimumSurvivors` is this client's own floor of contributing clients, in both phases.
+        ///   - vector: `layout.cells` cells of `layout.width` values.
+        public init(parameters: SecureAggregationParameters, layout: Layout, me: NodeID, vector: [UInt64], authentication: KeyAuthentication,
+                    auditRecordHash: [UInt8] = [], afterRound: (@Sendable (SecureAggregationClient.Round) -> Void)? = nil) {
+            self.parameters = parameters
+            self.layout = layout
+            self.me = me
+            self.vector = vector
+            self.authentication = authentication
+            self.auditRecordHash = auditRecordHash
+            self.afterRound = afterRound
+        }
+
+        public func run(port: any SessionPort) async throws -> Outcome {
+            guard vector.count == layout.cells * layout.width else {
+                throw SecureAggregationError.wrongVectorLength(peer: me, expected: layout.cells * layout.width, got: vector.count)
+            }
+            let server = parameters.server
+            let counts = layout.counts(of: vector)
+            let first = try await port.withSession(stream: Stream.counts, to: server) { channel in
+                try await SecureAggregationClient(parameters: countsParameters(parameters, layout: layout), me: me, input: counts, channel: channel,
+                                                  authentication: authentication, auditRecordHash: auditRecordHash, afterRound: afterRound).run()
+            }
+            let release = try await port.withSession(stream: Stream.release, to: server) { channel in
+                let session = ProtocolSession(channel: channel)
+                guard case .cellRelease(let r) = try await session.receiveSecAgg() else {
+                    throw ProtocolError.protocolViolation(peer: server, detail: "expected the released cells")
+                }
+                return r
+            }
+            let cells = try check(release, countsIncluded: first.included)
+            guard !cells.isEmpty else { return Outcome(included: first.included, releasedCells: 0) }
+            let p = measuresParameters(parameters, layout: layout, cells: cells, clients: release.clients)
+            let measures = layout.measures(of: vector, released: cells)
+            let second = try await port.withSession(stream: Stream.measures, to: server) { channel in
+                try await SecureAggregationClient(parameters: p, me: me, input: measures, channel: channel, authentication: authentication,
+                                                  auditRecordHash: auditRecordHash, afterRound: afterRound).run()
+            }
+            guard second.included.sorted() == first.included.sorted() else {
+                throw SecureAggregationError.inconsistentRound(peer: server, detail: "the measures' sum names other clients than the counts' sum")
+            }
+            return Outcome(included: first.included, releasedCells: cells.count)
+        }
+
+        /// The release must name cells of this sum, increasing, and exactly the clients of the counts' sum
+        /// (this one among them, at least this client's floor of them).
+        private func check(_ r: Mpcnode_V1_SecAggCellRelease, countsIncluded: [NodeID]) throws -> [Int] {
+            let server = parameters.server
+            guard r.cells.count <= layout.cells, zip(r.cells, r.cells.dropFirst()).allSatisfy({ $0 < $1 }),
+                  r.cells.allSatisfy({ Int($0) < layout.cells }) else {
+                throw ProtocolError.protocolViolation(peer: server, detail: "released cells that are not increasing cells of this sum")
+            }
+            guard r.clients == countsIncluded.sorted() else {
+                throw ProtocolError.protocolViolation(peer: server, detail: "the release names other clients than the counts' sum")
+            }
+            guard r.clients.count >= parameters.minimumSurvivors else {
+                throw SecureAggregationError.tooFewSurvivors(round: "cell release", survivors: r.clients.count, threshold: parameters.minimumSurvivors)
+            }
+            return r.cells.map { Int($0) }
+        }
+    }
+
+    /// The server: sums the counts, releases the passing cells, sums their measures.
+    public struct Server: Sendable {
+        public struct Outcome: Sendable {
+            /// Per cell, `[records, contributing clients]`, over `included`.
+            public var counts: [UInt64]
+            /// The released cells, increasing, and their measures in that order.
+            public var released: [Int]
+            public var measures: [UInt64]
+            public var included: [NodeID]
+            public var dropped: [SecureAggregationServer.Dropout]
+            public var auditRecordHashes: [NodeID: String]
+            public var bytesSent: UInt64
+            public var bytesReceived: UInt64
+
+            /// The full vector of every cell: counts, and the measures of released cells (zero elsewhere).
+            public func cells(layout: Layout) -> [CellSuppression.Cell] {
+                var sum = [UInt64](repeating: 0, count: layout.cells * layout.width)
+                for c in 0..<layout.cells {
+                    sum[c * layout.width] = counts[2 * c]
+                    sum[c * layout.width + 1] = counts[2 * c + 1]
+                }
+                for (k, c) in released.enumerated() {
+                    for j in 0..<layout.measures { sum[c * layout.width + 2 + j] = measures[k * layout.measures + j] }
+                }
+                let protected = CellSuppression.apply(sum: sum, cells: layout.cells, measures: layout.measures,
+                                                      minRecords: layout.minRecords, minParties: layout.minParties)
+                // A cell outside the release has no measures here, whatever its counts say.
+                return protected.enumerated().map { i, cell in
+                    released.contains(i) || cell.suppressed ? cell
+                        : CellSuppression.Cell(records: nil, parties: nil, values: [], suppressionReason: "not released")
+                }
+            }
+        }
+
+        public let parameters: SecureAggregationParameters
+        public let layout: Layout
+        /// Checks the clients' survivor signatures before relaying them (`SecureAggregationServer.verify`).
+        public let verify: (@Sendable ([UInt8], [UInt8], NodeID, [UInt8]) throws -> Void)?
+        public let afterRound: (@Sendable (SecureAggregationClient.Round) -> Void)?
+
+        public init(parameters: SecureAggregationParameters, layout: Layout, verify: (@Sendable ([UInt8], [UInt8], NodeID, [UInt8]) throws -> Void)? = nil,
+                    afterRound: (@Sendable (SecureAggregationClient.Round) -> Void)? = nil) {
+            self.parameters = parameters
+            self.layout = layout
+            self.verify = verify
+            self.afterRound = afterRound
+        }
+
+        /// - Parameter acceptTimeout: how long to wait for each client's sessions.
+        public func run(port: any SessionPort, acceptTimeout: Duration) async throws -> Outcome {
+            let countsChannels = await port.acceptEach(stream: Stream.counts, from: parameters.clients, timeout: acceptTimeout)
+            let first = try await SecureAggregationServer(parameters: countsParameters(parameters, layout: layout), channels: countsChannels,
+                                                          verify: verify, afterRound: afterRound).run()
+            let included = first.included.sorted()
+            // A client lost after its masked counts is in the counts' sum, but its own run failed: it will
+            // not come back for the measures.
+            if let lost = first.dropped.first(where: { included.contains($0.client) }) {
+                throw SecureAggregationError.lostBetweenPhases(client: lost.client, detail: "\(lost.round): \(lost.reason)")
+            }
+            let released = layout.passing(counts: first.sum)
+            // Every client of the counts' sum must take part in the release and the measures' sum.
+            let releaseChannels = try await acceptAll(Stream.release, from: included, port: port, timeout: acceptTimeout)
+            var sent = first.bytesSent, received = first.bytesReceived
+            let release = Mpcnode_V1_SecAggCellRelease.with { $0.cells = released.map { UInt32($0) }; $0.clients = included }
+            let releaseSessions = included.map { ProtocolSession(channel: releaseChannels[$0]!) }
+            do {
+                for s in releaseSessions { try await s.sendSecAgg { $0.cellRelease = release } }
+            } catch {
+                for c in releaseChannels.values { await c.abort() }
+                throw error
+            }
+            for s in releaseSessions {
+                sent += s.bytesSent
+                await s.channel.close()
+            }
+            guard !released.isEmpty else {
+                return Outcome(counts: first.sum, released: [], measures: [], included: included, dropped: first.dropped,
+                               auditRecordHashes: first.auditRecordHashes, bytesSent: sent, bytesReceived: received)
+            }
+            let measuresChannels = try await acceptAll(Stream.measures, from: included, port: port, timeout: acceptTimeout)
+            let second = try await SecureAggregationServer(parameters: measuresParameters(parameters, layout: layout, cells: released, clients: included),
+                                                           channels: measuresChannels, verify: verify, afterRound: afterRound).run()
+            guard second.included.sorted() == included else {
+                throw ProtocolError.protocolViolation(peer: parameters.server, detail: "the measures' sum lost a client of the counts' sum")
+            }
+            sent += second.bytesSent
+            received += second.bytesReceived
+            return Outcome(counts: first.sum, released: released, measures: second.sum, included: included, dropped: first.dropped,
+                           auditRecordHashes: first.auditRecordHashes, bytesSent: sent, bytesReceived: received)
+        }
+
+        /// Every one of `clients`' sessions of `stream`, or the client that did not come.
+        private func acceptAll(_ stream: String, from clients: [NodeID], port: any SessionPort, timeout: Duration) async throws -> [NodeID: any MessageChannel] {
+            do {
+                let accepted = try await port.acceptAll(clients.map { (stream: stream, peer: $0) }, timeout: timeout)
+                return Dictionary(uniqueKeysWithValues: clients.map { ($0, accepted["\(stream)/\($0)"]!) })
+            } catch let SessionError.peerDidNotConnect(peer, seconds) {
+                throw SecureAggregationError.lostBetweenPhases(client: peer, detail: "no \(stream) session within \(seconds) s")
+            }
+        }
+    }
+}
