@@ -111,10 +111,10 @@ func digits(_ s: String) -> String { String(s.filter(\.isNumber)) }
 
 extension LocalConsortium {
     /// Writes `text` to `<file>.csv` in the consortium's folder and imports it into `node`'s `dataset`.
-    func importCSV(_ text: String, into node: String, dataset: String, idColumn: String, file: String? = nil) throws {
+    func importCSV(_ text: String, into node: String, dataset: String, idColumn: String, file: String? = nil, replace: Bool = false) throws {
         let path = directory.appendingPathComponent("\(file ?? node).csv")
         try text.write(to: path, atomically: true, encoding: .utf8)
         _ = try DatasetCatalog(store: NodeStore(path: configuration(of: node).databasePath))
-            .importCSV(DatasetImportRequest(dataset: dataset, csvPath: path.path, idColumn: idColumn))
+            .importCSV(DatasetImportRequest(dataset: dataset, csvPath: path.path, idColumn: idColumn, replace: replace))
     }
 }

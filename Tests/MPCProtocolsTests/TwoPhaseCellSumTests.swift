@@ -93,7 +93,7 @@ final class TwoPhaseCellSumTests: XCTestCase {
         let cells = outcome.cells(layout: Self.layout)
         XCTAssertEqual(cells[0].values.map { UInt64(bitPattern: $0) }, [plain[2], plain[3]])
         XCTAssertEqual(cells.map(\.suppressed), [false, true, true, true])
-        for (name, c) in r.clients { XCTAssertEqual(try c.get().releasedCells, 1, name) }
+        for (name, c) in r.clients { XCTAssertEqual(try c.get().released, [0], name) }
         // What the server ever received of the measures: one masked vector per client of exactly the
         // released cells' width, never a suppressed cell's (the counts' vectors carry 2 slots per cell).
         let masked = r.messages.compactMap { m -> Int? in if case .maskedInput(let v) = m.body { return Int(v.length) } else { return nil } }

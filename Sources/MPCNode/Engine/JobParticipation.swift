@@ -56,6 +56,11 @@ extension JobEngine {
                    let over = try DatasetBudget(nodeID: nodeID).refusal(dataset: mine.dataset, rule: rule, coordinator: proposer, db) {
                     verdict = .refused(reason: over)
                 }
+                // Differencing with the cells already released on the dataset (secure sums).
+                if verdict == .allowed, let mine, case .aggregate? = spec.kind, let rule = configuration.policy.datasets[mine.dataset],
+                   let difference = try ReleaseHistory().refusal(spec, dataset: mine.dataset, minimum: rule.minimumCellRecords, db) {
+                    verdict = .refused(reason: difference)
+                }
                 switch verdict {
                 case .allowed:
                     try repository.insert(db, spec: spec, role: .participant, state: .accepted)

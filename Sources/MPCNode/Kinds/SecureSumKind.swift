@@ -142,10 +142,15 @@ struct SecureSumKind: JobKind {
                                             afterRound: context.faults?.afterSecureAggregationRound)
         let outcome = try await client.run(port: context.sessions)
         let traffic = context.sessions.traffic
+        let width = LocalAggregate.slotsPerCellBeforeMeasures + spec.aggregate.measures.count
+        let ownRecords = (0..<aggregate.cells.count).map { Int(clamping: Int64(bitPattern: vector[$0 * width])) }
         return RoleCompletion(inputRows: rows, bytesSent: traffic.sent, bytesReceived: traffic.received, resultRows: 0, receivedResult: false,
                               details: ["server": .string(server), "included": .bool(outcome.included.contains(context.nodeID)),
-                                        "clients_in_sum": .int(outcome.included.count), "released_cells": .int(outcome.releasedCells)],
-                              store: { _ in })
+                                        "clients_in_sum": .int(outcome.included.count), "released_cells": .int(outcome.released.count)],
+                              store: { db in
+                                  // What later jobs on this dataset are checked against (differencing).
+                                  try ReleaseHistory().record(spec, dataset: mine.dataset, released: outcome.released, ownRecords: ownRecords, db)
+                              })
     }
 
     /// Server: sums the cells' counts, then the measures of the cells that pass the minimums only, and

@@ -137,6 +137,17 @@ public final class NodeStore: Sendable {
                 }
             }
         }
+        migrator.registerMigration("v7: cells of secure sums released on each dataset (differencing)") { db in
+            try db.create(table: "released_cell") { t in
+                t.column("job_id", .text).notNull()
+                t.column("dataset", .text).notNull().indexed()
+                // "" and a NULL cell: the total of all rows.
+                t.column("group_by", .text).notNull()
+                t.column("cell", .text)
+                t.column("own_records", .integer).notNull()
+                t.column("released_at", .datetime).notNull()
+            }
+        }
         return migrator
     }
 

@@ -87,8 +87,8 @@ public enum TwoPhaseCellSum {
         public struct Outcome: Sendable, Equatable {
             /// The clients in both sums.
             public var included: [NodeID]
-            /// How many cells' measures were summed.
-            public var releasedCells: Int
+            /// The cells whose measures were summed (increasing).
+            public var released: [Int]
         }
 
         public let parameters: SecureAggregationParameters
@@ -120,29 +120,29 @@ public enum TwoPhaseCellSum {
             }
             let server = parameters.server
             let counts = layout.counts(of: vector)
-            let first = try await port.withSession(stream: Stream.counts, to: server) { channel in
-                try await SecureAggregationClient(parameters: countsParameters(parameters, layout: layout), me: me, input: counts, channel: channel,
-                                                  authentication: authentication, auditRecordHash: auditRecordHash, afterRound: afterRound).run()
-            }
-            let release = try await port.withSession(stream: Stream.release, to: server) { channel in
-                let session = ProtocolSession(channel: channel)
-                guard case .cellRelease(let r) = try await session.receiveSecAgg() else {
-                    throw ProtocolError.protocolViolation(peer: server, detail: "expected the released cells")
+            // All three sessions open at the start: the server sees at once, by its closed sessions, a
+            // client that is gone, instead of waiting for one it would open later.
+            return try await port.withSession(stream: Stream.release, to: server) { releaseChannel in
+                try await port.withSession(stream: Stream.measures, to: server) { measuresChannel in
+                    let first = try await port.withSession(stream: Stream.counts, to: server) { channel in
+                        try await SecureAggregationClient(parameters: countsParameters(parameters, layout: layout), me: me, input: counts, channel: channel,
+                                                          authentication: authentication, auditRecordHash: auditRecordHash, afterRound: afterRound).run()
+                    }
+                    guard case .cellRelease(let release) = try await ProtocolSession(channel: releaseChannel).receiveSecAgg() else {
+                        throw ProtocolError.protocolViolation(peer: server, detail: "expected the released cells")
+                    }
+                    let cells = try check(release, countsIncluded: first.included)
+                    guard !cells.isEmpty else { return Outcome(included: first.included, released: []) }
+                    let p = measuresParameters(parameters, layout: layout, cells: cells, clients: release.clients)
+                    let second = try await SecureAggregationClient(parameters: p, me: me, input: layout.measures(of: vector, released: cells),
+                                                                   channel: measuresChannel, authentication: authentication,
+                                                                   auditRecordHash: auditRecordHash, afterRound: afterRound).run()
+                    guard second.included.sorted() == first.included.sorted() else {
+                        throw SecureAggregationError.inconsistentRound(peer: server, detail: "the measures' sum names other clients than the counts' sum")
+                    }
+                    return Outcome(included: first.included, released: cells)
                 }
-                return r
             }
-            let cells = try check(release, countsIncluded: first.included)
-            guard !cells.isEmpty else { return Outcome(included: first.included, releasedCells: 0) }
-            let p = measuresParameters(parameters, layout: layout, cells: cells, clients: release.clients)
-            let measures = layout.measures(of: vector, released: cells)
-            let second = try await port.withSession(stream: Stream.measures, to: server) { channel in
-                try await SecureAggregationClient(parameters: p, me: me, input: measures, channel: channel, authentication: authentication,
-                                                  auditRecordHash: auditRecordHash, afterRound: afterRound).run()
-            }
-            guard second.included.sorted() == first.included.sorted() else {
-                throw SecureAggregationError.inconsistentRound(peer: server, detail: "the measures' sum names other clients than the counts' sum")
-            }
-            return Outcome(included: first.included, releasedCells: cells.count)
         }
 
         /// The release must name cells of this sum, increasing, and exactly the clients of the counts' sum
@@ -213,38 +213,52 @@ public enum TwoPhaseCellSum {
 
         /// - Parameter acceptTimeout: how long to wait for each client's sessions.
         public func run(port: any SessionPort, acceptTimeout: Duration) async throws -> Outcome {
+            // Each client opens its three sessions at the start (`Client.run`).
+            async let releaseAccepted = port.acceptEach(stream: Stream.release, from: parameters.clients, timeout: acceptTimeout)
+            async let measuresAccepted = port.acceptEach(stream: Stream.measures, from: parameters.clients, timeout: acceptTimeout)
             let countsChannels = await port.acceptEach(stream: Stream.counts, from: parameters.clients, timeout: acceptTimeout)
+            let (releaseChannels, measuresChannels) = await (releaseAccepted, measuresAccepted)
+            return try await port.using(Array(releaseChannels.values) + Array(measuresChannels.values)) {
+                try await phases(countsChannels: countsChannels, releaseChannels: releaseChannels, measuresChannels: measuresChannels)
+            }
+        }
+
+        private func phases(countsChannels: [NodeID: any MessageChannel], releaseChannels: [NodeID: any MessageChannel],
+                            measuresChannels: [NodeID: any MessageChannel]) async throws -> Outcome {
             let first = try await SecureAggregationServer(parameters: countsParameters(parameters, layout: layout), channels: countsChannels,
                                                           verify: verify, afterRound: afterRound).run()
             let included = first.included.sorted()
             // A client lost after its masked counts is in the counts' sum, but its own run failed: it will
-            // not come back for the measures.
+            // not take part in the measures.
             if let lost = first.dropped.first(where: { included.contains($0.client) }) {
                 throw SecureAggregationError.lostBetweenPhases(client: lost.client, detail: "\(lost.round): \(lost.reason)")
             }
+            if let missing = included.first(where: { releaseChannels[$0] == nil || measuresChannels[$0] == nil }) {
+                throw SecureAggregationError.lostBetweenPhases(client: missing, detail: "it did not open its sessions for the release and the measures")
+            }
             let released = layout.passing(counts: first.sum)
-            // Every client of the counts' sum must take part in the release and the measures' sum.
-            let releaseChannels = try await acceptAll(Stream.release, from: included, port: port, timeout: acceptTimeout)
             var sent = first.bytesSent, received = first.bytesReceived
             let release = Mpcnode_V1_SecAggCellRelease.with { $0.cells = released.map { UInt32($0) }; $0.clients = included }
-            let releaseSessions = included.map { ProtocolSession(channel: releaseChannels[$0]!) }
-            do {
-                for s in releaseSessions { try await s.sendSecAgg { $0.cellRelease = release } }
-            } catch {
-                for c in releaseChannels.values { await c.abort() }
-                throw error
-            }
-            for s in releaseSessions {
-                sent += s.bytesSent
-                await s.channel.close()
+            for client in included {
+                let session = ProtocolSession(channel: releaseChannels[client]!)
+                do { try await session.sendSecAgg { $0.cellRelease = release } } catch {
+                    throw SecureAggregationError.lostBetweenPhases(client: client, detail: "\(error)")
+                }
+                sent += session.bytesSent
             }
             guard !released.isEmpty else {
                 return Outcome(counts: first.sum, released: [], measures: [], included: included, dropped: first.dropped,
                                auditRecordHashes: first.auditRecordHashes, bytesSent: sent, bytesReceived: received)
             }
-            let measuresChannels = try await acceptAll(Stream.measures, from: included, port: port, timeout: acceptTimeout)
-            let second = try await SecureAggregationServer(parameters: measuresParameters(parameters, layout: layout, cells: released, clients: included),
-                                                           channels: measuresChannels, verify: verify, afterRound: afterRound).run()
+            let second: SecureAggregationServer.Outcome
+            do {
+                second = try await SecureAggregationServer(parameters: measuresParameters(parameters, layout: layout, cells: released, clients: included),
+                                                           channels: measuresChannels.filter { included.contains($0.key) }, verify: verify,
+                                                           afterRound: afterRound).run()
+            } catch let error as SecureAggregationError {
+                guard case .tooFewSurvivors = error else { throw error }
+                throw SecureAggregationError.lostBetweenPhases(client: "a client of the counts' sum", detail: "\(error)")
+            }
             guard second.included.sorted() == included else {
                 throw ProtocolError.protocolViolation(peer: parameters.server, detail: "the measures' sum lost a client of the counts' sum")
             }
@@ -252,16 +266,6 @@ public enum TwoPhaseCellSum {
             received += second.bytesReceived
             return Outcome(counts: first.sum, released: released, measures: second.sum, included: included, dropped: first.dropped,
                            auditRecordHashes: first.auditRecordHashes, bytesSent: sent, bytesReceived: received)
-        }
-
-        /// Every one of `clients`' sessions of `stream`, or the client that did not come.
-        private func acceptAll(_ stream: String, from clients: [NodeID], port: any SessionPort, timeout: Duration) async throws -> [NodeID: any MessageChannel] {
-            do {
-                let accepted = try await port.acceptAll(clients.map { (stream: stream, peer: $0) }, timeout: timeout)
-                return Dictionary(uniqueKeysWithValues: clients.map { ($0, accepted["\(stream)/\($0)"]!) })
-            } catch let SessionError.peerDidNotConnect(peer, seconds) {
-                throw SecureAggregationError.lostBetweenPhases(client: peer, detail: "no \(stream) session within \(seconds) s")
-            }
         }
     }
 }

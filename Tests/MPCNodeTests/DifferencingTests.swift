@@ -1,0 +1,79 @@
+import Foundation
+import MPCBench
+import MPCNode
+import MPCTestSupport
+import XCTest
+
+/// Finding 3: results that are each safe can single out records by their difference. Each branch keeps
+/// the cells released on its dataset and refuses a secure sum that would differ from them by fewer than
+/// its `min_cell_records` of its own records: the total next to the cells of one column (total − high −
+/// medium − low = the rest), and the same cells again after a few rows changed.
+final class DifferencingTests: XCTestCase {
+    func testASumWhoseDifferenceWithReleasedCellsSinglesOutFewRecordsIsRefused() async throws {
+        let branches = ["branch-a", "branch-b", "branch-c"]
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-diff-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let consortium = try LocalConsortium.create(in: directory, banks: branches, regulators: ["regulator"]) { _ in
+            """
+            policy:
+              coordinators: [coordinator]
+              datasets:
+                accounts:
+                  columns: [risk, balance]
+                  protocols: [secure-sum]
+                  result_recipients: [regulator]
+                  min_set_size: 5
+                  min_cell_records: 3
+                  min_cell_parties: 2
+            """
+        }
+        var rng = SplitMix(state: 7)
+        var csvs: [String: String] = [:]
+        for branch in branches {
+            var csv = "account,risk,balance\n"
+            for i in 0..<30 {
+                // branch-a alone has two "frozen" accounts: no released cell of risk covers them.
+                let risk = branch == "branch-a" && i < 2 ? "frozen" : ["high", "medium", "low"][i % 3]
+                csv += "\(branch)-\(i),\(risk),\(ReportRepository.decimalText(Int64(rng.next() % 100_000), decimals: 2))\n"
+            }
+            csvs[branch] = csv
+            try consortium.importCSV(csv, into: branch, dataset: "accounts", idColumn: "account")
+        }
+        let nodes = try await consortium.startAll(logger: ConsortiumFixture.quietLogger)
+        defer { Task { for n in nodes.values { await n.stop() } } }
+        func sum(groupBy: String?, groups: [String]) async throws -> JobView {
+            let id = try await nodes["coordinator"]!.engine.submit(JobSubmission(
+                protocolName: "secure-sum", parties: branches.map { .init(nodeID: $0, dataset: "accounts", column: "") },
+                deliverTo: ["regulator"], cardinalityOnly: false, group: "",
+                aggregate: .init(groupBy: groupBy, groups: groups, measures: ["sum:balance"], decimals: 2, minCellRecords: 3, minCellParties: 2)))
+            return try await ConsortiumFixture.waitForFinal(nodes["coordinator"]!, jobID: id)
+        }
+
+        let byRisk = try await sum(groupBy: "risk", groups: ["high", "medium", "low"])
+        XCTAssertEqual(byRisk.state, .succeeded, byRisk.reason ?? "")
+
+        // The total of all rows minus the three cells would be branch-a's two frozen accounts.
+        let total = try await sum(groupBy: nil, groups: [])
+        XCTAssertEqual(total.state, .refused)
+        let reason = total.parties.first { $0.nodeID == "branch-a" }?.reason ?? ""
+        XCTAssertTrue(reason.contains("leave 2 of this node's records outside them") && reason.contains(byRisk.id), reason)
+        for b in ["branch-b", "branch-c"] {
+            XCTAssertFalse(total.parties.first { $0.nodeID == b }?.reason?.contains("outside") == true, "\(b) has no record outside the cells")
+        }
+
+        // The same cells again, unchanged data: nothing new is singled out.
+        let again = try await sum(groupBy: "risk", groups: ["high", "medium", "low"])
+        XCTAssertEqual(again.state, .succeeded, again.reason ?? "")
+
+        // branch-b opens two "high" accounts: the same cells again would single them out.
+        try consortium.importCSV(csvs["branch-b"]! + "branch-b-new-1,high,10.00\nbranch-b-new-2,high,20.00\n", into: "branch-b",
+                                 dataset: "accounts", idColumn: "account", file: "branch-b-2", replace: true)
+        let after = try await sum(groupBy: "risk", groups: ["high", "medium", "low"])
+        XCTAssertEqual(after.state, .refused)
+        let b = after.parties.first { $0.nodeID == "branch-b" }?.reason ?? ""
+        XCTAssertTrue(b.contains("cell 'high' of risk") && b.contains("single out 2 records"), b)
+        // Nothing of the refused jobs was recorded as released: the history still holds the two grouped sums.
+        let released = try nodes["branch-b"]!.store.read { db in try ReleaseHistory().cells(dataset: "accounts", db) }
+        XCTAssertEqual(Set(released.map(\.jobID)), [byRisk.id, again.id])
+    }
+}
