@@ -13,11 +13,16 @@ public struct LengthPrefixedFrameDecoder: ByteToMessageDecoder {
     public static let heartbeat: UInt32 = 0xFFFF_FFFF
     public let maximumFrameBytes: Int
     public let maximumFirstFrameBytes: Int?
+    /// The node-wide budget of bytes in frames being received (`ReceiveBudget`), if any.
+    public let budget: ReceiveBudget?
     private var framesDecoded = 0
+    /// What the frame being received reserved from `budget`.
+    private var reservedForFrame = 0
 
-    public init(maximumFrameBytes: Int, maximumFirstFrameBytes: Int? = nil) {
+    public init(maximumFrameBytes: Int, maximumFirstFrameBytes: Int? = nil, budget: ReceiveBudget? = nil) {
         self.maximumFrameBytes = maximumFrameBytes
         self.maximumFirstFrameBytes = maximumFirstFrameBytes
+        self.budget = budget
     }
 
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
@@ -30,11 +35,31 @@ public struct LengthPrefixedFrameDecoder: ByteToMessageDecoder {
         guard Int(length) <= limit else {
             throw FramingError.frameTooLarge(bytes: Int(length), limit: limit)
         }
-        guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }
+        guard buffer.readableBytes >= 4 + Int(length) else {
+            // A large frame waits for its body only if the node can hold it beside every other one.
+            if let budget, reservedForFrame == 0, Int(length) > budget.reservationThreshold {
+                guard budget.reserve(Int(length)) else {
+                    throw FramingError.receiveBudgetExhausted(bytes: Int(length), capacity: budget.capacity)
+                }
+                reservedForFrame = Int(length)
+            }
+            return .needMoreData
+        }
         buffer.moveReaderIndex(forwardBy: 4)
         framesDecoded += 1
+        releaseReservation()
         context.fireChannelRead(Self.wrapInboundOut(buffer.readSlice(length: Int(length))!))
         return .continue
+    }
+
+    private mutating func releaseReservation() {
+        guard reservedForFrame > 0 else { return }
+        budget?.release(reservedForFrame)
+        reservedForFrame = 0
+    }
+
+    public mutating func decoderRemoved(context: ChannelHandlerContext) {
+        releaseReservation()
     }
 
     public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
@@ -42,6 +67,7 @@ public struct LengthPrefixedFrameDecoder: ByteToMessageDecoder {
         if buffer.readableBytes > 0 {
             let pending = buffer.readableBytes
             buffer.moveReaderIndex(forwardBy: pending)
+            releaseReservation()
             throw FramingError.truncatedFrame(bufferedBytes: pending)
         }
         return .needMoreData
@@ -62,10 +88,13 @@ public struct LengthPrefixedFrameEncoder: MessageToByteEncoder {
 public enum FramingError: Error, Equatable, CustomStringConvertible {
     case frameTooLarge(bytes: Int, limit: Int)
     case truncatedFrame(bufferedBytes: Int)
+    case receiveBudgetExhausted(bytes: Int, capacity: Int)
 
     public var description: String {
         switch self {
         case .frameTooLarge(let b, let l): return "frame of \(b) bytes exceeds the limit of \(l) bytes"
+        case .receiveBudgetExhausted(let b, let c):
+            return "a frame of \(b) bytes does not fit in this node's receive budget of \(c) bytes (frames being received from every peer): the connection is closed; the sender may retry later"
         case .truncatedFrame(let n): return "connection ended inside a frame (\(n) bytes of it received): truncated"
         }
     }

@@ -99,7 +99,8 @@ public final class PeerTransport: Sendable {
         try sync.addHandler(IdleStateHandler(readTimeout: options.idleTimeout, writeTimeout: options.effectiveHeartbeatInterval))
         try sync.addHandler(ConnectionLivenessHandler(idleSeconds: Double(options.idleTimeout.nanoseconds) / 1e9))
         try sync.addHandler(ByteToMessageHandler(LengthPrefixedFrameDecoder(
-            maximumFrameBytes: options.maximumFrameBytes, maximumFirstFrameBytes: inbound ? options.maximumHelloBytes : nil)))
+            maximumFrameBytes: options.maximumFrameBytes, maximumFirstFrameBytes: inbound ? options.maximumHelloBytes : nil,
+            budget: options.receiveBudget)))
         try sync.addHandler(MessageToByteHandler(LengthPrefixedFrameEncoder()))
         return identity.identity.futureResult
     }
