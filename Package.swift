@@ -120,7 +120,7 @@ let package = Package(
         ),
         // Helpers shared by the test targets (wire inspection); not part of any product.
         .target(name: "MPCTestSupport", dependencies: ["CSodium", "MPCIdentity", "MPCProtocols", "MPCWire", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
-        .testTarget(name: "MPCCryptoTests", dependencies: ["MPCCrypto", "CSodium", "COpenSSLCrypto"]),
+        .testTarget(name: "MPCCryptoTests", dependencies: ["MPCCrypto", "CSodium", "COpenSSLCrypto", "MPCTestSupport"]),
         .testTarget(name: "MPCLearningTests", dependencies: ["MPCLearning"]),
         .testTarget(name: "MPCProtocolsTests", dependencies: ["MPCProtocols", "MPCCrypto", "MPCWire", "MPCTestSupport", "MPCIdentity", "MPCLearning"]),
         .testTarget(name: "MPCTransportTests", dependencies: ["MPCTransport", "MPCIdentity", "MPCProtocols", "MPCTestSupport", "MPCCrypto", "MPCWire", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio")]),

@@ -63,12 +63,7 @@ final class HorizontalLRTests: XCTestCase {
         try LabeledRows(csv: String(contentsOf: dataDirectory.appendingPathComponent(name), encoding: .utf8), labelled: labelled)
     }
 
-    func authentication(_ node: String) throws -> KeyAuthentication {
-        let (cert, key) = try pki.issue(node)
-        let signatures = try CertificateSignatures(certificatePath: cert.path, privateKeyPath: key.path, caPath: pki.caPath.path)
-        return KeyAuthentication(certificateDER: signatures.certificateDER, sign: { try signatures.sign($0) },
-                                 verify: { try signatures.verify(signature: $0, message: $1, nodeID: $2, certificateDER: $3) })
-    }
+    func authentication(_ node: String) throws -> KeyAuthentication { try pki.keyAuthentication(node) }
 
     func testBreastHomoMatchesTheCentralisedBaseline() async throws {
         let guest = try Self.load("breast_homo_guest.csv"), host = try Self.load("breast_homo_host.csv")

@@ -22,12 +22,7 @@ final class MessageMutationTests: XCTestCase {
         ProcessInfo.processInfo.environment["MPCNODE_MUTATION_RUNS"].flatMap(Int.init) ?? standard
     }
 
-    func authentication(_ node: String) throws -> KeyAuthentication {
-        let (cert, key) = try pki.issue(node)
-        let signatures = try CertificateSignatures(certificatePath: cert.path, privateKeyPath: key.path, caPath: pki.caPath.path)
-        return KeyAuthentication(certificateDER: signatures.certificateDER, sign: { try signatures.sign($0) },
-                                 verify: { try signatures.verify(signature: $0, message: $1, nodeID: $2, certificateDER: $3) })
-    }
+    func authentication(_ node: String) throws -> KeyAuthentication { try pki.keyAuthentication(node) }
 
     /// Tallies how the mutated runs ended; at least one must have failed (the mutations do something).
     final class Tally: @unchecked Sendable {

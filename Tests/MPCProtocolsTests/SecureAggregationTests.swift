@@ -13,10 +13,7 @@ final class SecureAggregationTests: XCTestCase {
     override func tearDownWithError() throws { pki.remove() }
 
     func authentication(_ node: String, signAs: String? = nil) throws -> KeyAuthentication {
-        let (cert, key) = try pki.issue(signAs ?? node)
-        let signatures = try CertificateSignatures(certificatePath: cert.path, privateKeyPath: key.path, caPath: pki.caPath.path)
-        return KeyAuthentication(certificateDER: signatures.certificateDER, sign: { try signatures.sign($0) },
-                                 verify: { try signatures.verify(signature: $0, message: $1, nodeID: $2, certificateDER: $3) })
+        try pki.keyAuthentication(node, signAs: signAs)
     }
 
     struct Run {

@@ -13,12 +13,7 @@ final class TwoPhaseCellSumTests: XCTestCase {
     override func setUpWithError() throws { pki = try TestPKI() }
     override func tearDownWithError() throws { pki.remove() }
 
-    func authentication(_ node: String) throws -> KeyAuthentication {
-        let (cert, key) = try pki.issue(node)
-        let signatures = try CertificateSignatures(certificatePath: cert.path, privateKeyPath: key.path, caPath: pki.caPath.path)
-        return KeyAuthentication(certificateDER: signatures.certificateDER, sign: { try signatures.sign($0) },
-                                 verify: { try signatures.verify(signature: $0, message: $1, nodeID: $2, certificateDER: $3) })
-    }
+    func authentication(_ node: String) throws -> KeyAuthentication { try pki.keyAuthentication(node) }
 
     struct Run {
         var server: Result<TwoPhaseCellSum.Server.Outcome, Error>

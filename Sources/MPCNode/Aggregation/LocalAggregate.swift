@@ -53,8 +53,9 @@ public struct LocalAggregate: Sendable {
         return c
     }
 
-    /// Computes the vector from `table`, streaming its rows.
-    public func compute(_ db: Database, table: String) throws -> [UInt64] {
+    /// Computes the vector from `table`, streaming its rows. With `clip`, each record's value of a `sum`
+    /// measure is first clamped to ±clip (fixed point): what bounds one record's weight for the noise.
+    public func compute(_ db: Database, table: String, clip: Int64? = nil) throws -> [UInt64] {
         try validate()
         let cellIndex = Dictionary(uniqueKeysWithValues: cells.enumerated().map { ($1, $0) })
         let width = Self.slotsPerCellBeforeMeasures + spec.measures.count
@@ -81,7 +82,7 @@ public struct LocalAggregate: Sendable {
                         throw AggregateError.badValue(row: row["_row"], column: m.column, value: text,
                                                       reason: "not a decimal number with at most \(spec.decimals) decimals")
                     }
-                    try add(&totals, base + 2 + k, v, row: row["_row"])
+                    try add(&totals, base + 2 + k, clip.map { min(max(v, -$0), $0) } ?? v, row: row["_row"])
                 }
             }
         }

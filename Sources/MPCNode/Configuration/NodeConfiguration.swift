@@ -168,6 +168,9 @@ struct RawDatasetPolicy: Codable {
     var max_peer_set_ratio: Double?
     var min_sum_threshold_share: Double?
     var min_sum_parties: Int?
+    var sum_noise_epsilon: Double?
+    var sum_value_bound: Double?
+    var sum_epsilon_per_day: Double?
     var min_batch_rows_per_feature: Int?
     var residual_noise: Double?
     var max_holdout: Double?

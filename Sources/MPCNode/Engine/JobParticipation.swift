@@ -61,6 +61,11 @@ extension JobEngine {
                    let difference = try ReleaseHistory().refusal(spec, dataset: mine.dataset, minimum: rule.minimumCellRecords, db) {
                     verdict = .refused(reason: difference)
                 }
+                // The privacy budget of a dataset whose secure sums are noised.
+                if verdict == .allowed, let mine, case .aggregate? = spec.kind, let noise = configuration.policy.datasets[mine.dataset]?.sumNoise,
+                   let over = try noise.budgetRefusal(dataset: mine.dataset, nodeID: nodeID, db) {
+                    verdict = .refused(reason: over)
+                }
                 switch verdict {
                 case .allowed:
                     try repository.insert(db, spec: spec, role: .participant, state: .accepted)

@@ -1,4 +1,5 @@
 import Foundation
+import MPCCrypto
 import MPCProtocols
 import MPCTransport
 import MPCWire
@@ -131,9 +132,20 @@ struct SecureSumKind: JobKind {
         let server = server(spec)
         let aggregate = LocalAggregate(spec: spec.aggregate, parties: spec.parties.count)
         let table = NodeStore.tableName(forDataset: mine.dataset)
-        let vector = try context.store.read { db in try aggregate.compute(db, table: table) }
+        let noise = context.configuration.policy.datasets[mine.dataset]?.sumNoise
+        var vector = try context.store.read { db in
+            try aggregate.compute(db, table: table, clip: noise?.clip(decimals: Int(spec.aggregate.decimals)))
+        }
+        // This node's own noise on its measures, before anything is masked (its policy, not the spec).
+        let ownRecords = (0..<aggregate.cells.count).map { Int(clamping: Int64(bitPattern: vector[$0 * (LocalAggregate.slotsPerCellBeforeMeasures + spec.aggregate.measures.count)])) }
+        if let noise {
+            var random = SodiumRandom()
+            noise.apply(to: &vector, aggregate: spec.aggregate, using: &random)
+        }
         let rows = try context.catalog.describe(mine.dataset).rowCount
-        let startedHash = try context.recordStarted(["server": .string(server), "input_rows": .int(rows), "vector_length": .int(vector.count)])
+        var started: [String: AuditValue] = ["server": .string(server), "input_rows": .int(rows), "vector_length": .int(vector.count)]
+        if let noise { started["noise_epsilon"] = .string(String(noise.epsilon)) }
+        let startedHash = try context.recordStarted(started)
         var parameters = parameters(context)
         // This client's own floor of contributors, never the spec's.
         parameters.minimumSurvivors = context.configuration.policy.datasets[mine.dataset]?.minimumSumParties ?? DatasetPolicy.defaultMinimumSumParties
@@ -142,8 +154,6 @@ struct SecureSumKind: JobKind {
                                             afterRound: context.faults?.afterSecureAggregationRound)
         let outcome = try await client.run(port: context.sessions)
         let traffic = context.sessions.traffic
-        let width = LocalAggregate.slotsPerCellBeforeMeasures + spec.aggregate.measures.count
-        let ownRecords = (0..<aggregate.cells.count).map { Int(clamping: Int64(bitPattern: vector[$0 * width])) }
         return RoleCompletion(inputRows: rows, bytesSent: traffic.sent, bytesReceived: traffic.received, resultRows: 0, receivedResult: false,
                               details: ["server": .string(server), "included": .bool(outcome.included.contains(context.nodeID)),
                                         "clients_in_sum": .int(outcome.included.count), "released_cells": .int(outcome.released.count)],

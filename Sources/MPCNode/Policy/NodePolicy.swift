@@ -48,6 +48,20 @@ public struct NodePolicy: Sendable, Equatable {
             if let m = rule.min_sum_parties, m < 3 {
                 throw ConfigurationError.invalid(path: path, detail: "policy.datasets.\(name).min_sum_parties must be at least 3: a sum of two inputs tells each contributor the other's")
             }
+            if let e = rule.sum_noise_epsilon, !(e.isFinite && e > 0 && e <= 10) {
+                throw ConfigurationError.invalid(path: path, detail: "policy.datasets.\(name).sum_noise_epsilon must lie in (0, 10]")
+            }
+            if let b = rule.sum_value_bound, !(b.isFinite && b > 0 && b < 1e15) {
+                throw ConfigurationError.invalid(path: path, detail: "policy.datasets.\(name).sum_value_bound must be a positive amount")
+            }
+            if (rule.sum_noise_epsilon == nil) != (rule.sum_value_bound == nil) {
+                throw ConfigurationError.invalid(path: path, detail: "policy.datasets.\(name): sum_noise_epsilon and sum_value_bound go together (the noise is scaled to one record's largest value)")
+            }
+            if let d = rule.sum_epsilon_per_day {
+                guard let e = rule.sum_noise_epsilon, d.isFinite, d >= e else {
+                    throw ConfigurationError.invalid(path: path, detail: "policy.datasets.\(name).sum_epsilon_per_day needs sum_noise_epsilon and must be at least it")
+                }
+            }
             if let r = rule.min_batch_rows_per_feature, !(1...1000).contains(r) {
                 throw ConfigurationError.invalid(path: path, detail: "policy.datasets.\(name).min_batch_rows_per_feature must lie in 1…1000")
             }
@@ -69,6 +83,7 @@ public struct NodePolicy: Sendable, Equatable {
                                            maximumPeerSetSize: rule.max_peer_set_size, maximumPeerSetRatio: rule.max_peer_set_ratio,
                                            minimumSumThresholdShare: rule.min_sum_threshold_share ?? DatasetPolicy.defaultMinimumSumThresholdShare,
                                            minimumSumParties: rule.min_sum_parties ?? DatasetPolicy.defaultMinimumSumParties,
+                                           sumNoise: rule.sum_noise_epsilon.map { SumNoise(epsilon: $0, valueBound: rule.sum_value_bound!, epsilonPerDay: rule.sum_epsilon_per_day) },
                                            minimumBatchRowsPerFeature: rule.min_batch_rows_per_feature ?? DatasetPolicy.defaultMinimumBatchRowsPerFeature,
                                            residualNoise: rule.residual_noise ?? 0,
                                            maximumHoldout: rule.max_holdout ?? DatasetPolicy.defaultMaximumHoldout,
@@ -126,6 +141,9 @@ public struct DatasetPolicy: Sendable, Equatable {
     public var minimumSumThresholdShare: Double
     public static let defaultMinimumSumThresholdShare = 2.0 / 3.0
 
+    /// Secure sums: the noise this node adds to its own measures, and its privacy budget (nil: none).
+    public var sumNoise: SumNoise?
+
     /// Why a secure aggregation of `clients` with `threshold` is refused on this dataset, or nil.
     public func sumThresholdRefusal(threshold: Int, clients: Int) -> String? {
         let floor = sumThresholdFloor(clients: clients)
@@ -166,7 +184,7 @@ public struct DatasetPolicy: Sendable, Equatable {
                 minimumIntersection: Int = DatasetPolicy.defaultMinimumIntersection,
                 maximumPeerSetSize: Int? = nil, maximumPeerSetRatio: Double? = nil,
                 minimumSumThresholdShare: Double = DatasetPolicy.defaultMinimumSumThresholdShare,
-                minimumSumParties: Int = DatasetPolicy.defaultMinimumSumParties,
+                minimumSumParties: Int = DatasetPolicy.defaultMinimumSumParties, sumNoise: SumNoise? = nil,
                 minimumBatchRowsPerFeature: Int = DatasetPolicy.defaultMinimumBatchRowsPerFeature,
                 residualNoise: Double = 0, maximumHoldout: Double = DatasetPolicy.defaultMaximumHoldout,
                 maximumJobsPerDay: Int? = nil, maximumCoordinatorsPerDay: Int? = nil) {
@@ -174,6 +192,7 @@ public struct DatasetPolicy: Sendable, Equatable {
         self.maximumCoordinatorsPerDay = maximumCoordinatorsPerDay
         self.minimumSumThresholdShare = minimumSumThresholdShare
         self.minimumSumParties = minimumSumParties
+        self.sumNoise = sumNoise
         self.minimumBatchRowsPerFeature = minimumBatchRowsPerFeature
         self.residualNoise = residualNoise
         self.maximumHoldout = maximumHoldout
