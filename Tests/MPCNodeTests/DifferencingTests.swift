@@ -76,4 +76,50 @@ final class DifferencingTests: XCTestCase {
         let released = try nodes["branch-b"]!.store.read { db in try ReleaseHistory().cells(dataset: "accounts", db) }
         XCTAssertEqual(Set(released.map(\.jobID)), [byRisk.id, again.id])
     }
+
+    /// The same cells released over client sets that differ by one branch give that branch's figures by
+    /// subtraction. After a sum over four branches, a coordinator asks the same sum of three (as it would
+    /// be after a branch went offline): they refuse to send the measures (the release has told them who is
+    /// in the sum), and no measure is summed.
+    func testTheSameCellsOverClientsThatDifferByOneBranchAreRefused() async throws {
+        let branches = ["branch-a", "branch-b", "branch-c", "branch-d"]
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-diff-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let consortium = try LocalConsortium.create(in: directory, banks: branches, regulators: ["regulator"]) { _ in
+            """
+            policy:
+              coordinators: [coordinator]
+              datasets:
+                accounts:
+                  columns: [balance]
+                  protocols: [secure-sum]
+                  result_recipients: [regulator]
+                  min_set_size: 5
+                  min_cell_records: 3
+                  min_sum_threshold_share: 0.5
+            """
+        }
+        var rng = SplitMix(state: 8)
+        for branch in branches {
+            let rows = (0..<10).map { "\(branch)-\($0),\(ReportRepository.decimalText(Int64(rng.next() % 100_000), decimals: 2))" }
+            try consortium.importCSV("account,balance\n" + rows.joined(separator: "\n") + "\n", into: branch, dataset: "accounts", idColumn: "account")
+        }
+        let nodes = try await consortium.startAll(logger: ConsortiumFixture.quietLogger)
+        defer { Task { for n in nodes.values { await n.stop() } } }
+        func total(_ parties: [String]) async throws -> JobView {
+            let id = try await nodes["coordinator"]!.engine.submit(JobSubmission(
+                protocolName: "secure-sum", parties: parties.map { .init(nodeID: $0, dataset: "accounts", column: "") },
+                deliverTo: ["regulator"], cardinalityOnly: false, group: "",
+                aggregate: .init(groupBy: nil, groups: [], measures: ["sum:balance"], decimals: 2, minCellRecords: 3, minCellParties: 2)))
+            return try await ConsortiumFixture.waitForFinal(nodes["coordinator"]!, jobID: id)
+        }
+        let first = try await total(branches)
+        XCTAssertEqual(first.state, .succeeded, first.reason ?? "")
+
+        let second = try await total(["branch-a", "branch-b", "branch-c"])
+        XCTAssertNotEqual(second.state, .succeeded)
+        let reasons = ["branch-a", "branch-b", "branch-c"].map { b in second.parties.first { $0.nodeID == b }?.reason ?? "" }
+        XCTAssertTrue(reasons.contains { $0.contains("single out the figures of branch-d") && $0.contains(first.id) }, "\(second.state) \(second.reason ?? "") \(second.parties.map { "\($0.nodeID) \($0.state ?? "") \($0.reason ?? "")" })")
+        XCTAssertThrowsError(try ReportRepository(store: nodes["regulator"]!.store).get(second.id), "no report of the second sum")
+    }
 }

@@ -11,6 +11,9 @@ public enum JobError: Error, CustomStringConvertible, Equatable {
     case interruptedByRestart
     /// A result was withheld because it is smaller than a policy allows.
     case belowMinimum(String)
+    /// This node's policy stopped the job once it saw what would be released (a check that needs the
+    /// protocol's own messages, such as who is in a sum).
+    case refusedDuringJob(String)
     case unknownJob(String)
     case noReport(String)
     case noModel(String)
@@ -35,6 +38,7 @@ public enum JobError: Error, CustomStringConvertible, Equatable {
         case .unreachable(let n, let d): return "\(n) is unreachable: \(d)"
         case .aborted(let r): return "aborted: \(r)"
         case .belowMinimum(let d): return d
+        case .refusedDuringJob(let d): return d
         case .interruptedByRestart: return "the daemon stopped while the job was running; submit the job again"
         case .unknownJob(let id): return "no job '\(id)' on this node (see `mpcnode job list`)"
         case .noModel(let id): return "no model '\(id)' on this node (see `mpcnode model list`)"

@@ -17,7 +17,7 @@ public enum JobFailure: String, Sendable, CaseIterable {
         if isDropout { return .dropout }
         if error is CancellationError { return .cancellation }
         switch error {
-        case JobError.refused, JobError.belowMinimum: return .refusal
+        case JobError.refused, JobError.belowMinimum, JobError.refusedDuringJob: return .refusal
         case JobError.aborted, JobError.interruptedByRestart: return .cancellation
         case SessionError.aborted: return .cancellation
         default: return .fault

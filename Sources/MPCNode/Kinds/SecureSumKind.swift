@@ -70,7 +70,11 @@ struct SecureSumKind: JobKind {
 
     func outcomeOwner(of spec: Mpcnode_V1_JobSpec) -> String? { spec.deliverTo.first }
 
-    func failureIsDropout(_ spec: Mpcnode_V1_JobSpec, node: String, error: Error?) -> Bool { node != server(spec) }
+    /// A client that fails is a dropout, unless its policy stopped the release (then the job ends with its reason).
+    func failureIsDropout(_ spec: Mpcnode_V1_JobSpec, node: String, error: Error?) -> Bool {
+        if case JobError.refusedDuringJob? = error { return false }
+        return node != server(spec)
+    }
 
     /// The sum goes on without clients that could not be started (dropouts); only the server is essential.
     func toleratesStartFailure(of node: String, in spec: Mpcnode_V1_JobSpec) -> Bool { node != server(spec) }
@@ -132,12 +136,14 @@ struct SecureSumKind: JobKind {
         let server = server(spec)
         let aggregate = LocalAggregate(spec: spec.aggregate, parties: spec.parties.count)
         let table = NodeStore.tableName(forDataset: mine.dataset)
-        let noise = context.configuration.policy.datasets[mine.dataset]?.sumNoise
+        let rule = context.configuration.policy.datasets[mine.dataset]
+        let noise = rule?.sumNoise
         var vector = try context.store.read { db in
             try aggregate.compute(db, table: table, clip: noise?.clip(decimals: Int(spec.aggregate.decimals)))
         }
+        let width = LocalAggregate.slotsPerCellBeforeMeasures + spec.aggregate.measures.count
+        let ownRecords = (0..<aggregate.cells.count).map { Int(clamping: Int64(bitPattern: vector[$0 * width])) }
         // This node's own noise on its measures, before anything is masked (its policy, not the spec).
-        let ownRecords = (0..<aggregate.cells.count).map { Int(clamping: Int64(bitPattern: vector[$0 * (LocalAggregate.slotsPerCellBeforeMeasures + spec.aggregate.measures.count)])) }
         if let noise {
             var random = SodiumRandom()
             noise.apply(to: &vector, aggregate: spec.aggregate, using: &random)
@@ -148,10 +154,19 @@ struct SecureSumKind: JobKind {
         let startedHash = try context.recordStarted(started)
         var parameters = parameters(context)
         // This client's own floor of contributors, never the spec's.
-        parameters.minimumSurvivors = context.configuration.policy.datasets[mine.dataset]?.minimumSumParties ?? DatasetPolicy.defaultMinimumSumParties
-        let client = TwoPhaseCellSum.Client(parameters: parameters, layout: Self.layout(spec), me: context.nodeID, vector: vector,
+        parameters.minimumSurvivors = rule?.minimumSumParties ?? DatasetPolicy.defaultMinimumSumParties
+        var client = TwoPhaseCellSum.Client(parameters: parameters, layout: Self.layout(spec), me: context.nodeID, vector: vector,
                                             authentication: try context.keyAuthentication(), auditRecordHash: AuditLog.hashBytes(startedHash),
                                             afterRound: context.faults?.afterSecureAggregationRound)
+        // Differencing across client sets: the same cells released over clients that differ by a few.
+        let store = context.store, dataset = mine.dataset, minimumParties = rule?.minimumCellParties ?? DatasetPolicy.defaultMinimumCellParties
+        client.approveRelease = { cells, clients in
+            if let refusal = try store.read({ db in
+                try ReleaseHistory().participantRefusal(spec, dataset: dataset, cells: cells, clients: clients, minimumParties: minimumParties, db)
+            }) {
+                throw JobError.refusedDuringJob(refusal)
+            }
+        }
         let outcome = try await client.run(port: context.sessions)
         let traffic = context.sessions.traffic
         return RoleCompletion(inputRows: rows, bytesSent: traffic.sent, bytesReceived: traffic.received, resultRows: 0, receivedResult: false,
@@ -159,7 +174,8 @@ struct SecureSumKind: JobKind {
                                         "clients_in_sum": .int(outcome.included.count), "released_cells": .int(outcome.released.count)],
                               store: { db in
                                   // What later jobs on this dataset are checked against (differencing).
-                                  try ReleaseHistory().record(spec, dataset: mine.dataset, released: outcome.released, ownRecords: ownRecords, db)
+                                  try ReleaseHistory().record(spec, dataset: mine.dataset, released: outcome.released, ownRecords: ownRecords,
+                                                              clients: outcome.included, db)
                               })
     }
 

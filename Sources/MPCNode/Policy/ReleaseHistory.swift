@@ -22,25 +22,49 @@ public struct ReleaseHistory {
         public var value: String?
         public var ownRecords: Int
         public var jobID: String
+        /// The clients of the sum that released it, sorted.
+        public var clients: [String]
     }
 
     public init() {}
 
     /// Every released cell on `dataset`, oldest first.
     public func cells(dataset: String, _ db: Database) throws -> [Cell] {
-        try Row.fetchAll(db, sql: "SELECT job_id, group_by, cell, own_records FROM released_cell WHERE dataset = ? ORDER BY rowid",
+        try Row.fetchAll(db, sql: "SELECT job_id, group_by, cell, own_records, clients FROM released_cell WHERE dataset = ? ORDER BY rowid",
                          arguments: [dataset]).map {
-            Cell(groupBy: $0["group_by"], value: $0["cell"], ownRecords: $0["own_records"], jobID: $0["job_id"])
+            Cell(groupBy: $0["group_by"], value: $0["cell"], ownRecords: $0["own_records"], jobID: $0["job_id"],
+                 clients: ($0["clients"] as String).split(separator: "\n").map(String.init))
         }
     }
 
-    /// Records the cells of `spec` that were released (indices into its cells), with this node's records in each.
-    public func record(_ spec: Mpcnode_V1_JobSpec, dataset: String, released: [Int], ownRecords: [Int], at date: Date = Date(), _ db: Database) throws {
+    /// Records the cells of `spec` that were released (indices into its cells), with this node's records in
+    /// each and the clients of the sum.
+    public func record(_ spec: Mpcnode_V1_JobSpec, dataset: String, released: [Int], ownRecords: [Int], clients: [String],
+                       at date: Date = Date(), _ db: Database) throws {
         let a = spec.aggregate
+        let joined = clients.sorted().joined(separator: "\n")
         for i in released {
-            try db.execute(sql: "INSERT INTO released_cell (job_id, dataset, group_by, cell, own_records, released_at) VALUES (?, ?, ?, ?, ?, ?)",
-                           arguments: [spec.jobID, dataset, a.groupBy, a.groupBy.isEmpty ? nil : a.groups[i], ownRecords[i], date])
+            try db.execute(sql: "INSERT INTO released_cell (job_id, dataset, group_by, cell, own_records, clients, released_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           arguments: [spec.jobID, dataset, a.groupBy, a.groupBy.isEmpty ? nil : a.groups[i], ownRecords[i], joined, date])
         }
+    }
+
+    /// Why releasing `cells` of `spec` over `clients` would single out a few clients' figures by the
+    /// difference with the same cells released over other clients, or nil: checked when the server names
+    /// the cells and the clients, before any measure is sent. Fewer than `minimumParties` (at least one)
+    /// clients in one release and not the other is refused.
+    public func participantRefusal(_ spec: Mpcnode_V1_JobSpec, dataset: String, cells: [Int], clients: [String], minimumParties: Int,
+                                   _ db: Database) throws -> String? {
+        let a = spec.aggregate
+        let now = Set(clients)
+        let values: Set<String?> = Set(cells.map { a.groupBy.isEmpty ? nil : a.groups[$0] })
+        for h in try self.cells(dataset: dataset, db) where h.groupBy == a.groupBy && values.contains(h.value) && !h.clients.isEmpty {
+            let difference = now.symmetricDifference(h.clients)
+            guard !difference.isEmpty, difference.count < max(2, minimumParties) else { continue }
+            let cell = h.value.map { "'\(PeerText.cut($0, limit: 60))' of \(a.groupBy)" } ?? "the total of all rows"
+            return "cell \(cell) was released by job \(h.jobID) over \(h.clients.count) clients; releasing it now over \(clients.count) would single out the figures of \(difference.sorted().joined(separator: ", ")) by the difference (fewer than min_cell_parties \(max(2, minimumParties)) clients); no measure was sent"
+        }
+        return nil
     }
 
     /// Why a secure sum over `dataset` would single out fewer than `minimum` of this node's records by its

@@ -145,6 +145,8 @@ public final class NodeStore: Sendable {
                 t.column("group_by", .text).notNull()
                 t.column("cell", .text)
                 t.column("own_records", .integer).notNull()
+                // The clients of the sum, sorted, one per line.
+                t.column("clients", .text).notNull().defaults(to: "")
                 t.column("released_at", .datetime).notNull()
             }
         }

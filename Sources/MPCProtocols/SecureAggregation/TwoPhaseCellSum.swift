@@ -98,6 +98,9 @@ public enum TwoPhaseCellSum {
         public let authentication: KeyAuthentication
         public let auditRecordHash: [UInt8]
         public let afterRound: (@Sendable (SecureAggregationClient.Round) -> Void)?
+        /// This client's own check of the release (the cells and the clients), before any measure is sent;
+        /// throws to send nothing (e.g. the release would differ from an earlier one by one client).
+        public var approveRelease: (@Sendable (_ cells: [Int], _ clients: [NodeID]) throws -> Void)?
 
         /// - Parameters:
         ///   - parameters: the sum's clients, server, threshold and spec hash (the lengths follow from `layout`);
@@ -133,6 +136,7 @@ public enum TwoPhaseCellSum {
                     }
                     let cells = try check(release, countsIncluded: first.included)
                     guard !cells.isEmpty else { return Outcome(included: first.included, released: []) }
+                    try approveRelease?(cells, release.clients)
                     let p = measuresParameters(parameters, layout: layout, cells: cells, clients: release.clients)
                     let second = try await SecureAggregationClient(parameters: p, me: me, input: layout.measures(of: vector, released: cells),
                                                                    channel: measuresChannel, authentication: authentication,
@@ -190,8 +194,9 @@ public enum TwoPhaseCellSum {
                 let protected = CellSuppression.apply(sum: sum, cells: layout.cells, measures: layout.measures,
                                                       minRecords: layout.minRecords, minParties: layout.minParties)
                 // A cell outside the release has no measures here, whatever its counts say.
+                let releasedCells = Set(released)
                 return protected.enumerated().map { i, cell in
-                    released.contains(i) || cell.suppressed ? cell
+                    releasedCells.contains(i) || cell.suppressed ? cell
                         : CellSuppression.Cell(records: nil, parties: nil, values: [], suppressionReason: "not released")
                 }
             }
