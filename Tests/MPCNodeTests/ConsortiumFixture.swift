@@ -76,11 +76,11 @@ struct ConsortiumFixture {
         return url.path
     }
 
-    func importCSV(into node: String, dataset: String, phones: [String]) throws {
+    func importCSV(into node: String, dataset: String, phones: [String], replace: Bool = false) throws {
         let configuration = try consortium.configuration(of: node)
         let catalog = DatasetCatalog(store: try NodeStore(path: configuration.databasePath))
         try catalog.importCSV(DatasetImportRequest(dataset: dataset, csvPath: writeCSV("\(node)-\(dataset)", phones: phones),
-                                                   idColumn: "phone", normalization: IdentifierNormalization(digitsOnly: true)))
+                                                   idColumn: "phone", normalization: IdentifierNormalization(digitsOnly: true), replace: replace))
     }
 
     static var quietLogger: Logger {

@@ -34,6 +34,40 @@ final class QueryBudgetTests: XCTestCase {
         try await coordinator.group.shutdownGracefully()
     }
 
+    /// Finding 3 for PSI: a peer that changes its set by one identifier between two cardinalities learns
+    /// whether this dataset holds it. With `max_jobs_per_peer_per_input: 1`, an unchanged input answers each
+    /// peer once; a new import of the data renews the allowance.
+    func testAnUnchangedInputAnswersEachPeerOnlyAsOftenAsItsPolicySays() async throws {
+        let fixture = try ConsortiumFixture(policy: { _ in
+            """
+            policy:
+              coordinators: [coordinator]
+              datasets:
+                customers:
+                  columns: [phone]
+                  protocols: [psi, psi-cardinality]
+                  result_recipients: [bank-a, bank-b]
+                  min_set_size: 20
+                  max_jobs_per_peer_per_input: 1
+            """
+        })
+        defer { fixture.remove() }
+        try fixture.importCSV(into: "bank-a", dataset: "customers", phones: phoneNumbers(100, seed: 52))
+        let bankA = try await fixture.consortium.start("bank-a", logger: ConsortiumFixture.quietLogger)
+        let coordinator = try HostileNameTests.HostileCoordinator(fixture)
+        let first = try await coordinator.propose(HostileNameTests.psiSpec(jobID: "job-peer-0"))
+        let second = try await coordinator.propose(HostileNameTests.psiSpec(jobID: "job-peer-1"))
+        XCTAssertTrue(first.accepted, first.reason)
+        XCTAssertFalse(second.accepted)
+        XCTAssertTrue(second.reason.contains("answered bank-b in 1 set comparisons") && second.reason.contains("max_jobs_per_peer_per_input"), second.reason)
+        // The bank's list is updated: bank-b may ask again.
+        try fixture.importCSV(into: "bank-a", dataset: "customers", phones: phoneNumbers(101, seed: 53), replace: true)
+        let third = try await coordinator.propose(HostileNameTests.psiSpec(jobID: "job-peer-2"))
+        XCTAssertTrue(third.accepted, third.reason)
+        await bankA.stop()
+        try await coordinator.group.shutdownGracefully()
+    }
+
     func testDistinctCoordinatorsAreCountedOverTheLastDay() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-budget-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)

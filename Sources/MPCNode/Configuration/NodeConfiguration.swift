@@ -176,4 +176,5 @@ struct RawDatasetPolicy: Codable {
     var max_holdout: Double?
     var max_jobs_per_day: Int?
     var max_coordinators_per_day: Int?
+    var max_jobs_per_peer_per_input: Int?
 }

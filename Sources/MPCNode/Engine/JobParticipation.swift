@@ -56,6 +56,11 @@ extension JobEngine {
                    let over = try DatasetBudget(nodeID: nodeID).refusal(dataset: mine.dataset, rule: rule, coordinator: proposer, db) {
                     verdict = .refused(reason: over)
                 }
+                // Repeated set comparisons with one peer on an unchanged input (differencing of PSI results).
+                if verdict == .allowed, let mine, let rule = configuration.policy.datasets[mine.dataset],
+                   let over = try DatasetBudget(nodeID: nodeID).peerRefusal(spec, dataset: mine.dataset, rule: rule, db) {
+                    verdict = .refused(reason: over)
+                }
                 // Differencing with the cells already released on the dataset (secure sums).
                 if verdict == .allowed, let mine, case .aggregate? = spec.kind, let rule = configuration.policy.datasets[mine.dataset],
                    let difference = try ReleaseHistory().refusal(spec, dataset: mine.dataset, minimum: rule.minimumCellRecords, db) {

@@ -18,3 +18,9 @@ public enum JobProtocolUse: String, Sendable, CaseIterable, Codable {
     /// Scoring rows with a jointly trained (vertical) model.
     case predict
 }
+
+extension JobProtocolUse {
+    /// The uses that compare this dataset's identifiers with other parties' sets (their results differ
+    /// with one identifier of a peer's set): what `max_jobs_per_peer_per_input` counts.
+    static let comparingSets: Set<JobProtocolUse> = [.psi, .psiCardinality, .mpsi, .mpsiCardinality, .watchlist, .unionSum, .intersectionStats]
+}

@@ -71,7 +71,8 @@ public struct NodePolicy: Sendable, Equatable {
             if let h = rule.max_holdout, !(h.isFinite && h >= 0 && h < 0.9) {
                 throw ConfigurationError.invalid(path: path, detail: "policy.datasets.\(name).max_holdout must lie in [0, 0.9)")
             }
-            for (key, value) in [("max_jobs_per_day", rule.max_jobs_per_day), ("max_coordinators_per_day", rule.max_coordinators_per_day)] {
+            for (key, value) in [("max_jobs_per_day", rule.max_jobs_per_day), ("max_coordinators_per_day", rule.max_coordinators_per_day),
+                                 ("max_jobs_per_peer_per_input", rule.max_jobs_per_peer_per_input)] {
                 if let v = value, v < 1 { throw ConfigurationError.invalid(path: path, detail: "policy.datasets.\(name).\(key) must be at least 1") }
             }
             datasets[name] = DatasetPolicy(columns: Set(rule.columns ?? []), protocols: protocols,
@@ -87,7 +88,8 @@ public struct NodePolicy: Sendable, Equatable {
                                            minimumBatchRowsPerFeature: rule.min_batch_rows_per_feature ?? DatasetPolicy.defaultMinimumBatchRowsPerFeature,
                                            residualNoise: rule.residual_noise ?? 0,
                                            maximumHoldout: rule.max_holdout ?? DatasetPolicy.defaultMaximumHoldout,
-                                           maximumJobsPerDay: rule.max_jobs_per_day, maximumCoordinatorsPerDay: rule.max_coordinators_per_day)
+                                           maximumJobsPerDay: rule.max_jobs_per_day, maximumCoordinatorsPerDay: rule.max_coordinators_per_day,
+                                           maximumJobsPerPeerPerInput: rule.max_jobs_per_peer_per_input)
         }
         self.datasets = datasets
     }
@@ -177,6 +179,9 @@ public struct DatasetPolicy: Sendable, Equatable {
     /// queries are how differences of results single out records.
     public var maximumJobsPerDay: Int?
     public var maximumCoordinatorsPerDay: Int?
+    /// Set comparisons (PSI, set operations) this dataset answers each peer on the same input, until it is
+    /// imported again (`max_jobs_per_peer_per_input`; none unless set).
+    public var maximumJobsPerPeerPerInput: Int?
 
     public init(columns: Set<String>, protocols: Set<JobProtocolUse>, resultRecipients: Set<String>, minimumSetSize: Int,
                 minimumCellRecords: Int = DatasetPolicy.defaultMinimumCellRecords,
@@ -187,7 +192,8 @@ public struct DatasetPolicy: Sendable, Equatable {
                 minimumSumParties: Int = DatasetPolicy.defaultMinimumSumParties, sumNoise: SumNoise? = nil,
                 minimumBatchRowsPerFeature: Int = DatasetPolicy.defaultMinimumBatchRowsPerFeature,
                 residualNoise: Double = 0, maximumHoldout: Double = DatasetPolicy.defaultMaximumHoldout,
-                maximumJobsPerDay: Int? = nil, maximumCoordinatorsPerDay: Int? = nil) {
+                maximumJobsPerDay: Int? = nil, maximumCoordinatorsPerDay: Int? = nil, maximumJobsPerPeerPerInput: Int? = nil) {
+        self.maximumJobsPerPeerPerInput = maximumJobsPerPeerPerInput
         self.maximumJobsPerDay = maximumJobsPerDay
         self.maximumCoordinatorsPerDay = maximumCoordinatorsPerDay
         self.minimumSumThresholdShare = minimumSumThresholdShare
