@@ -128,6 +128,29 @@ final class MessageMutationTests: XCTestCase {
         }
     }
 
+    func testTwoPhaseCellSumRolesSurviveOneCraftedMessage() async throws {
+        let clients = (0..<4).map { "branch-\($0)" }
+        let auths = try Dictionary(uniqueKeysWithValues: clients.map { ($0, try authentication($0)) })
+        let links = (0..<8).map { k in k < 4 ? (clients[k], "regulator") : ("regulator", clients[k - 4]) }
+        let layout = TwoPhaseCellSum.Layout(cells: 3, measures: 2, minRecords: 2, minParties: 2)
+        // Both phases and the release between them: up to 13 messages each way on a link.
+        await campaign("two-phase cell sum", runs: 104, mutator: Self.onLinks(links, messages: 13)) { _, mutator in
+            let hub = InMemorySessionHub(intercept: mutator.intercept)
+            let parameters = SecureAggregationParameters(jobID: "job-fuzz", specHash: [1, 2, 3], clients: clients, server: "regulator",
+                                                         length: 1, threshold: 3, roundTimeout: .milliseconds(500))
+            // Cells 0 and 1 pass (4 records, 4 clients), cell 2 does not (no records).
+            let vector: [UInt64] = [1, 1, 10, 1, 1, 1, 20, 1, 0, 0, 0, 0]
+            var roles: [@Sendable () async throws -> Void] = [{
+                _ = try await TwoPhaseCellSum.Server(parameters: parameters, layout: layout).run(port: hub.port(for: "regulator"), acceptTimeout: .milliseconds(700))
+            }]
+            for c in clients {
+                let client = TwoPhaseCellSum.Client(parameters: parameters, layout: layout, me: c, vector: vector, authentication: auths[c]!)
+                roles.append { _ = try await client.run(port: hub.port(for: c)) }
+            }
+            if let e = await Self.firstError(roles) { throw e }
+        }
+    }
+
     func testSetOperationRolesSurviveOneCraftedMessage() async throws {
         let banks = ["bank-0", "bank-1", "bank-2"]
         let auths = try banks.map { try authentication($0) }
