@@ -1406,6 +1406,16 @@ public nonisolated struct Mpcnode_V1_SetsMessage: Sendable {
     set {body = .digestsReceived(newValue)}
   }
 
+  /// Aggregator → mixer ("mixed"), once every digest is in: each owner's announced set size, the most
+  /// sealed pseudonyms the mixer accepts from it (an owner-mixer checks them against the ring's sizes).
+  public var ownerSizes: Mpcnode_V1_SetsOwnerSizes {
+    get {
+      if case .ownerSizes(let v)? = body {return v}
+      return Mpcnode_V1_SetsOwnerSizes()
+    }
+    set {body = .ownerSizes(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -1434,8 +1444,25 @@ public nonisolated struct Mpcnode_V1_SetsMessage: Sendable {
     /// pseudonyms to the mixer only after this, so the mixer's own digest is fixed before it sees any
     /// other owner's box and it cannot make its digest cover a box it substitutes.
     case digestsReceived(Mpcnode_V1_SetsDigestsReceived)
+    /// Aggregator → mixer ("mixed"), once every digest is in: each owner's announced set size, the most
+    /// sealed pseudonyms the mixer accepts from it (an owner-mixer checks them against the ring's sizes).
+    case ownerSizes(Mpcnode_V1_SetsOwnerSizes)
 
   }
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_SetsOwnerSizes: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var owners: [String] = []
+
+  public var sizes: [UInt64] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
@@ -4352,7 +4379,7 @@ nonisolated extension Mpcnode_V1_PseudonymRingMessage: SwiftProtobuf.Message, Sw
 
 nonisolated extension Mpcnode_V1_SetsMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SetsMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}hello\0\u{3}sealing_key\0\u{1}sealed\0\u{3}sealed_end\0\u{1}delivery\0\u{1}pseudonyms\0\u{3}pseudonyms_end\0\u{1}ack\0\u{1}commit\0\u{3}box_digest\0\u{3}digests_received\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}hello\0\u{3}sealing_key\0\u{1}sealed\0\u{3}sealed_end\0\u{1}delivery\0\u{1}pseudonyms\0\u{3}pseudonyms_end\0\u{1}ack\0\u{1}commit\0\u{3}box_digest\0\u{3}digests_received\0\u{3}owner_sizes\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4503,6 +4530,19 @@ nonisolated extension Mpcnode_V1_SetsMessage: SwiftProtobuf.Message, SwiftProtob
           self.body = .digestsReceived(v)
         }
       }()
+      case 12: try {
+        var v: Mpcnode_V1_SetsOwnerSizes?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .ownerSizes(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .ownerSizes(v)
+        }
+      }()
       default: break
       }
     }
@@ -4558,6 +4598,10 @@ nonisolated extension Mpcnode_V1_SetsMessage: SwiftProtobuf.Message, SwiftProtob
       guard case .digestsReceived(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
     }()
+    case .ownerSizes?: try {
+      guard case .ownerSizes(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -4565,6 +4609,41 @@ nonisolated extension Mpcnode_V1_SetsMessage: SwiftProtobuf.Message, SwiftProtob
 
   public static func ==(lhs: Mpcnode_V1_SetsMessage, rhs: Mpcnode_V1_SetsMessage) -> Bool {
     if lhs.body != rhs.body {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_SetsOwnerSizes: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SetsOwnerSizes"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}owners\0\u{1}sizes\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedStringField(value: &self.owners) }()
+      case 2: try { try decoder.decodeRepeatedUInt64Field(value: &self.sizes) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.owners.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.owners, fieldNumber: 1)
+    }
+    if !self.sizes.isEmpty {
+      try visitor.visitPackedUInt64Field(value: self.sizes, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_SetsOwnerSizes, rhs: Mpcnode_V1_SetsOwnerSizes) -> Bool {
+    if lhs.owners != rhs.owners {return false}
+    if lhs.sizes != rhs.sizes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -95,7 +95,7 @@ struct SubmitSecureSum: AsyncParsableCommand {
 /// The roles every set operation has: the aggregator, the mixer, the blinding group.
 struct SetOperationRoles: ParsableArguments {
     @Option(help: "The node (not a party) that counts pseudonyms and receives the report.") var aggregator: String
-    @Option(help: "The party that shuffles the sealed pseudonyms (default: the first party).") var mixer: String?
+    @Option(help: "The node that shuffles the sealed pseudonyms: a party, or a node that holds no data (default: the first party).") var mixer: String?
     @Option(help: "Group for the blinding: ristretto255 (random-oracle hash, RFC 9496) or x25519 (faster, Elligator 2 encoding; Docs/decisions/0005).") var group: String = "ristretto255"
 
     func submission(_ kind: JobKindName, _ common: SubmitCommon, deliverTo: [String] = [], cardinalityOnly: Bool = false,

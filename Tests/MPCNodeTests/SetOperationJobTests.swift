@@ -156,6 +156,28 @@ final class SetOperationJobTests: XCTestCase {
         XCTAssertEqual(cell(watchReport, "held by at least 2 parties")?.records, Int64(data.customers.filter { data.holders($0) >= 2 }.count))
     }
 
+    /// Finding 6's "non-owner mixer where the consortium has one": bank-4 takes no part with data, only
+    /// shuffles the three parties' sealed pseudonyms; the result is the plain intersection, and bank-4
+    /// stores nothing of it.
+    func testAMixerThatIsNotAPartyShufflesTheBoxes() async throws {
+        let (directory, consortium, data) = try Self.setUp(banks: ["bank-1", "bank-2", "bank-3", "bank-4"], seed: 23, pool: 60, extraShared: 4)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let nodes = try await consortium.startAll(logger: ConsortiumFixture.quietLogger)
+        defer { Task { for n in nodes.values { await n.stop() } } }
+        let banks = ["bank-1", "bank-2", "bank-3"]
+        let plain = banks.map { Set(data.rows[$0]!.keys) }
+        let intersection = plain.dropFirst().reduce(plain[0]) { $0.intersection($1) }
+        let job = try await nodes["coordinator"]!.engine.submit(Self.submission("mpsi", banks: banks, deliverTo: ["bank-2"],
+                                                                                 .init(aggregator: "regulator", mixer: "bank-4", minIntersection: 3)))
+        let view = try await ConsortiumFixture.waitForFinal(nodes["coordinator"]!, jobID: job)
+        XCTAssertEqual(view.state, .succeeded, view.reason ?? "")
+        XCTAssertEqual(Set(try JobRepository(store: nodes["bank-2"]!.store).result(jobID: job, limit: 10_000).identifiers ?? []), intersection)
+        XCTAssertEqual(try JobRepository(store: nodes["bank-4"]!.store).state(jobID: job), .succeeded)
+        XCTAssertThrowsError(try JobRepository(store: nodes["bank-4"]!.store).result(jobID: job, limit: 10), "the mixer stores no result")
+        let started = try AuditLog(store: nodes["bank-4"]!.store).records(jobID: job).first { $0.event == "job.started" }
+        XCTAssertTrue(started?.details.contains("mixer") == true, started?.details ?? "no start record at the mixer")
+    }
+
     func testTenPartyPSIOverTLS() async throws {
         let banks = (1...10).map { "bank-\($0)" }
         let (directory, consortium, data) = try Self.setUp(banks: banks, seed: 10, pool: 40, size: 25...35, extraShared: 5)
@@ -267,7 +289,8 @@ final class SetOperationJobTests: XCTestCase {
             (Self.submission("union-sum", banks: banks, .init(aggregator: "bank-1", valueColumn: "balance")), "neither a party"),
             (Self.submission("union-sum", banks: banks, .init(aggregator: "regulator")), "needs --value"),
             (Self.submission("mpsi", banks: banks, deliverTo: ["regulator"], .init(aggregator: "regulator")), "is not a party"),
-            (Self.submission("mpsi", banks: banks, .init(aggregator: "regulator", mixer: "bank-9")), "must be one of the parties"),
+            (Self.submission("mpsi", banks: banks, .init(aggregator: "regulator", mixer: "bank-9")), "bank-9 is not a peer"),
+            (Self.submission("mpsi", banks: banks, .init(aggregator: "regulator", mixer: "regulator")), "neither the aggregator nor the coordinator"),
             (Self.submission("watchlist", banks: banks, .init(aggregator: "regulator", atLeast: 3)), "must lie in 1…2"),
         ]
         for (submission, expected) in cases {

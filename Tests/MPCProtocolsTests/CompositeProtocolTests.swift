@@ -18,7 +18,13 @@ final class CompositeProtocolTests: XCTestCase {
     static let waits = SetOperationParty.Waits(session: .seconds(30), phase: .seconds(60))
 
     /// Union-sum among `sets.count` banks, ring → mix → aggregate → secure sum, every role over its own port.
-    func testUnionSumOfFourBanksOverSessionPorts() async throws {
+    func testUnionSumOfFourBanksOverSessionPorts() async throws { try await unionSumOfFourBanks(mixer: "bank-2") }
+
+    /// The same with a mixer that holds no data (a node the consortium runs to shuffle): it takes part
+    /// only in the mix, and the result is the same.
+    func testUnionSumWithADataLessMixer() async throws { try await unionSumOfFourBanks(mixer: "mixer") }
+
+    func unionSumOfFourBanks(mixer: String) async throws {
         var rng = SplitMix(state: 21)
         let names = (0..<4).map { "bank-\($0)" }
         // Each bank holds some accounts with a balance (in cents); an account's total is its sum over banks.
@@ -30,12 +36,14 @@ final class CompositeProtocolTests: XCTestCase {
         }
         let wire = WireLog()
         let hub = InMemorySessionHub(tap: { wire.append($0, $1) })
-        let config = SetOperationConfiguration(jobID: "job-union", group: .ristretto255, owners: names, mixer: names[2], aggregator: "regulator",
+        let config = SetOperationConfiguration(jobID: "job-union", group: .ristretto255, owners: names, mixer: mixer, aggregator: "regulator",
                                                deliveries: Dictionary(uniqueKeysWithValues: names.map { ($0, SetDeliveryKind.union) }), batchSize: 16)
         let sources = holdings.map { ArrayIdentifierSource(Array($0.keys)) }
         let auths = try names.map { try authentication($0) }
         async let aggregated = SetOperationAggregatorRole(configuration: config, waits: Self.waits)
             .run(port: hub.port(for: "regulator"), sumRoundTimeout: .seconds(30))
+        async let mixed: (sent: UInt64, received: UInt64)? = names.contains(mixer) ? nil
+            : try SetMixerRole(configuration: config, me: mixer, waits: Self.waits).run(port: hub.port(for: mixer))
         let parties = try await withThrowingTaskGroup(of: (Int, SetOperationParty.Outcome).self) { group in
             for (i, name) in names.enumerated() {
                 let source = sources[i], h = holdings[i]
@@ -50,6 +58,8 @@ final class CompositeProtocolTests: XCTestCase {
             return out
         }
         let outcome = try await aggregated
+        let mixerTraffic = try await mixed
+        if !names.contains(mixer) { XCTAssertGreaterThan(mixerTraffic?.received ?? 0, 0, "the data-less mixer carried the boxes") }
         // The aggregator's sums, slot by slot, are exactly the per-account holder counts and totals.
         var expected: [String: (holders: Int64, total: Int64)] = [:]
         for h in holdings { for (a, v) in h { expected[a, default: (0, 0)].holders += 1; expected[a, default: (0, 0)].total += v } }

@@ -145,7 +145,8 @@ extension JobEngine {
         }
     }
 
-    /// An inbound protocol session: handed to the job if the peer is its party, refused otherwise.
+    /// An inbound protocol session: handed to the job if the peer takes part in it (a party, or a role
+    /// without data such as a mixer), refused otherwise.
     func handleSession(_ open: Mpcnode_V1_SessionOpen, from peer: String, channel: TLSMessageChannel) async {
         let acceptable: Bool
         do {
@@ -153,7 +154,8 @@ extension JobEngine {
             try PeerSuppliedName.stream.validate(open.stream)
             let spec = try repository.spec(jobID: open.jobID)
             let state = try repository.state(jobID: open.jobID)
-            acceptable = spec?.parties.contains { $0.nodeID == peer } == true && (state == .accepted || state == .running)
+            let participants = spec.flatMap { spec in (try? JobKinds.kind(of: spec))?.participants(of: spec) } ?? []
+            acceptable = participants.contains(peer) && peer != nodeID && (state == .accepted || state == .running)
         } catch { acceptable = false }
         guard acceptable else {
             let shownID = JobError.shown(open.jobID)

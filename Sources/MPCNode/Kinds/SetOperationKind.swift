@@ -22,8 +22,8 @@ public enum SetOperation: String, CaseIterable, Sendable {
     public var releasesIntersection: Bool { self == .mpsi || self == .intersectionStats }
 }
 
-/// One set operation as a job kind: n ≥ 2 parties, a mixer among them, and an aggregator that is not a
-/// party. With a value column (union-sum, intersection-stats) the job is the aggregator's, which goes on
+/// One set operation as a job kind: n ≥ 2 parties, a mixer (a party, or a node that holds no data), and
+/// an aggregator that is not a party. With a value column (union-sum, intersection-stats) the job is the aggregator's, which goes on
 /// without parties lost in the final secure sum.
 struct SetOperationKind: JobKind {
     let operation: SetOperation
@@ -48,7 +48,9 @@ struct SetOperationKind: JobKind {
         guard !s.aggregator.isEmpty, !owners.contains(s.aggregator), s.aggregator != spec.coordinator else {
             throw JobError.malformedSpec("the aggregator must be named and be neither a party nor the coordinator")
         }
-        guard owners.contains(s.mixer) else { throw JobError.malformedSpec("the mixer \(JobError.shown(s.mixer)) is not a party") }
+        guard !s.mixer.isEmpty, s.mixer != s.aggregator, s.mixer != spec.coordinator else {
+            throw JobError.malformedSpec("the mixer must be named and be neither the aggregator nor the coordinator")
+        }
         guard BlindingGroup(rawValue: spec.group) != nil else { throw JobError.malformedSpec("unknown group \(JobError.shown(spec.group))") }
         switch operation {
         case .mpsi, .watchlist:
@@ -72,7 +74,10 @@ struct SetOperationKind: JobKind {
         }
         try context.requireKnown(options.aggregator)
         let mixer = options.mixer ?? owners[0]
-        guard owners.contains(mixer) else { throw JobError.invalidSubmission("the mixer \(mixer) must be one of the parties") }
+        guard mixer != options.aggregator, mixer != context.nodeID else {
+            throw JobError.invalidSubmission("the mixer \(mixer) must be a party or a node that holds no data, neither the aggregator nor the coordinator")
+        }
+        if !owners.contains(mixer) { try context.requireKnown(mixer) }
         spec.group = try PSIKind.group(named: submission.group).rawValue
         for p in submission.parties where p.column.isEmpty {
             throw JobError.invalidSubmission("--party \(p.nodeID):\(p.dataset) names no identifier column (node:dataset.column)")
@@ -118,13 +123,16 @@ struct SetOperationKind: JobKind {
     func participants(of spec: Mpcnode_V1_JobSpec) -> [String] {
         var nodes = spec.parties.map(\.nodeID)
         if !nodes.contains(spec.sets.aggregator) { nodes.append(spec.sets.aggregator) }
+        if !spec.sets.mixer.isEmpty, !nodes.contains(spec.sets.mixer) { nodes.append(spec.sets.mixer) }
         return nodes
     }
 
     func outcomeOwner(of spec: Mpcnode_V1_JobSpec) -> String? { operation.sumsValues ? spec.sets.aggregator : nil }
 
     func roleWithoutData(of node: String, in spec: Mpcnode_V1_JobSpec) -> String? {
-        spec.sets.aggregator == node && !spec.parties.contains { $0.nodeID == node } ? "aggregator" : nil
+        guard !spec.parties.contains(where: { $0.nodeID == node }) else { return nil }
+        if spec.sets.aggregator == node { return "aggregator" }
+        return spec.sets.mixer == node ? "mixer" : nil
     }
 
     func policyUse(_ spec: Mpcnode_V1_JobSpec) -> JobProtocolUse {
@@ -196,6 +204,9 @@ struct SetOperationKind: JobKind {
     }
 
     func run(_ context: RoleContext) async throws -> RoleCompletion {
-        context.spec.sets.aggregator == context.nodeID ? try await runAggregator(context) : try await runOwner(context)
+        let spec = context.spec, me = context.nodeID
+        if spec.sets.aggregator == me { return try await runAggregator(context) }
+        if spec.sets.mixer == me && !spec.parties.contains(where: { $0.nodeID == me }) { return try await runMixer(context) }
+        return try await runOwner(context)
     }
 }

@@ -67,6 +67,17 @@ extension SetOperationKind {
             })
     }
 
+    // MARK: - Mixer that holds no data
+
+    func runMixer(_ context: RoleContext) async throws -> RoleCompletion {
+        let config = try configuration(context.spec)
+        try context.recordStarted(["role": .string("mixer"), "parties": .array(config.owners.map { .string($0) }),
+                                   "aggregator": .string(config.aggregator)])
+        let (sent, received) = try await SetMixerRole(configuration: config, me: context.nodeID, waits: waits(context)).run(port: context.sessions)
+        return RoleCompletion(inputRows: 0, bytesSent: sent, bytesReceived: received, resultRows: 0, receivedResult: false,
+                              details: ["role": .string("mixer")], store: { _ in })
+    }
+
     // MARK: - Aggregator
 
     func runAggregator(_ context: RoleContext) async throws -> RoleCompletion {

@@ -115,6 +115,11 @@ public struct SetAggregator: Sendable {
                 }
             }
             for s in owners { try await s.sendSets { $0.digestsReceived = .init() } }
+            let announced = Mpcnode_V1_SetsOwnerSizes.with {
+                $0.owners = configuration.owners
+                $0.sizes = configuration.owners.map { UInt64(setSizes[$0] ?? 0) }
+            }
+            try await mixer.sendSets { $0.ownerSizes = announced }
             let total = setSizes.values.reduce(0, +)
             let size = SealedPseudonym.size
             let boxes = try await mixer.receiveItems(itemSize: size, sealed: true, limit: total)

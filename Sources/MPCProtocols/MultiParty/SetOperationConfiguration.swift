@@ -6,7 +6,7 @@ public struct SetOperationConfiguration: Sendable {
     public var group: BlindingGroup
     /// The data owners, in ring order.
     public var owners: [NodeID]
-    /// The owner that shuffles the sealed pseudonyms.
+    /// The node that shuffles the sealed pseudonyms: an owner, or a node that holds no data (`SetMixerRole`).
     public var mixer: NodeID
     /// The node that sees the multiset of pseudonyms; never an owner.
     public var aggregator: NodeID
@@ -38,8 +38,8 @@ public struct SetOperationConfiguration: Sendable {
         guard owners.count >= 2, Set(owners).count == owners.count else {
             throw ProtocolError.parameterMismatch(peer: me, detail: "a set operation needs at least two distinct owners")
         }
-        guard owners.contains(mixer) else {
-            throw ProtocolError.parameterMismatch(peer: me, detail: "the mixer \(mixer) is not an owner")
+        guard mixer != aggregator, !mixer.isEmpty else {
+            throw ProtocolError.parameterMismatch(peer: me, detail: "the mixer must be named and must not be the aggregator")
         }
         guard !owners.contains(aggregator) else {
             throw ProtocolError.parameterMismatch(peer: me, detail: "the aggregator \(aggregator) must not be an owner")

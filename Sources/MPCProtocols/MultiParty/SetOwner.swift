@@ -67,7 +67,7 @@ public struct SetOwner: Sendable {
                 try await toMixer.sendItems(boxes, itemSize: SealedPseudonym.size, batchSize: configuration.batchSize, sealed: true)
                 await toMixer.channel.close()
             } else if let mixed {
-                try await SealedMixer(batchSize: configuration.batchSize).mix(own: boxes, from: others, setSizes: ring.setSizes, to: mixed)
+                try await SealedMixer(configuration: configuration, me: me).mix(own: boxes, from: others, ringSizes: ring.setSizes, aggregator: mixed)
             }
             // 3. The delivery.
             let delivery = try await receiveDelivery(results, pseudonyms: pseudonyms)
@@ -126,18 +126,33 @@ public struct SetOwner: Sendable {
 }
 
 /// The mixer's shuffle: every owner's sealed pseudonyms, merged and permuted with the CSPRNG, so the
-/// aggregator cannot tell which owner sent which box. The mixer cannot open the boxes.
+/// aggregator cannot tell which owner sent which box. The mixer cannot open the boxes. It is an owner
+/// (`SetOwner`, with its own boxes) or a node that holds no data (`SetMixerRole`).
 struct SealedMixer {
-    let batchSize: Int
+    let configuration: SetOperationConfiguration
+    let me: NodeID
 
-    /// - Parameter setSizes: each owner's set size as its chain passed this owner in the ring: no owner may
-    ///   send more boxes (the aggregator checks the total against what the owners told it).
-    func mix(own: [UInt8], from others: [ProtocolSession], setSizes: [NodeID: Int], to aggregator: ProtocolSession) async throws {
+    /// - Parameters:
+    ///   - ringSizes: each owner's set size as its chain passed this owner in the ring (an owner-mixer);
+    ///     the aggregator's announced sizes must equal them.
+    ///   - aggregator: the "mixed" session: the announced sizes arrive on it, the shuffled boxes leave on it.
+    func mix(own: [UInt8], from others: [ProtocolSession], ringSizes: [NodeID: Int]?, aggregator: ProtocolSession) async throws {
         let size = SealedPseudonym.size
+        // No owner may send more boxes than the set size it announced to the aggregator.
+        let limits = try await ownerSizes(from: aggregator, ringSizes: ringSizes)
+        guard own.count == (limits[me] ?? 0) * size else {
+            throw ProtocolError.protocolViolation(peer: aggregator.peer, detail: "announced \(limits[me] ?? 0) pseudonyms for this mixer, which sealed \(own.count / size)")
+        }
         let received = try await withThrowingTaskGroup(of: [UInt8].self) { group in
             for s in others {
-                let limit = setSizes[s.peer] ?? 0
-                group.addTask { try await s.receiveItems(itemSize: size, sealed: true, limit: limit) }
+                let limit = limits[s.peer] ?? 0
+                group.addTask {
+                    let boxes = try await s.receiveItems(itemSize: size, sealed: true, limit: limit)
+                    guard boxes.count == limit * size else {
+                        throw ProtocolError.protocolViolation(peer: s.peer, detail: "sent \(boxes.count / size) sealed pseudonyms, announced \(limit)")
+                    }
+                    return boxes
+                }
             }
             var all: [[UInt8]] = []
             for try await r in group { all.append(r) }
@@ -153,8 +168,25 @@ struct SealedMixer {
             shuffled.replaceSubrange((to * size)..<((to + 1) * size), with: boxes[(from * size)..<((from + 1) * size)])
         }
         boxes = []
-        try await aggregator.sendItems(shuffled, itemSize: size, batchSize: batchSize, sealed: true)
+        try await aggregator.sendItems(shuffled, itemSize: size, batchSize: configuration.batchSize, sealed: true)
         await aggregator.channel.close()
         for s in others { await s.channel.close() }
+    }
+
+    /// The owners' set sizes the aggregator announces (every owner once, each within bounds).
+    private func ownerSizes(from aggregator: ProtocolSession, ringSizes: [NodeID: Int]?) async throws -> [NodeID: Int] {
+        guard case .ownerSizes(let m) = try await aggregator.receiveSets(expecting: "the owners' set sizes"),
+              m.owners.count == m.sizes.count, m.owners.sorted() == configuration.owners.sorted() else {
+            throw ProtocolError.protocolViolation(peer: aggregator.peer, detail: "expected one set size for each owner")
+        }
+        var limits: [NodeID: Int] = [:]
+        for (owner, announced) in zip(m.owners, m.sizes) {
+            limits[owner] = try WireNumber.count(announced, limit: WireNumber.maximumSetSize, field: "set size of \(owner)", peer: aggregator.peer)
+        }
+        if let ringSizes, let owner = configuration.owners.first(where: { ringSizes[$0] != limits[$0] }) {
+            throw ProtocolError.protocolViolation(peer: aggregator.peer,
+                                                  detail: "announces \(limits[owner]!) pseudonyms for \(owner), whose chain carried \(ringSizes[owner] ?? 0) in the ring")
+        }
+        return limits
     }
 }
