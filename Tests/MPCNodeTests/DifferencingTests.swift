@@ -14,18 +14,7 @@ final class DifferencingTests: XCTestCase {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-diff-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
         let consortium = try LocalConsortium.create(in: directory, banks: branches, regulators: ["regulator"]) { _ in
-            """
-            policy:
-              coordinators: [coordinator]
-              datasets:
-                accounts:
-                  columns: [risk, balance]
-                  protocols: [secure-sum]
-                  result_recipients: [regulator]
-                  min_set_size: 5
-                  min_cell_records: 3
-                  min_cell_parties: 2
-            """
+            SecureSumFixture.policy(columns: ["risk", "balance"], ["min_set_size: 5", "min_cell_records: 3", "min_cell_parties: 2"])
         }
         var rng = SplitMix(state: 7)
         var csvs: [String: String] = [:]
@@ -42,11 +31,7 @@ final class DifferencingTests: XCTestCase {
         let nodes = try await consortium.startAll(logger: ConsortiumFixture.quietLogger)
         defer { Task { for n in nodes.values { await n.stop() } } }
         func sum(groupBy: String?, groups: [String]) async throws -> JobView {
-            let id = try await nodes["coordinator"]!.engine.submit(JobSubmission(
-                protocolName: "secure-sum", parties: branches.map { .init(nodeID: $0, dataset: "accounts", column: "") },
-                deliverTo: ["regulator"], cardinalityOnly: false, group: "",
-                aggregate: .init(groupBy: groupBy, groups: groups, measures: ["sum:balance"], decimals: 2, minCellRecords: 3, minCellParties: 2)))
-            return try await ConsortiumFixture.waitForFinal(nodes["coordinator"]!, jobID: id)
+            try await SecureSumFixture.sum(nodes["coordinator"]!, parties: branches, groupBy: groupBy, groups: groups)
         }
 
         let byRisk = try await sum(groupBy: "risk", groups: ["high", "medium", "low"])
@@ -86,18 +71,7 @@ final class DifferencingTests: XCTestCase {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-diff-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
         let consortium = try LocalConsortium.create(in: directory, banks: branches, regulators: ["regulator"]) { _ in
-            """
-            policy:
-              coordinators: [coordinator]
-              datasets:
-                accounts:
-                  columns: [balance]
-                  protocols: [secure-sum]
-                  result_recipients: [regulator]
-                  min_set_size: 5
-                  min_cell_records: 3
-                  min_sum_threshold_share: 0.5
-            """
+            SecureSumFixture.policy(columns: ["balance"], ["min_set_size: 5", "min_cell_records: 3", "min_sum_threshold_share: 0.5"])
         }
         var rng = SplitMix(state: 8)
         for branch in branches {
@@ -106,13 +80,7 @@ final class DifferencingTests: XCTestCase {
         }
         let nodes = try await consortium.startAll(logger: ConsortiumFixture.quietLogger)
         defer { Task { for n in nodes.values { await n.stop() } } }
-        func total(_ parties: [String]) async throws -> JobView {
-            let id = try await nodes["coordinator"]!.engine.submit(JobSubmission(
-                protocolName: "secure-sum", parties: parties.map { .init(nodeID: $0, dataset: "accounts", column: "") },
-                deliverTo: ["regulator"], cardinalityOnly: false, group: "",
-                aggregate: .init(groupBy: nil, groups: [], measures: ["sum:balance"], decimals: 2, minCellRecords: 3, minCellParties: 2)))
-            return try await ConsortiumFixture.waitForFinal(nodes["coordinator"]!, jobID: id)
-        }
+        func total(_ parties: [String]) async throws -> JobView { try await SecureSumFixture.sum(nodes["coordinator"]!, parties: parties) }
         let first = try await total(branches)
         XCTAssertEqual(first.state, .succeeded, first.reason ?? "")
 

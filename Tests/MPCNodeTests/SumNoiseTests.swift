@@ -13,18 +13,8 @@ final class SumNoiseTests: XCTestCase {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-noise-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
         let consortium = try LocalConsortium.create(in: directory, banks: branches, regulators: ["regulator"]) { node in
-            """
-            policy:
-              coordinators: [coordinator]
-              datasets:
-                accounts:
-                  columns: [balance]
-                  protocols: [secure-sum]
-                  result_recipients: [regulator]
-                  min_set_size: 5
-                  min_cell_records: 3
-            \(node == "branch-a" ? "      sum_noise_epsilon: 1.0\n      sum_value_bound: 1000\n      sum_epsilon_per_day: 2.0" : "")
-            """
+            SecureSumFixture.policy(columns: ["balance"], ["min_set_size: 5", "min_cell_records: 3"]
+                                    + (node == "branch-a" ? ["sum_noise_epsilon: 1.0", "sum_value_bound: 1000", "sum_epsilon_per_day: 2.0"] : []))
         }
         var exact: Int64 = 0
         var rng = SplitMix(state: 3)
@@ -39,13 +29,7 @@ final class SumNoiseTests: XCTestCase {
         }
         let nodes = try await consortium.startAll(logger: ConsortiumFixture.quietLogger)
         defer { Task { for n in nodes.values { await n.stop() } } }
-        func total() async throws -> JobView {
-            let id = try await nodes["coordinator"]!.engine.submit(JobSubmission(
-                protocolName: "secure-sum", parties: branches.map { .init(nodeID: $0, dataset: "accounts", column: "") },
-                deliverTo: ["regulator"], cardinalityOnly: false, group: "",
-                aggregate: .init(groupBy: nil, groups: [], measures: ["sum:balance"], decimals: 2, minCellRecords: 3, minCellParties: 2)))
-            return try await ConsortiumFixture.waitForFinal(nodes["coordinator"]!, jobID: id)
-        }
+        func total() async throws -> JobView { try await SecureSumFixture.sum(nodes["coordinator"]!, parties: branches) }
         // Scale of branch-a's noise: Δ = 1000.00 in cents, ε = 1.
         let scale = 100_000.0
         var differences: [Int64] = []
