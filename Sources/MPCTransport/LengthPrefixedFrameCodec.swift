@@ -13,16 +13,21 @@ public struct LengthPrefixedFrameDecoder: ByteToMessageDecoder {
     public static let heartbeat: UInt32 = 0xFFFF_FFFF
     public let maximumFrameBytes: Int
     public let maximumFirstFrameBytes: Int?
-    /// The node-wide budget of bytes in frames being received (`ReceiveBudget`), if any.
+    /// The node-wide budget of bytes in frames being received (`ReceiveBudget`), if any, and the peer its
+    /// reservations are charged to.
     public let budget: ReceiveBudget?
+    public let peer: ConnectionPeerLabel
     private var framesDecoded = 0
-    /// What the frame being received reserved from `budget`.
+    /// What the frame being received reserved from `budget`, and for whom.
     private var reservedForFrame = 0
+    private var reservedFor = ""
 
-    public init(maximumFrameBytes: Int, maximumFirstFrameBytes: Int? = nil, budget: ReceiveBudget? = nil) {
+    public init(maximumFrameBytes: Int, maximumFirstFrameBytes: Int? = nil, budget: ReceiveBudget? = nil,
+                peer: ConnectionPeerLabel = ConnectionPeerLabel()) {
         self.maximumFrameBytes = maximumFrameBytes
         self.maximumFirstFrameBytes = maximumFirstFrameBytes
         self.budget = budget
+        self.peer = peer
     }
 
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
@@ -38,10 +43,10 @@ public struct LengthPrefixedFrameDecoder: ByteToMessageDecoder {
         guard buffer.readableBytes >= 4 + Int(length) else {
             // A large frame waits for its body only if the node can hold it beside every other one.
             if let budget, reservedForFrame == 0, Int(length) > budget.reservationThreshold {
-                guard budget.reserve(Int(length)) else {
-                    throw FramingError.receiveBudgetExhausted(bytes: Int(length), capacity: budget.capacity)
-                }
+                let who = peer.value
+                if let refused = budget.reserve(Int(length), peer: who) { throw refused }
                 reservedForFrame = Int(length)
+                reservedFor = who
             }
             return .needMoreData
         }
@@ -54,7 +59,7 @@ public struct LengthPrefixedFrameDecoder: ByteToMessageDecoder {
 
     private mutating func releaseReservation() {
         guard reservedForFrame > 0 else { return }
-        budget?.release(reservedForFrame)
+        budget?.release(reservedForFrame, peer: reservedFor)
         reservedForFrame = 0
     }
 
@@ -88,13 +93,13 @@ public struct LengthPrefixedFrameEncoder: MessageToByteEncoder {
 public enum FramingError: Error, Equatable, CustomStringConvertible {
     case frameTooLarge(bytes: Int, limit: Int)
     case truncatedFrame(bufferedBytes: Int)
-    case receiveBudgetExhausted(bytes: Int, capacity: Int)
+    case receiveBudgetExhausted(bytes: Int, capacity: Int, scope: String)
 
     public var description: String {
         switch self {
         case .frameTooLarge(let b, let l): return "frame of \(b) bytes exceeds the limit of \(l) bytes"
-        case .receiveBudgetExhausted(let b, let c):
-            return "a frame of \(b) bytes does not fit in this node's receive budget of \(c) bytes (frames being received from every peer): the connection is closed; the sender may retry later"
+        case .receiveBudgetExhausted(let b, let c, let scope):
+            return "a frame of \(b) bytes does not fit in this node's receive budget (\(scope): \(c) bytes of frames being received at once): the connection is closed"
         case .truncatedFrame(let n): return "connection ended inside a frame (\(n) bytes of it received): truncated"
         }
     }

@@ -98,9 +98,12 @@ public final class PeerTransport: Sendable {
         if let tap = options.plaintextTap { try sync.addHandler(PlaintextTapHandler(peer: peerLabel, tap: tap)) }
         try sync.addHandler(IdleStateHandler(readTimeout: options.idleTimeout, writeTimeout: options.effectiveHeartbeatInterval))
         try sync.addHandler(ConnectionLivenessHandler(idleSeconds: Double(options.idleTimeout.nanoseconds) / 1e9))
+        // Large frames are charged to the peer the handshake names (it completes before any frame).
+        let peer = ConnectionPeerLabel()
+        identity.identity.futureResult.whenSuccess { peer.set($0.nodeID) }
         try sync.addHandler(ByteToMessageHandler(LengthPrefixedFrameDecoder(
             maximumFrameBytes: options.maximumFrameBytes, maximumFirstFrameBytes: inbound ? options.maximumHelloBytes : nil,
-            budget: options.receiveBudget)))
+            budget: options.receiveBudget, peer: peer)))
         try sync.addHandler(MessageToByteHandler(LengthPrefixedFrameEncoder()))
         return identity.identity.futureResult
     }

@@ -22,9 +22,9 @@ public struct TransportOptions: Sendable {
     public var maximumPendingHandshakes: Int = 256
     /// Inbound connections from one authenticated node at a time; more are closed once it is known.
     public var maximumConnectionsPerPeer: Int = 128
-    /// Bytes this node holds at most in large frames still being received, across every connection
-    /// (`ReceiveBudget`; 256 MiB): a frame that does not fit closes its connection.
-    public var receiveBudget = ReceiveBudget(capacity: 256 << 20)
+    /// Bytes this node holds at most in large frames still being received, across every connection, and
+    /// from one peer (`ReceiveBudget`; 1 GiB, 64 MiB a peer): a frame that does not fit closes its connection.
+    public var receiveBudget = ReceiveBudget(capacity: 1 << 30, perPeer: 64 << 20)
     /// Called with every plaintext frame this node sends (length prefix included), just before TLS
     /// encrypts it. For tests that check what leaves the node; nil in production.
     public var plaintextTap: (@Sendable (_ peer: String, _ bytes: [UInt8]) -> Void)?

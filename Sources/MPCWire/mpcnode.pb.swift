@@ -1475,6 +1475,12 @@ public nonisolated struct Mpcnode_V1_SetsBoxDigest: Sendable {
   /// A ristretto255 element (32 bytes).
   public var digest: Data = Data()
 
+  /// Each owner's set size as its chain passed this owner in the ring: the aggregator requires every
+  /// owner's announced size to agree with what every other owner saw (no owner inflates its set).
+  public var ringOwners: [String] = []
+
+  public var ringSizes: [UInt64] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -4651,7 +4657,7 @@ nonisolated extension Mpcnode_V1_SetsOwnerSizes: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Mpcnode_V1_SetsBoxDigest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SetsBoxDigest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}digest\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}digest\0\u{3}ring_owners\0\u{3}ring_sizes\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4660,6 +4666,8 @@ nonisolated extension Mpcnode_V1_SetsBoxDigest: SwiftProtobuf.Message, SwiftProt
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularBytesField(value: &self.digest) }()
+      case 2: try { try decoder.decodeRepeatedStringField(value: &self.ringOwners) }()
+      case 3: try { try decoder.decodeRepeatedUInt64Field(value: &self.ringSizes) }()
       default: break
       }
     }
@@ -4669,11 +4677,19 @@ nonisolated extension Mpcnode_V1_SetsBoxDigest: SwiftProtobuf.Message, SwiftProt
     if !self.digest.isEmpty {
       try visitor.visitSingularBytesField(value: self.digest, fieldNumber: 1)
     }
+    if !self.ringOwners.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.ringOwners, fieldNumber: 2)
+    }
+    if !self.ringSizes.isEmpty {
+      try visitor.visitPackedUInt64Field(value: self.ringSizes, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Mpcnode_V1_SetsBoxDigest, rhs: Mpcnode_V1_SetsBoxDigest) -> Bool {
     if lhs.digest != rhs.digest {return false}
+    if lhs.ringOwners != rhs.ringOwners {return false}
+    if lhs.ringSizes != rhs.ringSizes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

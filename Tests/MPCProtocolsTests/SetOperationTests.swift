@@ -257,6 +257,27 @@ final class SetOperationTests: XCTestCase {
         }
     }
 
+    /// An owner that announces more identifiers than its chain carried in the ring (to seal extra copies
+    /// of its own pseudonyms, past a data-less mixer) is caught by the other owners' view of the ring.
+    func testAnOwnerInflatingItsSetSizeIsCaught() async throws {
+        let sets = (0..<3).map { i in (0..<40).map { "customer-\(($0 * (i + 1)) % 60)" } }
+        let intercept: InMemoryChannel.Intercept = { from, to, message in
+            guard from == "owner-1", to == Self.aggregatorID, var frame = try? Mpcnode_V1_SessionFrame(serializedBytes: message),
+                  case .sets(var sets)? = frame.body, case .hello(var hello)? = sets.body else { return [message] }
+            hello.setSize += 5
+            sets.hello = hello
+            frame.sets = sets
+            return [try! frame.serializedBytes()]
+        }
+        let r = await Self.run(sets, deliveries: [0: .intersection], mixer: 0, intercept: intercept)
+        XCTAssertThrowsError(try r.aggregator.get()) { e in
+            XCTAssertTrue("\(e)".contains("owner-1") && "\(e)".contains("but its chain carried"), "\(e)")
+        }
+        for (i, o) in r.owners.enumerated() {
+            if case .success = o { XCTFail("owner \(i) finished with a result") }
+        }
+    }
+
     func testTamperedSealedPseudonymIsRefused() async throws {
         // A mixer that flips a bit: the aggregator's box does not open; nobody gets a result.
         let (a, b) = InMemoryChannel.pair("owner-0", "regulator")

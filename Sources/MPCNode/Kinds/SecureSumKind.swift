@@ -103,6 +103,7 @@ struct SecureSumKind: JobKind {
         guard clients >= rule.minimumSumParties else {
             return .refused(reason: "a sum of \(clients) parties is below this dataset's floor of \(rule.minimumSumParties) (min_sum_parties)")
         }
+        if let refusal = rule.sumNoise?.refusal(spec.aggregate) { return .refused(reason: refusal) }
         return .allowed
     }
 
@@ -146,7 +147,7 @@ struct SecureSumKind: JobKind {
         // This node's own noise on its measures, before anything is masked (its policy, not the spec).
         if let noise {
             var random = SodiumRandom()
-            noise.apply(to: &vector, aggregate: spec.aggregate, using: &random)
+            try noise.apply(to: &vector, aggregate: spec.aggregate, using: &random)
         }
         let rows = try context.catalog.describe(mine.dataset).rowCount
         var started: [String: AuditValue] = ["server": .string(server), "input_rows": .int(rows), "vector_length": .int(vector.count)]

@@ -29,17 +29,29 @@ public struct SumNoise: Sendable, Equatable {
         Int64(min(Double(Int64.max / 4), max(1, (valueBound * pow(10, Double(decimals))).rounded(.up))))
     }
 
-    /// The noise's integer scale ⌈Δ/ε⌉ for the job's measures.
-    public func scale(_ aggregate: Mpcnode_V1_AggregateSpec) -> UInt64 {
+    /// The largest scale the sampler draws from.
+    static let maximumScale: Double = Double(1 << 39)
+
+    /// The noise's integer scale ⌈Δ/ε⌉ for the job's measures, or nil when it is beyond the sampler's range
+    /// (never clamped: a smaller scale would spend more ε than the policy says).
+    public func scale(_ aggregate: Mpcnode_V1_AggregateSpec) -> UInt64? {
         let clip = Double(self.clip(decimals: Int(aggregate.decimals)))
         let sensitivity = aggregate.measures.reduce(0.0) { $0 + ($1.function == "sum" ? clip : 1) }
-        return UInt64(min(Double(1 << 39), max(1, (sensitivity / epsilon).rounded(.up))))
+        let scale = max(1, (sensitivity / epsilon).rounded(.up))
+        return scale <= Self.maximumScale ? UInt64(scale) : nil
+    }
+
+    /// Why this node cannot noise a sum of `aggregate` as its policy says, or nil.
+    public func refusal(_ aggregate: Mpcnode_V1_AggregateSpec) -> String? {
+        guard scale(aggregate) == nil else { return nil }
+        return "the noise this dataset's policy asks for (sum_value_bound \(valueBound) at \(aggregate.decimals) decimals, ε \(epsilon)) is beyond the sampler's range: ask for fewer decimals"
     }
 
     /// Adds the noise to every measure slot of `vector` (cells of `records, present, measures…`), in place.
-    public func apply(to vector: inout [UInt64], aggregate: Mpcnode_V1_AggregateSpec, using random: inout some RandomNumberGenerator) {
+    public func apply(to vector: inout [UInt64], aggregate: Mpcnode_V1_AggregateSpec, using random: inout some RandomNumberGenerator) throws {
         let width = LocalAggregate.slotsPerCellBeforeMeasures + aggregate.measures.count
-        let t = scale(aggregate)
+        // The proposal is refused when the scale is out of range (`refusal`); checked again here.
+        guard let t = scale(aggregate) else { throw JobError.refusedDuringJob(refusal(aggregate) ?? "noise scale out of range") }
         for cell in 0..<(vector.count / width) {
             for k in 0..<aggregate.measures.count {
                 let i = cell * width + LocalAggregate.slotsPerCellBeforeMeasures + k

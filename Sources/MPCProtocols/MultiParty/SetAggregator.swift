@@ -93,7 +93,8 @@ public struct SetAggregator: Sendable {
             // Sizes, keys and every owner's box digest; only then may boxes go to the mixer.
             var setSizes: [NodeID: Int] = [:]
             var digests = MultisetHash(domain: configuration.boxDigestDomain)
-            try await withThrowingTaskGroup(of: (NodeID, Int, GroupElement).self) { group in
+            var ringViews: [NodeID: [NodeID: UInt64]] = [:]
+            try await withThrowingTaskGroup(of: (NodeID, Int, GroupElement, [NodeID: UInt64]).self) { group in
                 for s in owners {
                     group.addTask {
                         guard case .hello(let hello) = try await s.receiveSets(expecting: "the set size") else {
@@ -106,12 +107,22 @@ public struct SetAggregator: Sendable {
                               Ristretto255.isValid(digest) else {
                             throw ProtocolError.protocolViolation(peer: s.peer, detail: "expected the digest of its sealed pseudonyms (a ristretto255 element)")
                         }
-                        return (s.peer, size, digest)
+                        guard d.ringOwners.count == d.ringSizes.count, d.ringOwners.sorted() == configuration.owners.sorted() else {
+                            throw ProtocolError.protocolViolation(peer: s.peer, detail: "expected the ring's set size of every owner")
+                        }
+                        return (s.peer, size, digest, Dictionary(zip(d.ringOwners, d.ringSizes)) { a, _ in a })
                     }
                 }
-                for try await (peer, size, digest) in group {
+                for try await (peer, size, digest, view) in group {
                     setSizes[peer] = size
+                    ringViews[peer] = view
                     try digests.add(digest)
+                }
+            }
+            // Every owner's announced size is what every other owner saw of its chain in the ring.
+            for (reporter, view) in ringViews.sorted(by: { $0.key < $1.key }) {
+                for owner in configuration.owners.sorted() where view[owner] != UInt64(setSizes[owner] ?? 0) {
+                    throw ProtocolError.protocolViolation(peer: owner, detail: "announced \(setSizes[owner] ?? 0) identifiers, but its chain carried \(view[owner] ?? 0) through \(reporter) in the ring")
                 }
             }
             for s in owners { try await s.sendSets { $0.digestsReceived = .init() } }

@@ -58,7 +58,8 @@ public struct SetOwner: Sendable {
             var digest = try MultisetHash.of(boxes, memberSize: SealedPseudonym.size, domain: configuration.boxDigestDomain)
             try digest.add(ring.digestMask)
             let digestBytes = Data(GroupElement.pack([digest.sum]))
-            try await results.sendSets { $0.boxDigest = .with { $0.digest = digestBytes } }
+            let ringOwners = configuration.owners, ringSizes = configuration.owners.map { UInt64(ring.setSizes[$0] ?? 0) }
+            try await results.sendSets { $0.boxDigest = .with { $0.digest = digestBytes; $0.ringOwners = ringOwners; $0.ringSizes = ringSizes } }
             // Nobody's boxes go to the mixer before every digest, the mixer's included, is with the aggregator.
             guard case .digestsReceived = try await results.receiveSets(expecting: "word that every box digest arrived") else {
                 throw ProtocolError.protocolViolation(peer: results.peer, detail: "expected word that every box digest arrived")
