@@ -90,4 +90,40 @@ final class DifferencingTests: XCTestCase {
         XCTAssertTrue(reasons.contains { $0.contains("single out the figures of branch-d") && $0.contains(first.id) }, "\(second.state) \(second.reason ?? "") \(second.parties.map { "\($0.nodeID) \($0.state ?? "") \($0.reason ?? "")" })")
         XCTAssertThrowsError(try ReportRepository(store: nodes["regulator"]!.store).get(second.id), "no report of the second sum")
     }
+
+    /// The total first, then the cells of one column with a small group among them: the job is accepted
+    /// (every group asked for is a cell), but the small group is suppressed, so what is released would
+    /// leave it outside — total − high − medium − low. Checked again on the cells actually released.
+    func testTheReleasedCellsAreCheckedNotOnlyTheCellsAskedFor() async throws {
+        let branches = ["branch-a", "branch-b", "branch-c"]
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-diff-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let consortium = try LocalConsortium.create(in: directory, banks: branches, regulators: ["regulator"]) { _ in
+            SecureSumFixture.policy(columns: ["risk", "balance"], ["min_set_size: 5", "min_cell_records: 3", "min_cell_parties: 2"])
+        }
+        for branch in branches {
+            let rows = (0..<30).map { i in "\(branch)-\(i),\(branch == "branch-a" && i < 2 ? "frozen" : ["high", "medium", "low"][i % 3]),10.00" }
+            try consortium.importCSV("account,risk,balance\n" + rows.joined(separator: "\n") + "\n", into: branch, dataset: "accounts", idColumn: "account")
+        }
+        let nodes = try await consortium.startAll(logger: ConsortiumFixture.quietLogger)
+        defer { Task { for n in nodes.values { await n.stop() } } }
+        let total = try await SecureSumFixture.sum(nodes["coordinator"]!, parties: branches)
+        XCTAssertEqual(total.state, .succeeded, total.reason ?? "")
+        let byRisk = try await SecureSumFixture.sum(nodes["coordinator"]!, parties: branches, groupBy: "risk", groups: ["high", "medium", "low", "frozen"])
+        XCTAssertNotEqual(byRisk.state, .succeeded)
+        let reason = byRisk.parties.first { $0.nodeID == "branch-a" }?.reason ?? ""
+        XCTAssertTrue(reason.contains("leave 2 of this node's records outside them"), "\(byRisk.state) \(reason)")
+        XCTAssertThrowsError(try ReportRepository(store: nodes["regulator"]!.store).get(byRisk.id), "no report")
+    }
+
+    /// Sums over client sets that each leave out a different pair: no two differ by one client, but
+    /// together they give every client's own figure. The span of the sets is checked, not only pairs.
+    func testAClientIsolatedByACombinationOfClientSetsIsFound() {
+        let all = ["a", "b", "c", "d", "e"]
+        XCTAssertNil(ReleaseHistory.isolatedClient([all, ["c", "d", "e"]]), "a pair is not a single client")
+        XCTAssertEqual(ReleaseHistory.isolatedClient([all, ["a", "b", "c", "d"]]), "e")
+        XCTAssertNil(ReleaseHistory.isolatedClient([all, ["c", "d", "e"], ["b", "d", "e"]]))
+        XCTAssertNotNil(ReleaseHistory.isolatedClient([all, ["c", "d", "e"], ["b", "d", "e"], ["a", "d", "e"]]),
+                        "a+b, a+c and b+c give a, b and c")
+    }
 }

@@ -50,6 +50,12 @@ extension JobEngine {
                 return inputRows
             }
             let hash = try JobRepository.specHash(spec)
+            // Differencing with the cells already released on the dataset (secure sums): read before the
+            // decision's transaction, so a long history does not hold the node's writer.
+            if verdict == .allowed, let mine, case .aggregate? = spec.kind, let rule = configuration.policy.datasets[mine.dataset],
+               let difference = try store.read({ db in try ReleaseHistory().refusal(spec, dataset: mine.dataset, minimum: rule.minimumCellRecords, db) }) {
+                verdict = .refused(reason: difference)
+            }
             try store.write { db in
                 // The query budgets, counted in the same transaction that records the decision.
                 if verdict == .allowed, let mine, let rule = configuration.policy.datasets[mine.dataset],
@@ -60,11 +66,6 @@ extension JobEngine {
                 if verdict == .allowed, let mine, let rule = configuration.policy.datasets[mine.dataset],
                    let over = try DatasetBudget(nodeID: nodeID).peerRefusal(spec, dataset: mine.dataset, rule: rule, db) {
                     verdict = .refused(reason: over)
-                }
-                // Differencing with the cells already released on the dataset (secure sums).
-                if verdict == .allowed, let mine, case .aggregate? = spec.kind, let rule = configuration.policy.datasets[mine.dataset],
-                   let difference = try ReleaseHistory().refusal(spec, dataset: mine.dataset, minimum: rule.minimumCellRecords, db) {
-                    verdict = .refused(reason: difference)
                 }
                 // The privacy budget of a dataset whose secure sums are noised.
                 if verdict == .allowed, let mine, case .aggregate? = spec.kind, let noise = configuration.policy.datasets[mine.dataset]?.sumNoise,

@@ -159,11 +159,14 @@ struct SecureSumKind: JobKind {
         var client = TwoPhaseCellSum.Client(parameters: parameters, layout: Self.layout(spec), me: context.nodeID, vector: vector,
                                             authentication: try context.keyAuthentication(), auditRecordHash: AuditLog.hashBytes(startedHash),
                                             afterRound: context.faults?.afterSecureAggregationRound)
-        // Differencing across client sets: the same cells released over clients that differ by a few.
-        let store = context.store, dataset = mine.dataset, minimumParties = rule?.minimumCellParties ?? DatasetPolicy.defaultMinimumCellParties
+        // Differencing with what the release names: client sets, and the cells actually released.
+        let store = context.store, dataset = mine.dataset
+        let minimumParties = rule?.minimumCellParties ?? DatasetPolicy.defaultMinimumCellParties
+        let minimumRecords = rule?.minimumCellRecords ?? DatasetPolicy.defaultMinimumCellRecords
         client.approveRelease = { cells, clients in
             if let refusal = try store.read({ db in
-                try ReleaseHistory().participantRefusal(spec, dataset: dataset, cells: cells, clients: clients, minimumParties: minimumParties, db)
+                try ReleaseHistory().releaseRefusal(spec, dataset: dataset, cells: cells, clients: clients, minimumParties: minimumParties,
+                                                    minimumRecords: minimumRecords, db)
             }) {
                 throw JobError.refusedDuringJob(refusal)
             }

@@ -49,56 +49,74 @@ public struct ReleaseHistory {
         }
     }
 
-    /// Why releasing `cells` of `spec` over `clients` would single out a few clients' figures by the
-    /// difference with the same cells released over other clients, or nil: checked when the server names
-    /// the cells and the clients, before any measure is sent. Fewer than `minimumParties` (at least one)
-    /// clients in one release and not the other is refused.
-    public func participantRefusal(_ spec: Mpcnode_V1_JobSpec, dataset: String, cells: [Int], clients: [String], minimumParties: Int,
-                                   _ db: Database) throws -> String? {
+    /// Why releasing `cells` of `spec` over `clients` would single out a few clients' figures or records,
+    /// or nil: checked when the server names the cells and the clients, before any measure is sent.
+    /// - Client sets: with the same cell released over other client sets before, a client's own figure
+    ///   must not follow from any combination of the sums (its indicator vector in the span of the sets'),
+    ///   and two sets must not differ by fewer than `minimumParties` clients.
+    /// - The released cells themselves: the total of all rows next to the released cells of one column
+    ///   must not leave 1 … `minimumRecords` − 1 of this node's records outside them.
+    public func releaseRefusal(_ spec: Mpcnode_V1_JobSpec, dataset: String, cells: [Int], clients: [String], minimumParties: Int,
+                               minimumRecords: Int, _ db: Database) throws -> String? {
         let a = spec.aggregate
-        let now = Set(clients)
-        let values: Set<String?> = Set(cells.map { a.groupBy.isEmpty ? nil : a.groups[$0] })
-        for h in try self.cells(dataset: dataset, db) where h.groupBy == a.groupBy && values.contains(h.value) && !h.clients.isEmpty {
-            let difference = now.symmetricDifference(h.clients)
-            guard !difference.isEmpty, difference.count < max(2, minimumParties) else { continue }
-            let cell = h.value.map { "'\(PeerText.cut($0, limit: 60))' of \(a.groupBy)" } ?? "the total of all rows"
-            return "cell \(cell) was released by job \(h.jobID) over \(h.clients.count) clients; releasing it now over \(clients.count) would single out the figures of \(difference.sorted().joined(separator: ", ")) by the difference (fewer than min_cell_parties \(max(2, minimumParties)) clients); no measure was sent"
+        let history = try self.cells(dataset: dataset, db)
+        let values: [String?] = cells.map { a.groupBy.isEmpty ? nil : a.groups[$0] }
+        for value in Set(values) {
+            let earlier = history.filter { $0.groupBy == a.groupBy && $0.value == value && !$0.clients.isEmpty }
+            let cell = name(a.groupBy, value)
+            for h in earlier {
+                let difference = Set(clients).symmetricDifference(h.clients)
+                guard !difference.isEmpty, difference.count < max(2, minimumParties) else { continue }
+                return "cell \(cell) was released by job \(h.jobID) over \(h.clients.count) clients; releasing it now over \(clients.count) would single out the figures of \(difference.sorted().joined(separator: ", ")) by the difference (fewer than min_cell_parties \(max(2, minimumParties)) clients); no measure was sent"
+            }
+            var sets = Set(earlier.map { $0.clients.sorted() })
+            sets.insert(clients.sorted())
+            if sets.count > 1, let isolated = Self.isolatedClient(Array(sets)) {
+                let jobs = Set(earlier.map(\.jobID)).sorted().joined(separator: ", ")
+                return "cell \(cell) was released over other client sets (jobs \(jobs)); with this release, \(isolated)'s own figures would follow from the sums; no measure was sent"
+            }
         }
-        return nil
+        guard minimumRecords > 1, a.groupBy.isEmpty || !values.isEmpty else { return nil }
+        let released = Set(values.compactMap { $0 })
+        return try complementRefusal(a, dataset: dataset, history: history, thisJob: released, minimum: minimumRecords, db)
     }
 
     /// Why a secure sum over `dataset` would single out fewer than `minimum` of this node's records by its
-    /// difference with released cells, or nil.
+    /// difference with released cells, or nil; checked at the proposal, with every cell the job asks for
+    /// (the release is checked again on the cells actually released, `releaseRefusal`).
     public func refusal(_ spec: Mpcnode_V1_JobSpec, dataset: String, minimum: Int, _ db: Database) throws -> String? {
         guard minimum > 1 else { return nil }
         let history = try cells(dataset: dataset, db)
         guard !history.isEmpty else { return nil }
-        let table = NodeStore.tableName(forDataset: dataset)
-        let columns = Set(try db.columns(in: table).map(\.name))
         let a = spec.aggregate
+        guard let counts = try counts(db, dataset: dataset, column: a.groupBy) else { return nil }
         func small(_ n: Int) -> Bool { n > 0 && n < minimum }
-        func name(_ groupBy: String, _ value: String?) -> String { value.map { "'\(PeerText.cut($0, limit: 60))' of \(groupBy)" } ?? "the total of all rows" }
-
         // The same cell again, over rows that changed by a few.
         let cells: [String?] = a.groupBy.isEmpty ? [nil] : a.groups.map { $0 }
         for value in cells {
-            guard a.groupBy.isEmpty || columns.contains(a.groupBy) else { break }
-            let now = try count(db, table: table, groupBy: a.groupBy, value: value)
+            let now = value.map { counts[$0] ?? 0 } ?? counts.values.reduce(0, +)
             for h in history where h.groupBy == a.groupBy && h.value == value && small(abs(now - h.ownRecords)) {
                 return "cell \(name(a.groupBy, value)) was released by job \(h.jobID) over \(h.ownRecords) of this node's records and would now cover \(now): the difference of the two results would single out \(abs(now - h.ownRecords)) records, fewer than min_cell_records \(minimum)"
             }
         }
-        // The total of all rows next to the cells of one column: what lies outside those cells.
+        return try complementRefusal(a, dataset: dataset, history: history, thisJob: Set(a.groups), minimum: minimum, db)
+    }
+
+    /// The total of all rows next to the cells of one column: what lies outside those cells must not be
+    /// 1 … `minimum` − 1 of this node's records.
+    private func complementRefusal(_ a: Mpcnode_V1_AggregateSpec, dataset: String, history: [Cell], thisJob: Set<String>, minimum: Int,
+                                   _ db: Database) throws -> String? {
         let totalReleased = a.groupBy.isEmpty || history.contains { $0.groupBy.isEmpty }
         guard totalReleased else { return nil }
-        var released = Set(history.map(\.groupBy).filter { !$0.isEmpty })
-        if !a.groupBy.isEmpty { released.insert(a.groupBy) }
-        // (A column this dataset no longer has, re-imported without it, has nothing left to compare.)
-        for column in released.intersection(columns).sorted() {
+        var columns = Set(history.map(\.groupBy).filter { !$0.isEmpty })
+        if !a.groupBy.isEmpty { columns.insert(a.groupBy) }
+        for column in columns.sorted() {
+            // (A column this dataset no longer has, re-imported without it, has nothing left to compare.)
+            guard let counts = try counts(db, dataset: dataset, column: column) else { continue }
             var values = Set(history.filter { $0.groupBy == column }.compactMap(\.value))
-            if a.groupBy == column { values.formUnion(a.groups) }
-            let outside = try countOutside(db, table: table, column: column, values: Array(values))
-            if small(outside) {
+            if a.groupBy == column { values.formUnion(thisJob) }
+            let outside = counts.reduce(0) { $0 + ($1.key.map { values.contains($0) } == true ? 0 : $1.value) }
+            if outside > 0 && outside < minimum {
                 let earlier = Set(history.filter { $0.groupBy == column || $0.groupBy.isEmpty }.map(\.jobID)).sorted()
                 return "with the total of all rows, the cells of \(column) released (jobs \(earlier.joined(separator: ", ")) and this one) leave \(outside) of this node's records outside them: their difference would single those out, fewer than min_cell_records \(minimum)"
             }
@@ -106,17 +124,65 @@ public struct ReleaseHistory {
         return nil
     }
 
-    private func count(_ db: Database, table: String, groupBy: String, value: String?) throws -> Int {
-        let from = "SELECT COUNT(*) FROM \(NodeStore.quote(table))"
-        guard let value else { return try Int.fetchOne(db, sql: from) ?? 0 }
-        return try Int.fetchOne(db, sql: "\(from) WHERE \(NodeStore.quote(groupBy)) = ?", arguments: [value]) ?? 0
+    private func name(_ groupBy: String, _ value: String?) -> String {
+        value.map { "'\(PeerText.cut($0, limit: 60))' of \(groupBy)" } ?? "the total of all rows"
     }
 
-    /// Rows in no cell of `column` among `values` (a NULL value is in none).
-    private func countOutside(_ db: Database, table: String, column: String, values: [String]) throws -> Int {
-        let placeholders = Array(repeating: "?", count: values.count).joined(separator: ", ")
-        let notIn = values.isEmpty ? "" : " OR \(NodeStore.quote(column)) NOT IN (\(placeholders))"
-        return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(NodeStore.quote(table)) WHERE \(NodeStore.quote(column)) IS NULL\(notIn)",
-                                arguments: StatementArguments(values)) ?? 0
+    /// This node's rows per value of `column` (NULL as nil) in one pass, or one entry for all rows when
+    /// `column` is empty; nil when the dataset has no such column.
+    private func counts(_ db: Database, dataset: String, column: String) throws -> [String?: Int]? {
+        let table = NodeStore.quote(NodeStore.tableName(forDataset: dataset))
+        guard !column.isEmpty else {
+            return [nil: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table)") ?? 0]
+        }
+        guard try db.columns(in: NodeStore.tableName(forDataset: dataset)).contains(where: { $0.name == column }) else { return nil }
+        var counts: [String?: Int] = [:]
+        let rows = try Row.fetchCursor(db, sql: "SELECT \(NodeStore.quote(column)), COUNT(*) FROM \(table) GROUP BY 1")
+        while let row = try rows.next() { counts[row[0] as String?] = row[1] }
+        return counts
+    }
+
+    /// A client whose own figure is a linear combination of the sums over `sets` (its indicator vector lies
+    /// in their span), or nil. Exact elimination modulo the prime 2³¹ − 1: a combination over the rationals
+    /// is one modulo the prime, so nothing is missed (a rare false alarm only refuses).
+    public static func isolatedClient(_ sets: [[String]]) -> String? {
+        let clients = Array(Set(sets.flatMap { $0 })).sorted()
+        let index = Dictionary(uniqueKeysWithValues: clients.enumerated().map { ($1, $0) })
+        let p: UInt64 = 2_147_483_647
+        func inverse(_ a: UInt64) -> UInt64 {
+            var result: UInt64 = 1, base = a % p, e = p - 2
+            while e > 0 { if e & 1 == 1 { result = result * base % p }; base = base * base % p; e >>= 1 }
+            return result
+        }
+        // Reduced row echelon form of the sets' indicator vectors.
+        var basis: [(pivot: Int, row: [UInt64])] = []
+        func reduce(_ v: [UInt64]) -> [UInt64] {
+            var v = v
+            for (pivot, row) in basis where v[pivot] != 0 {
+                let f = v[pivot]
+                for j in 0..<v.count { v[j] = (v[j] + (p - f) * row[j] % p) % p }
+            }
+            return v
+        }
+        for set in sets {
+            var v = [UInt64](repeating: 0, count: clients.count)
+            for c in set { v[index[c]!] = 1 }
+            v = reduce(v)
+            guard let pivot = v.firstIndex(where: { $0 != 0 }) else { continue }
+            let inv = inverse(v[pivot])
+            v = v.map { $0 * inv % p }
+            basis = basis.map { b in
+                guard b.row[pivot] != 0 else { return b }
+                let f = b.row[pivot]
+                return (pivot: b.pivot, row: zip(b.row, v).map { ($0 + (p - f) * $1 % p) % p })
+            }
+            basis.append((pivot: pivot, row: v))
+        }
+        for (i, client) in clients.enumerated() {
+            var e = [UInt64](repeating: 0, count: clients.count)
+            e[i] = 1
+            if reduce(e).allSatisfy({ $0 == 0 }) { return client }
+        }
+        return nil
     }
 }
