@@ -9,7 +9,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure protocols end to end on this machine (figures, not tests).",
-        subcommands: [PSI.self, UnionSum.self, SecureSum.self, Group.self, Paillier.self, VerticalLR.self])
+        subcommands: [PSI.self, UnionSum.self, SecureSum.self, Group.self, Paillier.self, VerticalLR.self, LookupTable.self])
 
     struct PSI: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -83,6 +83,26 @@ struct BenchCommand: AsyncParsableCommand {
                   ChaCha20 expansion (one core)               \(String(format: "%.0f", f.chachaValuesPerSecond / 1e6)) M values/s
                 """)
             if !f.sumCorrect { throw ExitCode(1) }
+        }
+    }
+
+    struct LookupTable: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "lookup-table",
+            abstract: "Labelled lookups without transport: OPRF evaluations per second, table build time, index memory, one lookup's time.")
+        @Option(help: "Entries of the list.") var entries: Int = 100_000
+        func run() throws {
+            let f = try LookupTableBenchmark.run(entries: entries)
+            print("""
+                labelled lookup (Protocols/list-lookup.md), one process, no transport, \(f.cores) cores
+                  scalar multiplication (one core)         \(String(format: "%.1f", f.scalarMultMicroseconds)) µs
+                  holder's OPRF evaluations per second     \(Int(f.evaluationsPerSecond))  (bound \(Int(f.boundPerSecond)) on \(f.cores) cores: \(String(format: "%.2f", f.boundPerSecond / f.evaluationsPerSecond))×)
+                  holder's table build                     \(String(format: "%.2f", f.tableSeconds)) s for \(f.entries) entries (\(String(format: "%.1f", f.tableSeconds * 1e6 / Double(f.entries))) µs an entry)
+                  querier's index per entry                \(f.indexBytesPerEntry) bytes in memory
+                  one lookup, blind to label (no network)  p50 \(String(format: "%.0f", f.lookupMicroseconds.p50)) µs, p99 \(String(format: "%.0f", f.lookupMicroseconds.p99)) µs
+                  answers equal plain membership           \(f.answersCorrect ? "yes" : "NO")
+                """)
+            if !f.answersCorrect { throw ExitCode(1) }
         }
     }
 
