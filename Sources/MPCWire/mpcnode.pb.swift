@@ -737,6 +737,14 @@ public nonisolated struct Mpcnode_V1_SessionFrame: Sendable {
     set {body = .vlr(newValue)}
   }
 
+  public var lookup: Mpcnode_V1_LookupMessage {
+    get {
+      if case .lookup(let v)? = body {return v}
+      return Mpcnode_V1_LookupMessage()
+    }
+    set {body = .lookup(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -747,6 +755,7 @@ public nonisolated struct Mpcnode_V1_SessionFrame: Sendable {
     case sets(Mpcnode_V1_SetsMessage)
     case lr(Mpcnode_V1_LRMessage)
     case vlr(Mpcnode_V1_VLRMessage)
+    case lookup(Mpcnode_V1_LookupMessage)
 
   }
 
@@ -1881,6 +1890,78 @@ public nonisolated struct Mpcnode_V1_VLRControl: Sendable {
   public var loss: Double = 0
 
   public var stop: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_LookupMessage: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var body: Mpcnode_V1_LookupMessage.OneOf_Body? = nil
+
+  public var request: Mpcnode_V1_LookupRequest {
+    get {
+      if case .request(let v)? = body {return v}
+      return Mpcnode_V1_LookupRequest()
+    }
+    set {body = .request(newValue)}
+  }
+
+  public var response: Mpcnode_V1_LookupResponse {
+    get {
+      if case .response(let v)? = body {return v}
+      return Mpcnode_V1_LookupResponse()
+    }
+    set {body = .response(newValue)}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum OneOf_Body: Equatable, Sendable {
+    case request(Mpcnode_V1_LookupRequest)
+    case response(Mpcnode_V1_LookupResponse)
+
+  }
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_LookupRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The querier's number for this request on the session (answers carry it back).
+  public var id: UInt64 = 0
+
+  public var list: String = String()
+
+  public var keyID: String = String()
+
+  /// Concatenated 32-byte ristretto255 elements r·HashToGroup(key), one per key.
+  public var blinded: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_LookupResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: UInt64 = 0
+
+  /// k·B for each blinded element, in order; empty when refused.
+  public var evaluated: Data = Data()
+
+  /// Why nothing was evaluated (a quota, an unknown list, a stale key id), or empty.
+  public var refused: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -3135,7 +3216,7 @@ nonisolated extension Mpcnode_V1_SessionOpen: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Mpcnode_V1_SessionFrame: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SessionFrame"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{1}psi\0\u{1}abort\0\u{1}secagg\0\u{1}ring\0\u{1}sets\0\u{1}lr\0\u{1}vlr\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{1}psi\0\u{1}abort\0\u{1}secagg\0\u{1}ring\0\u{1}sets\0\u{1}lr\0\u{1}vlr\0\u{1}lookup\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3235,6 +3316,19 @@ nonisolated extension Mpcnode_V1_SessionFrame: SwiftProtobuf.Message, SwiftProto
           self.body = .vlr(v)
         }
       }()
+      case 9: try {
+        var v: Mpcnode_V1_LookupMessage?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .lookup(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .lookup(v)
+        }
+      }()
       default: break
       }
     }
@@ -3276,6 +3370,10 @@ nonisolated extension Mpcnode_V1_SessionFrame: SwiftProtobuf.Message, SwiftProto
     case .vlr?: try {
       guard case .vlr(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    }()
+    case .lookup?: try {
+      guard case .lookup(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
     }()
     case nil: break
     }
@@ -5520,6 +5618,158 @@ nonisolated extension Mpcnode_V1_VLRControl: SwiftProtobuf.Message, SwiftProtobu
     if lhs.epoch != rhs.epoch {return false}
     if lhs.loss != rhs.loss {return false}
     if lhs.stop != rhs.stop {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_LookupMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".LookupMessage"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}request\0\u{1}response\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try {
+        var v: Mpcnode_V1_LookupRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .request(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .request(v)
+        }
+      }()
+      case 2: try {
+        var v: Mpcnode_V1_LookupResponse?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .response(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .response(v)
+        }
+      }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    switch self.body {
+    case .request?: try {
+      guard case .request(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    }()
+    case .response?: try {
+      guard case .response(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    }()
+    case nil: break
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_LookupMessage, rhs: Mpcnode_V1_LookupMessage) -> Bool {
+    if lhs.body != rhs.body {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_LookupRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".LookupRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}list\0\u{3}key_id\0\u{1}blinded\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.list) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.keyID) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.blinded) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.id != 0 {
+      try visitor.visitSingularUInt64Field(value: self.id, fieldNumber: 1)
+    }
+    if !self.list.isEmpty {
+      try visitor.visitSingularStringField(value: self.list, fieldNumber: 2)
+    }
+    if !self.keyID.isEmpty {
+      try visitor.visitSingularStringField(value: self.keyID, fieldNumber: 3)
+    }
+    if !self.blinded.isEmpty {
+      try visitor.visitSingularBytesField(value: self.blinded, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_LookupRequest, rhs: Mpcnode_V1_LookupRequest) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.list != rhs.list {return false}
+    if lhs.keyID != rhs.keyID {return false}
+    if lhs.blinded != rhs.blinded {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_LookupResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".LookupResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}evaluated\0\u{1}refused\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.evaluated) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.refused) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.id != 0 {
+      try visitor.visitSingularUInt64Field(value: self.id, fieldNumber: 1)
+    }
+    if !self.evaluated.isEmpty {
+      try visitor.visitSingularBytesField(value: self.evaluated, fieldNumber: 2)
+    }
+    if !self.refused.isEmpty {
+      try visitor.visitSingularStringField(value: self.refused, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_LookupResponse, rhs: Mpcnode_V1_LookupResponse) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.evaluated != rhs.evaluated {return false}
+    if lhs.refused != rhs.refused {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
