@@ -3,19 +3,8 @@ import XCTest
 
 /// RFC 9497's OPRF(ristretto255, SHA-512), base mode, against the RFC's own test vectors (Appendix A.1.1).
 final class OPRFTests: XCTestCase {
-    static func bytes(_ hex: String) -> [UInt8] {
-        var out: [UInt8] = []
-        var i = hex.startIndex
-        while i < hex.endIndex {
-            let j = hex.index(i, offsetBy: 2)
-            out.append(UInt8(hex[i..<j], radix: 16)!)
-            i = j
-        }
-        return out
-    }
-
-    static let seed = bytes(String(repeating: "a3", count: 32))
-    static let keyInfo = bytes("74657374206b6579")  // "test key"
+    static let seed = hexBytes(String(repeating: "a3", count: 32))
+    static let keyInfo = hexBytes("74657374206b6579")  // "test key"
     static let key = "5ebcea5ee37023ccb9fc2d2019f9d7737be85591ae8652ffa9ef0f4d37063b0e"
     static let blind = "64d37aed22a27f5191de1c1d69fadb899d8862b58eb4220029e036ec4c1f6706"
     static let vectors: [(input: String, blinded: String, evaluated: String, output: String)] = [
@@ -33,17 +22,17 @@ final class OPRFTests: XCTestCase {
     }
 
     func testBlindEvaluateFinalizeMatchTheRFC() throws {
-        let key = try SecretScalar(littleEndianBytes: Self.bytes(Self.key))
-        let blind = try SecretScalar(littleEndianBytes: Self.bytes(Self.blind))
+        let key = try SecretScalar(littleEndianBytes: hexBytes(Self.key))
+        let blind = try SecretScalar(littleEndianBytes: hexBytes(Self.blind))
         for v in Self.vectors {
-            let input = Self.bytes(v.input)
+            let input = hexBytes(v.input)
             let blinded = try OPRF.blind(input, with: blind)
             XCTAssertEqual(blinded.element.hex, v.blinded, v.input)
             let evaluated = try OPRF.evaluate(blinded.element, key: key)
             XCTAssertEqual(evaluated.hex, v.evaluated, v.input)
-            XCTAssertEqual(try OPRF.finalize(input, blind: blind, evaluated: evaluated), Self.bytes(v.output), v.input)
+            XCTAssertEqual(try OPRF.finalize(input, blind: blind, evaluated: evaluated), hexBytes(v.output), v.input)
             // The holder's own evaluation of its entries gives the same output.
-            XCTAssertEqual(try OPRF.output(input, key: key), Self.bytes(v.output), v.input)
+            XCTAssertEqual(try OPRF.output(input, key: key), hexBytes(v.output), v.input)
         }
     }
 
