@@ -7,7 +7,9 @@ import XCTest
 /// Finding 2's query budgets: a dataset's policy caps the jobs that may use it, and the coordinators that
 /// may propose them, over the last 24 hours. Each participant counts and refuses by itself.
 final class QueryBudgetTests: XCTestCase {
-    func testADatasetOverItsDailyJobBudgetIsRefused() async throws {
+    /// bank-a running alone with 100 numbers in `customers` under a PSI policy with `budget` (one YAML key),
+    /// and a coordinator that proposes to it directly.
+    static func bankA(budget: String, seed: UInt64) async throws -> (ConsortiumFixture, NodeRuntime, HostileNameTests.HostileCoordinator) {
         let fixture = try ConsortiumFixture(policy: { _ in
             """
             policy:
@@ -18,13 +20,17 @@ final class QueryBudgetTests: XCTestCase {
                   protocols: [psi, psi-cardinality]
                   result_recipients: [bank-a, bank-b]
                   min_set_size: 20
-                  max_jobs_per_day: 2
+                  \(budget)
             """
         })
-        defer { fixture.remove() }
-        try fixture.importCSV(into: "bank-a", dataset: "customers", phones: phoneNumbers(100, seed: 51))
+        try fixture.importCSV(into: "bank-a", dataset: "customers", phones: phoneNumbers(100, seed: seed))
         let bankA = try await fixture.consortium.start("bank-a", logger: ConsortiumFixture.quietLogger)
-        let coordinator = try HostileNameTests.HostileCoordinator(fixture)
+        return (fixture, bankA, try HostileNameTests.HostileCoordinator(fixture))
+    }
+
+    func testADatasetOverItsDailyJobBudgetIsRefused() async throws {
+        let (fixture, bankA, coordinator) = try await Self.bankA(budget: "max_jobs_per_day: 2", seed: 51)
+        defer { fixture.remove() }
         var decisions: [Mpcnode_V1_JobDecision] = []
         for i in 0..<3 { decisions.append(try await coordinator.propose(HostileNameTests.psiSpec(jobID: "job-budget-\(i)"))) }
         XCTAssertEqual(decisions.map(\.accepted), [true, true, false])
@@ -38,23 +44,8 @@ final class QueryBudgetTests: XCTestCase {
     /// whether this dataset holds it. With `max_jobs_per_peer_per_input: 1`, an unchanged input answers each
     /// peer once; a new import of the data renews the allowance.
     func testAnUnchangedInputAnswersEachPeerOnlyAsOftenAsItsPolicySays() async throws {
-        let fixture = try ConsortiumFixture(policy: { _ in
-            """
-            policy:
-              coordinators: [coordinator]
-              datasets:
-                customers:
-                  columns: [phone]
-                  protocols: [psi, psi-cardinality]
-                  result_recipients: [bank-a, bank-b]
-                  min_set_size: 20
-                  max_jobs_per_peer_per_input: 1
-            """
-        })
+        let (fixture, bankA, coordinator) = try await Self.bankA(budget: "max_jobs_per_peer_per_input: 1", seed: 52)
         defer { fixture.remove() }
-        try fixture.importCSV(into: "bank-a", dataset: "customers", phones: phoneNumbers(100, seed: 52))
-        let bankA = try await fixture.consortium.start("bank-a", logger: ConsortiumFixture.quietLogger)
-        let coordinator = try HostileNameTests.HostileCoordinator(fixture)
         let first = try await coordinator.propose(HostileNameTests.psiSpec(jobID: "job-peer-0"))
         let second = try await coordinator.propose(HostileNameTests.psiSpec(jobID: "job-peer-1"))
         XCTAssertTrue(first.accepted, first.reason)
