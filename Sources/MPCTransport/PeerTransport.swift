@@ -270,11 +270,12 @@ public final class PeerTransport: Sendable {
     /// Opens a protocol session for `jobID` with `peer` and runs `body` over it; the connection closes
     /// when `body` returns or throws. `stream` tells apart several sessions of one job between the same
     /// two nodes (empty when a job has one).
-    public func withSession<R: Sendable>(jobID: String, stream: String = "", to peer: NodeID, at address: PeerAddress,
+    /// `service` names a standing service instead of a job ("lookup", "lookup-sync"; `jobID` then empty).
+    public func withSession<R: Sendable>(jobID: String, stream: String = "", service: String = "", to peer: NodeID, at address: PeerAddress,
                                          _ body: (TLSMessageChannel) async throws -> R) async throws -> R {
         let peerConnection = try await connect(to: peer, at: address)
         let connection = peerConnection.channel
-        let helloBytes = try hello { $0.session = .with { $0.jobID = jobID; $0.stream = stream } }
+        let helloBytes = try hello { $0.session = .with { $0.jobID = jobID; $0.stream = stream; $0.service = service } }
         return try await connection.executeThenClose { inbound, _ in
             let channel = connection.channel
             do {

@@ -665,6 +665,10 @@ public nonisolated struct Mpcnode_V1_SessionOpen: Sendable {
   /// multi-party set operations use "ring", "mix", "mixed", "results" and "sum").
   public var stream: String = String()
 
+  /// A standing service instead of a job (job_id empty): "lookup" (online OPRF evaluations) or
+  /// "lookup-sync" (a list's table or delta), Protocols/list-lookup.md.
+  public var service: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -672,77 +676,83 @@ public nonisolated struct Mpcnode_V1_SessionOpen: Sendable {
 
 /// Every message of a protocol session. `sequence` counts from 0 in each direction; a gap, a repeat or
 /// a reordering ends the session.
-public nonisolated struct Mpcnode_V1_SessionFrame: Sendable {
+public nonisolated struct Mpcnode_V1_SessionFrame: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var sequence: UInt64 = 0
+  public var sequence: UInt64 {
+    get {_storage._sequence}
+    set {_uniqueStorage()._sequence = newValue}
+  }
 
-  public var body: Mpcnode_V1_SessionFrame.OneOf_Body? = nil
+  public var body: OneOf_Body? {
+    get {return _storage._body}
+    set {_uniqueStorage()._body = newValue}
+  }
 
   public var psi: Mpcnode_V1_PsiMessage {
     get {
-      if case .psi(let v)? = body {return v}
+      if case .psi(let v)? = _storage._body {return v}
       return Mpcnode_V1_PsiMessage()
     }
-    set {body = .psi(newValue)}
+    set {_uniqueStorage()._body = .psi(newValue)}
   }
 
   public var abort: Mpcnode_V1_SessionAbort {
     get {
-      if case .abort(let v)? = body {return v}
+      if case .abort(let v)? = _storage._body {return v}
       return Mpcnode_V1_SessionAbort()
     }
-    set {body = .abort(newValue)}
+    set {_uniqueStorage()._body = .abort(newValue)}
   }
 
   public var secagg: Mpcnode_V1_SecAggMessage {
     get {
-      if case .secagg(let v)? = body {return v}
+      if case .secagg(let v)? = _storage._body {return v}
       return Mpcnode_V1_SecAggMessage()
     }
-    set {body = .secagg(newValue)}
+    set {_uniqueStorage()._body = .secagg(newValue)}
   }
 
   public var ring: Mpcnode_V1_PseudonymRingMessage {
     get {
-      if case .ring(let v)? = body {return v}
+      if case .ring(let v)? = _storage._body {return v}
       return Mpcnode_V1_PseudonymRingMessage()
     }
-    set {body = .ring(newValue)}
+    set {_uniqueStorage()._body = .ring(newValue)}
   }
 
   public var sets: Mpcnode_V1_SetsMessage {
     get {
-      if case .sets(let v)? = body {return v}
+      if case .sets(let v)? = _storage._body {return v}
       return Mpcnode_V1_SetsMessage()
     }
-    set {body = .sets(newValue)}
+    set {_uniqueStorage()._body = .sets(newValue)}
   }
 
   public var lr: Mpcnode_V1_LRMessage {
     get {
-      if case .lr(let v)? = body {return v}
+      if case .lr(let v)? = _storage._body {return v}
       return Mpcnode_V1_LRMessage()
     }
-    set {body = .lr(newValue)}
+    set {_uniqueStorage()._body = .lr(newValue)}
   }
 
   public var vlr: Mpcnode_V1_VLRMessage {
     get {
-      if case .vlr(let v)? = body {return v}
+      if case .vlr(let v)? = _storage._body {return v}
       return Mpcnode_V1_VLRMessage()
     }
-    set {body = .vlr(newValue)}
+    set {_uniqueStorage()._body = .vlr(newValue)}
   }
 
   public var lookup: Mpcnode_V1_LookupMessage {
     get {
-      if case .lookup(let v)? = body {return v}
+      if case .lookup(let v)? = _storage._body {return v}
       return Mpcnode_V1_LookupMessage()
     }
-    set {body = .lookup(newValue)}
+    set {_uniqueStorage()._body = .lookup(newValue)}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -760,6 +770,8 @@ public nonisolated struct Mpcnode_V1_SessionFrame: Sendable {
   }
 
   public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Mpcnode_V1_SessionAbort: Sendable {
@@ -1919,11 +1931,47 @@ public nonisolated struct Mpcnode_V1_LookupMessage: Sendable {
     set {body = .response(newValue)}
   }
 
+  public var syncRequest: Mpcnode_V1_LookupSyncRequest {
+    get {
+      if case .syncRequest(let v)? = body {return v}
+      return Mpcnode_V1_LookupSyncRequest()
+    }
+    set {body = .syncRequest(newValue)}
+  }
+
+  public var tableHeader: Mpcnode_V1_LookupTableHeader {
+    get {
+      if case .tableHeader(let v)? = body {return v}
+      return Mpcnode_V1_LookupTableHeader()
+    }
+    set {body = .tableHeader(newValue)}
+  }
+
+  public var tableBatch: Mpcnode_V1_LookupTableBatch {
+    get {
+      if case .tableBatch(let v)? = body {return v}
+      return Mpcnode_V1_LookupTableBatch()
+    }
+    set {body = .tableBatch(newValue)}
+  }
+
+  public var tableTrailer: Mpcnode_V1_LookupTableTrailer {
+    get {
+      if case .tableTrailer(let v)? = body {return v}
+      return Mpcnode_V1_LookupTableTrailer()
+    }
+    set {body = .tableTrailer(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
     case request(Mpcnode_V1_LookupRequest)
     case response(Mpcnode_V1_LookupResponse)
+    case syncRequest(Mpcnode_V1_LookupSyncRequest)
+    case tableHeader(Mpcnode_V1_LookupTableHeader)
+    case tableBatch(Mpcnode_V1_LookupTableBatch)
+    case tableTrailer(Mpcnode_V1_LookupTableTrailer)
 
   }
 
@@ -1962,6 +2010,111 @@ public nonisolated struct Mpcnode_V1_LookupResponse: Sendable {
 
   /// Why nothing was evaluated (a quota, an unknown list, a stale key id), or empty.
   public var refused: String = String()
+
+  /// The list's version at the holder when it answered (the querier catches up when it holds an older one).
+  public var version: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The querier's "lookup-sync" session: "send me list L, I hold key_id at version" (0: nothing).
+public nonisolated struct Mpcnode_V1_LookupSyncRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var list: String = String()
+
+  public var keyID: String = String()
+
+  public var version: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The holder's answer: a full table (full = true: replace what you hold) or the delta from base_version
+/// to version, in batches, then the signed trailer. `refused` instead of a table: why not.
+public nonisolated struct Mpcnode_V1_LookupTableHeader: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var list: String = String()
+
+  public var keyID: String = String()
+
+  public var version: UInt64 = 0
+
+  public var baseVersion: UInt64 = 0
+
+  public var full: Bool = false
+
+  public var added: UInt64 = 0
+
+  public var removed: UInt64 = 0
+
+  /// Entries of the list at `version` (after the delta).
+  public var entries: UInt64 = 0
+
+  public var labelColumns: [String] = []
+
+  /// "holders" (each hit names its holder and label) or "count" (only "listed by k members, highest risk").
+  public var disclosure: String = String()
+
+  /// The label column whose values rank risk, and their order from lowest to highest (may be empty).
+  public var riskColumn: String = String()
+
+  public var riskLevels: [String] = []
+
+  public var refused: String = String()
+
+  /// The list's identifier normalisation (as at import: "trim,digits-only", …): the querier applies it to keys.
+  public var normalization: String = String()
+
+  /// The holder's quotas for this querier (0: none): the querier sizes its batches and shows what is left.
+  public var maxPerSecond: UInt64 = 0
+
+  public var maxPerDay: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_LookupTableBatch: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Entries added: 8-byte tags and their sealed labels (24-byte nonce ‖ ciphertext ‖ 16-byte tag).
+  public var addedTags: [UInt64] = []
+
+  public var addedLabels: [Data] = []
+
+  /// Tags of entries removed.
+  public var removedTags: [UInt64] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The holder's signature (its node certificate key, ECDSA P-256 over SHA-256) over the header's fields and
+/// the BLAKE2b-256 digest of the batches, and the certificate itself.
+public nonisolated struct Mpcnode_V1_LookupTableTrailer: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var digest: Data = Data()
+
+  public var signature: Data = Data()
+
+  public var certificate: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -3181,7 +3334,7 @@ nonisolated extension Mpcnode_V1_ControlError: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Mpcnode_V1_SessionOpen: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SessionOpen"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}stream\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}stream\0\u{1}service\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3191,6 +3344,7 @@ nonisolated extension Mpcnode_V1_SessionOpen: SwiftProtobuf.Message, SwiftProtob
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.stream) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.service) }()
       default: break
       }
     }
@@ -3203,12 +3357,16 @@ nonisolated extension Mpcnode_V1_SessionOpen: SwiftProtobuf.Message, SwiftProtob
     if !self.stream.isEmpty {
       try visitor.visitSingularStringField(value: self.stream, fieldNumber: 2)
     }
+    if !self.service.isEmpty {
+      try visitor.visitSingularStringField(value: self.service, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Mpcnode_V1_SessionOpen, rhs: Mpcnode_V1_SessionOpen) -> Bool {
     if lhs.jobID != rhs.jobID {return false}
     if lhs.stream != rhs.stream {return false}
+    if lhs.service != rhs.service {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3218,171 +3376,209 @@ nonisolated extension Mpcnode_V1_SessionFrame: SwiftProtobuf.Message, SwiftProto
   public static let protoMessageName: String = _protobuf_package + ".SessionFrame"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{1}psi\0\u{1}abort\0\u{1}secagg\0\u{1}ring\0\u{1}sets\0\u{1}lr\0\u{1}vlr\0\u{1}lookup\0")
 
+  fileprivate class _StorageClass {
+    var _sequence: UInt64 = 0
+    var _body: Mpcnode_V1_SessionFrame.OneOf_Body?
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _sequence = source._sequence
+      _body = source._body
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.sequence) }()
-      case 2: try {
-        var v: Mpcnode_V1_PsiMessage?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .psi(let m) = current {v = m}
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularUInt64Field(value: &_storage._sequence) }()
+        case 2: try {
+          var v: Mpcnode_V1_PsiMessage?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .psi(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .psi(v)
+          }
+        }()
+        case 3: try {
+          var v: Mpcnode_V1_SessionAbort?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .abort(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .abort(v)
+          }
+        }()
+        case 4: try {
+          var v: Mpcnode_V1_SecAggMessage?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .secagg(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .secagg(v)
+          }
+        }()
+        case 5: try {
+          var v: Mpcnode_V1_PseudonymRingMessage?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .ring(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .ring(v)
+          }
+        }()
+        case 6: try {
+          var v: Mpcnode_V1_SetsMessage?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .sets(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .sets(v)
+          }
+        }()
+        case 7: try {
+          var v: Mpcnode_V1_LRMessage?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .lr(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .lr(v)
+          }
+        }()
+        case 8: try {
+          var v: Mpcnode_V1_VLRMessage?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .vlr(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .vlr(v)
+          }
+        }()
+        case 9: try {
+          var v: Mpcnode_V1_LookupMessage?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .lookup(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .lookup(v)
+          }
+        }()
+        default: break
         }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .psi(v)
-        }
-      }()
-      case 3: try {
-        var v: Mpcnode_V1_SessionAbort?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .abort(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .abort(v)
-        }
-      }()
-      case 4: try {
-        var v: Mpcnode_V1_SecAggMessage?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .secagg(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .secagg(v)
-        }
-      }()
-      case 5: try {
-        var v: Mpcnode_V1_PseudonymRingMessage?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .ring(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .ring(v)
-        }
-      }()
-      case 6: try {
-        var v: Mpcnode_V1_SetsMessage?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .sets(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .sets(v)
-        }
-      }()
-      case 7: try {
-        var v: Mpcnode_V1_LRMessage?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .lr(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .lr(v)
-        }
-      }()
-      case 8: try {
-        var v: Mpcnode_V1_VLRMessage?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .vlr(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .vlr(v)
-        }
-      }()
-      case 9: try {
-        var v: Mpcnode_V1_LookupMessage?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .lookup(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .lookup(v)
-        }
-      }()
-      default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if self.sequence != 0 {
-      try visitor.visitSingularUInt64Field(value: self.sequence, fieldNumber: 1)
-    }
-    switch self.body {
-    case .psi?: try {
-      guard case .psi(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
-    }()
-    case .abort?: try {
-      guard case .abort(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
-    }()
-    case .secagg?: try {
-      guard case .secagg(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
-    }()
-    case .ring?: try {
-      guard case .ring(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
-    }()
-    case .sets?: try {
-      guard case .sets(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
-    }()
-    case .lr?: try {
-      guard case .lr(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
-    }()
-    case .vlr?: try {
-      guard case .vlr(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
-    }()
-    case .lookup?: try {
-      guard case .lookup(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
-    }()
-    case nil: break
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if _storage._sequence != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._sequence, fieldNumber: 1)
+      }
+      switch _storage._body {
+      case .psi?: try {
+        guard case .psi(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+      }()
+      case .abort?: try {
+        guard case .abort(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+      }()
+      case .secagg?: try {
+        guard case .secagg(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+      }()
+      case .ring?: try {
+        guard case .ring(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+      }()
+      case .sets?: try {
+        guard case .sets(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+      }()
+      case .lr?: try {
+        guard case .lr(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+      }()
+      case .vlr?: try {
+        guard case .vlr(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+      }()
+      case .lookup?: try {
+        guard case .lookup(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+      }()
+      case nil: break
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Mpcnode_V1_SessionFrame, rhs: Mpcnode_V1_SessionFrame) -> Bool {
-    if lhs.sequence != rhs.sequence {return false}
-    if lhs.body != rhs.body {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._sequence != rhs_storage._sequence {return false}
+        if _storage._body != rhs_storage._body {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -5625,7 +5821,7 @@ nonisolated extension Mpcnode_V1_VLRControl: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Mpcnode_V1_LookupMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".LookupMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}request\0\u{1}response\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}request\0\u{1}response\0\u{3}sync_request\0\u{3}table_header\0\u{3}table_batch\0\u{3}table_trailer\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5659,6 +5855,58 @@ nonisolated extension Mpcnode_V1_LookupMessage: SwiftProtobuf.Message, SwiftProt
           self.body = .response(v)
         }
       }()
+      case 3: try {
+        var v: Mpcnode_V1_LookupSyncRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .syncRequest(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .syncRequest(v)
+        }
+      }()
+      case 4: try {
+        var v: Mpcnode_V1_LookupTableHeader?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .tableHeader(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .tableHeader(v)
+        }
+      }()
+      case 5: try {
+        var v: Mpcnode_V1_LookupTableBatch?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .tableBatch(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .tableBatch(v)
+        }
+      }()
+      case 6: try {
+        var v: Mpcnode_V1_LookupTableTrailer?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .tableTrailer(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .tableTrailer(v)
+        }
+      }()
       default: break
       }
     }
@@ -5677,6 +5925,22 @@ nonisolated extension Mpcnode_V1_LookupMessage: SwiftProtobuf.Message, SwiftProt
     case .response?: try {
       guard case .response(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    }()
+    case .syncRequest?: try {
+      guard case .syncRequest(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    }()
+    case .tableHeader?: try {
+      guard case .tableHeader(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    }()
+    case .tableBatch?: try {
+      guard case .tableBatch(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    }()
+    case .tableTrailer?: try {
+      guard case .tableTrailer(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
     }()
     case nil: break
     }
@@ -5737,7 +6001,7 @@ nonisolated extension Mpcnode_V1_LookupRequest: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Mpcnode_V1_LookupResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".LookupResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}evaluated\0\u{1}refused\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}evaluated\0\u{1}refused\0\u{1}version\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5748,6 +6012,7 @@ nonisolated extension Mpcnode_V1_LookupResponse: SwiftProtobuf.Message, SwiftPro
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.id) }()
       case 2: try { try decoder.decodeSingularBytesField(value: &self.evaluated) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.refused) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.version) }()
       default: break
       }
     }
@@ -5763,6 +6028,9 @@ nonisolated extension Mpcnode_V1_LookupResponse: SwiftProtobuf.Message, SwiftPro
     if !self.refused.isEmpty {
       try visitor.visitSingularStringField(value: self.refused, fieldNumber: 3)
     }
+    if self.version != 0 {
+      try visitor.visitSingularUInt64Field(value: self.version, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -5770,6 +6038,232 @@ nonisolated extension Mpcnode_V1_LookupResponse: SwiftProtobuf.Message, SwiftPro
     if lhs.id != rhs.id {return false}
     if lhs.evaluated != rhs.evaluated {return false}
     if lhs.refused != rhs.refused {return false}
+    if lhs.version != rhs.version {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_LookupSyncRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".LookupSyncRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}list\0\u{3}key_id\0\u{1}version\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.list) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.keyID) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.version) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.list.isEmpty {
+      try visitor.visitSingularStringField(value: self.list, fieldNumber: 1)
+    }
+    if !self.keyID.isEmpty {
+      try visitor.visitSingularStringField(value: self.keyID, fieldNumber: 2)
+    }
+    if self.version != 0 {
+      try visitor.visitSingularUInt64Field(value: self.version, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_LookupSyncRequest, rhs: Mpcnode_V1_LookupSyncRequest) -> Bool {
+    if lhs.list != rhs.list {return false}
+    if lhs.keyID != rhs.keyID {return false}
+    if lhs.version != rhs.version {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_LookupTableHeader: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".LookupTableHeader"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}list\0\u{3}key_id\0\u{1}version\0\u{3}base_version\0\u{1}full\0\u{1}added\0\u{1}removed\0\u{1}entries\0\u{3}label_columns\0\u{1}disclosure\0\u{3}risk_column\0\u{3}risk_levels\0\u{1}refused\0\u{1}normalization\0\u{3}max_per_second\0\u{3}max_per_day\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.list) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.keyID) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.version) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.baseVersion) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.full) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.added) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.removed) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.entries) }()
+      case 9: try { try decoder.decodeRepeatedStringField(value: &self.labelColumns) }()
+      case 10: try { try decoder.decodeSingularStringField(value: &self.disclosure) }()
+      case 11: try { try decoder.decodeSingularStringField(value: &self.riskColumn) }()
+      case 12: try { try decoder.decodeRepeatedStringField(value: &self.riskLevels) }()
+      case 13: try { try decoder.decodeSingularStringField(value: &self.refused) }()
+      case 14: try { try decoder.decodeSingularStringField(value: &self.normalization) }()
+      case 15: try { try decoder.decodeSingularUInt64Field(value: &self.maxPerSecond) }()
+      case 16: try { try decoder.decodeSingularUInt64Field(value: &self.maxPerDay) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.list.isEmpty {
+      try visitor.visitSingularStringField(value: self.list, fieldNumber: 1)
+    }
+    if !self.keyID.isEmpty {
+      try visitor.visitSingularStringField(value: self.keyID, fieldNumber: 2)
+    }
+    if self.version != 0 {
+      try visitor.visitSingularUInt64Field(value: self.version, fieldNumber: 3)
+    }
+    if self.baseVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.baseVersion, fieldNumber: 4)
+    }
+    if self.full != false {
+      try visitor.visitSingularBoolField(value: self.full, fieldNumber: 5)
+    }
+    if self.added != 0 {
+      try visitor.visitSingularUInt64Field(value: self.added, fieldNumber: 6)
+    }
+    if self.removed != 0 {
+      try visitor.visitSingularUInt64Field(value: self.removed, fieldNumber: 7)
+    }
+    if self.entries != 0 {
+      try visitor.visitSingularUInt64Field(value: self.entries, fieldNumber: 8)
+    }
+    if !self.labelColumns.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.labelColumns, fieldNumber: 9)
+    }
+    if !self.disclosure.isEmpty {
+      try visitor.visitSingularStringField(value: self.disclosure, fieldNumber: 10)
+    }
+    if !self.riskColumn.isEmpty {
+      try visitor.visitSingularStringField(value: self.riskColumn, fieldNumber: 11)
+    }
+    if !self.riskLevels.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.riskLevels, fieldNumber: 12)
+    }
+    if !self.refused.isEmpty {
+      try visitor.visitSingularStringField(value: self.refused, fieldNumber: 13)
+    }
+    if !self.normalization.isEmpty {
+      try visitor.visitSingularStringField(value: self.normalization, fieldNumber: 14)
+    }
+    if self.maxPerSecond != 0 {
+      try visitor.visitSingularUInt64Field(value: self.maxPerSecond, fieldNumber: 15)
+    }
+    if self.maxPerDay != 0 {
+      try visitor.visitSingularUInt64Field(value: self.maxPerDay, fieldNumber: 16)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_LookupTableHeader, rhs: Mpcnode_V1_LookupTableHeader) -> Bool {
+    if lhs.list != rhs.list {return false}
+    if lhs.keyID != rhs.keyID {return false}
+    if lhs.version != rhs.version {return false}
+    if lhs.baseVersion != rhs.baseVersion {return false}
+    if lhs.full != rhs.full {return false}
+    if lhs.added != rhs.added {return false}
+    if lhs.removed != rhs.removed {return false}
+    if lhs.entries != rhs.entries {return false}
+    if lhs.labelColumns != rhs.labelColumns {return false}
+    if lhs.disclosure != rhs.disclosure {return false}
+    if lhs.riskColumn != rhs.riskColumn {return false}
+    if lhs.riskLevels != rhs.riskLevels {return false}
+    if lhs.refused != rhs.refused {return false}
+    if lhs.normalization != rhs.normalization {return false}
+    if lhs.maxPerSecond != rhs.maxPerSecond {return false}
+    if lhs.maxPerDay != rhs.maxPerDay {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_LookupTableBatch: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".LookupTableBatch"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}added_tags\0\u{3}added_labels\0\u{3}removed_tags\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedFixed64Field(value: &self.addedTags) }()
+      case 2: try { try decoder.decodeRepeatedBytesField(value: &self.addedLabels) }()
+      case 3: try { try decoder.decodeRepeatedFixed64Field(value: &self.removedTags) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.addedTags.isEmpty {
+      try visitor.visitPackedFixed64Field(value: self.addedTags, fieldNumber: 1)
+    }
+    if !self.addedLabels.isEmpty {
+      try visitor.visitRepeatedBytesField(value: self.addedLabels, fieldNumber: 2)
+    }
+    if !self.removedTags.isEmpty {
+      try visitor.visitPackedFixed64Field(value: self.removedTags, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_LookupTableBatch, rhs: Mpcnode_V1_LookupTableBatch) -> Bool {
+    if lhs.addedTags != rhs.addedTags {return false}
+    if lhs.addedLabels != rhs.addedLabels {return false}
+    if lhs.removedTags != rhs.removedTags {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_LookupTableTrailer: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".LookupTableTrailer"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}digest\0\u{1}signature\0\u{1}certificate\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.digest) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.certificate) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.digest.isEmpty {
+      try visitor.visitSingularBytesField(value: self.digest, fieldNumber: 1)
+    }
+    if !self.signature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.signature, fieldNumber: 2)
+    }
+    if !self.certificate.isEmpty {
+      try visitor.visitSingularBytesField(value: self.certificate, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_LookupTableTrailer, rhs: Mpcnode_V1_LookupTableTrailer) -> Bool {
+    if lhs.digest != rhs.digest {return false}
+    if lhs.signature != rhs.signature {return false}
+    if lhs.certificate != rhs.certificate {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

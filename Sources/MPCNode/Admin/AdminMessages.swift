@@ -4,11 +4,16 @@ import Foundation
 public struct AdminRequest: Codable, Sendable {
     public enum Command: String, Codable, Sendable {
         case status, submitJob, jobStatus, listJobs, jobResult, audit, listReports, showReport, listModels, showModel
+        case lookup, lookupStatus, lookupSync, lookupRotate
     }
     public var command: Command
     public var submission: JobSubmission?
     public var jobID: String?
     public var limit: Int?
+    /// `lookup`: the keys, and the lists to ask ("holder:list"; nil: every subscribed list).
+    /// `lookupRotate`: `lists` names the holder's own list.
+    public var keys: [String]?
+    public var lists: [String]?
 
     public init(command: Command, submission: JobSubmission? = nil, jobID: String? = nil, limit: Int? = nil) {
         self.command = command
@@ -31,8 +36,32 @@ public struct AdminResponse: Codable, Sendable {
     public var report: ReportView?
     public var models: [ModelView]?
     public var model: ModelView?
+    public var lookups: [LookupKeyResult]?
+    public var lookupElapsedMicroseconds: Int?
+    public var subscribedLists: [LookupListStatus]?
+    public var offeredLists: [OfferedListStatus]?
+    public var syncErrors: [String: String]?
 
     public init(error: String? = nil) { self.error = error }
+}
+
+/// A list this node offers (the holder's view in `mpcnode lookup status`).
+public struct OfferedListStatus: Codable, Sendable, Equatable {
+    public var list: String
+    public var keyID: String?
+    public var version: UInt64?
+    public var entries: Int?
+    public var updatedAt: Date?
+    public var queriers: [String]
+    public var maximumPerSecond: Int
+    public var maximumPerDay: Int
+    /// Evaluations today per querier.
+    public var usedToday: [String: Int]
+
+    enum CodingKeys: String, CodingKey {
+        case list, keyID = "key_id", version, entries, updatedAt = "updated_at", queriers
+        case maximumPerSecond = "max_per_second", maximumPerDay = "max_per_day", usedToday = "used_today"
+    }
 }
 
 public struct NodeStatusView: Codable, Sendable {

@@ -154,6 +154,23 @@ struct RawPolicy: Codable {
     var coordinators: [String]?
     var datasets: [String: RawDatasetPolicy]?
     var min_paillier_bits: Int?
+    var lookups: RawLookupSubscriptions?
+}
+
+struct RawLookupList: Codable {
+    var label_columns: [String]?
+    var queriers: [String]?
+    var max_lookups_per_second: Int?
+    var max_lookups_per_day: Int?
+    var disclosure: String?
+    var risk_column: String?
+    var risk_levels: [String]?
+}
+
+struct RawLookupSubscriptions: Codable {
+    var subscribe: [String]?
+    var sync_seconds: Int?
+    var timeout_ms: Int?
 }
 
 struct RawDatasetPolicy: Codable {
@@ -177,4 +194,5 @@ struct RawDatasetPolicy: Codable {
     var max_jobs_per_day: Int?
     var max_coordinators_per_day: Int?
     var max_jobs_per_peer_per_input: Int?
+    var lookup_lists: RawLookupList?
 }

@@ -13,6 +13,9 @@ public final class NodeRuntime: Sendable {
     public let store: NodeStore
     public let engine: JobEngine
     public let transport: PeerTransport
+    /// The holder's and the querier's lookup services (Protocols/list-lookup.md).
+    public let lookupHolder: LookupHolderService
+    public let lookupQuerier: LookupQuerierService
     public let peerPort: Int
     let listener: PeerListener
     let admin: AdminServer
@@ -49,10 +52,18 @@ public final class NodeRuntime: Sendable {
         let engine = JobEngine(configuration: configuration, store: store, transport: transport, logger: logger,
                                sessionWaitTimeout: sessionWaitTimeout, faults: faults)
         await engine.recoverAfterRestart()
+        let signatures = try CertificateSignatures(certificatePath: configuration.tls.certificate.path,
+                                                   privateKeyPath: configuration.tls.privateKey.path,
+                                                   caPath: configuration.tls.caCertificate.path)
+        let lookupHolder = try LookupHolderService(nodeID: identity.nodeID, policy: configuration.policy, store: store,
+                                                   signatures: signatures, logger: logger)
+        let lookupQuerier = try LookupQuerierService(nodeID: identity.nodeID, subscriptions: configuration.policy.lookups, store: store,
+                                                     transport: transport, addresses: configuration.peers, signatures: signatures, logger: logger)
         let listener: PeerListener
         do {
             listener = try await transport.bind(host: configuration.listen.host, port: configuration.listen.port,
-                                                handler: NodeConnectionHandler(engine: engine, knownPeers: Set(configuration.peers.keys)))
+                                                handler: NodeConnectionHandler(engine: engine, knownPeers: Set(configuration.peers.keys),
+                                                                               lookups: lookupHolder))
         } catch {
             try? await group.shutdownGracefully()
             throw NodeError.cannotListen(address: configuration.listen.description, detail: "\(error)")
@@ -66,7 +77,8 @@ public final class NodeRuntime: Sendable {
             admin = try await AdminServer.bind(path: configuration.adminSocketPath, group: group, logger: logger,
                                                access: try AdminAccess.current(groupName: configuration.adminGroup)) { request in
                 await Self.handle(request, configuration: configuration, identity: identity, engine: engine,
-                                  repository: repository, catalog: catalog, audit: audit, startedAt: startedAt)
+                                  repository: repository, catalog: catalog, audit: audit, startedAt: startedAt,
+                                  lookupHolder: lookupHolder, lookupQuerier: lookupQuerier)
             }
         } catch {
             await listener.close()
@@ -80,7 +92,18 @@ public final class NodeRuntime: Sendable {
         let tasks = [
             Task { do { try await listener.run() } catch { logger.error("peer listener stopped", metadata: ["error": "\(error)"]) } },
             Task { do { try await admin.run() } catch { logger.error("admin endpoint stopped", metadata: ["error": "\(error)"]) } },
+            // The holder's watch of its lists' datasets, and its hourly usage records.
+            Task {
+                var tick = 0
+                while !Task.isCancelled {
+                    if tick % 5 == 0 { await lookupHolder.refreshAll() }
+                    if tick % 15 == 0 { await lookupHolder.flushUsage() }
+                    tick += 1
+                    try? await Task.sleep(for: .seconds(2))
+                }
+            },
         ]
+        await lookupQuerier.start()
         if faults != nil {
             logger.warning("fault injection is on: this node fails on purpose at a point a test chose (debug builds only)")
         }
@@ -89,18 +112,20 @@ public final class NodeRuntime: Sendable {
             "listen": "\(configuration.listen.host):\(listener.port)", "admin": "\(configuration.adminSocketPath.path)",
         ])
         return NodeRuntime(configuration: configuration, identity: identity, store: store, engine: engine, transport: transport,
-                           peerPort: listener.port, listener: listener, admin: admin, group: group, tasks: tasks,
+                           lookupHolder: lookupHolder, lookupQuerier: lookupQuerier, peerPort: listener.port, listener: listener, admin: admin, group: group, tasks: tasks,
                            logger: logger, startedAt: startedAt)
     }
 
     private init(configuration: NodeConfiguration, identity: NodeIdentity, store: NodeStore, engine: JobEngine,
-                 transport: PeerTransport, peerPort: Int, listener: PeerListener, admin: AdminServer,
+                 transport: PeerTransport, lookupHolder: LookupHolderService, lookupQuerier: LookupQuerierService, peerPort: Int, listener: PeerListener, admin: AdminServer,
                  group: MultiThreadedEventLoopGroup, tasks: [Task<Void, Never>], logger: Logger, startedAt: Date) {
         self.configuration = configuration
         self.identity = identity
         self.store = store
         self.engine = engine
         self.transport = transport
+        self.lookupHolder = lookupHolder
+        self.lookupQuerier = lookupQuerier
         self.peerPort = peerPort
         self.listener = listener
         self.admin = admin
@@ -115,9 +140,12 @@ public final class NodeRuntime: Sendable {
         logger.info("node stopping", metadata: ["node": "\(identity.nodeID)"])
         await listener.close()
         await admin.close()
+        await lookupQuerier.stop()
+        await lookupHolder.closeSessions()
         await engine.shutdown()
         for task in tasks { task.cancel() }
         for task in tasks { await task.value }
+        await lookupHolder.flushUsage()
         try? AuditLog(store: store).append(event: "node.stopped", jobID: nil, details: ["node": .string(identity.nodeID)])
         try? FileManager.default.removeItem(at: configuration.adminSocketPath)
         try? await group.shutdownGracefully()
@@ -125,7 +153,8 @@ public final class NodeRuntime: Sendable {
     }
 
     static func handle(_ request: AdminRequest, configuration: NodeConfiguration, identity: NodeIdentity, engine: JobEngine,
-                       repository: JobRepository, catalog: DatasetCatalog, audit: AuditLog, startedAt: Date) async -> AdminResponse {
+                       repository: JobRepository, catalog: DatasetCatalog, audit: AuditLog, startedAt: Date,
+                       lookupHolder: LookupHolderService, lookupQuerier: LookupQuerierService) async -> AdminResponse {
         var response = AdminResponse()
         do {
             switch request.command {
@@ -158,6 +187,20 @@ public final class NodeRuntime: Sendable {
                 response.model = try ModelRepository(store: repository.store).get(request.jobID ?? "")
             case .audit:
                 response.audit = try audit.records(jobID: request.jobID, limit: request.limit ?? 100)
+            case .lookup:
+                let started = ContinuousClock.now
+                response.lookups = try await lookupQuerier.lookup(request.keys ?? [], lists: try LookupRequestLists.parse(request.lists))
+                response.lookupElapsedMicroseconds = Int((ContinuousClock.now - started) / .microseconds(1))
+            case .lookupStatus:
+                response.subscribedLists = await lookupQuerier.status()
+                response.offeredLists = await lookupHolder.offeredStatus()
+            case .lookupSync:
+                response.syncErrors = await lookupQuerier.syncAll()
+                response.subscribedLists = await lookupQuerier.status()
+            case .lookupRotate:
+                guard let list = request.lists?.first else { return AdminResponse(error: "lookupRotate needs the list's name") }
+                _ = try await lookupHolder.rotate(list)
+                response.offeredLists = await lookupHolder.offeredStatus()
             }
         } catch {
             response.error = "\(error)"

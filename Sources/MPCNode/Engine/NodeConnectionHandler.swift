@@ -1,4 +1,5 @@
 import MPCIdentity
+import MPCProtocols
 import MPCTransport
 import MPCWire
 
@@ -6,6 +7,7 @@ import MPCWire
 struct NodeConnectionHandler: InboundConnectionHandler {
     let engine: JobEngine
     let knownPeers: Set<String>
+    let lookups: LookupHolderService
 
     func handleControl(_ request: Mpcnode_V1_ControlRequest, from peer: NodeIdentity) async -> Mpcnode_V1_ControlResponse {
         guard knownPeers.contains(peer.nodeID) else {
@@ -27,6 +29,14 @@ struct NodeConnectionHandler: InboundConnectionHandler {
 
     func handleSession(_ open: Mpcnode_V1_SessionOpen, from peer: NodeIdentity, channel: TLSMessageChannel) async {
         guard knownPeers.contains(peer.nodeID) else { return }
-        await engine.handleSession(open, from: peer.nodeID, channel: channel)
+        switch open.service {
+        case "": await engine.handleSession(open, from: peer.nodeID, channel: channel)
+        case LookupServices.query: await lookups.serveQueries(channel, from: peer.nodeID)
+        case LookupServices.sync: await lookups.serveSync(channel, from: peer.nodeID)
+        default:
+            var frame = Mpcnode_V1_SessionFrame()
+            frame.abort = .with { $0.reason = "\(engine.nodeID) offers no service '\(PeerText.cut(open.service, limit: 40))'" }
+            if let bytes: [UInt8] = try? frame.serializedBytes() { try? await channel.send(bytes) }
+        }
     }
 }

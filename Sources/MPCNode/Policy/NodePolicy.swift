@@ -9,12 +9,15 @@ public struct NodePolicy: Sendable, Equatable {
     /// 2048; 1024 only for tests). Checked on the spec and again on the key the arbiter sends.
     public var minimumPaillierBits: Int
     public static let defaultMinimumPaillierBits = 2048
+    /// The querier's side of list lookups: the holders' lists it keeps tables of.
+    public var lookups: LookupSubscriptions
 
     public init(coordinators: Set<String> = [], datasets: [String: DatasetPolicy] = [:],
-                minimumPaillierBits: Int = NodePolicy.defaultMinimumPaillierBits) {
+                minimumPaillierBits: Int = NodePolicy.defaultMinimumPaillierBits, lookups: LookupSubscriptions = .init()) {
         self.coordinators = coordinators
         self.datasets = datasets
         self.minimumPaillierBits = minimumPaillierBits
+        self.lookups = lookups
     }
 
     init(_ raw: RawPolicy, path: String) throws {
@@ -23,6 +26,7 @@ public struct NodePolicy: Sendable, Equatable {
         guard (1024...8192).contains(minimumPaillierBits) else {
             throw ConfigurationError.invalid(path: path, detail: "policy.min_paillier_bits must lie in 1024…8192 (2048 or more in production)")
         }
+        lookups = try LookupSubscriptions(raw.lookups, path: path)
         var datasets: [String: DatasetPolicy] = [:]
         for (name, rule) in raw.datasets ?? [:] {
             var protocols = Set<JobProtocolUse>()
@@ -89,7 +93,8 @@ public struct NodePolicy: Sendable, Equatable {
                                            residualNoise: rule.residual_noise ?? 0,
                                            maximumHoldout: rule.max_holdout ?? DatasetPolicy.defaultMaximumHoldout,
                                            maximumJobsPerDay: rule.max_jobs_per_day, maximumCoordinatorsPerDay: rule.max_coordinators_per_day,
-                                           maximumJobsPerPeerPerInput: rule.max_jobs_per_peer_per_input)
+                                           maximumJobsPerPeerPerInput: rule.max_jobs_per_peer_per_input,
+                                           lookupList: try rule.lookup_lists.map { try LookupListPolicy($0, dataset: name, columns: Set(rule.columns ?? []), path: path) })
         }
         self.datasets = datasets
     }
@@ -182,6 +187,8 @@ public struct DatasetPolicy: Sendable, Equatable {
     /// Set comparisons (PSI, set operations) this dataset answers each peer on the same input, until it is
     /// imported again (`max_jobs_per_peer_per_input`; none unless set).
     public var maximumJobsPerPeerPerInput: Int?
+    /// The dataset offered as a lookup list (`lookup_lists`), or nil.
+    public var lookupList: LookupListPolicy?
 
     public init(columns: Set<String>, protocols: Set<JobProtocolUse>, resultRecipients: Set<String>, minimumSetSize: Int,
                 minimumCellRecords: Int = DatasetPolicy.defaultMinimumCellRecords,
@@ -192,7 +199,9 @@ public struct DatasetPolicy: Sendable, Equatable {
                 minimumSumParties: Int = DatasetPolicy.defaultMinimumSumParties, sumNoise: SumNoise? = nil,
                 minimumBatchRowsPerFeature: Int = DatasetPolicy.defaultMinimumBatchRowsPerFeature,
                 residualNoise: Double = 0, maximumHoldout: Double = DatasetPolicy.defaultMaximumHoldout,
-                maximumJobsPerDay: Int? = nil, maximumCoordinatorsPerDay: Int? = nil, maximumJobsPerPeerPerInput: Int? = nil) {
+                maximumJobsPerDay: Int? = nil, maximumCoordinatorsPerDay: Int? = nil, maximumJobsPerPeerPerInput: Int? = nil,
+                lookupList: LookupListPolicy? = nil) {
+        self.lookupList = lookupList
         self.maximumJobsPerPeerPerInput = maximumJobsPerPeerPerInput
         self.maximumJobsPerDay = maximumJobsPerDay
         self.maximumCoordinatorsPerDay = maximumCoordinatorsPerDay

@@ -22,6 +22,20 @@ public struct IdentifierNormalization: Sendable, Equatable, Codable, CustomStrin
         return v
     }
 
+    /// Parses what `description` prints ("trim,digits-only", "none"); nil for anything else.
+    public init?(description: String) {
+        self.init(trim: false)
+        guard description != "none" else { return }
+        for step in description.split(separator: ",") {
+            switch step {
+            case "trim": trim = true
+            case "case-fold": caseFold = true
+            case "digits-only": digitsOnly = true
+            default: return nil
+            }
+        }
+    }
+
     public var description: String {
         var parts: [String] = []
         if trim { parts.append("trim") }

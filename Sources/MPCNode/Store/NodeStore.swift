@@ -150,6 +150,70 @@ public final class NodeStore: Sendable {
                 t.column("released_at", .datetime).notNull()
             }
         }
+        migrator.registerMigration("v8: list lookups (holder lists, querier tables, usage per hour), dataset revisions") { db in
+            // Bumped by `data append` and `data remove` (a re-import replaces the row).
+            try db.alter(table: "dataset") { t in t.add(column: "revision", .integer).notNull().defaults(to: 0) }
+            // The holder: one row per dataset offered as a list; its entries with the versions they were
+            // added and removed at (a delta from v is every change after v).
+            try db.create(table: "lookup_list") { t in
+                t.primaryKey("dataset", .text)
+                t.column("key_id", .text).notNull()
+                t.column("key_seed", .blob).notNull()
+                t.column("version", .integer).notNull()
+                t.column("entries", .integer).notNull()
+                // What the entries were built from (dataset import time, revision, label columns).
+                t.column("source", .text).notNull()
+                t.column("updated_at", .datetime).notNull()
+            }
+            try db.create(table: "lookup_list_entry") { t in
+                t.column("dataset", .text).notNull()
+                t.column("identifier", .text).notNull()
+                t.column("label", .text).notNull()
+                t.column("tag", .integer).notNull()
+                t.column("sealed", .blob).notNull()
+                t.column("added_version", .integer).notNull()
+                t.column("removed_version", .integer)
+            }
+            try db.create(index: "lookup_list_entry_identifier", on: "lookup_list_entry", columns: ["dataset", "identifier"])
+            try db.create(index: "lookup_list_entry_added", on: "lookup_list_entry", columns: ["dataset", "added_version"])
+            try db.create(index: "lookup_list_entry_removed", on: "lookup_list_entry", columns: ["dataset", "removed_version"])
+            // The querier: each subscribed list's table as last applied, and its entries.
+            try db.create(table: "lookup_table") { t in
+                t.column("holder", .text).notNull()
+                t.column("list", .text).notNull()
+                t.column("key_id", .text).notNull()
+                t.column("version", .integer).notNull()
+                t.column("entries", .integer).notNull()
+                t.column("header", .blob).notNull()         // the signed header (JSON)
+                t.column("signature", .blob).notNull()
+                t.column("certificate", .blob).notNull()
+                t.column("updated_at", .datetime).notNull()
+                t.primaryKey(["holder", "list"])
+            }
+            try db.create(table: "lookup_table_entry") { t in
+                t.column("holder", .text).notNull()
+                t.column("list", .text).notNull()
+                t.column("tag", .integer).notNull()
+                t.column("sealed", .blob).notNull()
+            }
+            try db.create(index: "lookup_table_entry_tag", on: "lookup_table_entry", columns: ["holder", "list", "tag"])
+            // An update being received, applied in one transaction once its signature verifies.
+            try db.create(table: "lookup_staging") { t in
+                t.column("sync_id", .text).notNull().indexed()
+                t.column("tag", .integer).notNull()
+                t.column("sealed", .blob)                 // NULL: a removed tag
+            }
+            // The holder's evaluations per querier, list and UTC hour (the audit writes each hour once).
+            try db.create(table: "lookup_usage") { t in
+                t.column("querier", .text).notNull()
+                t.column("list", .text).notNull()
+                t.column("hour", .text).notNull()          // yyyy-MM-ddTHH, UTC
+                t.column("evaluated", .integer).notNull()
+                t.column("refused", .integer).notNull()
+                t.column("audited", .boolean).notNull().defaults(to: false)
+                t.primaryKey(["querier", "list", "hour"])
+            }
+        }
         return migrator
     }
 

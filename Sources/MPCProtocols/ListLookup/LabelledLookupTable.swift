@@ -26,11 +26,12 @@ public enum LabelledLookup {
     }
 
     /// The holder's table of its list: one entry per (identifier, label), in a random order.
-    public static func table(_ entries: [(identifier: [UInt8], label: [UInt8])], key: SecretScalar, context: [UInt8]) throws -> [Entry] {
+    public static func table(_ entries: [(identifier: [UInt8], label: [UInt8])], key: SecretScalar, context: [UInt8], shuffle: Bool = true) throws -> [Entry] {
         var table = try ParallelMap.map(entries) { e -> Entry in
             let (tag, labelKey) = split(try OPRF.output(e.identifier, key: key))
             return Entry(tag: tag, label: ShareEncryption.seal(e.label, key: labelKey, associatedData: context))
         }
+        guard shuffle else { return table }
         var order = Array(table.indices)
         SecureShuffle.shuffle(&order)
         table = order.map { table[$0] }
@@ -39,7 +40,8 @@ public enum LabelledLookup {
 
     /// The holder's answer to a querier's blinded keys; an invalid or identity element is refused.
     public static func evaluate(_ blinded: [GroupElement], key: SecretScalar) throws -> [GroupElement] {
-        try blinded.map { try OPRF.evaluate($0, key: key) }
+        // A batch under load spreads over the cores; a single key is not worth a thread hop.
+        blinded.count >= 32 ? try ParallelMap.map(blinded) { try OPRF.evaluate($0, key: key) } : try blinded.map { try OPRF.evaluate($0, key: key) }
     }
 
     /// One key's lookup against one holder's list, at the querier.
@@ -51,6 +53,11 @@ public enum LabelledLookup {
         public init(key: [UInt8]) throws {
             self.key = key
             blinded = try OPRF.blind(key)
+        }
+
+        /// The key's tag and label key from the holder's answer.
+        public func output(evaluated: GroupElement) throws -> (tag: UInt64, labelKey: [UInt8]) {
+            split(try OPRF.finalize(key, blind: blinded.blind, evaluated: evaluated))
         }
 
         /// The label of `key` in the table, or nil when it is not listed.

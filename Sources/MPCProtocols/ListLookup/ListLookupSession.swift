@@ -4,11 +4,12 @@ import MPCWire
 
 /// Why a holder answered nothing to a lookup request.
 public enum ListLookupError: Error, CustomStringConvertible, Equatable {
-    case refused(holder: NodeID, reason: String)
+    /// The holder answered nothing, saying why (`version`: its list's version then, 0 when unknown).
+    case refused(holder: NodeID, reason: String, version: UInt64 = 0)
 
     public var description: String {
         switch self {
-        case .refused(let h, let r): return "\(h) refused the lookup: \(PeerText.cut(r, limit: 500))"
+        case .refused(let h, let r, _): return "\(h) refused: \(PeerText.cut(r, limit: 500))"
         }
     }
 }
@@ -29,15 +30,23 @@ public struct ListLookupHolder: Sendable {
     public struct List: Sendable {
         public var keyID: String
         public var key: SecretScalar
-        public init(keyID: String, key: SecretScalar) { self.keyID = keyID; self.key = key }
+        /// The list's current version (each answer names it).
+        public var version: UInt64
+        public init(keyID: String, key: SecretScalar, version: UInt64 = 1) { self.keyID = keyID; self.key = key; self.version = version }
     }
 
-    public let lists: [String: List]
+    /// The lists offered to this querier, looked up per request (a key rotation or a new version takes
+    /// effect on the next request).
+    public let lists: @Sendable (String) async -> List?
     public let maximumBatch: Int
     /// (list, keys) before any evaluation; throws to refuse, with the reason the querier is told.
-    public let admit: @Sendable (_ list: String, _ keys: Int) throws -> Void
+    public let admit: @Sendable (_ list: String, _ keys: Int) async throws -> Void
 
-    public init(lists: [String: List], maximumBatch: Int = 4096, admit: @escaping @Sendable (String, Int) throws -> Void) {
+    public init(lists: [String: List], maximumBatch: Int = 4096, admit: @escaping @Sendable (String, Int) async throws -> Void) {
+        self.init(maximumBatch: maximumBatch, lists: { lists[$0] }, admit: admit)
+    }
+
+    public init(maximumBatch: Int = 4096, lists: @escaping @Sendable (String) async -> List?, admit: @escaping @Sendable (String, Int) async throws -> Void) {
         self.lists = lists
         self.maximumBatch = maximumBatch
         self.admit = admit
@@ -61,17 +70,19 @@ public struct ListLookupHolder: Sendable {
                 }
                 let count = request.blinded.count / GroupElement.byteCount
                 var refusal: String?
-                if let list = lists[request.list] {
+                let list = await lists(request.list)
+                if let list {
                     if list.keyID != request.keyID {
                         refusal = "list '\(PeerText.cut(request.list, limit: 80))' is now under key \(list.keyID); fetch its table again"
                     } else {
-                        do { try admit(request.list, count) } catch { refusal = "\(error)" }
+                        do { try await admit(request.list, count) } catch { refusal = "\(error)" }
                     }
                 } else {
                     refusal = "no list '\(PeerText.cut(request.list, limit: 80))' is offered to \(querier)"
                 }
-                if let refusal {
-                    try await session.sendLookup { $0.response = .with { $0.id = request.id; $0.refused = refusal } }
+                guard let list, refusal == nil else {
+                    let version = list?.version ?? 0
+                    try await session.sendLookup { $0.response = .with { $0.id = request.id; $0.refused = refusal ?? ""; $0.version = version } }
                     continue
                 }
                 let elements: [GroupElement]
@@ -79,11 +90,11 @@ public struct ListLookupHolder: Sendable {
                     throw ProtocolError.malformedMessage(peer: querier, detail: "\(error)")
                 }
                 let answers: [GroupElement]
-                do { answers = try LabelledLookup.evaluate(elements, key: lists[request.list]!.key) } catch {
+                do { answers = try LabelledLookup.evaluate(elements, key: list.key) } catch {
                     throw ProtocolError.protocolViolation(peer: querier, detail: "a blinded key is not a valid element: \(error)")
                 }
                 let packed = Data(GroupElement.pack(answers))
-                try await session.sendLookup { $0.response = .with { $0.id = request.id; $0.evaluated = packed } }
+                try await session.sendLookup { $0.response = .with { $0.id = request.id; $0.evaluated = packed; $0.version = list.version } }
                 evaluated += count
             }
         } catch {
@@ -105,6 +116,11 @@ public final class ListLookupQuerier: @unchecked Sendable {
 
     /// The holder's k·B for each of `blinded`, or `ListLookupError.refused` with its reason.
     public func evaluate(list: String, keyID: String, blinded: [GroupElement]) async throws -> [GroupElement] {
+        try await evaluateWithVersion(list: list, keyID: keyID, blinded: blinded).answers
+    }
+
+    /// The holder's answers and the list version it answered at.
+    public func evaluateWithVersion(list: String, keyID: String, blinded: [GroupElement]) async throws -> (answers: [GroupElement], version: UInt64) {
         let id = nextID
         nextID += 1
         let holder = session.peer
@@ -114,12 +130,12 @@ public final class ListLookupQuerier: @unchecked Sendable {
         guard case .response(let response) = try await session.receiveLookup(), response.id == id else {
             throw ProtocolError.protocolViolation(peer: holder, detail: "expected the answer to request \(id)")
         }
-        if !response.refused.isEmpty { throw ListLookupError.refused(holder: holder, reason: response.refused) }
+        if !response.refused.isEmpty { throw ListLookupError.refused(holder: holder, reason: response.refused, version: response.version) }
         guard response.evaluated.count == blinded.count * GroupElement.byteCount,
               let answers = try? GroupElement.unpack(response.evaluated), answers.allSatisfy(Ristretto255.isValid) else {
             throw ProtocolError.protocolViolation(peer: holder, detail: "the answer does not hold one valid element per blinded key")
         }
-        return answers
+        return (answers, response.version)
     }
 
     public func close() async { await session.channel.close() }
