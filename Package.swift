@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 //
 // MPCNode: a privacy-preserving multi-party computation node for bank consortia.
 //
@@ -13,6 +13,7 @@
 //   MPCNode        the node                    engine (a job's lifecycle), kinds (one file per job kind),
 //                                              store, policy, audit, admin endpoint, daemon
 //   MPCBench       benchmarks                  figures of `mpcnode bench`, the in-process consortium tests start
+//   MPCHTTPAPI     local HTTP API              Hummingbird: the bank's systems' lookups (Docs/api/openapi.yaml)
 //   mpcnode        CLI                         `mpcnode serve | ca | data | job | bench`
 import PackageDescription
 
@@ -35,6 +36,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        // Without the swift-configuration trait: the node reads its own YAML.
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: ["FullFoundation"]),
     ],
     targets: [
         .systemLibrary(
@@ -99,11 +102,24 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // The node's local HTTP API (a listener apart from the peer port).
+        .target(
+            name: "MPCHTTPAPI",
+            dependencies: [
+                "MPCNode",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+        ),
         // Benchmarks and the in-process consortium they and the tests start; not part of MPCNodeKit.
         .target(
             name: "MPCBench",
             dependencies: [
-                "MPCNode", "MPCCrypto", "MPCIdentity", "MPCLearning", "MPCProtocols", "MPCTransport", "MPCWire",
+                "MPCNode", "MPCHTTPAPI", "MPCCrypto", "MPCIdentity", "MPCLearning", "MPCProtocols", "MPCTransport", "MPCWire",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -112,7 +128,7 @@ let package = Package(
         .executableTarget(
             name: "mpcnode",
             dependencies: [
-                "MPCNode", "MPCBench", "MPCLearning", "MPCCrypto", "MPCIdentity",
+                "MPCNode", "MPCBench", "MPCHTTPAPI", "MPCLearning", "MPCCrypto", "MPCIdentity",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -124,7 +140,7 @@ let package = Package(
         .testTarget(name: "MPCLearningTests", dependencies: ["MPCLearning"]),
         .testTarget(name: "MPCProtocolsTests", dependencies: ["MPCProtocols", "MPCCrypto", "MPCWire", "MPCTestSupport", "MPCIdentity", "MPCLearning"]),
         .testTarget(name: "MPCTransportTests", dependencies: ["MPCTransport", "MPCIdentity", "MPCProtocols", "MPCTestSupport", "MPCCrypto", "MPCWire", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio")]),
-        .testTarget(name: "MPCNodeTests", dependencies: ["MPCNode", "MPCBench", "MPCLearning", "MPCIdentity", "MPCTransport", "MPCTestSupport", "MPCWire", .product(name: "X509", package: "swift-certificates"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "MPCNodeTests", dependencies: ["MPCNode", "MPCBench", "MPCHTTPAPI", "MPCLearning", "MPCIdentity", "MPCTransport", "MPCTestSupport", "MPCWire", .product(name: "X509", package: "swift-certificates"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,4 +1,5 @@
 import Foundation
+import MPCHTTPAPI
 import MPCNode
 import Logging
 import MPCIdentity
@@ -113,5 +114,27 @@ public enum FreePorts {
             ports.append(Int(UInt16(bigEndian: address.sin_port)))
         }
         return ports
+    }
+}
+
+/// A node started in this process together with its HTTP API (when its configuration has `http:`).
+public struct NodeWithAPI: Sendable {
+    public let node: NodeRuntime
+    public let api: HTTPAPIServer?
+
+    public static func start(_ consortium: LocalConsortium, _ id: String, logger: Logger) async throws -> NodeWithAPI {
+        let node = try await consortium.start(id, logger: logger)
+        guard let settings = node.configuration.http else { return NodeWithAPI(node: node, api: nil) }
+        do {
+            return NodeWithAPI(node: node, api: try await HTTPAPIServer.start(node: node, settings: settings, logger: logger))
+        } catch {
+            await node.stop()
+            throw error
+        }
+    }
+
+    public func stop() async {
+        await api?.stop()
+        await node.stop()
     }
 }

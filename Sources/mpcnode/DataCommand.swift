@@ -6,7 +6,7 @@ struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data",
         abstract: "Import and inspect this node's datasets (works whether or not the daemon runs).",
-        subcommands: [Import.self, List.self, Describe.self])
+        subcommands: [Import.self, Append.self, Remove.self, List.self, Describe.self])
 
     static func catalog(_ options: ConfigOption) throws -> DatasetCatalog {
         do {
@@ -56,6 +56,45 @@ struct DataCommand: ParsableCommand {
             } catch {
                 throw CLIFailure("import failed: \(error)")
             }
+        }
+    }
+
+    struct Append: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Append the rows of a CSV to a dataset (its header must hold the dataset's columns).",
+            discussion: "One transaction: on any error nothing is appended. Lookup lists built on the dataset become a new version.")
+        @OptionGroup var options: ConfigOption
+        @Option(help: "Dataset name.") var dataset: String
+        @Option(help: "The CSV file.") var csv: String
+
+        func run() throws {
+            do {
+                let info = try DataCommand.catalog(options).append(dataset: dataset, csvPath: csv)
+                print("dataset '\(info.name)' now holds \(info.rowCount) rows (\(info.distinctIdentifiers) distinct \(info.idColumn))")
+            } catch { throw CLIFailure("append failed: \(error)") }
+        }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove every row of a dataset whose identifier is given (normalised as at import).",
+            discussion: "Identifiers come from --id (repeatable) or one per line of --file. One transaction.")
+        @OptionGroup var options: ConfigOption
+        @Option(help: "Dataset name.") var dataset: String
+        @Option(name: .customLong("id"), help: "An identifier to remove (repeatable).") var ids: [String] = []
+        @Option(help: "A file with one identifier per line.") var file: String?
+
+        func run() throws {
+            var identifiers = ids
+            if let file {
+                guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw CLIFailure("cannot read \(file)") }
+                identifiers += text.split(whereSeparator: \.isNewline).map(String.init)
+            }
+            guard !identifiers.isEmpty else { throw CLIFailure("name identifiers with --id or --file") }
+            do {
+                let (info, removed) = try DataCommand.catalog(options).remove(dataset: dataset, identifiers: identifiers)
+                print("removed \(removed) rows; dataset '\(info.name)' now holds \(info.rowCount) rows")
+            } catch { throw CLIFailure("remove failed: \(error)") }
         }
     }
 

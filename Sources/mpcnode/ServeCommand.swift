@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import MPCHTTPAPI
 import MPCNode
 import ServiceLifecycle
 
@@ -25,14 +26,21 @@ struct ServeCommand: AsyncParsableCommand {
         let logger = Logger(label: "mpcnode")
         let configuration: NodeConfiguration
         let runtime: NodeRuntime
+        var api: HTTPAPIServer?
         do {
             configuration = try NodeConfiguration.load(path: options.path)
             runtime = try await NodeRuntime.start(configuration: configuration, logger: logger, faults: Self.faultHooks())
+            if let http = configuration.http {
+                do { api = try await HTTPAPIServer.start(node: runtime, settings: http, logger: logger) } catch {
+                    await runtime.stop()
+                    throw error
+                }
+            }
         } catch {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             throw CLIFailure("cannot start: \(error)")
         }
-        let group = ServiceGroup(services: [NodeService(runtime: runtime)],
+        let group = ServiceGroup(services: [NodeService(runtime: runtime, api: api)],
                                  gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [], logger: logger)
         try await group.run()
     }
@@ -53,8 +61,10 @@ extension ServeCommand {
 /// Keeps the node running until a graceful shutdown is requested, then stops it.
 struct NodeService: Service {
     let runtime: NodeRuntime
+    let api: HTTPAPIServer?
     func run() async throws {
         try? await gracefulShutdown()
+        await api?.stop()
         await runtime.stop()
     }
 }

@@ -104,7 +104,6 @@ final class ListLookupNodeTests: XCTestCase {
 
         let taps = WireTaps()
         let nodes = try await c.startAll(logger: ConsortiumFixture.quietLogger, transportOptions: { taps.options(for: $0) })
-        defer { Task { for n in nodes.values { await n.stop() } } }
         let holder = nodes["bank-a"]!, querier = nodes["bank-b"]!
         await holder.lookupHolder.refreshAll()
         await nodes["operator"]!.lookupHolder.refreshAll()
@@ -166,6 +165,7 @@ final class ListLookupNodeTests: XCTestCase {
         let operatorAnswer = try await nodes["operator"]!.lookupQuerier.lookup([keys[1]])
         XCTAssertEqual(operatorAnswer[0].notAsked.map(\.holder), ["bank-a"])
         XCTAssertTrue(operatorAnswer[0].checked.isEmpty)
+        for n in nodes.values { await n.stop() }
     }
 
     func testQuotasRefuseAndAreCountedAndADownHolderIsNamed() async throws {

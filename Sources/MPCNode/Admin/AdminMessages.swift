@@ -15,7 +15,10 @@ public struct AdminRequest: Codable, Sendable {
     public var keys: [String]?
     public var lists: [String]?
 
-    public init(command: Command, submission: JobSubmission? = nil, jobID: String? = nil, limit: Int? = nil) {
+    public init(command: Command, submission: JobSubmission? = nil, jobID: String? = nil, limit: Int? = nil,
+                keys: [String]? = nil, lists: [String]? = nil) {
+        self.keys = keys
+        self.lists = lists
         self.command = command
         self.submission = submission
         self.jobID = jobID

@@ -41,6 +41,8 @@ public struct NodeConfiguration: Sendable, Equatable {
     public var maximumJobSeconds: Int
     /// A Unix group whose members may use the admin socket besides root and the daemon's user (`admin_group`).
     public var adminGroup: String?
+    /// The local HTTP API, when configured (`http:`).
+    public var http: HTTPAPISettings?
     /// Where the file was read from (for messages).
     public var sourcePath: String
 
@@ -101,7 +103,8 @@ public struct NodeConfiguration: Sendable, Equatable {
                           caCertificate: resolve(raw.tls.ca_certificate)),
             peers: peers, policy: try NodePolicy(raw.policy ?? RawPolicy(), path: path),
             peerIdleTimeoutSeconds: idle, serverReportGraceSeconds: grace,
-            maximumJobSeconds: maximumJob, adminGroup: raw.admin_group, sourcePath: path)
+            maximumJobSeconds: maximumJob, adminGroup: raw.admin_group,
+            http: try raw.http.map { try HTTPAPISettings($0, path: path, resolve: resolve) }, sourcePath: path)
     }
 
     static func describe(_ error: Error) -> String {
@@ -142,6 +145,7 @@ struct RawConfiguration: Codable {
     var server_report_grace_seconds: Int?
     var max_job_seconds: Int?
     var admin_group: String?
+    var http: RawHTTP?
 }
 
 struct RawTLS: Codable {

@@ -96,7 +96,7 @@ public final class NodeRuntime: Sendable {
             Task {
                 var tick = 0
                 while !Task.isCancelled {
-                    if tick % 5 == 0 { await lookupHolder.refreshAll() }
+                    await lookupHolder.refreshAll()
                     if tick % 15 == 0 { await lookupHolder.flushUsage() }
                     tick += 1
                     try? await Task.sleep(for: .seconds(2))

@@ -25,6 +25,7 @@ actor HolderLink {
     private var queue: [Pending] = []
     private var waiter: CheckedContinuation<Void, Never>?
     private var running = false
+    private var runner: Task<Void, Never>?
     private var lastFailure: (at: ContinuousClock.Instant, error: String)?
     /// Keys sent per request at most (the holder's own limit is 4096; its per-second rate may be lower).
     var maximumBatch = 4096
@@ -49,7 +50,7 @@ actor HolderLink {
             if let w = waiter { waiter = nil; w.resume() }
             if !running {
                 running = true
-                Task { await self.run() }
+                runner = Task { await self.run() }
             }
         }
     }
@@ -87,6 +88,11 @@ actor HolderLink {
         await channel?.abort()
         channel = nil
         if let w = waiter { waiter = nil; w.resume() }
+        // The session's connection closes on this node's event loops: wait for it before they stop.
+        while let r = runner, running {
+            await r.value
+            if runner == r { break }
+        }
     }
 
     /// One session: batches until it ends (an error).
@@ -140,7 +146,7 @@ actor HolderLink {
         channel = nil
         if !queue.isEmpty, !closing {
             running = true
-            Task { await self.run() }
+            runner = Task { await self.run() }
         }
     }
 
