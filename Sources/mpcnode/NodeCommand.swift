@@ -1,12 +1,13 @@
 import ArgumentParser
 import Foundation
 import MPCIdentity
+import MPCNode
 
 struct NodeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "node",
         abstract: "A node's own identity: make its private key and the request the CA operator signs.",
-        subcommands: [Init.self])
+        subcommands: [Init.self, Token.self])
 
     struct Init: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -35,6 +36,26 @@ struct NodeCommand: ParsableCommand {
             } catch let error as IdentityError {
                 throw CLIFailure(error.description)
             }
+        }
+    }
+
+    struct Token: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make a bearer token for the node's HTTP API.",
+            discussion: "Prints the token once (give it to the calling system) and the entry for http.tokens in the node's configuration, which holds only its SHA-256.")
+        @Option(help: "Who uses the token (shown in the API's logs).") var name: String
+        @Option(help: "Roles, comma-separated: lookup, read.") var roles: String = "lookup"
+
+        func run() throws {
+            let roles = roles.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            for r in roles where HTTPAPISettings.Role(rawValue: r) == nil { throw CLIFailure("unknown role '\(r)': use lookup or read") }
+            let (token, sha256) = HTTPAPISettings.newToken()
+            print("token (shown once; keep it in the caller's secret store): \(token)")
+            print("")
+            print("add under http.tokens in the node's configuration:")
+            print("    - name: \(name)")
+            print("      sha256: \(sha256)")
+            print("      roles: [\(roles.joined(separator: ", "))]")
         }
     }
 }

@@ -1,0 +1,105 @@
+import Foundation
+import GRDB
+import MPCCrypto
+import MPCProtocols
+import MPCTestSupport
+import XCTest
+@testable import MPCNode
+
+/// A querier applies a holder's table or delta only whole: a holder that stops in the middle of a delta
+/// leaves the querier on its last complete version, also across the querier's restart; the next sync
+/// brings it up to date.
+final class ListTableUpdateTests: XCTestCase {
+    func testAHolderStoppingMidDeltaLeavesTheQuerierOnItsLastCompleteVersion() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-delta-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let holderStore = try NodeStore(path: directory.appendingPathComponent("holder/node.sqlite"))
+        let querierPath = directory.appendingPathComponent("querier/node.sqlite")
+        let catalog = DatasetCatalog(store: holderStore)
+        func csv(_ range: Range<Int>) throws -> String {
+            let url = directory.appendingPathComponent("rows-\(range.lowerBound).csv")
+            try ("phone,risk\n" + range.map { "4477\(String(format: "%07d", $0)),r\($0 % 4)" }.joined(separator: "\n") + "\n")
+                .write(to: url, atomically: true, encoding: .utf8)
+            return url.path
+        }
+        try catalog.importCSV(DatasetImportRequest(dataset: "blacklist", csvPath: try csv(0..<1000), idColumn: "phone",
+                                                   normalization: IdentifierNormalization(digitsOnly: true)))
+        let policy = LookupListPolicy(labelColumns: ["risk"], queriers: ["bank-b"])
+        let lists = HolderListStore(store: holderStore, holder: "bank-a")
+        XCTAssertEqual(try lists.refresh(dataset: "blacklist", policy: policy)?.version, 1)
+
+        /// One sync over an in-memory channel; the holder stops after `batchesBeforeStopping` batches.
+        func sync(_ tables: SubscribedTables, batchesBeforeStopping: Int? = nil) async throws {
+            let (q, h) = InMemoryChannel.pair("bank-b", "bank-a")
+            let holder = Task {
+                let session = ProtocolSession(channel: h)
+                let request = try await ListTableTransfer.receiveRequest(session)
+                let state = try XCTUnwrap(try lists.state("blacklist"))
+                let plan = try lists.plan(dataset: "blacklist", state: state, keyID: request.keyID, version: request.version)
+                let header = ListTableHeader(list: "blacklist", keyID: state.keyID, version: state.version, baseVersion: plan.base, full: plan.full,
+                                             added: UInt64(plan.added), removed: UInt64(plan.removed), entries: UInt64(state.entries),
+                                             labelColumns: ["risk"], disclosure: "holders", riskColumn: "", riskLevels: [],
+                                             normalization: "trim,digits-only", maximumPerSecond: 100, maximumPerDay: 1000)
+                let next = lists.batches(dataset: "blacklist", full: plan.full, base: plan.base)
+                var sent = 0
+                do {
+                    try await ListTableTransfer.send(session, holder: "bank-a", header: header, next: {
+                        if let stop = batchesBeforeStopping, sent == stop { throw CancellationError() }
+                        sent += 1
+                        return try next()
+                    }, sign: { _ in ListTableSignature(signature: [1], certificate: [2]) })
+                } catch {
+                    await h.close()  // the holder's process ends: its connection closes
+                    throw error
+                }
+            }
+            let session = ProtocolSession(channel: q)
+            let current = tables.table(holder: "bank-a", list: "blacklist")
+            try await ListTableTransfer.request(session, list: "blacklist", keyID: current?.header.keyID ?? "", version: current?.header.version ?? 0)
+            let syncID = UUID().uuidString
+            do {
+                let header = try await ListTableTransfer.receive(session, list: "blacklist", maximumEntries: 1 << 20, accept: { _ in },
+                                                                 store: { try tables.stage(syncID: syncID, $0) }, verify: { _, _ in })
+                try tables.apply(holder: "bank-a", header: header, signature: ListTableSignature(signature: [1], certificate: [2]), syncID: syncID)
+            } catch {
+                holder.cancel()
+                await h.close()
+                throw error
+            }
+            _ = try? await holder.value
+        }
+
+        var tables = try SubscribedTables(store: NodeStore(path: querierPath))
+        try await sync(tables)
+        XCTAssertEqual(tables.table(holder: "bank-a", list: "blacklist")?.header.version, 1)
+        XCTAssertEqual(tables.table(holder: "bank-a", list: "blacklist")?.tags.count, 1000)
+
+        // Version 2: 5,000 rows added, 300 removed (three batches of added entries, one of removals).
+        try catalog.append(dataset: "blacklist", csvPath: try csv(1000..<6000))
+        try catalog.remove(dataset: "blacklist", identifiers: (0..<300).map { "4477\(String(format: "%07d", $0))" })
+        let change = try XCTUnwrap(try lists.refresh(dataset: "blacklist", policy: policy))
+        XCTAssertEqual(change, HolderListChange(version: 2, added: 5000, removed: 300, entries: 5700))
+
+        // The holder stops after two batches: nothing applies.
+        do { try await sync(tables, batchesBeforeStopping: 2); XCTFail("a truncated delta was applied") } catch {}
+        XCTAssertEqual(tables.table(holder: "bank-a", list: "blacklist")?.header.version, 1)
+        XCTAssertEqual(tables.table(holder: "bank-a", list: "blacklist")?.tags.count, 1000)
+        // The querier restarts: still version 1, from its SQLite, with no half-received rows left.
+        tables = try SubscribedTables(store: NodeStore(path: querierPath))
+        XCTAssertEqual(tables.table(holder: "bank-a", list: "blacklist")?.header.version, 1)
+        XCTAssertEqual(tables.table(holder: "bank-a", list: "blacklist")?.tags.count, 1000)
+        XCTAssertEqual(try tables.store.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM lookup_staging") }, 0)
+
+        // The next sync is a delta from 1 and leaves exactly the holder's entries.
+        try await sync(tables)
+        let table = try XCTUnwrap(tables.table(holder: "bank-a", list: "blacklist"))
+        XCTAssertEqual(table.header.version, 2)
+        XCTAssertFalse(table.header.full)
+        let holderTags = try holderStore.read { db in
+            try Int64.fetchAll(db, sql: "SELECT tag FROM lookup_list_entry WHERE dataset = 'blacklist' AND removed_version IS NULL").map { UInt64(bitPattern: $0) }.sorted()
+        }
+        XCTAssertEqual(table.tags, holderTags)
+        XCTAssertEqual(table.tags.count, 5700)
+    }
+}
