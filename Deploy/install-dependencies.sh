@@ -4,6 +4,7 @@
 #   libssl-dev      OpenSSL libcrypto big numbers (field arithmetic on public values; Paillier later)
 #   libsqlite3-dev  the node's local store (through GRDB)
 #   pkg-config      how SwiftPM finds libsodium
+#   curl            the lookup walkthrough calls the node's HTTP API with it
 # Safe to run again: it installs nothing when everything is present.
 set -euo pipefail
 missing=()
@@ -11,6 +12,7 @@ pkg-config --exists libsodium 2>/dev/null || missing+=(libsodium-dev)
 pkg-config --exists libcrypto 2>/dev/null || missing+=(libssl-dev)
 dpkg -s libsqlite3-dev >/dev/null 2>&1 || missing+=(libsqlite3-dev)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
