@@ -81,11 +81,13 @@ public struct LocalConsortium: Sendable {
 
     /// Starts one node in this process.
     public func start(_ id: String, logger: Logger, transportOptions: TransportOptions? = nil,
-                      sessionWaitTimeout: Duration = .seconds(60), faults: FaultHooks? = nil) async throws -> NodeRuntime {
+                      sessionWaitTimeout: Duration = .seconds(60), faults: FaultHooks? = nil,
+                      watchesLookupLists: Bool = true) async throws -> NodeRuntime {
         var l = logger
         l[metadataKey: "node"] = "\(id)"
         return try await NodeRuntime.start(configuration: configuration(of: id), logger: l,
-                                           transportOptions: transportOptions, sessionWaitTimeout: sessionWaitTimeout, faults: faults)
+                                           transportOptions: transportOptions, sessionWaitTimeout: sessionWaitTimeout, faults: faults,
+                                           watchesLookupLists: watchesLookupLists)
     }
 }
 
@@ -122,8 +124,8 @@ public struct NodeWithAPI: Sendable {
     public let node: NodeRuntime
     public let api: HTTPAPIServer?
 
-    public static func start(_ consortium: LocalConsortium, _ id: String, logger: Logger) async throws -> NodeWithAPI {
-        let node = try await consortium.start(id, logger: logger)
+    public static func start(_ consortium: LocalConsortium, _ id: String, logger: Logger, watchesLookupLists: Bool = true) async throws -> NodeWithAPI {
+        let node = try await consortium.start(id, logger: logger, watchesLookupLists: watchesLookupLists)
         guard let settings = node.configuration.http else { return NodeWithAPI(node: node, api: nil) }
         do {
             return NodeWithAPI(node: node, api: try await HTTPAPIServer.start(node: node, settings: settings, logger: logger))

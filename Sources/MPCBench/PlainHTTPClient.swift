@@ -3,7 +3,7 @@ import Foundation
 /// A minimal HTTP/1.1 client over one keep-alive loopback connection (blocking POSIX socket): what the
 /// lookup benchmark times end to end and what the API tests use to send requests a library would not
 /// (a wrong content type, an oversized body). Not part of the daemon.
-public final class PlainHTTPClient {
+public final class PlainHTTPClient: @unchecked Sendable {
     public struct Response: Sendable {
         public var status: Int
         public var headers: [String: String]
@@ -52,7 +52,21 @@ public final class PlainHTTPClient {
         buffer = []
     }
 
-    /// Sends one request and reads its response. `headers` are sent as given (Host and Content-Length are added).
+    /// The blocking calls run here, never on Swift's cooperative threads (which the node in the same
+    /// process needs: a blocked one would stall it).
+    private let queue = DispatchQueue(label: "PlainHTTPClient")
+
+    /// `request` off the cooperative thread pool.
+    public func send(_ method: String, _ path: String, headers: [String: String] = [:], body: Data = Data()) async throws -> Response {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async {
+                continuation.resume(with: Result { try self.request(method, path, headers: headers, body: body) })
+            }
+        }
+    }
+
+    /// Sends one request and reads its response (blocking). `headers` are sent as given (Host and
+    /// Content-Length are added).
     public func request(_ method: String, _ path: String, headers: [String: String] = [:], body: Data = Data()) throws -> Response {
         try connectIfNeeded()
         var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nContent-Length: \(body.count)\r\n"
@@ -61,7 +75,7 @@ public final class PlainHTTPClient {
         let bytes = Array(head.utf8) + Array(body)
         var sent = 0
         while sent < bytes.count {
-            let n = bytes[sent...].withUnsafeBytes { send(socketFD, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            let n = bytes[sent...].withUnsafeBytes { Glibc.send(socketFD, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             if n <= 0 { break }  // the server may answer (413) and close before reading everything
             sent += n
         }

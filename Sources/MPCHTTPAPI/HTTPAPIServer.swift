@@ -6,14 +6,16 @@ import Logging
 import MPCNode
 import NIOCore
 import NIOSSL
+import ServiceLifecycle
 
 /// The node's local HTTP API (`http:` in its configuration; Docs/api/openapi.yaml), on a listener apart
 /// from the peer port, for the bank's own systems. Started beside a running node; stops with it.
 public final class HTTPAPIServer: Sendable {
     public let port: Int
+    let group: ServiceGroup
     let task: Task<Void, Error>
 
-    private init(port: Int, task: Task<Void, Error>) { self.port = port; self.task = task }
+    private init(port: Int, group: ServiceGroup, task: Task<Void, Error>) { self.port = port; self.group = group; self.task = task }
 
     /// Binds and serves until `stop()`. Throws when the address cannot be bound or the TLS files are unusable.
     public static func start(node: NodeRuntime, settings: HTTPAPISettings, logger: Logger) async throws -> HTTPAPIServer {
@@ -45,9 +47,11 @@ public final class HTTPAPIServer: Sendable {
                 continuation.finish()
             },
             logger: apiLogger)
+        // Its own service group, stopped by a graceful shutdown (requests in flight are answered).
+        let group = ServiceGroup(services: [app], gracefulShutdownSignals: [], cancellationSignals: [], logger: apiLogger)
         let task = Task {
             defer { continuation.finish() }
-            try await app.run()
+            try await group.run()
         }
         var iterator = stream.makeAsyncIterator()
         guard let port = await iterator.next() else {
@@ -57,11 +61,11 @@ public final class HTTPAPIServer: Sendable {
         }
         logger.info("HTTP API listening", metadata: ["address": "\(settings.listen.host):\(port)", "tls": "\(settings.tls != nil)",
                                                      "client_certificates": "\(settings.tls?.clientCA != nil)"])
-        return HTTPAPIServer(port: port, task: task)
+        return HTTPAPIServer(port: port, group: group, task: task)
     }
 
     public func stop() async {
-        task.cancel()
+        await group.triggerGracefulShutdown()
         _ = try? await task.value
     }
 }

@@ -9,7 +9,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure protocols end to end on this machine (figures, not tests).",
-        subcommands: [PSI.self, UnionSum.self, SecureSum.self, Group.self, Paillier.self, VerticalLR.self, LookupTable.self])
+        subcommands: [PSI.self, UnionSum.self, SecureSum.self, Group.self, Paillier.self, VerticalLR.self, LookupTable.self, Lookup.self])
 
     struct PSI: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -101,6 +101,35 @@ struct BenchCommand: AsyncParsableCommand {
                   querier's index per entry                \(f.indexBytesPerEntry) bytes in memory
                   one lookup, blind to label (no network)  p50 \(String(format: "%.0f", f.lookupMicroseconds.p50)) µs, p99 \(String(format: "%.0f", f.lookupMicroseconds.p99)) µs
                   answers equal plain membership           \(f.answersCorrect ? "yes" : "NO")
+                """)
+            if !f.answersCorrect { throw ExitCode(1) }
+        }
+    }
+
+    struct Lookup: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Real-time lookups between real nodes over loopback mutual TLS, from the querier's HTTP API to the answer.")
+        @Option(help: "List holders (one list each).") var holders: Int = 3
+        @Option(help: "Entries of each list.") var entries: Int = 100_000
+        @Option(help: "Seconds of each load test.") var seconds: Double = 10
+        func run() async throws {
+            guard (1...100).contains(holders), (10...50_000_000).contains(entries) else { throw CLIFailure("--holders 1…100, --entries 10…50000000") }
+            let f = try await LookupBenchmark.run(holders: holders, entries: entries, seconds: seconds) { line in
+                FileHandle.standardError.write(Data("  \(line)…\n".utf8))
+            }
+            func s(_ x: Double) -> String { String(format: x < 10 ? "%.2f" : "%.1f", x) }
+            print("""
+                list lookups (Protocols/list-lookup.md): \(f.holders) holders × \(f.entries) entries, one querier, real nodes over loopback mutual TLS, \(f.cores) cores
+                  holder-1 builds its table                 \(s(f.buildSeconds)) s
+                  the querier fetches and applies it        \(s(f.shipSeconds)) s   (build + ship \(s(f.buildSeconds + f.shipSeconds)) s)
+                  every other holder's build and ship       \(s(f.allTablesSeconds)) s
+                  a delta of \(f.deltaEntries) entries               holder \(s(f.deltaBuildSeconds)) s, querier fetch + apply \(s(f.deltaApplySeconds)) s
+                  querier's memory per cached entry         \(String(format: "%.1f", f.indexBytesPerEntry)) bytes in memory (sorted tags; labels in SQLite: \(String(format: "%.0f", f.sqliteBytesPerEntry)) bytes an entry on disk)
+                  single-key lookup over HTTP               p50 \(String(format: "%.2f", f.singleKey.p50)) ms, p99 \(String(format: "%.2f", f.singleKey.p99)) ms  (\(f.singleKey.samples) sequential requests, half listed)
+                  under load, one key a request             \(Int(f.loadSingle.perSecond)) lookups/s  (\(f.loadSingle.clients) concurrent clients; the node batches per holder)
+                  under load, \(f.loadBatched.batch) keys a request             \(Int(f.loadBatched.perSecond)) lookups/s  (\(f.loadBatched.clients) concurrent clients)
+                  a holder's OPRF evaluations over TLS      \(Int(f.holderEvaluationsPerSecond))/s  (scalar-multiplication bound \(Int(f.scalarMultBoundPerSecond))/s on \(f.cores) cores: \(String(format: "%.2f", f.scalarMultBoundPerSecond / f.holderEvaluationsPerSecond))×)
+                  answers equal plain membership            \(f.answersCorrect ? "yes" : "NO")
                 """)
             if !f.answersCorrect { throw ExitCode(1) }
         }

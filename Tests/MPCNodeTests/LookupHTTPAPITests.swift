@@ -45,12 +45,12 @@ final class LookupHTTPAPITests: XCTestCase {
 
         let client = PlainHTTPClient(port: port)
         let auth = ["Authorization": "Bearer \(Self.token)", "Content-Type": "application/json"]
-        func post(_ body: String, headers: [String: String] = auth) throws -> PlainHTTPClient.Response {
-            try client.request("POST", "/v1/lookups", headers: headers, body: Data(body.utf8))
+        func post(_ body: String, headers: [String: String] = auth) async throws -> PlainHTTPClient.Response {
+            try await client.send("POST", "/v1/lookups", headers: headers, body: Data(body.utf8))
         }
 
         // One key, written with spaces and a plus: digits-only applies; a hit names holder, label, version.
-        var r = try post(#"{"key": "\#(phones[0])"}"#)
+        var r = try await post(#"{"key": "\#(phones[0])"}"#)
         XCTAssertEqual(r.status, 200, String(decoding: r.body, as: UTF8.self))
         var results = try XCTUnwrap((r.json as? [String: Any])?["results"] as? [[String: Any]])
         XCTAssertEqual(results.count, 1)
@@ -63,18 +63,18 @@ final class LookupHTTPAPITests: XCTestCase {
 
         // A batch: exactly the listed ones are listed.
         let batch = phones.map { "\"\($0)\"" }.joined(separator: ",")
-        r = try post(#"{"keys": [\#(batch)]}"#)
+        r = try await post(#"{"keys": [\#(batch)]}"#)
         XCTAssertEqual(r.status, 200)
         results = try XCTUnwrap((r.json as? [String: Any])?["results"] as? [[String: Any]])
         XCTAssertEqual(results.map { $0["listed"] as? Bool }, phones.indices.map { $0 < 30 })
 
         // No anonymous access, a wrong token, a token without the role.
-        r = try client.request("POST", "/v1/lookups", headers: ["Content-Type": "application/json"], body: Data(#"{"key":"1"}"#.utf8))
+        r = try await client.send("POST", "/v1/lookups", headers: ["Content-Type": "application/json"], body: Data(#"{"key":"1"}"#.utf8))
         XCTAssertEqual(r.status, 401)
         XCTAssertNotNil(r.headers["www-authenticate"])
-        r = try post(#"{"key":"1"}"#, headers: ["Authorization": "Bearer nope", "Content-Type": "application/json"])
+        r = try await post(#"{"key":"1"}"#, headers: ["Authorization": "Bearer nope", "Content-Type": "application/json"])
         XCTAssertEqual(r.status, 401)
-        r = try client.request("GET", "/v1/lookups/lists", headers: ["Authorization": "Bearer \(Self.token)"])
+        r = try await client.send("GET", "/v1/lookups/lists", headers: ["Authorization": "Bearer \(Self.token)"])
         XCTAssertEqual(r.status, 403, "the fraud engine's token has no read role")
 
         // Bad input: each a 4xx with a JSON error that names the problem.
@@ -84,21 +84,21 @@ final class LookupHTTPAPITests: XCTestCase {
             XCTAssertEqual(error?["code"], code, file: file, line: line)
             XCTAssertFalse((error?["message"] ?? "").isEmpty, file: file, line: line)
         }
-        expectError(try post(#"{"key": ""}"#), 400, "bad_key")
-        expectError(try post(#"{"key": "no digits here"}"#), 400, "bad_key")
-        expectError(try post(#"{"keys": []}"#), 400, "no_key")
-        expectError(try post(#"{"key": 12"#), 400, "malformed_json")
-        expectError(try post(#"{"key": 12}"#), 400, "malformed_json")
-        expectError(try post(#"["a"]"#), 400, "malformed_json")
-        expectError(try post(#"{"key": "1"}"#, headers: ["Authorization": "Bearer \(Self.token)", "Content-Type": "text/plain"]), 415, "unsupported_media_type")
-        expectError(try post(#"{"keys": [\#((0..<101).map { "\"\($0)\"" }.joined(separator: ","))]}"#), 413, "too_many_keys")
-        expectError(try post(#"{"keys": ["\#(String(repeating: "9", count: 10 << 20))"]}"#), 413, "request_too_large")
-        expectError(try post(#"{"key": "1", "lists": ["nobody"]}"#), 400, "bad_list")
-        expectError(try post(#"{"key": "1", "lists": ["bank-c:blacklist"]}"#), 400, "bad_list")
-        expectError(try PlainHTTPClient(port: port).request("GET", "/v1/nothing", headers: ["Authorization": "Bearer \(Self.token)"]), 404, "not_found")
+        expectError(try await post(#"{"key": ""}"#), 400, "bad_key")
+        expectError(try await post(#"{"key": "no digits here"}"#), 400, "bad_key")
+        expectError(try await post(#"{"keys": []}"#), 400, "no_key")
+        expectError(try await post(#"{"key": 12"#), 400, "malformed_json")
+        expectError(try await post(#"{"key": 12}"#), 400, "malformed_json")
+        expectError(try await post(#"["a"]"#), 400, "malformed_json")
+        expectError(try await post(#"{"key": "1"}"#, headers: ["Authorization": "Bearer \(Self.token)", "Content-Type": "text/plain"]), 415, "unsupported_media_type")
+        expectError(try await post(#"{"keys": [\#((0..<101).map { "\"\($0)\"" }.joined(separator: ","))]}"#), 413, "too_many_keys")
+        expectError(try await post(#"{"keys": ["\#(String(repeating: "9", count: 10 << 20))"]}"#), 413, "request_too_large")
+        expectError(try await post(#"{"key": "1", "lists": ["nobody"]}"#), 400, "bad_list")
+        expectError(try await post(#"{"key": "1", "lists": ["bank-c:blacklist"]}"#), 400, "bad_list")
+        expectError(try await PlainHTTPClient(port: port).send("GET", "/v1/nothing", headers: ["Authorization": "Bearer \(Self.token)"]), 404, "not_found")
 
         // The node is unaffected: the next lookup answers as before.
-        r = try PlainHTTPClient(port: port).request("POST", "/v1/lookups", headers: auth, body: Data(#"{"key": "\#(phones[1])"}"#.utf8))
+        r = try await PlainHTTPClient(port: port).send("POST", "/v1/lookups", headers: auth, body: Data(#"{"key": "\#(phones[1])"}"#.utf8))
         XCTAssertEqual(r.status, 200)
         XCTAssertEqual(((r.json as? [String: Any])?["results"] as? [[String: Any]])?.first?["listed"] as? Bool, true)
 

@@ -24,12 +24,15 @@ public final class NodeRuntime: Sendable {
     let logger: Logger
     let startedAt: Date
 
+    /// `watchesLookupLists`: whether the node brings its lookup lists up to date with their datasets every
+    /// 2 seconds (always in a daemon; the lookup benchmark turns it off to time each build itself).
     /// Checks the node's certificate, opens its store, ends jobs interrupted by a previous stop, and
     /// starts listening. Throws (and starts nothing) when the certificate is expired, not issued by the
     /// consortium CA, or for another node.
     public static func start(configuration: NodeConfiguration, logger: Logger,
                              transportOptions: TransportOptions? = nil,
-                             sessionWaitTimeout: Duration = .seconds(60), faults: FaultHooks? = nil) async throws -> NodeRuntime {
+                             sessionWaitTimeout: Duration = .seconds(60), faults: FaultHooks? = nil,
+                             watchesLookupLists: Bool = true) async throws -> NodeRuntime {
         let identity = try CertificateCheck.verifyOwn(
             certificatePath: configuration.tls.certificate.path, privateKeyPath: configuration.tls.privateKey.path,
             caPath: configuration.tls.caCertificate.path, expectedNodeID: configuration.nodeID)
@@ -96,7 +99,7 @@ public final class NodeRuntime: Sendable {
             Task {
                 var tick = 0
                 while !Task.isCancelled {
-                    await lookupHolder.refreshAll()
+                    if watchesLookupLists { await lookupHolder.refreshAll() }
                     if tick % 15 == 0 { await lookupHolder.flushUsage() }
                     tick += 1
                     try? await Task.sleep(for: .seconds(2))
