@@ -43,6 +43,12 @@ public enum OPRF {
         return Blinded(blind: r, element: try Ristretto255.multiply(hashToGroup(input), by: r))
     }
 
+    /// Blind(x) from x's HashToGroup computed once (a key blinded for several holders: a fresh blind each).
+    public static func blind(hashed: GroupElement, with blind: SecretScalar? = nil) throws -> Blinded {
+        let r = blind ?? SecretScalar.random(for: .ristretto255)
+        return Blinded(blind: r, element: try Ristretto255.multiply(hashed, by: r))
+    }
+
     /// The key holder's answer to a blinded element; throws if it is not a valid, non-identity element.
     public static func evaluate(_ blinded: GroupElement, key: SecretScalar) throws -> GroupElement {
         try Ristretto255.multiply(blinded, by: key)

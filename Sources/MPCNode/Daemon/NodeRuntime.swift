@@ -25,7 +25,8 @@ public final class NodeRuntime: Sendable {
     let startedAt: Date
 
     /// `watchesLookupLists`: whether the node brings its lookup lists up to date with their datasets every
-    /// 2 seconds (always in a daemon; the lookup benchmark turns it off to time each build itself).
+    /// 2 seconds and syncs its subscribed lists at start and periodically (always in a daemon; the lookup
+    /// benchmark turns it off to time each build and sync itself).
     /// Checks the node's certificate, opens its store, ends jobs interrupted by a previous stop, and
     /// starts listening. Throws (and starts nothing) when the certificate is expired, not issued by the
     /// consortium CA, or for another node.
@@ -106,7 +107,7 @@ public final class NodeRuntime: Sendable {
                 }
             },
         ]
-        await lookupQuerier.start()
+        if watchesLookupLists { await lookupQuerier.start() }
         if faults != nil {
             logger.warning("fault injection is on: this node fails on purpose at a point a test chose (debug builds only)")
         }

@@ -200,7 +200,7 @@ public actor LookupQuerierService {
     }
 
     private func count(_ s: Subscription, _ n: Int) {
-        let day = String(ISO8601DateFormatter.string(from: Date(), timeZone: .gmt, formatOptions: [.withFullDate]))
+        let day = UTCHour.day(Date())
         if day != usageDay { usageDay = day; usedToday = [:] }
         usedToday[s, default: 0] += n
     }
@@ -227,11 +227,19 @@ public actor LookupQuerierService {
                 throw LookupServiceError.badKey("key \(i + 1) ('\(PeerText.cut(key, limit: 40))') normalises to nothing under \(s)'s normalisation (\(normalization))")
             }
         }
+        // HashToGroup once per key and normalisation, shared by every holder (each gets its own blind).
+        var normalised = Set<String>()
+        for s in chosen {
+            let normalization = tables.table(holder: s.holder, list: s.list).flatMap { IdentifierNormalization(description: $0.header.normalization) } ?? IdentifierNormalization()
+            for key in keys { normalised.insert(normalization.apply(key)) }
+        }
+        let distinct = Array(normalised)
+        let hashed = Dictionary(uniqueKeysWithValues: zip(distinct, try ParallelMap.map(distinct) { OPRF.hashToGroup(Array($0.utf8)) }))
         var results = keys.map { LookupKeyResult(key: $0, listed: false, hits: [], counted: nil, checked: [], notAsked: []) }
         let timeout = subscriptions.timeoutMilliseconds
         let outcomes = await withTaskGroup(of: (Subscription, Result<[ListAnswer?], Error>).self) { group in
             for s in chosen {
-                group.addTask { (s, await self.ask(s, keys: keys, timeoutMilliseconds: timeout)) }
+                group.addTask { (s, await self.ask(s, keys: keys, hashed: hashed, timeoutMilliseconds: timeout)) }
             }
             var out: [(Subscription, Result<[ListAnswer?], Error>)] = []
             for await o in group { out.append(o) }
@@ -273,30 +281,33 @@ public actor LookupQuerierService {
     struct ListAnswer: Sendable { var version: UInt64; var label: [String: String]? }
 
     /// One list's answers for `keys` (nil where a key was not asked), within the time limit.
-    private func ask(_ s: Subscription, keys: [String], timeoutMilliseconds: Int) async -> Result<[ListAnswer?], Error> {
+    private func ask(_ s: Subscription, keys: [String], hashed: [String: GroupElement], timeoutMilliseconds: Int) async -> Result<[ListAnswer?], Error> {
         do {
             return .success(try await Deadline.run(milliseconds: timeoutMilliseconds, onTimeout: LookupLinkError.timedOut(holder: s.holder, milliseconds: timeoutMilliseconds)) {
-                try await self.askWithoutDeadline(s, keys: keys)
+                try await self.askWithoutDeadline(s, keys: keys, hashed: hashed)
             })
         } catch { return .failure(error) }
     }
 
-    private func askWithoutDeadline(_ s: Subscription, keys: [String]) async throws -> [ListAnswer?] {
+    private nonisolated func askWithoutDeadline(_ s: Subscription, keys: [String], hashed: [String: GroupElement]) async throws -> [ListAnswer?] {
         guard let address = addresses[s.holder] else { throw TransportError.unknownPeer(s.holder) }
         if tables.table(holder: s.holder, list: s.list) == nil {
             // Never synced (the holder was down at start): one attempt now.
-            do { try await sync(s) } catch {
+            do { try await self.sync(s) } catch {
                 throw NotReady(subscription: s, detail: "\(error)")
             }
         }
         guard var table = tables.table(holder: s.holder, list: s.list) else { throw NotReady(subscription: s, detail: "no table") }
-        let link = self.link(s.holder, address: address)
+        let link = await self.link(s.holder, address: address)
         if table.header.maximumPerSecond > 0 { await link.setMaximumBatch(Int(table.header.maximumPerSecond)) }
         let normalization = IdentifierNormalization(description: table.header.normalization) ?? IdentifierNormalization()
         var attempt = 0
         while true {
             attempt += 1
-            let queries = try keys.map { try LabelledLookup.Query(key: Array(normalization.apply($0).utf8)) }
+            let queries = try ParallelMap.map(keys) { key -> LabelledLookup.Query in
+                let n = normalization.apply(key)
+                return try hashed[n].map { try LabelledLookup.Query(key: Array(n.utf8), hashed: $0) } ?? LabelledLookup.Query(key: Array(n.utf8))
+            }
             let batch = await link.maximumBatch
             var answers: [GroupElement] = []
             var version: UInt64 = 0
@@ -309,24 +320,24 @@ public actor LookupQuerierService {
                     version = max(version, answer.version)
                     start += slice.count
                 }
-                count(s, queries.count)
+                await count(s, queries.count)
             } catch ListLookupError.refused(_, let reason, let holderVersion) where attempt == 1 && reason.contains("fetch its table again") {
                 // The key was rotated: the full table under the new key, then the lookup again.
                 _ = holderVersion
-                try await sync(s)
+                try await self.sync(s)
                 guard let t = tables.table(holder: s.holder, list: s.list) else { throw NotReady(subscription: s, detail: "no table") }
                 table = t
                 continue
             }
             if version > table.header.version {
                 // The holder has moved on: its delta first, so the answer is from its current version.
-                do { try await sync(s) } catch { logger.warning("lookup table not updated", metadata: ["subscription": "\(s)", "error": "\(error)"]) }
+                do { try await self.sync(s) } catch { logger.warning("lookup table not updated", metadata: ["subscription": "\(s)", "error": "\(error)"]) }
                 table = tables.table(holder: s.holder, list: s.list) ?? table
             }
             let context = LabelledLookup.context(holder: s.holder, list: s.list, keyID: table.header.keyID)
+            let outputs = try ParallelMap.map(Array(zip(queries, answers))) { try $0.0.output(evaluated: $0.1) }
             var out: [ListAnswer?] = []
-            for (query, evaluated) in zip(queries, answers) {
-                let (tag, labelKey) = try query.output(evaluated: evaluated)
+            for (tag, labelKey) in outputs {
                 var label: [String: String]?
                 if table.contains(tag) {
                     for sealed in try tables.sealedLabels(holder: s.holder, list: s.list, tag: tag) {

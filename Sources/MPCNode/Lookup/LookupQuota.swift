@@ -49,8 +49,8 @@ struct LookupQuota {
         }
     }
 
-    static func hour(_ date: Date) -> String { String(ISO8601DateFormatter.string(from: date, timeZone: .gmt, formatOptions: [.withInternetDateTime]).prefix(13)) }
-    static func day(_ date: Date) -> String { String(hour(date).prefix(10)) }
+    static func hour(_ date: Date) -> String { UTCHour.hour(date) }
+    static func day(_ date: Date) -> String { UTCHour.day(date) }
 
     /// Takes `count` evaluations for `querier` on `list`, or throws the refusal (counted as refused).
     mutating func take(querier: String, list: String, count: Int, policy: LookupListPolicy, now: Date = Date(),
@@ -111,4 +111,17 @@ struct LookupQuota {
         }
         pending = [:]
     }
+}
+
+/// "yyyy-MM-ddTHH" and "yyyy-MM-dd" in UTC, cheaply (on every lookup request: no formatter object).
+enum UTCHour {
+    static func hour(_ date: Date) -> String {
+        var t = time_t(date.timeIntervalSince1970.rounded(.down))
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour))"
+    }
+
+    static func day(_ date: Date) -> String { String(hour(date).prefix(10)) }
 }

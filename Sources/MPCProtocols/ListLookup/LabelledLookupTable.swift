@@ -55,6 +55,12 @@ public enum LabelledLookup {
             blinded = try OPRF.blind(key)
         }
 
+        /// Blinds `key` whose HashToGroup is `hashed` (computed once for all holders).
+        public init(key: [UInt8], hashed: GroupElement) throws {
+            self.key = key
+            blinded = try OPRF.blind(hashed: hashed)
+        }
+
         /// The key's tag and label key from the holder's answer.
         public func output(evaluated: GroupElement) throws -> (tag: UInt64, labelKey: [UInt8]) {
             split(try OPRF.finalize(key, blind: blinded.blind, evaluated: evaluated))
