@@ -60,6 +60,14 @@ public enum OPRF {
         return finalHash(input, try Ristretto255.multiply(evaluated, by: inverse))
     }
 
+    /// Finalize with the blind's inverse computed once (one blinded key answered by several holders).
+    public static func finalize(_ input: [UInt8], inverseBlind: SecretScalar, evaluated: GroupElement) throws -> [UInt8] {
+        finalHash(input, try Ristretto255.multiply(evaluated, by: inverseBlind))
+    }
+
+    /// The inverse of a blind (mod the group order).
+    public static func inverse(of blind: SecretScalar) throws -> SecretScalar { try invert(blind) }
+
     /// F(k, x) computed by the key holder itself (for the entries of its own list).
     public static func output(_ input: [UInt8], key: SecretScalar) throws -> [UInt8] {
         finalHash(input, try Ristretto255.multiply(hashToGroup(input), by: key))

@@ -227,14 +227,15 @@ public actor LookupQuerierService {
                 throw LookupServiceError.badKey("key \(i + 1) ('\(PeerText.cut(key, limit: 40))') normalises to nothing under \(s)'s normalisation (\(normalization))")
             }
         }
-        // HashToGroup once per key and normalisation, shared by every holder (each gets its own blind).
+        // One blinded element per key and normalisation, asked of every holder (Protocols/list-lookup.md,
+        // "Online": the holders see the same random element, as they see the same moment and batch position).
         var normalised = Set<String>()
         for s in chosen {
             let normalization = tables.table(holder: s.holder, list: s.list).flatMap { IdentifierNormalization(description: $0.header.normalization) } ?? IdentifierNormalization()
             for key in keys { normalised.insert(normalization.apply(key)) }
         }
         let distinct = Array(normalised)
-        let hashed = Dictionary(uniqueKeysWithValues: zip(distinct, try ParallelMap.map(distinct) { OPRF.hashToGroup(Array($0.utf8)) }))
+        let hashed = Dictionary(uniqueKeysWithValues: zip(distinct, try ParallelMap.map(distinct) { try LabelledLookup.Query(sharedFor: Array($0.utf8)) }))
         var results = keys.map { LookupKeyResult(key: $0, listed: false, hits: [], counted: nil, checked: [], notAsked: []) }
         let timeout = subscriptions.timeoutMilliseconds
         let outcomes = await withTaskGroup(of: (Subscription, Result<[ListAnswer?], Error>).self) { group in
@@ -281,7 +282,7 @@ public actor LookupQuerierService {
     struct ListAnswer: Sendable { var version: UInt64; var label: [String: String]? }
 
     /// One list's answers for `keys` (nil where a key was not asked), within the time limit.
-    private func ask(_ s: Subscription, keys: [String], hashed: [String: GroupElement], timeoutMilliseconds: Int) async -> Result<[ListAnswer?], Error> {
+    private func ask(_ s: Subscription, keys: [String], hashed: [String: LabelledLookup.Query], timeoutMilliseconds: Int) async -> Result<[ListAnswer?], Error> {
         do {
             return .success(try await Deadline.run(milliseconds: timeoutMilliseconds, onTimeout: LookupLinkError.timedOut(holder: s.holder, milliseconds: timeoutMilliseconds)) {
                 try await self.askWithoutDeadline(s, keys: keys, hashed: hashed)
@@ -289,7 +290,7 @@ public actor LookupQuerierService {
         } catch { return .failure(error) }
     }
 
-    private nonisolated func askWithoutDeadline(_ s: Subscription, keys: [String], hashed: [String: GroupElement]) async throws -> [ListAnswer?] {
+    private nonisolated func askWithoutDeadline(_ s: Subscription, keys: [String], hashed: [String: LabelledLookup.Query]) async throws -> [ListAnswer?] {
         guard let address = addresses[s.holder] else { throw TransportError.unknownPeer(s.holder) }
         if tables.table(holder: s.holder, list: s.list) == nil {
             // Never synced (the holder was down at start): one attempt now.
@@ -306,7 +307,8 @@ public actor LookupQuerierService {
             attempt += 1
             let queries = try ParallelMap.map(keys) { key -> LabelledLookup.Query in
                 let n = normalization.apply(key)
-                return try hashed[n].map { try LabelledLookup.Query(key: Array(n.utf8), hashed: $0) } ?? LabelledLookup.Query(key: Array(n.utf8))
+                // Asked again (a rotated key): a fresh blind, never the same element twice to one holder.
+                return try (attempt == 1 ? hashed[n] : nil) ?? LabelledLookup.Query(sharedFor: Array(n.utf8))
             }
             let batch = await link.maximumBatch
             var answers: [GroupElement] = []

@@ -48,22 +48,27 @@ public enum LabelledLookup {
     public struct Query: Sendable {
         public let key: [UInt8]
         public let blinded: OPRF.Blinded
+        /// The blind's inverse, when computed ahead (a key asked of several holders with one blind).
+        public let inverseBlind: SecretScalar?
 
         /// Blinds `key` (already normalised like the list's identifiers) with a fresh blind.
         public init(key: [UInt8]) throws {
             self.key = key
             blinded = try OPRF.blind(key)
+            inverseBlind = nil
         }
 
-        /// Blinds `key` whose HashToGroup is `hashed` (computed once for all holders).
-        public init(key: [UInt8], hashed: GroupElement) throws {
+        /// Blinds `key` once for every holder it is asked of, with the blind's inverse computed ahead.
+        public init(sharedFor key: [UInt8]) throws {
             self.key = key
-            blinded = try OPRF.blind(hashed: hashed)
+            blinded = try OPRF.blind(key)
+            inverseBlind = try OPRF.inverse(of: blinded.blind)
         }
 
         /// The key's tag and label key from the holder's answer.
         public func output(evaluated: GroupElement) throws -> (tag: UInt64, labelKey: [UInt8]) {
-            split(try OPRF.finalize(key, blind: blinded.blind, evaluated: evaluated))
+            if let inverseBlind { return split(try OPRF.finalize(key, inverseBlind: inverseBlind, evaluated: evaluated)) }
+            return split(try OPRF.finalize(key, blind: blinded.blind, evaluated: evaluated))
         }
 
         /// The label of `key` in the table, or nil when it is not listed.
