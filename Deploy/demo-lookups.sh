@@ -155,5 +155,9 @@ mpcnode lookup status --config "$DEMO/bank-3.yaml" | sed -n '/lists this node of
 echo
 echo "The same from the CLI: mpcnode lookup --config $DEMO/bank-1.yaml --key '$key_bank2'"
 mpcnode lookup --config "$DEMO/bank-1.yaml" --key "$key_bank2"
+echo
+echo "A batch from a CSV, answers as CSV: mpcnode lookup --config $DEMO/bank-1.yaml --csv keys.csv --column phone"
+{ echo "phone,note"; echo "$key_both,transfer 1"; echo "$key_none,transfer 2"; echo "+44 7700 020001,transfer 3"; } > "$DEMO/keys.csv"
+mpcnode lookup --config "$DEMO/bank-1.yaml" --csv "$DEMO/keys.csv" --column phone --list bank-2:blacklist --list bank-4:blacklist --list telecom:fraud_numbers
 
 step "Stopping the daemons"

@@ -184,9 +184,15 @@ final class ListLookupNodeTests: XCTestCase {
         let querier = nodes["bank-b"]!.lookupQuerier
         _ = await querier.syncAll()
 
-        // 40 keys pass; the next 40 would pass the per-second bucket later but not the day's 60.
+        // The per-second bucket holds 50: 40 keys pass, 15 more at once do not (and do not count for the day).
         let first = try await querier.lookup(Array(phones.prefix(40)))
         XCTAssertTrue(first.allSatisfy { $0.checked.contains { $0.holder == "bank-a" } })
+        let burst = try await querier.lookup(Array(phones.prefix(55).suffix(15)))
+        for r in burst {
+            let reason = r.notAsked.first { $0.holder == "bank-a" }?.reason ?? ""
+            XCTAssertTrue(reason.contains("rate limit: at most 50 lookups a second"), reason)
+        }
+        // A second later the bucket is full again, but the day's 60 leave room for 20 keys only.
         try await Task.sleep(for: .seconds(1))
         let second = try await querier.lookup(Array(phones.suffix(40)))
         for r in second {
@@ -200,12 +206,12 @@ final class ListLookupNodeTests: XCTestCase {
             try Row.fetchOne(db, sql: "SELECT SUM(evaluated) AS e, SUM(refused) AS r FROM lookup_usage WHERE querier = 'bank-b'")
         }
         XCTAssertEqual(usage?["e"] as Int?, 40)
-        XCTAssertEqual(usage?["r"] as Int?, 40)
+        XCTAssertEqual(usage?["r"] as Int?, 55)
         let audited = try nodes["bank-a"]!.store.read { db in
             try String.fetchAll(db, sql: "SELECT CAST(details AS TEXT) FROM audit_log WHERE event = 'lookup.evaluations'")
         }
         XCTAssertEqual(audited.count, 1, "one record per querier, list and hour: \(audited)")
-        XCTAssertTrue(audited.first?.contains("\"evaluated\":40") == true, "\(audited)")
+        XCTAssertTrue(audited.first?.contains("\"evaluated\":40") == true && audited.first?.contains("\"refused\":55") == true, "\(audited)")
 
         // A batch larger than a second's worth is refused as such.
         let status = await querier.status().first { $0.holder == "bank-a" }
