@@ -73,11 +73,10 @@ public struct HolderListStore: Sendable {
             let sql = "SELECT \(([id] + labels).joined(separator: ", ")) FROM \(table) WHERE _row IN (SELECT MAX(_row) FROM \(table) GROUP BY \(id))"
             var current: [Current] = []
             let rows = try Row.fetchCursor(db, sql: sql)
+            let sortedColumns = policy.labelColumns.enumerated().sorted { $0.element < $1.element }
             while let row = try rows.next() {
-                var label: [String: String] = [:]
-                for (i, column) in policy.labelColumns.enumerated() { label[column] = (row[i + 1] as String?) ?? "" }
-                let json = try JSONSerialization.data(withJSONObject: label, options: [.sortedKeys])
-                current.append(Current(identifier: row[0] ?? "", label: String(decoding: json, as: UTF8.self)))
+                let label = LabelJSON.object(sortedColumns.map { ($0.element, (row[$0.offset + 1] as String?) ?? "") })
+                current.append(Current(identifier: row[0] ?? "", label: label))
             }
             return (existing, source, info, current)
         }
@@ -181,7 +180,8 @@ public struct HolderListStore: Sendable {
             try store.read { db -> ListTableBatch? in
                 if !removedDone {
                     let rows = try Row.fetchAll(db, sql: """
-                        SELECT rowid, tag FROM lookup_list_entry WHERE dataset = ? AND removed_version > ? AND added_version <= ? AND rowid > ?
+                        SELECT rowid, tag FROM lookup_list_entry INDEXED BY lookup_list_entry_removed
+                        WHERE dataset = ? AND removed_version > ? AND added_version <= ? AND rowid > ?
                         ORDER BY rowid LIMIT ?
                         """, arguments: [dataset, Int64(base), Int64(base), lastRow, pageSize])
                     if !rows.isEmpty {
@@ -191,8 +191,10 @@ public struct HolderListStore: Sendable {
                     removedDone = true
                     lastRow = 0
                 }
+                // A full table walks the rows in order; a delta reads the few added after its base by their index.
                 let rows = try Row.fetchAll(db, sql: """
-                    SELECT rowid, tag, sealed FROM lookup_list_entry WHERE dataset = ? AND removed_version IS NULL AND added_version > ? AND rowid > ?
+                    SELECT rowid, tag, sealed FROM lookup_list_entry \(full ? "" : "INDEXED BY lookup_list_entry_added")
+                    WHERE dataset = ? AND removed_version IS NULL AND added_version > ? AND rowid > ?
                     ORDER BY rowid LIMIT ?
                     """, arguments: [dataset, Int64(base), lastRow, pageSize])
                 guard !rows.isEmpty else { return nil }
@@ -206,4 +208,33 @@ public struct HolderListStore: Sendable {
     }
 
     static func hex(_ bytes: some Sequence<UInt8>) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+}
+
+/// A label as the JSON object the querier opens: keys sorted, strings escaped per RFC 8259 (the same bytes
+/// for the same label, so an unchanged entry is recognised; far cheaper than a serializer per entry).
+enum LabelJSON {
+    static func object(_ pairs: [(String, String)]) -> String {
+        var out = "{"
+        for (i, (k, v)) in pairs.enumerated() {
+            if i > 0 { out += "," }
+            out += string(k) + ":" + string(v)
+        }
+        return out + "}"
+    }
+
+    static func string(_ s: String) -> String {
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
 }
