@@ -5,7 +5,9 @@
 # asks about leaves bank-1 in the clear: each holder evaluates an oblivious PRF on a blinded value.
 # Then a list update shows up in the next lookup, and a holder's daily quota runs out.
 #
-#   Deploy/demo-lookups.sh      everything under demo-lookups/ (ignored by git), stopped at the end
+#   Deploy/demo-lookups.sh                  everything under demo-lookups/ (ignored by git), stopped at the end
+#   KEEP_RUNNING=1 Deploy/demo-lookups.sh   leave the daemons running (stop: Deploy/demo-stop.sh demo-lookups);
+#                                           the API token is in demo-lookups/api-token
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEMO="$(pwd)/demo-lookups"
@@ -24,6 +26,7 @@ issue_all "Anti-fraud consortium"
 token_out=$(mpcnode node token --name fraud-engine --roles lookup,read)
 TOKEN=$(echo "$token_out" | sed -n 's/^token (shown once.*): //p')
 TOKEN_SHA=$(echo "$token_out" | sed -n 's/^ *sha256: //p')
+( umask 077; echo "$TOKEN" > "$DEMO/api-token" )
 echo "token for bank-1's fraud engine made; bank-1's configuration holds only its SHA-256 ($TOKEN_SHA)"
 others() { for n in $NODES; do [ "${n%%:*}" = "$1" ] || printf '%s, ' "${n%%:*}"; done | sed 's/, $//'; }
 for n in $NODES; do
@@ -78,7 +81,7 @@ done
 
 step "Starting 6 daemons (each builds its list's table; bank-1 fetches every other member's)"
 start_all
-trap stop_all EXIT
+[ "${KEEP_RUNNING:-0}" = 1 ] || trap stop_all EXIT
 for _ in $(seq 1 100); do
   mpcnode lookup status --config "$DEMO/bank-1.yaml" | grep -q "never\| - " || break
   sleep 0.3
@@ -160,4 +163,8 @@ echo "A batch from a CSV, answers as CSV: mpcnode lookup --config $DEMO/bank-1.y
 { echo "phone,note"; echo "$key_both,transfer 1"; echo "$key_none,transfer 2"; echo "+44 7700 020001,transfer 3"; } > "$DEMO/keys.csv"
 mpcnode lookup --config "$DEMO/bank-1.yaml" --csv "$DEMO/keys.csv" --column phone --list bank-2:blacklist --list bank-4:blacklist --list telecom:fraud_numbers
 
-step "Stopping the daemons"
+if [ "${KEEP_RUNNING:-0}" = 1 ]; then
+  echo; echo "Daemons left running (bank-1's API: http://127.0.0.1:$API_PORT, token in $DEMO/api-token); stop them with Deploy/demo-stop.sh demo-lookups"
+else
+  step "Stopping the daemons"
+fi

@@ -172,10 +172,7 @@ public actor LookupQuerierService {
                 await channel.close()
                 return (header, signature!)
             }
-            if let current, current.header.keyID == header.keyID, current.header.version == header.version, !header.full, header.added == 0, header.removed == 0 {
-                tables.discard(syncID: syncID)
-                return
-            }
+            // Already at the holder's version under its key: nothing to apply.
             if current?.header.version == header.version, current?.header.keyID == header.keyID {
                 tables.discard(syncID: syncID)
                 return
@@ -323,9 +320,8 @@ public actor LookupQuerierService {
                     start += slice.count
                 }
                 await count(s, queries.count)
-            } catch ListLookupError.refused(_, let reason, let holderVersion) where attempt == 1 && reason.contains("fetch its table again") {
+            } catch ListLookupError.refused(_, let reason, _) where attempt == 1 && reason.contains("fetch its table again") {
                 // The key was rotated: the full table under the new key, then the lookup again.
-                _ = holderVersion
                 try await self.sync(s)
                 guard let t = tables.table(holder: s.holder, list: s.list) else { throw NotReady(subscription: s, detail: "no table") }
                 table = t
