@@ -30,11 +30,22 @@ struct APIError: Error, HTTPResponseError {
 /// Turns every error into the API's JSON error shape (Hummingbird's own ones included: an unknown
 /// route, a body over the limit).
 struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    /// The API's paths and their methods: another method on one of them is a 405 with `Allow`, not a 404.
+    static var methods: [String: [HTTPRequest.Method]] {
+        ["/v1/lookups": [.post], "/v1/lookups/lists": [.get], "/v1/health": [.get]]
+    }
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
         } catch let error as APIError {
             throw error
+        } catch let error as HTTPError where error.status == .notFound {
+            if let allowed = Self.methods[request.uri.path], !allowed.contains(request.method) {
+                let list = allowed.map(\.rawValue).joined(separator: ", ")
+                throw APIError(.methodNotAllowed, "method_not_allowed", "\(request.uri.path) takes \(list)", headers: [.allow: list])
+            }
+            throw APIError(.notFound, "not_found", "no such path: see Docs/api/openapi.yaml")
         } catch let error as HTTPError {
             let code: String
             switch error.status {

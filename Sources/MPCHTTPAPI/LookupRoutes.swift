@@ -11,10 +11,41 @@ struct LookupRoutes {
     let nodeID: String
     let settings: HTTPAPISettings
 
-    struct LookupRequest: Decodable {
+    /// The body, checked member by member (a null or a number where a string belongs is a 400, as the
+    /// OpenAPI document says, not silently an absent member).
+    struct LookupRequest {
         var key: String?
         var keys: [String]?
         var lists: [String]?
+
+        init(json: Data) throws {
+            let object: [String: Any]
+            do {
+                guard let o = try JSONSerialization.jsonObject(with: json) as? [String: Any] else { throw Malformed.notAnObject }
+                object = o
+            } catch {
+                throw APIError(.badRequest, "malformed_json", "the body is not a JSON object {\"key\": \"…\"} or {\"keys\": [\"…\"]}: \(LookupRoutes.describe(error))")
+            }
+            func strings(_ name: String) throws -> [String]? {
+                guard let value = object[name] else { return nil }
+                guard let array = value as? [Any], let strings = array as? [String] else {
+                    throw APIError(.badRequest, "malformed_json", "\"\(name)\" must be an array of strings")
+                }
+                return strings
+            }
+            if let value = object["key"] {
+                guard let key = value as? String else { throw APIError(.badRequest, "malformed_json", "\"key\" must be a string") }
+                self.key = key
+            }
+            keys = try strings("keys")
+            lists = try strings("lists")
+            if keys?.isEmpty == true { throw APIError(.badRequest, "no_key", "\"keys\" is empty: give at least one key") }
+        }
+
+        enum Malformed: Error, CustomStringConvertible {
+            case notAnObject
+            var description: String { "not an object" }
+        }
     }
 
     struct LookupResponse: Encodable {
@@ -55,10 +86,7 @@ struct LookupRoutes {
         do { body = try await request.body.collect(upTo: settings.maximumRequestBytes) } catch {
             throw APIError(.contentTooLarge, "request_too_large", "the request is over \(settings.maximumRequestBytes) bytes")
         }
-        let parsed: LookupRequest
-        do { parsed = try JSONDecoder().decode(LookupRequest.self, from: Data(body.readableBytesView)) } catch {
-            throw APIError(.badRequest, "malformed_json", "the body is not a JSON object {\"key\": \"…\"} or {\"keys\": [\"…\"]}: \(Self.describe(error))")
-        }
+        let parsed = try LookupRequest(json: Data(body.readableBytesView))
         var keys = parsed.keys ?? []
         if let key = parsed.key { keys.insert(key, at: 0) }
         guard !keys.isEmpty else { throw APIError(.badRequest, "no_key", "give a key (\"key\") or a batch (\"keys\")") }
@@ -71,7 +99,7 @@ struct LookupRoutes {
         do { results = try await querier.lookup(keys, lists: lists) } catch let error as LookupServiceError {
             switch error {
             case .badKey(let detail): throw APIError(.badRequest, "bad_key", detail)
-            case .notSubscribed: throw APIError(.badRequest, "bad_list", "\(error)")
+            case .notSubscribed: throw APIError(.notFound, "unknown_list", "\(error)")
             case .noLists: throw APIError(.serviceUnavailable, "no_lists", "\(error)")
             case .notAList: throw APIError(.badRequest, "bad_list", "\(error)")
             }

@@ -94,7 +94,8 @@ final class LookupHTTPAPITests: XCTestCase {
         expectError(try await post(#"{"keys": [\#((0..<101).map { "\"\($0)\"" }.joined(separator: ","))]}"#), 413, "too_many_keys")
         expectError(try await post(#"{"keys": ["\#(String(repeating: "9", count: 10 << 20))"]}"#), 413, "request_too_large")
         expectError(try await post(#"{"key": "1", "lists": ["nobody"]}"#), 400, "bad_list")
-        expectError(try await post(#"{"key": "1", "lists": ["bank-c:blacklist"]}"#), 400, "bad_list")
+        expectError(try await post(#"{"key": "1", "lists": ["bank-c:blacklist"]}"#), 404, "unknown_list")
+        expectError(try await PlainHTTPClient(port: port).send("GET", "/v1/lookups", headers: ["Authorization": "Bearer \(Self.token)"]), 405, "method_not_allowed")
         expectError(try await PlainHTTPClient(port: port).send("GET", "/v1/nothing", headers: ["Authorization": "Bearer \(Self.token)"]), 404, "not_found")
 
         // The node is unaffected: the next lookup answers as before.
