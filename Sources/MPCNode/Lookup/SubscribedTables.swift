@@ -139,6 +139,11 @@ public final class SubscribedTables: Sendable {
         }
         let updated = SubscribedTable(holder: holder, header: header, updatedAt: Date(), tags: tags)
         tables.withLock { $0[key] = updated }
+        // A large update leaves a write-ahead log of hundreds of MB that every later read and write goes
+        // through until SQLite checkpoints it: fold it into the database now, while the update is fresh.
+        if header.added + header.removed >= 100_000 {
+            try? store.pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
+        }
     }
 
     static func merge(_ a: [UInt64], _ b: [UInt64]) -> [UInt64] {
