@@ -240,11 +240,10 @@ public enum LookupRequestLists {
     public static func parse(_ names: [String]?) throws -> [LookupSubscriptions.Subscription]? {
         guard let names, !names.isEmpty else { return nil }
         return try names.map { name in
-            let parts = name.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty, name.utf8.count <= 120 else {
+            guard let s = LookupSubscriptions.Subscription(parsing: name) else {
                 throw LookupServiceError.badKey("'\(PeerText.cut(name, limit: 60))' is not holder:list")
             }
-            return .init(holder: parts[0], list: parts[1])
+            return s
         }
     }
 }

@@ -74,6 +74,14 @@ public struct LookupSubscriptions: Sendable, Equatable {
         public var list: String
         public init(holder: String, list: String) { self.holder = holder; self.list = list }
         public var description: String { "\(holder):\(list)" }
+
+        /// "holder:list" (a member's node id and one of its dataset names), or nil.
+        public init?(parsing text: String) {
+            let parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty, text.utf8.count <= 120,
+                  (try? DatasetCatalog.validate(datasetName: parts[1])) != nil else { return nil }
+            self.init(holder: parts[0], list: parts[1])
+        }
     }
 
     public var subscriptions: [Subscription]
@@ -89,11 +97,9 @@ public struct LookupSubscriptions: Sendable, Equatable {
     init(_ raw: RawLookupSubscriptions?, path: String) throws {
         var subscriptions: [Subscription] = []
         for text in raw?.subscribe ?? [] {
-            let parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-            guard parts.count == 2, !parts[0].isEmpty, (try? DatasetCatalog.validate(datasetName: parts[1])) != nil else {
+            guard let s = Subscription(parsing: text) else {
                 throw ConfigurationError.invalid(path: path, detail: "policy.lookups.subscribe: '\(text)' is not holder:list (a member's node id and its dataset name)")
             }
-            let s = Subscription(holder: parts[0], list: parts[1])
             if !subscriptions.contains(s) { subscriptions.append(s) }
         }
         let sync = raw?.sync_seconds ?? 60, timeout = raw?.timeout_ms ?? 2000
