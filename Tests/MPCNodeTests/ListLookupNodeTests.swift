@@ -5,6 +5,7 @@ import MPCNode
 import MPCTestSupport
 import MPCTransport
 import XCTest
+@testable import MPCProtocols
 
 /// Real-time list lookups between in-process nodes over mutual TLS (Protocols/list-lookup.md): the answers
 /// equal a plain membership test with labels, through deltas and a key rotation; nothing of a key crosses
@@ -238,6 +239,88 @@ final class ListLookupNodeTests: XCTestCase {
         let after = await restarted.lookupQuerier.status().first { $0.holder == "operator" }
         XCTAssertEqual(after?.entries, 20)
         XCTAssertEqual(after?.version, 1)
+        for n in nodes.values { await n.stop() }
+    }
+
+    /// A member with a valid certificate sends what no honest querier would, over TLS to a real holder: a
+    /// request that is not whole elements, one over the batch limit, the identity element, a sync request
+    /// with an oversized name, an unknown service. Each ends that session; the holder stays up, counts
+    /// nothing for them, changes nothing in its list, and answers the next honest lookup.
+    func testAHolderRefusesCraftedRequestsAndStaysUp() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-lookupx-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let c = try LocalConsortium.create(in: directory, banks: ["bank-a", "bank-b", "operator"], policy: Self.policy)
+        let phones = Self.phones(40, seed: 11)
+        try Self.importList(c, "bank-a", "blacklist", phones.prefix(20).map { Listed(phone: $0, risk: "high", reason: "mule") })
+        try Self.importList(c, "operator", "numbers", phones.suffix(5).map { Listed(phone: $0, risk: "low", reason: "x") })
+        let nodes = try await c.startAll(logger: ConsortiumFixture.quietLogger)
+        let holder = nodes["bank-a"]!, member = nodes["bank-b"]!
+        await holder.lookupHolder.refreshAll()
+        _ = await member.lookupQuerier.syncAll()
+        let status = await member.lookupQuerier.status()
+        let keyID = try XCTUnwrap(status.first { $0.holder == "bank-a" }?.keyID)
+        let address = member.configuration.peers["bank-a"]!
+
+        /// Sends one crafted lookup request; returns how the session ended for the member.
+        func crafted(_ blinded: Data) async -> String {
+            do {
+                return try await member.transport.withSession(jobID: "", service: LookupServices.query, to: "bank-a", at: address) { channel in
+                    let session = ProtocolSession(channel: channel)
+                    try await session.sendLookup { $0.request = .with { $0.id = 1; $0.list = "blacklist"; $0.keyID = keyID; $0.blinded = blinded } }
+                    let answer = try await session.receiveLookup()
+                    return "answered: \(answer)"
+                }
+            } catch { return "\(error)" }
+        }
+        let partial = await crafted(Data(repeating: 7, count: 33))
+        XCTAssertTrue(partial.contains("is not 1 … 4096 elements"), partial)
+        let oversized = await crafted(Data(repeating: 0, count: 32 * 5000))
+        XCTAssertTrue(oversized.contains("is not 1 … 4096 elements"), oversized)
+        let identity = await crafted(Data(repeating: 0, count: 32))
+        XCTAssertTrue(identity.contains("not a valid element"), identity)
+
+        // A sync request with an oversized name; then one for a list not offered to this member.
+        let longName: String = await {
+            do {
+                return try await member.transport.withSession(jobID: "", service: LookupServices.sync, to: "bank-a", at: address) { channel in
+                    let session = ProtocolSession(channel: channel)
+                    try await ListTableTransfer.request(session, list: String(repeating: "x", count: 300), keyID: "", version: 0)
+                    return "answered: \(try await session.receiveLookup())"
+                }
+            } catch { return "\(error)" }
+        }()
+        XCTAssertFalse(longName.hasPrefix("answered"), longName)
+        let other: String = await {
+            do {
+                return try await member.transport.withSession(jobID: "", service: LookupServices.sync, to: "bank-a", at: address) { channel in
+                    let session = ProtocolSession(channel: channel)
+                    try await ListTableTransfer.request(session, list: "customers", keyID: "", version: 0)
+                    _ = try await ListTableTransfer.receive(session, list: "customers", maximumEntries: 10, accept: { _ in }, store: { _ in }, verify: { _, _ in })
+                    return "a table"
+                }
+            } catch { return "\(error)" }
+        }()
+        XCTAssertTrue(other.contains("no list 'customers' is offered to bank-b"), other)
+        // An unknown service.
+        let unknown: String = await {
+            do {
+                return try await member.transport.withSession(jobID: "", service: "dump-everything", to: "bank-a", at: address) { channel in
+                    "answered: \(try await ProtocolSession(channel: channel).receiveLookup())"
+                }
+            } catch { return "\(error)" }
+        }()
+        XCTAssertTrue(unknown.contains("offers no service 'dump-everything'"), unknown)
+
+        // Nothing counted, nothing changed, and the holder answers the next honest lookup.
+        await holder.lookupHolder.flushUsage()
+        let used = await holder.lookupHolder.used(querier: "bank-b", list: "blacklist")
+        let state = await holder.lookupHolder.state("blacklist")
+        XCTAssertEqual(used, 0)
+        XCTAssertEqual(state?.version, 1)
+        XCTAssertEqual(state?.entries, 20)
+        let results = try await member.lookupQuerier.lookup(Array(phones.prefix(30)))
+        check(results, keys: Array(phones.prefix(30)), expected: Dictionary(uniqueKeysWithValues: phones.prefix(20).map {
+            (digits($0), Listed(phone: $0, risk: "high", reason: "mule")) }), version: 1)
         for n in nodes.values { await n.stop() }
     }
 }

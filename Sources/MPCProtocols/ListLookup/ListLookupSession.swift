@@ -69,6 +69,15 @@ public struct ListLookupHolder: Sendable {
                     throw ProtocolError.protocolViolation(peer: querier, detail: "a request of \(request.blinded.count) bytes is not 1 … \(maximumBatch) elements")
                 }
                 let count = request.blinded.count / GroupElement.byteCount
+                // Every element is checked before the quota is charged: a crafted request costs the
+                // querier its session, never an evaluation counted as made.
+                let elements: [GroupElement]
+                do { elements = try GroupElement.unpack(request.blinded) } catch {
+                    throw ProtocolError.malformedMessage(peer: querier, detail: "\(error)")
+                }
+                guard elements.allSatisfy({ Ristretto255.isValid($0) && $0 != Ristretto255.identity }) else {
+                    throw ProtocolError.protocolViolation(peer: querier, detail: "a blinded key is not a valid element (an invalid encoding or the identity)")
+                }
                 var refusal: String?
                 let list = await lists(request.list)
                 if let list {
@@ -84,10 +93,6 @@ public struct ListLookupHolder: Sendable {
                     let version = list?.version ?? 0
                     try await session.sendLookup { $0.response = .with { $0.id = request.id; $0.refused = refusal ?? ""; $0.version = version } }
                     continue
-                }
-                let elements: [GroupElement]
-                do { elements = try GroupElement.unpack(request.blinded) } catch {
-                    throw ProtocolError.malformedMessage(peer: querier, detail: "\(error)")
                 }
                 let answers: [GroupElement]
                 do { answers = try LabelledLookup.evaluate(elements, key: list.key) } catch {
