@@ -29,7 +29,7 @@ public enum LookupBenchmark {
         public var answersCorrect: Bool
     }
 
-    public static func run(holders: Int, entries: Int, seconds: Double = 10, progress: @escaping @Sendable (String) -> Void) async throws -> Figures {
+    public static func run(holders: Int, entries: Int, seconds: Double = 10, logLevel: Logger.Level = .error, progress: @escaping @Sendable (String) -> Void) async throws -> Figures {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-bench-lookup-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
         let ids = (1...holders).map { "holder-\($0)" }
@@ -63,7 +63,7 @@ public enum LookupBenchmark {
                 """
         })
         var logger = Logger(label: "bench")
-        logger.logLevel = .error
+        logger.logLevel = logLevel
         // Lists: holder h lists numbers ≡ h (mod 3·holders) … so that a third of the keys asked are listed somewhere.
         progress("writing and importing \(holders) lists of \(entries) entries")
         for (h, id) in ids.enumerated() {

@@ -4,6 +4,7 @@ import Foundation
 import MPCCrypto
 import MPCLearning
 import MPCNode
+import Logging
 
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -112,9 +113,11 @@ struct BenchCommand: AsyncParsableCommand {
         @Option(help: "List holders (one list each).") var holders: Int = 3
         @Option(help: "Entries of each list.") var entries: Int = 100_000
         @Option(help: "Seconds of each load test.") var seconds: Double = 10
+        @Option(help: "The nodes' log level (info shows where a table build's and a sync's time goes).") var logLevel: String = "error"
         func run() async throws {
+            guard let level = Logger.Level(rawValue: logLevel) else { throw CLIFailure("--log-level: one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))") }
             guard (1...100).contains(holders), (10...50_000_000).contains(entries) else { throw CLIFailure("--holders 1…100, --entries 10…50000000") }
-            let f = try await LookupBenchmark.run(holders: holders, entries: entries, seconds: seconds) { line in
+            let f = try await LookupBenchmark.run(holders: holders, entries: entries, seconds: seconds, logLevel: level) { line in
                 FileHandle.standardError.write(Data("  \(line)…\n".utf8))
             }
             func s(_ x: Double) -> String { String(format: x < 10 ? "%.2f" : "%.1f", x) }

@@ -49,4 +49,22 @@ final class OPRFTests: XCTestCase {
         XCTAssertThrowsError(try OPRF.evaluate(Ristretto255.identity, key: key))
         XCTAssertThrowsError(try OPRF.evaluate(GroupElement(w0: .max, w1: .max, w2: .max, w3: .max), key: key))
     }
+
+    func testBlindsInvertedTogetherEqualEachInvertedAlone() throws {
+        let blinds = (0..<37).map { _ in SecretScalar.random(for: .ristretto255) }
+        let together = try OPRF.inverses(of: blinds)
+        XCTAssertEqual(together.count, blinds.count)
+        for (blind, inverse) in zip(blinds, together) {
+            XCTAssertEqual(inverse.bytes.bytes, try OPRF.inverse(of: blind).bytes.bytes)
+        }
+        XCTAssertEqual(try OPRF.inverses(of: [blinds[0]]).map(\.bytes.bytes), [try OPRF.inverse(of: blinds[0]).bytes.bytes])
+        XCTAssertEqual(try OPRF.inverses(of: []).count, 0)
+        // And unblinding with them gives the key's output.
+        let key = try OPRF.deriveKey(seed: Self.seed, info: [])
+        let input = Array("447700900123".utf8)
+        let blinded = try OPRF.blind(input)
+        let inverse = try OPRF.inverses(of: [blinds[1], blinded.blind, blinds[2]])[1]
+        XCTAssertEqual(try OPRF.finalize(input, inverseBlind: inverse, evaluated: try OPRF.evaluate(blinded.element, key: key)),
+                       try OPRF.output(input, key: key))
+    }
 }

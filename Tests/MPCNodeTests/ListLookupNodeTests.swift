@@ -152,6 +152,13 @@ final class ListLookupNodeTests: XCTestCase {
         XCTAssertNotEqual(status?.keyID, oldKey)
         XCTAssertEqual(status?.entries, UInt64(listed.count))
         XCTAssertEqual(status?.indexBytes, listed.count * 8)
+        // The replaced table's rows are gone from the querier's SQLite: only the new table's are left.
+        let (stored, inForce, unused) = try querier.store.read { db in
+            (try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM lookup_table_entry"), try Int.fetchOne(db, sql: "SELECT SUM(entries) FROM lookup_table"),
+             try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM lookup_table_unused"))
+        }
+        XCTAssertEqual(stored, inForce)
+        XCTAssertEqual(unused, 0)
 
         // Nothing of a key, nor a plain hash of one, crossed the wire either way.
         let sent = WireIndex(taps.sent(by: "bank-b") + taps.sent(by: "bank-a"))

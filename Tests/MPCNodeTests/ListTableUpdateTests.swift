@@ -57,12 +57,14 @@ final class ListTableUpdateTests: XCTestCase {
             let session = ProtocolSession(channel: q)
             let current = tables.table(holder: "bank-a", list: "blacklist")
             try await ListTableTransfer.request(session, list: "blacklist", keyID: current?.header.keyID ?? "", version: current?.header.version ?? 0)
-            let syncID = UUID().uuidString
+            var update: TableUpdate?
             do {
-                let header = try await ListTableTransfer.receive(session, list: "blacklist", maximumEntries: 1 << 20, accept: { _ in },
-                                                                 store: { try tables.stage(syncID: syncID, $0) }, verify: { _, _ in })
-                try tables.apply(holder: "bank-a", header: header, signature: ListTableSignature(signature: [1], certificate: [2]), syncID: syncID)
+                _ = try await ListTableTransfer.receive(session, list: "blacklist", maximumEntries: 1 << 20,
+                                                        accept: { update = try tables.begin(holder: "bank-a", header: $0) },
+                                                        store: { try tables.stage(update!, $0) }, verify: { _, _ in })
+                try tables.apply(update!, signature: ListTableSignature(signature: [1], certificate: [2]))
             } catch {
+                // As if the querier's process ended here: what it received stays on disk until its restart.
                 holder.cancel()
                 await h.close()
                 throw error
@@ -70,7 +72,20 @@ final class ListTableUpdateTests: XCTestCase {
             _ = try? await holder.value
         }
 
+        func rows(_ tables: SubscribedTables, _ table: String) throws -> Int {
+            try tables.store.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM \(table)") ?? -1 }
+        }
         var tables = try SubscribedTables(store: NodeStore(path: querierPath))
+        // The first (full) table stops after its only batch: nothing is in force, and a restart deletes
+        // the rows it left.
+        do { try await sync(tables, batchesBeforeStopping: 1); XCTFail("a truncated table was applied") } catch {}
+        XCTAssertNil(tables.table(holder: "bank-a", list: "blacklist"))
+        XCTAssertEqual(try rows(tables, "lookup_table_entry"), 1000)
+        tables = try SubscribedTables(store: NodeStore(path: querierPath))
+        XCTAssertNil(tables.table(holder: "bank-a", list: "blacklist"))
+        XCTAssertEqual(try rows(tables, "lookup_table_entry"), 0)
+        XCTAssertEqual(try rows(tables, "lookup_table_unused"), 0)
+
         try await sync(tables)
         XCTAssertEqual(tables.table(holder: "bank-a", list: "blacklist")?.header.version, 1)
         XCTAssertEqual(tables.table(holder: "bank-a", list: "blacklist")?.tags.count, 1000)
@@ -89,7 +104,8 @@ final class ListTableUpdateTests: XCTestCase {
         tables = try SubscribedTables(store: NodeStore(path: querierPath))
         XCTAssertEqual(tables.table(holder: "bank-a", list: "blacklist")?.header.version, 1)
         XCTAssertEqual(tables.table(holder: "bank-a", list: "blacklist")?.tags.count, 1000)
-        XCTAssertEqual(try tables.store.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM lookup_staging") }, 0)
+        XCTAssertEqual(try rows(tables, "lookup_staging"), 0)
+        XCTAssertEqual(try rows(tables, "lookup_table_entry"), 1000)
 
         // The next sync is a delta from 1 and leaves exactly the holder's entries.
         try await sync(tables)
@@ -101,5 +117,6 @@ final class ListTableUpdateTests: XCTestCase {
         }
         XCTAssertEqual(table.tags, holderTags)
         XCTAssertEqual(table.tags.count, 5700)
+        XCTAssertEqual(try rows(tables, "lookup_table_entry"), 5700)
     }
 }

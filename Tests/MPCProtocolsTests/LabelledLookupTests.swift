@@ -58,6 +58,25 @@ final class LabelledLookupTests: XCTestCase {
         XCTAssertNil(try q.label(evaluated: try OPRF.evaluate(q.blinded.element, key: key), index: index, table: [forged], context: context))
     }
 
+    /// Keys blinded together (one inversion for the batch) give the same tags and label keys as alone; a
+    /// holder's answer that is not a valid element, or is the identity, is refused when it is unblinded.
+    func testKeysBlindedTogetherGiveTheSameOutputsAndInvalidAnswersAreRefused() throws {
+        let key = try OPRF.deriveKey(seed: [UInt8](repeating: 3, count: 32), info: [])
+        let keys = (0..<40).map { Array("44770090\(String(format: "%04d", $0))".utf8) }
+        let queries = try LabelledLookup.Query.shared(for: keys)
+        XCTAssertEqual(queries.map(\.key), keys)
+        XCTAssertEqual(Set(queries.map(\.blinded.element)).count, keys.count)
+        let answers = try LabelledLookup.evaluate(queries.map(\.blinded.element), key: key)
+        for (q, a) in zip(queries, answers) {
+            let out = try q.output(evaluated: a)
+            let expected = LabelledLookup.split(try OPRF.output(q.key, key: key))
+            XCTAssertEqual(out.tag, expected.tag)
+            XCTAssertEqual(out.labelKey, expected.labelKey)
+        }
+        XCTAssertThrowsError(try queries[0].output(evaluated: GroupElement(w0: .max, w1: .max, w2: .max, w3: .max)))
+        XCTAssertThrowsError(try queries[0].output(evaluated: Ristretto255.identity))
+    }
+
     func testTheHolderRefusesInvalidBlindedElements() throws {
         let key = try OPRF.deriveKey(seed: [UInt8](repeating: 1, count: 32), info: [])
         XCTAssertThrowsError(try LabelledLookup.evaluate([Ristretto255.identity], key: key))

@@ -88,7 +88,7 @@ public actor LookupHolderService {
         if let change {
             logger.info(rotate ? "lookup list key rotated" : "lookup list updated", metadata: [
                 "list": "\(name)", "version": "\(change.version)", "added": "\(change.added)", "removed": "\(change.removed)",
-                "entries": "\(change.entries)", "seconds": "\((ContinuousClock.now - started).components.seconds)",
+                "entries": "\(change.entries)", "seconds": "\((ContinuousClock.now - started).components.seconds)", "phases": "\(change.phases)",
             ])
         }
         return change

@@ -4,6 +4,7 @@ import MPCCrypto
 import MPCIdentity
 import MPCProtocols
 import MPCTransport
+import Synchronization
 
 /// One key's answer (Protocols/list-lookup.md, "Online" and "Multi-holder answers").
 public struct LookupKeyResult: Codable, Sendable, Equatable {
@@ -154,37 +155,46 @@ public actor LookupQuerierService {
     private func performSync(_ s: Subscription) async throws {
         guard let address = addresses[s.holder] else { throw TransportError.unknownPeer(s.holder) }
         let current = tables.table(holder: s.holder, list: s.list)
-        let syncID = UUID().uuidString
         let tables = self.tables, signatures = self.signatures
+        let started = ContinuousClock.now
+        let receiving = Mutex<TableUpdate?>(nil)
         do {
-            let (header, signature) = try await transport.withSession(jobID: "", service: LookupServices.sync, to: s.holder, at: address) { channel in
+            let (update, signature) = try await transport.withSession(jobID: "", service: LookupServices.sync, to: s.holder, at: address) { channel in
                 let session = ProtocolSession(channel: channel)
                 try await ListTableTransfer.request(session, list: s.list, keyID: current?.header.keyID ?? "", version: current?.header.version ?? 0)
                 var signature: ListTableSignature?
-                let header = try await ListTableTransfer.receive(
+                var update: TableUpdate?
+                _ = try await ListTableTransfer.receive(
                     session, list: s.list, maximumEntries: Self.maximumEntries,
-                    accept: { _ in },
-                    store: { try tables.stage(syncID: syncID, $0) },
+                    accept: { header in
+                        update = try tables.begin(holder: s.holder, header: header)
+                        receiving.withLock { $0 = update }
+                    },
+                    store: { try tables.stage(update!, $0) },
                     verify: { message, sig in
                         try signatures.verify(signature: sig.signature, message: message, nodeID: s.holder, certificateDER: sig.certificate)
                         signature = sig
                     })
                 await channel.close()
-                return (header, signature!)
+                return (update!, signature!)
             }
+            let header = update.header
             // Already at the holder's version under its key: nothing to apply.
             if current?.header.version == header.version, current?.header.keyID == header.keyID {
-                tables.discard(syncID: syncID)
+                tables.discard(update)
                 return
             }
-            try tables.apply(holder: s.holder, header: header, signature: signature, syncID: syncID)
+            let received = ContinuousClock.now
+            try tables.apply(update, signature: signature)
+            func seconds(_ d: Duration) -> String { String(format: "%.2f", Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18) }
             logger.info("lookup table updated", metadata: [
+                "receive_seconds": "\(seconds(received - started))", "apply_seconds": "\(seconds(ContinuousClock.now - received))",
                 "holder": "\(s.holder)", "list": "\(s.list)", "version": "\(header.version)", "key_id": "\(header.keyID)",
                 "kind": "\(header.full ? "full" : "delta from \(header.baseVersion)")", "added": "\(header.added)",
                 "removed": "\(header.removed)", "entries": "\(header.entries)",
             ])
         } catch {
-            tables.discard(syncID: syncID)
+            if let update = receiving.withLock({ $0 }) { tables.discard(update) }
             throw error
         }
     }
@@ -232,7 +242,7 @@ public actor LookupQuerierService {
             for key in keys { normalised.insert(normalization.apply(key)) }
         }
         let distinct = Array(normalised)
-        let hashed = Dictionary(uniqueKeysWithValues: zip(distinct, try ParallelMap.map(distinct) { try LabelledLookup.Query(sharedFor: Array($0.utf8)) }))
+        let hashed = Dictionary(uniqueKeysWithValues: zip(distinct, try LabelledLookup.Query.shared(for: distinct.map { Array($0.utf8) })))
         var results = keys.map { LookupKeyResult(key: $0, listed: false, hits: [], counted: nil, checked: [], notAsked: []) }
         let timeout = subscriptions.timeoutMilliseconds
         let outcomes = await withTaskGroup(of: (Subscription, Result<[ListAnswer?], Error>).self) { group in
@@ -333,12 +343,22 @@ public actor LookupQuerierService {
                 table = tables.table(holder: s.holder, list: s.list) ?? table
             }
             let context = LabelledLookup.context(holder: s.holder, list: s.list, keyID: table.header.keyID)
-            let outputs = try ParallelMap.map(Array(zip(queries, answers))) { try $0.0.output(evaluated: $0.1) }
+            let outputs: [(tag: UInt64, labelKey: [UInt8])]
+            do {
+                outputs = try ParallelMap.map(Array(zip(queries, answers))) { try $0.0.output(evaluated: $0.1) }
+            } catch let error as CryptoError {
+                throw ProtocolError.protocolViolation(peer: s.holder, detail: "its answer holds an element that cannot be unblinded (\(error))")
+            }
             var out: [ListAnswer?] = []
             for (tag, labelKey) in outputs {
                 var label: [String: String]?
                 if table.contains(tag) {
-                    for sealed in try tables.sealedLabels(holder: s.holder, list: s.list, tag: tag) {
+                    var sealedLabels = try tables.sealedLabels(table, tag: tag)
+                    if sealedLabels.isEmpty, let now = tables.table(holder: s.holder, list: s.list), now.tableID != table.tableID {
+                        // A full update replaced the table (and deleted its rows) since this lookup began.
+                        sealedLabels = try tables.sealedLabels(now, tag: tag)
+                    }
+                    for sealed in sealedLabels {
                         if let opened = try? ShareEncryption.open(sealed, key: labelKey, associatedData: context),
                            let object = try? JSONSerialization.jsonObject(with: Data(opened)) as? [String: String] {
                             label = object

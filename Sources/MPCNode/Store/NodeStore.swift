@@ -214,6 +214,28 @@ public final class NodeStore: Sendable {
                 t.primaryKey(["querier", "list", "hour"])
             }
         }
+        migrator.registerMigration("v9: lookup tables by table id, entries keyed by tag (the cached tables are fetched again)") { db in
+            // The holder: nothing reads entries by identifier (a refresh compares whole lists).
+            try db.drop(index: "lookup_list_entry_identifier")
+            // The querier: a table's entries live under a table id, in one B-tree keyed by tag. A full
+            // update is written under a new id while the old one stays in force, and the swap is one row.
+            // The tables are a cache of the holders' lists: they are dropped here and the next sync fetches
+            // them whole.
+            try db.execute(sql: "DELETE FROM lookup_table")
+            try db.alter(table: "lookup_table") { t in t.add(column: "table_id", .integer).notNull().defaults(to: 0) }
+            try db.drop(table: "lookup_table_entry")
+            try db.create(table: "lookup_table_entry", options: [.withoutRowID]) { t in
+                t.column("table_id", .integer).notNull()
+                t.column("tag", .integer).notNull()
+                t.column("sealed", .blob).notNull()
+                t.primaryKey(["table_id", "tag", "sealed"])
+            }
+            // Table ids handed out and not (or no longer) in force: a full update being received, or a
+            // replaced table whose rows are still to be deleted. Cleared at start.
+            try db.create(table: "lookup_table_unused") { t in
+                t.autoIncrementedPrimaryKey("table_id")
+            }
+        }
         return migrator
     }
 

@@ -65,6 +65,19 @@ public enum LabelledLookup {
             inverseBlind = try OPRF.inverse(of: blinded.blind)
         }
 
+        private init(key: [UInt8], blinded: OPRF.Blinded, inverseBlind: SecretScalar) {
+            self.key = key
+            self.blinded = blinded
+            self.inverseBlind = inverseBlind
+        }
+
+        /// `Query(sharedFor:)` for many keys: blinded over the cores, the blinds inverted together.
+        public static func shared(for keys: [[UInt8]]) throws -> [Query] {
+            let blinded = keys.count >= 32 ? try ParallelMap.map(keys) { try OPRF.blind($0) } : try keys.map { try OPRF.blind($0) }
+            let inverses = try OPRF.inverses(of: blinded.map(\.blind))
+            return keys.indices.map { Query(key: keys[$0], blinded: blinded[$0], inverseBlind: inverses[$0]) }
+        }
+
         /// The key's tag and label key from the holder's answer.
         public func output(evaluated: GroupElement) throws -> (tag: UInt64, labelKey: [UInt8]) {
             if let inverseBlind { return split(try OPRF.finalize(key, inverseBlind: inverseBlind, evaluated: evaluated)) }

@@ -137,8 +137,9 @@ public final class ListLookupQuerier: @unchecked Sendable {
         }
         if !response.refused.isEmpty { throw ListLookupError.refused(holder: holder, reason: response.refused, version: response.version) }
         guard response.evaluated.count == blinded.count * GroupElement.byteCount,
-              let answers = try? GroupElement.unpack(response.evaluated), answers.allSatisfy(Ristretto255.isValid) else {
-            throw ProtocolError.protocolViolation(peer: holder, detail: "the answer does not hold one valid element per blinded key")
+              let answers = try? GroupElement.unpack(response.evaluated) else {
+            // Each element is decoded, and refused if invalid, when it is unblinded (`Query.output`).
+            throw ProtocolError.protocolViolation(peer: holder, detail: "the answer does not hold one element per blinded key")
         }
         return (answers, response.version)
     }
