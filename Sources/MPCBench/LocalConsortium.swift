@@ -63,6 +63,12 @@ public struct LocalConsortium: Sendable {
         return LocalConsortium(directory: directory, members: members)
     }
 
+    /// The path of `id`'s configuration file (what `--config` takes).
+    public func configurationFile(of id: String) throws -> URL {
+        guard let m = members.first(where: { $0.id == id }) else { throw JobError.unknownPeer(id) }
+        return m.configurationPath
+    }
+
     public func configuration(of id: String) throws -> NodeConfiguration {
         guard let m = members.first(where: { $0.id == id }) else { throw JobError.unknownPeer(id) }
         return try NodeConfiguration.load(path: m.configurationPath.path)

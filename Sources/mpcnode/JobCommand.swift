@@ -95,13 +95,42 @@ struct JobCommand: AsyncParsableCommand {
     }
 
     struct Result: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show a job's result (on a recipient node).")
+        static let configuration = CommandConfiguration(
+            abstract: "Show a job's result (on a recipient node), or write all of it to a file.",
+            discussion: """
+                With --output, every row is written, page by page (constant memory, any size), as CSV or JSON; \
+                --with-columns joins columns of this node's own dataset of the job (as it is now) to each identifier.
+                """)
         @OptionGroup var options: ConfigOption
         @Argument(help: "Job id.") var jobID: String
         @Option(help: "Show at most this many identifiers.") var limit: Int = 1000
         @Flag(help: "Print JSON.") var json = false
+        @Option(help: "Write every row of the result to this file.") var output: String?
+        @Option(help: "The file's format: csv or json (default: from the file's extension, else csv).") var format: String?
+        @Option(help: "Columns of this node's dataset to join to each identifier, comma-separated.") var withColumns: String?
+        @Option(help: .hidden) var pageRows: Int = JobRepository.maximumPageRows
 
         func run() async throws {
+            if let output {
+                let url = URL(fileURLWithPath: output)
+                let chosen = format ?? (url.pathExtension.lowercased() == "json" ? "json" : "csv")
+                guard let format = ResultExport.Format(rawValue: chosen.lowercased()) else {
+                    throw CLIFailure("--format \(chosen): use csv or json")
+                }
+                let columns = (withColumns ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                let interactive = isatty(STDERR_FILENO) == 1
+                let started = Date()
+                let rows = try await ResultExport(options: options, jobID: jobID, output: url, format: format, columns: columns,
+                                                  pageRows: max(1, pageRows)).run { done, total in
+                    guard interactive else { return }
+                    let percent = total > 0 ? min(100, done * 100 / total) : 100
+                    FileHandle.standardError.write(Data("\r  \(done) of \(total) rows (\(percent) %)".utf8))
+                }
+                if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
+                print("wrote \(rows) rows to \(url.path) (\(format.rawValue), \(String(format: "%.1f", Date().timeIntervalSince(started))) s)")
+                return
+            }
+            guard withColumns == nil, format == nil else { throw CLIFailure("--with-columns and --format go with --output <file>") }
             let result = try await JobCommand.call(options, AdminRequest(command: .jobResult, jobID: jobID, limit: limit)).result!
             if json { try printJSON(result); return }
             if result.kind == "cardinality" {

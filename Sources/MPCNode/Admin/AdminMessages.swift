@@ -3,7 +3,7 @@ import Foundation
 /// A request from the operator's CLI to its own daemon (JSON over the admin socket).
 public struct AdminRequest: Codable, Sendable {
     public enum Command: String, Codable, Sendable {
-        case status, submitJob, jobStatus, listJobs, jobResult, audit, listReports, showReport, listModels, showModel
+        case status, submitJob, jobStatus, listJobs, jobResult, jobResultPage, audit, listReports, showReport, listModels, showModel
         case lookup, lookupStatus, lookupSync, lookupRotate
     }
     public var command: Command
@@ -14,9 +14,14 @@ public struct AdminRequest: Codable, Sendable {
     /// `lookupRotate`: `lists` names the holder's own list.
     public var keys: [String]?
     public var lists: [String]?
+    /// `jobResultPage`: the identifier to continue after, and the columns of this node's dataset to join.
+    public var after: String?
+    public var columns: [String]?
 
     public init(command: Command, submission: JobSubmission? = nil, jobID: String? = nil, limit: Int? = nil,
-                keys: [String]? = nil, lists: [String]? = nil) {
+                keys: [String]? = nil, lists: [String]? = nil, after: String? = nil, columns: [String]? = nil) {
+        self.after = after
+        self.columns = columns
         self.keys = keys
         self.lists = lists
         self.command = command
@@ -33,6 +38,7 @@ public struct AdminResponse: Codable, Sendable {
     public var job: JobView?
     public var jobs: [JobView]?
     public var result: JobResultView?
+    public var resultPage: JobResultPage?
     public var node: NodeStatusView?
     public var audit: [AuditRecord]?
     public var reports: [ReportView]?

@@ -67,6 +67,14 @@ public struct AdminServer: Sendable {
 
     public func close() async { try? await server.channel.close() }
 
+    /// Waits for the client to close the connection (it sends nothing after its request), at most
+    /// five minutes; then the daemon closes it.
+    private static func untilClosed(_ channel: Channel) async {
+        let timeout = channel.eventLoop.scheduleTask(in: .seconds(300)) { channel.close(promise: nil) }
+        try? await channel.closeFuture.get()
+        timeout.cancel()
+    }
+
     /// Linux's `struct ucred` (pid_t, uid_t, gid_t), which Glibc's module map leaves out without _GNU_SOURCE.
     struct PeerCredentials: Sendable { var pid: Int32; var uid: UInt32; var gid: UInt32 }
     /// SO_PEERCRED on Linux.
@@ -90,6 +98,7 @@ public struct AdminServer: Sendable {
                 guard allowed else {
                     let refusal = try AdminCoding.encoder.encode(AdminResponse(error: "refused: this user may not administer the node (root, the daemon's user, or admin_group)"))
                     try await outbound.write(ByteBuffer(bytes: refusal))
+                    await Self.untilClosed(connection.channel)
                     return
                 }
                 var iterator = inbound.makeAsyncIterator()
@@ -103,6 +112,10 @@ public struct AdminServer: Sendable {
                 }
                 let data = try AdminCoding.encoder.encode(response)
                 try await outbound.write(ByteBuffer(bytes: data))
+                // The write above only hands the frame to the channel: closing now would drop whatever the
+                // socket has not taken yet (a response larger than its buffer arrived cut). The client
+                // closes once it has read the response.
+                await Self.untilClosed(connection.channel)
             }
         } catch {
             logger.debug("admin connection ended with an error", metadata: ["error": "\(error)"])

@@ -181,6 +181,9 @@ public final class NodeRuntime: Sendable {
                 response.jobs = try repository.list(limit: request.limit ?? 50)
             case .jobResult:
                 response.result = try repository.result(jobID: request.jobID ?? "", limit: request.limit ?? 1000)
+            case .jobResultPage:
+                response.resultPage = try repository.resultPage(jobID: request.jobID ?? "", after: request.after, limit: request.limit ?? JobRepository.maximumPageRows,
+                                                                columns: request.columns ?? [], localNode: identity.nodeID)
             case .listReports:
                 response.reports = try ReportRepository(store: repository.store).list(limit: request.limit ?? 100)
             case .showReport:

@@ -69,6 +69,11 @@ public struct JobResultView: Codable, Sendable {
     public var values: [Double]?
     public var truncated: Bool
     public var createdAt: Date
+
+    public init(jobID: String, kind: String, cardinality: Int, identifiers: [String]?, values: [Double]?, truncated: Bool, createdAt: Date) {
+        self.jobID = jobID; self.kind = kind; self.cardinality = cardinality; self.identifiers = identifiers
+        self.values = values; self.truncated = truncated; self.createdAt = createdAt
+    }
 }
 
 /// What a coordinator's operator asks for.

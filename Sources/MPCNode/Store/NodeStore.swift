@@ -236,6 +236,10 @@ public final class NodeStore: Sendable {
                 t.autoIncrementedPrimaryKey("table_id")
             }
         }
+        migrator.registerMigration("v10: result items in identifier order per job (pages of a large result)") { db in
+            try db.create(index: "job_result_item_identifier", on: "job_result_item", columns: ["job_id", "identifier"])
+            try db.execute(sql: "DROP INDEX IF EXISTS index_job_result_item_on_job_id")
+        }
         return migrator
     }
 
