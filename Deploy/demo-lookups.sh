@@ -27,6 +27,11 @@ token_out=$(mpcnode node token --name fraud-engine --roles lookup,read)
 TOKEN=$(echo "$token_out" | sed -n 's/^token (shown once.*): //p')
 TOKEN_SHA=$(echo "$token_out" | sed -n 's/^ *sha256: //p')
 ( umask 077; echo "$TOKEN" > "$DEMO/api-token" )
+echo "http://127.0.0.1:$API_PORT" > "$DEMO/api-url"
+# The bank's operations desk: every other path of the API (Deploy/check-api.sh uses it).
+ops_out=$(mpcnode node token --name operations --roles operator,read,metrics,regulator,lookup)
+OPS_SHA=$(echo "$ops_out" | sed -n 's/^ *sha256: //p')
+( umask 077; echo "$ops_out" | sed -n 's/^token (shown once.*): //p' > "$DEMO/ops-token" )
 echo "token for bank-1's fraud engine made; bank-1's configuration holds only its SHA-256 ($TOKEN_SHA)"
 others() { for n in $NODES; do [ "${n%%:*}" = "$1" ] || printf '%s, ' "${n%%:*}"; done | sed 's/, $//'; }
 for n in $NODES; do
@@ -41,7 +46,10 @@ for n in $NODES; do
   tokens:
     - name: fraud-engine
       sha256: $TOKEN_SHA
-      roles: [lookup, read]"
+      roles: [lookup, read]
+    - name: operations
+      sha256: $OPS_SHA
+      roles: [operator, read, metrics, regulator, lookup]"
   fi
   node_config "$id" "$extra
 policy:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command: installs what is missing, builds, and runs the whole test suite
-# (unit tests, in-memory protocol tests, loopback TLS tests, end-to-end tests with real daemons).
+# (unit tests, in-memory protocol tests, loopback TLS tests, end-to-end tests with real daemons), then
+# every walkthrough of Deploy/ (each must exit 0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 Deploy/install-dependencies.sh
@@ -18,4 +19,35 @@ failed=$(echo "$summary" | sed -E 's/.*with ([0-9]+) failures?.*/\1/')
 if [ -n "$summary" ]; then
   echo "tests: $((total - failed)) passed, $failed failed"
 fi
-exit "$status"
+
+# The deployment files: Kubernetes manifests against their schemas, the systemd unit, Compose's init.
+deploy_status=0
+Deploy/check-deploy-files.sh || deploy_status=$?
+
+# Every walkthrough in Deploy/ runs end to end and must exit 0 (SKIP_WALKTHROUGHS=1 skips them).
+walkthroughs_failed=0
+if [ "${SKIP_WALKTHROUGHS:-0}" != 1 ]; then
+  # (Deploy/demo-lookups.sh runs below, in the API check, with its daemons kept for schemathesis.)
+  for demo in demo.sh demo-branches.sh demo-union-sum.sh demo-train-lr.sh; do
+    started=$(date +%s)
+    if Deploy/$demo > "$log" 2>&1; then
+      echo "walkthrough Deploy/$demo: exit 0 ($(( $(date +%s) - started )) s)"
+    else
+      code=$?
+      walkthroughs_failed=$((walkthroughs_failed + 1))
+      echo "walkthrough Deploy/$demo: FAILED with exit $code; its last lines:"
+      tail -n 30 "$log" | sed 's/^/    /'
+    fi
+  done
+  # The lookup walkthrough, then the HTTP API against its OpenAPI document (schemathesis).
+  started=$(date +%s)
+  if Deploy/check-api.sh; then
+    echo "walkthrough Deploy/demo-lookups.sh and the API check: exit 0 ($(( $(date +%s) - started )) s)"
+  else
+    walkthroughs_failed=$((walkthroughs_failed + 1))
+  fi
+fi
+[ "$status" -eq 0 ] || exit "$status"
+[ "$deploy_status" -eq 0 ] || exit 1
+[ "$walkthroughs_failed" -eq 0 ] || exit 1
+exit 0

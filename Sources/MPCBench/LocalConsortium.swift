@@ -23,7 +23,7 @@ public struct LocalConsortium: Sendable {
     public static func create(in directory: URL, banks: [String], coordinator: String = "coordinator", regulators: [String] = [],
                               policy: (String) -> String, peerIdleTimeoutSeconds: Int = 300,
                               serverReportGraceSeconds: Int = 30, maximumJobSeconds: Int = 86_400,
-                              regulatorPolicy: String? = nil) throws -> LocalConsortium {
+                              regulatorPolicy: String? = nil, coordinatorExtra: String = "") throws -> LocalConsortium {
         let pki = directory.appendingPathComponent("pki")
         try FileManager.default.createDirectory(at: pki, withIntermediateDirectories: true)
         let ca = try ConsortiumCA.create(name: "Local test consortium")
@@ -54,7 +54,7 @@ public struct LocalConsortium: Sendable {
                   ca_certificate: pki/ca.pem
                 peers:
                 \(peers.joined(separator: "\n"))
-                \(role == .bank ? policy(id) : role == .regulator ? (regulatorPolicy ?? "policy:\n  coordinators: [\(coordinator)]") : "")
+                \(role == .bank ? policy(id) : role == .regulator ? (regulatorPolicy ?? "policy:\n  coordinators: [\(coordinator)]") : coordinatorExtra)
                 """
             let path = directory.appendingPathComponent("\(id).yaml")
             try text.write(to: path, atomically: true, encoding: .utf8)

@@ -73,7 +73,8 @@ public enum OPRF {
     public static func inverses(of blinds: [SecretScalar]) throws -> [SecretScalar] {
         guard blinds.count > 1 else { return try blinds.map(invert) }
         Sodium.ensureInitialized()
-        let values = blinds.map { $0.bytes.bytes }
+        var values = blinds.map { $0.bytes.bytes }
+        defer { for i in values.indices { sodium_memzero(&values[i], 32) } }
         var prefix = [[UInt8]](repeating: [], count: values.count)  // prefix[i] = values[0] ⋯ values[i]
         prefix[0] = values[0]
         for i in 1..<values.count {
@@ -94,6 +95,10 @@ public enum OPRF {
             running = product
         }
         out[0] = try SecretScalar(littleEndianBytes: running)
+        // The blinds and their products are secrets (with a blinded element, a blind gives the key away).
+        for i in prefix.indices { sodium_memzero(&prefix[i], 32) }
+        sodium_memzero(&running, 32)
+        sodium_memzero(&product, 32)
         return out.map { $0! }
     }
 

@@ -30,6 +30,8 @@ struct APIAuthentication: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
         context.maximumBodyBytes = settings.maximumRequestBytes
+        // Liveness and readiness probes say nothing but "up" and "ready": open to an orchestrator's probe.
+        if OperationsRoutes.openPaths.contains(request.uri.path) { return try await next(request, context) }
         if let authorization = request.headers[.authorization] {
             let parts = authorization.split(separator: " ", maxSplits: 1)
             guard parts.count == 2, parts[0].lowercased() == "bearer", let token = settings.token(presented: String(parts[1])) else {
@@ -37,8 +39,8 @@ struct APIAuthentication: RouterMiddleware {
                                headers: [.wwwAuthenticate: "Bearer realm=\"mpcnode\", error=\"invalid_token\""])
             }
             context.caller = APICaller(name: token.name, roles: token.roles)
-        } else if settings.tls?.clientCA != nil {
-            context.caller = APICaller(name: "client-certificate", roles: Set(HTTPAPISettings.Role.allCases))
+        } else if let tls = settings.tls, tls.clientCA != nil {
+            context.caller = APICaller(name: "client-certificate", roles: tls.clientRoles)
         } else {
             throw APIError(.unauthorized, "unauthorized", "send Authorization: Bearer <token> (a token configured under http.tokens of this node)",
                            headers: [.wwwAuthenticate: "Bearer realm=\"mpcnode\""])
@@ -48,6 +50,15 @@ struct APIAuthentication: RouterMiddleware {
 }
 
 extension APIRequestContext {
+    func has(_ role: HTTPAPISettings.Role) -> Bool { caller?.roles.contains(role) ?? false }
+
+    /// One of `roles` is enough.
+    func requireAny(_ roles: HTTPAPISettings.Role...) throws {
+        guard let caller, !caller.roles.isDisjoint(with: roles) else {
+            throw APIError(.forbidden, "forbidden", "this caller (\(caller?.name ?? "anonymous")) has none of the roles \(roles.map(\.rawValue).joined(separator: ", "))")
+        }
+    }
+
     func require(_ role: HTTPAPISettings.Role) throws {
         guard let caller, caller.roles.contains(role) else {
             throw APIError(.forbidden, "forbidden", "this caller (\(caller?.name ?? "anonymous")) lacks the role '\(role.rawValue)'")

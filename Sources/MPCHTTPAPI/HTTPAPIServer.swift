@@ -22,7 +22,11 @@ public final class HTTPAPIServer: Sendable {
         let router = Router(context: APIRequestContext.self)
         router.add(middleware: JSONErrorMiddleware())
         router.add(middleware: APIAuthentication(settings: settings))
-        LookupRoutes(querier: node.lookupQuerier, holder: node.lookupHolder, nodeID: node.identity.nodeID, settings: settings).add(to: router)
+        LookupRoutes(querier: node.lookupQuerier, holder: node.lookupHolder, nodeID: node.identity.nodeID, settings: settings,
+                     metrics: node.metrics).add(to: router)
+        OperationsRoutes(node: node).add(to: router)
+        JobRoutes(node: node, settings: settings).add(to: router)
+        RecordRoutes(node: node).add(to: router)
 
         var server: HTTPServerBuilder = .http1()
         if let tls = settings.tls {

@@ -10,6 +10,7 @@ struct LookupRoutes {
     let holder: LookupHolderService
     let nodeID: String
     let settings: HTTPAPISettings
+    let metrics: NodeMetrics
 
     /// The body, checked member by member (a null or a number where a string belongs is a 400, as the
     /// OpenAPI document says, not silently an absent member).
@@ -104,7 +105,11 @@ struct LookupRoutes {
             case .notAList: throw APIError(.badRequest, "bad_list", "\(error)")
             }
         }
-        let elapsed = Double((ContinuousClock.now - started) / .microseconds(1)) / 1000
+        let duration = ContinuousClock.now - started
+        let listed = results.filter(\.listed).count
+        let incomplete = results.filter { !$0.listed && !$0.notAsked.isEmpty }.count
+        metrics.lookups(listed: listed, notListed: results.count - listed - incomplete, incomplete: incomplete, duration: duration)
+        let elapsed = Double(duration / .microseconds(1)) / 1000
         return try Self.json(LookupResponse(node: nodeID, results: results, elapsedMilliseconds: elapsed))
     }
 

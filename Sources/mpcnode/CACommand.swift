@@ -30,8 +30,10 @@ struct CACommand: ParsableCommand {
 
     struct Issue: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "issue",
             abstract: "Issue a node's certificate (<node>.pem) for the key in its request (made by `mpcnode node init` on the node).",
-            discussion: "The CA never makes or sees a node's private key. The request's signature must verify and its subject must name the node (and the role, if it names one).")
+            discussion: "The CA never makes or sees a node's private key. The request's signature must verify and its subject must name the node (and the role, if it names one).",
+            aliases: ["sign"])
         @Option(help: "Folder holding ca.pem and ca-key.pem.") var dir: String = "pki"
         @Option(help: "The node's certificate signing request (<node>.csr).") var csr: String
         @Option(help: "The node's role: bank, coordinator or regulator.") var role: String

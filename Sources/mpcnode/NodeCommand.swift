@@ -6,8 +6,26 @@ import MPCNode
 struct NodeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "node",
-        abstract: "A node's own identity: make its private key and the request the CA operator signs.",
-        subcommands: [Init.self, Token.self])
+        abstract: "A node's own identity: make its private key and the request the CA operator signs; its status; API tokens.",
+        subcommands: [Init.self, Status.self, Token.self])
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Whether the daemon runs, and its identity, peers, datasets, running jobs and audit chain (exit 1 if it does not answer).")
+        @OptionGroup var options: ConfigOption
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let status = try await JobCommand.call(options, AdminRequest(command: .status)).node!
+            if json { try printJSON(status); return }
+            print("""
+                node \(status.nodeID) (\(status.role)), listening on \(status.listen), up since \(Format.date(status.startedAt))
+                  peers: \(status.peers.keys.sorted().joined(separator: ", "))
+                  datasets: \(status.datasets), running jobs: \(status.runningJobs), audit chain: \(status.auditChainIntact ? "intact" : "BROKEN (see mpcnode audit)")
+                """)
+            if !status.auditChainIntact { throw ExitCode(2) }
+        }
+    }
 
     struct Init: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -44,11 +62,11 @@ struct NodeCommand: ParsableCommand {
             abstract: "Make a bearer token for the node's HTTP API.",
             discussion: "Prints the token once (give it to the calling system) and the entry for http.tokens in the node's configuration, which holds only its SHA-256.")
         @Option(help: "Who uses the token (shown in the API's logs).") var name: String
-        @Option(help: "Roles, comma-separated: lookup, read.") var roles: String = "lookup"
+        @Option(help: "Roles, comma-separated: lookup, read, metrics, operator, coordinator, regulator.") var roles: String = "lookup"
 
         func run() throws {
             let roles = roles.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-            for r in roles where HTTPAPISettings.Role(rawValue: r) == nil { throw CLIFailure("unknown role '\(r)': use lookup or read") }
+            for r in roles where HTTPAPISettings.Role(rawValue: r) == nil { throw CLIFailure("unknown role '\(r)': use one of \(HTTPAPISettings.Role.allCases.map(\.rawValue).joined(separator: ", "))") }
             let (token, sha256) = HTTPAPISettings.newToken()
             print("token (shown once; keep it in the caller's secret store): \(token)")
             print("")

@@ -3,6 +3,7 @@ import Logging
 import MPCTransport
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// The daemon's local admin endpoint: a Unix domain socket in the data directory, readable and
 /// writable by the daemon's own user only (mode 0600 in a 0700 folder) — the operating system
@@ -12,6 +13,16 @@ public struct AdminServer: Sendable {
     let handler: @Sendable (AdminRequest) async -> AdminResponse
     let logger: Logger
     let access: AdminAccess
+    /// Accepted connections, closed by `close()` (one waiting for a client to read its response must not
+    /// hold the daemon's stop).
+    let connections = OpenConnections()
+
+    final class OpenConnections: Sendable {
+        private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
+        func add(_ c: any Channel) { channels.withLock { $0[ObjectIdentifier(c)] = c } }
+        func remove(_ c: any Channel) { _ = channels.withLock { $0.removeValue(forKey: ObjectIdentifier(c)) } }
+        func closeAll() { for c in channels.withLock({ Array($0.values) }) { c.close(promise: nil) } }
+    }
 
     public static func bind(path: URL, group: EventLoopGroup, logger: Logger, access: AdminAccess = AdminAccess(),
                             handler: @escaping @Sendable (AdminRequest) async -> AdminResponse) async throws -> AdminServer {
@@ -65,12 +76,15 @@ public struct AdminServer: Sendable {
         }
     }
 
-    public func close() async { try? await server.channel.close() }
+    public func close() async {
+        try? await server.channel.close()
+        connections.closeAll()
+    }
 
-    /// Waits for the client to close the connection (it sends nothing after its request), at most
-    /// five minutes; then the daemon closes it.
+    /// Waits for the client to close the connection (it sends nothing after its request), at most a
+    /// minute (or until the daemon stops); then the daemon closes it.
     private static func untilClosed(_ channel: Channel) async {
-        let timeout = channel.eventLoop.scheduleTask(in: .seconds(300)) { channel.close(promise: nil) }
+        let timeout = channel.eventLoop.scheduleTask(in: .seconds(60)) { channel.close(promise: nil) }
         try? await channel.closeFuture.get()
         timeout.cancel()
     }
@@ -87,6 +101,8 @@ public struct AdminServer: Sendable {
     }
 
     private func serve(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
+        connections.add(connection.channel)
+        defer { connections.remove(connection.channel) }
         let credentials = await peerCredentials(connection.channel)
         let allowed = credentials.map { access.allows(uid: $0.uid, gid: $0.gid, userName: AdminAccess.userName(of: $0.uid)) } ?? false
         if !allowed {

@@ -20,6 +20,7 @@ import MPCTransport
 ///     certificate: pki/bank-b-http.pem
 ///     private_key: pki/bank-b-http-key.pem
 ///     client_ca: pki/bank-b-internal-ca.pem
+///     client_roles: [lookup, read]      # what a client certificate may do (this is the default)
 /// ```
 public struct HTTPAPISettings: Sendable, Equatable {
     public struct Token: Sendable, Equatable {
@@ -29,12 +30,23 @@ public struct HTTPAPISettings: Sendable, Equatable {
     }
 
     /// What a caller may do: `lookup` (POST /v1/lookups), `read` (the lists' status).
-    public enum Role: String, Sendable, CaseIterable { case lookup, read }
+    public enum Role: String, Sendable, CaseIterable {
+        /// `POST /v1/lookups`; `read`: the lists' status; `metrics`: `GET /metrics` (for Prometheus).
+        case lookup, read, metrics
+        /// The node's operator: node, datasets (metadata), jobs, results, audit.
+        case operations = "operator"
+        /// Submits jobs (on a coordinator's node) and follows them.
+        case coordinator
+        /// Reads reports and models (a regulator's viewer).
+        case regulator
+    }
 
     public struct TLSFiles: Sendable, Equatable {
         public var certificate: URL
         public var privateKey: URL
         public var clientCA: URL?
+        /// The roles of a caller authenticated by a client certificate (default lookup and read).
+        public var clientRoles: Set<Role> = [.lookup, .read]
     }
 
     public var listen: PeerAddress
@@ -80,7 +92,7 @@ public struct HTTPAPISettings: Sendable, Equatable {
             var roles = Set<Role>()
             for r in t.roles ?? ["lookup", "read"] {
                 guard let role = Role(rawValue: r) else {
-                    throw ConfigurationError.invalid(path: path, detail: "http.tokens[\(i)].roles: unknown role '\(r)' (known: lookup, read)")
+                    throw ConfigurationError.invalid(path: path, detail: "http.tokens[\(i)].roles: unknown role '\(r)' (known: \(Role.allCases.map(\.rawValue).joined(separator: ", ")))")
                 }
                 roles.insert(role)
             }
@@ -95,7 +107,21 @@ public struct HTTPAPISettings: Sendable, Equatable {
         guard (1...100_000).contains(maximumBatchKeys) else {
             throw ConfigurationError.invalid(path: path, detail: "http.max_batch_keys must lie in 1…100000")
         }
-        tls = raw.tls.map { TLSFiles(certificate: resolve($0.certificate), privateKey: resolve($0.private_key), clientCA: $0.client_ca.map(resolve)) }
+        if let t = raw.tls {
+            var files = TLSFiles(certificate: resolve(t.certificate), privateKey: resolve(t.private_key), clientCA: t.client_ca.map(resolve))
+            if let names = t.client_roles {
+                files.clientRoles = []
+                for r in names {
+                    guard let role = Role(rawValue: r) else {
+                        throw ConfigurationError.invalid(path: path, detail: "http.tls.client_roles: unknown role '\(r)' (known: \(Role.allCases.map(\.rawValue).joined(separator: ", ")))")
+                    }
+                    files.clientRoles.insert(role)
+                }
+            }
+            tls = files
+        } else {
+            tls = nil
+        }
         guard !tokens.isEmpty || tls?.clientCA != nil else {
             throw ConfigurationError.invalid(path: path, detail: "http: configure tokens or tls.client_ca; the API never takes anonymous requests")
         }
@@ -115,7 +141,7 @@ public struct HTTPAPISettings: Sendable, Equatable {
 
 struct RawHTTP: Codable {
     struct RawToken: Codable { var name: String; var sha256: String; var roles: [String]? }
-    struct RawHTTPTLS: Codable { var certificate: String; var private_key: String; var client_ca: String? }
+    struct RawHTTPTLS: Codable { var certificate: String; var private_key: String; var client_ca: String?; var client_roles: [String]? }
     var listen: String
     var tokens: [RawToken]?
     var max_request_bytes: Int?

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Logging
 import MPCIdentity
 import MPCTransport
@@ -16,6 +17,8 @@ public final class NodeRuntime: Sendable {
     /// The holder's and the querier's lookup services (Protocols/list-lookup.md).
     public let lookupHolder: LookupHolderService
     public let lookupQuerier: LookupQuerierService
+    /// This node's metrics (`/metrics` of the HTTP API).
+    public let metrics: NodeMetrics
     public let peerPort: Int
     let listener: PeerListener
     let admin: AdminServer
@@ -53,8 +56,10 @@ public final class NodeRuntime: Sendable {
                                   privateKeyPath: configuration.tls.privateKey.path,
                                   caCertificatePath: configuration.tls.caCertificate.path),
             group: group, options: options, logger: logger)
+        let metrics = NodeMetrics()
+        metrics.observeJobs(of: store)
         let engine = JobEngine(configuration: configuration, store: store, transport: transport, logger: logger,
-                               sessionWaitTimeout: sessionWaitTimeout, faults: faults)
+                               sessionWaitTimeout: sessionWaitTimeout, faults: faults, metrics: metrics)
         await engine.recoverAfterRestart()
         let signatures = try CertificateSignatures(certificatePath: configuration.tls.certificate.path,
                                                    privateKeyPath: configuration.tls.privateKey.path,
@@ -111,17 +116,21 @@ public final class NodeRuntime: Sendable {
         if faults != nil {
             logger.warning("fault injection is on: this node fails on purpose at a point a test chose (debug builds only)")
         }
+        if let days = Self.certificateDaysLeft(configuration.tls.certificate.path), days < 30 {
+            logger.warning("this node's certificate expires soon: have a new one signed (mpcnode node init, then the CA's mpcnode ca sign)",
+                           metadata: ["days_left": "\(Int(days))", "certificate": "\(configuration.tls.certificate.path)"])
+        }
         logger.info("node started", metadata: [
             "node": "\(identity.nodeID)", "role": "\(identity.role.rawValue)",
             "listen": "\(configuration.listen.host):\(listener.port)", "admin": "\(configuration.adminSocketPath.path)",
         ])
         return NodeRuntime(configuration: configuration, identity: identity, store: store, engine: engine, transport: transport,
-                           lookupHolder: lookupHolder, lookupQuerier: lookupQuerier, peerPort: listener.port, listener: listener, admin: admin, group: group, tasks: tasks,
+                           lookupHolder: lookupHolder, lookupQuerier: lookupQuerier, metrics: metrics, peerPort: listener.port, listener: listener, admin: admin, group: group, tasks: tasks,
                            logger: logger, startedAt: startedAt)
     }
 
     private init(configuration: NodeConfiguration, identity: NodeIdentity, store: NodeStore, engine: JobEngine,
-                 transport: PeerTransport, lookupHolder: LookupHolderService, lookupQuerier: LookupQuerierService, peerPort: Int, listener: PeerListener, admin: AdminServer,
+                 transport: PeerTransport, lookupHolder: LookupHolderService, lookupQuerier: LookupQuerierService, metrics: NodeMetrics, peerPort: Int, listener: PeerListener, admin: AdminServer,
                  group: MultiThreadedEventLoopGroup, tasks: [Task<Void, Never>], logger: Logger, startedAt: Date) {
         self.configuration = configuration
         self.identity = identity
@@ -130,6 +139,7 @@ public final class NodeRuntime: Sendable {
         self.transport = transport
         self.lookupHolder = lookupHolder
         self.lookupQuerier = lookupQuerier
+        self.metrics = metrics
         self.peerPort = peerPort
         self.listener = listener
         self.admin = admin
@@ -137,6 +147,33 @@ public final class NodeRuntime: Sendable {
         self.tasks = tasks
         self.logger = logger
         self.startedAt = startedAt
+    }
+
+    /// The Prometheus text exposition of this node's metrics, the certificates' days to expiry read now
+    /// (a renewed certificate shows at the next scrape).
+    public func metricsExposition() -> [UInt8] {
+        let node = (try? CertificateCheck.loadCertificate(path: configuration.tls.certificate.path))?.notValidAfter
+        let ca = (try? CertificateCheck.loadCertificate(path: configuration.tls.caCertificate.path))?.notValidAfter
+        return metrics.exposition(certificateNotAfter: node ?? Date(), caNotAfter: ca)
+    }
+
+    /// What `mpcnode node status` and `GET /v1/node` show.
+    public func statusView() throws -> NodeStatusView {
+        NodeStatusView(
+            nodeID: identity.nodeID, role: identity.role.rawValue, listen: configuration.listen.description,
+            peers: configuration.peers.mapValues(\.description), startedAt: startedAt,
+            datasets: try DatasetCatalog(store: store).list().count,
+            runningJobs: try JobRepository(store: store).list(limit: 1000).filter { $0.state == .running }.count,
+            auditChainIntact: try AuditLog(store: store).verify() == nil)
+    }
+
+    /// Whether this node's database answers a read (readiness).
+    public func databaseAnswers() -> Bool {
+        (try? store.read { db in try Int.fetchOne(db, sql: "SELECT 1") }) == 1
+    }
+
+    static func certificateDaysLeft(_ path: String, now: Date = Date()) -> Double? {
+        (try? CertificateCheck.loadCertificate(path: path)).map { $0.notValidAfter.timeIntervalSince(now) / 86_400 }
     }
 
     /// Stops accepting, ends running jobs (as failed, with the reason recorded), and closes everything.

@@ -25,10 +25,13 @@ public actor JobEngine {
     let sessionWaitTimeout: Duration
     /// Hooks of end-to-end fault tests (nil in production).
     let faults: FaultHooks?
+    /// This node's metrics (policy refusals are counted here; job outcomes through the store).
+    let metrics: NodeMetrics
     var tasks: [String: Task<Void, Never>] = [:]
 
     public init(configuration: NodeConfiguration, store: NodeStore, transport: PeerTransport, logger: Logger,
-                sessionWaitTimeout: Duration = .seconds(60), faults: FaultHooks? = nil) {
+                sessionWaitTimeout: Duration = .seconds(60), faults: FaultHooks? = nil, metrics: NodeMetrics = NodeMetrics()) {
+        self.metrics = metrics
         self.nodeID = configuration.nodeID
         self.configuration = configuration
         self.store = store

@@ -38,13 +38,14 @@ extension JobEngine {
         do {
             if try repository.state(jobID: spec.jobID) != nil {
                 decision.reason = "a job with id \(spec.jobID) already exists on this node"
+                metrics.policyRefused(rule: .duplicateJob)
                 return .with { $0.decision = decision }
             }
             let mine = spec.parties.first { $0.nodeID == nodeID }
             let kind = try? JobKinds.kind(of: spec)
             var inputRows: Int?
             let check = PolicyCheck(policy: configuration.policy, nodeID: nodeID)
-            var verdict = try check.check(spec, proposer: proposer) {
+            var (verdict, refusingRule) = try check.checkWithRule(spec, proposer: proposer) {
                 guard let mine, let kind else { return nil }
                 inputRows = try kind.inputSize(spec, mine: mine, catalog: catalog)
                 return inputRows
@@ -55,22 +56,26 @@ extension JobEngine {
             if verdict == .allowed, let mine, case .aggregate? = spec.kind, let rule = configuration.policy.datasets[mine.dataset],
                let difference = try store.read({ db in try ReleaseHistory().refusal(spec, dataset: mine.dataset, minimum: rule.minimumCellRecords, db) }) {
                 verdict = .refused(reason: difference)
+                refusingRule = .differencing
             }
             try store.write { db in
                 // The query budgets, counted in the same transaction that records the decision.
                 if verdict == .allowed, let mine, let rule = configuration.policy.datasets[mine.dataset],
                    let over = try DatasetBudget(nodeID: nodeID).refusal(dataset: mine.dataset, rule: rule, coordinator: proposer, db) {
                     verdict = .refused(reason: over)
+                    refusingRule = .queryBudget
                 }
                 // Repeated set comparisons with one peer on an unchanged input (differencing of PSI results).
                 if verdict == .allowed, let mine, let rule = configuration.policy.datasets[mine.dataset],
                    let over = try DatasetBudget(nodeID: nodeID).peerRefusal(spec, dataset: mine.dataset, rule: rule, db) {
                     verdict = .refused(reason: over)
+                    refusingRule = .peerComparisons
                 }
                 // The privacy budget of a dataset whose secure sums are noised.
                 if verdict == .allowed, let mine, case .aggregate? = spec.kind, let noise = configuration.policy.datasets[mine.dataset]?.sumNoise,
                    let over = try noise.budgetRefusal(dataset: mine.dataset, nodeID: nodeID, db) {
                     verdict = .refused(reason: over)
+                    refusingRule = .privacyBudget
                 }
                 switch verdict {
                 case .allowed:
@@ -95,6 +100,7 @@ extension JobEngine {
                 logger.info("job accepted", metadata: ["job": "\(spec.jobID)", "coordinator": "\(proposer)"])
             case .refused(let reason):
                 decision.reason = reason
+                metrics.policyRefused(rule: refusingRule ?? .kindRule)
                 logger.notice("job refused by policy", metadata: ["job": "\(spec.jobID)", "reason": "\(reason)"])
             }
         } catch {

@@ -39,6 +39,8 @@ public final class TableUpdate: @unchecked Sendable {
     let tableID: Int64?
     fileprivate(set) var added: [UInt64] = []
     fileprivate(set) var removed: [UInt64] = []
+    /// Rows a full table's batches wrote (what SQLite says it inserted).
+    fileprivate(set) var rowsWritten = 0
 
     fileprivate init(holder: String, header: ListTableHeader, tableID: Int64?) {
         self.holder = holder
@@ -76,14 +78,17 @@ public final class SubscribedTables: Sendable {
         tables.withLock { $0 = loaded }
     }
 
-    /// Deletes the rows of tables not in force: an update cut off by a restart, a table replaced.
+    /// At start (nothing is being received): deletes the rows of tables not in force — an update cut off
+    /// by a restart, a table replaced just before one.
     private static func deleteUnused(_ store: NodeStore) throws {
         let unused = try store.read { db in try Int64.fetchAll(db, sql: "SELECT table_id FROM lookup_table_unused") }
-        for id in unused {
-            try store.write { db in
-                try db.execute(sql: "DELETE FROM lookup_table_entry WHERE table_id = ?", arguments: [id])
-                try db.execute(sql: "DELETE FROM lookup_table_unused WHERE table_id = ?", arguments: [id])
-            }
+        for id in unused { try delete(tableID: id, store) }
+    }
+
+    private static func delete(tableID id: Int64, _ store: NodeStore) throws {
+        try store.write { db in
+            try db.execute(sql: "DELETE FROM lookup_table_entry WHERE table_id = ?", arguments: [id])
+            try db.execute(sql: "DELETE FROM lookup_table_unused WHERE table_id = ?", arguments: [id])
         }
     }
 
@@ -121,6 +126,7 @@ public final class SubscribedTables: Sendable {
                 let insert = try db.makeStatement(sql: "INSERT INTO lookup_table_entry (table_id, tag, sealed) VALUES (?, ?, ?)")
                 for entry in batch.added {
                     try insert.execute(arguments: [id, Int64(bitPattern: entry.tag), Data(ListTableBatch.pack(entry.label))])
+                    update.rowsWritten += db.changesCount
                 }
             } else {
                 let insert = try db.makeStatement(sql: "INSERT INTO lookup_staging (sync_id, tag, sealed) VALUES (?, ?, ?)")
@@ -165,7 +171,7 @@ public final class SubscribedTables: Sendable {
             var entries: Int, tableID: Int64
             if let id = update.tableID {
                 tableID = id
-                entries = update.added.count
+                entries = update.rowsWritten
                 try db.execute(sql: "DELETE FROM lookup_table_unused WHERE table_id = ?", arguments: [id])
                 if let old = current?.tableID { try db.execute(sql: "INSERT INTO lookup_table_unused (table_id) VALUES (?)", arguments: [old]) }
             } else {
@@ -215,8 +221,9 @@ public final class SubscribedTables: Sendable {
         }
         let updated = SubscribedTable(holder: holder, header: header, updatedAt: Date(), tableID: tableID, tags: tags)
         tables.withLock { $0[key] = updated }
-        // The replaced table's rows go now that the new one is in force.
-        if header.full, current != nil { try? Self.deleteUnused(store) }
+        // The replaced table's rows go now that the new one is in force (only its own: another list's
+        // full table may be arriving under an id of `lookup_table_unused` at this moment).
+        if header.full, let old = current?.tableID { try? Self.delete(tableID: old, store) }
         // A large update leaves a write-ahead log of hundreds of MB that every later read and write goes
         // through until SQLite checkpoints it: fold it into the database now, while the update is fresh.
         if header.added + header.removed >= 100_000 {

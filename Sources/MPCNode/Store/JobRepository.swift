@@ -24,6 +24,7 @@ public struct JobRepository: Sendable {
         try db.execute(sql: """
             INSERT INTO job (id, spec, spec_hash, role, state, reason, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
             """, arguments: [spec.jobID, Data(bytes), try Self.specHash(spec), role.rawValue, state.rawValue, reason, now, now])
+        if state.isFinal { store.jobStates.changed(db, jobID: spec.jobID, state: state) }
         if role == .coordinator {
             for node in Self.participants(of: spec) {
                 try db.execute(sql: "INSERT INTO job_party (job_id, node_id, state) VALUES (?, ?, ?)",
@@ -57,6 +58,7 @@ public struct JobRepository: Sendable {
     public func setState(_ db: Database, jobID: String, _ state: JobState, reason: String? = nil) throws {
         try db.execute(sql: "UPDATE job SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
                        arguments: [state.rawValue, reason, Date(), jobID])
+        store.jobStates.changed(db, jobID: jobID, state: state)
     }
 
     public func setMetrics(_ db: Database, jobID: String, inputRows: Int?, bytesSent: UInt64, bytesReceived: UInt64, elapsedMs: Int) throws {

@@ -79,6 +79,9 @@ extension JobRepository {
         guard let info = try DatasetInfo.filter(Column("name") == party.dataset).fetchOne(db) else {
             throw JobError.cannotJoinColumns("dataset '\(party.dataset)' of job \(jobID) is no longer on this node: import it again to join its columns, or drop --with-columns")
         }
+        guard info.columns.contains(party.column) else {
+            throw JobError.cannotJoinColumns("dataset '\(party.dataset)' no longer has the job's column '\(party.column)' (it was imported again without it): drop --with-columns")
+        }
         for column in columns where !info.columns.contains(column) {
             throw StoreError.unknownColumn(dataset: party.dataset, column: column, available: info.columns)
         }

@@ -6,6 +6,8 @@ import GRDB
 public final class NodeStore: Sendable {
     public let pool: DatabasePool
     public let path: URL
+    /// Told of every job state change once committed.
+    public let jobStates = JobStateObservers()
 
     public init(path: URL) throws {
         try PrivateFiles.folder(path.deletingLastPathComponent())

@@ -24,7 +24,9 @@ public enum PrivateFiles {
     /// Refuses a private key that another local user can read or write, naming the file and the fix.
     public static func checkKey(_ path: String) throws {
         let attributes: [FileAttributeKey: Any]
-        do { attributes = try FileManager.default.attributesOfItem(atPath: path) } catch { return }  // missing: the TLS check says so
+        // The file itself, not a link to it (a Kubernetes Secret's files are links into `..data/`).
+        let target = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+        do { attributes = try FileManager.default.attributesOfItem(atPath: target) } catch { return }  // missing: the TLS check says so
         let mode = (attributes[.posixPermissions] as? NSNumber)?.intValue ?? 0
         if mode & 0o077 != 0 { throw PrivateFileError.keyReadableByOthers(path: path, mode: mode) }
     }
