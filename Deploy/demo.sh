@@ -65,8 +65,8 @@ echo "$out"
 job=$(echo "$out" | sed -n 's/^submitted //p')
 echo; echo "bank-a reads its result:"
 mpcnode job result "$job" --config "$DEMO/bank-a.yaml" --limit 10
-echo; echo "bank-a writes all of it to a file, with its own customer id and name for each number:"
-mpcnode job result "$job" --config "$DEMO/bank-a.yaml" --output "$DEMO/hits.csv" --with-columns customer_id,name
+echo; echo "bank-a writes all of it to a file, with its own customer id and balance for each number:"
+mpcnode job result "$job" --config "$DEMO/bank-a.yaml" --output "$DEMO/hits.csv" --with-columns customer_id,balance
 sed -n 1,4p "$DEMO/hits.csv"
 echo; echo "bank-b, which is not a recipient, has none:"
 mpcnode job result "$job" --config "$DEMO/bank-b.yaml" || true

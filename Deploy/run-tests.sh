@@ -39,6 +39,14 @@ if [ "${SKIP_WALKTHROUGHS:-0}" != 1 ]; then
       tail -n 30 "$log" | sed 's/^/    /'
     fi
   done
+  # The web console in headless Chromium (it installs chromium and chromium-driver if missing).
+  started=$(date +%s)
+  if Deploy/check-console.sh > "$log" 2>&1; then
+    echo "$(tail -n 1 "$log") ($(( $(date +%s) - started )) s)"
+  else
+    walkthroughs_failed=$((walkthroughs_failed + 1))
+    echo "console check FAILED; its last lines:"; tail -n 30 "$log" | sed 's/^/    /'
+  fi
   # The lookup walkthrough, then the HTTP API against its OpenAPI document (schemathesis).
   started=$(date +%s)
   if Deploy/check-api.sh; then

@@ -31,7 +31,11 @@ struct APIAuthentication: RouterMiddleware {
         var context = context
         context.maximumBodyBytes = settings.maximumRequestBytes
         // Liveness and readiness probes say nothing but "up" and "ready": open to an orchestrator's probe.
-        if OperationsRoutes.openPaths.contains(request.uri.path) { return try await next(request, context) }
+        // So are the console's three static files (they hold no data; the page asks the API with a token).
+        let path = request.uri.path
+        if OperationsRoutes.openPaths.contains(path) || path == ConsoleRoutes.prefix || path.hasPrefix(ConsoleRoutes.prefix + "/") {
+            return try await next(request, context)
+        }
         if let authorization = request.headers[.authorization] {
             let parts = authorization.split(separator: " ", maxSplits: 1)
             guard parts.count == 2, parts[0].lowercased() == "bearer", let token = settings.token(presented: String(parts[1])) else {

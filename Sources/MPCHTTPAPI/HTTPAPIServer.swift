@@ -27,6 +27,7 @@ public final class HTTPAPIServer: Sendable {
         OperationsRoutes(node: node).add(to: router)
         JobRoutes(node: node, settings: settings).add(to: router)
         RecordRoutes(node: node).add(to: router)
+        ConsoleRoutes().add(to: router)
 
         var server: HTTPServerBuilder = .http1()
         if let tls = settings.tls {
