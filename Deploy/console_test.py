@@ -113,6 +113,9 @@ def main():
         browser.type("#token", coordinator_token)
         browser.click("#login-button")
         browser.wait_text("#node table", lambda t: "coordinator" in t and "intact" in t, step)
+        browser.wait_text("#certificate-expiry", lambda t: "days left" in t, step)
+        step = "the peers answer over mutual TLS"
+        browser.wait_text("#peers table", lambda t: all(f"{b}\n" in t or f"{b} " in t for b in ["bank-a", "bank-b", "regulator"]) and "NO" not in t, step)
         browser.screenshot(f"{shots}/02-node.png")
 
         step = "a PSI submitted from the form reaches succeeded"

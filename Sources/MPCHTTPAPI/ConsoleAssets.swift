@@ -34,7 +34,7 @@ enum ConsoleAssets {
         </form>
         <p id="login-error" class="error" role="alert"></p>
       </section>
-      <section id="view-node" class="view" hidden><h2>Node</h2><div id="node"></div><h3>Datasets</h3><div id="datasets"></div></section>
+      <section id="view-node" class="view" hidden><h2>Node</h2><div id="node"></div><h3>Peers</h3><div id="peers"></div><h3>Datasets</h3><div id="datasets"></div></section>
       <section id="view-jobs" class="view" hidden><h2>Jobs</h2><p class="hint">Refreshed every two seconds.</p><div id="jobs"></div></section>
       <section id="view-submit" class="view" hidden>
         <h2>Submit a PSI</h2>
@@ -96,7 +96,16 @@ enum ConsoleAssets {
         $("node-name").textContent = "— " + n.nodeID + " (" + n.role + ")";
         fill("node", table(["node", "role", "listening", "peers", "datasets", "running jobs", "audit chain"],
           [[n.nodeID, n.role, n.listen, Object.keys(n.peers).sort().join(", "), n.datasets, n.runningJobs, n.auditChainIntact ? "intact" : "BROKEN"]]));
+        const expiry = el("p", "Certificate: " + (n.certificateDaysLeft ?? "?") + " days left; consortium CA: " + (n.caDaysLeft ?? "?") + " days left.",
+          (n.certificateDaysLeft ?? 99) < 30 ? "error" : "ok");
+        expiry.id = "certificate-expiry";
+        $("node").appendChild(expiry);
       } catch (e) { failed("node")(e); }
+      try {
+        const p = await api("/v1/peers");
+        fill("peers", table(["peer", "address", "reachable over mutual TLS", "round trip", "error"],
+          p.peers.map((x) => ({ cells: [x.node, x.address, x.reachable ? "yes" : "NO", x.milliseconds ? x.milliseconds.toFixed(1) + " ms" : "", x.error || ""], cls: x.reachable ? "" : "state-failed" }))));
+      } catch (e) { failed("peers")(e); }
       try {
         const d = await api("/v1/datasets");
         fill("datasets", table(["dataset", "id column", "columns", "rows", "distinct ids", "imported"],

@@ -36,6 +36,28 @@ struct JobRoutes {
             } catch { throw APIErrors.map(error) }
         }
         router.get("/v1/jobs/:id/events") { _, context in try events(context) }
+        router.post("/v1/jobs/:id/abort") { request, context in
+            try context.require(.coordinator)
+            let job = try visibleJob(context)
+            guard job.role == .coordinator else { throw APIError(.notFound, "not_found", "no job '\(job.id)' coordinated by this node") }
+            var reason = ""
+            if request.headers[.contentType] != nil {
+                let body = try await APIJSON.body(request, limit: 16_384)
+                if !body.isEmpty {
+                    guard let object = try? JSONSerialization.jsonObject(with: body) as? [String: Any], object.keys.allSatisfy({ $0 == "reason" }),
+                          object["reason"] == nil || object["reason"] is String else {
+                        throw APIError(.badRequest, "malformed_json", "the body is {\"reason\": \"…\"} or empty")
+                    }
+                    reason = object["reason"] as? String ?? ""
+                }
+            }
+            do {
+                try await node.engine.abort(jobID: job.id, reason: reason, by: "\(context.caller?.name ?? "a caller") (HTTP API)")
+            } catch JobError.notRunning(let detail) {
+                throw APIError(.conflict, "not_running", detail)
+            } catch { throw APIErrors.map(error) }
+            return try APIJSON.response(try JobRepository(store: node.store).view(jobID: job.id))
+        }
     }
 
     /// The job of the path, if this caller may see it: the operator every job of this node, a

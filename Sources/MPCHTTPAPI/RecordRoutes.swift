@@ -20,6 +20,10 @@ struct RecordRoutes {
             try context.requireAny(.operations, .coordinator, .regulator)
             return try APIJSON.response(try node.statusView())
         }
+        router.get("/v1/peers") { _, context in
+            try context.requireAny(.operations, .coordinator)
+            return try APIJSON.response(["peers": await node.peerReachability()])
+        }
         router.get("/v1/datasets") { _, context in
             try context.require(.operations)
             return try APIJSON.response(["datasets": try DatasetCatalog(store: node.store).list()])

@@ -175,9 +175,23 @@ public final class PeerTransport: Sendable {
             // certificate refused included, is worth an operator's look.
             let unauthenticated = (try? await peerConnection.identity.get()) == nil
             let routine = unauthenticated && Self.isRoutineHandshakeEnd(error)
+            if unauthenticated { options.inboundHandshakeFailed?(Self.handshakeFailureReason(error)) }
             logger.log(level: routine ? .debug : .warning, "inbound connection ended with an error",
                        metadata: ["error": "\(TLSMessageChannel.describe(error))"])
         }
+    }
+
+    /// Why a handshake failed, as one of: timeout, closed, unknown_ca, certificate_verify_failed,
+    /// certificate_expired, not_a_member (a certificate of the CA naming no node), other.
+    public static func handshakeFailureReason(_ error: Error) -> String {
+        if case TransportError.handshakeTimedOut = error { return "timeout" }
+        if isRoutineHandshakeEnd(error) { return "closed" }
+        let text = "\(error)".uppercased()
+        if text.contains("UNKNOWN_CA") { return "unknown_ca" }
+        if text.contains("CERTIFICATE_EXPIRED") || text.contains("EXPIRED") { return "certificate_expired" }
+        if text.contains("CERTIFICATE_VERIFY_FAILED") { return "certificate_verify_failed" }
+        if error is IdentityError { return "not_a_member" }
+        return "other"
     }
 
     /// A handshake that ended because the other side stopped (EOF) or was too slow: not a misconfiguration.

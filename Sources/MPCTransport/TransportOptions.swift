@@ -28,6 +28,9 @@ public struct TransportOptions: Sendable {
     /// Called with every plaintext frame this node sends (length prefix included), just before TLS
     /// encrypts it. For tests that check what leaves the node; nil in production.
     public var plaintextTap: (@Sendable (_ peer: String, _ bytes: [UInt8]) -> Void)?
+    /// Called when an inbound connection ends before its TLS handshake authenticated a member, with the
+    /// reason as one of a fixed set (`PeerTransport.handshakeFailureReason`): for the node's metrics.
+    public var inboundHandshakeFailed: (@Sendable (_ reason: String) -> Void)?
 
     public init() {}
 

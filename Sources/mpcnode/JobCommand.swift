@@ -6,7 +6,7 @@ struct JobCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "job",
         abstract: "Submit and follow joint computations (through this node's daemon).",
-        subcommands: [SubmitCommand.self, Status.self, List.self, Result.self])
+        subcommands: [SubmitCommand.self, Status.self, List.self, Result.self, Abort.self])
 
     static func client(_ options: ConfigOption) throws -> AdminClient {
         do { return AdminClient(socketPath: try NodeConfiguration.load(path: options.path).adminSocketPath) } catch {
@@ -65,6 +65,21 @@ struct JobCommand: AsyncParsableCommand {
                  Format.bytes(p.bytesSent), Format.bytes(p.bytesReceived), p.elapsedMs.map(String.init) ?? "-", p.reason ?? ""]
             }))
         return lines.joined(separator: "\n")
+    }
+
+    struct Abort: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Stop a job this coordinator's node runs: it fails with the reason, and every party still in it aborts.")
+        @OptionGroup var options: ConfigOption
+        @Argument(help: "Job id.") var jobID: String
+        @Option(help: "Why (recorded in every node's audit log).") var reason: String = ""
+
+        func run() async throws {
+            var request = AdminRequest(command: .abortJob, jobID: jobID)
+            request.reason = reason
+            let job = try await JobCommand.call(options, request).job!
+            print("\(job.id): \(job.state.rawValue) — \(job.reason ?? "")")
+        }
     }
 
     struct Status: AsyncParsableCommand {

@@ -45,6 +45,10 @@ final class MetricsEndpointTests: XCTestCase {
         XCTAssertEqual(refused.state, .refused)
         _ = try await ConsortiumFixture.waitForFinal(bankA.node, jobID: ran.id)
 
+        // A stranger speaking plain HTTP to the peer port: a failed TLS handshake, counted by reason.
+        _ = try? await PlainHTTPClient(port: bankA.node.peerPort).send("GET", "/", headers: [:])
+        try await Task.sleep(for: .milliseconds(200))
+
         let client = PlainHTTPClient(port: port)
         let response = try await client.send("GET", "/metrics", headers: ["Authorization": "Bearer \(scrape.token)"])
         XCTAssertEqual(response.status, 200)
@@ -69,6 +73,9 @@ final class MetricsEndpointTests: XCTestCase {
         let days = try XCTUnwrap(value("mpcnode_certificate_expiry_days", ["certificate": "node"]), text)
         XCTAssertTrue((1...4000).contains(days), "\(days)")
         XCTAssertNotNil(value("mpcnode_certificate_expiry_days", ["certificate": "ca"]), text)
+        let handshakes = text.split(separator: "\n").filter { $0.hasPrefix("mpcnode_tls_handshake_failures_total{") }
+        XCTAssertEqual(handshakes.count, 1, text)
+        XCTAssertTrue(handshakes.first?.hasSuffix(" 1") == true, "\(handshakes)")
         // The coordinator's own count is its own: bank-a never coordinated.
         XCTAssertNil(value("mpcnode_jobs_total", ["kind": "psi", "role": "coordinator", "outcome": "succeeded"]))
 

@@ -3,7 +3,7 @@ import Foundation
 /// A request from the operator's CLI to its own daemon (JSON over the admin socket).
 public struct AdminRequest: Codable, Sendable {
     public enum Command: String, Codable, Sendable {
-        case status, submitJob, jobStatus, listJobs, jobResult, jobResultPage, audit, listReports, showReport, listModels, showModel
+        case status, submitJob, jobStatus, listJobs, jobResult, jobResultPage, abortJob, audit, listReports, showReport, listModels, showModel
         case lookup, lookupStatus, lookupSync, lookupRotate
     }
     public var command: Command
@@ -17,6 +17,8 @@ public struct AdminRequest: Codable, Sendable {
     /// `jobResultPage`: the identifier to continue after, and the columns of this node's dataset to join.
     public var after: String?
     public var columns: [String]?
+    /// `abortJob`: why (recorded at every node).
+    public var reason: String?
 
     public init(command: Command, submission: JobSubmission? = nil, jobID: String? = nil, limit: Int? = nil,
                 keys: [String]? = nil, lists: [String]? = nil, after: String? = nil, columns: [String]? = nil) {
@@ -82,6 +84,18 @@ public struct NodeStatusView: Codable, Sendable {
     public var datasets: Int
     public var runningJobs: Int
     public var auditChainIntact: Bool
+    /// Days until this node's certificate and the consortium CA's expire (nil from an older daemon).
+    public var certificateDaysLeft: Int?
+    public var caDaysLeft: Int?
+}
+
+/// Whether a peer answers over mutual TLS (`GET /v1/peers`, the console's node view).
+public struct PeerReachability: Codable, Sendable, Equatable {
+    public var node: String
+    public var address: String
+    public var reachable: Bool
+    public var milliseconds: Double?
+    public var error: String?
 }
 
 enum AdminCoding {

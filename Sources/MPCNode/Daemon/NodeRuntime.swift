@@ -3,6 +3,7 @@ import GRDB
 import Logging
 import MPCIdentity
 import MPCTransport
+import MPCWire
 import NIOCore
 import NIOPosix
 
@@ -49,6 +50,9 @@ public final class NodeRuntime: Sendable {
         logger.debug("open-file limit", metadata: ["descriptors": "\(descriptors)"])
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         var options = transportOptions ?? TransportOptions()
+        let metrics = NodeMetrics()
+        let earlier = options.inboundHandshakeFailed
+        options.inboundHandshakeFailed = { reason in earlier?(reason); metrics.handshakeFailed(reason: reason) }
         if transportOptions == nil { options.idleTimeout = .seconds(Int64(configuration.peerIdleTimeoutSeconds)) }
         let transport = try PeerTransport(
             identity: identity,
@@ -56,7 +60,6 @@ public final class NodeRuntime: Sendable {
                                   privateKeyPath: configuration.tls.privateKey.path,
                                   caCertificatePath: configuration.tls.caCertificate.path),
             group: group, options: options, logger: logger)
-        let metrics = NodeMetrics()
         metrics.observeJobs(of: store)
         let engine = JobEngine(configuration: configuration, store: store, transport: transport, logger: logger,
                                sessionWaitTimeout: sessionWaitTimeout, faults: faults, metrics: metrics)
@@ -164,7 +167,41 @@ public final class NodeRuntime: Sendable {
             peers: configuration.peers.mapValues(\.description), startedAt: startedAt,
             datasets: try DatasetCatalog(store: store).list().count,
             runningJobs: try JobRepository(store: store).list(limit: 1000).filter { $0.state == .running }.count,
-            auditChainIntact: try AuditLog(store: store).verify() == nil)
+            auditChainIntact: try AuditLog(store: store).verify() == nil,
+            certificateDaysLeft: Self.certificateDaysLeft(configuration.tls.certificate.path).map { Int($0.rounded(.down)) },
+            caDaysLeft: Self.certificateDaysLeft(configuration.tls.caCertificate.path).map { Int($0.rounded(.down)) })
+    }
+
+    /// Each configured peer, asked over mutual TLS with an empty control request (it answers and does
+    /// nothing), all at once, each within `timeout`.
+    public func peerReachability(timeout: Duration = .seconds(3)) async -> [PeerReachability] {
+        let transport = self.transport
+        return await withTaskGroup(of: PeerReachability.self) { group in
+            for (peer, address) in configuration.peers {
+                group.addTask {
+                    let started = ContinuousClock.now
+                    let outcome: Result<Void, Error> = await withTaskGroup(of: Result<Void, Error>?.self) { race in
+                        race.addTask {
+                            do { _ = try await transport.control(Mpcnode_V1_ControlRequest(), to: peer, at: address); return .success(()) } catch { return .failure(error) }
+                        }
+                        race.addTask { try? await Task.sleep(for: timeout); return nil }
+                        let first = await race.next() ?? nil
+                        race.cancelAll()
+                        return first ?? .failure(TransportError.cannotConnect(peer: peer, address: address.description, detail: "no answer within \(timeout)"))
+                    }
+                    switch outcome {
+                    case .success:
+                        let ms = Double((ContinuousClock.now - started) / .microseconds(1)) / 1000
+                        return PeerReachability(node: peer, address: address.description, reachable: true, milliseconds: ms, error: nil)
+                    case .failure(let error):
+                        return PeerReachability(node: peer, address: address.description, reachable: false, milliseconds: nil, error: "\(error)")
+                    }
+                }
+            }
+            var out: [PeerReachability] = []
+            for await r in group { out.append(r) }
+            return out.sorted { $0.node < $1.node }
+        }
     }
 
     /// Whether this node's database answers a read (readiness).
@@ -205,7 +242,9 @@ public final class NodeRuntime: Sendable {
                     nodeID: identity.nodeID, role: identity.role.rawValue, listen: configuration.listen.description,
                     peers: configuration.peers.mapValues(\.description), startedAt: startedAt,
                     datasets: try catalog.list().count, runningJobs: jobs.filter { $0.state == .running }.count,
-                    auditChainIntact: try audit.verify() == nil)
+                    auditChainIntact: try audit.verify() == nil,
+                    certificateDaysLeft: certificateDaysLeft(configuration.tls.certificate.path).map { Int($0.rounded(.down)) },
+                    caDaysLeft: certificateDaysLeft(configuration.tls.caCertificate.path).map { Int($0.rounded(.down)) })
             case .submitJob:
                 guard let submission = request.submission else { return AdminResponse(error: "submitJob needs a submission") }
                 guard identity.role == .coordinator else {
@@ -218,6 +257,9 @@ public final class NodeRuntime: Sendable {
                 response.jobs = try repository.list(limit: request.limit ?? 50)
             case .jobResult:
                 response.result = try repository.result(jobID: request.jobID ?? "", limit: request.limit ?? 1000)
+            case .abortJob:
+                try await engine.abort(jobID: request.jobID ?? "", reason: request.reason ?? "", by: "the coordinator's operator (CLI)")
+                response.job = try repository.view(jobID: request.jobID ?? "")
             case .jobResultPage:
                 response.resultPage = try repository.resultPage(jobID: request.jobID ?? "", after: request.after, limit: request.limit ?? JobRepository.maximumPageRows,
                                                                 columns: request.columns ?? [], localNode: identity.nodeID)

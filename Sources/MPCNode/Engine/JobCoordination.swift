@@ -211,6 +211,28 @@ extension JobEngine {
         }
     }
 
+    /// The coordinator's operator stops a job this node coordinates: it fails here with the reason (and
+    /// who asked), and every party still in it is told to abort (each ends it as failed, recorded).
+    public func abort(jobID: String, reason: String, by who: String) async throws {
+        guard let spec = try repository.spec(jobID: jobID), spec.coordinator == nodeID else {
+            throw JobError.unknownJob(jobID)
+        }
+        let reason = String(reason.prefix(500))
+        let why = "aborted by \(who)" + (reason.isEmpty ? "" : ": \(reason)")
+        var parties: [String] = []
+        try store.write { db in
+            let current = try String.fetchOne(db, sql: "SELECT state FROM job WHERE id = ?", arguments: [jobID]).flatMap(JobState.init(rawValue:))
+            guard let current, !current.isFinal else {
+                throw JobError.notRunning("job \(jobID) has already ended (\(current?.rawValue ?? "unknown")): nothing to abort")
+            }
+            parties = try repository.partyStates(db, jobID: jobID).filter { !(JobState(rawValue: $0.value)?.isFinal ?? true) }.map(\.key)
+            try repository.setState(db, jobID: jobID, .failed, reason: why)
+            try audit.append(db, event: "job.aborted", jobID: jobID, details: ["by": .string(who), "reason": .string(reason)])
+        }
+        logger.notice("job aborted", metadata: ["job": "\(jobID)", "by": "\(who)", "reason": "\(reason)"])
+        await abortAll(spec, parties: parties, reason: why)
+    }
+
     func abortAll(_ spec: Mpcnode_V1_JobSpec, parties: [String], reason: String) async {
         await withTaskGroup(of: Void.self) { group in
             for party in parties {

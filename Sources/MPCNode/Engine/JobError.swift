@@ -28,6 +28,8 @@ public enum JobError: Error, CustomStringConvertible, Equatable {
     case deadlineExceeded(seconds: Int)
     /// A spec names a kind this node runs, but carries another kind's part (a crafted or corrupt spec).
     case kindMismatch(String, part: String)
+    /// An abort of a job that has already ended.
+    case notRunning(String)
     /// A result's rows were asked for with columns this node cannot join (no dataset of its own in the job, or not any more).
     case cannotJoinColumns(String)
 
@@ -47,6 +49,7 @@ public enum JobError: Error, CustomStringConvertible, Equatable {
         case .noReport(let id): return "no report '\(id)' on this node (see `mpcnode report list`)"
         case .notCoordinator(let d): return d
         case .cannotJoinColumns(let d): return d
+        case .notRunning(let d): return d
         case .deadlineExceeded(let s): return "the job ran longer than this node's limit of \(s) s (max_job_seconds) and was stopped: a peer stalled it, or the limit is too low for its size"
         case .malformedSpec(let d): return "malformed job spec: \(d); the coordinator's node sent what its own checks refuse"
         case .kindMismatch(let k, let part): return "job kind \(Self.shown(k)) does not match the spec's '\(part)' part; the coordinator's node sent a malformed proposal"

@@ -34,6 +34,7 @@ public final class NodeMetrics: Sendable {
     static let lookupDuration = "mpcnode_lookup_duration_seconds"
     static let certificateDays = "mpcnode_certificate_expiry_days"
     static let peerBytes = "mpcnode_peer_job_bytes_total"
+    static let handshakeFailures = "mpcnode_tls_handshake_failures_total"
 
     /// Follows the jobs of `store`: each one that ends is counted by kind, this node's role and outcome,
     /// with its duration (from its creation here) and the bytes it exchanged with its peers.
@@ -56,6 +57,11 @@ public final class NodeMetrics: Sendable {
                 CoreMetrics.Counter(label: Self.peerBytes, dimensions: [("kind", kind), ("direction", "received")], factory: factory).increment(by: received)
             }
         }
+    }
+
+    /// An inbound connection that ended before its TLS handshake authenticated a member, by reason.
+    public func handshakeFailed(reason: String) {
+        CoreMetrics.Counter(label: Self.handshakeFailures, dimensions: [("reason", reason)], factory: factory).increment()
     }
 
     /// A job this node's policy refused, by the rule that refused it.
