@@ -5,6 +5,7 @@
 #   libsqlite3-dev  the node's local store (through GRDB)
 #   pkg-config      how SwiftPM finds libsodium
 #   curl            the lookup walkthrough calls the node's HTTP API with it
+#   openssl         a test looks at the certificate a node presents (openssl s_client)
 # Safe to run again: it installs nothing when everything is present.
 set -euo pipefail
 missing=()
@@ -13,6 +14,7 @@ pkg-config --exists libcrypto 2>/dev/null || missing+=(libssl-dev)
 dpkg -s libsqlite3-dev >/dev/null 2>&1 || missing+=(libsqlite3-dev)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -16,6 +16,8 @@ public enum IdentityError: Error, Equatable, CustomStringConvertible {
     case malformedRequest(path: String, detail: String)
     case requestSignatureInvalid(path: String)
     case requestMismatch(detail: String)
+    case malformedRevocationList(path: String, detail: String)
+    case revoked(nodeID: String, serial: String, reason: String)
 
     public var description: String {
         switch self {
@@ -35,6 +37,8 @@ public enum IdentityError: Error, Equatable, CustomStringConvertible {
         case .malformedRequest(let p, let d): return "\(p) is not a PEM certificate signing request: \(d); make one with `mpcnode node init`"
         case .requestSignatureInvalid(let p): return "the request \(p) is not signed by the key it names; ask the node to run `mpcnode node init` again"
         case .requestMismatch(let d): return "the request does not match: \(d)"
+        case .malformedRevocationList(let p, let d): return "the revocation list \(p) is not usable: \(d); get the current one from the CA operator (`mpcnode ca revoke` writes it)"
+        case .revoked(let n, let s, let r): return "the certificate of \(n) (serial \(s)) is revoked by the consortium CA (\(r)); \(n) needs a new certificate"
         }
     }
 }

@@ -7,6 +7,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import SwiftProtobuf
+import Synchronization
 import X509
 
 /// A TLS connection wrapped for async use, and the identity its peer's certificate names (known once
@@ -55,8 +56,10 @@ public final class PeerTransport: Sendable {
     public static let wireVersion: UInt32 = 1
 
     public let identity: NodeIdentity
-    let serverContext: NIOSSLContext
-    let clientContext: NIOSSLContext
+    /// The TLS contexts new connections use; `reloadTLS` swaps them (connections already open keep theirs).
+    private let contexts: Mutex<(server: NIOSSLContext, client: NIOSSLContext)>
+    var serverContext: NIOSSLContext { contexts.withLock { $0.server } }
+    var clientContext: NIOSSLContext { contexts.withLock { $0.client } }
     let group: EventLoopGroup
     public let options: TransportOptions
     let logger: Logger
@@ -65,8 +68,7 @@ public final class PeerTransport: Sendable {
     public init(identity: NodeIdentity, material: TLSMaterial, group: EventLoopGroup,
                 options: TransportOptions = TransportOptions(), logger: Logger = Logger(label: "mpcnode.transport")) throws {
         self.identity = identity
-        self.serverContext = try material.makeServerContext()
-        self.clientContext = try material.makeClientContext()
+        self.contexts = Mutex((server: try material.makeServerContext(), client: try material.makeClientContext()))
         self.group = group
         self.options = options
         self.logger = logger
@@ -93,7 +95,7 @@ public final class PeerTransport: Sendable {
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(tls)
         try sync.addHandler(HandshakeDeadlineHandler(timeout: options.handshakeTimeout, settled: handshakeSettled))
-        let identity = PeerIdentityHandler(eventLoop: channel.eventLoop)
+        let identity = PeerIdentityHandler(eventLoop: channel.eventLoop, revocations: revocations)
         try sync.addHandler(identity)
         if let tap = options.plaintextTap { try sync.addHandler(PlaintextTapHandler(peer: peerLabel, tap: tap)) }
         try sync.addHandler(IdleStateHandler(readTimeout: options.idleTimeout, writeTimeout: options.effectiveHeartbeatInterval))
@@ -108,23 +110,54 @@ public final class PeerTransport: Sendable {
         return identity.identity.futureResult
     }
 
-    static func identity(of certificate: NIOSSLCertificate?) throws -> NodeIdentity {
+    static func identity(of certificate: NIOSSLCertificate?, revocations: Revocations? = nil) throws -> NodeIdentity {
         guard let certificate else { throw TransportError.noPeerCertificate }
-        return try NodeIdentity(certificate: Certificate(derEncoded: certificate.toDERBytes()))
+        let parsed = try Certificate(derEncoded: certificate.toDERBytes())
+        let identity = try NodeIdentity(certificate: parsed)
+        if let entry = revocations?.entry(for: parsed) {
+            throw IdentityError.revoked(nodeID: identity.nodeID, serial: entry.serial, reason: entry.reason)
+        }
+        return identity
+    }
+
+    /// The consortium's revoked certificates: a peer presenting one is refused once its handshake ends.
+    let revocations = Revocations()
+
+    public final class Revocations: Sendable {
+        private let list = Mutex<RevocationList?>(nil)
+        public func set(_ l: RevocationList?) { list.withLock { $0 = l } }
+        /// The entry that revokes `certificate`, if any.
+        func entry(for certificate: Certificate) -> RevocationList.Entry? {
+            list.withLock { l in
+                guard let l, l.contains(certificate) else { return nil }
+                let serial = certificate.serialNumber.bytes.map { String(format: "%02x", $0) }.joined()
+                return l.entries.first { $0.serial == serial }
+            }
+        }
+    }
+
+    /// Puts a new revocation list in force for every connection from now on (nil: none).
+    public func setRevocationList(_ list: RevocationList?) { revocations.set(list) }
+
+    /// Loads the node's TLS files again (a renewed certificate, a new CA bundle): every connection made
+    /// from now on uses them, those open finish with the old ones. Throws, changing nothing, when the
+    /// files do not make a usable context.
+    public func reloadTLS(_ material: TLSMaterial) throws {
+        let server = try material.makeServerContext(), client = try material.makeClientContext()
+        contexts.withLock { $0 = (server: server, client: client) }
     }
 
     // MARK: Server
 
     /// Binds the listener. Call `run()` on the result to accept connections until cancelled.
     public func bind(host: String, port: Int, handler: any InboundConnectionHandler) async throws -> PeerListener {
-        let serverContext = self.serverContext
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .bind(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try self.configureInbound(channel, tls: NIOSSLServerHandler(context: serverContext),
+                    try self.configureInbound(channel, tls: NIOSSLServerHandler(context: self.serverContext),
                                        peerLabel: "inbound \(channel.remoteAddress.map { "\($0)" } ?? "?")")
                 }
             }

@@ -115,9 +115,13 @@ final class HandshakeDeadlineHandler: ChannelInboundHandler, @unchecked Sendable
 final class PeerIdentityHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     let identity: EventLoopPromise<NodeIdentity>
+    let revocations: PeerTransport.Revocations?
     private var settled = false
 
-    init(eventLoop: EventLoop) { identity = eventLoop.makePromise() }
+    init(eventLoop: EventLoop, revocations: PeerTransport.Revocations? = nil) {
+        identity = eventLoop.makePromise()
+        self.revocations = revocations
+    }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let tls = event as? TLSUserEvent, case .handshakeCompleted = tls, !settled {
@@ -129,9 +133,10 @@ final class PeerIdentityHandler: ChannelInboundHandler, @unchecked Sendable {
                 } else {
                     certificate = try context.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self).peerCertificate
                 }
-                identity.succeed(try PeerTransport.identity(of: certificate))
+                identity.succeed(try PeerTransport.identity(of: certificate, revocations: revocations))
             } catch {
                 identity.fail(error)
+                context.close(promise: nil)  // a revoked or unreadable certificate: nothing more from it
             }
         }
         context.fireUserInboundEventTriggered(event)

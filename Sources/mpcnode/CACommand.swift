@@ -6,7 +6,34 @@ struct CACommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ca",
         abstract: "Create the consortium CA and issue node certificates (run by the CA operator, not on the nodes).",
-        subcommands: [Init.self, Issue.self])
+        subcommands: [Init.self, Issue.self, Revoke.self])
+
+    struct Revoke: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Revoke a node's certificate: adds it to the CA's signed revocation list (<dir>/revocations.json).",
+            discussion: "Give the file to every node (tls.revocation_list in its configuration) and have it reload (SIGHUP): it then refuses any connection presenting that certificate. With no --certificate, writes the current (possibly empty) list signed again.")
+        @Option(help: "Folder holding ca.pem and ca-key.pem.") var dir: String = "pki"
+        @Option(help: "The certificate to revoke (<node>.pem).") var certificate: String?
+        @Option(help: "Why (written in the list and in every refusal).") var reason: String = "revoked by the CA operator"
+
+        func run() throws {
+            let folder = URL(fileURLWithPath: dir)
+            let ca = try ConsortiumCA(certificatePEM: String(contentsOf: folder.appendingPathComponent("ca.pem"), encoding: .utf8),
+                                      privateKeyPEM: String(contentsOf: folder.appendingPathComponent("ca-key.pem"), encoding: .utf8))
+            let file = folder.appendingPathComponent("revocations.json")
+            var list = FileManager.default.fileExists(atPath: file.path)
+                ? try RevocationList.load(path: file.path, ca: ca.certificate)
+                : RevocationList(issuer: "\(ca.certificate.subject)")
+            if let certificate {
+                let revoked = try CertificateCheck.loadCertificate(path: certificate)
+                _ = try CertificateCheck.verify(revoked, issuedBy: ca.certificate, at: revoked.notValidBefore)
+                list = try list.adding(revoked, reason: reason)
+            }
+            try list.signed(by: ca).write(to: file, atomically: true, encoding: .utf8)
+            print("\(file.path): \(list.entries.count) revoked certificate(s); give it to every node (tls.revocation_list) and reload them (SIGHUP)")
+            for e in list.entries { print("  \(e.node)  serial \(e.serial)  \(e.reason)") }
+        }
+    }
 
     struct Init: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a consortium CA: ca.pem (give to every node) and ca-key.pem (keep offline).")

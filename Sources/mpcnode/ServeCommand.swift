@@ -4,6 +4,7 @@ import Logging
 import MPCHTTPAPI
 import MPCNode
 import ServiceLifecycle
+import UnixSignals
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -40,7 +41,7 @@ struct ServeCommand: AsyncParsableCommand {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             throw CLIFailure("cannot start: \(error)")
         }
-        let group = ServiceGroup(services: [NodeService(runtime: runtime, api: api)],
+        let group = ServiceGroup(services: [NodeService(runtime: runtime, api: api), CertificateReloadService(runtime: runtime, logger: logger)],
                                  gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [], logger: logger)
         try await group.run()
     }
@@ -55,6 +56,21 @@ extension ServeCommand {
         #else
         nil
         #endif
+    }
+}
+
+/// SIGHUP loads the node's certificate, key and CA files again without stopping (after a renewal:
+/// `systemctl reload mpcnode`, `kill -HUP`); a file that does not verify is logged and nothing changes.
+struct CertificateReloadService: Service {
+    let runtime: NodeRuntime
+    let logger: Logger
+    func run() async throws {
+        // Until the daemon stops (the signal sequence never ends by itself).
+        for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
+            do { try runtime.reloadCertificates() } catch {
+                logger.error("certificates not reloaded; the node keeps the ones it had", metadata: ["error": "\(error)"])
+            }
+        }
     }
 }
 

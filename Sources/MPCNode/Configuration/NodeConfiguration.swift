@@ -12,6 +12,7 @@ import Yams
 ///   certificate: pki/bank-a.pem
 ///   private_key: pki/bank-a-key.pem
 ///   ca_certificate: pki/ca.pem
+///   revocation_list: pki/revocations.json   # optional: the CA's signed list of revoked certificates
 /// peers:
 ///   coordinator: 127.0.0.1:7400
 ///   bank-b: 127.0.0.1:7402
@@ -50,6 +51,8 @@ public struct NodeConfiguration: Sendable, Equatable {
         public var certificate: URL
         public var privateKey: URL
         public var caCertificate: URL
+        /// The consortium CA's signed list of revoked certificates (`mpcnode ca revoke`), if any.
+        public var revocationList: URL?
     }
 
     /// The SQLite file of the node.
@@ -100,7 +103,7 @@ public struct NodeConfiguration: Sendable, Equatable {
         return NodeConfiguration(
             nodeID: raw.node_id, listen: listen, dataDirectory: resolve(raw.data_dir),
             tls: TLSFiles(certificate: resolve(raw.tls.certificate), privateKey: resolve(raw.tls.private_key),
-                          caCertificate: resolve(raw.tls.ca_certificate)),
+                          caCertificate: resolve(raw.tls.ca_certificate), revocationList: raw.tls.revocation_list.map(resolve)),
             peers: peers, policy: try NodePolicy(raw.policy ?? RawPolicy(), path: path),
             peerIdleTimeoutSeconds: idle, serverReportGraceSeconds: grace,
             maximumJobSeconds: maximumJob, adminGroup: raw.admin_group,
@@ -152,6 +155,7 @@ struct RawTLS: Codable {
     var certificate: String
     var private_key: String
     var ca_certificate: String
+    var revocation_list: String?
 }
 
 struct RawPolicy: Codable {

@@ -65,6 +65,17 @@ public enum NodeDoctor {
             add("certificate", .failed, "\(error)", fix: "check tls.certificate, tls.private_key and tls.ca_certificate; the CA's `mpcnode ca sign` makes a certificate for this node's request")
         }
 
+        // The revocation list, if one is configured.
+        if let path = configuration.tls.revocationList, identity != nil {
+            do {
+                let ca = try CertificateCheck.loadCertificate(path: configuration.tls.caCertificate.path)
+                let list = try RevocationList.load(path: path.path, ca: ca)
+                add("revocation list", .ok, "\(path.path): signed by the CA on \(ISO8601DateFormatter().string(from: list.issuedAt)), \(list.entries.count) revoked")
+            } catch {
+                add("revocation list", .failed, "\(error)", fix: "get the current list from the CA operator (`mpcnode ca revoke` writes it)")
+            }
+        }
+
         // The data folder.
         let data = configuration.dataDirectory.path
         var isFolder: ObjCBool = false

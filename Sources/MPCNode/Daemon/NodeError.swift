@@ -4,6 +4,7 @@ public enum NodeError: Error, CustomStringConvertible {
     case daemonNotRunning(socket: String, detail: String)
     case cannotListen(address: String, detail: String)
     case invalidAdminGroup(String)
+    case certificateMismatch(detail: String)
 
     public var description: String {
         switch self {
@@ -11,6 +12,7 @@ public enum NodeError: Error, CustomStringConvertible {
         case .daemonNotRunning(let s, let d): return "cannot reach the daemon at \(s) (\(d)); start it with `mpcnode serve --config …`"
         case .cannotListen(let a, let d): return "cannot listen on \(a): \(d); is another process using the port?"
         case .invalidAdminGroup(let g): return "admin_group '\(g)' is not a group on this machine; create it or remove the key"
+        case .certificateMismatch(let d): return "certificates not reloaded: \(d)"
         }
     }
 }

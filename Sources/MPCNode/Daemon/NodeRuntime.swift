@@ -20,6 +20,7 @@ public final class NodeRuntime: Sendable {
     public let lookupQuerier: LookupQuerierService
     /// This node's metrics (`/metrics` of the HTTP API).
     public let metrics: NodeMetrics
+    let signatures: NodeSignatures
     public let peerPort: Int
     let listener: PeerListener
     let admin: AdminServer
@@ -50,6 +51,7 @@ public final class NodeRuntime: Sendable {
         logger.debug("open-file limit", metadata: ["descriptors": "\(descriptors)"])
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         var options = transportOptions ?? TransportOptions()
+        let revocations = try Self.revocationList(configuration, own: identity)
         let metrics = NodeMetrics()
         let earlier = options.inboundHandshakeFailed
         options.inboundHandshakeFailed = { reason in earlier?(reason); metrics.handshakeFailed(reason: reason) }
@@ -60,13 +62,14 @@ public final class NodeRuntime: Sendable {
                                   privateKeyPath: configuration.tls.privateKey.path,
                                   caCertificatePath: configuration.tls.caCertificate.path),
             group: group, options: options, logger: logger)
+        transport.setRevocationList(revocations)
         metrics.observeJobs(of: store)
         let engine = JobEngine(configuration: configuration, store: store, transport: transport, logger: logger,
                                sessionWaitTimeout: sessionWaitTimeout, faults: faults, metrics: metrics)
         await engine.recoverAfterRestart()
-        let signatures = try CertificateSignatures(certificatePath: configuration.tls.certificate.path,
-                                                   privateKeyPath: configuration.tls.privateKey.path,
-                                                   caPath: configuration.tls.caCertificate.path)
+        let signatures = NodeSignatures(try CertificateSignatures(certificatePath: configuration.tls.certificate.path,
+                                                                  privateKeyPath: configuration.tls.privateKey.path,
+                                                                  caPath: configuration.tls.caCertificate.path))
         let lookupHolder = try LookupHolderService(nodeID: identity.nodeID, policy: configuration.policy, store: store,
                                                    signatures: signatures, logger: logger)
         let lookupQuerier = try LookupQuerierService(nodeID: identity.nodeID, subscriptions: configuration.policy.lookups, store: store,
@@ -128,12 +131,12 @@ public final class NodeRuntime: Sendable {
             "listen": "\(configuration.listen.host):\(listener.port)", "admin": "\(configuration.adminSocketPath.path)",
         ])
         return NodeRuntime(configuration: configuration, identity: identity, store: store, engine: engine, transport: transport,
-                           lookupHolder: lookupHolder, lookupQuerier: lookupQuerier, metrics: metrics, peerPort: listener.port, listener: listener, admin: admin, group: group, tasks: tasks,
+                           lookupHolder: lookupHolder, lookupQuerier: lookupQuerier, metrics: metrics, signatures: signatures, peerPort: listener.port, listener: listener, admin: admin, group: group, tasks: tasks,
                            logger: logger, startedAt: startedAt)
     }
 
     private init(configuration: NodeConfiguration, identity: NodeIdentity, store: NodeStore, engine: JobEngine,
-                 transport: PeerTransport, lookupHolder: LookupHolderService, lookupQuerier: LookupQuerierService, metrics: NodeMetrics, peerPort: Int, listener: PeerListener, admin: AdminServer,
+                 transport: PeerTransport, lookupHolder: LookupHolderService, lookupQuerier: LookupQuerierService, metrics: NodeMetrics, signatures: NodeSignatures, peerPort: Int, listener: PeerListener, admin: AdminServer,
                  group: MultiThreadedEventLoopGroup, tasks: [Task<Void, Never>], logger: Logger, startedAt: Date) {
         self.configuration = configuration
         self.identity = identity
@@ -143,6 +146,7 @@ public final class NodeRuntime: Sendable {
         self.lookupHolder = lookupHolder
         self.lookupQuerier = lookupQuerier
         self.metrics = metrics
+        self.signatures = signatures
         self.peerPort = peerPort
         self.listener = listener
         self.admin = admin
@@ -150,6 +154,45 @@ public final class NodeRuntime: Sendable {
         self.tasks = tasks
         self.logger = logger
         self.startedAt = startedAt
+    }
+
+    /// Loads the node's certificate, key and CA files again without stopping (after a renewal): they
+    /// must verify as before (issued by the CA, valid, for this node id and role, matching the key, the
+    /// key private); then new connections and the next signed lookup table use them, open connections
+    /// finish with the old ones. Throws, changing nothing, otherwise. Returns the days the new certificate
+    /// is valid for.
+    @discardableResult
+    public func reloadCertificates() throws -> Int {
+        let tls = configuration.tls
+        let renewed = try CertificateCheck.verifyOwn(certificatePath: tls.certificate.path, privateKeyPath: tls.privateKey.path,
+                                                      caPath: tls.caCertificate.path, expectedNodeID: configuration.nodeID)
+        guard renewed == identity else {
+            throw NodeError.certificateMismatch(detail: "the new certificate says \(renewed), this node runs as \(identity); restart the daemon to change its role")
+        }
+        try PrivateFiles.checkKey(tls.privateKey.path)
+        let revocations = try Self.revocationList(configuration, own: renewed)
+        let signing = try CertificateSignatures(certificatePath: tls.certificate.path, privateKeyPath: tls.privateKey.path, caPath: tls.caCertificate.path)
+        try transport.reloadTLS(TLSMaterial(certificatePath: tls.certificate.path, privateKeyPath: tls.privateKey.path, caCertificatePath: tls.caCertificate.path))
+        signatures.replace(with: signing)
+        transport.setRevocationList(revocations)
+        let days = Int((Self.certificateDaysLeft(tls.certificate.path) ?? 0).rounded(.down))
+        try? AuditLog(store: store).append(event: "node.certificate.reloaded", jobID: nil, details: ["days_left": .int(days)])
+        logger.notice("certificates reloaded", metadata: ["days_left": "\(days)", "certificate": "\(tls.certificate.path)"])
+        return days
+    }
+
+    /// The consortium's revocation list of the configuration (nil when none is configured), verified
+    /// against the CA; throws if it does not verify or lists this node's own certificate.
+    static func revocationList(_ configuration: NodeConfiguration, own: NodeIdentity) throws -> RevocationList? {
+        guard let path = configuration.tls.revocationList else { return nil }
+        let ca = try CertificateCheck.loadCertificate(path: configuration.tls.caCertificate.path)
+        let list = try RevocationList.load(path: path.path, ca: ca)
+        let mine = try CertificateCheck.loadCertificate(path: configuration.tls.certificate.path)
+        if list.contains(mine) {
+            let serial = mine.serialNumber.bytes.map { String(format: "%02x", $0) }.joined()
+            throw IdentityError.revoked(nodeID: own.nodeID, serial: serial, reason: list.entries.first { $0.serial == serial }?.reason ?? "listed")
+        }
+        return list
     }
 
     /// The Prometheus text exposition of this node's metrics, the certificates' days to expiry read now

@@ -12,7 +12,7 @@ public actor LookupHolderService {
     let nodeID: String
     let policy: NodePolicy
     let lists: HolderListStore
-    let signatures: CertificateSignatures
+    let signatures: NodeSignatures
     let logger: Logger
     private var quota: LookupQuota
     private var states: [String: HolderListState] = [:]
@@ -46,7 +46,7 @@ public actor LookupHolderService {
         for session in open { await session.task?.value }
     }
 
-    public init(nodeID: String, policy: NodePolicy, store: NodeStore, signatures: CertificateSignatures, logger: Logger) throws {
+    public init(nodeID: String, policy: NodePolicy, store: NodeStore, signatures: NodeSignatures, logger: Logger) throws {
         self.nodeID = nodeID
         self.policy = policy
         self.lists = HolderListStore(store: store, holder: nodeID)
@@ -187,7 +187,7 @@ public actor LookupHolderService {
             let signatures = self.signatures
             try await ListTableTransfer.send(session, holder: nodeID, header: header,
                                              next: lists.batches(dataset: request.list, full: plan.full, base: plan.base),
-                                             sign: { ListTableSignature(signature: try signatures.sign($0), certificate: signatures.certificateDER) })
+                                             sign: { let s = try signatures.sign($0); return ListTableSignature(signature: s.signature, certificate: s.certificateDER) })
             logger.info("lookup table sent", metadata: [
                 "querier": "\(querier)", "list": "\(request.list)", "version": "\(state.version)",
                 "kind": "\(plan.full ? "full" : "delta from \(plan.base)")", "added": "\(plan.added)", "removed": "\(plan.removed)",

@@ -81,7 +81,7 @@ public actor LookupQuerierService {
     let tables: SubscribedTables
     let transport: PeerTransport
     let addresses: [String: PeerAddress]
-    let signatures: CertificateSignatures
+    let signatures: NodeSignatures
     let logger: Logger
     private var links: [String: HolderLink] = [:]
     private var syncs: [Subscription: Task<Void, Error>] = [:]
@@ -94,7 +94,7 @@ public actor LookupQuerierService {
     public static let maximumKeyBytes = DatasetCatalog.maximumIdentifierBytes
 
     public init(nodeID: String, subscriptions: LookupSubscriptions, store: NodeStore, transport: PeerTransport,
-                addresses: [String: PeerAddress], signatures: CertificateSignatures, logger: Logger) throws {
+                addresses: [String: PeerAddress], signatures: NodeSignatures, logger: Logger) throws {
         self.nodeID = nodeID
         self.subscriptions = subscriptions
         self.tables = try SubscribedTables(store: store)
