@@ -93,6 +93,12 @@ public final class PeerTransport: Sendable {
     private func installHandlers(_ channel: Channel, tls: ChannelHandler, peerLabel: String, inbound: Bool,
                                  handshakeSettled: @escaping @Sendable () -> Void = {}) throws -> EventLoopFuture<NodeIdentity> {
         let sync = channel.pipeline.syncOperations
+        // Large frames are charged to the peer the handshake names (it completes before any frame).
+        let peer = ConnectionPeerLabel()
+        if let traffic = options.traffic {
+            // First in the pipeline: the bytes on the wire (TLS records), once the peer is known.
+            try sync.addHandler(TrafficCountingHandler(peer: peer, observer: traffic))
+        }
         try sync.addHandler(tls)
         try sync.addHandler(HandshakeDeadlineHandler(timeout: options.handshakeTimeout, settled: handshakeSettled))
         let identity = PeerIdentityHandler(eventLoop: channel.eventLoop, revocations: revocations)
@@ -100,9 +106,10 @@ public final class PeerTransport: Sendable {
         if let tap = options.plaintextTap { try sync.addHandler(PlaintextTapHandler(peer: peerLabel, tap: tap)) }
         try sync.addHandler(IdleStateHandler(readTimeout: options.idleTimeout, writeTimeout: options.effectiveHeartbeatInterval))
         try sync.addHandler(ConnectionLivenessHandler(idleSeconds: Double(options.idleTimeout.nanoseconds) / 1e9))
-        // Large frames are charged to the peer the handshake names (it completes before any frame).
-        let peer = ConnectionPeerLabel()
-        identity.identity.futureResult.whenSuccess { peer.set($0.nodeID) }
+        identity.identity.futureResult.whenSuccess { [traffic = options.traffic] in
+            peer.set($0.nodeID)
+            traffic?.connected($0.nodeID)
+        }
         try sync.addHandler(ByteToMessageHandler(LengthPrefixedFrameDecoder(
             maximumFrameBytes: options.maximumFrameBytes, maximumFirstFrameBytes: inbound ? options.maximumHelloBytes : nil,
             budget: options.receiveBudget, peer: peer)))

@@ -166,3 +166,40 @@ final class PeerIdentityHandler: ChannelInboundHandler, @unchecked Sendable {
 
 import MPCIdentity
 import NIOSSL
+
+/// Counts the bytes a connection reads and writes (TLS records, so what crosses the network) and tells
+/// the observer once the peer is authenticated; a connection that was counted as open is counted as
+/// closed when it ends.
+final class TrafficCountingHandler: ChannelDuplexHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    let peer: ConnectionPeerLabel
+    let observer: any TrafficObserver
+
+    init(peer: ConnectionPeerLabel, observer: any TrafficObserver) {
+        self.peer = peer
+        self.observer = observer
+    }
+
+    private var known: String? {
+        let label = peer.value
+        return label == "unidentified" ? nil : label
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if let known { observer.bytes(peer: known, sent: false, count: unwrapInboundIn(data).readableBytes) }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if let known { observer.bytes(peer: known, sent: true, count: unwrapOutboundIn(data).readableBytes) }
+        context.write(data, promise: promise)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let known { observer.disconnected(known) }
+        context.fireChannelInactive()
+    }
+}

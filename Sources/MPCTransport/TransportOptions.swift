@@ -31,10 +31,21 @@ public struct TransportOptions: Sendable {
     /// Called when an inbound connection ends before its TLS handshake authenticated a member, with the
     /// reason as one of a fixed set (`PeerTransport.handshakeFailureReason`): for the node's metrics.
     public var inboundHandshakeFailed: (@Sendable (_ reason: String) -> Void)?
+    /// Told of the bytes each authenticated connection carries and of connections opening and closing:
+    /// for the node's metrics (nil: nothing counted).
+    public var traffic: TrafficObserver?
 
     public init() {}
 
     var effectiveHeartbeatInterval: TimeAmount {
         heartbeatInterval ?? .nanoseconds(max(idleTimeout.nanoseconds / 3, 1_000_000))
     }
+}
+
+
+/// What a node counts of its peer connections (bytes on the wire after the handshake, connections open).
+public protocol TrafficObserver: Sendable {
+    func bytes(peer: String, sent: Bool, count: Int)
+    func connected(_ peer: String)
+    func disconnected(_ peer: String)
 }

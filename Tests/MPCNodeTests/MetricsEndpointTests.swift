@@ -70,6 +70,11 @@ final class MetricsEndpointTests: XCTestCase {
         XCTAssertEqual(value("mpcnode_job_duration_seconds_count", ["kind": "psi", "role": "participant"]), 2, text)
         XCTAssertGreaterThan(value("mpcnode_peer_job_bytes_total", ["kind": "psi", "direction": "sent"]) ?? 0, 1000, text)
         XCTAssertGreaterThan(value("mpcnode_peer_job_bytes_total", ["kind": "psi", "direction": "received"]) ?? 0, 1000, text)
+        // Bytes on the wire per peer (after the handshake): bank-a exchanged PSI messages with bank-b.
+        XCTAssertGreaterThan(value("mpcnode_peer_bytes_total", ["peer": "bank-b", "direction": "sent"]) ?? 0, 1000, text)
+        XCTAssertGreaterThan(value("mpcnode_peer_bytes_total", ["peer": "bank-b", "direction": "received"]) ?? 0, 1000, text)
+        XCTAssertGreaterThan(value("mpcnode_peer_bytes_total", ["peer": "coordinator", "direction": "received"]) ?? 0, 0, text)
+        XCTAssertNotNil(value("mpcnode_peer_connections", ["peer": "bank-b"]), text)
         let days = try XCTUnwrap(value("mpcnode_certificate_expiry_days", ["certificate": "node"]), text)
         XCTAssertTrue((1...4000).contains(days), "\(days)")
         XCTAssertNotNil(value("mpcnode_certificate_expiry_days", ["certificate": "ca"]), text)

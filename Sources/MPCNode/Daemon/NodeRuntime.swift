@@ -55,6 +55,7 @@ public final class NodeRuntime: Sendable {
         let metrics = NodeMetrics()
         let earlier = options.inboundHandshakeFailed
         options.inboundHandshakeFailed = { reason in earlier?(reason); metrics.handshakeFailed(reason: reason) }
+        if options.traffic == nil { options.traffic = metrics.trafficObserver(peers: Set(configuration.peers.keys)) }
         if transportOptions == nil { options.idleTimeout = .seconds(Int64(configuration.peerIdleTimeoutSeconds)) }
         let transport = try PeerTransport(
             identity: identity,

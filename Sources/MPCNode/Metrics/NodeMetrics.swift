@@ -2,8 +2,10 @@ import CoreMetrics
 import Foundation
 import GRDB
 import MPCWire
+import MPCTransport
 import class Prometheus.PrometheusCollectorRegistry
 import struct Prometheus.PrometheusMetricsFactory
+import Synchronization
 
 /// This node's metrics, recorded through swift-metrics into a Prometheus registry of its own (several
 /// nodes in one process keep theirs apart) and served by the HTTP API at `/metrics`
@@ -35,6 +37,8 @@ public final class NodeMetrics: Sendable {
     static let certificateDays = "mpcnode_certificate_expiry_days"
     static let peerBytes = "mpcnode_peer_job_bytes_total"
     static let handshakeFailures = "mpcnode_tls_handshake_failures_total"
+    static let peerTraffic = "mpcnode_peer_bytes_total"
+    static let peerConnections = "mpcnode_peer_connections"
 
     /// Follows the jobs of `store`: each one that ends is counted by kind, this node's role and outcome,
     /// with its duration (from its creation here) and the bytes it exchanged with its peers.
@@ -56,6 +60,44 @@ public final class NodeMetrics: Sendable {
             if let received = row["bytes_received"] as Int?, received > 0 {
                 CoreMetrics.Counter(label: Self.peerBytes, dimensions: [("kind", kind), ("direction", "received")], factory: factory).increment(by: received)
             }
+        }
+    }
+
+    /// The transport's observer: bytes on the wire and open connections per peer. A peer this node's
+    /// configuration does not name is counted as "other" (a member cannot add a series by connecting).
+    public func trafficObserver(peers: Set<String>) -> any TrafficObserver { Traffic(metrics: self, peers: peers) }
+
+    private struct TrafficCounters {
+        var bytes: [String: CoreMetrics.Counter] = [:]
+        var open: [String: Int] = [:]
+    }
+    private let traffic = Mutex(TrafficCounters())
+
+    final class Traffic: TrafficObserver {
+        let metrics: NodeMetrics
+        let peers: Set<String>
+        init(metrics: NodeMetrics, peers: Set<String>) { self.metrics = metrics; self.peers = peers }
+        func label(_ peer: String) -> String { peers.contains(peer) ? peer : "other" }
+        func bytes(peer: String, sent: Bool, count: Int) {
+            let key = label(peer) + (sent ? "\u{0}sent" : "\u{0}received")
+            let counter = metrics.traffic.withLock { t -> CoreMetrics.Counter in
+                if let c = t.bytes[key] { return c }
+                let c = CoreMetrics.Counter(label: NodeMetrics.peerTraffic, dimensions: [("peer", label(peer)), ("direction", sent ? "sent" : "received")],
+                                            factory: metrics.factory)
+                t.bytes[key] = c
+                return c
+            }
+            counter.increment(by: count)
+        }
+        func connected(_ peer: String) { change(peer, by: 1) }
+        func disconnected(_ peer: String) { change(peer, by: -1) }
+        private func change(_ peer: String, by delta: Int) {
+            let name = label(peer)
+            let now = metrics.traffic.withLock { t -> Int in
+                t.open[name, default: 0] += delta
+                return t.open[name]!
+            }
+            CoreMetrics.Gauge(label: NodeMetrics.peerConnections, dimensions: [("peer", name)], factory: metrics.factory).record(now)
         }
     }
 
