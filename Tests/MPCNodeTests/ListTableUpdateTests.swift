@@ -119,4 +119,95 @@ final class ListTableUpdateTests: XCTestCase {
         XCTAssertEqual(table.tags.count, 5700)
         XCTAssertEqual(try rows(tables, "lookup_table_entry"), 5700)
     }
+
+    /// A member holding a list lies in updates whose counts add up on the wire but not against the
+    /// querier's table: a delta removing a tag it does not hold, a delta removing one tag twice, a full
+    /// table with an entry twice. Each is refused when applied; the querier keeps its table (in memory and
+    /// in SQLite), leaves nothing staged, and still answers from it.
+    func testALyingHoldersUpdatesThatDoNotAddUpLeaveTheTableAsItWas() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-lying-holder-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let holderStore = try NodeStore(path: directory.appendingPathComponent("holder/node.sqlite"))
+        let csv = directory.appendingPathComponent("list.csv")
+        try ("phone,risk\n" + (0..<1000).map { "4477\(String(format: "%07d", $0)),r\($0 % 4)" }.joined(separator: "\n") + "\n")
+            .write(to: csv, atomically: true, encoding: .utf8)
+        try DatasetCatalog(store: holderStore).importCSV(DatasetImportRequest(dataset: "blacklist", csvPath: csv.path, idColumn: "phone",
+                                                                              normalization: IdentifierNormalization(digitsOnly: true)))
+        let lists = HolderListStore(store: holderStore, holder: "bank-a")
+        try lists.refresh(dataset: "blacklist", policy: LookupListPolicy(labelColumns: ["risk"], queriers: ["bank-b"]))
+        let state = try XCTUnwrap(try lists.state("blacklist"))
+        let entries = try XCTUnwrap(try lists.batches(dataset: "blacklist", full: true, base: 0)()).added
+        XCTAssertEqual(entries.count, 1000)
+        let tables = try SubscribedTables(store: NodeStore(path: directory.appendingPathComponent("querier/node.sqlite")))
+
+        func header(version: UInt64, base: UInt64, full: Bool, added: Int, removed: Int, entries: Int) -> ListTableHeader {
+            ListTableHeader(list: "blacklist", keyID: state.keyID, version: version, baseVersion: base, full: full, added: UInt64(added),
+                            removed: UInt64(removed), entries: UInt64(entries), labelColumns: ["risk"], disclosure: "holders", riskColumn: "",
+                            riskLevels: [], normalization: "trim,digits-only", maximumPerSecond: 100, maximumPerDay: 1000)
+        }
+        /// One update over an in-memory channel, received and applied as the querier's service does.
+        func sync(_ header: ListTableHeader, _ batches: [ListTableBatch]) async throws {
+            let (q, h) = InMemoryChannel.pair("bank-b", "bank-a")
+            let holder = Task {
+                let session = ProtocolSession(channel: h)
+                _ = try await ListTableTransfer.receiveRequest(session)
+                var rest = batches[...]
+                try await ListTableTransfer.send(session, holder: "bank-a", header: header, next: { rest.popFirst() },
+                                                 sign: { _ in ListTableSignature(signature: [1], certificate: [2]) })
+            }
+            defer { holder.cancel() }
+            let session = ProtocolSession(channel: q)
+            try await ListTableTransfer.request(session, list: "blacklist", keyID: "", version: 0)
+            var update: TableUpdate?
+            do {
+                _ = try await ListTableTransfer.receive(session, list: "blacklist", maximumEntries: 1 << 20,
+                                                        accept: { update = try tables.begin(holder: "bank-a", header: $0) },
+                                                        store: { try tables.stage(update!, $0) }, verify: { _, _ in })
+                try tables.apply(update!, signature: ListTableSignature(signature: [1], certificate: [2]))
+            } catch {
+                if let update { tables.discard(update) }
+                throw error
+            }
+        }
+        func rows(_ table: String) throws -> Int { try tables.store.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM \(table)") ?? -1 } }
+        func unchanged(_ what: String) throws {
+            let table = try XCTUnwrap(tables.table(holder: "bank-a", list: "blacklist"), what)
+            XCTAssertEqual(table.header.version, 1, what)
+            XCTAssertEqual(table.tags, entries.map(\.tag).sorted(), what)
+            XCTAssertEqual(try rows("lookup_table_entry"), 1000, what)
+            XCTAssertEqual(try rows("lookup_staging"), 0, what)
+            XCTAssertEqual(try rows("lookup_table_unused"), 0, what)
+            XCTAssertEqual(try tables.sealedLabels(table, tag: entries[7].tag).count, 1, what)
+        }
+
+        // The honest table first.
+        try await sync(header(version: 1, base: 0, full: true, added: 1000, removed: 0, entries: 1000), [ListTableBatch(added: entries)])
+        try unchanged("honest table")
+
+        // A delta removing a tag the querier never had (and adding one entry, so its total claims 1000).
+        let stranger = LabelledLookup.Entry(tag: 0x0123_4567_89ab_cdef, label: entries[0].label)
+        do {
+            try await sync(header(version: 2, base: 1, full: false, added: 1, removed: 1, entries: 1000),
+                           [ListTableBatch(added: [stranger], removed: [0xdead_beef])])
+            XCTFail("a delta removing an unknown tag was applied")
+        } catch LookupSyncError.countMismatch {}
+        try unchanged("after removing an unknown tag")
+
+        // A delta removing the same tag twice.
+        do {
+            try await sync(header(version: 2, base: 1, full: false, added: 0, removed: 2, entries: 998),
+                           [ListTableBatch(removed: [entries[3].tag, entries[3].tag])])
+            XCTFail("a delta removing one tag twice was applied")
+        } catch LookupSyncError.countMismatch {}
+        try unchanged("after removing one tag twice")
+
+        // A full table with one entry twice (its header counts 1001).
+        do {
+            try await sync(header(version: 2, base: 0, full: true, added: 1001, removed: 0, entries: 1001),
+                           [ListTableBatch(added: entries + [entries[5]])])
+            XCTFail("a full table with a duplicated entry was applied")
+        } catch {}
+        try unchanged("after a full table with an entry twice")
+    }
 }
