@@ -21,11 +21,12 @@ public struct RevocationList: Sendable, Equatable {
     public var issuedAt: Date
     public var entries: [Entry]
 
-    /// The revoked serial numbers (their bytes).
-    public var serials: Set<[UInt8]> { Set(entries.compactMap { Self.bytes(hex: $0.serial) }) }
+    public func contains(_ certificate: Certificate) -> Bool { entry(for: certificate) != nil }
 
-    public func contains(_ certificate: Certificate) -> Bool {
-        serials.contains(Array(certificate.serialNumber.bytes))
+    /// The entry that revokes `certificate`, if any.
+    public func entry(for certificate: Certificate) -> Entry? {
+        let serial = Self.hex(Array(certificate.serialNumber.bytes))
+        return entries.first { $0.serial == serial }
     }
 
     /// An empty list of this CA.

@@ -135,11 +135,7 @@ public final class PeerTransport: Sendable {
         public func set(_ l: RevocationList?) { list.withLock { $0 = l } }
         /// The entry that revokes `certificate`, if any.
         func entry(for certificate: Certificate) -> RevocationList.Entry? {
-            list.withLock { l in
-                guard let l, l.contains(certificate) else { return nil }
-                let serial = certificate.serialNumber.bytes.map { String(format: "%02x", $0) }.joined()
-                return l.entries.first { $0.serial == serial }
-            }
+            list.withLock { $0?.entry(for: certificate) }
         }
     }
 

@@ -189,9 +189,8 @@ public final class NodeRuntime: Sendable {
         let ca = try CertificateCheck.loadCertificate(path: configuration.tls.caCertificate.path)
         let list = try RevocationList.load(path: path.path, ca: ca)
         let mine = try CertificateCheck.loadCertificate(path: configuration.tls.certificate.path)
-        if list.contains(mine) {
-            let serial = mine.serialNumber.bytes.map { String(format: "%02x", $0) }.joined()
-            throw IdentityError.revoked(nodeID: own.nodeID, serial: serial, reason: list.entries.first { $0.serial == serial }?.reason ?? "listed")
+        if let entry = list.entry(for: mine) {
+            throw IdentityError.revoked(nodeID: own.nodeID, serial: entry.serial, reason: entry.reason)
         }
         return list
     }
@@ -206,14 +205,18 @@ public final class NodeRuntime: Sendable {
 
     /// What `mpcnode node status` and `GET /v1/node` show.
     public func statusView() throws -> NodeStatusView {
+        try Self.statusView(configuration: configuration, identity: identity, store: store, startedAt: startedAt)
+    }
+
+    static func statusView(configuration: NodeConfiguration, identity: NodeIdentity, store: NodeStore, startedAt: Date) throws -> NodeStatusView {
         NodeStatusView(
             nodeID: identity.nodeID, role: identity.role.rawValue, listen: configuration.listen.description,
             peers: configuration.peers.mapValues(\.description), startedAt: startedAt,
             datasets: try DatasetCatalog(store: store).list().count,
             runningJobs: try JobRepository(store: store).list(limit: 1000).filter { $0.state == .running }.count,
             auditChainIntact: try AuditLog(store: store).verify() == nil,
-            certificateDaysLeft: Self.certificateDaysLeft(configuration.tls.certificate.path).map { Int($0.rounded(.down)) },
-            caDaysLeft: Self.certificateDaysLeft(configuration.tls.caCertificate.path).map { Int($0.rounded(.down)) })
+            certificateDaysLeft: certificateDaysLeft(configuration.tls.certificate.path).map { Int($0.rounded(.down)) },
+            caDaysLeft: certificateDaysLeft(configuration.tls.caCertificate.path).map { Int($0.rounded(.down)) })
     }
 
     /// Each configured peer, asked over mutual TLS with an empty control request (it answers and does
@@ -281,14 +284,7 @@ public final class NodeRuntime: Sendable {
         do {
             switch request.command {
             case .status:
-                let jobs = try repository.list(limit: 1000)
-                response.node = NodeStatusView(
-                    nodeID: identity.nodeID, role: identity.role.rawValue, listen: configuration.listen.description,
-                    peers: configuration.peers.mapValues(\.description), startedAt: startedAt,
-                    datasets: try catalog.list().count, runningJobs: jobs.filter { $0.state == .running }.count,
-                    auditChainIntact: try audit.verify() == nil,
-                    certificateDaysLeft: certificateDaysLeft(configuration.tls.certificate.path).map { Int($0.rounded(.down)) },
-                    caDaysLeft: certificateDaysLeft(configuration.tls.caCertificate.path).map { Int($0.rounded(.down)) })
+                response.node = try statusView(configuration: configuration, identity: identity, store: repository.store, startedAt: startedAt)
             case .submitJob:
                 guard let submission = request.submission else { return AdminResponse(error: "submitJob needs a submission") }
                 guard identity.role == .coordinator else {
