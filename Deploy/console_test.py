@@ -116,19 +116,38 @@ def main():
         browser.wait_text("#certificate-expiry", lambda t: "days left" in t, step)
         step = "the peers answer over mutual TLS"
         browser.wait_text("#peers table", lambda t: all(f"{b}\n" in t or f"{b} " in t for b in ["bank-a", "bank-b", "regulator"]) and "NO" not in t, step)
+        step = "each peer's certificate expiry, seen in its handshake"
+        browser.wait_text("#peers table", lambda t: t.count(" days") >= 4, step)
+        step = "the policy in force, read-only, with its defaults"
+        browser.wait_text("#policy", lambda t: "Coordinators allowed to propose jobs: none" in t and "No dataset is open" in t, step)
         browser.screenshot(f"{shots}/02-node.png")
 
+        def submit(kind, fields, what):
+            browser.click("nav button[data-view=submit]")
+            browser.click(f"#kind option[value={kind}]")
+            for name, value in fields:
+                browser.type(f"#submit-form [name={name}]", value)
+            browser.click("#submit-button")
+            state = browser.wait_text("#job-state", lambda t: t.startswith("succeeded") or t.startswith("failed") or t.startswith("refused"), what)
+            return state, browser.script("return document.getElementById('submitted').dataset.job")
+
         step = "a PSI submitted from the form reaches succeeded"
-        browser.click("nav button[data-view=submit]")
-        for name, value in [("a-node", "bank-a"), ("a-dataset", "customers"), ("a-column", "phone"),
-                            ("b-node", "bank-b"), ("b-dataset", "customers"), ("b-column", "phone"), ("deliver", "bank-a")]:
-            browser.type(f"#submit-form input[name={name}]", value)
-        browser.click("#submit-button")
-        state = browser.wait_text("#job-state", lambda t: t.startswith("succeeded") or t.startswith("failed") or t.startswith("refused"), step)
+        state, job = submit("psi", [("parties", "bank-a:customers.phone\nbank-b:customers.phone"), ("deliver", "bank-a")], step)
         browser.screenshot(f"{shots}/03-submitted.png")
         if not state.startswith("succeeded"):
             raise RuntimeError(f"{step}: the job ended {state!r}")
-        job = browser.script("return document.getElementById('submitted').dataset.job")
+
+        step = "a union-sum from its own form (aggregator, value column, threshold) reaches succeeded"
+        browser.click("nav button[data-view=submit]")
+        browser.click("#kind option[value=union-sum]")
+        hidden = browser.script("return ['deliver', 'label', 'value'].map((n) => document.querySelector('#submit-form [name=' + n + ']').offsetParent === null)")
+        if hidden != [True, True, False]:
+            raise RuntimeError(f"{step}: the union-sum form shows the wrong fields (deliver, label, value hidden: {hidden})")
+        state, union_job = submit("union-sum", [("parties", "bank-a:customers.phone\nbank-b:customers.phone\nbank-c:customers.phone"),
+                                                ("aggregator", "regulator"), ("value", "balance"), ("reporting-threshold", "50000")], step)
+        browser.screenshot(f"{shots}/03b-union-sum.png")
+        if not state.startswith("succeeded"):
+            raise RuntimeError(f"{step}: the job ended {state!r}")
 
         step = "the jobs view shows it at 100 %"
         browser.click("nav button[data-view=jobs]")
@@ -137,14 +156,18 @@ def main():
 
         step = "a refused job says who refused and why"
         browser.click("nav button[data-view=submit]")
-        browser.type("#submit-form input[name=a-dataset]", "no_such_dataset")
+        browser.click("#kind option[value=psi]")
+        browser.type("#submit-form [name=parties]", "bank-a:no_such_dataset.phone\nbank-b:customers.phone")
         browser.click("#submit-button")
         browser.wait_text("#submitted", lambda t: "refused by" in t and "bank-a" in t, step)
         browser.screenshot(f"{shots}/05-refused.png")
 
         step = "the audit trail with its chain verified"
         browser.click("nav button[data-view=audit]")
-        browser.wait_text("#audit", lambda t: "Hash chain verified: intact." in t and job in t, step)
+        browser.wait_text("#audit", lambda t: "Hash chain verified: intact." in t and job in t and union_job in t, step)
+        if browser.script("return document.querySelectorAll('#audit details').length") < 1:
+            raise RuntimeError(f"{step}: no record's details are folded")
+        browser.click("#audit details summary")
         browser.screenshot(f"{shots}/06-audit.png")
 
         step = "the regulator's viewer opens the report: table, chart, provenance, export"

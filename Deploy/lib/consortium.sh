@@ -3,10 +3,12 @@
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
+# build_mpcnode [release]: the debug build unless asked for the release one (benchmarks).
 build_mpcnode() {
   Deploy/install-dependencies.sh
-  swift build --product mpcnode 2>&1 | grep -E "error|Build complete" || true
-  BIN="$(swift build --show-bin-path)/mpcnode"
+  local configuration=${1:-debug}
+  swift build -c "$configuration" --product mpcnode 2>&1 | grep -E "error|Build complete" || true
+  BIN="$(swift build -c "$configuration" --show-bin-path)/mpcnode"
   [ -x "$BIN" ] || { echo "build failed: $BIN missing" >&2; exit 1; }
 }
 mpcnode() { "$BIN" "$@"; }

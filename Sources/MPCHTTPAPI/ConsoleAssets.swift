@@ -34,19 +34,69 @@ enum ConsoleAssets {
         </form>
         <p id="login-error" class="error" role="alert"></p>
       </section>
-      <section id="view-node" class="view" hidden><h2>Node</h2><div id="node"></div><h3>Peers</h3><div id="peers"></div><h3>Datasets</h3><div id="datasets"></div></section>
+      <section id="view-node" class="view" hidden><h2>Node</h2><div id="node"></div><h3>Peers</h3><div id="peers"></div><h3>Datasets</h3><div id="datasets"></div><h3>Policy in force (read-only)</h3><div id="policy"></div></section>
       <section id="view-jobs" class="view" hidden><h2>Jobs</h2><p class="hint">Refreshed every two seconds.</p><div id="jobs"></div></section>
       <section id="view-submit" class="view" hidden>
-        <h2>Submit a PSI</h2>
-        <form id="submit-form">
-          <fieldset><legend>First party</legend>
-            <label>Node <input name="a-node" required></label><label>Dataset <input name="a-dataset" required></label><label>Column <input name="a-column" required></label>
+        <h2>Submit a job</h2>
+        <form id="submit-form" novalidate>
+          <label>Kind <select name="kind" id="kind">
+            <option value="psi">psi: two-party intersection</option>
+            <option value="mpsi">mpsi: n-party intersection</option>
+            <option value="watchlist">watchlist: identifiers on several parties' lists</option>
+            <option value="union-sum">union-sum: per-identifier totals over the union</option>
+            <option value="intersection-stats">intersection-stats: statistics over the intersection</option>
+            <option value="secure-sum">secure-sum: grouped sums, robust to dropouts</option>
+            <option value="train-lr">train-lr: federated logistic regression</option>
+            <option value="predict">predict: score rows with a vertical model</option>
+          </select></label>
+          <p class="hint" id="kind-help"></p>
+          <label class="wide">Parties, one a line, as node:dataset.column (node:dataset for a secure sum or horizontal training)
+            <textarea name="parties" rows="3" placeholder="bank-a:customers.phone&#10;bank-b:customers.phone"></textarea></label>
+          <fieldset data-kinds="psi mpsi watchlist secure-sum"><legend>Results</legend>
+            <label>Deliver to (comma-separated) <input name="deliver" placeholder="bank-a"></label>
+            <label data-kinds="psi mpsi"><input type="checkbox" name="count-only"> The size only</label>
           </fieldset>
-          <fieldset><legend>Second party</legend>
-            <label>Node <input name="b-node" required></label><label>Dataset <input name="b-dataset" required></label><label>Column <input name="b-column" required></label>
+          <fieldset data-kinds="mpsi watchlist union-sum intersection-stats train-lr"><legend>Roles</legend>
+            <label>Aggregator <input name="aggregator" placeholder="regulator"></label>
+            <label data-kinds="mpsi watchlist union-sum intersection-stats">Mixer (default: the first party) <input name="mixer"></label>
           </fieldset>
-          <label>Deliver to <input name="deliver" required placeholder="bank-a"></label>
-          <label><input type="checkbox" name="count-only"> The intersection's size only</label>
+          <fieldset data-kinds="psi mpsi watchlist union-sum intersection-stats"><legend>Set operation</legend>
+            <label>Blinding group <select name="group"><option>ristretto255</option><option>x25519</option></select></label>
+            <label data-kinds="mpsi intersection-stats">Least intersection <input name="min-intersection" type="number" value="10" min="1"></label>
+            <label data-kinds="watchlist">Held by at least <input name="at-least" type="number" value="2" min="2"></label>
+            <label data-kinds="union-sum intersection-stats">Value column <input name="value" placeholder="balance"></label>
+            <label data-kinds="union-sum intersection-stats">Decimals <input name="set-decimals" type="number" value="2" min="0" max="6"></label>
+            <label data-kinds="union-sum">List totals at or above <input name="reporting-threshold" placeholder="1000000"></label>
+            <label data-kinds="union-sum">Least parties per listed total <input name="set-min-cell-parties" type="number" value="2" min="1"></label>
+            <label data-kinds="intersection-stats">Histogram bin edges <input name="bins" placeholder="0,1000,10000"></label>
+          </fieldset>
+          <fieldset data-kinds="secure-sum"><legend>Secure sum</legend>
+            <label>Group by column <input name="group-by"></label>
+            <label>Groups (comma-separated) <input name="groups"></label>
+            <label>Measures (comma-separated) <input name="measures" placeholder="sum:balance,count:balance"></label>
+            <label>Decimals <input name="sum-decimals" type="number" value="2" min="0" max="6"></label>
+            <label>Least records a cell <input name="min-cell-records" type="number" value="10" min="1"></label>
+            <label>Least parties a cell <input name="min-cell-parties" type="number" value="2" min="1"></label>
+            <label>Survivors needed (default ⌊2n/3⌋+1) <input name="threshold" type="number" min="2"></label>
+          </fieldset>
+          <fieldset data-kinds="train-lr"><legend>Training</legend>
+            <label>Mode <select name="mode"><option>horizontal</option><option>vertical</option></select></label>
+            <label>Label column <input name="label" placeholder="y"></label>
+            <label data-modes="horizontal">Features <input name="features" placeholder="x0..x29"></label>
+            <label data-modes="vertical" class="wide">Each party's features, one a line, as node=columns <textarea name="party-features" rows="2" placeholder="bank=x0..x9&#10;telco=x0..x19"></textarea></label>
+            <label>Rounds <input name="rounds" type="number" value="20" min="1"></label>
+            <label data-modes="horizontal">Local epochs <input name="local-epochs" type="number" value="1" min="1"></label>
+            <label>Learning rate <input name="learning-rate" value="0.1"></label>
+            <label>L2 <input name="l2" value="0.001"></label>
+            <label>Batch size (default per mode) <input name="batch-size" type="number" min="1"></label>
+            <label>Tolerance <input name="tolerance" value="0.00001"></label>
+            <label data-modes="horizontal">Evaluation dataset <input name="eval-dataset"></label>
+            <label>Held-out share <input name="holdout" value="0.2"></label>
+            <label data-modes="vertical">Paillier bits <input name="key-bits" type="number" value="2048"></label>
+          </fieldset>
+          <fieldset data-kinds="predict"><legend>Model</legend>
+            <label>Vertical training job <input name="model"></label>
+          </fieldset>
           <button type="submit" id="submit-button">Submit</button>
         </form>
         <div id="submitted"></div>
@@ -103,14 +153,27 @@ enum ConsoleAssets {
       } catch (e) { failed("node")(e); }
       try {
         const p = await api("/v1/peers");
-        fill("peers", table(["peer", "address", "reachable over mutual TLS", "round trip", "error"],
-          p.peers.map((x) => ({ cells: [x.node, x.address, x.reachable ? "yes" : "NO", x.milliseconds ? x.milliseconds.toFixed(1) + " ms" : "", x.error || ""], cls: x.reachable ? "" : "state-failed" }))));
+        const days = (x) => x.certificateDaysLeft === undefined || x.certificateDaysLeft === null ? "" : Math.floor(x.certificateDaysLeft) + " days" + (x.certificateDaysLeft < 30 ? " — renew soon" : "");
+        fill("peers", table(["peer", "address", "reachable over mutual TLS", "round trip", "its certificate valid for", "error"],
+          p.peers.map((x) => ({ cells: [x.node, x.address, x.reachable ? "yes" : "NO", x.milliseconds ? x.milliseconds.toFixed(1) + " ms" : "", days(x), x.error || ""],
+            cls: !x.reachable ? "state-failed" : (x.certificateDaysLeft ?? 99) < 30 ? "expiring" : "" }))));
       } catch (e) { failed("peers")(e); }
       try {
         const d = await api("/v1/datasets");
         fill("datasets", table(["dataset", "id column", "columns", "rows", "distinct ids", "imported"],
           d.datasets.map((s) => [s.name, s.idColumn, s.columns.join(", "), s.rowCount, s.distinctIdentifiers, s.importedAt])));
       } catch (e) { failed("datasets")(e); }
+      try {
+        const pol = await api("/v1/policy"), names = Object.keys(pol.datasets).sort();
+        const shown = (v) => v === undefined || v === null ? "—" : Array.isArray(v) ? (v.join(", ") || "none") : typeof v === "object" ? JSON.stringify(v) : String(v);
+        const keys = ["columns", "protocols", "result_recipients", "min_set_size", "min_intersection", "min_cell_records", "min_cell_parties", "max_peer_set_size",
+          "max_peer_set_ratio", "min_sum_parties", "min_sum_threshold_share", "sum_noise_epsilon", "sum_epsilon_per_day", "min_batch_rows_per_feature",
+          "max_holdout", "max_jobs_per_day", "max_coordinators_per_day", "max_jobs_per_peer_per_input", "lookup_lists"];
+        fill("policy", el("p", "Coordinators allowed to propose jobs: " + shown(pol.coordinators) + ". Least Paillier modulus: " + pol.min_paillier_bits +
+          " bits." + (pol.lookups.subscribe.length ? " Lookup lists subscribed: " + pol.lookups.subscribe.join(", ") + "." : "")),
+          names.length ? table(["rule", ...names], keys.map((k) => [k, ...names.map((n) => shown(pol.datasets[n][k]))]))
+                       : el("p", "No dataset is open to any job (a dataset without a rule is never used)."));
+      } catch (e) { failed("policy")(e); }
     }
 
     function progressOf(j) {
@@ -129,25 +192,104 @@ enum ConsoleAssets {
       } catch (e) { failed("jobs")(e); }
     }
 
+    const kindHelp = {
+      "psi": "Two banks learn the identifiers they have in common (or only how many), nothing else.",
+      "mpsi": "The identifiers every party holds, or their number, to the parties named; the aggregator sees only pseudonyms.",
+      "watchlist": "How many identifiers at least N parties hold; each party named learns which of its own others hold.",
+      "union-sum": "Per-identifier totals of a value column over all parties' identifiers, to the aggregator (e.g. a regulator).",
+      "intersection-stats": "Count, sum, mean and histogram of per-identifier totals over the intersection, to the aggregator.",
+      "secure-sum": "Grouped sums and counts across parties; the server that receives the report learns totals only.",
+      "train-lr": "Logistic regression trained across parties: horizontal (same features, other customers) or vertical (the first party holds the label).",
+      "predict": "Scores the parties' common rows with a vertical model; the scores go to the first party only.",
+    };
+    function showKindFields() {
+      const f = $("submit-form").elements, kind = f["kind"].value, mode = f["mode"].value;
+      document.querySelectorAll("#submit-form [data-kinds]").forEach((e) => e.hidden = !e.dataset.kinds.split(" ").includes(kind));
+      document.querySelectorAll("#submit-form [data-modes]").forEach((e) => e.hidden = e.dataset.modes !== mode);
+      $("kind-help").textContent = kindHelp[kind];
+    }
+    const listOf = (text) => text.split(",").map((s) => s.trim()).filter((s) => s);
+    function columnsOf(text) {
+      return listOf(text).flatMap((p) => {
+        const m = /^([^0-9]*)([0-9]+)\.\.([^0-9]*)([0-9]+)$/.exec(p);
+        if (!m) return [p];
+        if (m[1] !== m[3] || Number(m[2]) > Number(m[4])) throw new Error("'" + p + "' is not a column range like x0..x29");
+        return Array.from({ length: Number(m[4]) - Number(m[2]) + 1 }, (_, i) => m[1] + (Number(m[2]) + i));
+      });
+    }
+    function partyOf(line) {
+      const colon = line.indexOf(":");
+      if (colon < 1) throw new Error("'" + line + "' is not node:dataset.column");
+      const rest = line.slice(colon + 1), dot = rest.indexOf(".");
+      return { nodeID: line.slice(0, colon), dataset: dot < 0 ? rest : rest.slice(0, dot), column: dot < 0 ? "" : rest.slice(dot + 1) };
+    }
+    function number(f, name, fallback) { const v = f[name].value.trim(); if (v === "") return fallback; const n = Number(v); if (!Number.isFinite(n)) throw new Error(name + " is not a number"); return n; }
+    /// The submission the API takes (JobSubmission in Docs/api/openapi.yaml), with the CLI's defaults.
+    function submissionOf(f) {
+      const kind = f["kind"].value, text = (name) => f[name].value.trim();
+      const parties = f["parties"].value.split("\n").map((l) => l.trim()).filter((l) => l).map(partyOf);
+      if (!parties.length) throw new Error("name the parties, one a line");
+      const s = { protocolName: kind, parties, deliverTo: listOf(text("deliver")), cardinalityOnly: false, group: "" };
+      if (["psi", "mpsi", "watchlist", "union-sum", "intersection-stats"].includes(kind)) s.group = f["group"].value;
+      if (kind === "psi" || kind === "mpsi") s.cardinalityOnly = f["count-only"].checked;
+      if (!["psi", "mpsi", "watchlist", "secure-sum"].includes(kind)) s.deliverTo = [];
+      if (["mpsi", "watchlist", "union-sum", "intersection-stats"].includes(kind)) {
+        if (!text("aggregator")) throw new Error("name the aggregator");
+        s.sets = { aggregator: text("aggregator"), atLeast: 2, minIntersection: 10, decimals: 2, bins: [], minCellParties: 2 };
+        if (text("mixer")) s.sets.mixer = text("mixer");
+        if (kind === "mpsi" || kind === "intersection-stats") s.sets.minIntersection = number(f, "min-intersection", 10);
+        if (kind === "watchlist") s.sets.atLeast = number(f, "at-least", 2);
+        if (kind === "union-sum" || kind === "intersection-stats") {
+          if (!text("value")) throw new Error("name the value column");
+          s.sets.valueColumn = text("value"); s.sets.decimals = number(f, "set-decimals", 2);
+        }
+        if (kind === "union-sum") { s.sets.minCellParties = number(f, "set-min-cell-parties", 2); if (text("reporting-threshold")) s.sets.reportingThreshold = text("reporting-threshold"); }
+        if (kind === "intersection-stats") s.sets.bins = listOf(text("bins"));
+      }
+      if (kind === "secure-sum") {
+        s.aggregate = { groups: listOf(text("groups")), measures: listOf(text("measures")), decimals: number(f, "sum-decimals", 2),
+                        minCellRecords: number(f, "min-cell-records", 10), minCellParties: number(f, "min-cell-parties", 2) };
+        if (text("group-by")) s.aggregate.groupBy = text("group-by");
+        if (text("threshold")) s.threshold = number(f, "threshold");
+      }
+      if (kind === "train-lr") {
+        const mode = f["mode"].value, vertical = mode === "vertical", partyFeatures = {};
+        if (!text("aggregator") || !text("label")) throw new Error("name the aggregator and the label column");
+        f["party-features"].value.split("\n").map((l) => l.trim()).filter((l) => l).forEach((l) => {
+          const eq = l.indexOf("="); if (eq < 1) throw new Error("'" + l + "' is not node=columns"); partyFeatures[l.slice(0, eq)] = columnsOf(l.slice(eq + 1));
+        });
+        const widest = Math.max(0, ...Object.values(partyFeatures).map((c) => c.length));
+        const evalDataset = vertical ? "" : text("eval-dataset");
+        s.training = { mode, aggregator: text("aggregator"), label: text("label"), features: vertical ? [] : columnsOf(text("features")),
+          parameters: { rounds: number(f, "rounds", 20), localEpochs: vertical ? 1 : number(f, "local-epochs", 1), learningRate: number(f, "learning-rate", 0.1),
+                        l2: number(f, "l2", 0.001), batchSize: number(f, "batch-size", vertical ? Math.max(64, 8 * (widest + 1)) : 32), tolerance: number(f, "tolerance", 1e-5) },
+          holdout: evalDataset ? 0 : number(f, "holdout", 0.2), bins: 1000, partyFeatures: vertical ? partyFeatures : {}, keyBits: number(f, "key-bits", 2048) };
+        if (evalDataset) s.training.evalDataset = evalDataset;
+        if (!vertical && !s.training.features.length) throw new Error("name the features (horizontal)");
+      }
+      if (kind === "predict") {
+        if (!text("model")) throw new Error("name the vertical training job whose model scores the rows");
+        s.training = { mode: "vertical", aggregator: "", label: "", features: [], modelJob: text("model"),
+          parameters: { rounds: 20, localEpochs: 1, learningRate: 0.1, l2: 0.001, batchSize: 32, tolerance: 1e-5 }, holdout: 0.2, bins: 1000, partyFeatures: {}, keyBits: 2048 };
+      }
+      return s;
+    }
+
     async function submitJob(event) {
       event.preventDefault();
-      const f = event.target.elements, out = $("submitted");
-      const submission = {
-        protocolName: "psi", group: "ristretto255", cardinalityOnly: f["count-only"].checked,
-        parties: [{ nodeID: f["a-node"].value.trim(), dataset: f["a-dataset"].value.trim(), column: f["a-column"].value.trim() },
-                  { nodeID: f["b-node"].value.trim(), dataset: f["b-dataset"].value.trim(), column: f["b-column"].value.trim() }],
-        deliverTo: f["deliver"].value.split(",").map((s) => s.trim()).filter((s) => s),
-      };
+      const out = $("submitted");
+      let submission;
+      try { submission = submissionOf(event.target.elements); } catch (e) { fill("submitted", el("p", "Not submitted: " + e.message, "error")); return; }
       try {
         const r = await api("/v1/jobs", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(submission) });
-        fill("submitted", el("p", "Submitted job " + r.job_id + "."), el("p", "", "job-state"));
+        fill("submitted", el("p", "Submitted " + submission.protocolName + " job " + r.job_id + "."), el("p", "", "job-state"));
         out.dataset.job = r.job_id;
         const follow = async () => {
           const j = await api("/v1/jobs/" + encodeURIComponent(r.job_id));
           const line = out.querySelector(".job-state");
           line.id = "job-state"; line.textContent = j.state + (progressOf(j) ? " — " + progressOf(j) : "") + (j.reason ? " — " + j.reason : "");
           const refusals = (j.parties || []).filter((p) => p.state === "refused");
-          if (refusals.length) out.appendChild(table(["refused by", "reason"], refusals.map((p) => [p.nodeID, p.reason || ""])));
+          if (refusals.length && !out.querySelector("table")) out.appendChild(table(["refused by", "reason"], refusals.map((p) => [p.nodeID, p.reason || ""])));
           if (!["succeeded", "failed", "refused"].includes(j.state)) setTimeout(follow, 1000);
         };
         follow();
@@ -202,11 +344,22 @@ enum ConsoleAssets {
         })) : el("p", "No report on this node."));
       } catch (e) { failed("reports")(e); }
     }
+    /// An audit record's details, folded: a one-line summary that opens on a click.
+    function folded(details) {
+      let parsed = details;
+      if (typeof details === "string") { try { parsed = JSON.parse(details); } catch (e) { parsed = { text: details }; } }
+      const entries = parsed && typeof parsed === "object" ? Object.entries(parsed) : [["value", String(parsed)]];
+      if (!entries.length) return "";
+      const box = el("details"), summary = el("summary", entries.slice(0, 2).map(([k, v]) => k + ": " + (typeof v === "object" ? JSON.stringify(v) : v)).join("; ").slice(0, 90) + (entries.length > 2 ? " …" : ""));
+      box.appendChild(summary);
+      box.appendChild(table(["field", "value"], entries.map(([k, v]) => [k, typeof v === "object" ? JSON.stringify(v) : v])));
+      return box;
+    }
     async function loadAudit() {
       try {
         const r = await api("/v1/audit?limit=200");
         fill("audit", el("p", r.chain_intact ? "Hash chain verified: intact." : "Hash chain BROKEN at record " + r.broken_at + ".", r.chain_intact ? "ok" : "error"),
-          table(["#", "at", "event", "job", "details"], r.records.map((a) => [a.seq, a.at, a.event, a.jobID || "", JSON.stringify(a.details)])));
+          table(["#", "at", "event", "job", "details"], r.records.map((a) => [a.seq, a.at, a.event, a.jobID || "", folded(a.details)])));
       } catch (e) { failed("audit")(e); }
     }
 
@@ -225,6 +378,9 @@ enum ConsoleAssets {
     document.addEventListener("DOMContentLoaded", () => {
       $("login-form").addEventListener("submit", (e) => { e.preventDefault(); signIn($("token").value.trim()); });
       $("submit-form").addEventListener("submit", submitJob);
+      $("submit-form").elements["kind"].addEventListener("change", showKindFields);
+      $("submit-form").elements["mode"].addEventListener("change", showKindFields);
+      showKindFields();
       $("logout").addEventListener("click", () => { sessionStorage.removeItem("mpcnode-token"); location.reload(); });
       document.querySelectorAll("nav button[data-view]").forEach((b) => b.addEventListener("click", () => show(b.dataset.view)));
       if (sessionStorage.getItem("mpcnode-token")) signIn(sessionStorage.getItem("mpcnode-token"));
@@ -232,6 +388,7 @@ enum ConsoleAssets {
     """#
 
     static let style = #"""
+    [hidden] { display: none !important; }
     body { font: 15px/1.45 system-ui, sans-serif; margin: 0; color: #1d2433; background: #f6f7f9; }
     header { background: #1d2433; color: #fff; padding: 0.6em 1.2em; display: flex; gap: 2em; align-items: center; flex-wrap: wrap; }
     header h1 { font-size: 1.2em; margin: 0; }
@@ -241,7 +398,9 @@ enum ConsoleAssets {
     th, td { border: 1px solid #d5d9e0; padding: 0.3em 0.6em; text-align: left; vertical-align: top; font-size: 0.93em; }
     th { background: #eceff3; }
     tr.suppressed td { color: #8a8f99; font-style: italic; }
-    tr.state-failed td, tr.state-refused td { background: #fff1f0; }
+    tr.state-failed td, tr.state-refused td { background: #fff1f0; } tr.expiring td { background: #fff8e6; }
+    label.wide { display: block; } textarea { width: 100%; max-width: 760px; font-family: ui-monospace, monospace; }
+    details summary { cursor: pointer; color: #3b4a66; } details table { width: auto; }
     tr.state-succeeded td:nth-child(4) { color: #1a7f37; }
     .error { color: #b42318; } .ok { color: #1a7f37; } .hint, .note { color: #5b6475; }
     fieldset { border: 1px solid #d5d9e0; margin: 0.5em 0; } label { margin-right: 1em; display: inline-block; }

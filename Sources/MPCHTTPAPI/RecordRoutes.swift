@@ -2,8 +2,8 @@ import Foundation
 import Hummingbird
 import MPCNode
 
-/// What a node keeps, over HTTP (Docs/api/openapi.yaml): its status and datasets (metadata only, never
-/// a row) and audit trail for its operator; reports and models for a regulator's viewer (or the operator).
+/// What a node keeps, over HTTP (Docs/api/openapi.yaml): its status, datasets (metadata only, never
+/// a row), policy in force (read-only) and audit trail for its operator; reports and models for a regulator's viewer (or the operator).
 struct RecordRoutes {
     let node: NodeRuntime
 
@@ -27,6 +27,10 @@ struct RecordRoutes {
         router.get("/v1/datasets") { _, context in
             try context.require(.operations)
             return try APIJSON.response(["datasets": try DatasetCatalog(store: node.store).list()])
+        }
+        router.get("/v1/policy") { _, context in
+            try context.require(.operations)
+            return try APIJSON.response(PolicyInForce(node.configuration.policy))
         }
         router.get("/v1/audit") { request, context in
             try context.require(.operations)

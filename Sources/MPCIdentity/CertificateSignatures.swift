@@ -10,6 +10,9 @@ import X509
 /// checks the signer's certificate chains to the consortium CA and names the claimed node.
 public struct CertificateSignatures: Sendable {
     public let certificateDER: [UInt8]
+    /// Until when this certificate, and the consortium CA's, are valid.
+    public let notValidAfter: Date
+    public let caNotValidAfter: Date
     let privateKey: P256.Signing.PrivateKey
     let ca: Certificate
 
@@ -20,6 +23,8 @@ public struct CertificateSignatures: Sendable {
         self.certificateDER = serializer.serializedBytes
         self.privateKey = try CertificateCheck.loadPrivateKey(path: privateKeyPath)
         self.ca = try CertificateCheck.loadCertificate(path: caPath)
+        notValidAfter = certificate.notValidAfter
+        caNotValidAfter = ca.notValidAfter
     }
 
     /// An ECDSA P-256 signature (DER) over SHA-256 of `message`.

@@ -295,6 +295,16 @@ public final class PeerTransport: Sendable {
 
     /// One control exchange: connect, send the request, read the response.
     public func control(_ request: Mpcnode_V1_ControlRequest, to peer: NodeID, at address: PeerAddress) async throws -> Mpcnode_V1_ControlResponse {
+        try await controlExchange(request, to: peer, at: address).response
+    }
+
+    /// A control exchange that also says until when the certificate the peer presented is valid (what an
+    /// operator's view of its peers shows, so that a peer's coming expiry is seen before it breaks jobs).
+    public func probe(_ peer: NodeID, at address: PeerAddress) async throws -> (response: Mpcnode_V1_ControlResponse, certificateNotValidAfter: Date?) {
+        try await controlExchange(Mpcnode_V1_ControlRequest(), to: peer, at: address)
+    }
+
+    private func controlExchange(_ request: Mpcnode_V1_ControlRequest, to peer: NodeID, at address: PeerAddress) async throws -> (response: Mpcnode_V1_ControlResponse, certificateNotValidAfter: Date?) {
         let peerConnection = try await connect(to: peer, at: address)
         let connection = peerConnection.channel
         let helloBytes = try hello { $0.control = request }
@@ -302,6 +312,10 @@ public final class PeerTransport: Sendable {
             let channel = connection.channel
             // Who answered is checked before anything is written: an impostor never sees the request.
             try await verifyServer(peerConnection, expected: peer)
+            let notValidAfter: Date? = try? await channel.eventLoop.submit {
+                let certificate = try channel.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self).peerCertificate
+                return try certificate.map { try Certificate(derEncoded: $0.toDERBytes()).notValidAfter }
+            }.get() ?? nil
             do {
                 try await channel.writeAndFlush(channel.allocator.buffer(bytes: helloBytes)).get()
             } catch {
@@ -313,7 +327,7 @@ public final class PeerTransport: Sendable {
                 throw TransportError.handshakeFailed(peer: peer, detail: TLSMessageChannel.describe(error))
             }
             guard let frame else { throw TransportError.connectionClosed(peer: peer) }
-            return try Mpcnode_V1_ControlResponse(serializedBytes: Array(frame.readableBytesView))
+            return (try Mpcnode_V1_ControlResponse(serializedBytes: Array(frame.readableBytesView)), notValidAfter)
         }
     }
 

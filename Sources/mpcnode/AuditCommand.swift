@@ -9,6 +9,17 @@ struct AuditCommand: ParsableCommand {
     @OptionGroup var options: ConfigOption
     @Option(help: "Only the records of this job.") var job: String?
     @Option(help: "How many recent records.") var limit: Int = 50
+    @Flag(help: "Show each record's details in full, one field a line, under its row (folded to one short line otherwise).") var details = false
+    @Flag(help: "Print JSON (records with their details as objects, and whether the chain verifies) for scripts.") var json = false
+
+    struct Listing: Encodable {
+        struct Record: Encodable {
+            var seq: Int64, at: String, jobID: String?, event: String, details: AuditValue, hash: String
+        }
+        var records: [Record]
+        var chainIntact: Bool
+        var brokenAt: Int64?
+    }
 
     func run() throws {
         let configuration: NodeConfiguration
@@ -18,12 +29,54 @@ struct AuditCommand: ParsableCommand {
             log = AuditLog(store: try NodeStore(path: configuration.databasePath))
         } catch { throw CLIFailure("\(error)") }
         let records = try log.records(jobID: job, limit: limit)
-        print(TextTable.render(header: ["#", "at", "job", "event", "details", "hash"],
-                               rows: records.map { ["\($0.seq)", $0.at, $0.jobID ?? "", $0.event, $0.details, String($0.hash.prefix(12))] }))
-        if let broken = try log.verify() {
+        let broken = try log.verify()
+        if json {
+            try printJSON(Listing(records: records.map {
+                .init(seq: $0.seq, at: $0.at, jobID: $0.jobID, event: $0.event, details: Self.object($0.details), hash: $0.hash)
+            }, chainIntact: broken == nil, brokenAt: broken))
+            if broken != nil { throw ExitCode(3) }
+            return
+        }
+        var rows: [[String]] = []
+        for record in records {
+            let fields = Self.fields(record.details)
+            rows.append(["\(record.seq)", record.at, record.jobID ?? "", record.event,
+                         details ? "" : Self.fold(fields), String(record.hash.prefix(12))])
+            if details { rows += fields.map { ["", "", "", "  \($0.key)", $0.value, ""] } }
+        }
+        print(TextTable.render(header: ["#", "at", "job", "event", details ? "" : "details (--details: in full)", "hash"], rows: rows))
+        if let broken {
             print("\naudit chain BROKEN at record #\(broken): the log was altered")
             throw ExitCode(3)
         }
         print("\naudit chain intact")
+    }
+
+    /// A record's details as an object (its stored JSON text; a text that is not JSON stays a string).
+    static func object(_ text: String) -> AuditValue {
+        (try? JSONDecoder().decode(AuditValue.self, from: Data(text.utf8))) ?? .string(text)
+    }
+
+    /// The details' fields as key and value text, keys sorted.
+    static func fields(_ text: String) -> [(key: String, value: String)] {
+        guard case .object(let fields) = object(text) else { return [("", text)] }
+        return fields.keys.sorted().map { key in (key, Self.text(fields[key]!)) }
+    }
+
+    /// A value as short text: strings bare, lists and objects as compact JSON.
+    static func text(_ value: AuditValue) -> String {
+        switch value {
+        case .string(let s): return s
+        case .int(let i): return "\(i)"
+        case .bool(let b): return "\(b)"
+        case .array, .object:
+            return (try? String(decoding: JSONEncoder().encode(value), as: UTF8.self)) ?? ""
+        }
+    }
+
+    /// One short line: the first fields, cut at 60 characters.
+    static func fold(_ fields: [(key: String, value: String)]) -> String {
+        let line = fields.map { $0.key.isEmpty ? $0.value : "\($0.key)=\($0.value)" }.joined(separator: " ")
+        return line.count <= 60 ? line : String(line.prefix(59)) + "…"
     }
 }

@@ -28,6 +28,7 @@ struct DataCommand: ParsableCommand {
         @Option(help: "Columns to keep, comma-separated (default: all).") var columns: String?
         @Option(help: "Identifier normalisation, comma-separated: trim, case-fold, digits-only, or none.") var normalize: String = "trim"
         @Flag(help: "Replace an existing dataset of that name.") var replace = false
+        @Flag(help: "Print JSON (for scripts).") var json = false
 
         func run() throws {
             var normalization = IdentifierNormalization(trim: false)
@@ -47,9 +48,13 @@ struct DataCommand: ParsableCommand {
             let catalog = try DataCommand.catalog(options)
             let started = Date()
             do {
-                let info = try catalog.importCSV(request) { rows in
-                    FileHandle.standardError.write(Data("  \(rows) rows…\n".utf8))
+                var bar = TerminalProgress()
+                let size = ((try? FileManager.default.attributesOfItem(atPath: csv))?[.size] as? NSNumber)?.intValue ?? 0
+                let info = try catalog.importCSV(request) { rows, bytes in
+                    bar.update(done: bytes, total: size, detail: "\(rows) rows read")
                 }
+                bar.finish()
+                if json { try printJSON(info); return }
                 let seconds = Date().timeIntervalSince(started)
                 print("imported \(info.rowCount) rows (\(info.distinctIdentifiers) distinct \(info.idColumn)) into dataset '\(info.name)' in \(String(format: "%.2f", seconds)) s")
                 print("  columns: \(info.columns.joined(separator: ", "))  normalisation: \(info.normalization)  sha256: \(info.sourceSHA256.prefix(16))…")
@@ -66,10 +71,12 @@ struct DataCommand: ParsableCommand {
         @OptionGroup var options: ConfigOption
         @Option(help: "Dataset name.") var dataset: String
         @Option(help: "The CSV file.") var csv: String
+        @Flag(help: "Print JSON (for scripts).") var json = false
 
         func run() throws {
             do {
                 let info = try DataCommand.catalog(options).append(dataset: dataset, csvPath: csv)
+                if json { try printJSON(info); return }
                 print("dataset '\(info.name)' now holds \(info.rowCount) rows (\(info.distinctIdentifiers) distinct \(info.idColumn))")
             } catch { throw CLIFailure("append failed: \(error)") }
         }
@@ -83,6 +90,7 @@ struct DataCommand: ParsableCommand {
         @Option(help: "Dataset name.") var dataset: String
         @Option(name: .customLong("id"), help: "An identifier to remove (repeatable).") var ids: [String] = []
         @Option(help: "A file with one identifier per line.") var file: String?
+        @Flag(help: "Print JSON (for scripts).") var json = false
 
         func run() throws {
             var identifiers = ids
@@ -93,6 +101,8 @@ struct DataCommand: ParsableCommand {
             guard !identifiers.isEmpty else { throw CLIFailure("name identifiers with --id or --file") }
             do {
                 let (info, removed) = try DataCommand.catalog(options).remove(dataset: dataset, identifiers: identifiers)
+                struct Outcome: Encodable { var removedRows: Int; var dataset: DatasetInfo }
+                if json { try printJSON(Outcome(removedRows: removed, dataset: info)); return }
                 print("removed \(removed) rows; dataset '\(info.name)' now holds \(info.rowCount) rows")
             } catch { throw CLIFailure("remove failed: \(error)") }
         }
@@ -101,9 +111,11 @@ struct DataCommand: ParsableCommand {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the datasets.")
         @OptionGroup var options: ConfigOption
+        @Flag(help: "Print JSON (for scripts).") var json = false
 
         func run() throws {
             let list = try DataCommand.catalog(options).list()
+            if json { try printJSON(list); return }
             if list.isEmpty { print("no datasets; import one with `mpcnode data import`"); return }
             print(TextTable.render(header: ["dataset", "rows", "distinct ids", "id column", "columns", "imported"],
                                    rows: list.map { [$0.name, "\($0.rowCount)", "\($0.distinctIdentifiers)", $0.idColumn,
@@ -115,10 +127,12 @@ struct DataCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Describe one dataset.")
         @OptionGroup var options: ConfigOption
         @Argument(help: "Dataset name.") var name: String
+        @Flag(help: "Print JSON (for scripts).") var json = false
 
         func run() throws {
             let info: DatasetInfo
             do { info = try DataCommand.catalog(options).describe(name) } catch { throw CLIFailure("\(error)") }
+            if json { try printJSON(info); return }
             print("""
                 dataset        \(info.name)
                 rows           \(info.rowCount)

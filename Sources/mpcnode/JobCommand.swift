@@ -24,17 +24,19 @@ struct JobCommand: AsyncParsableCommand {
     /// Polls the job until it is final, printing its state when it changes.
     static func follow(_ options: ConfigOption, jobID: String) async throws -> JobView {
         var last = ""
+        var bar = TerminalProgress()
         while true {
             let job = try await call(options, AdminRequest(command: .jobStatus, jobID: jobID)).job!
-            let line = "\(job.state.rawValue): " + job.parties.map { p in
-                var text = "\(p.nodeID) \(p.state ?? "?")"
-                if p.state == "accepted" || p.state == "running", let progress = p.progress, progress.total > 0 {
-                    text += " " + progress.brief
-                }
-                return text
-            }.joined(separator: ", ")
-            if line != last { FileHandle.standardError.write(Data("  \(line)\n".utf8)); last = line }
-            if job.state.isFinal { return job }
+            // A state change is a line of its own; progress redraws the bar (a plain line now and then off a terminal).
+            let states = "\(job.state.rawValue): " + job.parties.map { "\($0.nodeID) \($0.state ?? "?")" }.joined(separator: ", ")
+            if states != last { bar.line(states); last = states }
+            let moving = job.parties.compactMap { p in (p.state == "accepted" || p.state == "running") ? p.progress.flatMap { $0.total > 0 ? $0 : nil } : nil }
+            if !job.state.isFinal, !moving.isEmpty {
+                let fraction = moving.map { min(1, Double($0.done) / Double($0.total)) }.reduce(0, +) / Double(moving.count)
+                let slowest = moving.min { Double($0.done) / Double($0.total) < Double($1.done) / Double($1.total) }!
+                bar.update(done: Int(fraction * 1000), total: 1000, detail: "slowest party: " + slowest.brief)
+            }
+            if job.state.isFinal { bar.finish(); return job }
             try await Task.sleep(for: .milliseconds(250))
         }
     }
@@ -98,9 +100,11 @@ struct JobCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List recent jobs.")
         @OptionGroup var options: ConfigOption
         @Option(help: "How many.") var limit: Int = 50
+        @Flag(help: "Print JSON (for scripts).") var json = false
 
         func run() async throws {
             let jobs = try await JobCommand.call(options, AdminRequest(command: .listJobs, limit: limit)).jobs ?? []
+            if json { try printJSON(jobs); return }
             if jobs.isEmpty { print("no jobs"); return }
             print(TextTable.render(header: ["job", "protocol", "role", "state", "parties", "created", "reason"],
                                    rows: jobs.map { [$0.id, $0.protocolName + ($0.cardinalityOnly ? " (count)" : ""), $0.role.rawValue,
@@ -133,15 +137,13 @@ struct JobCommand: AsyncParsableCommand {
                     throw CLIFailure("--format \(chosen): use csv or json")
                 }
                 let columns = (withColumns ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-                let interactive = isatty(STDERR_FILENO) == 1
+                var bar = TerminalProgress()
                 let started = Date()
                 let rows = try await ResultExport(options: options, jobID: jobID, output: url, format: format, columns: columns,
                                                   pageRows: max(1, pageRows)).run { done, total in
-                    guard interactive else { return }
-                    let percent = total > 0 ? min(100, done * 100 / total) : 100
-                    FileHandle.standardError.write(Data("\r  \(done) of \(total) rows (\(percent) %)".utf8))
+                    bar.update(done: done, total: total, detail: "\(done) of \(total) rows written")
                 }
-                if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
+                bar.finish()
                 print("wrote \(rows) rows to \(url.path) (\(format.rawValue), \(String(format: "%.1f", Date().timeIntervalSince(started))) s)")
                 return
             }

@@ -15,8 +15,10 @@ struct ModelCommand: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the models.")
         @OptionGroup var options: ConfigOption
+        @Flag(help: "Print JSON (for scripts).") var json = false
         func run() async throws {
             let models = try await JobCommand.call(options, AdminRequest(command: .listModels)).models ?? []
+            if json { try printJSON(models); return }
             if models.isEmpty { print("no models"); return }
             print(TextTable.render(header: ["model", "job", "mode", "role", "features", "rounds", "AUC", "created"],
                                    rows: models.map { [$0.id, $0.jobID, $0.mode, $0.role, "\($0.features.count)", "\($0.rounds.count)",
@@ -28,8 +30,10 @@ struct ModelCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show a model: coefficients, data, hyper-parameters, metrics and training curve.")
         @OptionGroup var options: ConfigOption
         @Argument(help: "Model or job id.") var id: String
+        @Flag(help: "Print JSON (for scripts).") var json = false
         func run() async throws {
             let m = try await ModelCommand.fetch(options, id)
+            if json { try printJSON(m); return }
             let p = m.training
             func f(_ v: Double?) -> String { v.map { String(format: "%.4f", $0) } ?? "-" }
             print("""

@@ -15,8 +15,10 @@ struct ReportCommand: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the reports.")
         @OptionGroup var options: ConfigOption
+        @Flag(help: "Print JSON (for scripts).") var json = false
         func run() async throws {
             let reports = try await JobCommand.call(options, AdminRequest(command: .listReports)).reports ?? []
+            if json { try printJSON(reports); return }
             if reports.isEmpty { print("no reports"); return }
             print(TextTable.render(header: ["report", "job", "cells", "suppressed", "included", "dropped", "created"],
                                    rows: reports.map { [$0.id, $0.jobID, "\($0.cells.count)", "\($0.cells.filter(\.suppressed).count)",
@@ -28,8 +30,10 @@ struct ReportCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show a report as a table, with its provenance.")
         @OptionGroup var options: ConfigOption
         @Argument(help: "Report or job id.") var id: String
+        @Flag(help: "Print JSON (for scripts).") var json = false
         func run() async throws {
             let r = try await ReportCommand.fetch(options, id)
+            if json { try printJSON(r); return }
             print("""
                 report       \(r.id)   (\(r.kindName) job \(r.jobID), coordinator \(r.coordinator))
                 spec hash    \(r.specHash)

@@ -60,12 +60,16 @@ extension ServeCommand {
 }
 
 /// SIGHUP loads the node's certificate, key and CA files again without stopping (after a renewal:
-/// `systemctl reload mpcnode`, `kill -HUP`); a file that does not verify is logged and nothing changes.
+/// `systemctl reload mpcnode`, `kill -HUP`), and so does a change of those files (`TLSFileWatch`, every
+/// `tls.watch_seconds`); a file that does not verify is logged and nothing changes.
 struct CertificateReloadService: Service {
     let runtime: NodeRuntime
     let logger: Logger
     func run() async throws {
         // Until the daemon stops (the signal sequence never ends by itself).
+        let seconds = runtime.configuration.tls.watchSeconds
+        let watch = seconds > 0 ? Task { await TLSFileWatch(runtime: runtime).run(every: .seconds(seconds)) } : nil
+        defer { watch?.cancel() }
         for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
             do { try runtime.reloadCertificates() } catch {
                 logger.error("certificates not reloaded; the node keeps the ones it had", metadata: ["error": "\(error)"])

@@ -17,6 +17,7 @@ struct SubmitCommon: ParsableArguments {
     @OptionGroup var options: ConfigOption
     @Option(name: .customLong("party"), help: "A party and its input, as node:dataset.column (repeat).") var parties: [String] = []
     @Flag(help: "Wait until the job ends, showing progress, and exit non-zero if it did not succeed.") var wait = false
+    @Flag(help: "Print JSON (for scripts): the job id, and with --wait the job as it ended.") var json = false
 
     func parsedParties() throws -> [JobSubmission.Party] {
         try parties.map { text in
@@ -29,10 +30,13 @@ struct SubmitCommon: ParsableArguments {
     func submit(_ submission: JobSubmission) async throws {
         let response = try await JobCommand.call(options, AdminRequest(command: .submitJob, submission: submission))
         let id = response.jobID ?? "?"
-        print("submitted \(id)")
-        guard wait else { return }
+        if !json { print("submitted \(id)") }
+        guard wait else {
+            if json { try printJSON(["job_id": id]) }
+            return
+        }
         let final = try await JobCommand.follow(options, jobID: id)
-        print(JobCommand.render(final))
+        if json { try printJSON(final) } else { print(JobCommand.render(final)) }
         if final.state != .succeeded { throw ExitCode(2) }
     }
 

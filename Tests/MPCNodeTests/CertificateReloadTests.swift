@@ -74,4 +74,51 @@ final class CertificateReloadTests: XCTestCase {
         XCTAssertEqual(try presented(), after)
         do { let state = try await psi(); XCTAssertEqual(state, .succeeded) }
     }
+
+    /// A renewal written in place is picked up without a signal once the files stop changing (certificate
+    /// first, key a moment later is not loaded half-done); the node then warns that its 10-day certificate
+    /// expires soon, its peers see the 10 days over mutual TLS, and files that do not verify are refused once.
+    func testChangedFilesAreReloadedOnceSettledAndATenDayCertificateWarns() async throws {
+        let fixture = try ConsortiumFixture()
+        defer { fixture.remove() }
+        let nodes = try await fixture.consortium.startAll(logger: ConsortiumFixture.quietLogger)
+        defer { Task { for n in nodes.values { await n.stop() } } }
+        let bankA = nodes["bank-a"]!, tls = bankA.configuration.tls
+        let pki = tls.caCertificate.deletingLastPathComponent()
+        XCTAssertNil(bankA.warnIfCertificateExpiresSoon(), "a fresh certificate does not warn")
+        let watch = TLSFileWatch(runtime: bankA)
+        XCTAssertEqual(watch.poll(), .unchanged)
+
+        let ca = try ConsortiumCA(certificatePEM: String(contentsOf: pki.appendingPathComponent("ca.pem"), encoding: .utf8),
+                                  privateKeyPEM: String(contentsOf: pki.appendingPathComponent("ca-key.pem"), encoding: .utf8))
+        let renewed = try ca.issue(nodeID: "bank-a", role: .bank, validity: 10 * 86_400 + 3_600)
+        try renewed.certificatePEM.write(to: tls.certificate, atomically: true, encoding: .utf8)
+        XCTAssertEqual(watch.poll(), .changing, "the certificate alone: wait")
+        try renewed.privateKeyPEM.write(to: tls.privateKey, atomically: true, encoding: .utf8)
+        chmod(tls.privateKey.path, 0o600)
+        XCTAssertEqual(watch.poll(), .changing, "the key changed since the last poll: wait again")
+        XCTAssertEqual(watch.poll(), .reloaded(daysLeft: 10))
+        XCTAssertEqual(watch.poll(), .unchanged)
+        XCTAssertEqual(bankA.warnIfCertificateExpiresSoon(), 10)
+        XCTAssertEqual(try bankA.statusView().certificateDaysLeft, 10)
+        let metrics = String(decoding: bankA.metricsExposition(), as: UTF8.self)
+        XCTAssertTrue(metrics.contains("mpcnode_certificate_expiry_days{certificate=\"node\"} 10."), metrics)
+
+        // bank-b's operator sees bank-a's certificate expiry through the handshake.
+        let peers = await nodes["bank-b"]!.peerReachability()
+        let seen = try XCTUnwrap(peers.first { $0.node == "bank-a" })
+        XCTAssertTrue(seen.reachable, "\(seen)")
+        XCTAssertEqual(Int((seen.certificateDaysLeft ?? 0).rounded(.down)), 10, "\(seen)")
+        XCTAssertGreaterThan(peers.first { $0.node == "coordinator" }?.certificateDaysLeft ?? 0, 300)
+
+        // Another CA's files: refused once (the node keeps the 10-day certificate), not retried until they change again.
+        let other = try ConsortiumCA.create(name: "Another consortium").issue(nodeID: "bank-a", role: .bank)
+        try other.certificatePEM.write(to: tls.certificate, atomically: true, encoding: .utf8)
+        try other.privateKeyPEM.write(to: tls.privateKey, atomically: true, encoding: .utf8)
+        chmod(tls.privateKey.path, 0o600)
+        XCTAssertEqual(watch.poll(), .changing)
+        guard case .refused = watch.poll() else { return XCTFail("another CA's certificate was not refused") }
+        XCTAssertEqual(watch.poll(), .unchanged)
+        XCTAssertEqual(bankA.warnIfCertificateExpiresSoon(), 10)
+    }
 }

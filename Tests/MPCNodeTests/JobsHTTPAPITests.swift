@@ -82,6 +82,18 @@ final class JobsHTTPAPITests: XCTestCase {
         XCTAssertTrue(body.contains("\"customers\""), body)
         for phone in a.prefix(50) { XCTAssertFalse(body.contains(digits(phone)), "a row of the dataset in its metadata") }
 
+        // The policy in force, read-only, in the configuration's words with the defaults filled in.
+        let policy = object(try await ops.send("GET", "/v1/policy", headers: auth(operatorToken.token)))
+        XCTAssertEqual(policy["coordinators"] as? [String], ["coordinator"])
+        XCTAssertEqual(policy["min_paillier_bits"] as? Int, 2048)
+        let customers = try XCTUnwrap((policy["datasets"] as? [String: [String: Any]])?["customers"], "\(policy)")
+        XCTAssertEqual(customers["min_set_size"] as? Int, 20)
+        XCTAssertEqual(customers["protocols"] as? [String], ["psi", "psi-cardinality"])
+        XCTAssertEqual(customers["min_intersection"] as? Int, DatasetPolicy.defaultMinimumIntersection, "a default is shown")
+        XCTAssertNil(customers["max_jobs_per_day"], "an unset limit is absent, not invented")
+        do { let status = try await ops.send("GET", "/v1/policy", headers: auth(viewer.token)).status; XCTAssertEqual(status, 403) }
+        do { let status = try await ops.send("POST", "/v1/policy", headers: auth(operatorToken.token, json: true), body: Data("{}".utf8)).status; XCTAssertTrue([404, 405].contains(status), "\(status)") }
+
         // Roles: a regulator's viewer reads reports, not the audit nor results; the operator cannot submit;
         // a bank's node takes no submission at all.
         do { let status = try await ops.send("GET", "/v1/reports", headers: auth(viewer.token)).status; XCTAssertEqual(status, 200) }

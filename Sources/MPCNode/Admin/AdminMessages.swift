@@ -96,6 +96,9 @@ public struct PeerReachability: Codable, Sendable, Equatable {
     public var reachable: Bool
     public var milliseconds: Double?
     public var error: String?
+    /// Until when the certificate the peer presented is valid, and the days left (nil when unreachable).
+    public var certificateNotValidAfter: Date?
+    public var certificateDaysLeft: Double?
 }
 
 enum AdminCoding {

@@ -13,6 +13,7 @@ import Yams
 ///   private_key: pki/bank-a-key.pem
 ///   ca_certificate: pki/ca.pem
 ///   revocation_list: pki/revocations.json   # optional: the CA's signed list of revoked certificates
+///   watch_seconds: 30                        # reload when these files change (0: only on SIGHUP)
 /// peers:
 ///   coordinator: 127.0.0.1:7400
 ///   bank-b: 127.0.0.1:7402
@@ -53,6 +54,8 @@ public struct NodeConfiguration: Sendable, Equatable {
         public var caCertificate: URL
         /// The consortium CA's signed list of revoked certificates (`mpcnode ca revoke`), if any.
         public var revocationList: URL?
+        /// How often the daemon looks for changed TLS files to reload (0: only on SIGHUP).
+        public var watchSeconds: Int = 30
     }
 
     /// The SQLite file of the node.
@@ -100,10 +103,15 @@ public struct NodeConfiguration: Sendable, Equatable {
         guard (1...86_400).contains(grace) else {
             throw ConfigurationError.invalid(path: path, detail: "server_report_grace_seconds: \(grace) is not between 1 and 86400")
         }
+        let watch = raw.tls.watch_seconds ?? 30
+        guard (0...86_400).contains(watch) else {
+            throw ConfigurationError.invalid(path: path, detail: "tls.watch_seconds: \(watch) is not between 0 (off) and 86400")
+        }
         return NodeConfiguration(
             nodeID: raw.node_id, listen: listen, dataDirectory: resolve(raw.data_dir),
             tls: TLSFiles(certificate: resolve(raw.tls.certificate), privateKey: resolve(raw.tls.private_key),
-                          caCertificate: resolve(raw.tls.ca_certificate), revocationList: raw.tls.revocation_list.map(resolve)),
+                          caCertificate: resolve(raw.tls.ca_certificate), revocationList: raw.tls.revocation_list.map(resolve),
+                          watchSeconds: watch),
             peers: peers, policy: try NodePolicy(raw.policy ?? RawPolicy(), path: path),
             peerIdleTimeoutSeconds: idle, serverReportGraceSeconds: grace,
             maximumJobSeconds: maximumJob, adminGroup: raw.admin_group,
@@ -156,6 +164,7 @@ struct RawTLS: Codable {
     var private_key: String
     var ca_certificate: String
     var revocation_list: String?
+    var watch_seconds: Int?
 }
 
 struct RawPolicy: Codable {

@@ -121,9 +121,16 @@ public enum NodeDoctor {
             let started = ContinuousClock.now
             do {
                 // An empty control request: the peer answers "empty control request" and does nothing.
-                _ = try await transport.control(Mpcnode_V1_ControlRequest(), to: peer, at: address)
+                let notValidAfter = try await transport.probe(peer, at: address).certificateNotValidAfter
                 let ms = Double((ContinuousClock.now - started) / .microseconds(1)) / 1000
-                add("peer \(peer)", .ok, "\(address): mutual TLS as \(peer), answered in \(String(format: "%.1f", ms)) ms")
+                let days = notValidAfter.map { Int(($0.timeIntervalSinceNow / 86_400).rounded(.down)) }
+                let answered = "\(address): mutual TLS as \(peer), answered in \(String(format: "%.1f", ms)) ms"
+                if let days, days < 30 {
+                    add("peer \(peer)", .warning, "\(answered); its certificate expires in \(days) days",
+                        fix: "ask \(peer)'s operator to renew it (a new key and request from mpcnode node init, signed with mpcnode ca sign, then a SIGHUP)")
+                } else {
+                    add("peer \(peer)", .ok, answered + (days.map { "; its certificate is valid \($0) more days" } ?? ""))
+                }
             } catch {
                 add("peer \(peer)", .failed, "\(address): \(error)",
                     fix: "check the address in peers:, that \(peer)'s daemon runs and its port is open to this host, and that both certificates come from the same consortium CA")

@@ -94,7 +94,7 @@ public final class NodeRuntime: Sendable {
                                                access: try AdminAccess.current(groupName: configuration.adminGroup)) { request in
                 await Self.handle(request, configuration: configuration, identity: identity, engine: engine,
                                   repository: repository, catalog: catalog, audit: audit, startedAt: startedAt,
-                                  lookupHolder: lookupHolder, lookupQuerier: lookupQuerier)
+                                  lookupHolder: lookupHolder, lookupQuerier: lookupQuerier, signatures: signatures)
             }
         } catch {
             await listener.close()
@@ -123,17 +123,15 @@ public final class NodeRuntime: Sendable {
         if faults != nil {
             logger.warning("fault injection is on: this node fails on purpose at a point a test chose (debug builds only)")
         }
-        if let days = Self.certificateDaysLeft(configuration.tls.certificate.path), days < 30 {
-            logger.warning("this node's certificate expires soon: have a new one signed (mpcnode node init, then the CA's mpcnode ca sign)",
-                           metadata: ["days_left": "\(Int(days))", "certificate": "\(configuration.tls.certificate.path)"])
-        }
         logger.info("node started", metadata: [
             "node": "\(identity.nodeID)", "role": "\(identity.role.rawValue)",
             "listen": "\(configuration.listen.host):\(listener.port)", "admin": "\(configuration.adminSocketPath.path)",
         ])
-        return NodeRuntime(configuration: configuration, identity: identity, store: store, engine: engine, transport: transport,
-                           lookupHolder: lookupHolder, lookupQuerier: lookupQuerier, metrics: metrics, signatures: signatures, peerPort: listener.port, listener: listener, admin: admin, group: group, tasks: tasks,
-                           logger: logger, startedAt: startedAt)
+        let runtime = NodeRuntime(configuration: configuration, identity: identity, store: store, engine: engine, transport: transport,
+                                  lookupHolder: lookupHolder, lookupQuerier: lookupQuerier, metrics: metrics, signatures: signatures, peerPort: listener.port,
+                                  listener: listener, admin: admin, group: group, tasks: tasks, logger: logger, startedAt: startedAt)
+        runtime.warnIfCertificateExpiresSoon()
+        return runtime
     }
 
     private init(configuration: NodeConfiguration, identity: NodeIdentity, store: NodeStore, engine: JobEngine,
@@ -176,10 +174,22 @@ public final class NodeRuntime: Sendable {
         try transport.reloadTLS(TLSMaterial(certificatePath: tls.certificate.path, privateKeyPath: tls.privateKey.path, caCertificatePath: tls.caCertificate.path))
         signatures.replace(with: signing)
         transport.setRevocationList(revocations)
-        let days = Int((Self.certificateDaysLeft(tls.certificate.path) ?? 0).rounded(.down))
+        let days = Int((signing.notValidAfter.timeIntervalSinceNow / 86_400).rounded(.down))
         try? AuditLog(store: store).append(event: "node.certificate.reloaded", jobID: nil, details: ["days_left": .int(days)])
         logger.notice("certificates reloaded", metadata: ["days_left": "\(days)", "certificate": "\(tls.certificate.path)"])
+        warnIfCertificateExpiresSoon()
         return days
+    }
+
+    /// Warns in the log when this node's certificate has fewer than `days` days left (at start, at each
+    /// reload, and once a day while the daemon runs); returns the days left when it warned.
+    @discardableResult
+    public func warnIfCertificateExpiresSoon(within days: Double = 30) -> Int? {
+        let left = signatures.notValidAfter.certificate.timeIntervalSinceNow / 86_400
+        guard left < days else { return nil }
+        logger.warning("this node's certificate expires soon: have a new one signed (mpcnode node init, then the CA's mpcnode ca sign) and reload (SIGHUP, or replace the files)",
+                       metadata: ["days_left": "\(Int(left.rounded(.down)))", "certificate": "\(configuration.tls.certificate.path)"])
+        return Int(left.rounded(.down))
     }
 
     /// The consortium's revocation list of the configuration (nil when none is configured), verified
@@ -195,28 +205,29 @@ public final class NodeRuntime: Sendable {
         return list
     }
 
-    /// The Prometheus text exposition of this node's metrics, the certificates' days to expiry read now
-    /// (a renewed certificate shows at the next scrape).
+    /// The Prometheus text exposition of this node's metrics, with the days to expiry of the certificates
+    /// in force (a renewal shows at the next scrape after its reload).
     public func metricsExposition() -> [UInt8] {
-        let node = (try? CertificateCheck.loadCertificate(path: configuration.tls.certificate.path))?.notValidAfter
-        let ca = (try? CertificateCheck.loadCertificate(path: configuration.tls.caCertificate.path))?.notValidAfter
-        return metrics.exposition(certificateNotAfter: node ?? Date(), caNotAfter: ca)
+        let inForce = signatures.notValidAfter
+        return metrics.exposition(certificateNotAfter: inForce.certificate, caNotAfter: inForce.ca)
     }
 
     /// What `mpcnode node status` and `GET /v1/node` show.
     public func statusView() throws -> NodeStatusView {
-        try Self.statusView(configuration: configuration, identity: identity, store: store, startedAt: startedAt)
+        try Self.statusView(configuration: configuration, identity: identity, store: store, startedAt: startedAt,
+                            certificates: signatures.notValidAfter)
     }
 
-    static func statusView(configuration: NodeConfiguration, identity: NodeIdentity, store: NodeStore, startedAt: Date) throws -> NodeStatusView {
+    static func statusView(configuration: NodeConfiguration, identity: NodeIdentity, store: NodeStore, startedAt: Date,
+                           certificates: (certificate: Date, ca: Date)) throws -> NodeStatusView {
         NodeStatusView(
             nodeID: identity.nodeID, role: identity.role.rawValue, listen: configuration.listen.description,
             peers: configuration.peers.mapValues(\.description), startedAt: startedAt,
             datasets: try DatasetCatalog(store: store).list().count,
             runningJobs: try JobRepository(store: store).list(limit: 1000).filter { $0.state == .running }.count,
             auditChainIntact: try AuditLog(store: store).verify() == nil,
-            certificateDaysLeft: certificateDaysLeft(configuration.tls.certificate.path).map { Int($0.rounded(.down)) },
-            caDaysLeft: certificateDaysLeft(configuration.tls.caCertificate.path).map { Int($0.rounded(.down)) })
+            certificateDaysLeft: Int((certificates.certificate.timeIntervalSinceNow / 86_400).rounded(.down)),
+            caDaysLeft: Int((certificates.ca.timeIntervalSinceNow / 86_400).rounded(.down)))
     }
 
     /// Each configured peer, asked over mutual TLS with an empty control request (it answers and does
@@ -227,9 +238,9 @@ public final class NodeRuntime: Sendable {
             for (peer, address) in configuration.peers {
                 group.addTask {
                     let started = ContinuousClock.now
-                    let outcome: Result<Void, Error> = await withTaskGroup(of: Result<Void, Error>?.self) { race in
+                    let outcome: Result<Date?, Error> = await withTaskGroup(of: Result<Date?, Error>?.self) { race in
                         race.addTask {
-                            do { _ = try await transport.control(Mpcnode_V1_ControlRequest(), to: peer, at: address); return .success(()) } catch { return .failure(error) }
+                            do { return .success(try await transport.probe(peer, at: address).certificateNotValidAfter) } catch { return .failure(error) }
                         }
                         race.addTask { try? await Task.sleep(for: timeout); return nil }
                         let first = await race.next() ?? nil
@@ -237,9 +248,11 @@ public final class NodeRuntime: Sendable {
                         return first ?? .failure(TransportError.cannotConnect(peer: peer, address: address.description, detail: "no answer within \(timeout)"))
                     }
                     switch outcome {
-                    case .success:
+                    case .success(let notValidAfter):
                         let ms = Double((ContinuousClock.now - started) / .microseconds(1)) / 1000
-                        return PeerReachability(node: peer, address: address.description, reachable: true, milliseconds: ms, error: nil)
+                        return PeerReachability(node: peer, address: address.description, reachable: true, milliseconds: ms, error: nil,
+                                                certificateNotValidAfter: notValidAfter,
+                                                certificateDaysLeft: notValidAfter.map { $0.timeIntervalSinceNow / 86_400 })
                     case .failure(let error):
                         return PeerReachability(node: peer, address: address.description, reachable: false, milliseconds: nil, error: "\(error)")
                     }
@@ -254,10 +267,6 @@ public final class NodeRuntime: Sendable {
     /// Whether this node's database answers a read (readiness).
     public func databaseAnswers() -> Bool {
         (try? store.read { db in try Int.fetchOne(db, sql: "SELECT 1") }) == 1
-    }
-
-    static func certificateDaysLeft(_ path: String, now: Date = Date()) -> Double? {
-        (try? CertificateCheck.loadCertificate(path: path)).map { $0.notValidAfter.timeIntervalSince(now) / 86_400 }
     }
 
     /// Stops accepting, ends running jobs (as failed, with the reason recorded), and closes everything.
@@ -279,12 +288,13 @@ public final class NodeRuntime: Sendable {
 
     static func handle(_ request: AdminRequest, configuration: NodeConfiguration, identity: NodeIdentity, engine: JobEngine,
                        repository: JobRepository, catalog: DatasetCatalog, audit: AuditLog, startedAt: Date,
-                       lookupHolder: LookupHolderService, lookupQuerier: LookupQuerierService) async -> AdminResponse {
+                       lookupHolder: LookupHolderService, lookupQuerier: LookupQuerierService, signatures: NodeSignatures) async -> AdminResponse {
         var response = AdminResponse()
         do {
             switch request.command {
             case .status:
-                response.node = try statusView(configuration: configuration, identity: identity, store: repository.store, startedAt: startedAt)
+                response.node = try statusView(configuration: configuration, identity: identity, store: repository.store, startedAt: startedAt,
+                                               certificates: signatures.notValidAfter)
             case .submitJob:
                 guard let submission = request.submission else { return AdminResponse(error: "submitJob needs a submission") }
                 guard identity.role == .coordinator else {

@@ -1,3 +1,4 @@
+import Foundation
 import MPCIdentity
 import Synchronization
 
@@ -10,6 +11,10 @@ public final class NodeSignatures: Sendable {
     public init(_ signatures: CertificateSignatures) { current = Mutex(signatures) }
 
     func replace(with signatures: CertificateSignatures) { current.withLock { $0 = signatures } }
+
+    /// Until when the certificate in force (and its CA) are valid: what was loaded at start or by the last
+    /// reload that verified, whatever the files say now.
+    var notValidAfter: (certificate: Date, ca: Date) { current.withLock { ($0.notValidAfter, $0.caNotValidAfter) } }
 
     /// A signature and the certificate that verifies it, from one key (never a new key with an old certificate).
     func sign(_ message: [UInt8]) throws -> (signature: [UInt8], certificateDER: [UInt8]) {

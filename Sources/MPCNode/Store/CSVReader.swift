@@ -20,6 +20,10 @@ public struct CSVReader {
     private var atEOF = false
     /// The line the next record starts on (1-based).
     public private(set) var line = 1
+    /// Bytes of the file dropped from the buffer (read past); with `position`, how far the reader is.
+    private var discarded = 0
+    /// How many bytes of the file the records read so far span (for progress against the file's size).
+    public var bytesRead: Int { discarded + position }
 
     public init(path: String, maximumFieldBytes: Int = CSVReader.defaultMaximumFieldBytes,
                 maximumFields: Int = CSVReader.defaultMaximumFields) throws {
@@ -35,7 +39,7 @@ public struct CSVReader {
         if atEOF { return false }
         let chunk = handle.readData(ofLength: 1 << 20)
         if chunk.isEmpty { atEOF = true; return false }
-        if position > 0 { buffer.removeFirst(position); position = 0 }
+        if position > 0 { buffer.removeFirst(position); discarded += position; position = 0 }
         buffer.append(contentsOf: chunk)
         return true
     }

@@ -64,9 +64,10 @@ public struct DatasetCatalog: Sendable {
     public static let maximumIdentifierBytes = 1024
 
     /// Loads a CSV file into a new table inside one transaction: on any error nothing is stored and any
-    /// previous dataset of that name is untouched.
+    /// previous dataset of that name is untouched. `progress` is told the rows imported and the bytes of
+    /// the file read so far, every 100,000 rows.
     @discardableResult
-    public func importCSV(_ request: DatasetImportRequest, progress: ((Int) -> Void)? = nil) throws -> DatasetInfo {
+    public func importCSV(_ request: DatasetImportRequest, progress: ((_ rows: Int, _ bytes: Int) -> Void)? = nil) throws -> DatasetInfo {
         try Self.validate(datasetName: request.dataset)
         var reader = try CSVReader(path: request.csvPath)
         guard let header = try Self.wrap(request.csvPath, { try reader.next() }) else {
@@ -124,7 +125,7 @@ public struct DatasetCatalog: Sendable {
                     }
                 }
                 rows += 1
-                if rows % 100_000 == 0 { progress?(rows) }
+                if rows % 100_000 == 0 { progress?(rows, reader.bytesRead) }
             }
             let idColumn = NodeStore.quote(request.idColumn)
             try db.execute(sql: "CREATE INDEX \(NodeStore.quote("\(table)_id")) ON \(quotedTable) (\(idColumn))")
