@@ -443,6 +443,22 @@ public nonisolated struct Mpcnode_V1_ControlRequest: Sendable {
     set {kind = .progress(newValue)}
   }
 
+  public var treeHead: Mpcnode_V1_TreeHeadRequest {
+    get {
+      if case .treeHead(let v)? = kind {return v}
+      return Mpcnode_V1_TreeHeadRequest()
+    }
+    set {kind = .treeHead(newValue)}
+  }
+
+  public var inclusion: Mpcnode_V1_InclusionProofRequest {
+    get {
+      if case .inclusion(let v)? = kind {return v}
+      return Mpcnode_V1_InclusionProofRequest()
+    }
+    set {kind = .inclusion(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -451,6 +467,8 @@ public nonisolated struct Mpcnode_V1_ControlRequest: Sendable {
     case abort(Mpcnode_V1_JobAbort)
     case outcome(Mpcnode_V1_JobOutcome)
     case progress(Mpcnode_V1_JobProgress)
+    case treeHead(Mpcnode_V1_TreeHeadRequest)
+    case inclusion(Mpcnode_V1_InclusionProofRequest)
 
   }
 
@@ -488,12 +506,30 @@ public nonisolated struct Mpcnode_V1_ControlResponse: Sendable {
     set {kind = .error(newValue)}
   }
 
+  public var treeHead: Mpcnode_V1_TreeHeadResponse {
+    get {
+      if case .treeHead(let v)? = kind {return v}
+      return Mpcnode_V1_TreeHeadResponse()
+    }
+    set {kind = .treeHead(newValue)}
+  }
+
+  public var inclusion: Mpcnode_V1_InclusionProofResponse {
+    get {
+      if case .inclusion(let v)? = kind {return v}
+      return Mpcnode_V1_InclusionProofResponse()
+    }
+    set {kind = .inclusion(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
     case decision(Mpcnode_V1_JobDecision)
     case ack(Mpcnode_V1_Acknowledged)
     case error(Mpcnode_V1_ControlError)
+    case treeHead(Mpcnode_V1_TreeHeadResponse)
+    case inclusion(Mpcnode_V1_InclusionProofResponse)
 
   }
 
@@ -2121,6 +2157,114 @@ public nonisolated struct Mpcnode_V1_LookupTableTrailer: Sendable {
   public init() {}
 }
 
+public nonisolated struct Mpcnode_V1_TreeHead: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var node: String = String()
+
+  public var size: UInt64 = 0
+
+  public var root: Data = Data()
+
+  public var timestampMs: UInt64 = 0
+
+  /// ECDSA P-256 over SHA-256 of "mpcnode-tree-head-v1" 0x00 ‖ str(node) ‖ u64(size) ‖ u64(timestamp_ms) ‖ root.
+  public var signature: Data = Data()
+
+  public var certificate: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// "Your latest head, and the consistency proof to it from the head of you I hold (its size; 0: none)."
+public nonisolated struct Mpcnode_V1_TreeHeadRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var fromSize: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_TreeHeadResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var head: Mpcnode_V1_TreeHead {
+    get {_head ?? Mpcnode_V1_TreeHead()}
+    set {_head = newValue}
+  }
+  /// Returns true if `head` has been explicitly set.
+  public var hasHead: Bool {self._head != nil}
+  /// Clears the value of `head`. Subsequent reads from it will return its default value.
+  public mutating func clearHead() {self._head = nil}
+
+  public var consistency: [Data] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _head: Mpcnode_V1_TreeHead? = nil
+}
+
+/// "The proof that the record of this job with this event is in your log."
+/// As in TreeHeadRequest, from_size is the size of the last head of the answering node the asker holds.
+public nonisolated struct Mpcnode_V1_InclusionProofRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var jobID: String = String()
+
+  public var event: String = String()
+
+  public var fromSize: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_InclusionProofResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var head: Mpcnode_V1_TreeHead {
+    get {_head ?? Mpcnode_V1_TreeHead()}
+    set {_head = newValue}
+  }
+  /// Returns true if `head` has been explicitly set.
+  public var hasHead: Bool {self._head != nil}
+  /// Clears the value of `head`. Subsequent reads from it will return its default value.
+  public mutating func clearHead() {self._head = nil}
+
+  public var leafIndex: UInt64 = 0
+
+  /// The record's leaf data (its canonical encoding), which the asker hashes itself.
+  public var leaf: Data = Data()
+
+  public var proof: [Data] = []
+
+  /// The consistency proof from the head of from_size leaves to `head`.
+  public var consistency: [Data] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _head: Mpcnode_V1_TreeHead? = nil
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "mpcnode.v1"
@@ -2804,7 +2948,7 @@ nonisolated extension Mpcnode_V1_PartyInput: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Mpcnode_V1_ControlRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ControlRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}proposal\0\u{1}start\0\u{1}abort\0\u{1}outcome\0\u{1}progress\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}proposal\0\u{1}start\0\u{1}abort\0\u{1}outcome\0\u{1}progress\0\u{3}tree_head\0\u{1}inclusion\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2877,6 +3021,32 @@ nonisolated extension Mpcnode_V1_ControlRequest: SwiftProtobuf.Message, SwiftPro
           self.kind = .progress(v)
         }
       }()
+      case 6: try {
+        var v: Mpcnode_V1_TreeHeadRequest?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .treeHead(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .treeHead(v)
+        }
+      }()
+      case 7: try {
+        var v: Mpcnode_V1_InclusionProofRequest?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .inclusion(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .inclusion(v)
+        }
+      }()
       default: break
       }
     }
@@ -2908,6 +3078,14 @@ nonisolated extension Mpcnode_V1_ControlRequest: SwiftProtobuf.Message, SwiftPro
       guard case .progress(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
     }()
+    case .treeHead?: try {
+      guard case .treeHead(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    }()
+    case .inclusion?: try {
+      guard case .inclusion(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -2922,7 +3100,7 @@ nonisolated extension Mpcnode_V1_ControlRequest: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Mpcnode_V1_ControlResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ControlResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}decision\0\u{1}ack\0\u{1}error\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}decision\0\u{1}ack\0\u{1}error\0\u{3}tree_head\0\u{1}inclusion\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2969,6 +3147,32 @@ nonisolated extension Mpcnode_V1_ControlResponse: SwiftProtobuf.Message, SwiftPr
           self.kind = .error(v)
         }
       }()
+      case 4: try {
+        var v: Mpcnode_V1_TreeHeadResponse?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .treeHead(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .treeHead(v)
+        }
+      }()
+      case 5: try {
+        var v: Mpcnode_V1_InclusionProofResponse?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .inclusion(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .inclusion(v)
+        }
+      }()
       default: break
       }
     }
@@ -2991,6 +3195,14 @@ nonisolated extension Mpcnode_V1_ControlResponse: SwiftProtobuf.Message, SwiftPr
     case .error?: try {
       guard case .error(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    }()
+    case .treeHead?: try {
+      guard case .treeHead(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    }()
+    case .inclusion?: try {
+      guard case .inclusion(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
     }()
     case nil: break
     }
@@ -6264,6 +6476,224 @@ nonisolated extension Mpcnode_V1_LookupTableTrailer: SwiftProtobuf.Message, Swif
     if lhs.digest != rhs.digest {return false}
     if lhs.signature != rhs.signature {return false}
     if lhs.certificate != rhs.certificate {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_TreeHead: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TreeHead"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}node\0\u{1}size\0\u{1}root\0\u{3}timestamp_ms\0\u{1}signature\0\u{1}certificate\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.node) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.size) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.root) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.timestampMs) }()
+      case 5: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
+      case 6: try { try decoder.decodeSingularBytesField(value: &self.certificate) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.node.isEmpty {
+      try visitor.visitSingularStringField(value: self.node, fieldNumber: 1)
+    }
+    if self.size != 0 {
+      try visitor.visitSingularUInt64Field(value: self.size, fieldNumber: 2)
+    }
+    if !self.root.isEmpty {
+      try visitor.visitSingularBytesField(value: self.root, fieldNumber: 3)
+    }
+    if self.timestampMs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.timestampMs, fieldNumber: 4)
+    }
+    if !self.signature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.signature, fieldNumber: 5)
+    }
+    if !self.certificate.isEmpty {
+      try visitor.visitSingularBytesField(value: self.certificate, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_TreeHead, rhs: Mpcnode_V1_TreeHead) -> Bool {
+    if lhs.node != rhs.node {return false}
+    if lhs.size != rhs.size {return false}
+    if lhs.root != rhs.root {return false}
+    if lhs.timestampMs != rhs.timestampMs {return false}
+    if lhs.signature != rhs.signature {return false}
+    if lhs.certificate != rhs.certificate {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_TreeHeadRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TreeHeadRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}from_size\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.fromSize) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.fromSize != 0 {
+      try visitor.visitSingularUInt64Field(value: self.fromSize, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_TreeHeadRequest, rhs: Mpcnode_V1_TreeHeadRequest) -> Bool {
+    if lhs.fromSize != rhs.fromSize {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_TreeHeadResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TreeHeadResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}head\0\u{1}consistency\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._head) }()
+      case 2: try { try decoder.decodeRepeatedBytesField(value: &self.consistency) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._head {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if !self.consistency.isEmpty {
+      try visitor.visitRepeatedBytesField(value: self.consistency, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_TreeHeadResponse, rhs: Mpcnode_V1_TreeHeadResponse) -> Bool {
+    if lhs._head != rhs._head {return false}
+    if lhs.consistency != rhs.consistency {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_InclusionProofRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".InclusionProofRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}event\0\u{3}from_size\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.event) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.fromSize) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.jobID.isEmpty {
+      try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 1)
+    }
+    if !self.event.isEmpty {
+      try visitor.visitSingularStringField(value: self.event, fieldNumber: 2)
+    }
+    if self.fromSize != 0 {
+      try visitor.visitSingularUInt64Field(value: self.fromSize, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_InclusionProofRequest, rhs: Mpcnode_V1_InclusionProofRequest) -> Bool {
+    if lhs.jobID != rhs.jobID {return false}
+    if lhs.event != rhs.event {return false}
+    if lhs.fromSize != rhs.fromSize {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_InclusionProofResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".InclusionProofResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}head\0\u{3}leaf_index\0\u{1}leaf\0\u{1}proof\0\u{1}consistency\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._head) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.leafIndex) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.leaf) }()
+      case 4: try { try decoder.decodeRepeatedBytesField(value: &self.proof) }()
+      case 5: try { try decoder.decodeRepeatedBytesField(value: &self.consistency) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._head {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if self.leafIndex != 0 {
+      try visitor.visitSingularUInt64Field(value: self.leafIndex, fieldNumber: 2)
+    }
+    if !self.leaf.isEmpty {
+      try visitor.visitSingularBytesField(value: self.leaf, fieldNumber: 3)
+    }
+    if !self.proof.isEmpty {
+      try visitor.visitRepeatedBytesField(value: self.proof, fieldNumber: 4)
+    }
+    if !self.consistency.isEmpty {
+      try visitor.visitRepeatedBytesField(value: self.consistency, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_InclusionProofResponse, rhs: Mpcnode_V1_InclusionProofResponse) -> Bool {
+    if lhs._head != rhs._head {return false}
+    if lhs.leafIndex != rhs.leafIndex {return false}
+    if lhs.leaf != rhs.leaf {return false}
+    if lhs.proof != rhs.proof {return false}
+    if lhs.consistency != rhs.consistency {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

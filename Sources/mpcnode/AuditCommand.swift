@@ -5,6 +5,13 @@ import MPCNode
 struct AuditCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "audit",
+        abstract: "This node's audit log: show it (the default) or verify it and its peers' logs.",
+        subcommands: [AuditShow.self, AuditVerify.self], defaultSubcommand: AuditShow.self)
+}
+
+struct AuditShow: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "show",
         abstract: "Show this node's audit log and check its hash chain (reads the node's database directly).")
     @OptionGroup var options: ConfigOption
     @Option(help: "Only the records of this job.") var job: String?
@@ -78,5 +85,49 @@ struct AuditCommand: ParsableCommand {
     static func fold(_ fields: [(key: String, value: String)]) -> String {
         let line = fields.map { $0.key.isEmpty ? $0.value : "\($0.key)=\($0.value)" }.joined(separator: " ")
         return line.count <= 60 ? line : String(line.prefix(59)) + "…"
+    }
+}
+
+struct AuditVerify: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Verify this node's Merkle log and its peers' (Protocols/ledger.md); with --job, that every party's log holds the job.",
+        discussion: """
+            Checks every audit record against its leaf and this node's latest signed head, pulls every peer's signed head \
+            with a consistency proof from the one held (a rollback or a rewritten log is an alarm), and with --job asks \
+            each party of the job for the proof that its log holds its record of it. Exit 0 when everything verifies, \
+            3 otherwise (an unreachable peer is shown but does not fail the check). Needs the daemon running.
+            """)
+    @OptionGroup var options: ConfigOption
+    @Option(help: "A job whose record every party's log must hold.") var job: String?
+    @Flag(help: "Print JSON (for scripts).") var json = false
+
+    func run() async throws {
+        let response = try await JobCommand.call(options, AdminRequest(command: .ledgerVerify, jobID: job))
+        guard let report = response.ledger else { throw CLIFailure("the daemon sent no ledger report") }
+        if json {
+            try printJSON(report)
+        } else {
+            print("this node (\(report.node)): \(report.own.size) records in its log; " + (report.own.leafMismatch.map { "BROKEN: \($0)" } ?? "every record matches its leaf"))
+            if let size = report.own.latestHeadSize {
+                print("  latest signed head: \(size) leaves, " + (report.own.latestHeadMatches == true ? "its root is the log's" : "its root is NOT the log's: the log was rewritten after it was signed"))
+            }
+            if !report.peers.isEmpty {
+                print("")
+                print(TextTable.render(header: ["peer", "head", "check"], rows: report.peers.map {
+                    [$0.node, $0.heldSize.map { "\($0) leaves" } ?? "-", $0.outcome == "alarm" ? "ALARM \($0.detail)" : $0.detail]
+                }))
+            }
+            if let job = report.job {
+                print("\njob \(job):")
+                print(TextTable.render(header: ["node", "holds the job's record", "how"], rows: report.records.map { [$0.node, $0.proven ? "yes" : "NO", $0.detail] }))
+            }
+            if !report.alarms.isEmpty {
+                print("\nalarms held (latest first):")
+                print(TextTable.render(header: ["at", "node", "kind", "detail"], rows: report.alarms.map { [$0.at, $0.node, $0.kind, $0.detail] }))
+            }
+            print(report.verified ? "\nledger verified" : "\nledger NOT verified: see above")
+        }
+        if !report.verified { throw ExitCode(3) }
     }
 }

@@ -5,6 +5,7 @@ public struct AdminRequest: Codable, Sendable {
     public enum Command: String, Codable, Sendable {
         case status, submitJob, jobStatus, listJobs, jobResult, jobResultPage, abortJob, audit, listReports, showReport, listModels, showModel
         case lookup, lookupStatus, lookupSync, lookupRotate
+        case ledgerVerify
     }
     public var command: Command
     public var submission: JobSubmission?
@@ -52,6 +53,7 @@ public struct AdminResponse: Codable, Sendable {
     public var subscribedLists: [LookupListStatus]?
     public var offeredLists: [OfferedListStatus]?
     public var syncErrors: [String: String]?
+    public var ledger: LedgerReport?
 
     public init(error: String? = nil) { self.error = error }
 }

@@ -25,6 +25,8 @@ import Yams
 ///       protocols: [psi, psi-cardinality]
 ///       result_recipients: [bank-a]
 ///       min_set_size: 100
+/// ledger:
+///   gossip_seconds: 300                      # pull the peers' tree heads this often (and at each job's end)
 /// ```
 public struct NodeConfiguration: Sendable, Equatable {
     public var nodeID: String
@@ -45,6 +47,8 @@ public struct NodeConfiguration: Sendable, Equatable {
     public var adminGroup: String?
     /// The local HTTP API, when configured (`http:`).
     public var http: HTTPAPISettings?
+    /// How often the node pulls its peers' tree heads besides each job's end (`ledger.gossip_seconds`).
+    public var ledgerGossipSeconds: Int = 300
     /// Where the file was read from (for messages).
     public var sourcePath: String
 
@@ -103,6 +107,10 @@ public struct NodeConfiguration: Sendable, Equatable {
         guard (1...86_400).contains(grace) else {
             throw ConfigurationError.invalid(path: path, detail: "server_report_grace_seconds: \(grace) is not between 1 and 86400")
         }
+        let gossip = raw.ledger?.gossip_seconds ?? 300
+        guard (5...86_400).contains(gossip) else {
+            throw ConfigurationError.invalid(path: path, detail: "ledger.gossip_seconds: \(gossip) is not between 5 and 86400")
+        }
         let watch = raw.tls.watch_seconds ?? 30
         guard (0...86_400).contains(watch) else {
             throw ConfigurationError.invalid(path: path, detail: "tls.watch_seconds: \(watch) is not between 0 (off) and 86400")
@@ -115,7 +123,7 @@ public struct NodeConfiguration: Sendable, Equatable {
             peers: peers, policy: try NodePolicy(raw.policy ?? RawPolicy(), path: path),
             peerIdleTimeoutSeconds: idle, serverReportGraceSeconds: grace,
             maximumJobSeconds: maximumJob, adminGroup: raw.admin_group,
-            http: try raw.http.map { try HTTPAPISettings($0, path: path, resolve: resolve) }, sourcePath: path)
+            http: try raw.http.map { try HTTPAPISettings($0, path: path, resolve: resolve) }, ledgerGossipSeconds: gossip, sourcePath: path)
     }
 
     static func describe(_ error: Error) -> String {
@@ -157,6 +165,11 @@ struct RawConfiguration: Codable {
     var max_job_seconds: Int?
     var admin_group: String?
     var http: RawHTTP?
+    var ledger: RawLedger?
+}
+
+struct RawLedger: Codable {
+    var gossip_seconds: Int?
 }
 
 struct RawTLS: Codable {

@@ -18,6 +18,8 @@ public final class NodeRuntime: Sendable {
     /// The holder's and the querier's lookup services (Protocols/list-lookup.md).
     public let lookupHolder: LookupHolderService
     public let lookupQuerier: LookupQuerierService
+    /// This node's Merkle log and the gossip of tree heads with its peers (Protocols/ledger.md).
+    public let ledger: LedgerGossip
     /// This node's metrics (`/metrics` of the HTTP API).
     public let metrics: NodeMetrics
     let signatures: NodeSignatures
@@ -75,11 +77,13 @@ public final class NodeRuntime: Sendable {
                                                    signatures: signatures, logger: logger)
         let lookupQuerier = try LookupQuerierService(nodeID: identity.nodeID, subscriptions: configuration.policy.lookups, store: store,
                                                      transport: transport, addresses: configuration.peers, signatures: signatures, logger: logger)
+        let ledger = LedgerGossip(nodeID: identity.nodeID, store: store, signatures: signatures, transport: transport,
+                                  peers: configuration.peers, metrics: metrics, logger: logger)
         let listener: PeerListener
         do {
             listener = try await transport.bind(host: configuration.listen.host, port: configuration.listen.port,
                                                 handler: NodeConnectionHandler(engine: engine, knownPeers: Set(configuration.peers.keys),
-                                                                               lookups: lookupHolder))
+                                                                               lookups: lookupHolder, ledger: ledger))
         } catch {
             try? await group.shutdownGracefully()
             throw NodeError.cannotListen(address: configuration.listen.description, detail: "\(error)")
@@ -94,7 +98,7 @@ public final class NodeRuntime: Sendable {
                                                access: try AdminAccess.current(groupName: configuration.adminGroup)) { request in
                 await Self.handle(request, configuration: configuration, identity: identity, engine: engine,
                                   repository: repository, catalog: catalog, audit: audit, startedAt: startedAt,
-                                  lookupHolder: lookupHolder, lookupQuerier: lookupQuerier, signatures: signatures)
+                                  lookupHolder: lookupHolder, lookupQuerier: lookupQuerier, signatures: signatures, ledger: ledger)
             }
         } catch {
             await listener.close()
@@ -118,6 +122,30 @@ public final class NodeRuntime: Sendable {
                     try? await Task.sleep(for: .seconds(2))
                 }
             },
+            // Tree-head gossip: the peers' heads are pulled a few seconds after each job this node took part
+            // in ends (so that a head covering the job's records reaches the others soon) and every
+            // `ledger.gossip_seconds` in any case; this node signs a head whenever a peer asks and its log grew.
+            Task {
+                let ended = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+                store.jobStates.add { _, _, state in if state.isFinal { ended.continuation.yield() } }
+                let period = Duration.seconds(configuration.ledgerGossipSeconds)
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        for await _ in ended.stream {
+                            try? await Task.sleep(for: .seconds(2))
+                            await ledger.pullAll()
+                        }
+                    }
+                    group.addTask {
+                        while !Task.isCancelled {
+                            try? await Task.sleep(for: period)
+                            if Task.isCancelled { break }
+                            await ledger.pullAll()
+                        }
+                        ended.continuation.finish()
+                    }
+                }
+            },
         ]
         if watchesLookupLists { await lookupQuerier.start() }
         if faults != nil {
@@ -128,14 +156,14 @@ public final class NodeRuntime: Sendable {
             "listen": "\(configuration.listen.host):\(listener.port)", "admin": "\(configuration.adminSocketPath.path)",
         ])
         let runtime = NodeRuntime(configuration: configuration, identity: identity, store: store, engine: engine, transport: transport,
-                                  lookupHolder: lookupHolder, lookupQuerier: lookupQuerier, metrics: metrics, signatures: signatures, peerPort: listener.port,
-                                  listener: listener, admin: admin, group: group, tasks: tasks, logger: logger, startedAt: startedAt)
+                                  lookupHolder: lookupHolder, lookupQuerier: lookupQuerier, ledger: ledger, metrics: metrics, signatures: signatures,
+                                  peerPort: listener.port, listener: listener, admin: admin, group: group, tasks: tasks, logger: logger, startedAt: startedAt)
         runtime.warnIfCertificateExpiresSoon()
         return runtime
     }
 
     private init(configuration: NodeConfiguration, identity: NodeIdentity, store: NodeStore, engine: JobEngine,
-                 transport: PeerTransport, lookupHolder: LookupHolderService, lookupQuerier: LookupQuerierService, metrics: NodeMetrics, signatures: NodeSignatures, peerPort: Int, listener: PeerListener, admin: AdminServer,
+                 transport: PeerTransport, lookupHolder: LookupHolderService, lookupQuerier: LookupQuerierService, ledger: LedgerGossip, metrics: NodeMetrics, signatures: NodeSignatures, peerPort: Int, listener: PeerListener, admin: AdminServer,
                  group: MultiThreadedEventLoopGroup, tasks: [Task<Void, Never>], logger: Logger, startedAt: Date) {
         self.configuration = configuration
         self.identity = identity
@@ -144,6 +172,7 @@ public final class NodeRuntime: Sendable {
         self.transport = transport
         self.lookupHolder = lookupHolder
         self.lookupQuerier = lookupQuerier
+        self.ledger = ledger
         self.metrics = metrics
         self.signatures = signatures
         self.peerPort = peerPort
@@ -288,7 +317,8 @@ public final class NodeRuntime: Sendable {
 
     static func handle(_ request: AdminRequest, configuration: NodeConfiguration, identity: NodeIdentity, engine: JobEngine,
                        repository: JobRepository, catalog: DatasetCatalog, audit: AuditLog, startedAt: Date,
-                       lookupHolder: LookupHolderService, lookupQuerier: LookupQuerierService, signatures: NodeSignatures) async -> AdminResponse {
+                       lookupHolder: LookupHolderService, lookupQuerier: LookupQuerierService, signatures: NodeSignatures,
+                       ledger: LedgerGossip) async -> AdminResponse {
         var response = AdminResponse()
         do {
             switch request.command {
@@ -333,6 +363,13 @@ public final class NodeRuntime: Sendable {
             case .lookupSync:
                 response.syncErrors = await lookupQuerier.syncAll()
                 response.subscribedLists = await lookupQuerier.status()
+            case .ledgerVerify:
+                var parties: [String] = []
+                if let jobID = request.jobID {
+                    let job = try repository.view(jobID: jobID)
+                    parties = job.parties.map(\.nodeID) + [job.coordinator]
+                }
+                response.ledger = try await ledger.verify(jobID: request.jobID, parties: parties)
             case .lookupRotate:
                 guard let list = request.lists?.first else { return AdminResponse(error: "lookupRotate needs the list's name") }
                 _ = try await lookupHolder.rotate(list)

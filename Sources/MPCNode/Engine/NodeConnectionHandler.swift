@@ -8,6 +8,7 @@ struct NodeConnectionHandler: InboundConnectionHandler {
     let engine: JobEngine
     let knownPeers: Set<String>
     let lookups: LookupHolderService
+    let ledger: LedgerGossip
 
     func handleControl(_ request: Mpcnode_V1_ControlRequest, from peer: NodeIdentity) async -> Mpcnode_V1_ControlResponse {
         guard knownPeers.contains(peer.nodeID) else {
@@ -23,6 +24,8 @@ struct NodeConnectionHandler: InboundConnectionHandler {
         case .abort(let a): return await engine.handleAbort(a.jobID, reason: a.reason, from: peer.nodeID)
         case .outcome(let o): return await engine.recordOutcome(o, from: peer.nodeID)
         case .progress(let p): return await engine.recordProgress(p, from: peer.nodeID)
+        case .treeHead(let request): return ledger.answer(request)
+        case .inclusion(let request): return ledger.answer(request)
         case nil: return .with { $0.error = .with { $0.message = "empty control request" } }
         }
     }

@@ -39,6 +39,7 @@ public final class NodeMetrics: Sendable {
     static let handshakeFailures = "mpcnode_tls_handshake_failures_total"
     static let peerTraffic = "mpcnode_peer_bytes_total"
     static let peerConnections = "mpcnode_peer_connections"
+    static let ledgerAlarms = "mpcnode_ledger_alarms_total"
 
     /// Follows the jobs of `store`: each one that ends is counted by kind, this node's role and outcome,
     /// with its duration (from its creation here) and the bytes it exchanged with its peers.
@@ -102,6 +103,11 @@ public final class NodeMetrics: Sendable {
     }
 
     /// An inbound connection that ended before its TLS handshake authenticated a member, by reason.
+    /// A ledger alarm about a configured peer (kinds: rollback, fork, time, signature, impersonation, malformed).
+    func ledgerAlarm(node: String, kind: String) {
+        CoreMetrics.Counter(label: Self.ledgerAlarms, dimensions: [("node", node), ("kind", kind)], factory: factory).increment()
+    }
+
     public func handshakeFailed(reason: String) {
         CoreMetrics.Counter(label: Self.handshakeFailures, dimensions: [("reason", reason)], factory: factory).increment()
     }

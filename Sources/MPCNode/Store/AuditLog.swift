@@ -69,6 +69,9 @@ public struct AuditLog: Sendable {
         let hash = Self.hash(previous: previous, at: at, jobID: jobID, event: event, details: detailsJSON)
         try db.execute(sql: "INSERT INTO audit_log (at, job_id, event, details, previous_hash, hash) VALUES (?, ?, ?, ?, ?, ?)",
                        arguments: [at, jobID, event, detailsJSON, previous, hash])
+        // The record is also the next leaf of the node's Merkle log (Protocols/ledger.md).
+        let seq = db.lastInsertedRowID
+        try NodeLedger.appendLeaf(db, seq: seq, hash: LedgerLeaf.hash(seq: seq, at: at, jobID: jobID, event: event, details: detailsJSON))
         return hash
     }
 

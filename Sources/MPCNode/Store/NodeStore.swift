@@ -242,6 +242,46 @@ public final class NodeStore: Sendable {
             try db.create(index: "job_result_item_identifier", on: "job_result_item", columns: ["job_id", "identifier"])
             try db.execute(sql: "DROP INDEX IF EXISTS index_job_result_item_on_job_id")
         }
+        migrator.registerMigration("v11: the Merkle log over the audit records (leaf hashes, signed tree heads, heads of peers, alarms)") { db in
+            try db.create(table: "ledger_leaf") { t in
+                t.primaryKey("leaf_index", .integer)
+                t.column("seq", .integer).notNull().unique()
+                t.column("hash", .blob).notNull()
+            }
+            try db.create(table: "tree_head") { t in
+                t.primaryKey("size", .integer)
+                t.column("node", .text).notNull()
+                t.column("root", .blob).notNull()
+                t.column("timestamp_ms", .integer).notNull()
+                t.column("signature", .blob).notNull()
+                t.column("certificate", .blob).notNull()
+            }
+            try db.create(table: "peer_tree_head") { t in
+                t.column("node", .text).notNull()
+                t.column("size", .integer).notNull()
+                t.column("root", .blob).notNull()
+                t.column("timestamp_ms", .integer).notNull()
+                t.column("signature", .blob).notNull()
+                t.column("certificate", .blob).notNull()
+                t.column("received_at", .text).notNull()
+                t.primaryKey(["node", "size", "root"])
+            }
+            try db.create(table: "ledger_alarm") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("at", .text).notNull()
+                t.column("node", .text).notNull()
+                t.column("kind", .text).notNull()
+                t.column("detail", .text).notNull()
+            }
+            // The records so far become the first leaves, in their order.
+            let records = try Row.fetchCursor(db, sql: "SELECT seq, at, job_id, event, details FROM audit_log ORDER BY seq")
+            var index = 0
+            while let r = try records.next() {
+                let hash = LedgerLeaf.hash(seq: r[0], at: r[1], jobID: r[2], event: r[3], details: r[4])
+                try db.execute(sql: "INSERT INTO ledger_leaf (leaf_index, seq, hash) VALUES (?, ?, ?)", arguments: [index, r[0] as Int64, Data(hash)])
+                index += 1
+            }
+        }
         return migrator
     }
 

@@ -1,0 +1,235 @@
+import Foundation
+import Logging
+import MPCCrypto
+import MPCProtocols
+import MPCTransport
+import MPCWire
+
+/// Tree-head gossip (Protocols/ledger.md, "Gossip"): answers a peer's `TreeHeadRequest` with this node's
+/// latest signed head and a consistency proof from the head the peer holds, and pulls the heads of its
+/// peers the same way, checking each against what it held: a smaller log (rollback), a head no
+/// consistency proof joins to the one held (fork: the log was rewritten), a head not signed by the node's
+/// certificate, or time going back raise an alarm — logged, counted and kept.
+public final class LedgerGossip: Sendable {
+    let nodeID: String
+    let ledger: NodeLedger
+    let heads: PeerHeads
+    let signatures: NodeSignatures
+    let transport: PeerTransport
+    let peers: [String: PeerAddress]
+    let metrics: NodeMetrics?
+    let logger: Logger
+
+    /// The longest consistency or inclusion proof a response may carry (a tree of 2^64 leaves needs 64).
+    static let maximumProofNodes = 64
+
+    init(nodeID: String, store: NodeStore, signatures: NodeSignatures, transport: PeerTransport, peers: [String: PeerAddress],
+         metrics: NodeMetrics?, logger: Logger) {
+        self.nodeID = nodeID
+        ledger = NodeLedger(store: store)
+        heads = PeerHeads(store: store)
+        self.signatures = signatures
+        self.transport = transport
+        self.peers = peers
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    // MARK: answering
+
+    func answer(_ request: Mpcnode_V1_TreeHeadRequest) -> Mpcnode_V1_ControlResponse {
+        do {
+            let head = try ledger.signHead(node: nodeID, with: signatures)
+            let from = Int(clamping: request.fromSize)
+            // A peer holding a larger head than this log has left gets the head alone: it sees the rollback.
+            let proof = from == 0 || from > head.size ? [] : try ledger.consistencyProof(oldSize: from, newSize: head.size)
+            return .with { $0.treeHead = .with { $0.head = head.wire; $0.consistency = proof.map { Data($0) } } }
+        } catch {
+            return .with { $0.error = .with { $0.message = "no tree head: \(error)" } }
+        }
+    }
+
+    /// The proof that this node's log holds its latest record of a job (with that event, when named).
+    func answer(_ request: Mpcnode_V1_InclusionProofRequest) -> Mpcnode_V1_ControlResponse {
+        guard (1...64).contains(request.jobID.utf8.count), request.event.utf8.count <= 64 else {
+            return .with { $0.error = .with { $0.message = "a job id of 1 to 64 bytes and an event of at most 64 are expected" } }
+        }
+        do {
+            guard let found = try ledger.leaf(ofJob: request.jobID, event: request.event) else {
+                return .with { $0.error = .with { $0.message = "\(nodeID) holds no record of job \(PeerText.cut(request.jobID, limit: 64))" + (request.event.isEmpty ? "" : " with event \(PeerText.cut(request.event, limit: 64))") } }
+            }
+            let head = try ledger.signHead(node: nodeID, with: signatures)
+            let proof = try ledger.inclusionProof(index: found.index, size: head.size)
+            let from = Int(clamping: request.fromSize)
+            let consistency = from == 0 || from > head.size ? [] : try ledger.consistencyProof(oldSize: from, newSize: head.size)
+            return .with {
+                $0.inclusion = .with {
+                    $0.head = head.wire; $0.leafIndex = UInt64(found.index); $0.leaf = Data(found.data)
+                    $0.proof = proof.map { Data($0) }; $0.consistency = consistency.map { Data($0) }
+                }
+            }
+        } catch {
+            return .with { $0.error = .with { $0.message = "no inclusion proof: \(error)" } }
+        }
+    }
+
+    /// A record of a job that a peer proved its log holds.
+    public struct ProvenRecord: Equatable, Sendable {
+        public var node: String
+        public var leafIndex: Int
+        public var headSize: Int
+        public var at: String
+        public var event: String
+        public var details: String
+    }
+
+    /// Asks `peer` for the proof that its log holds its record of `jobID`, and checks it: the head is
+    /// `peer`'s, signed, and follows from the heads of it held (as a pulled head is checked, alarms
+    /// included); the leaf is a record of that job; the proof leads from the leaf to the head's root.
+    public func proveRecord(ofJob jobID: String, event: String = "", at peer: String) async throws -> ProvenRecord {
+        guard let address = peers[peer] else { throw LedgerCheckError.notAPeer(peer) }
+        let held = try heads.latest(of: peer)
+        let response = try await transport.control(.with {
+            $0.inclusion = .with { $0.jobID = jobID; $0.event = event; $0.fromSize = UInt64(held?.size ?? 0) }
+        }, to: peer, at: address)
+        guard case .inclusion(let answer)? = response.kind else {
+            if case .error(let e)? = response.kind { throw LedgerCheckError.notProven(node: peer, detail: PeerText.cut(e.message, limit: 200)) }
+            throw LedgerCheckError.notProven(node: peer, detail: "it did not answer with an inclusion proof")
+        }
+        guard answer.proof.count <= Self.maximumProofNodes else { throw LedgerCheckError.notProven(node: peer, detail: "a proof of \(answer.proof.count) nodes") }
+        switch try check(.with { $0.head = answer.head; $0.consistency = answer.consistency }, from: peer, held: held) {
+        case .alarm(let kind, let detail): throw LedgerCheckError.alarm(node: peer, kind: kind, detail: detail)
+        case .unreachable(let detail): throw LedgerCheckError.notProven(node: peer, detail: detail)
+        case .first, .advanced, .unchanged: break
+        }
+        let head = TreeHead(answer.head), leaf = Array(answer.leaf)
+        guard let record = LedgerLeaf.record(leaf), record.jobID == jobID, event.isEmpty || record.event == event else {
+            throw LedgerCheckError.notProven(node: peer, detail: "the leaf it sent is not a record of job \(jobID)")
+        }
+        let index = Int(clamping: answer.leafIndex)
+        guard MerkleTree.verifyInclusion(index: index, size: head.size, leafHash: MerkleTree.leafHash(leaf),
+                                         proof: answer.proof.map { Array($0) }, root: head.root) else {
+            throw LedgerCheckError.notProven(node: peer, detail: "the inclusion proof of leaf \(index) does not lead to its signed root of \(head.size) leaves")
+        }
+        return ProvenRecord(node: peer, leafIndex: index, headSize: head.size, at: record.at, event: record.event, details: record.details)
+    }
+
+    // MARK: pulling
+
+    public enum PullOutcome: Equatable, Sendable {
+        case first(size: Int)
+        case advanced(from: Int, to: Int)
+        case unchanged(size: Int)
+        case alarm(kind: String, detail: String)
+        case unreachable(String)
+    }
+
+    /// Pulls `peer`'s latest head and checks it against the one held.
+    @discardableResult
+    public func pull(from peer: String) async -> PullOutcome {
+        guard let address = peers[peer] else { return .unreachable("\(peer) is not a peer of \(nodeID)") }
+        let held: TreeHead?
+        do { held = try heads.latest(of: peer) } catch { return .unreachable("\(error)") }
+        let response: Mpcnode_V1_ControlResponse
+        do {
+            response = try await transport.control(.with { $0.treeHead = .with { $0.fromSize = UInt64(held?.size ?? 0) } }, to: peer, at: address)
+        } catch {
+            return .unreachable("\(error)")
+        }
+        guard case .treeHead(let answer)? = response.kind else {
+            if case .error(let e)? = response.kind { return .unreachable(PeerText.cut(e.message, limit: 200)) }
+            return .unreachable("\(peer) did not answer with a tree head")
+        }
+        do {
+            return try check(answer, from: peer, held: held)
+        } catch {
+            return .unreachable("\(error)")
+        }
+    }
+
+    /// Pulls every peer's head, all at once.
+    @discardableResult
+    public func pullAll() async -> [String: PullOutcome] {
+        await withTaskGroup(of: (String, PullOutcome).self) { group in
+            for peer in peers.keys { group.addTask { (peer, await self.pull(from: peer)) } }
+            var out: [String: PullOutcome] = [:]
+            for await (peer, outcome) in group { out[peer] = outcome }
+            return out
+        }
+    }
+
+    func check(_ answer: Mpcnode_V1_TreeHeadResponse, from peer: String, held: TreeHead?) throws -> PullOutcome {
+        let head = TreeHead(answer.head)
+        guard head.node == peer else {
+            return try alarm(peer, "impersonation", "\(peer) answered with a head of '\(PeerText.cut(head.node, limit: 63))'")
+        }
+        guard answer.consistency.count <= Self.maximumProofNodes else {
+            return try alarm(peer, "malformed", "a consistency proof of \(answer.consistency.count) nodes (at most \(Self.maximumProofNodes))")
+        }
+        do { try head.verify(with: signatures) } catch {
+            return try alarm(peer, "signature", "\(error)")
+        }
+        guard let held else {
+            try heads.keep(head)
+            return .first(size: head.size)
+        }
+        if head.size < held.size {
+            try heads.keep(head)
+            return try alarm(peer, "rollback", "its log has \(head.size) leaves, but it signed a head of \(held.size) leaves at \(ISO8601DateFormatter.audit.string(from: held.date)): records were removed or an older copy of its database was restored")
+        }
+        if head.size == held.size {
+            guard head.root == held.root else {
+                try heads.keep(head)
+                return try alarm(peer, "fork", "two heads of \(head.size) leaves with different roots (\(held.rootHex.prefix(16))… at \(ISO8601DateFormatter.audit.string(from: held.date)), \(head.rootHex.prefix(16))… now), both signed by \(peer): its log was rewritten")
+            }
+            return .unchanged(size: head.size)
+        }
+        let proof = answer.consistency.map { Array($0) }
+        guard MerkleTree.verifyConsistency(oldSize: held.size, newSize: head.size, oldRoot: held.root, newRoot: head.root, proof: proof) else {
+            try heads.keep(head)
+            return try alarm(peer, "fork", "its head of \(head.size) leaves does not extend the head of \(held.size) leaves it signed at \(ISO8601DateFormatter.audit.string(from: held.date)) (no consistency proof joins them): a record among the first \(held.size) was edited, removed or reordered")
+        }
+        if head.timestampMs < held.timestampMs {
+            try heads.keep(head)
+            return try alarm(peer, "time", "its head of \(head.size) leaves is dated before its head of \(held.size) leaves")
+        }
+        try heads.keep(head)
+        return .advanced(from: held.size, to: head.size)
+    }
+
+    private func alarm(_ peer: String, _ kind: String, _ detail: String) throws -> PullOutcome {
+        let alarm = PeerHeads.Alarm(at: ISO8601DateFormatter.audit.string(from: Date()), node: peer, kind: kind, detail: detail)
+        try heads.raise(alarm)
+        metrics?.ledgerAlarm(node: peer, kind: kind)
+        logger.error("ledger alarm: \(peer)'s log does not follow from what this node saw of it", metadata: ["node": "\(peer)", "kind": "\(kind)", "detail": "\(detail)"])
+        return .alarm(kind: kind, detail: detail)
+    }
+}
+
+extension TreeHead {
+    init(_ wire: Mpcnode_V1_TreeHead) {
+        self.init(node: wire.node, size: Int(clamping: wire.size), root: Array(wire.root), timestampMs: wire.timestampMs,
+                  signature: Array(wire.signature), certificate: Array(wire.certificate))
+    }
+
+    var wire: Mpcnode_V1_TreeHead {
+        .with {
+            $0.node = node; $0.size = UInt64(size); $0.root = Data(root); $0.timestampMs = timestampMs
+            $0.signature = Data(signature); $0.certificate = Data(certificate)
+        }
+    }
+}
+
+public enum LedgerCheckError: Error, Equatable, CustomStringConvertible {
+    case notAPeer(String)
+    case alarm(node: String, kind: String, detail: String)
+    case notProven(node: String, detail: String)
+
+    public var description: String {
+        switch self {
+        case .notAPeer(let n): return "\(n) is not a peer of this node: add it to peers: to check its log"
+        case .alarm(let n, let k, let d): return "\(n)'s log raised a \(k) alarm: \(d)"
+        case .notProven(let n, let d): return "\(n) did not prove that its log holds the record: \(d)"
+        }
+    }
+}

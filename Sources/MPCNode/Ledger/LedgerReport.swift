@@ -1,0 +1,81 @@
+import Foundation
+
+/// What `mpcnode audit verify` shows (Protocols/ledger.md, "The regulator's check"): this node's own log
+/// checked against its records and its latest signed head; every peer's head pulled and checked against
+/// those held; with a job, each other party's proof that its log holds its record of the job; the alarms held.
+public struct LedgerReport: Codable, Sendable {
+    public struct Own: Codable, Sendable {
+        public var size: Int
+        /// nil when every record has its unchanged leaf.
+        public var leafMismatch: String?
+        public var latestHeadSize: Int?
+        /// Whether the latest signed head's root is the root of the log's first leaves now.
+        public var latestHeadMatches: Bool?
+    }
+    public struct Peer: Codable, Sendable {
+        public var node: String
+        /// first, advanced, unchanged, alarm or unreachable.
+        public var outcome: String
+        public var detail: String
+        public var heldSize: Int?
+        public var heldAt: Date?
+    }
+    public struct Record: Codable, Sendable {
+        public var node: String
+        public var proven: Bool
+        public var detail: String
+    }
+    public var node: String
+    public var own: Own
+    public var peers: [Peer]
+    public var job: String?
+    public var records: [Record]
+    public var alarms: [PeerHeads.Alarm]
+
+    /// Whether everything verified: an unreachable peer is reported but does not fail the check.
+    public var verified: Bool {
+        own.leafMismatch == nil && own.latestHeadMatches != false && alarms.isEmpty
+            && !peers.contains { $0.outcome == "alarm" } && records.allSatisfy(\.proven)
+    }
+}
+
+extension LedgerGossip {
+    /// Builds the report; with `jobID`, asks each of `parties` (other than this node) to prove its record of the job.
+    public func verify(jobID: String?, parties: [String]) async throws -> LedgerReport {
+        let mismatch = try ledger.verifyLeaves()
+        let size = try ledger.size()
+        let latest = try ledger.latestHead()
+        var matches: Bool?
+        if let latest { matches = latest.size <= size ? (try? ledger.root(size: latest.size)) == latest.root : false }
+        let outcomes = await pullAll()
+        var peerRows: [LedgerReport.Peer] = []
+        for (peer, outcome) in outcomes.sorted(by: { $0.key < $1.key }) {
+            let held = try heads.latest(of: peer)
+            let (name, detail): (String, String)
+            switch outcome {
+            case .first(let n): (name, detail) = ("first", "first head held: \(n) leaves")
+            case .advanced(let a, let b): (name, detail) = ("advanced", "\(a) → \(b) leaves, consistent")
+            case .unchanged(let n): (name, detail) = ("unchanged", "\(n) leaves, the same root")
+            case .alarm(let kind, let d): (name, detail) = ("alarm", "\(kind): \(d)")
+            case .unreachable(let d): (name, detail) = ("unreachable", d)
+            }
+            peerRows.append(.init(node: peer, outcome: name, detail: detail, heldSize: held?.size, heldAt: held?.date))
+        }
+        var records: [LedgerReport.Record] = []
+        if let jobID {
+            let own = try ledger.leaf(ofJob: jobID)
+            records.append(.init(node: nodeID, proven: own != nil, detail: own.map { "leaf \($0.index) of this node's log" } ?? "this node holds no record of the job"))
+            for party in Set(parties).subtracting([nodeID]).sorted() {
+                do {
+                    let proven = try await proveRecord(ofJob: jobID, at: party)
+                    records.append(.init(node: party, proven: true,
+                                         detail: "\(proven.event) at \(proven.at): leaf \(proven.leafIndex) of its signed head of \(proven.headSize) leaves"))
+                } catch {
+                    records.append(.init(node: party, proven: false, detail: "\(error)"))
+                }
+            }
+        }
+        return LedgerReport(node: nodeID, own: .init(size: size, leafMismatch: mismatch?.detail, latestHeadSize: latest?.size, latestHeadMatches: matches),
+                            peers: peerRows, job: jobID, records: records, alarms: try heads.alarms(limit: 100))
+    }
+}

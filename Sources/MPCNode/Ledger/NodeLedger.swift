@@ -1,0 +1,131 @@
+import Foundation
+import GRDB
+import MPCCrypto
+
+/// This node's Merkle log over its audit records (Protocols/ledger.md): the leaf hash of each record is
+/// stored as the record is appended (`AuditLog.append`, table `ledger_leaf`), and the node signs heads of
+/// the tree (`tree_head`). Proofs read the stored leaf hashes (32 bytes a leaf) and hash the subtrees they need.
+public struct NodeLedger: Sendable {
+    public let store: NodeStore
+
+    public init(store: NodeStore) { self.store = store }
+
+    /// Appends the leaf of the record `seq` inside the caller's transaction (the record's own).
+    static func appendLeaf(_ db: Database, seq: Int64, hash: [UInt8]) throws {
+        let next = try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(leaf_index), -1) + 1 FROM ledger_leaf") ?? 0
+        try db.execute(sql: "INSERT INTO ledger_leaf (leaf_index, seq, hash) VALUES (?, ?, ?)", arguments: [next, seq, Data(hash)])
+    }
+
+    /// How many leaves the log holds.
+    public func size() throws -> Int {
+        try store.pool.read { db in try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(leaf_index), -1) + 1 FROM ledger_leaf") ?? 0 }
+    }
+
+    /// The first `count` leaf hashes, in order.
+    func leafHashes(count: Int) throws -> [MerkleTree.Hash] {
+        try store.pool.read { db in
+            var out: [MerkleTree.Hash] = []
+            out.reserveCapacity(count)
+            let rows = try Row.fetchCursor(db, sql: "SELECT hash FROM ledger_leaf WHERE leaf_index < ? ORDER BY leaf_index", arguments: [count])
+            while let row = try rows.next() { out.append(Array(row[0] as Data)) }
+            return out
+        }
+    }
+
+    /// The root of the first `size` leaves.
+    public func root(size: Int) throws -> MerkleTree.Hash {
+        let leaves = try leafHashes(count: size)
+        guard leaves.count == size else { throw LedgerError.noSuchLeaf(index: size - 1, size: leaves.count) }
+        return MerkleTree.root(count: size) { leaves[$0] }
+    }
+
+    /// The inclusion proof of leaf `index` in the tree of the first `size` leaves.
+    public func inclusionProof(index: Int, size: Int) throws -> [MerkleTree.Hash] {
+        let leaves = try leafHashes(count: size)
+        guard leaves.count == size else { throw LedgerError.noSuchLeaf(index: size - 1, size: leaves.count) }
+        return try MerkleTree.inclusionProof(index: index, size: size) { leaves[$0] }
+    }
+
+    /// The consistency proof from the tree of `oldSize` leaves to that of `newSize`.
+    public func consistencyProof(oldSize: Int, newSize: Int) throws -> [MerkleTree.Hash] {
+        let leaves = try leafHashes(count: newSize)
+        guard leaves.count == newSize else { throw LedgerError.noSuchLeaf(index: newSize - 1, size: leaves.count) }
+        return try MerkleTree.consistencyProof(oldSize: oldSize, newSize: newSize) { leaves[$0] }
+    }
+
+    /// The leaf of the latest record of `jobID` (with `event`, when not empty): its index and leaf data.
+    public func leaf(ofJob jobID: String, event: String = "") throws -> (index: Int, data: [UInt8])? {
+        try store.pool.read { db in
+            let sql = """
+                SELECT a.seq, a.at, a.job_id, a.event, a.details, l.leaf_index FROM audit_log a JOIN ledger_leaf l ON l.seq = a.seq
+                WHERE a.job_id = ? \(event.isEmpty ? "" : "AND a.event = ?") ORDER BY a.seq DESC LIMIT 1
+                """
+            let arguments: StatementArguments = event.isEmpty ? [jobID] : [jobID, event]
+            guard let r = try Row.fetchOne(db, sql: sql, arguments: arguments) else { return nil }
+            return (r[5], LedgerLeaf.data(seq: r[0], at: r[1], jobID: r[2], event: r[3], details: r[4]))
+        }
+    }
+
+    /// What `verifyLeaves` finds: nil when every record has its leaf and every leaf its record, unchanged.
+    public struct LeafMismatch: Equatable, Sendable, CustomStringConvertible {
+        public var seq: Int64?
+        public var leafIndex: Int?
+        public var detail: String
+        public var description: String { detail }
+    }
+
+    /// Recomputes each record's leaf hash and compares it with the stored one, in order: an edited,
+    /// removed or inserted record shows here (unless its leaf was rewritten too, which the heads peers
+    /// hold show instead).
+    public func verifyLeaves() throws -> LeafMismatch? {
+        try store.pool.read { db in
+            let rows = try Row.fetchCursor(db, sql: """
+                SELECT a.seq, a.at, a.job_id, a.event, a.details, l.leaf_index, l.hash
+                FROM audit_log a LEFT JOIN ledger_leaf l ON l.seq = a.seq ORDER BY a.seq
+                """)
+            var expectedIndex = 0
+            while let row = try rows.next() {
+                let seq: Int64 = row[0]
+                guard let index: Int = row[5], let stored: Data = row[6] else {
+                    return LeafMismatch(seq: seq, leafIndex: nil, detail: "audit record #\(seq) has no leaf in the log: it was inserted afterwards")
+                }
+                guard index == expectedIndex else {
+                    return LeafMismatch(seq: seq, leafIndex: index, detail: "audit record #\(seq) is leaf \(index), leaf \(expectedIndex) was expected: a record before it was removed")
+                }
+                let hash = LedgerLeaf.hash(seq: seq, at: row[1], jobID: row[2], event: row[3], details: row[4])
+                guard Array(stored) == hash else {
+                    return LeafMismatch(seq: seq, leafIndex: index, detail: "audit record #\(seq) differs from its leaf \(index): the record was edited")
+                }
+                expectedIndex += 1
+            }
+            let leaves = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM ledger_leaf") ?? 0
+            if leaves != expectedIndex {
+                return LeafMismatch(seq: nil, leafIndex: expectedIndex, detail: "the log holds \(leaves) leaves for \(expectedIndex) audit records: records were removed")
+            }
+            return nil
+        }
+    }
+
+    /// Signs a head of the log as it is now, keeps it and returns it; returns the latest head instead when
+    /// the log has not grown since it.
+    @discardableResult
+    public func signHead(node: String, with signatures: NodeSignatures, at date: Date = Date()) throws -> TreeHead {
+        let size = try size()
+        if let latest = try latestHead(), latest.size == size { return latest }
+        let head = try TreeHead.sign(node: node, size: size, root: try root(size: size), at: date, with: signatures)
+        try store.pool.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO tree_head (size, node, root, timestamp_ms, signature, certificate) VALUES (?, ?, ?, ?, ?, ?)",
+                           arguments: [head.size, head.node, Data(head.root), Int64(head.timestampMs), Data(head.signature), Data(head.certificate)])
+        }
+        return head
+    }
+
+    /// The latest head this node signed, if any.
+    public func latestHead() throws -> TreeHead? {
+        try store.pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT size, node, root, timestamp_ms, signature, certificate FROM tree_head ORDER BY size DESC LIMIT 1") else { return nil }
+            return TreeHead(node: row[1], size: row[0], root: Array(row[2] as Data), timestampMs: UInt64(row[3] as Int64),
+                            signature: Array(row[4] as Data), certificate: Array(row[5] as Data))
+        }
+    }
+}

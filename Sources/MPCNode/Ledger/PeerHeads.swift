@@ -1,0 +1,66 @@
+import Foundation
+import GRDB
+
+/// The heads of other nodes' logs this node has seen (`peer_tree_head`), and the alarms raised when a
+/// new one does not follow from them (`ledger_alarm`).
+public struct PeerHeads: Sendable {
+    public let store: NodeStore
+    public init(store: NodeStore) { self.store = store }
+
+    /// The largest head of `node` held.
+    public func latest(of node: String) throws -> TreeHead? {
+        try store.pool.read { db in
+            try Row.fetchOne(db, sql: """
+                SELECT node, size, root, timestamp_ms, signature, certificate FROM peer_tree_head WHERE node = ?
+                ORDER BY size DESC, timestamp_ms DESC LIMIT 1
+                """, arguments: [node]).map(Self.head)
+        }
+    }
+
+    /// The latest head held of every node, by node.
+    public func latestOfEach() throws -> [TreeHead] {
+        try store.pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT h.node, h.size, h.root, h.timestamp_ms, h.signature, h.certificate FROM peer_tree_head h
+                WHERE h.size = (SELECT MAX(size) FROM peer_tree_head WHERE node = h.node) GROUP BY h.node ORDER BY h.node
+                """).map(Self.head)
+        }
+    }
+
+    func keep(_ head: TreeHead) throws {
+        try store.pool.write { db in
+            try db.execute(sql: """
+                INSERT OR IGNORE INTO peer_tree_head (node, size, root, timestamp_ms, signature, certificate, received_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [head.node, head.size, Data(head.root), Int64(head.timestampMs), Data(head.signature), Data(head.certificate),
+                                 ISO8601DateFormatter.audit.string(from: Date())])
+        }
+    }
+
+    /// An alarm about `node`: what kind (rollback, fork, time, signature) and what was seen.
+    public struct Alarm: Codable, Sendable, Equatable {
+        public var at: String
+        public var node: String
+        public var kind: String
+        public var detail: String
+    }
+
+    func raise(_ alarm: Alarm) throws {
+        try store.pool.write { db in
+            try db.execute(sql: "INSERT INTO ledger_alarm (at, node, kind, detail) VALUES (?, ?, ?, ?)",
+                           arguments: [alarm.at, alarm.node, alarm.kind, alarm.detail])
+        }
+    }
+
+    public func alarms(limit: Int = 1000) throws -> [Alarm] {
+        try store.pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT at, node, kind, detail FROM ledger_alarm ORDER BY id DESC LIMIT ?", arguments: [limit])
+                .map { Alarm(at: $0[0], node: $0[1], kind: $0[2], detail: $0[3]) }
+        }
+    }
+
+    static func head(_ row: Row) -> TreeHead {
+        TreeHead(node: row[0], size: row[1], root: Array(row[2] as Data), timestampMs: UInt64(row[3] as Int64),
+                 signature: Array(row[4] as Data), certificate: Array(row[5] as Data))
+    }
+}
