@@ -147,7 +147,7 @@ let package = Package(
         .testTarget(name: "MPCLearningTests", dependencies: ["MPCLearning"]),
         .testTarget(name: "MPCProtocolsTests", dependencies: ["MPCProtocols", "MPCCrypto", "MPCWire", "MPCTestSupport", "MPCIdentity", "MPCLearning"]),
         .testTarget(name: "MPCTransportTests", dependencies: ["MPCTransport", "MPCIdentity", "MPCProtocols", "MPCTestSupport", "MPCCrypto", "MPCWire", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio")]),
-        .testTarget(name: "MPCNodeTests", dependencies: ["MPCNode", "MPCBench", "MPCHTTPAPI", "MPCLearning", "MPCIdentity", "MPCTransport", "MPCTestSupport", "MPCWire", .product(name: "X509", package: "swift-certificates"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "MPCNodeTests", dependencies: ["MPCNode", "MPCBench", "MPCCrypto", "MPCHTTPAPI", "MPCLearning", "MPCIdentity", "MPCTransport", "MPCTestSupport", "MPCWire", .product(name: "X509", package: "swift-certificates"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -10,6 +10,11 @@ public struct NodeLedger: Sendable {
 
     public init(store: NodeStore) { self.store = store }
 
+    /// The leaf hash of an audit record (what a verifier recomputes from a record it is shown).
+    public static func leafHash(seq: Int64, at: String, jobID: String?, event: String, details: String) -> [UInt8] {
+        LedgerLeaf.hash(seq: seq, at: at, jobID: jobID, event: event, details: details)
+    }
+
     /// Appends the leaf of the record `seq` inside the caller's transaction (the record's own).
     static func appendLeaf(_ db: Database, seq: Int64, hash: [UInt8]) throws {
         let next = try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(leaf_index), -1) + 1 FROM ledger_leaf") ?? 0

@@ -30,7 +30,7 @@ public struct TreeHead: Codable, Sendable, Equatable {
     }
 
     /// Throws unless the head is well formed and signed by `node`'s certificate from the consortium CA.
-    func verify(with signatures: NodeSignatures) throws {
+    public func verify(with signatures: NodeSignatures) throws {
         guard root.count == 32, size >= 0 else { throw LedgerError.malformedHead(node: node, detail: "a root of \(root.count) bytes, size \(size)") }
         do {
             try signatures.verify(signature: signature, message: message, nodeID: node, certificateDER: certificate)
