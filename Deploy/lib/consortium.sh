@@ -77,3 +77,16 @@ stop_all() {
     rm -f "$pidfile"
   done
 }
+
+# stop_node ID / start_node ID: one daemon of $DEMO (an operator's restart).
+stop_node() {
+  local pid; pid=$(cat "$DEMO/$1.pid")
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  rm -f "$DEMO/$1.pid"
+}
+start_node() {
+  "$BIN" serve --config "$DEMO/$1.yaml" --log-format text >> "$DEMO/logs/$1.log" 2>&1 &
+  echo $! > "$DEMO/$1.pid"
+  for _ in $(seq 1 150); do [ -S "$DEMO/data/$1/admin.sock" ] && break; sleep 0.1; done
+}

@@ -10,7 +10,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure protocols end to end on this machine (figures, not tests).",
-        subcommands: [PSI.self, UnionSum.self, SecureSum.self, Group.self, Paillier.self, VerticalLR.self, LookupTable.self, Lookup.self])
+        subcommands: [PSI.self, UnionSum.self, SecureSum.self, Group.self, Paillier.self, VerticalLR.self, LookupTable.self, Lookup.self, Ledger.self])
 
     struct PSI: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -135,6 +135,33 @@ struct BenchCommand: AsyncParsableCommand {
                   answers equal plain membership            \(f.answersCorrect ? "yes" : "NO")
                 """)
             if !f.answersCorrect { throw ExitCode(1) }
+        }
+    }
+
+    struct Ledger: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "What the consortium ledger costs: tree heads signed and verified, proofs, gossip bytes, log growth per job.")
+        @Option(help: "Jobs whose audit records fill the log.") var jobs: Int = 100_000
+        @Option(help: "Audit records a job leaves at a node (a participant's are about 6 to 10).") var recordsPerJob: Int = 8
+        @Option(help: "Nodes gossiping heads with each other.") var nodes: Int = 30
+        @Option(help: "Seconds between pulls of each peer's head (ledger.gossip_seconds).") var gossipSeconds: Int = 300
+        func run() throws {
+            guard jobs >= 3, recordsPerJob >= 2, nodes >= 2, gossipSeconds >= 1 else { throw CLIFailure("--jobs ≥ 3, --records-per-job ≥ 2, --nodes ≥ 2") }
+            let f = try LedgerBenchmark.run(jobs: jobs, recordsPerJob: recordsPerJob, nodes: nodes, gossipSeconds: gossipSeconds)
+            let perMillionJobs = f.databaseBytesPerRecord * Double(f.recordsPerJob) * 1e6 / 1_048_576
+            print("""
+                ledger, a log of \(f.records) audit records (\(jobs) jobs × \(f.recordsPerJob))
+                  append a record with its leaf           \(String(format: "%.1f", f.appendMicrosecondsPerRecord)) µs
+                  root of the whole log                   \(String(format: "%.1f", f.rootMilliseconds)) ms
+                  sign a tree head (its root + ECDSA)     \(String(format: "%.1f", f.signMilliseconds)) ms
+                  verify a head (certificate + signature) \(String(format: "%.2f", f.verifyMilliseconds)) ms
+                  consistency proof (⅔ → all)             \(String(format: "%.1f", f.consistencyProofMilliseconds)) ms
+                  inclusion proof                         \(String(format: "%.1f", f.inclusionProofMilliseconds)) ms
+                  one head exchange on the wire           \(f.exchangeBytes) bytes
+                  gossip, \(f.nodes) nodes every \(f.gossipSeconds) s          \(String(format: "%.1f", f.gossipBytesPerHour / 1_048_576)) MB an hour for the consortium (\(String(format: "%.0f", f.gossipBytesPerHour / Double(f.nodes) / 1024)) KB a node)
+                  database growth per record              \(String(format: "%.0f", f.databaseBytesPerRecord)) bytes (the record, its hash chain and its leaf)
+                  … per 1M jobs                           \(String(format: "%.0f", perMillionJobs)) MB
+                """)
         }
     }
 
