@@ -168,6 +168,8 @@ def main():
         if browser.script("return document.querySelectorAll('#audit details').length") < 1:
             raise RuntimeError(f"{step}: no record's details are folded")
         browser.click("#audit details summary")
+        step = "the ledger: this node's Merkle log, its peers' heads, no alarm"
+        browser.wait_text("#ledger", lambda t: "Merkle log:" in t and "No ledger alarm" in t, step)
         browser.screenshot(f"{shots}/06-audit.png")
 
         step = "the regulator's viewer opens the report: table, chart, provenance, export"

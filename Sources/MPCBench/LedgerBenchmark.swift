@@ -23,10 +23,16 @@ public enum LedgerBenchmark {
         public var gossipSeconds: Int
         public var gossipBytesPerHour: Double
         public var databaseBytesPerRecord: Double
+        public var receiptParties: Int
+        /// One party's ECDSA signature over a receipt of `receiptParties` parties.
+        public var receiptSignMilliseconds: Double
+        /// Every signature of such a receipt verified (what each party does when it is delivered).
+        public var receiptVerifyMilliseconds: Double
+        public var receiptDeliveryBytes: Int
     }
 
     /// Appends `jobs` × `recordsPerJob` audit records to a fresh node database and measures.
-    public static func run(jobs: Int, recordsPerJob: Int, nodes: Int, gossipSeconds: Int) throws -> Figures {
+    public static func run(jobs: Int, recordsPerJob: Int, nodes: Int, gossipSeconds: Int, receiptParties: Int = 10) throws -> Figures {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-bench-ledger-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -87,11 +93,42 @@ public enum LedgerBenchmark {
             }
         }.serializedBytes() as [UInt8]
         let exchange = request.count + answer.count + 2 * 4  // length prefixes
+
+        // A receipt of a job with `receiptParties` parties, each with its own certificate, signed by all.
+        let names = (1...receiptParties).map { "bank-\($0)" }
+        var signers: [String: CertificateSignatures] = [:]
+        for name in names {
+            let cert = try ca.issue(nodeID: name, role: .bank)
+            let c = directory.appendingPathComponent("\(name).pem").path, k = directory.appendingPathComponent("\(name)-key.pem").path
+            try cert.certificatePEM.write(toFile: c, atomically: true, encoding: .utf8)
+            try cert.privateKeyPEM.write(toFile: k, atomically: true, encoding: .utf8)
+            signers[name] = try CertificateSignatures(certificatePath: c, privateKeyPath: k, caPath: paths[0])
+        }
+        let receipt = Mpcnode_V1_JobReceipt.with {
+            $0.jobID = "job-0"; $0.kind = "union-sum"; $0.specHash = String(repeating: "ab", count: 32); $0.coordinator = "bank-1"; $0.outcome = "succeeded"
+            $0.parties = names.map { n in .with { $0.node = n; $0.accepted = true; $0.state = "succeeded"; $0.inputCommitment = Data(repeating: 1, count: 32) } }
+        }
+        let receiptBytes: [UInt8] = try receipt.serializedBytes()
+        t = Date()
+        var signed: [Mpcnode_V1_ReceiptSignature] = []
+        for name in names {
+            let s = try signers[name]!.sign(JobReceipts.tag + receiptBytes)
+            signed.append(.with { $0.node = name; $0.signature = Data(s); $0.certificate = Data(signers[name]!.certificateDER) })
+        }
+        let receiptSign = Date().timeIntervalSince(t) / Double(receiptParties)
+        let delivery = Mpcnode_V1_ReceiptDelivery.with { $0.receipt = Data(receiptBytes); $0.signatures = signed }
+        t = Date()
+        let verifiedBy = try JobReceipts.verifySignatures(delivery, receipt: receipt, with: signatures)
+        let receiptVerify = Date().timeIntervalSince(t)
+        precondition(verifiedBy.count == receiptParties)
+        let deliveryBytes = (try delivery.serializedBytes() as [UInt8]).count
         let perHour = Double(nodes * (nodes - 1)) * 3600 / Double(gossipSeconds) * Double(exchange)
         return Figures(records: records, recordsPerJob: recordsPerJob, appendMicrosecondsPerRecord: append, signMilliseconds: sign * 1000,
                        verifyMilliseconds: verify * 1000, rootMilliseconds: rootTime * 1000, consistencyProofMilliseconds: consistencyTime * 1000,
                        inclusionProofMilliseconds: inclusionTime * 1000, exchangeBytes: exchange, nodes: nodes, gossipSeconds: gossipSeconds,
-                       gossipBytesPerHour: perHour, databaseBytesPerRecord: Double(after - before) / Double(records))
+                       gossipBytesPerHour: perHour, databaseBytesPerRecord: Double(after - before) / Double(records),
+                       receiptParties: receiptParties, receiptSignMilliseconds: receiptSign * 1000, receiptVerifyMilliseconds: receiptVerify * 1000,
+                       receiptDeliveryBytes: deliveryBytes)
     }
 
     static func databaseBytes(_ url: URL) throws -> Int {

@@ -102,7 +102,7 @@ enum ConsoleAssets {
         <div id="submitted"></div>
       </section>
       <section id="view-reports" class="view" hidden><h2>Reports</h2><div id="reports"></div><div id="report"></div></section>
-      <section id="view-audit" class="view" hidden><h2>Audit trail</h2><div id="audit"></div></section>
+      <section id="view-audit" class="view" hidden><h2>Audit trail</h2><div id="ledger"></div><div id="audit"></div></section>
     </main>
     </body>
     </html>
@@ -355,7 +355,19 @@ enum ConsoleAssets {
       box.appendChild(table(["field", "value"], entries.map(([k, v]) => [k, typeof v === "object" ? JSON.stringify(v) : v])));
       return box;
     }
+    async function loadLedger() {
+      try {
+        const l = await api("/v1/ledger");
+        const alarms = l.alarms.length ? table(["at", "node", "kind", "what was seen"], l.alarms.map((a) => ({ cells: [a.at, a.node, a.kind, a.detail], cls: "state-failed" })))
+                                       : el("p", "No ledger alarm: every peer's log seen so far extends the heads held of it.", "ok");
+        alarms.id = "ledger-alarms";
+        fill("ledger", el("p", "Merkle log: " + l.size + " records" + (l.latestHead ? "; latest signed head " + l.latestHead.size + " leaves at " + l.latestHead.signedAt : "; no head signed yet") + "."),
+          l.peers.length ? table(["peer", "its log (latest head held)", "signed at"], l.peers.map((h) => [h.node, h.size + " leaves", h.signedAt])) : el("p", "No peer's head held yet."),
+          alarms);
+      } catch (e) { failed("ledger")(e); }
+    }
     async function loadAudit() {
+      loadLedger();
       try {
         const r = await api("/v1/audit?limit=200");
         fill("audit", el("p", r.chain_intact ? "Hash chain verified: intact." : "Hash chain BROKEN at record " + r.broken_at + ".", r.chain_intact ? "ok" : "error"),

@@ -32,6 +32,10 @@ struct RecordRoutes {
             try context.require(.operations)
             return try APIJSON.response(PolicyInForce(node.configuration.policy))
         }
+        router.get("/v1/ledger") { _, context in
+            try context.requireAny(.operations, .regulator)
+            return try APIJSON.response(try node.ledger.status())
+        }
         router.get("/v1/audit") { request, context in
             try context.require(.operations)
             let limit = try APIQuery.integer(request, "limit", default: 100, range: 1...10_000)

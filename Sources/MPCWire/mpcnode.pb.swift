@@ -459,6 +459,22 @@ public nonisolated struct Mpcnode_V1_ControlRequest: Sendable {
     set {kind = .inclusion(newValue)}
   }
 
+  public var receiptSign: Mpcnode_V1_ReceiptSignRequest {
+    get {
+      if case .receiptSign(let v)? = kind {return v}
+      return Mpcnode_V1_ReceiptSignRequest()
+    }
+    set {kind = .receiptSign(newValue)}
+  }
+
+  public var receiptDelivery: Mpcnode_V1_ReceiptDelivery {
+    get {
+      if case .receiptDelivery(let v)? = kind {return v}
+      return Mpcnode_V1_ReceiptDelivery()
+    }
+    set {kind = .receiptDelivery(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -469,6 +485,8 @@ public nonisolated struct Mpcnode_V1_ControlRequest: Sendable {
     case progress(Mpcnode_V1_JobProgress)
     case treeHead(Mpcnode_V1_TreeHeadRequest)
     case inclusion(Mpcnode_V1_InclusionProofRequest)
+    case receiptSign(Mpcnode_V1_ReceiptSignRequest)
+    case receiptDelivery(Mpcnode_V1_ReceiptDelivery)
 
   }
 
@@ -522,6 +540,14 @@ public nonisolated struct Mpcnode_V1_ControlResponse: Sendable {
     set {kind = .inclusion(newValue)}
   }
 
+  public var receiptSignature: Mpcnode_V1_ReceiptSignature {
+    get {
+      if case .receiptSignature(let v)? = kind {return v}
+      return Mpcnode_V1_ReceiptSignature()
+    }
+    set {kind = .receiptSignature(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -530,6 +556,7 @@ public nonisolated struct Mpcnode_V1_ControlResponse: Sendable {
     case error(Mpcnode_V1_ControlError)
     case treeHead(Mpcnode_V1_TreeHeadResponse)
     case inclusion(Mpcnode_V1_InclusionProofResponse)
+    case receiptSignature(Mpcnode_V1_ReceiptSignature)
 
   }
 
@@ -572,6 +599,10 @@ public nonisolated struct Mpcnode_V1_JobDecision: Sendable {
 
   /// The participant's input size, when it accepted (the protocol reveals it to the peer anyway).
   public var inputRows: UInt64 = 0
+
+  /// When it accepted: SHA-256 over a salt it keeps and its input's dataset, column, rows and source digest
+  /// (Protocols/ledger.md, "Receipts"): names the input version without revealing anything of it.
+  public var inputCommitment: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2265,6 +2296,101 @@ public nonisolated struct Mpcnode_V1_InclusionProofResponse: Sendable {
   fileprivate var _head: Mpcnode_V1_TreeHead? = nil
 }
 
+/// A job's receipt (Protocols/ledger.md, "Receipts"): built by the coordinator when the job ends, signed by
+/// every party that agrees with its own entries, delivered with the signatures to every party, and kept as
+/// a record of each party's log.
+public nonisolated struct Mpcnode_V1_JobReceipt: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var jobID: String = String()
+
+  public var kind: String = String()
+
+  public var specHash: String = String()
+
+  public var coordinator: String = String()
+
+  public var parties: [Mpcnode_V1_ReceiptParty] = []
+
+  /// The job's final state at the coordinator: succeeded, failed or refused.
+  public var outcome: String = String()
+
+  public var createdMs: UInt64 = 0
+
+  public var endedMs: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_ReceiptParty: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var node: String = String()
+
+  public var accepted: Bool = false
+
+  public var reason: String = String()
+
+  public var inputCommitment: Data = Data()
+
+  /// The party's state at the coordinator when the job ended.
+  public var state: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// ECDSA P-256 over SHA-256 of "mpcnode-receipt-v1" 0x00 ‖ the receipt's bytes, with the certificate's key.
+public nonisolated struct Mpcnode_V1_ReceiptSignature: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var node: String = String()
+
+  public var signature: Data = Data()
+
+  public var certificate: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_ReceiptSignRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// A serialised JobReceipt: signed as these bytes, never re-encoded.
+  public var receipt: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Mpcnode_V1_ReceiptDelivery: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var receipt: Data = Data()
+
+  public var signatures: [Mpcnode_V1_ReceiptSignature] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "mpcnode.v1"
@@ -2948,7 +3074,7 @@ nonisolated extension Mpcnode_V1_PartyInput: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Mpcnode_V1_ControlRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ControlRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}proposal\0\u{1}start\0\u{1}abort\0\u{1}outcome\0\u{1}progress\0\u{3}tree_head\0\u{1}inclusion\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}proposal\0\u{1}start\0\u{1}abort\0\u{1}outcome\0\u{1}progress\0\u{3}tree_head\0\u{1}inclusion\0\u{3}receipt_sign\0\u{3}receipt_delivery\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3047,6 +3173,32 @@ nonisolated extension Mpcnode_V1_ControlRequest: SwiftProtobuf.Message, SwiftPro
           self.kind = .inclusion(v)
         }
       }()
+      case 8: try {
+        var v: Mpcnode_V1_ReceiptSignRequest?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .receiptSign(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .receiptSign(v)
+        }
+      }()
+      case 9: try {
+        var v: Mpcnode_V1_ReceiptDelivery?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .receiptDelivery(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .receiptDelivery(v)
+        }
+      }()
       default: break
       }
     }
@@ -3086,6 +3238,14 @@ nonisolated extension Mpcnode_V1_ControlRequest: SwiftProtobuf.Message, SwiftPro
       guard case .inclusion(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
     }()
+    case .receiptSign?: try {
+      guard case .receiptSign(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    }()
+    case .receiptDelivery?: try {
+      guard case .receiptDelivery(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -3100,7 +3260,7 @@ nonisolated extension Mpcnode_V1_ControlRequest: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Mpcnode_V1_ControlResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ControlResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}decision\0\u{1}ack\0\u{1}error\0\u{3}tree_head\0\u{1}inclusion\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}decision\0\u{1}ack\0\u{1}error\0\u{3}tree_head\0\u{1}inclusion\0\u{3}receipt_signature\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3173,6 +3333,19 @@ nonisolated extension Mpcnode_V1_ControlResponse: SwiftProtobuf.Message, SwiftPr
           self.kind = .inclusion(v)
         }
       }()
+      case 6: try {
+        var v: Mpcnode_V1_ReceiptSignature?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .receiptSignature(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .receiptSignature(v)
+        }
+      }()
       default: break
       }
     }
@@ -3203,6 +3376,10 @@ nonisolated extension Mpcnode_V1_ControlResponse: SwiftProtobuf.Message, SwiftPr
     case .inclusion?: try {
       guard case .inclusion(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    }()
+    case .receiptSignature?: try {
+      guard case .receiptSignature(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
     }()
     case nil: break
     }
@@ -3252,7 +3429,7 @@ nonisolated extension Mpcnode_V1_JobProposal: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Mpcnode_V1_JobDecision: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobDecision"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}accepted\0\u{1}reason\0\u{3}input_rows\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}accepted\0\u{1}reason\0\u{3}input_rows\0\u{3}input_commitment\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3264,6 +3441,7 @@ nonisolated extension Mpcnode_V1_JobDecision: SwiftProtobuf.Message, SwiftProtob
       case 2: try { try decoder.decodeSingularBoolField(value: &self.accepted) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.reason) }()
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.inputRows) }()
+      case 5: try { try decoder.decodeSingularBytesField(value: &self.inputCommitment) }()
       default: break
       }
     }
@@ -3282,6 +3460,9 @@ nonisolated extension Mpcnode_V1_JobDecision: SwiftProtobuf.Message, SwiftProtob
     if self.inputRows != 0 {
       try visitor.visitSingularUInt64Field(value: self.inputRows, fieldNumber: 4)
     }
+    if !self.inputCommitment.isEmpty {
+      try visitor.visitSingularBytesField(value: self.inputCommitment, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3290,6 +3471,7 @@ nonisolated extension Mpcnode_V1_JobDecision: SwiftProtobuf.Message, SwiftProtob
     if lhs.accepted != rhs.accepted {return false}
     if lhs.reason != rhs.reason {return false}
     if lhs.inputRows != rhs.inputRows {return false}
+    if lhs.inputCommitment != rhs.inputCommitment {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -6694,6 +6876,226 @@ nonisolated extension Mpcnode_V1_InclusionProofResponse: SwiftProtobuf.Message, 
     if lhs.leaf != rhs.leaf {return false}
     if lhs.proof != rhs.proof {return false}
     if lhs.consistency != rhs.consistency {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_JobReceipt: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".JobReceipt"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}kind\0\u{3}spec_hash\0\u{1}coordinator\0\u{1}parties\0\u{1}outcome\0\u{3}created_ms\0\u{3}ended_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.kind) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.specHash) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.coordinator) }()
+      case 5: try { try decoder.decodeRepeatedMessageField(value: &self.parties) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.outcome) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.createdMs) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.endedMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.jobID.isEmpty {
+      try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 1)
+    }
+    if !self.kind.isEmpty {
+      try visitor.visitSingularStringField(value: self.kind, fieldNumber: 2)
+    }
+    if !self.specHash.isEmpty {
+      try visitor.visitSingularStringField(value: self.specHash, fieldNumber: 3)
+    }
+    if !self.coordinator.isEmpty {
+      try visitor.visitSingularStringField(value: self.coordinator, fieldNumber: 4)
+    }
+    if !self.parties.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.parties, fieldNumber: 5)
+    }
+    if !self.outcome.isEmpty {
+      try visitor.visitSingularStringField(value: self.outcome, fieldNumber: 6)
+    }
+    if self.createdMs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.createdMs, fieldNumber: 7)
+    }
+    if self.endedMs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.endedMs, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_JobReceipt, rhs: Mpcnode_V1_JobReceipt) -> Bool {
+    if lhs.jobID != rhs.jobID {return false}
+    if lhs.kind != rhs.kind {return false}
+    if lhs.specHash != rhs.specHash {return false}
+    if lhs.coordinator != rhs.coordinator {return false}
+    if lhs.parties != rhs.parties {return false}
+    if lhs.outcome != rhs.outcome {return false}
+    if lhs.createdMs != rhs.createdMs {return false}
+    if lhs.endedMs != rhs.endedMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_ReceiptParty: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ReceiptParty"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}node\0\u{1}accepted\0\u{1}reason\0\u{3}input_commitment\0\u{1}state\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.node) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.accepted) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.inputCommitment) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.state) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.node.isEmpty {
+      try visitor.visitSingularStringField(value: self.node, fieldNumber: 1)
+    }
+    if self.accepted != false {
+      try visitor.visitSingularBoolField(value: self.accepted, fieldNumber: 2)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 3)
+    }
+    if !self.inputCommitment.isEmpty {
+      try visitor.visitSingularBytesField(value: self.inputCommitment, fieldNumber: 4)
+    }
+    if !self.state.isEmpty {
+      try visitor.visitSingularStringField(value: self.state, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_ReceiptParty, rhs: Mpcnode_V1_ReceiptParty) -> Bool {
+    if lhs.node != rhs.node {return false}
+    if lhs.accepted != rhs.accepted {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.inputCommitment != rhs.inputCommitment {return false}
+    if lhs.state != rhs.state {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_ReceiptSignature: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ReceiptSignature"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}node\0\u{1}signature\0\u{1}certificate\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.node) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.certificate) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.node.isEmpty {
+      try visitor.visitSingularStringField(value: self.node, fieldNumber: 1)
+    }
+    if !self.signature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.signature, fieldNumber: 2)
+    }
+    if !self.certificate.isEmpty {
+      try visitor.visitSingularBytesField(value: self.certificate, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_ReceiptSignature, rhs: Mpcnode_V1_ReceiptSignature) -> Bool {
+    if lhs.node != rhs.node {return false}
+    if lhs.signature != rhs.signature {return false}
+    if lhs.certificate != rhs.certificate {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_ReceiptSignRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ReceiptSignRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}receipt\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.receipt) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.receipt.isEmpty {
+      try visitor.visitSingularBytesField(value: self.receipt, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_ReceiptSignRequest, rhs: Mpcnode_V1_ReceiptSignRequest) -> Bool {
+    if lhs.receipt != rhs.receipt {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_ReceiptDelivery: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ReceiptDelivery"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}receipt\0\u{1}signatures\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.receipt) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.signatures) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.receipt.isEmpty {
+      try visitor.visitSingularBytesField(value: self.receipt, fieldNumber: 1)
+    }
+    if !self.signatures.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.signatures, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_ReceiptDelivery, rhs: Mpcnode_V1_ReceiptDelivery) -> Bool {
+    if lhs.receipt != rhs.receipt {return false}
+    if lhs.signatures != rhs.signatures {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

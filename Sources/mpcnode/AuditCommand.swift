@@ -120,6 +120,13 @@ struct AuditVerify: AsyncParsableCommand {
             }
             if let job = report.job {
                 print("\njob \(job):")
+                if let r = report.receipt {
+                    print("  receipt \(r.sha256.prefix(16))… (outcome \(r.outcome)): signed by \(r.signedBy.joined(separator: ", "))"
+                          + (r.unsigned.isEmpty ? "" : "; NOT signed by \(r.unsigned.joined(separator: ", "))")
+                          + (r.invalid.map { "; INVALID: \($0)" } ?? ""))
+                } else {
+                    print("  no receipt of the job on this node (yet: it follows the job's end)")
+                }
                 print(TextTable.render(header: ["node", "holds the job's record", "how"], rows: report.records.map { [$0.node, $0.proven ? "yes" : "NO", $0.detail] }))
             }
             if !report.alarms.isEmpty {

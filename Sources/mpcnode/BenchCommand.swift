@@ -145,9 +145,11 @@ struct BenchCommand: AsyncParsableCommand {
         @Option(help: "Audit records a job leaves at a node (a participant's are about 6 to 10).") var recordsPerJob: Int = 8
         @Option(help: "Nodes gossiping heads with each other.") var nodes: Int = 30
         @Option(help: "Seconds between pulls of each peer's head (ledger.gossip_seconds).") var gossipSeconds: Int = 300
+        @Option(help: "Parties of the job whose receipt is signed and verified.") var receiptParties: Int = 10
         func run() throws {
             guard jobs >= 3, recordsPerJob >= 2, nodes >= 2, gossipSeconds >= 1 else { throw CLIFailure("--jobs ≥ 3, --records-per-job ≥ 2, --nodes ≥ 2") }
-            let f = try LedgerBenchmark.run(jobs: jobs, recordsPerJob: recordsPerJob, nodes: nodes, gossipSeconds: gossipSeconds)
+            guard (1...1000).contains(receiptParties) else { throw CLIFailure("--receipt-parties lies in 1…1000") }
+            let f = try LedgerBenchmark.run(jobs: jobs, recordsPerJob: recordsPerJob, nodes: nodes, gossipSeconds: gossipSeconds, receiptParties: receiptParties)
             let perMillionJobs = f.databaseBytesPerRecord * Double(f.recordsPerJob) * 1e6 / 1_048_576
             print("""
                 ledger, a log of \(f.records) audit records (\(jobs) jobs × \(f.recordsPerJob))
@@ -161,6 +163,10 @@ struct BenchCommand: AsyncParsableCommand {
                   gossip, \(f.nodes) nodes every \(f.gossipSeconds) s          \(String(format: "%.1f", f.gossipBytesPerHour / 1_048_576)) MB an hour for the consortium (\(String(format: "%.0f", f.gossipBytesPerHour / Double(f.nodes) / 1024)) KB a node)
                   database growth per record              \(String(format: "%.0f", f.databaseBytesPerRecord)) bytes (the record, its hash chain and its leaf)
                   … per 1M jobs                           \(String(format: "%.0f", perMillionJobs)) MB
+                receipt of a \(f.receiptParties)-party job
+                  one party's signature                   \(String(format: "%.2f", f.receiptSignMilliseconds)) ms
+                  every signature verified (each party)   \(String(format: "%.1f", f.receiptVerifyMilliseconds)) ms
+                  the signed receipt on the wire          \(f.receiptDeliveryBytes) bytes
                 """)
         }
     }

@@ -12,6 +12,12 @@ struct ReportCommand: AsyncParsableCommand {
         try await JobCommand.call(options, AdminRequest(command: .showReport, jobID: id)).report!
     }
 
+    /// The report and its job's receipt as this node holds it.
+    static func fetchWithReceipt(_ options: ConfigOption, _ id: String) async throws -> (ReportView, JobReceipts.Check?) {
+        let response = try await JobCommand.call(options, AdminRequest(command: .showReport, jobID: id))
+        return (response.report!, response.receipt)
+    }
+
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the reports.")
         @OptionGroup var options: ConfigOption
@@ -32,8 +38,13 @@ struct ReportCommand: AsyncParsableCommand {
         @Argument(help: "Report or job id.") var id: String
         @Flag(help: "Print JSON (for scripts).") var json = false
         func run() async throws {
-            let r = try await ReportCommand.fetch(options, id)
+            let (r, receipt) = try await ReportCommand.fetchWithReceipt(options, id)
             if json { try printJSON(r); return }
+            let receiptLine = receipt.map { c in
+                "receipt      \(c.sha256.prefix(16))… signed by \(c.signedBy.joined(separator: ", "))"
+                    + (c.unsigned.isEmpty ? "" : "; NOT by \(c.unsigned.joined(separator: ", "))") + (c.invalid.map { "; INVALID: \($0)" } ?? "")
+                    + " (mpcnode audit verify --job \(r.jobID) checks every party's log holds it)"
+            } ?? "receipt      none yet on this node"
             print("""
                 report       \(r.id)   (\(r.kindName) job \(r.jobID), coordinator \(r.coordinator))
                 spec hash    \(r.specHash)
@@ -42,6 +53,7 @@ struct ReportCommand: AsyncParsableCommand {
                 dropped      \(r.dropped.isEmpty ? "none" : r.dropped.joined(separator: ", "))
                 protection   \(r.protection)
                 audit        \(r.participantAuditHashes.isEmpty ? "-" : r.participantAuditHashes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.prefix(16))…" }.joined(separator: ", "))
+                \(receiptLine)
                 \((r.notes ?? []).map { "note         \($0)" }.joined(separator: "\n"))
 
                 """)

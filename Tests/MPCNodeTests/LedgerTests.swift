@@ -43,7 +43,13 @@ final class LedgerTests: XCTestCase {
             }
         }
         let second = try await psi()
-        let report = try await coordinator().verify(jobID: second, parties: ["bank-a", "bank-b"])
+        var receipt: JobReceipts.Check?
+        for _ in 0..<200 {
+            receipt = try nodes["coordinator"]!.receipts.check(jobID: second)
+            if receipt != nil { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let report = try await coordinator().verify(jobID: second, parties: ["bank-a", "bank-b"], receipt: receipt)
         XCTAssertTrue(report.verified, "\(report)")
         XCTAssertEqual(report.records.filter(\.proven).map(\.node).sorted(), ["bank-a", "bank-b", "coordinator"])
         XCTAssertTrue(report.peers.allSatisfy { ["advanced", "unchanged", "first"].contains($0.outcome) }, "\(report.peers)")

@@ -54,6 +54,8 @@ public struct AdminResponse: Codable, Sendable {
     public var offeredLists: [OfferedListStatus]?
     public var syncErrors: [String: String]?
     public var ledger: LedgerReport?
+    /// `showReport`: the receipt of the report's job held here (its signatures verified again).
+    public var receipt: JobReceipts.Check?
 
     public init(error: String? = nil) { self.error = error }
 }

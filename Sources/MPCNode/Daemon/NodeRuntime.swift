@@ -20,6 +20,8 @@ public final class NodeRuntime: Sendable {
     public let lookupQuerier: LookupQuerierService
     /// This node's Merkle log and the gossip of tree heads with its peers (Protocols/ledger.md).
     public let ledger: LedgerGossip
+    /// The signed receipts of jobs (issued here when this node coordinates).
+    public let receipts: JobReceipts
     /// This node's metrics (`/metrics` of the HTTP API).
     public let metrics: NodeMetrics
     let signatures: NodeSignatures
@@ -79,11 +81,14 @@ public final class NodeRuntime: Sendable {
                                                      transport: transport, addresses: configuration.peers, signatures: signatures, logger: logger)
         let ledger = LedgerGossip(nodeID: identity.nodeID, store: store, signatures: signatures, transport: transport,
                                   peers: configuration.peers, metrics: metrics, logger: logger)
+        let receipts = JobReceipts(nodeID: identity.nodeID, store: store, signatures: signatures, transport: transport,
+                                   peers: configuration.peers, logger: logger)
+        if identity.role == .coordinator { receipts.issueWhenJobsEnd() }
         let listener: PeerListener
         do {
             listener = try await transport.bind(host: configuration.listen.host, port: configuration.listen.port,
                                                 handler: NodeConnectionHandler(engine: engine, knownPeers: Set(configuration.peers.keys),
-                                                                               lookups: lookupHolder, ledger: ledger))
+                                                                               lookups: lookupHolder, ledger: ledger, receipts: receipts))
         } catch {
             try? await group.shutdownGracefully()
             throw NodeError.cannotListen(address: configuration.listen.description, detail: "\(error)")
@@ -98,7 +103,7 @@ public final class NodeRuntime: Sendable {
                                                access: try AdminAccess.current(groupName: configuration.adminGroup)) { request in
                 await Self.handle(request, configuration: configuration, identity: identity, engine: engine,
                                   repository: repository, catalog: catalog, audit: audit, startedAt: startedAt,
-                                  lookupHolder: lookupHolder, lookupQuerier: lookupQuerier, signatures: signatures, ledger: ledger)
+                                  lookupHolder: lookupHolder, lookupQuerier: lookupQuerier, signatures: signatures, ledger: ledger, receipts: receipts)
             }
         } catch {
             await listener.close()
@@ -156,14 +161,14 @@ public final class NodeRuntime: Sendable {
             "listen": "\(configuration.listen.host):\(listener.port)", "admin": "\(configuration.adminSocketPath.path)",
         ])
         let runtime = NodeRuntime(configuration: configuration, identity: identity, store: store, engine: engine, transport: transport,
-                                  lookupHolder: lookupHolder, lookupQuerier: lookupQuerier, ledger: ledger, metrics: metrics, signatures: signatures,
+                                  lookupHolder: lookupHolder, lookupQuerier: lookupQuerier, ledger: ledger, receipts: receipts, metrics: metrics, signatures: signatures,
                                   peerPort: listener.port, listener: listener, admin: admin, group: group, tasks: tasks, logger: logger, startedAt: startedAt)
         runtime.warnIfCertificateExpiresSoon()
         return runtime
     }
 
     private init(configuration: NodeConfiguration, identity: NodeIdentity, store: NodeStore, engine: JobEngine,
-                 transport: PeerTransport, lookupHolder: LookupHolderService, lookupQuerier: LookupQuerierService, ledger: LedgerGossip, metrics: NodeMetrics, signatures: NodeSignatures, peerPort: Int, listener: PeerListener, admin: AdminServer,
+                 transport: PeerTransport, lookupHolder: LookupHolderService, lookupQuerier: LookupQuerierService, ledger: LedgerGossip, receipts: JobReceipts, metrics: NodeMetrics, signatures: NodeSignatures, peerPort: Int, listener: PeerListener, admin: AdminServer,
                  group: MultiThreadedEventLoopGroup, tasks: [Task<Void, Never>], logger: Logger, startedAt: Date) {
         self.configuration = configuration
         self.identity = identity
@@ -173,6 +178,7 @@ public final class NodeRuntime: Sendable {
         self.lookupHolder = lookupHolder
         self.lookupQuerier = lookupQuerier
         self.ledger = ledger
+        self.receipts = receipts
         self.metrics = metrics
         self.signatures = signatures
         self.peerPort = peerPort
@@ -318,7 +324,7 @@ public final class NodeRuntime: Sendable {
     static func handle(_ request: AdminRequest, configuration: NodeConfiguration, identity: NodeIdentity, engine: JobEngine,
                        repository: JobRepository, catalog: DatasetCatalog, audit: AuditLog, startedAt: Date,
                        lookupHolder: LookupHolderService, lookupQuerier: LookupQuerierService, signatures: NodeSignatures,
-                       ledger: LedgerGossip) async -> AdminResponse {
+                       ledger: LedgerGossip, receipts: JobReceipts) async -> AdminResponse {
         var response = AdminResponse()
         do {
             switch request.command {
@@ -346,7 +352,9 @@ public final class NodeRuntime: Sendable {
             case .listReports:
                 response.reports = try ReportRepository(store: repository.store).list(limit: request.limit ?? 100)
             case .showReport:
-                response.report = try ReportRepository(store: repository.store).get(request.jobID ?? "")
+                let report = try ReportRepository(store: repository.store).get(request.jobID ?? "")
+                response.report = report
+                response.receipt = try receipts.check(jobID: report.jobID)
             case .listModels:
                 response.models = try ModelRepository(store: repository.store).list(limit: request.limit ?? 100)
             case .showModel:
@@ -369,7 +377,8 @@ public final class NodeRuntime: Sendable {
                     let job = try repository.view(jobID: jobID)
                     parties = job.parties.map(\.nodeID) + [job.coordinator]
                 }
-                response.ledger = try await ledger.verify(jobID: request.jobID, parties: parties)
+                response.ledger = try await ledger.verify(jobID: request.jobID, parties: parties,
+                                                          receipt: try request.jobID.flatMap { try receipts.check(jobID: $0) })
             case .lookupRotate:
                 guard let list = request.lists?.first else { return AdminResponse(error: "lookupRotate needs the list's name") }
                 _ = try await lookupHolder.rotate(list)

@@ -43,6 +43,10 @@ extension JobEngine {
                     case .success(let d) where d.accepted:
                         accepted.append(node)
                         try repository.updateParty(db, jobID: jobID, nodeID: node, state: JobState.accepted.rawValue, inputRows: Int(clamping: d.inputRows))
+                        if d.inputCommitment.count == 32 {
+                            try db.execute(sql: "UPDATE job_party SET input_commitment = ? WHERE job_id = ? AND node_id = ?",
+                                           arguments: [d.inputCommitment, jobID, node])
+                        }
                         try audit.append(db, event: "job.accepted", jobID: jobID, details: ["party": .string(node), "input_rows": .int(Int(clamping: d.inputRows))])
                     case .success(var d):
                         d.reason = PeerText.cut(d.reason)

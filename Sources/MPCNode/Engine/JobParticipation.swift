@@ -58,6 +58,9 @@ extension JobEngine {
                 verdict = .refused(reason: difference)
                 refusingRule = .differencing
             }
+            // The input's version, for the commitment the receipt will carry (read before the transaction).
+            let inputInfo = verdict == .allowed ? mine.flatMap { try? catalog.describe($0.dataset) } : nil
+            var commitment: [UInt8] = []
             try store.write { db in
                 // The query budgets, counted in the same transaction that records the decision.
                 if verdict == .allowed, let mine, let rule = configuration.policy.datasets[mine.dataset],
@@ -81,6 +84,9 @@ extension JobEngine {
                 case .allowed:
                     try repository.insert(db, spec: spec, role: .participant, state: .accepted)
                     try repository.setInputRows(db, jobID: spec.jobID, inputRows ?? 0)
+                    if let inputInfo, let mine {
+                        commitment = try InputCommitment.record(db, jobID: spec.jobID, dataset: inputInfo, column: mine.column)
+                    }
                     try audit.append(db, event: "job.policy.accepted", jobID: spec.jobID, details: [
                         "spec_hash": .string(hash), "coordinator": .string(proposer), "input_rows": .int(inputRows ?? 0),
                         "dataset": .string(mine?.dataset ?? ""), "column": .string(mine?.column ?? ""),
@@ -97,6 +103,7 @@ extension JobEngine {
             case .allowed:
                 decision.accepted = true
                 decision.inputRows = UInt64(inputRows ?? 0)
+                decision.inputCommitment = Data(commitment)
                 logger.info("job accepted", metadata: ["job": "\(spec.jobID)", "coordinator": "\(proposer)"])
             case .refused(let reason):
                 decision.reason = reason
@@ -136,7 +143,15 @@ extension JobEngine {
             }
             let wasFinal = try store.write { db -> Bool in
                 let state = try String.fetchOne(db, sql: "SELECT state FROM job WHERE id = ?", arguments: [jobID]).flatMap(JobState.init(rawValue:))
-                guard state?.isFinal == false else { return true }
+                guard state?.isFinal == false else {
+                    // Already ended (a peer's abort can arrive first): the coordinator's abort and its reason
+                    // are still recorded, once.
+                    let recorded = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_log WHERE job_id = ? AND event = 'job.aborted'", arguments: [jobID]) ?? 0
+                    if state == .failed, recorded == 0 {
+                        try audit.append(db, event: "job.aborted", jobID: jobID, details: ["by": .string(peer), "reason": .string(reason), "already": .string("failed")])
+                    }
+                    return true
+                }
                 try repository.setState(db, jobID: jobID, .failed, reason: "aborted by \(peer): \(reason)")
                 try audit.append(db, event: "job.aborted", jobID: jobID, details: ["by": .string(peer), "reason": .string(reason)])
                 return false

@@ -9,6 +9,7 @@ struct NodeConnectionHandler: InboundConnectionHandler {
     let knownPeers: Set<String>
     let lookups: LookupHolderService
     let ledger: LedgerGossip
+    let receipts: JobReceipts
 
     func handleControl(_ request: Mpcnode_V1_ControlRequest, from peer: NodeIdentity) async -> Mpcnode_V1_ControlResponse {
         guard knownPeers.contains(peer.nodeID) else {
@@ -26,6 +27,8 @@ struct NodeConnectionHandler: InboundConnectionHandler {
         case .progress(let p): return await engine.recordProgress(p, from: peer.nodeID)
         case .treeHead(let request): return ledger.answer(request)
         case .inclusion(let request): return ledger.answer(request)
+        case .receiptSign(let request): return receipts.answer(request, from: peer.nodeID)
+        case .receiptDelivery(let delivery): return receipts.answer(delivery, from: peer.nodeID)
         case nil: return .with { $0.error = .with { $0.message = "empty control request" } }
         }
     }

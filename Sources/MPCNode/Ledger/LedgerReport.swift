@@ -29,6 +29,8 @@ public struct LedgerReport: Codable, Sendable {
     public var own: Own
     public var peers: [Peer]
     public var job: String?
+    /// The job's receipt as this node holds it (signatures verified again), nil when it holds none.
+    public var receipt: JobReceipts.Check?
     public var records: [Record]
     public var alarms: [PeerHeads.Alarm]
 
@@ -36,12 +38,34 @@ public struct LedgerReport: Codable, Sendable {
     public var verified: Bool {
         own.leafMismatch == nil && own.latestHeadMatches != false && alarms.isEmpty
             && !peers.contains { $0.outcome == "alarm" } && records.allSatisfy(\.proven)
+            && (job == nil || (receipt.map { $0.invalid == nil && $0.unsigned.isEmpty } ?? false))
     }
 }
 
+/// What the node holds of the ledger now, without asking anyone (`GET /v1/ledger`, the console): its log's
+/// size and latest head, the latest head held of each peer, and the alarms.
+public struct LedgerStatus: Codable, Sendable {
+    public struct Head: Codable, Sendable {
+        public var node: String
+        public var size: Int
+        public var root: String
+        public var signedAt: Date
+    }
+    public var size: Int
+    public var latestHead: Head?
+    public var peers: [Head]
+    public var alarms: [PeerHeads.Alarm]
+}
+
 extension LedgerGossip {
+    public func status() throws -> LedgerStatus {
+        func view(_ h: TreeHead) -> LedgerStatus.Head { .init(node: h.node, size: h.size, root: h.rootHex, signedAt: h.date) }
+        return LedgerStatus(size: try ledger.size(), latestHead: try ledger.latestHead().map(view), peers: try heads.latestOfEach().map(view),
+                            alarms: try heads.alarms(limit: 100))
+    }
+
     /// Builds the report; with `jobID`, asks each of `parties` (other than this node) to prove its record of the job.
-    public func verify(jobID: String?, parties: [String]) async throws -> LedgerReport {
+    public func verify(jobID: String?, parties: [String], receipt: JobReceipts.Check? = nil) async throws -> LedgerReport {
         let mismatch = try ledger.verifyLeaves()
         let size = try ledger.size()
         let latest = try ledger.latestHead()
@@ -63,11 +87,13 @@ extension LedgerGossip {
         }
         var records: [LedgerReport.Record] = []
         if let jobID {
-            let own = try ledger.leaf(ofJob: jobID)
+            // With a receipt, every party must prove it logged that receipt; without, any record of the job.
+            let event = receipt == nil ? "" : "job.receipt"
+            let own = try ledger.leaf(ofJob: jobID, event: event)
             records.append(.init(node: nodeID, proven: own != nil, detail: own.map { "leaf \($0.index) of this node's log" } ?? "this node holds no record of the job"))
             for party in Set(parties).subtracting([nodeID]).sorted() {
                 do {
-                    let proven = try await proveRecord(ofJob: jobID, at: party)
+                    let proven = try await proveRecord(ofJob: jobID, event: event, at: party)
                     records.append(.init(node: party, proven: true,
                                          detail: "\(proven.event) at \(proven.at): leaf \(proven.leafIndex) of its signed head of \(proven.headSize) leaves"))
                 } catch {
@@ -76,6 +102,6 @@ extension LedgerGossip {
             }
         }
         return LedgerReport(node: nodeID, own: .init(size: size, leafMismatch: mismatch?.detail, latestHeadSize: latest?.size, latestHeadMatches: matches),
-                            peers: peerRows, job: jobID, records: records, alarms: try heads.alarms(limit: 100))
+                            peers: peerRows, job: jobID, receipt: receipt, records: records, alarms: try heads.alarms(limit: 100))
     }
 }

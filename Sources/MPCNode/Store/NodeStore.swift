@@ -282,6 +282,21 @@ public final class NodeStore: Sendable {
                 index += 1
             }
         }
+        migrator.registerMigration("v12: job receipts (input commitments at participants and the coordinator, signed receipts)") { db in
+            try db.alter(table: "job_party") { t in t.add(column: "input_commitment", .blob) }
+            try db.create(table: "job_input_commitment") { t in
+                t.primaryKey("job_id", .text)
+                t.column("salt", .blob).notNull()
+                t.column("commitment", .blob).notNull()
+            }
+            try db.create(table: "job_receipt") { t in
+                t.primaryKey("job_id", .text)
+                t.column("receipt", .blob).notNull()          // the JobReceipt's bytes, as signed
+                t.column("delivery", .blob).notNull()         // the ReceiptDelivery: receipt and signatures
+                t.column("sha256", .text).notNull()
+                t.column("received_at", .text).notNull()
+            }
+        }
         return migrator
     }
 

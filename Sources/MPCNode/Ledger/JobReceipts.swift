@@ -1,0 +1,264 @@
+import Crypto
+import Foundation
+import GRDB
+import Logging
+import MPCProtocols
+import MPCTransport
+import MPCWire
+
+/// Job receipts (Protocols/ledger.md, "Receipts"). At a coordinator, when a job it coordinated ends: the
+/// receipt is built from its record (parties, their decisions and input commitments, the outcome), each
+/// party is asked to sign it, and the receipt with every signature obtained is delivered to all parties.
+/// At a participant: it signs only a receipt whose entries about itself match its own record, and keeps a
+/// delivered receipt only if every signature on it verifies; a kept receipt is an audit record
+/// (`job.receipt`), so it is a leaf of the party's Merkle log.
+public final class JobReceipts: Sendable {
+    let nodeID: String
+    let store: NodeStore
+    let signatures: NodeSignatures
+    let transport: PeerTransport
+    let peers: [String: PeerAddress]
+    let logger: Logger
+
+    /// What a receipt's signature covers: this tag, then the receipt's bytes.
+    public static let tag = Array("mpcnode-receipt-v1".utf8) + [0]
+    /// The largest receipt a node signs or keeps (a job has at most 1,000 parties).
+    static let maximumReceiptBytes = 512 << 10
+
+    init(nodeID: String, store: NodeStore, signatures: NodeSignatures, transport: PeerTransport, peers: [String: PeerAddress], logger: Logger) {
+        self.nodeID = nodeID
+        self.store = store
+        self.signatures = signatures
+        self.transport = transport
+        self.peers = peers
+        self.logger = logger
+    }
+
+    /// Issues a receipt for every job this node coordinates, once it ends.
+    func issueWhenJobsEnd() {
+        store.jobStates.add { [self] db, jobID, state in
+            guard state.isFinal, (try? String.fetchOne(db, sql: "SELECT role FROM job WHERE id = ?", arguments: [jobID])) == JobRole.coordinator.rawValue else { return }
+            Task { await self.issue(jobID: jobID) }
+        }
+    }
+
+    // MARK: coordinator
+
+    /// Builds, gets signed and delivers the receipt of a job this node coordinated.
+    public func issue(jobID: String) async {
+        do {
+            let (receipt, parties) = try build(jobID: jobID)
+            let bytes: [UInt8] = try receipt.serializedBytes()
+            var collected = [try sign(bytes)]
+            await withTaskGroup(of: Mpcnode_V1_ReceiptSignature?.self) { group in
+                for party in parties where party != nodeID {
+                    group.addTask { await self.askSignature(bytes, receipt: receipt, from: party) }
+                }
+                for await s in group { if let s { collected.append(s) } }
+            }
+            let delivery = Mpcnode_V1_ReceiptDelivery.with { $0.receipt = Data(bytes); $0.signatures = collected.sorted { $0.node < $1.node } }
+            try keep(delivery, receipt: receipt)
+            await withTaskGroup(of: Void.self) { group in
+                for party in parties where party != nodeID {
+                    group.addTask {
+                        guard let address = self.peers[party] else { return }
+                        do {
+                            let response = try await self.transport.control(.with { $0.receiptDelivery = delivery }, to: party, at: address)
+                            if case .error(let e)? = response.kind {
+                                self.logger.warning("a party did not keep the job's receipt", metadata: ["job": "\(jobID)", "party": "\(party)", "reason": "\(PeerText.cut(e.message, limit: 200))"])
+                            }
+                        } catch {
+                            self.logger.warning("the job's receipt did not reach a party", metadata: ["job": "\(jobID)", "party": "\(party)", "error": "\(error)"])
+                        }
+                    }
+                }
+            }
+        } catch {
+            logger.warning("no receipt for the job", metadata: ["job": "\(jobID)", "error": "\(error)"])
+        }
+    }
+
+    /// The receipt of a job from this node's (the coordinator's) record, and its parties.
+    func build(jobID: String) throws -> (Mpcnode_V1_JobReceipt, [String]) {
+        try store.pool.read { db in
+            guard let job = try Row.fetchOne(db, sql: "SELECT spec, spec_hash, state, created_at, updated_at FROM job WHERE id = ?", arguments: [jobID]) else {
+                throw LedgerCheckError.notProven(node: nodeID, detail: "no job \(jobID)")
+            }
+            let spec = try Mpcnode_V1_JobSpec(serializedBytes: job["spec"] as Data)
+            let rows = try Row.fetchAll(db, sql: "SELECT node_id, state, reason, input_rows, input_commitment FROM job_party WHERE job_id = ? ORDER BY node_id",
+                                        arguments: [jobID])
+            let receipt = Mpcnode_V1_JobReceipt.with {
+                $0.jobID = jobID
+                $0.kind = (try? JobKinds.kind(of: spec).name) ?? spec.protocol
+                $0.specHash = job["spec_hash"]
+                $0.coordinator = nodeID
+                $0.outcome = job["state"]
+                $0.createdMs = Self.milliseconds(job["created_at"])
+                $0.endedMs = Self.milliseconds(job["updated_at"])
+                $0.parties = rows.map { r in
+                    .with {
+                        $0.node = r["node_id"]; $0.state = r["state"]; $0.reason = r["reason"] ?? ""
+                        $0.accepted = (r["input_rows"] as Int?) != nil
+                        $0.inputCommitment = (r["input_commitment"] as Data?) ?? Data()
+                    }
+                }
+            }
+            return (receipt, rows.map { $0["node_id"] })
+        }
+    }
+
+    static func milliseconds(_ date: Date?) -> UInt64 { UInt64(max(0, (date ?? Date(timeIntervalSince1970: 0)).timeIntervalSince1970 * 1000)) }
+
+    private func askSignature(_ bytes: [UInt8], receipt: Mpcnode_V1_JobReceipt, from party: String) async -> Mpcnode_V1_ReceiptSignature? {
+        guard let address = peers[party] else { return nil }
+        do {
+            let response = try await transport.control(.with { $0.receiptSign = .with { $0.receipt = Data(bytes) } }, to: party, at: address)
+            switch response.kind {
+            case .receiptSignature(let s)? where s.node == party:
+                try signatures.verify(signature: Array(s.signature), message: Self.tag + bytes, nodeID: party, certificateDER: Array(s.certificate))
+                return s
+            case .error(let e)?:
+                logger.warning("a party refused to sign the job's receipt", metadata: ["job": "\(receipt.jobID)", "party": "\(party)", "reason": "\(PeerText.cut(e.message, limit: 200))"])
+                return nil
+            default:
+                return nil
+            }
+        } catch {
+            logger.warning("no signature of a party on the job's receipt", metadata: ["job": "\(receipt.jobID)", "party": "\(party)", "error": "\(error)"])
+            return nil
+        }
+    }
+
+    private func sign(_ bytes: [UInt8]) throws -> Mpcnode_V1_ReceiptSignature {
+        let signed = try signatures.sign(Self.tag + bytes)
+        return .with { $0.node = nodeID; $0.signature = Data(signed.signature); $0.certificate = Data(signed.certificateDER) }
+    }
+
+    // MARK: participant
+
+    /// Signs a receipt whose job this node knows from `peer`, its coordinator, when the receipt's entries
+    /// about this node (decision, input commitment) and the job (spec hash) match its own record.
+    func answer(_ request: Mpcnode_V1_ReceiptSignRequest, from peer: String) -> Mpcnode_V1_ControlResponse {
+        do {
+            let bytes = Array(request.receipt)
+            _ = try checkAgainstOwnRecord(bytes, from: peer)
+            let signature = try sign(bytes)
+            return .with { $0.receiptSignature = signature }
+        } catch {
+            return .with { $0.error = .with { $0.message = "\(nodeID) does not sign this receipt: \(error)" } }
+        }
+    }
+
+    /// Keeps a delivered receipt when every signature on it verifies.
+    func answer(_ delivery: Mpcnode_V1_ReceiptDelivery, from peer: String) -> Mpcnode_V1_ControlResponse {
+        do {
+            let receipt = try checkAgainstOwnRecord(Array(delivery.receipt), from: peer)
+            try keep(delivery, receipt: receipt)
+            return .with { $0.ack = .init() }
+        } catch {
+            return .with { $0.error = .with { $0.message = "\(nodeID) does not keep this receipt: \(error)" } }
+        }
+    }
+
+    private func checkAgainstOwnRecord(_ bytes: [UInt8], from peer: String) throws -> Mpcnode_V1_JobReceipt {
+        guard bytes.count <= Self.maximumReceiptBytes else { throw ReceiptError.mismatch("a receipt of \(bytes.count) bytes") }
+        let receipt = try Mpcnode_V1_JobReceipt(serializedBytes: bytes)
+        try PeerSuppliedName.jobID.validate(receipt.jobID)
+        let repository = JobRepository(store: store)
+        guard let spec = try repository.spec(jobID: receipt.jobID), spec.coordinator == peer, receipt.coordinator == peer else {
+            throw ReceiptError.mismatch("no job \(receipt.jobID) coordinated by \(peer) on this node")
+        }
+        guard receipt.specHash == (try JobRepository.specHash(spec)) else { throw ReceiptError.mismatch("its spec hash is not the job's") }
+        let mine = receipt.parties.filter { $0.node == nodeID }
+        guard receipt.parties.count <= 1000, mine.count == 1 || (mine.isEmpty && receipt.coordinator == nodeID) else {
+            throw ReceiptError.mismatch("it lists this node \(mine.count) times")
+        }
+        if let entry = mine.first {
+            let state = try repository.state(jobID: receipt.jobID)
+            guard entry.accepted == (state != nil && state != .refused) else {
+                throw ReceiptError.mismatch("it says this node \(entry.accepted ? "accepted" : "did not accept") the job")
+            }
+            let commitment = try store.pool.read { db in try InputCommitment.stored(db, jobID: receipt.jobID) } ?? []
+            guard Array(entry.inputCommitment) == commitment else { throw ReceiptError.mismatch("its input commitment for this node is not the one this node made") }
+        }
+        return receipt
+    }
+
+    /// Verifies every signature of a delivery against the consortium CA and the receipt's parties, then keeps
+    /// it with an audit record (a leaf of the log). A second, different receipt for the job is refused.
+    private func keep(_ delivery: Mpcnode_V1_ReceiptDelivery, receipt: Mpcnode_V1_JobReceipt) throws {
+        let bytes = Array(delivery.receipt)
+        let signers = try Self.verifySignatures(delivery, receipt: receipt, with: signatures)
+        let digest = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+        try store.pool.write { db in
+            if let existing = try String.fetchOne(db, sql: "SELECT sha256 FROM job_receipt WHERE job_id = ?", arguments: [receipt.jobID]) {
+                guard existing == digest else { throw ReceiptError.mismatch("this node already holds another receipt of job \(receipt.jobID)") }
+                return
+            }
+            try db.execute(sql: "INSERT INTO job_receipt (job_id, receipt, delivery, sha256, received_at) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [receipt.jobID, Data(bytes), try delivery.serializedBytes() as Data, digest, ISO8601DateFormatter.audit.string(from: Date())])
+            try AuditLog(store: store).append(db, event: "job.receipt", jobID: receipt.jobID, details: [
+                "receipt_sha256": .string(digest), "outcome": .string(receipt.outcome),
+                "signed_by": .array(signers.map { .string($0) }),
+                "parties": .int(receipt.parties.count),
+            ])
+        }
+    }
+
+    /// The nodes whose signatures on the receipt verify; throws on any signature that does not (a forged or
+    /// misattributed one), on a signer who is not a party or the coordinator, and on a signer twice.
+    public static func verifySignatures(_ delivery: Mpcnode_V1_ReceiptDelivery, receipt: Mpcnode_V1_JobReceipt, with signatures: NodeSignatures) throws -> [String] {
+        let allowed = Set(receipt.parties.map(\.node) + [receipt.coordinator])
+        var seen = Set<String>()
+        for s in delivery.signatures {
+            guard allowed.contains(s.node), seen.insert(s.node).inserted else {
+                throw ReceiptError.badSignature(node: PeerText.cut(s.node, limit: 63), detail: "not a party of the job, or signed twice")
+            }
+            do {
+                try signatures.verify(signature: Array(s.signature), message: tag + Array(delivery.receipt), nodeID: s.node, certificateDER: Array(s.certificate))
+            } catch {
+                throw ReceiptError.badSignature(node: s.node, detail: "\(error)")
+            }
+        }
+        return seen.sorted()
+    }
+
+    // MARK: reading
+
+    /// What a node holds of a job's receipt: who signed it (each signature verified again now) and who did not.
+    public struct Check: Codable, Sendable, Equatable {
+        public var sha256: String
+        public var outcome: String
+        public var signedBy: [String]
+        public var unsigned: [String]
+        /// Why a signature no longer verifies (nil when all do).
+        public var invalid: String?
+    }
+
+    public func check(jobID: String) throws -> Check? {
+        guard let row = try store.pool.read({ db in try Row.fetchOne(db, sql: "SELECT delivery, sha256 FROM job_receipt WHERE job_id = ?", arguments: [jobID]) }) else {
+            return nil
+        }
+        let delivery = try Mpcnode_V1_ReceiptDelivery(serializedBytes: row["delivery"] as Data)
+        let receipt = try Mpcnode_V1_JobReceipt(serializedBytes: delivery.receipt)
+        let everyone = Set(receipt.parties.map(\.node) + [receipt.coordinator])
+        do {
+            let signers = try Self.verifySignatures(delivery, receipt: receipt, with: signatures)
+            return Check(sha256: row["sha256"], outcome: receipt.outcome, signedBy: signers, unsigned: everyone.subtracting(signers).sorted(), invalid: nil)
+        } catch {
+            return Check(sha256: row["sha256"], outcome: receipt.outcome, signedBy: [], unsigned: everyone.sorted(), invalid: "\(error)")
+        }
+    }
+}
+
+public enum ReceiptError: Error, Equatable, CustomStringConvertible {
+    case mismatch(String)
+    case badSignature(node: String, detail: String)
+
+    public var description: String {
+        switch self {
+        case .mismatch(let d): return d
+        case .badSignature(let n, let d): return "the signature said to be \(n)'s does not verify: \(d)"
+        }
+    }
+}

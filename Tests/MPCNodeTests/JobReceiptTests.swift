@@ -1,0 +1,90 @@
+import MPCBench
+import Foundation
+import GRDB
+import MPCNode
+import MPCWire
+import XCTest
+
+/// Job receipts between real nodes (Protocols/ledger.md, "Receipts"): after a PSI, the coordinator and both
+/// banks hold the same receipt signed by all three, with each bank's input commitment; each bank's log
+/// proves it logged the receipt. A receipt with a forged signature, one signed in another node's name, one
+/// that misstates a bank's input commitment, or one from a node that is not the job's coordinator is
+/// refused and nothing is kept.
+final class JobReceiptTests: XCTestCase {
+    func testReceiptsAreCoSignedKeptInEveryLogAndForgeriesAreRefused() async throws {
+        let fixture = try ConsortiumFixture()
+        defer { fixture.remove() }
+        try fixture.importCSV(into: "bank-a", dataset: "customers", phones: phoneNumbers(200, seed: 71))
+        try fixture.importCSV(into: "bank-b", dataset: "customers", phones: phoneNumbers(200, seed: 72))
+        let nodes = try await fixture.consortium.startAll(logger: ConsortiumFixture.quietLogger)
+        defer { Task { for n in nodes.values { await n.stop() } } }
+        let coordinator = nodes["coordinator"]!
+        let jobID = try await coordinator.engine.submit(JobSubmission(
+            protocolName: "psi", parties: [.init(nodeID: "bank-a", dataset: "customers", column: "phone"), .init(nodeID: "bank-b", dataset: "customers", column: "phone")],
+            deliverTo: ["bank-a"], cardinalityOnly: false, group: "ristretto255"))
+        let final = try await ConsortiumFixture.waitForFinal(coordinator, jobID: jobID)
+        XCTAssertEqual(final.state, .succeeded)
+
+        // Every node ends up with the same receipt, signed by the three.
+        var checks: [String: JobReceipts.Check] = [:]
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            for (id, node) in nodes { if let c = try node.receipts.check(jobID: jobID) { checks[id] = c } }
+            if checks.count == 3 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        XCTAssertEqual(Set(checks.keys), ["coordinator", "bank-a", "bank-b"])
+        XCTAssertEqual(Set(checks.values.map(\.sha256)).count, 1, "one receipt everywhere")
+        for (id, c) in checks {
+            XCTAssertEqual(c.signedBy, ["bank-a", "bank-b", "coordinator"], id)
+            XCTAssertEqual(c.unsigned, [], id)
+            XCTAssertNil(c.invalid, id)
+            XCTAssertEqual(c.outcome, "succeeded")
+        }
+        // The receipt carries each bank's commitment, which is the one the bank made (32 bytes, not the data).
+        let stored = try await coordinator.store.pool.read { db in try Data.fetchOne(db, sql: "SELECT receipt FROM job_receipt WHERE job_id = ?", arguments: [jobID]) }
+        let receipt = try Mpcnode_V1_JobReceipt(serializedBytes: try XCTUnwrap(stored))
+        XCTAssertEqual(receipt.parties.map(\.node), ["bank-a", "bank-b"])
+        XCTAssertTrue(receipt.parties.allSatisfy { $0.accepted && $0.inputCommitment.count == 32 })
+        let bankACommitment = try await nodes["bank-a"]!.store.pool.read { db in try Data.fetchOne(db, sql: "SELECT commitment FROM job_input_commitment WHERE job_id = ?", arguments: [jobID]) }
+        XCTAssertEqual(receipt.parties[0].inputCommitment, bankACommitment)
+
+        // The coordinator's check: the receipt, and each bank's proof that its log holds it.
+        let report = try await coordinator.ledger.verify(jobID: jobID, parties: ["bank-a", "bank-b"], receipt: checks["coordinator"])
+        XCTAssertTrue(report.verified, "\(report)")
+        XCTAssertEqual(report.records.filter(\.proven).count, 3, "\(report.records)")
+        XCTAssertTrue(report.records.allSatisfy { $0.node == "coordinator" || $0.detail.hasPrefix("job.receipt") }, "\(report.records)")
+
+        // Forgeries, sent to bank-a over mutual TLS as a dishonest coordinator would.
+        let original = try await coordinator.store.pool.read { db in try Data.fetchOne(db, sql: "SELECT delivery FROM job_receipt WHERE job_id = ?", arguments: [jobID]) }
+        let delivery = try Mpcnode_V1_ReceiptDelivery(serializedBytes: try XCTUnwrap(original))
+        let bankA = try fixture.consortium.configuration(of: "coordinator").peers["bank-a"]!
+        func send(_ d: Mpcnode_V1_ReceiptDelivery, from sender: String = "coordinator") async throws -> String? {
+            let response = try await nodes[sender]!.transport.control(.with { $0.receiptDelivery = d }, to: "bank-a", at: bankA)
+            if case .error(let e)? = response.kind { return e.message }
+            return nil
+        }
+        func receiptsAtBankA() throws -> Int {
+            try nodes["bank-a"]!.store.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM job_receipt") } ?? 0
+        }
+        var forged = delivery
+        forged.signatures[0].signature[10] ^= 1
+        let forgedAnswer = try await send(forged)
+        XCTAssertTrue(forgedAnswer?.contains("does not verify") == true, "\(String(describing: forgedAnswer))")
+        var misattributed = delivery
+        misattributed.signatures[1].node = "bank-a"; misattributed.signatures[0].node = "bank-b"
+        let misattributedAnswer = try await send(misattributed)
+        XCTAssertNotNil(misattributedAnswer)
+        var altered = try Mpcnode_V1_JobReceipt(serializedBytes: delivery.receipt)
+        altered.parties[0].inputCommitment = Data(repeating: 7, count: 32)
+        var lying = delivery
+        lying.receipt = try altered.serializedBytes()
+        let lyingAnswer = try await send(lying)
+        XCTAssertTrue(lyingAnswer?.contains("input commitment") == true, "\(String(describing: lyingAnswer))")
+        let fromBankB = try await send(delivery, from: "bank-b")
+        XCTAssertTrue(fromBankB?.contains("coordinated by bank-b") == true, "\(String(describing: fromBankB))")
+        XCTAssertEqual(try receiptsAtBankA(), 1, "only the genuine receipt is kept")
+        let unchanged = try nodes["bank-a"]!.receipts.check(jobID: jobID)
+        XCTAssertEqual(unchanged?.sha256, checks["bank-a"]?.sha256)
+    }
+}
