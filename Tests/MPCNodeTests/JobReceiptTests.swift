@@ -1,6 +1,7 @@
 import MPCBench
 import Foundation
 import GRDB
+import MPCIdentity
 import MPCNode
 import MPCWire
 import XCTest
@@ -84,6 +85,20 @@ final class JobReceiptTests: XCTestCase {
         let fromBankB = try await send(delivery, from: "bank-b")
         XCTAssertTrue(fromBankB?.contains("coordinated by bank-b") == true, "\(String(describing: fromBankB))")
         XCTAssertEqual(try receiptsAtBankA(), 1, "only the genuine receipt is kept")
+
+        // A receipt missing a party's signature verifies for the others but the check does not pass.
+        var partial = delivery
+        partial.signatures.removeAll { $0.node == "bank-b" }
+        let signers = try JobReceipts.verifySignatures(partial, receipt: try Mpcnode_V1_JobReceipt(serializedBytes: partial.receipt),
+                                                       with: NodeSignatures(CertificateSignatures(
+                                                           certificatePath: coordinator.configuration.tls.certificate.path,
+                                                           privateKeyPath: coordinator.configuration.tls.privateKey.path,
+                                                           caPath: coordinator.configuration.tls.caCertificate.path)))
+        XCTAssertEqual(signers, ["bank-a", "coordinator"])
+        var incomplete = try XCTUnwrap(checks["coordinator"])
+        incomplete.signedBy = signers; incomplete.unsigned = ["bank-b"]
+        let unverified = try await coordinator.ledger.verify(jobID: jobID, parties: ["bank-a", "bank-b"], receipt: incomplete)
+        XCTAssertFalse(unverified.verified, "a receipt bank-b did not sign does not verify the job")
         let unchanged = try nodes["bank-a"]!.receipts.check(jobID: jobID)
         XCTAssertEqual(unchanged?.sha256, checks["bank-a"]?.sha256)
     }

@@ -103,6 +103,26 @@ final class LedgerTests: XCTestCase {
         guard case .alarm(let truncationKind, let truncationDetail) = afterTruncation else { return XCTFail("a truncated log was not caught: \(afterTruncation)") }
         XCTAssertTrue(["rollback", "fork"].contains(truncationKind), truncationKind)
         XCTAssertTrue(truncationDetail.contains("\(heldB.size)"), truncationDetail)
+
+        // bank-a's operator restores a copy of its database taken before the last jobs (a replayed old log).
+        _ = await coordinator().pull(from: "bank-a")
+        await nodes["bank-a"]!.stop()
+        let databaseA = try fixture.consortium.configuration(of: "bank-a").databasePath
+        let copy = databaseA.deletingLastPathComponent().appendingPathComponent("copy.sqlite")
+        do { let store = try NodeStore(path: databaseA); try await store.pool.writeWithoutTransaction { try $0.checkpoint(.truncate) } }
+        try FileManager.default.copyItem(at: databaseA, to: copy)
+        nodes["bank-a"] = try await fixture.consortium.start("bank-a", logger: ConsortiumFixture.quietLogger)
+        _ = try await psi()
+        _ = try await psi()
+        _ = await coordinator().pull(from: "bank-a")
+        await nodes["bank-a"]!.stop()
+        for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: databaseA.path + suffix) }
+        try FileManager.default.removeItem(at: databaseA)
+        try FileManager.default.copyItem(at: copy, to: databaseA)
+        nodes["bank-a"] = try await fixture.consortium.start("bank-a", logger: ConsortiumFixture.quietLogger)
+        let afterReplay = await coordinator().pull(from: "bank-a")
+        guard case .alarm(let replayKind, _) = afterReplay else { return XCTFail("a replayed old log was not caught: \(afterReplay)") }
+        XCTAssertEqual(replayKind, "rollback")
     }
 
     static func leafHash(seq: Int64, _ r: Row) -> [UInt8] {

@@ -127,18 +127,24 @@ public final class NodeRuntime: Sendable {
                     try? await Task.sleep(for: .seconds(2))
                 }
             },
-            // Tree-head gossip: the peers' heads are pulled a few seconds after each job this node took part
-            // in ends (so that a head covering the job's records reaches the others soon) and every
-            // `ledger.gossip_seconds` in any case; this node signs a head whenever a peer asks and its log grew.
+            // Tree-head gossip: the heads of a job's other nodes are pulled a few seconds after a job this node
+            // took part in ends having run (so that heads covering the job's records are held soon; a refused
+            // job ran no protocol and waits for the periodic pull), and every peer's every
+            // `ledger.gossip_seconds`; this node signs a head whenever a peer asks and its log grew.
             Task {
-                let ended = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-                store.jobStates.add { _, _, state in if state.isFinal { ended.continuation.yield() } }
+                let ended = AsyncStream<[String]>.makeStream(bufferingPolicy: .bufferingNewest(16))
+                store.jobStates.add { db, jobID, state in
+                    guard state == .succeeded || state == .failed,
+                          let bytes = try? Data.fetchOne(db, sql: "SELECT spec FROM job WHERE id = ?", arguments: [jobID]),
+                          let spec = try? Mpcnode_V1_JobSpec(serializedBytes: bytes), let kind = try? JobKinds.kind(of: spec) else { return }
+                    ended.continuation.yield(kind.participants(of: spec) + [spec.coordinator])
+                }
                 let period = Duration.seconds(configuration.ledgerGossipSeconds)
                 await withTaskGroup(of: Void.self) { group in
                     group.addTask {
-                        for await _ in ended.stream {
+                        for await nodes in ended.stream {
                             try? await Task.sleep(for: .seconds(2))
-                            await ledger.pullAll()
+                            await ledger.pull(Set(nodes))
                         }
                     }
                     group.addTask {

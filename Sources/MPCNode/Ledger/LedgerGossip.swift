@@ -149,9 +149,13 @@ public final class LedgerGossip: Sendable {
 
     /// Pulls every peer's head, all at once.
     @discardableResult
-    public func pullAll() async -> [String: PullOutcome] {
+    public func pullAll() async -> [String: PullOutcome] { await pull(Set(peers.keys)) }
+
+    /// Pulls the heads of these nodes (those that are peers of this node), all at once.
+    @discardableResult
+    public func pull(_ nodes: Set<String>) async -> [String: PullOutcome] {
         await withTaskGroup(of: (String, PullOutcome).self) { group in
-            for peer in peers.keys { group.addTask { (peer, await self.pull(from: peer)) } }
+            for peer in nodes where peer != nodeID && peers[peer] != nil { group.addTask { (peer, await self.pull(from: peer)) } }
             var out: [String: PullOutcome] = [:]
             for await (peer, outcome) in group { out[peer] = outcome }
             return out
