@@ -314,6 +314,14 @@ enum ConsoleAssets {
       const figure = el("figure"); figure.appendChild(svg); figure.appendChild(el("figcaption", measure + " per " + (report.groupBy || "cell") + " (suppressed cells left out)"));
       return figure;
     }
+    function receiptLine(r) {
+      const c = r.receipt, p = el("p", "", c && !c.invalid && !c.unsigned.length ? "ok" : "error");
+      p.id = "report-receipt";
+      p.textContent = !c ? "No receipt of this job on this node yet." : c.invalid ? "Receipt INVALID: " + c.invalid
+        : "Receipt " + c.sha256.slice(0, 16) + "… signed by " + c.signedBy.join(", ") + (c.unsigned.length ? "; NOT signed by " + c.unsigned.join(", ") : "")
+          + " — mpcnode audit verify --job " + r.jobID + " checks that every party's log holds it.";
+      return p;
+    }
     async function openReport(id) {
       try {
         const r = await api("/v1/reports/" + encodeURIComponent(id));
@@ -331,6 +339,7 @@ enum ConsoleAssets {
           el("h4", "Provenance"),
           table(["job", "spec hash", "coordinator", "started", "created", "included", "dropped", "min records / parties a cell"],
             [[r.jobID, r.specHash, r.coordinator, r.startedAt, r.createdAt, r.included.join(", "), r.dropped.join(", ") || "none", r.minCellRecords + " / " + r.minCellParties]]),
+          receiptLine(r),
           ...(r.notes || []).map((n) => el("p", n, "note")));
         $("report").dataset.loaded = r.id;
       } catch (e) { failed("report")(e); }

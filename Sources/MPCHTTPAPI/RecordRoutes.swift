@@ -52,7 +52,11 @@ struct RecordRoutes {
         }
         router.get("/v1/reports/:id") { _, context in
             try context.requireAny(.regulator, .operations)
-            do { return try APIJSON.response(try ReportRepository(store: node.store).get(try APIQuery.jobID(context))) } catch { throw APIErrors.map(error) }
+            do {
+                var report = try ReportRepository(store: node.store).get(try APIQuery.jobID(context))
+                report.receipt = try node.receipts.check(jobID: report.jobID)
+                return try APIJSON.response(report)
+            } catch { throw APIErrors.map(error) }
         }
         router.get("/v1/models") { request, context in
             try context.requireAny(.regulator, .operations)

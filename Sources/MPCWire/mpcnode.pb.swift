@@ -663,6 +663,10 @@ public nonisolated struct Mpcnode_V1_JobOutcome: Sendable {
   /// The party failed in a phase the protocol survives (secure aggregation): the job goes on without it.
   public var dropout: Bool = false
 
+  /// At a party that stored a result (an intersection, a report, a model, scores): a salted SHA-256
+  /// commitment to it, for the job's receipt (Protocols/ledger.md); empty otherwise.
+  public var resultCommitment: Data = Data()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2342,6 +2346,9 @@ public nonisolated struct Mpcnode_V1_ReceiptParty: Sendable {
   /// The party's state at the coordinator when the job ended.
   public var state: String = String()
 
+  /// The party's salted commitment to the result it stored (empty when it stored none).
+  public var resultCommitment: Data = Data()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -3544,7 +3551,7 @@ nonisolated extension Mpcnode_V1_JobAbort: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Mpcnode_V1_JobOutcome: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobOutcome"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}state\0\u{1}reason\0\u{3}bytes_sent\0\u{3}bytes_received\0\u{4}\u{2}received_result\0\u{3}elapsed_ms\0\u{3}audit_record_hash\0\u{1}dropout\0\u{b}result_rows\0\u{c}\u{6}\u{1}")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}state\0\u{1}reason\0\u{3}bytes_sent\0\u{3}bytes_received\0\u{4}\u{2}received_result\0\u{3}elapsed_ms\0\u{3}audit_record_hash\0\u{1}dropout\0\u{3}result_commitment\0\u{b}result_rows\0\u{c}\u{6}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3561,6 +3568,7 @@ nonisolated extension Mpcnode_V1_JobOutcome: SwiftProtobuf.Message, SwiftProtobu
       case 8: try { try decoder.decodeSingularInt64Field(value: &self.elapsedMs) }()
       case 9: try { try decoder.decodeSingularBytesField(value: &self.auditRecordHash) }()
       case 10: try { try decoder.decodeSingularBoolField(value: &self.dropout) }()
+      case 11: try { try decoder.decodeSingularBytesField(value: &self.resultCommitment) }()
       default: break
       }
     }
@@ -3594,6 +3602,9 @@ nonisolated extension Mpcnode_V1_JobOutcome: SwiftProtobuf.Message, SwiftProtobu
     if self.dropout != false {
       try visitor.visitSingularBoolField(value: self.dropout, fieldNumber: 10)
     }
+    if !self.resultCommitment.isEmpty {
+      try visitor.visitSingularBytesField(value: self.resultCommitment, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3607,6 +3618,7 @@ nonisolated extension Mpcnode_V1_JobOutcome: SwiftProtobuf.Message, SwiftProtobu
     if lhs.elapsedMs != rhs.elapsedMs {return false}
     if lhs.auditRecordHash != rhs.auditRecordHash {return false}
     if lhs.dropout != rhs.dropout {return false}
+    if lhs.resultCommitment != rhs.resultCommitment {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -6948,7 +6960,7 @@ nonisolated extension Mpcnode_V1_JobReceipt: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Mpcnode_V1_ReceiptParty: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ReceiptParty"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}node\0\u{1}accepted\0\u{1}reason\0\u{3}input_commitment\0\u{1}state\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}node\0\u{1}accepted\0\u{1}reason\0\u{3}input_commitment\0\u{1}state\0\u{3}result_commitment\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -6961,6 +6973,7 @@ nonisolated extension Mpcnode_V1_ReceiptParty: SwiftProtobuf.Message, SwiftProto
       case 3: try { try decoder.decodeSingularStringField(value: &self.reason) }()
       case 4: try { try decoder.decodeSingularBytesField(value: &self.inputCommitment) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.state) }()
+      case 6: try { try decoder.decodeSingularBytesField(value: &self.resultCommitment) }()
       default: break
       }
     }
@@ -6982,6 +6995,9 @@ nonisolated extension Mpcnode_V1_ReceiptParty: SwiftProtobuf.Message, SwiftProto
     if !self.state.isEmpty {
       try visitor.visitSingularStringField(value: self.state, fieldNumber: 5)
     }
+    if !self.resultCommitment.isEmpty {
+      try visitor.visitSingularBytesField(value: self.resultCommitment, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -6991,6 +7007,7 @@ nonisolated extension Mpcnode_V1_ReceiptParty: SwiftProtobuf.Message, SwiftProto
     if lhs.reason != rhs.reason {return false}
     if lhs.inputCommitment != rhs.inputCommitment {return false}
     if lhs.state != rhs.state {return false}
+    if lhs.resultCommitment != rhs.resultCommitment {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

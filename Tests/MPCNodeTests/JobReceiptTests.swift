@@ -49,6 +49,11 @@ final class JobReceiptTests: XCTestCase {
         XCTAssertTrue(receipt.parties.allSatisfy { $0.accepted && $0.inputCommitment.count == 32 })
         let bankACommitment = try await nodes["bank-a"]!.store.pool.read { db in try Data.fetchOne(db, sql: "SELECT commitment FROM job_input_commitment WHERE job_id = ?", arguments: [jobID]) }
         XCTAssertEqual(receipt.parties[0].inputCommitment, bankACommitment)
+        // bank-a received the intersection: its result commitment is in the receipt; bank-b stored no result.
+        let bankAResult = try await nodes["bank-a"]!.store.pool.read { db in try Data.fetchOne(db, sql: "SELECT commitment FROM job_result_commitment WHERE job_id = ?", arguments: [jobID]) }
+        XCTAssertEqual(receipt.parties[0].resultCommitment.count, 32)
+        XCTAssertEqual(receipt.parties[0].resultCommitment, bankAResult)
+        XCTAssertTrue(receipt.parties[1].resultCommitment.isEmpty)
 
         // The coordinator's check: the receipt, and each bank's proof that its log holds it.
         let report = try await coordinator.ledger.verify(jobID: jobID, parties: ["bank-a", "bank-b"], receipt: checks["coordinator"])
@@ -62,6 +67,11 @@ final class JobReceiptTests: XCTestCase {
         let bankA = try fixture.consortium.configuration(of: "coordinator").peers["bank-a"]!
         func send(_ d: Mpcnode_V1_ReceiptDelivery, from sender: String = "coordinator") async throws -> String? {
             let response = try await nodes[sender]!.transport.control(.with { $0.receiptDelivery = d }, to: "bank-a", at: bankA)
+            if case .error(let e)? = response.kind { return e.message }
+            return nil
+        }
+        func ask(_ request: Mpcnode_V1_ControlRequest) async throws -> String? {
+            let response = try await coordinator.transport.control(request, to: "bank-a", at: bankA)
             if case .error(let e)? = response.kind { return e.message }
             return nil
         }
@@ -82,6 +92,10 @@ final class JobReceiptTests: XCTestCase {
         lying.receipt = try altered.serializedBytes()
         let lyingAnswer = try await send(lying)
         XCTAssertTrue(lyingAnswer?.contains("input commitment") == true, "\(String(describing: lyingAnswer))")
+        var otherResult = try Mpcnode_V1_JobReceipt(serializedBytes: delivery.receipt)
+        otherResult.parties[0].resultCommitment = Data(repeating: 9, count: 32)
+        let resultAnswer = try await ask(.with { $0.receiptSign = .with { $0.receipt = try! otherResult.serializedData() } })
+        XCTAssertTrue(resultAnswer?.contains("result commitment") == true, "\(String(describing: resultAnswer))")
         let fromBankB = try await send(delivery, from: "bank-b")
         XCTAssertTrue(fromBankB?.contains("coordinated by bank-b") == true, "\(String(describing: fromBankB))")
         XCTAssertEqual(try receiptsAtBankA(), 1, "only the genuine receipt is kept")

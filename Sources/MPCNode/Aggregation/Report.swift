@@ -34,6 +34,9 @@ public struct ReportView: Codable, Sendable {
     /// Each participant's audit record of the job (hash of its `job.started` record, signed with its keys).
     public var participantAuditHashes: [String: String]
     public var cells: [Cell]
+    /// The job's receipt as this node holds it, its signatures verified when the report is read (never
+    /// stored with the report: Protocols/ledger.md).
+    public var receipt: JobReceipts.Check?
 }
 
 /// Stores and reads reports.

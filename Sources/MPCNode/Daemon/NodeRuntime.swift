@@ -358,9 +358,10 @@ public final class NodeRuntime: Sendable {
             case .listReports:
                 response.reports = try ReportRepository(store: repository.store).list(limit: request.limit ?? 100)
             case .showReport:
-                let report = try ReportRepository(store: repository.store).get(request.jobID ?? "")
+                var report = try ReportRepository(store: repository.store).get(request.jobID ?? "")
+                report.receipt = try receipts.check(jobID: report.jobID)
                 response.report = report
-                response.receipt = try receipts.check(jobID: report.jobID)
+                response.receipt = report.receipt
             case .listModels:
                 response.models = try ModelRepository(store: repository.store).list(limit: request.limit ?? 100)
             case .showModel:

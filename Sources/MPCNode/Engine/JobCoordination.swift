@@ -129,6 +129,10 @@ extension JobEngine {
             try store.write { db in
                 try repository.updateParty(db, jobID: spec.jobID, nodeID: peer, state: outcome.state,
                                            reason: outcome.reason.isEmpty ? nil : outcome.reason, outcome: outcome)
+                if outcome.resultCommitment.count == 32 {
+                    try db.execute(sql: "UPDATE job_party SET result_commitment = ? WHERE job_id = ? AND node_id = ?",
+                                   arguments: [outcome.resultCommitment, spec.jobID, peer])
+                }
                 try audit.append(db, event: "job.outcome", jobID: spec.jobID, details: [
                     "party": .string(peer), "state": .string(outcome.state), "reason": .string(outcome.reason),
                     "party_audit_hash": .string(outcome.auditRecordHash.map { String(format: "%02x", $0) }.joined()),

@@ -220,8 +220,10 @@ extension JobEngine {
             details["result_rows"] = .int(c.resultRows)
             details["received_result"] = .bool(c.receivedResult)
             let finalDetails = details
+            var resultCommitment: [UInt8] = []
             let hash: String = try store.write { db in
                 try c.store(db)
+                resultCommitment = try ResultCommitment.record(db, jobID: jobID) ?? []
                 try repository.setMetrics(db, jobID: jobID, inputRows: c.inputRows, bytesSent: c.bytesSent,
                                           bytesReceived: c.bytesReceived, elapsedMs: elapsed)
                 try repository.setState(db, jobID: jobID, .succeeded)
@@ -229,7 +231,8 @@ extension JobEngine {
             }
             scratch.cleanUp()
             logger.info("job succeeded", metadata: ["job": "\(jobID)", "elapsed_ms": "\(elapsed)", "result_rows": "\(c.resultRows)"])
-            await reportOutcome(spec: spec, state: .succeeded, reason: "", completion: c, elapsedMs: elapsed, auditHash: hash)
+            await reportOutcome(spec: spec, state: .succeeded, reason: "", completion: c, elapsedMs: elapsed, auditHash: hash,
+                                resultCommitment: resultCommitment)
         } catch {
             scratch.cleanUp()
             let reason = PeerText.cut(Self.describe(error))
@@ -260,8 +263,9 @@ extension JobEngine {
     }
 
     func reportOutcome(spec: Mpcnode_V1_JobSpec, state: JobState, reason: String, completion: RoleCompletion?,
-                       elapsedMs: Int, auditHash: String, dropout: Bool = false) async {
+                       elapsedMs: Int, auditHash: String, dropout: Bool = false, resultCommitment: [UInt8] = []) async {
         var outcome = Mpcnode_V1_JobOutcome()
+        outcome.resultCommitment = Data(resultCommitment)
         outcome.dropout = dropout
         outcome.jobID = spec.jobID
         outcome.state = state.rawValue

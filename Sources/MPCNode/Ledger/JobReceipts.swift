@@ -85,7 +85,7 @@ public final class JobReceipts: Sendable {
                 throw LedgerCheckError.notProven(node: nodeID, detail: "no job \(jobID)")
             }
             let spec = try Mpcnode_V1_JobSpec(serializedBytes: job["spec"] as Data)
-            let rows = try Row.fetchAll(db, sql: "SELECT node_id, state, reason, input_rows, input_commitment FROM job_party WHERE job_id = ? ORDER BY node_id",
+            let rows = try Row.fetchAll(db, sql: "SELECT node_id, state, reason, input_rows, input_commitment, result_commitment FROM job_party WHERE job_id = ? ORDER BY node_id",
                                         arguments: [jobID])
             let receipt = Mpcnode_V1_JobReceipt.with {
                 $0.jobID = jobID
@@ -100,6 +100,7 @@ public final class JobReceipts: Sendable {
                         $0.node = r["node_id"]; $0.state = r["state"]; $0.reason = r["reason"] ?? ""
                         $0.accepted = (r["input_rows"] as Int?) != nil
                         $0.inputCommitment = (r["input_commitment"] as Data?) ?? Data()
+                        $0.resultCommitment = (r["result_commitment"] as Data?) ?? Data()
                     }
                 }
             }
@@ -178,8 +179,11 @@ public final class JobReceipts: Sendable {
             guard entry.accepted == (state != nil && state != .refused) else {
                 throw ReceiptError.mismatch("it says this node \(entry.accepted ? "accepted" : "did not accept") the job")
             }
-            let commitment = try store.pool.read { db in try InputCommitment.stored(db, jobID: receipt.jobID) } ?? []
-            guard Array(entry.inputCommitment) == commitment else { throw ReceiptError.mismatch("its input commitment for this node is not the one this node made") }
+            let (input, result) = try store.pool.read { db in
+                (try InputCommitment.stored(db, jobID: receipt.jobID) ?? [], try ResultCommitment.stored(db, jobID: receipt.jobID) ?? [])
+            }
+            guard Array(entry.inputCommitment) == input else { throw ReceiptError.mismatch("its input commitment for this node is not the one this node made") }
+            guard Array(entry.resultCommitment) == result else { throw ReceiptError.mismatch("its result commitment for this node is not the one this node made") }
         }
         return receipt
     }

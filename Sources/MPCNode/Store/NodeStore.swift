@@ -283,8 +283,16 @@ public final class NodeStore: Sendable {
             }
         }
         migrator.registerMigration("v12: job receipts (input commitments at participants and the coordinator, signed receipts)") { db in
-            try db.alter(table: "job_party") { t in t.add(column: "input_commitment", .blob) }
+            try db.alter(table: "job_party") { t in
+                t.add(column: "input_commitment", .blob)
+                t.add(column: "result_commitment", .blob)
+            }
             try db.create(table: "job_input_commitment") { t in
+                t.primaryKey("job_id", .text)
+                t.column("salt", .blob).notNull()
+                t.column("commitment", .blob).notNull()
+            }
+            try db.create(table: "job_result_commitment") { t in
                 t.primaryKey("job_id", .text)
                 t.column("salt", .blob).notNull()
                 t.column("commitment", .blob).notNull()
