@@ -182,6 +182,7 @@ def main():
         browser.click("#reports button.open-report")
         report = browser.wait_text("#report", lambda t: "Provenance" in t and "included" in t, step)
         browser.wait_text("#report-receipt", lambda t: "signed by" in t and "bank-a" in t and "coordinator" in t and "NOT" not in t, step)
+        browser.wait_text("#report-inclusions", lambda t: t.count("yes") >= 4 and "NO" not in t, step + " (each party's log holds the receipt)")
         if browser.script("return document.querySelectorAll('#report svg.chart rect').length") < 1:
             raise RuntimeError(f"{step}: no bar in the chart")
         csv = browser.script("""

@@ -320,7 +320,12 @@ enum ConsoleAssets {
       p.textContent = !c ? "No receipt of this job on this node yet." : c.invalid ? "Receipt INVALID: " + c.invalid
         : "Receipt " + c.sha256.slice(0, 16) + "… signed by " + c.signedBy.join(", ") + (c.unsigned.length ? "; NOT signed by " + c.unsigned.join(", ") : "")
           + " — mpcnode audit verify --job " + r.jobID + " checks that every party's log holds it.";
-      return p;
+      const proofs = (c && c.inclusions) || [];
+      if (!proofs.length) return p;
+      const box = el("div"); box.appendChild(p);
+      const t = table(["party", "its log holds the receipt", "proof"], proofs.map((x) => ({ cells: [x.node, x.proven ? "yes" : "NO", x.detail], cls: x.proven ? "" : "state-failed" })));
+      t.id = "report-inclusions"; box.appendChild(t);
+      return box;
     }
     async function openReport(id) {
       try {

@@ -45,6 +45,7 @@ struct ReportCommand: AsyncParsableCommand {
                     + (c.unsigned.isEmpty ? "" : "; NOT by \(c.unsigned.joined(separator: ", "))") + (c.invalid.map { "; INVALID: \($0)" } ?? "")
                     + " (mpcnode audit verify --job \(r.jobID) checks every party's log holds it)"
             } ?? "receipt      none yet on this node"
+            let proofLine = (receipt?.inclusions ?? []).isEmpty ? "" : "\nin the logs  " + (receipt?.inclusions ?? []).map { "\($0.node) \($0.proven ? "proven" : "NOT proven")" }.joined(separator: ", ")
             print("""
                 report       \(r.id)   (\(r.kindName) job \(r.jobID), coordinator \(r.coordinator))
                 spec hash    \(r.specHash)
@@ -53,7 +54,7 @@ struct ReportCommand: AsyncParsableCommand {
                 dropped      \(r.dropped.isEmpty ? "none" : r.dropped.joined(separator: ", "))
                 protection   \(r.protection)
                 audit        \(r.participantAuditHashes.isEmpty ? "-" : r.participantAuditHashes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.prefix(16))…" }.joined(separator: ", "))
-                \(receiptLine)
+                \(receiptLine)\(proofLine)
                 \((r.notes ?? []).map { "note         \($0)" }.joined(separator: "\n"))
 
                 """)

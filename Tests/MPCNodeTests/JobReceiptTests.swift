@@ -96,6 +96,18 @@ final class JobReceiptTests: XCTestCase {
         otherResult.parties[0].resultCommitment = Data(repeating: 9, count: 32)
         let resultAnswer = try await ask(.with { $0.receiptSign = .with { $0.receipt = try! otherResult.serializedData() } })
         XCTAssertTrue(resultAnswer?.contains("result commitment") == true, "\(String(describing: resultAnswer))")
+        // bank-a signs one receipt per job: the same with another end time is refused; so is one without bank-b.
+        var later = try Mpcnode_V1_JobReceipt(serializedBytes: delivery.receipt)
+        later.endedMs += 1000
+        let laterAnswer = try await ask(.with { $0.receiptSign = .with { $0.receipt = try! later.serializedData() } })
+        XCTAssertTrue(laterAnswer?.contains("already signed another receipt") == true, "\(String(describing: laterAnswer))")
+        var withoutB = try Mpcnode_V1_JobReceipt(serializedBytes: delivery.receipt)
+        withoutB.parties.removeAll { $0.node == "bank-b" }
+        let withoutBAnswer = try await ask(.with { $0.receiptSign = .with { $0.receipt = try! withoutB.serializedData() } })
+        XCTAssertTrue(withoutBAnswer?.contains("parties are not the job's") == true, "\(String(describing: withoutBAnswer))")
+        // Only the receipt's record is ever proven to a peer, and only to a node the receipt names.
+        let otherRecord = try await ask(.with { $0.inclusion = .with { $0.jobID = jobID; $0.event = "job.succeeded" } })
+        XCTAssertTrue(otherRecord?.contains("only the proof of a job's receipt") == true, "\(String(describing: otherRecord))")
         let fromBankB = try await send(delivery, from: "bank-b")
         XCTAssertTrue(fromBankB?.contains("coordinated by bank-b") == true, "\(String(describing: fromBankB))")
         XCTAssertEqual(try receiptsAtBankA(), 1, "only the genuine receipt is kept")

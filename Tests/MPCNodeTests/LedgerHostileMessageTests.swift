@@ -30,8 +30,10 @@ final class LedgerHostileMessageTests: XCTestCase {
         // An inclusion proof for a 10 KB job id, for a job it never had, and with a 10 KB event.
         let long = try await ask(.with { $0.inclusion = .with { $0.jobID = String(repeating: "j", count: 10_000) } })
         XCTAssertNotNil(message(long))
-        let unknown = try await ask(.with { $0.inclusion = .with { $0.jobID = "job-000000000000" } })
-        XCTAssertTrue(message(unknown)?.contains("holds no record") == true, "\(unknown)")
+        let unknown = try await ask(.with { $0.inclusion = .with { $0.jobID = "job-000000000000"; $0.event = "job.receipt" } })
+        XCTAssertTrue(message(unknown)?.contains("holds no receipt") == true, "\(unknown)")
+        let anyRecord = try await ask(.with { $0.inclusion = .with { $0.jobID = "job-000000000000" } })
+        XCTAssertTrue(message(anyRecord)?.contains("only the proof of a job's receipt") == true, "\(anyRecord)")
         let event = try await ask(.with { $0.inclusion = .with { $0.jobID = "job-000000000000"; $0.event = String(repeating: "e", count: 10_000) } })
         XCTAssertNotNil(message(event))
 

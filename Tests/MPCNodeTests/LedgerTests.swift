@@ -55,9 +55,9 @@ final class LedgerTests: XCTestCase {
         XCTAssertTrue(report.peers.allSatisfy { ["advanced", "unchanged", "first"].contains($0.outcome) }, "\(report.peers)")
         XCTAssertNil(try NodeLedger(store: nodes["bank-a"]!.store).verifyLeaves())
         // The regulator-style check of an earlier job: bank-b proves it logged it.
-        let proven = try await coordinator().proveRecord(ofJob: first, at: "bank-b")
+        let proven = try await coordinator().proveRecord(ofJob: first, receiptSHA256: try nodes["coordinator"]!.receipts.check(jobID: first)?.sha256, at: "bank-b")
         XCTAssertEqual(proven.node, "bank-b")
-        XCTAssertTrue(proven.event.hasPrefix("job."), proven.event)
+        XCTAssertEqual(proven.event, "job.receipt")
         XCTAssertGreaterThan(proven.headSize, proven.leafIndex)
 
         // bank-a's operator edits an old record in SQLite (a refusal instead of an acceptance) and rewrites

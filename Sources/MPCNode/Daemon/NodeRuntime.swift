@@ -82,7 +82,10 @@ public final class NodeRuntime: Sendable {
         let ledger = LedgerGossip(nodeID: identity.nodeID, store: store, signatures: signatures, transport: transport,
                                   peers: configuration.peers, metrics: metrics, logger: logger)
         let receipts = JobReceipts(nodeID: identity.nodeID, store: store, signatures: signatures, transport: transport,
-                                   peers: configuration.peers, logger: logger)
+                                   peers: configuration.peers, logger: logger) { jobID, digest, party in
+            let proven = try await ledger.proveRecord(ofJob: jobID, event: "job.receipt", receiptSHA256: digest, at: party)
+            return "leaf \(proven.leafIndex) of its signed head of \(proven.headSize) leaves"
+        }
         if identity.role == .coordinator { receipts.issueWhenJobsEnd() }
         let listener: PeerListener
         do {

@@ -25,8 +25,8 @@ struct NodeConnectionHandler: InboundConnectionHandler {
         case .abort(let a): return await engine.handleAbort(a.jobID, reason: a.reason, from: peer.nodeID)
         case .outcome(let o): return await engine.recordOutcome(o, from: peer.nodeID)
         case .progress(let p): return await engine.recordProgress(p, from: peer.nodeID)
-        case .treeHead(let request): return ledger.answer(request)
-        case .inclusion(let request): return ledger.answer(request)
+        case .treeHead(let request): return ledger.answer(request, from: peer.nodeID)
+        case .inclusion(let request): return ledger.answer(request, from: peer.nodeID)
         case .receiptSign(let request): return receipts.answer(request, from: peer.nodeID)
         case .receiptDelivery(let delivery): return receipts.answer(delivery, from: peer.nodeID)
         case nil: return .with { $0.error = .with { $0.message = "empty control request" } }

@@ -19,13 +19,20 @@ public final class JobReceipts: Sendable {
     let transport: PeerTransport
     let peers: [String: PeerAddress]
     let logger: Logger
+    /// Asks a party for the proof that its log holds a job's receipt (the ledger's inclusion proof).
+    let proveReceipt: @Sendable (_ jobID: String, _ receiptSHA256: String, _ party: String) async throws -> String
+    /// How long a report's recipient waits after keeping a receipt before asking the parties for their proofs.
+    let proofDelay: Duration
 
     /// What a receipt's signature covers: this tag, then the receipt's bytes.
     public static let tag = Array("mpcnode-receipt-v1".utf8) + [0]
     /// The largest receipt a node signs or keeps (a job has at most 1,000 parties).
     static let maximumReceiptBytes = 512 << 10
 
-    init(nodeID: String, store: NodeStore, signatures: NodeSignatures, transport: PeerTransport, peers: [String: PeerAddress], logger: Logger) {
+    init(nodeID: String, store: NodeStore, signatures: NodeSignatures, transport: PeerTransport, peers: [String: PeerAddress], logger: Logger,
+         proofDelay: Duration = .seconds(3), proveReceipt: @escaping @Sendable (_ jobID: String, _ receiptSHA256: String, _ party: String) async throws -> String) {
+        self.proveReceipt = proveReceipt
+        self.proofDelay = proofDelay
         self.nodeID = nodeID
         self.store = store
         self.signatures = signatures
@@ -46,6 +53,15 @@ public final class JobReceipts: Sendable {
 
     /// Builds, gets signed and delivers the receipt of a job this node coordinated.
     public func issue(jobID: String) async {
+        // A job whose server reports first ends before the other parties' outcomes (and their result
+        // commitments) arrive: they are waited for, a while.
+        for _ in 0..<120 {
+            let waiting = (try? store.read { db in
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM job_party WHERE job_id = ? AND state NOT IN ('succeeded', 'failed', 'refused')", arguments: [jobID])
+            }) ?? 0
+            if waiting == 0 { break }
+            try? await Task.sleep(for: .milliseconds(250))
+        }
         do {
             let (receipt, parties) = try build(jobID: jobID)
             let bytes: [UInt8] = try receipt.serializedBytes()
@@ -142,7 +158,16 @@ public final class JobReceipts: Sendable {
     func answer(_ request: Mpcnode_V1_ReceiptSignRequest, from peer: String) -> Mpcnode_V1_ControlResponse {
         do {
             let bytes = Array(request.receipt)
-            _ = try checkAgainstOwnRecord(bytes, from: peer)
+            let receipt = try checkAgainstOwnRecord(bytes, from: peer)
+            let digest = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+            // One receipt per job: a coordinator cannot collect this node's signature on two versions.
+            try store.write { db in
+                if let signed = try String.fetchOne(db, sql: "SELECT sha256 FROM receipt_signed WHERE job_id = ?", arguments: [receipt.jobID]) {
+                    guard signed == digest else { throw ReceiptError.mismatch("this node already signed another receipt of job \(receipt.jobID)") }
+                    return
+                }
+                try db.execute(sql: "INSERT INTO receipt_signed (job_id, sha256) VALUES (?, ?)", arguments: [receipt.jobID, digest])
+            }
             let signature = try sign(bytes)
             return .with { $0.receiptSignature = signature }
         } catch {
@@ -170,6 +195,10 @@ public final class JobReceipts: Sendable {
             throw ReceiptError.mismatch("no job \(receipt.jobID) coordinated by \(peer) on this node")
         }
         guard receipt.specHash == (try JobRepository.specHash(spec)) else { throw ReceiptError.mismatch("its spec hash is not the job's") }
+        let named = receipt.parties.map(\.node)
+        guard let kind = try? JobKinds.kind(of: spec), Set(named).count == named.count, Set(named) == Set(kind.participants(of: spec)) else {
+            throw ReceiptError.mismatch("its parties are not the job's")
+        }
         let mine = receipt.parties.filter { $0.node == nodeID }
         guard receipt.parties.count <= 1000, mine.count == 1 || (mine.isEmpty && receipt.coordinator == nodeID) else {
             throw ReceiptError.mismatch("it lists this node \(mine.count) times")
@@ -194,10 +223,10 @@ public final class JobReceipts: Sendable {
         let bytes = Array(delivery.receipt)
         let signers = try Self.verifySignatures(delivery, receipt: receipt, with: signatures)
         let digest = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
-        try store.pool.write { db in
+        let isNew: Bool = try store.pool.write { db in
             if let existing = try String.fetchOne(db, sql: "SELECT sha256 FROM job_receipt WHERE job_id = ?", arguments: [receipt.jobID]) {
                 guard existing == digest else { throw ReceiptError.mismatch("this node already holds another receipt of job \(receipt.jobID)") }
-                return
+                return false
             }
             try db.execute(sql: "INSERT INTO job_receipt (job_id, receipt, delivery, sha256, received_at) VALUES (?, ?, ?, ?, ?)",
                            arguments: [receipt.jobID, Data(bytes), try delivery.serializedBytes() as Data, digest, ISO8601DateFormatter.audit.string(from: Date())])
@@ -206,7 +235,44 @@ public final class JobReceipts: Sendable {
                 "signed_by": .array(signers.map { .string($0) }),
                 "parties": .int(receipt.parties.count),
             ])
+            return true
         }
+        guard isNew else { return }
+        // A report's recipient (a regulator) also gets each party's proof that its log holds the receipt,
+        // so that the report carries them.
+        let holdsReport = try store.pool.read { db in try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM report WHERE job_id = ?)", arguments: [receipt.jobID]) } ?? false
+        if holdsReport {
+            let parties = Set(receipt.parties.map(\.node) + [receipt.coordinator]).subtracting([nodeID]).sorted()
+            Task { await self.collectProofs(jobID: receipt.jobID, receiptSHA256: digest, parties: parties) }
+        }
+    }
+
+    /// Asks each party for the proof that its log holds the job's receipt and keeps the outcome.
+    func collectProofs(jobID: String, receiptSHA256: String, parties: [String]) async {
+        try? await Task.sleep(for: proofDelay)
+        for party in parties {
+            let (proven, detail): (Bool, String)
+            do { (proven, detail) = (true, try await proveReceipt(jobID, receiptSHA256, party)) } catch { (proven, detail) = (false, "\(error)") }
+            try? await store.pool.write { db in
+                try db.execute(sql: "INSERT OR REPLACE INTO receipt_inclusion (job_id, node, proven, detail, checked_at) VALUES (?, ?, ?, ?, ?)",
+                               arguments: [jobID, party, proven, detail, ISO8601DateFormatter.audit.string(from: Date())])
+            }
+        }
+    }
+
+    /// The parties' proofs, as collected, that their logs hold the job's receipt.
+    public func inclusions(jobID: String) throws -> [Inclusion] {
+        try store.pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT node, proven, detail, checked_at FROM receipt_inclusion WHERE job_id = ? ORDER BY node", arguments: [jobID])
+                .map { Inclusion(node: $0[0], proven: $0[1], detail: $0[2], checkedAt: $0[3]) }
+        }
+    }
+
+    public struct Inclusion: Codable, Sendable, Equatable {
+        public var node: String
+        public var proven: Bool
+        public var detail: String
+        public var checkedAt: String
     }
 
     /// The nodes whose signatures on the receipt verify; throws on any signature that does not (a forged or
@@ -237,6 +303,8 @@ public final class JobReceipts: Sendable {
         public var unsigned: [String]
         /// Why a signature no longer verifies (nil when all do).
         public var invalid: String?
+        /// At a report's recipient: each party's proof that its log holds the receipt, as collected.
+        public var inclusions: [Inclusion]?
     }
 
     public func check(jobID: String) throws -> Check? {
@@ -248,9 +316,11 @@ public final class JobReceipts: Sendable {
         let everyone = Set(receipt.parties.map(\.node) + [receipt.coordinator])
         do {
             let signers = try Self.verifySignatures(delivery, receipt: receipt, with: signatures)
-            return Check(sha256: row["sha256"], outcome: receipt.outcome, signedBy: signers, unsigned: everyone.subtracting(signers).sorted(), invalid: nil)
+            return Check(sha256: row["sha256"], outcome: receipt.outcome, signedBy: signers, unsigned: everyone.subtracting(signers).sorted(), invalid: nil,
+                         inclusions: try inclusions(jobID: jobID))
         } catch {
-            return Check(sha256: row["sha256"], outcome: receipt.outcome, signedBy: [], unsigned: everyone.sorted(), invalid: "\(error)")
+            return Check(sha256: row["sha256"], outcome: receipt.outcome, signedBy: [], unsigned: everyone.sorted(), invalid: "\(error)",
+                         inclusions: try inclusions(jobID: jobID))
         }
     }
 }

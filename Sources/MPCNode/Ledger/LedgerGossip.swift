@@ -1,9 +1,11 @@
 import Foundation
+import GRDB
 import Logging
 import MPCCrypto
 import MPCProtocols
 import MPCTransport
 import MPCWire
+import Synchronization
 
 /// Tree-head gossip (Protocols/ledger.md, "Gossip"): answers a peer's `TreeHeadRequest` with this node's
 /// latest signed head and a consistency proof from the head the peer holds, and pulls the heads of its
@@ -19,6 +21,18 @@ public final class LedgerGossip: Sendable {
     let peers: [String: PeerAddress]
     let metrics: NodeMetrics?
     let logger: Logger
+    let store: NodeStore
+    /// Each peer's budget of ledger requests: a proof hashes the whole log (O(n)), so a peer gets a burst
+    /// of `requestBurst` and then one a second.
+    private let budgets = Mutex<[String: (tokens: Double, at: ContinuousClock.Instant)]>([:])
+    static let requestBurst = 10.0
+    /// One head signed at a time, its time taken under the lock: two answers never sign heads whose times
+    /// go backwards, nor replace one another.
+    private let signing = Mutex(())
+
+    func signHead() throws -> TreeHead {
+        try signing.withLock { _ in try ledger.signHead(node: nodeID, with: signatures, at: Date()) }
+    }
 
     /// The longest consistency or inclusion proof a response may carry (a tree of 2^64 leaves needs 64).
     static let maximumProofNodes = 64
@@ -26,6 +40,7 @@ public final class LedgerGossip: Sendable {
     init(nodeID: String, store: NodeStore, signatures: NodeSignatures, transport: PeerTransport, peers: [String: PeerAddress],
          metrics: NodeMetrics?, logger: Logger) {
         self.nodeID = nodeID
+        self.store = store
         ledger = NodeLedger(store: store)
         heads = PeerHeads(store: store)
         self.signatures = signatures
@@ -37,9 +52,26 @@ public final class LedgerGossip: Sendable {
 
     // MARK: answering
 
-    func answer(_ request: Mpcnode_V1_TreeHeadRequest) -> Mpcnode_V1_ControlResponse {
+    /// nil when `peer` may ask now; otherwise the error to answer.
+    private func tooSoon(_ peer: String) -> Mpcnode_V1_ControlResponse? {
+        let now = ContinuousClock.now
+        let refused = budgets.withLock { all -> Bool in
+            var b = all[peer] ?? (Self.requestBurst, now)
+            let elapsed = Double((now - b.at) / .milliseconds(1)) / 1000
+            b.tokens = min(Self.requestBurst, b.tokens + elapsed)
+            b.at = now
+            guard b.tokens >= 1 else { all[peer] = b; return true }
+            b.tokens -= 1
+            all[peer] = b
+            return false
+        }
+        return refused ? .with { $0.error = .with { $0.message = "too many ledger requests: one a second after a burst of \(Int(Self.requestBurst)); ask again later" } } : nil
+    }
+
+    func answer(_ request: Mpcnode_V1_TreeHeadRequest, from peer: String) -> Mpcnode_V1_ControlResponse {
+        if let refusal = tooSoon(peer) { return refusal }
         do {
-            let head = try ledger.signHead(node: nodeID, with: signatures)
+            let head = try signHead()
             let from = Int(clamping: request.fromSize)
             // A peer holding a larger head than this log has left gets the head alone: it sees the rollback.
             let proof = from == 0 || from > head.size ? [] : try ledger.consistencyProof(oldSize: from, newSize: head.size)
@@ -49,16 +81,27 @@ public final class LedgerGossip: Sendable {
         }
     }
 
-    /// The proof that this node's log holds its latest record of a job (with that event, when named).
-    func answer(_ request: Mpcnode_V1_InclusionProofRequest) -> Mpcnode_V1_ControlResponse {
-        guard (1...64).contains(request.jobID.utf8.count), request.event.utf8.count <= 64 else {
-            return .with { $0.error = .with { $0.message = "a job id of 1 to 64 bytes and an event of at most 64 are expected" } }
+    /// The proof that this node's log holds the job's receipt, to a node the receipt names (a party or the
+    /// coordinator): only that record, whose content every party of the job already has, is ever proven to
+    /// a peer — no other audit record leaves the node.
+    func answer(_ request: Mpcnode_V1_InclusionProofRequest, from peer: String) -> Mpcnode_V1_ControlResponse {
+        guard (1...64).contains(request.jobID.utf8.count), request.event == "job.receipt" else {
+            return .with { $0.error = .with { $0.message = "only the proof of a job's receipt (event job.receipt) is given, for a job id of 1 to 64 bytes" } }
         }
+        if let refusal = tooSoon(peer) { return refusal }
         do {
+            let named = try store.read { db -> Bool in
+                guard let bytes = try Data.fetchOne(db, sql: "SELECT receipt FROM job_receipt WHERE job_id = ?", arguments: [request.jobID]),
+                      let receipt = try? Mpcnode_V1_JobReceipt(serializedBytes: bytes) else { return false }
+                return receipt.coordinator == peer || receipt.parties.contains { $0.node == peer }
+            }
+            guard named else {
+                return .with { $0.error = .with { $0.message = "\(nodeID) holds no receipt of job \(PeerText.cut(request.jobID, limit: 64)) that names \(peer)" } }
+            }
             guard let found = try ledger.leaf(ofJob: request.jobID, event: request.event) else {
                 return .with { $0.error = .with { $0.message = "\(nodeID) holds no record of job \(PeerText.cut(request.jobID, limit: 64))" + (request.event.isEmpty ? "" : " with event \(PeerText.cut(request.event, limit: 64))") } }
             }
-            let head = try ledger.signHead(node: nodeID, with: signatures)
+            let head = try signHead()
             let proof = try ledger.inclusionProof(index: found.index, size: head.size)
             let from = Int(clamping: request.fromSize)
             let consistency = from == 0 || from > head.size ? [] : try ledger.consistencyProof(oldSize: from, newSize: head.size)
@@ -86,7 +129,9 @@ public final class LedgerGossip: Sendable {
     /// Asks `peer` for the proof that its log holds its record of `jobID`, and checks it: the head is
     /// `peer`'s, signed, and follows from the heads of it held (as a pulled head is checked, alarms
     /// included); the leaf is a record of that job; the proof leads from the leaf to the head's root.
-    public func proveRecord(ofJob jobID: String, event: String = "", at peer: String) async throws -> ProvenRecord {
+    /// With `receiptSHA256`, the record must be of that very receipt (a coordinator that gave different
+    /// receipts to different parties is caught here).
+    public func proveRecord(ofJob jobID: String, event: String = "job.receipt", receiptSHA256: String? = nil, at peer: String) async throws -> ProvenRecord {
         guard let address = peers[peer] else { throw LedgerCheckError.notAPeer(peer) }
         let held = try heads.latest(of: peer)
         let response = try await transport.control(.with {
@@ -105,6 +150,12 @@ public final class LedgerGossip: Sendable {
         let head = TreeHead(answer.head), leaf = Array(answer.leaf)
         guard let record = LedgerLeaf.record(leaf), record.jobID == jobID, event.isEmpty || record.event == event else {
             throw LedgerCheckError.notProven(node: peer, detail: "the leaf it sent is not a record of job \(jobID)")
+        }
+        if let receiptSHA256 {
+            let details = try? JSONDecoder().decode([String: AuditValue].self, from: Data(record.details.utf8))
+            guard details?["receipt_sha256"] == .string(receiptSHA256) else {
+                throw LedgerCheckError.notProven(node: peer, detail: "its log holds another receipt of job \(jobID) than the one this node holds")
+            }
         }
         let index = Int(clamping: answer.leafIndex)
         guard MerkleTree.verifyInclusion(index: index, size: head.size, leafHash: MerkleTree.leafHash(leaf),
@@ -162,6 +213,9 @@ public final class LedgerGossip: Sendable {
         }
     }
 
+    /// The latest time a head may carry: a day ahead of this node's clock (clocks differ, never by that much).
+    static func latestTimestamp(now: Date = Date()) -> UInt64 { UInt64((now.timeIntervalSince1970 + 86_400) * 1000) }
+
     func check(_ answer: Mpcnode_V1_TreeHeadResponse, from peer: String, held: TreeHead?) throws -> PullOutcome {
         let head = TreeHead(answer.head)
         guard head.node == peer else {
@@ -170,35 +224,52 @@ public final class LedgerGossip: Sendable {
         guard answer.consistency.count <= Self.maximumProofNodes else {
             return try alarm(peer, "malformed", "a consistency proof of \(answer.consistency.count) nodes (at most \(Self.maximumProofNodes))")
         }
+        guard head.timestampMs <= Self.latestTimestamp() else {
+            return try alarm(peer, "time", "a head dated more than a day ahead (\(head.timestampMs) ms since 1970)")
+        }
         do { try head.verify(with: signatures) } catch {
             return try alarm(peer, "signature", "\(error)")
         }
-        guard let held else {
-            try heads.keep(head)
-            return .first(size: head.size)
-        }
-        if head.size < held.size {
-            try heads.keep(head)
-            return try alarm(peer, "rollback", "its log has \(head.size) leaves, but it signed a head of \(held.size) leaves at \(ISO8601DateFormatter.audit.string(from: held.date)): records were removed or an older copy of its database was restored")
-        }
-        if head.size == held.size {
-            guard head.root == held.root else {
-                try heads.keep(head)
-                return try alarm(peer, "fork", "two heads of \(head.size) leaves with different roots (\(held.rootHex.prefix(16))… at \(ISO8601DateFormatter.audit.string(from: held.date)), \(head.rootHex.prefix(16))… now), both signed by \(peer): its log was rewritten")
-            }
-            return .unchanged(size: head.size)
-        }
         let proof = answer.consistency.map { Array($0) }
-        guard MerkleTree.verifyConsistency(oldSize: held.size, newSize: head.size, oldRoot: held.root, newRoot: head.root, proof: proof) else {
-            try heads.keep(head)
-            return try alarm(peer, "fork", "its head of \(head.size) leaves does not extend the head of \(held.size) leaves it signed at \(ISO8601DateFormatter.audit.string(from: held.date)) (no consistency proof joins them): a record among the first \(held.size) was edited, removed or reordered")
+        // Decided and kept under the store's writer, against the head held now: another pull of the same
+        // peer may have kept a head since `held` was read, and two answers of one size with two roots must
+        // meet here and be a fork, never both pass.
+        enum Decision { case outcome(PullOutcome), alarm(String, String) }
+        let decision: Decision = try store.write { db in
+            let current = try heads.latest(of: peer, db)
+            guard let current else {
+                try heads.keep(head, db)
+                return .outcome(.first(size: head.size))
+            }
+            let stamp = { (h: TreeHead) in ISO8601DateFormatter.audit.string(from: h.date) }
+            if head.size < current.size {
+                try heads.keep(head, db)
+                return .alarm("rollback", "its log has \(head.size) leaves, but it signed a head of \(current.size) leaves at \(stamp(current)): records were removed or an older copy of its database was restored")
+            }
+            if head.size == current.size {
+                guard head.root == current.root else {
+                    try heads.keep(head, db)
+                    return .alarm("fork", "two heads of \(head.size) leaves with different roots (\(current.rootHex.prefix(16))… at \(stamp(current)), \(head.rootHex.prefix(16))… now), both signed by \(peer): its log was rewritten")
+                }
+                return .outcome(.unchanged(size: head.size))
+            }
+            // A larger head: its proof is from the head held when the request was sent; if another pull kept a
+            // newer one since, this answer is left for the next pull (which brings a proof from that one).
+            guard let held, held.size == current.size, held.root == current.root else { return .outcome(.unchanged(size: current.size)) }
+            guard MerkleTree.verifyConsistency(oldSize: held.size, newSize: head.size, oldRoot: held.root, newRoot: head.root, proof: proof) else {
+                try heads.keep(head, db)
+                return .alarm("fork", "its head of \(head.size) leaves does not extend the head of \(held.size) leaves it signed at \(stamp(held)) (no consistency proof joins them): a record among the first \(held.size) was edited, removed or reordered")
+            }
+            try heads.keep(head, db)
+            if head.timestampMs < held.timestampMs {
+                return .alarm("time", "its head of \(head.size) leaves is dated before its head of \(held.size) leaves")
+            }
+            return .outcome(.advanced(from: held.size, to: head.size))
         }
-        if head.timestampMs < held.timestampMs {
-            try heads.keep(head)
-            return try alarm(peer, "time", "its head of \(head.size) leaves is dated before its head of \(held.size) leaves")
+        switch decision {
+        case .outcome(let o): return o
+        case .alarm(let kind, let detail): return try alarm(peer, kind, detail)
         }
-        try heads.keep(head)
-        return .advanced(from: held.size, to: head.size)
     }
 
     private func alarm(_ peer: String, _ kind: String, _ detail: String) throws -> PullOutcome {

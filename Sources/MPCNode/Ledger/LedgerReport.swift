@@ -37,7 +37,7 @@ public struct LedgerReport: Codable, Sendable {
     /// Whether everything verified: an unreachable peer is reported but does not fail the check.
     public var verified: Bool {
         own.leafMismatch == nil && own.latestHeadMatches != false && alarms.isEmpty
-            && !peers.contains { $0.outcome == "alarm" } && records.allSatisfy(\.proven)
+            && !peers.contains { peer in peer.outcome == "alarm" && (job == nil || records.contains { $0.node == peer.node }) } && records.allSatisfy(\.proven)
             && (job == nil || (receipt.map { $0.invalid == nil && $0.unsigned.isEmpty } ?? false))
     }
 }
@@ -87,13 +87,13 @@ extension LedgerGossip {
         }
         var records: [LedgerReport.Record] = []
         if let jobID {
-            // With a receipt, every party must prove it logged that receipt; without, any record of the job.
-            let event = receipt == nil ? "" : "job.receipt"
+            // Every party must prove it logged the job's receipt — the one this node holds, when it holds one.
+            let event = "job.receipt"
             let own = try ledger.leaf(ofJob: jobID, event: event)
-            records.append(.init(node: nodeID, proven: own != nil, detail: own.map { "leaf \($0.index) of this node's log" } ?? "this node holds no record of the job"))
+            records.append(.init(node: nodeID, proven: own != nil, detail: own.map { "leaf \($0.index) of this node's log" } ?? "this node holds no receipt of the job"))
             for party in Set(parties).subtracting([nodeID]).sorted() {
                 do {
-                    let proven = try await proveRecord(ofJob: jobID, event: event, at: party)
+                    let proven = try await proveRecord(ofJob: jobID, event: event, receiptSHA256: receipt?.sha256, at: party)
                     records.append(.init(node: party, proven: true,
                                          detail: "\(proven.event) at \(proven.at): leaf \(proven.leafIndex) of its signed head of \(proven.headSize) leaves"))
                 } catch {
@@ -101,7 +101,11 @@ extension LedgerGossip {
                 }
             }
         }
+        // With a job, the alarms that matter are those about its parties (another node's alarm is shown by
+        // `audit verify` without --job).
+        let involved = Set(parties)
+        let alarms = try heads.alarms(limit: 100).filter { jobID == nil || involved.contains($0.node) }
         return LedgerReport(node: nodeID, own: .init(size: size, leafMismatch: mismatch?.detail, latestHeadSize: latest?.size, latestHeadMatches: matches),
-                            peers: peerRows, job: jobID, receipt: receipt, records: records, alarms: try heads.alarms(limit: 100))
+                            peers: peerRows, job: jobID, receipt: receipt, records: records, alarms: alarms)
     }
 }

@@ -9,12 +9,14 @@ public struct PeerHeads: Sendable {
 
     /// The largest head of `node` held.
     public func latest(of node: String) throws -> TreeHead? {
-        try store.pool.read { db in
-            try Row.fetchOne(db, sql: """
-                SELECT node, size, root, timestamp_ms, signature, certificate FROM peer_tree_head WHERE node = ?
-                ORDER BY size DESC, timestamp_ms DESC LIMIT 1
-                """, arguments: [node]).map(Self.head)
-        }
+        try store.pool.read { db in try latest(of: node, db) }
+    }
+
+    func latest(of node: String, _ db: Database) throws -> TreeHead? {
+        try Row.fetchOne(db, sql: """
+            SELECT node, size, root, timestamp_ms, signature, certificate FROM peer_tree_head WHERE node = ?
+            ORDER BY size DESC, timestamp_ms DESC LIMIT 1
+            """, arguments: [node]).map(Self.head)
     }
 
     /// The latest head held of every node, by node.
@@ -28,13 +30,15 @@ public struct PeerHeads: Sendable {
     }
 
     func keep(_ head: TreeHead) throws {
-        try store.pool.write { db in
-            try db.execute(sql: """
-                INSERT OR IGNORE INTO peer_tree_head (node, size, root, timestamp_ms, signature, certificate, received_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [head.node, head.size, Data(head.root), Int64(head.timestampMs), Data(head.signature), Data(head.certificate),
-                                 ISO8601DateFormatter.audit.string(from: Date())])
-        }
+        try store.pool.write { db in try keep(head, db) }
+    }
+
+    func keep(_ head: TreeHead, _ db: Database) throws {
+        try db.execute(sql: """
+            INSERT OR IGNORE INTO peer_tree_head (node, size, root, timestamp_ms, signature, certificate, received_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [head.node, head.size, Data(head.root), Int64(clamping: head.timestampMs), Data(head.signature), Data(head.certificate),
+                             ISO8601DateFormatter.audit.string(from: Date())])
     }
 
     /// An alarm about `node`: what kind (rollback, fork, time, signature) and what was seen.

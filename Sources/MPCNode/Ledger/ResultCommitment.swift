@@ -31,7 +31,7 @@ enum ResultCommitment {
             let items = try Row.fetchCursor(db, sql: "SELECT identifier, value FROM job_result_item WHERE job_id = ? ORDER BY identifier", arguments: [jobID])
             while let item = try items.next() {
                 let value: Double? = item[1]
-                hash.update(data: LedgerEncoding.string(item[0]) + LedgerEncoding.u64(value.map { $0.bitPattern } ?? 0))
+                hash.update(data: LedgerEncoding.string(item[0]) + (value.map { [1] + LedgerEncoding.u64($0.bitPattern) } ?? [0]))
             }
         }
         for table in ["report", "model"] {

@@ -304,6 +304,20 @@ public final class NodeStore: Sendable {
                 t.column("sha256", .text).notNull()
                 t.column("received_at", .text).notNull()
             }
+            // At a party: the one receipt of each job it signed (it never signs two).
+            try db.create(table: "receipt_signed") { t in
+                t.primaryKey("job_id", .text)
+                t.column("sha256", .text).notNull()
+            }
+            // At a report's recipient: each party's proof that its log holds the job's receipt.
+            try db.create(table: "receipt_inclusion") { t in
+                t.column("job_id", .text).notNull()
+                t.column("node", .text).notNull()
+                t.column("proven", .boolean).notNull()
+                t.column("detail", .text).notNull()
+                t.column("checked_at", .text).notNull()
+                t.primaryKey(["job_id", "node"])
+            }
         }
         return migrator
     }
