@@ -127,10 +127,17 @@ extension TransportTests {
         // The flood is under way (strangers already evicting each other) before the job starts.
         for _ in 0..<200 where server.admission.evictedHandshakes < 50 { try await Task.sleep(for: .milliseconds(20)) }
         let evictedBefore = server.admission.evictedHandshakes
-        let (busy, busySeconds) = try await run()
+        // A pending handshake can be evicted by the flood like any other (oldest first): on a loaded machine
+        // the member's own may be, before its session starts; it then dials again, as a resubmitted job would.
+        // Whatever happens, the flood stops before the test ends (its tasks would outlive the event loops).
+        let outcome: Result<(Set<String>, Double), Error>
+        do { outcome = .success(try await run()) } catch {
+            do { outcome = .success(try await run()) } catch { outcome = .failure(error) }
+        }
         XCTAssertGreaterThan(server.admission.evictedHandshakes, evictedBefore, "the flood went on during the job")
         flooding.withValue { $0 = false }
         for f in floods { await f.value }
+        let (busy, busySeconds) = try outcome.get()
         XCTAssertEqual(busy, expected, "the job's result is unchanged by the flood")
         XCTAssertGreaterThan(server.admission.evictedHandshakes, 0, "the flood reached the limit")
         print("PSI 2000 × 1500 over TLS: \(String(format: "%.2f", quietSeconds)) s quiet, \(String(format: "%.2f", busySeconds)) s during a flood of strangers' connections (\(server.admission.evictedHandshakes) evicted)")
