@@ -3,9 +3,14 @@ import CSodium
 /// The Merkle tree of Certificate Transparency (RFC 9162 §2.1, the same as RFC 6962's), with SHA-256:
 /// tree hashes, inclusion and consistency proofs, and their verification. Leaves are given by their leaf
 /// hashes (`leafHash`), read through `leaf(i)` so that a log of millions of entries need not be in
-/// memory; building a proof hashes the subtrees it needs (O(n) hashes for a tree of n leaves).
+/// memory. Without more, building a root or a proof hashes the subtrees it needs (O(n) hashes for a tree
+/// of n leaves); a log that keeps the hashes of its perfect subtrees (`perfectSubtreeHashes`, read through
+/// `perfect(level, index)`: the subtree of 2^level leaves starting at leaf index·2^level) makes each
+/// O(log² n) reads, since every subtree a root or proof needs splits into O(log n) such subtrees.
 public enum MerkleTree {
     public typealias Hash = [UInt8]
+    /// The stored hash of the perfect subtree of 2^level leaves starting at leaf index·2^level, if kept.
+    public typealias PerfectSubtree = (_ level: Int, _ index: Int) throws -> Hash?
 
     /// SHA-256 of the empty string: the hash of an empty tree.
     public static let emptyTreeHash: Hash = sha256([])
@@ -31,44 +36,62 @@ public enum MerkleTree {
         return k
     }
 
-    /// MTH(D[start ..< start+count]) over leaf hashes.
-    public static func root(count: Int, start: Int = 0, leaf: (Int) throws -> Hash) rethrows -> Hash {
+    /// MTH(D[start ..< start+count]) over leaf hashes (and the stored hashes of perfect subtrees, if given).
+    public static func root(count: Int, start: Int = 0, leaf: (Int) throws -> Hash, perfect: PerfectSubtree? = nil) throws -> Hash {
         if count == 0 { return emptyTreeHash }
         if count == 1 { return try leaf(start) }
-        // Iterative over perfect subtrees of the left side keeps the recursion depth at log n.
+        if let perfect, count & (count - 1) == 0, start % count == 0, let stored = try perfect(count.trailingZeroBitCount, start / count) {
+            return stored
+        }
+        // Splitting at the largest power of two keeps the recursion depth at log n.
         let k = split(count)
-        return nodeHash(try root(count: k, start: start, leaf: leaf), try root(count: count - k, start: start + k, leaf: leaf))
+        return nodeHash(try root(count: k, start: start, leaf: leaf, perfect: perfect),
+                        try root(count: count - k, start: start + k, leaf: leaf, perfect: perfect))
+    }
+
+    /// Calls `store(level, index, hash)` for each perfect subtree completed by appending leaf `index` with
+    /// hash `leafHash` (level ≥ 1, from the bottom), reading its left siblings through `perfect` (level 0:
+    /// the leaves). Called for every leaf in order, it stores every perfect subtree of the log once.
+    public static func perfectSubtreeHashes(appending leafHash: Hash, at index: Int, perfect: (_ level: Int, _ index: Int) throws -> Hash,
+                                            store: (_ level: Int, _ index: Int, Hash) throws -> Void) throws {
+        var i = index, level = 0, hash = leafHash
+        while i & 1 == 1 {
+            hash = nodeHash(try perfect(level, i - 1), hash)
+            level += 1
+            i >>= 1
+            try store(level, i, hash)
+        }
     }
 
     /// PATH(m, D[n]): the inclusion proof of leaf `index` in the tree of the first `size` leaves.
-    public static func inclusionProof(index: Int, size: Int, leaf: (Int) throws -> Hash) throws -> [Hash] {
+    public static func inclusionProof(index: Int, size: Int, leaf: (Int) throws -> Hash, perfect: PerfectSubtree? = nil) throws -> [Hash] {
         guard size > 0, (0..<size).contains(index) else { throw MerkleTreeError.indexOutOfRange(index: index, size: size) }
-        return try path(index, start: 0, count: size, leaf: leaf)
+        return try path(index, start: 0, count: size, leaf: leaf, perfect: perfect)
     }
 
-    private static func path(_ m: Int, start: Int, count n: Int, leaf: (Int) throws -> Hash) rethrows -> [Hash] {
+    private static func path(_ m: Int, start: Int, count n: Int, leaf: (Int) throws -> Hash, perfect: PerfectSubtree?) throws -> [Hash] {
         if n == 1 { return [] }
         let k = split(n)
         if m < k {
-            return try path(m, start: start, count: k, leaf: leaf) + [try root(count: n - k, start: start + k, leaf: leaf)]
+            return try path(m, start: start, count: k, leaf: leaf, perfect: perfect) + [try root(count: n - k, start: start + k, leaf: leaf, perfect: perfect)]
         }
-        return try path(m - k, start: start + k, count: n - k, leaf: leaf) + [try root(count: k, start: start, leaf: leaf)]
+        return try path(m - k, start: start + k, count: n - k, leaf: leaf, perfect: perfect) + [try root(count: k, start: start, leaf: leaf, perfect: perfect)]
     }
 
     /// PROOF(m, D[n]): the consistency proof between the trees of the first `oldSize` and `newSize` leaves.
-    public static func consistencyProof(oldSize m: Int, newSize n: Int, leaf: (Int) throws -> Hash) throws -> [Hash] {
+    public static func consistencyProof(oldSize m: Int, newSize n: Int, leaf: (Int) throws -> Hash, perfect: PerfectSubtree? = nil) throws -> [Hash] {
         guard 0 <= m, m <= n else { throw MerkleTreeError.sizesOutOfOrder(old: m, new: n) }
         if m == 0 || m == n { return [] }
-        return try subproof(m, start: 0, count: n, complete: true, leaf: leaf)
+        return try subproof(m, start: 0, count: n, complete: true, leaf: leaf, perfect: perfect)
     }
 
-    private static func subproof(_ m: Int, start: Int, count n: Int, complete b: Bool, leaf: (Int) throws -> Hash) rethrows -> [Hash] {
-        if m == n { return b ? [] : [try root(count: n, start: start, leaf: leaf)] }
+    private static func subproof(_ m: Int, start: Int, count n: Int, complete b: Bool, leaf: (Int) throws -> Hash, perfect: PerfectSubtree?) throws -> [Hash] {
+        if m == n { return b ? [] : [try root(count: n, start: start, leaf: leaf, perfect: perfect)] }
         let k = split(n)
         if m <= k {
-            return try subproof(m, start: start, count: k, complete: b, leaf: leaf) + [try root(count: n - k, start: start + k, leaf: leaf)]
+            return try subproof(m, start: start, count: k, complete: b, leaf: leaf, perfect: perfect) + [try root(count: n - k, start: start + k, leaf: leaf, perfect: perfect)]
         }
-        return try subproof(m - k, start: start + k, count: n - k, complete: false, leaf: leaf) + [try root(count: k, start: start, leaf: leaf)]
+        return try subproof(m - k, start: start + k, count: n - k, complete: false, leaf: leaf, perfect: perfect) + [try root(count: k, start: start, leaf: leaf, perfect: perfect)]
     }
 
     /// The root an inclusion proof leads to (RFC 9162 §2.1.3.2), or nil when the proof's length does not fit

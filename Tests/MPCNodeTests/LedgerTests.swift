@@ -1,7 +1,7 @@
 import MPCBench
 import Foundation
 import GRDB
-import MPCNode
+@testable import MPCNode
 import XCTest
 
 /// The consortium ledger between real nodes (Protocols/ledger.md): each node's audit records are the
@@ -68,6 +68,7 @@ final class LedgerTests: XCTestCase {
             try db.execute(sql: "UPDATE audit_log SET event = 'job.policy.refused' WHERE seq = ?", arguments: [seq])
             let r = try XCTUnwrap(try Row.fetchOne(db, sql: "SELECT at, job_id, event, details FROM audit_log WHERE seq = ?", arguments: [seq]))
             try db.execute(sql: "UPDATE ledger_leaf SET hash = ? WHERE seq = ?", arguments: [Data(LedgerTests.leafHash(seq: seq, r)), seq])
+            try NodeLedger.rebuildPerfectSubtrees(db)
             try db.execute(sql: "DELETE FROM tree_head")
         }
         XCTAssertNil(try NodeLedger(store: nodes["bank-a"]!.store).verifyLeaves(), "the rewrite covers the node's own check")

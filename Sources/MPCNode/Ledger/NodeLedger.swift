@@ -4,7 +4,8 @@ import MPCCrypto
 
 /// This node's Merkle log over its audit records (Protocols/ledger.md): the leaf hash of each record is
 /// stored as the record is appended (`AuditLog.append`, table `ledger_leaf`), and the node signs heads of
-/// the tree (`tree_head`). Proofs read the stored leaf hashes (32 bytes a leaf) and hash the subtrees they need.
+/// the tree (`tree_head`). The hash of each perfect subtree is stored as its last leaf is appended
+/// (`ledger_node`), so a root or a proof reads O(log² n) hashes, not the whole log.
 public struct NodeLedger: Sendable {
     public let store: NodeStore
 
@@ -19,6 +20,47 @@ public struct NodeLedger: Sendable {
     static func appendLeaf(_ db: Database, seq: Int64, hash: [UInt8]) throws {
         let next = try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(leaf_index), -1) + 1 FROM ledger_leaf") ?? 0
         try db.execute(sql: "INSERT INTO ledger_leaf (leaf_index, seq, hash) VALUES (?, ?, ?)", arguments: [next, seq, Data(hash)])
+        try storePerfectSubtrees(db, appending: hash, at: next)
+    }
+
+    /// Stores the perfect subtrees the leaf `index` completes. A subtree's hash replaces any kept from a
+    /// log that was cut back and grew again: a subtree is only read once all its leaves are in the log,
+    /// and then it was stored with its last leaf.
+    static func storePerfectSubtrees(_ db: Database, appending hash: [UInt8], at index: Int) throws {
+        try MerkleTree.perfectSubtreeHashes(appending: hash, at: index, perfect: { level, i in
+            let sql = level == 0 ? "SELECT hash FROM ledger_leaf WHERE leaf_index = ?" : "SELECT hash FROM ledger_node WHERE level = \(level) AND node_index = ?"
+            guard let data = try Data.fetchOne(db.cachedStatement(sql: sql), arguments: [i]) else {
+                throw LedgerError.noSuchLeaf(index: i << level, size: index)
+            }
+            return Array(data)
+        }, store: { level, i, h in
+            try db.cachedStatement(sql: "INSERT OR REPLACE INTO ledger_node (level, node_index, hash) VALUES (?, ?, ?)").execute(arguments: [level, i, Data(h)])
+        })
+    }
+
+    /// Recomputes every perfect subtree from the leaves (migration v13; a test's thorough forger).
+    static func rebuildPerfectSubtrees(_ db: Database) throws {
+        try db.execute(sql: "DELETE FROM ledger_node")
+        let leaves = try Row.fetchCursor(db, sql: "SELECT leaf_index, hash FROM ledger_leaf ORDER BY leaf_index")
+        while let row = try leaves.next() { try storePerfectSubtrees(db, appending: Array(row[1] as Data), at: row[0]) }
+    }
+
+    /// Reads a root or proof's hashes in one read transaction: leaves and perfect subtrees, one row each.
+    private func withTree<T>(size: Int, _ body: (_ leaf: (Int) throws -> MerkleTree.Hash, _ perfect: @escaping MerkleTree.PerfectSubtree) throws -> T) throws -> T {
+        try store.pool.read { db in
+            let count = try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(leaf_index), -1) + 1 FROM ledger_leaf") ?? 0
+            guard size <= count else { throw LedgerError.noSuchLeaf(index: size - 1, size: count) }
+            let leaf = { (i: Int) throws -> MerkleTree.Hash in
+                guard let data = try Data.fetchOne(db.cachedStatement(sql: "SELECT hash FROM ledger_leaf WHERE leaf_index = ?"), arguments: [i]) else {
+                    throw LedgerError.noSuchLeaf(index: i, size: count)
+                }
+                return Array(data)
+            }
+            let perfect: MerkleTree.PerfectSubtree = { level, i in
+                try Data.fetchOne(db.cachedStatement(sql: "SELECT hash FROM ledger_node WHERE level = ? AND node_index = ?"), arguments: [level, i]).map { Array($0) }
+            }
+            return try body(leaf, perfect)
+        }
     }
 
     /// How many leaves the log holds.
@@ -26,36 +68,43 @@ public struct NodeLedger: Sendable {
         try store.pool.read { db in try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(leaf_index), -1) + 1 FROM ledger_leaf") ?? 0 }
     }
 
-    /// The first `count` leaf hashes, in order.
-    func leafHashes(count: Int) throws -> [MerkleTree.Hash] {
-        try store.pool.read { db in
-            var out: [MerkleTree.Hash] = []
-            out.reserveCapacity(count)
-            let rows = try Row.fetchCursor(db, sql: "SELECT hash FROM ledger_leaf WHERE leaf_index < ? ORDER BY leaf_index", arguments: [count])
-            while let row = try rows.next() { out.append(Array(row[0] as Data)) }
-            return out
-        }
-    }
-
     /// The root of the first `size` leaves.
     public func root(size: Int) throws -> MerkleTree.Hash {
-        let leaves = try leafHashes(count: size)
-        guard leaves.count == size else { throw LedgerError.noSuchLeaf(index: size - 1, size: leaves.count) }
-        return MerkleTree.root(count: size) { leaves[$0] }
+        try withTree(size: size) { leaf, perfect in try MerkleTree.root(count: size, leaf: leaf, perfect: perfect) }
+    }
+
+    /// The root of the first `size` leaves from the leaves alone, hashing all of them (the node's own check
+    /// of its stored subtrees).
+    public func rootFromLeaves(size: Int) throws -> MerkleTree.Hash {
+        try store.pool.read { db in
+            // The perfect subtrees of the binary decomposition of `size`, folded right to left at the end.
+            var stack: [(count: Int, hash: MerkleTree.Hash)] = []
+            let rows = try Row.fetchCursor(db, sql: "SELECT hash FROM ledger_leaf WHERE leaf_index < ? ORDER BY leaf_index", arguments: [size])
+            var read = 0
+            while let row = try rows.next() {
+                var node = (count: 1, hash: Array(row[0] as Data))
+                while let last = stack.last, last.count == node.count {
+                    stack.removeLast()
+                    node = (last.count * 2, MerkleTree.nodeHash(last.hash, node.hash))
+                }
+                stack.append(node)
+                read += 1
+            }
+            guard read == size else { throw LedgerError.noSuchLeaf(index: size - 1, size: read) }
+            guard var root = stack.popLast()?.hash else { return MerkleTree.emptyTreeHash }
+            while let left = stack.popLast() { root = MerkleTree.nodeHash(left.hash, root) }
+            return root
+        }
     }
 
     /// The inclusion proof of leaf `index` in the tree of the first `size` leaves.
     public func inclusionProof(index: Int, size: Int) throws -> [MerkleTree.Hash] {
-        let leaves = try leafHashes(count: size)
-        guard leaves.count == size else { throw LedgerError.noSuchLeaf(index: size - 1, size: leaves.count) }
-        return try MerkleTree.inclusionProof(index: index, size: size) { leaves[$0] }
+        try withTree(size: size) { leaf, perfect in try MerkleTree.inclusionProof(index: index, size: size, leaf: leaf, perfect: perfect) }
     }
 
     /// The consistency proof from the tree of `oldSize` leaves to that of `newSize`.
     public func consistencyProof(oldSize: Int, newSize: Int) throws -> [MerkleTree.Hash] {
-        let leaves = try leafHashes(count: newSize)
-        guard leaves.count == newSize else { throw LedgerError.noSuchLeaf(index: newSize - 1, size: leaves.count) }
-        return try MerkleTree.consistencyProof(oldSize: oldSize, newSize: newSize) { leaves[$0] }
+        try withTree(size: newSize) { leaf, perfect in try MerkleTree.consistencyProof(oldSize: oldSize, newSize: newSize, leaf: leaf, perfect: perfect) }
     }
 
     /// The leaf of the latest record of `jobID` (with `event`, when not empty): its index and leaf data.
@@ -83,6 +132,15 @@ public struct NodeLedger: Sendable {
     /// removed or inserted record shows here (unless its leaf was rewritten too, which the heads peers
     /// hold show instead).
     public func verifyLeaves() throws -> LeafMismatch? {
+        if let mismatch = try verifyRecordsAgainstLeaves() { return mismatch }
+        let size = try size()
+        guard try root(size: size) == rootFromLeaves(size: size) else {
+            return LeafMismatch(seq: nil, leafIndex: nil, detail: "the stored hashes of the log's subtrees (ledger_node) do not match its \(size) leaves: they were edited")
+        }
+        return nil
+    }
+
+    private func verifyRecordsAgainstLeaves() throws -> LeafMismatch? {
         try store.pool.read { db in
             let rows = try Row.fetchCursor(db, sql: """
                 SELECT a.seq, a.at, a.job_id, a.event, a.details, l.leaf_index, l.hash

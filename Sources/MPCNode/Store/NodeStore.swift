@@ -319,6 +319,15 @@ public final class NodeStore: Sendable {
                 t.primaryKey(["job_id", "node"])
             }
         }
+        migrator.registerMigration("v13: the hashes of the log's perfect subtrees (roots and proofs in O(log² n) reads)") { db in
+            try db.create(table: "ledger_node") { t in
+                t.column("level", .integer).notNull()
+                t.column("node_index", .integer).notNull()
+                t.column("hash", .blob).notNull()
+                t.primaryKey(["level", "node_index"])
+            }
+            try NodeLedger.rebuildPerfectSubtrees(db)
+        }
         return migrator
     }
 
