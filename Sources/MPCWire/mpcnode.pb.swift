@@ -2223,6 +2223,16 @@ public nonisolated struct Mpcnode_V1_TreeHeadRequest: Sendable {
 
   public var fromSize: UInt64 = 0
 
+  /// When not 0: the consistency proof from from_size to to_size instead (two heads of the answering node
+  /// the asker holds, one of them shown by a third node; to_size at most the log's size).
+  public var toSize: UInt64 = 0
+
+  /// Also send the heads of other nodes the answering node holds (Protocols/ledger.md, "Split views"),
+  /// those received at or after seen_since (the seen_as_of of its previous answer; empty: all).
+  public var withSeen: Bool = false
+
+  public var seenSince: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2243,6 +2253,12 @@ public nonisolated struct Mpcnode_V1_TreeHeadResponse: Sendable {
   public mutating func clearHead() {self._head = nil}
 
   public var consistency: [Data] = []
+
+  /// The latest head held of each other node, without its certificate (the asker checks it with the
+  /// certificate it holds of that node); at most 256.
+  public var seen: [Mpcnode_V1_TreeHead] = []
+
+  public var seenAsOf: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -6732,7 +6748,7 @@ nonisolated extension Mpcnode_V1_TreeHead: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Mpcnode_V1_TreeHeadRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TreeHeadRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}from_size\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}from_size\0\u{3}to_size\0\u{3}with_seen\0\u{3}seen_since\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -6741,6 +6757,9 @@ nonisolated extension Mpcnode_V1_TreeHeadRequest: SwiftProtobuf.Message, SwiftPr
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.fromSize) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.toSize) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.withSeen) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.seenSince) }()
       default: break
       }
     }
@@ -6750,11 +6769,23 @@ nonisolated extension Mpcnode_V1_TreeHeadRequest: SwiftProtobuf.Message, SwiftPr
     if self.fromSize != 0 {
       try visitor.visitSingularUInt64Field(value: self.fromSize, fieldNumber: 1)
     }
+    if self.toSize != 0 {
+      try visitor.visitSingularUInt64Field(value: self.toSize, fieldNumber: 2)
+    }
+    if self.withSeen != false {
+      try visitor.visitSingularBoolField(value: self.withSeen, fieldNumber: 3)
+    }
+    if !self.seenSince.isEmpty {
+      try visitor.visitSingularStringField(value: self.seenSince, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Mpcnode_V1_TreeHeadRequest, rhs: Mpcnode_V1_TreeHeadRequest) -> Bool {
     if lhs.fromSize != rhs.fromSize {return false}
+    if lhs.toSize != rhs.toSize {return false}
+    if lhs.withSeen != rhs.withSeen {return false}
+    if lhs.seenSince != rhs.seenSince {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -6762,7 +6793,7 @@ nonisolated extension Mpcnode_V1_TreeHeadRequest: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Mpcnode_V1_TreeHeadResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TreeHeadResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}head\0\u{1}consistency\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}head\0\u{1}consistency\0\u{1}seen\0\u{3}seen_as_of\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -6772,6 +6803,8 @@ nonisolated extension Mpcnode_V1_TreeHeadResponse: SwiftProtobuf.Message, SwiftP
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularMessageField(value: &self._head) }()
       case 2: try { try decoder.decodeRepeatedBytesField(value: &self.consistency) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.seen) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.seenAsOf) }()
       default: break
       }
     }
@@ -6788,12 +6821,20 @@ nonisolated extension Mpcnode_V1_TreeHeadResponse: SwiftProtobuf.Message, SwiftP
     if !self.consistency.isEmpty {
       try visitor.visitRepeatedBytesField(value: self.consistency, fieldNumber: 2)
     }
+    if !self.seen.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.seen, fieldNumber: 3)
+    }
+    if !self.seenAsOf.isEmpty {
+      try visitor.visitSingularStringField(value: self.seenAsOf, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Mpcnode_V1_TreeHeadResponse, rhs: Mpcnode_V1_TreeHeadResponse) -> Bool {
     if lhs._head != rhs._head {return false}
     if lhs.consistency != rhs.consistency {return false}
+    if lhs.seen != rhs.seen {return false}
+    if lhs.seenAsOf != rhs.seenAsOf {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -36,6 +36,10 @@ public final class LedgerGossip: Sendable {
 
     /// The longest consistency or inclusion proof a response may carry (a tree of 2^64 leaves needs 64).
     static let maximumProofNodes = 64
+    /// The most heads of other nodes an answer carries, and an asker looks at.
+    static let maximumSeenHeads = 256
+    /// Each peer's `seen_as_of` from its last answer: the next pull asks only for heads received since.
+    let seenAsOf = Mutex<[String: String]>([:])
 
     init(nodeID: String, store: NodeStore, signatures: NodeSignatures, transport: PeerTransport, peers: [String: PeerAddress],
          metrics: NodeMetrics?, logger: Logger) {
@@ -73,9 +77,21 @@ public final class LedgerGossip: Sendable {
         do {
             let head = try signHead()
             let from = Int(clamping: request.fromSize)
+            let to = request.toSize == 0 ? head.size : Int(clamping: request.toSize)
             // A peer holding a larger head than this log has left gets the head alone: it sees the rollback.
-            let proof = from == 0 || from > head.size ? [] : try ledger.consistencyProof(oldSize: from, newSize: head.size)
-            return .with { $0.treeHead = .with { $0.head = head.wire; $0.consistency = proof.map { Data($0) } } }
+            let proof = from == 0 || from > to || to > head.size ? [] : try ledger.consistencyProof(oldSize: from, newSize: to)
+            var seen: [TreeHead] = [], asOf = ""
+            if request.withSeen {
+                asOf = ISO8601DateFormatter.audit.string(from: Date())
+                seen = try heads.latestOfEach(receivedSince: request.seenSince, excluding: [peer, nodeID], limit: Self.maximumSeenHeads)
+            }
+            return .with {
+                $0.treeHead = .with {
+                    $0.head = head.wire; $0.consistency = proof.map { Data($0) }
+                    $0.seen = seen.map { var w = $0.wire; w.certificate = Data(); return w }
+                    $0.seenAsOf = asOf
+                }
+            }
         } catch {
             return .with { $0.error = .with { $0.message = "no tree head: \(error)" } }
         }
@@ -177,30 +193,55 @@ public final class LedgerGossip: Sendable {
 
     /// Pulls `peer`'s latest head and checks it against the one held.
     @discardableResult
-    public func pull(from peer: String) async -> PullOutcome {
-        guard let address = peers[peer] else { return .unreachable("\(peer) is not a peer of \(nodeID)") }
+    public func pull(from peer: String) async -> PullOutcome { await pull(from: peer, withSeen: false).outcome }
+
+    /// Pulls `peer`'s latest head and checks it against the one held; with `withSeen`, also the heads of
+    /// other nodes it holds that it received since the last time this node asked (a head of those is
+    /// returned as sent, unchecked).
+    func pull(from peer: String, withSeen: Bool) async -> (outcome: PullOutcome, seen: [TreeHead]) {
+        guard let address = peers[peer] else { return (.unreachable("\(peer) is not a peer of \(nodeID)"), []) }
         let held: TreeHead?
-        do { held = try heads.latest(of: peer) } catch { return .unreachable("\(error)") }
+        do { held = try heads.latest(of: peer) } catch { return (.unreachable("\(error)"), []) }
+        let since = withSeen ? seenAsOf.withLock { $0[peer] ?? "" } : ""
         let response: Mpcnode_V1_ControlResponse
         do {
-            response = try await transport.control(.with { $0.treeHead = .with { $0.fromSize = UInt64(held?.size ?? 0) } }, to: peer, at: address)
+            response = try await transport.control(.with {
+                $0.treeHead = .with { $0.fromSize = UInt64(held?.size ?? 0); $0.withSeen = withSeen; $0.seenSince = since }
+            }, to: peer, at: address)
         } catch {
-            return .unreachable("\(error)")
+            return (.unreachable("\(error)"), [])
         }
         guard case .treeHead(let answer)? = response.kind else {
-            if case .error(let e)? = response.kind { return .unreachable(PeerText.cut(e.message, limit: 200)) }
-            return .unreachable("\(peer) did not answer with a tree head")
+            if case .error(let e)? = response.kind { return (.unreachable(PeerText.cut(e.message, limit: 200)), []) }
+            return (.unreachable("\(peer) did not answer with a tree head"), [])
         }
-        do {
-            return try check(answer, from: peer, held: held)
-        } catch {
-            return .unreachable("\(error)")
-        }
+        let outcome: PullOutcome
+        do { outcome = try check(answer, from: peer, held: held) } catch { return (.unreachable("\(error)"), []) }
+        guard withSeen else { return (outcome, []) }
+        // At most `maximumSeenHeads` are looked at, of names of 1 to 63 bytes; the peer's time is kept only
+        // when short (a member cannot make this node keep or resend anything large).
+        if answer.seenAsOf.utf8.count <= 64 { seenAsOf.withLock { $0[peer] = answer.seenAsOf } }
+        let seen = answer.seen.prefix(Self.maximumSeenHeads).map(TreeHead.init).filter { (1...63).contains($0.node.utf8.count) && $0.node != nodeID && $0.node != peer }
+        return (outcome, seen)
     }
 
-    /// Pulls every peer's head, all at once.
+    /// Pulls every peer's head, all at once, with the heads each holds of the others, then checks those
+    /// against the heads this node holds (`crossCheck`): a node that showed two peers two different logs is
+    /// caught when their heads meet here.
     @discardableResult
-    public func pullAll() async -> [String: PullOutcome] { await pull(Set(peers.keys)) }
+    public func pullAll() async -> [String: PullOutcome] {
+        var out: [String: PullOutcome] = [:]
+        var seen: [(from: String, head: TreeHead)] = []
+        await withTaskGroup(of: (String, PullOutcome, [TreeHead]).self) { group in
+            for peer in peers.keys where peer != nodeID { group.addTask { let r = await self.pull(from: peer, withSeen: true); return (peer, r.outcome, r.seen) } }
+            for await (peer, outcome, heads) in group {
+                out[peer] = outcome
+                seen += heads.map { (peer, $0) }
+            }
+        }
+        for (node, alarm) in await crossCheck(seen) { out[node] = alarm }
+        return out
+    }
 
     /// Pulls the heads of these nodes (those that are peers of this node), all at once.
     @discardableResult
@@ -272,7 +313,7 @@ public final class LedgerGossip: Sendable {
         }
     }
 
-    private func alarm(_ peer: String, _ kind: String, _ detail: String) throws -> PullOutcome {
+    func alarm(_ peer: String, _ kind: String, _ detail: String) throws -> PullOutcome {
         let alarm = PeerHeads.Alarm(at: ISO8601DateFormatter.audit.string(from: Date()), node: peer, kind: kind, detail: detail)
         try heads.raise(alarm)
         metrics?.ledgerAlarm(node: peer, kind: kind)

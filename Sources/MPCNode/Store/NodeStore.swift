@@ -319,7 +319,10 @@ public final class NodeStore: Sendable {
                 t.primaryKey(["job_id", "node"])
             }
         }
-        migrator.registerMigration("v13: the hashes of the log's perfect subtrees (roots and proofs in O(log² n) reads)") { db in
+        migrator.registerMigration("v13: the hashes of the log's perfect subtrees (roots and proofs in O(log² n) reads), heads of a node shown by another") { db in
+            // A head of a node that another peer held and showed (a split view's evidence, or a head proven
+            // to extend one pulled): never the head a pull of that node starts from.
+            try db.alter(table: "peer_tree_head") { t in t.add(column: "shown_by", .text) }
             try db.create(table: "ledger_node") { t in
                 t.column("level", .integer).notNull()
                 t.column("node_index", .integer).notNull()
