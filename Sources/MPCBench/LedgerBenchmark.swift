@@ -21,7 +21,13 @@ public enum LedgerBenchmark {
         public var exchangeBytes: Int
         public var nodes: Int
         public var gossipSeconds: Int
+        /// Every node pulls every peer each round, and no peer's log grew since the last round.
         public var gossipBytesPerHour: Double
+        /// One head of a third node as a peer sends it (split-view check), without its certificate.
+        public var seenHeadBytes: Int
+        /// Every peer's log grew since the last round: each answer carries the heads of the other N−2 nodes,
+        /// and each node asks each peer for one proof between two of its heads.
+        public var gossipBytesPerHourBusy: Double
         public var databaseBytesPerRecord: Double
         public var receiptParties: Int
         /// One party's ECDSA signature over a receipt of `receiptParties` parties.
@@ -82,7 +88,10 @@ public enum LedgerBenchmark {
         let inclusionTime = Date().timeIntervalSince(t)
 
         // One exchange: the request and the answer a peer sends (its head with its certificate and a proof).
-        let request = try Mpcnode_V1_ControlRequest.with { $0.treeHead = .with { $0.fromSize = UInt64(records - records / 3) } }.serializedBytes() as [UInt8]
+        let asOf = ISO8601DateFormatter().string(from: Date()) + ".000"
+        let request = try Mpcnode_V1_ControlRequest.with {
+            $0.treeHead = .with { $0.fromSize = UInt64(records - records / 3); $0.withSeen = true; $0.seenSince = asOf }
+        }.serializedBytes() as [UInt8]
         let answer = try Mpcnode_V1_ControlResponse.with {
             $0.treeHead = .with {
                 $0.head = .with {
@@ -90,9 +99,14 @@ public enum LedgerBenchmark {
                     $0.signature = Data(head.signature); $0.certificate = Data(head.certificate)
                 }
                 $0.consistency = consistency.map { Data($0) }
+                $0.seenAsOf = asOf
             }
         }.serializedBytes() as [UInt8]
         let exchange = request.count + answer.count + 2 * 4  // length prefixes
+        let seenHeadBytes: [UInt8] = try Mpcnode_V1_TreeHeadResponse.with {
+            $0.seen = [.with { $0.node = "bank-99"; $0.size = UInt64(records); $0.root = Data(head.root); $0.timestampMs = head.timestampMs; $0.signature = Data(head.signature) }]
+        }.serializedBytes()
+        let seenHead = seenHeadBytes.count
 
         // A receipt of a job with `receiptParties` parties, each with its own certificate, signed by all.
         let names = (1...receiptParties).map { "bank-\($0)" }
@@ -122,11 +136,13 @@ public enum LedgerBenchmark {
         let receiptVerify = Date().timeIntervalSince(t)
         precondition(verifiedBy.count == receiptParties)
         let deliveryBytes = (try delivery.serializedBytes() as [UInt8]).count
-        let perHour = Double(nodes * (nodes - 1)) * 3600 / Double(gossipSeconds) * Double(exchange)
+        let rounds = 3600 / Double(gossipSeconds), pulls = Double(nodes * (nodes - 1))
+        let perHour = pulls * rounds * Double(exchange)
+        let perHourBusy = pulls * rounds * Double(exchange + max(0, nodes - 2) * seenHead) + pulls * rounds * Double(exchange)
         return Figures(records: records, recordsPerJob: recordsPerJob, appendMicrosecondsPerRecord: append, signMilliseconds: sign * 1000,
                        verifyMilliseconds: verify * 1000, rootMilliseconds: rootTime * 1000, consistencyProofMilliseconds: consistencyTime * 1000,
                        inclusionProofMilliseconds: inclusionTime * 1000, exchangeBytes: exchange, nodes: nodes, gossipSeconds: gossipSeconds,
-                       gossipBytesPerHour: perHour, databaseBytesPerRecord: Double(after - before) / Double(records),
+                       gossipBytesPerHour: perHour, seenHeadBytes: seenHead, gossipBytesPerHourBusy: perHourBusy, databaseBytesPerRecord: Double(after - before) / Double(records),
                        receiptParties: receiptParties, receiptSignMilliseconds: receiptSign * 1000, receiptVerifyMilliseconds: receiptVerify * 1000,
                        receiptDeliveryBytes: deliveryBytes)
     }

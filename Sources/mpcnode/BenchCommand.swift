@@ -160,8 +160,9 @@ struct BenchCommand: AsyncParsableCommand {
                   consistency proof (⅔ → all)             \(String(format: "%.1f", f.consistencyProofMilliseconds)) ms
                   inclusion proof                         \(String(format: "%.1f", f.inclusionProofMilliseconds)) ms
                   one head exchange on the wire           \(f.exchangeBytes) bytes
-                  gossip, \(f.nodes) nodes every \(f.gossipSeconds) s          \(String(format: "%.1f", f.gossipBytesPerHour / 1_048_576)) MB an hour for the consortium (\(String(format: "%.0f", f.gossipBytesPerHour / Double(f.nodes) / 1024)) KB a node)
-                  database growth per record              \(String(format: "%.0f", f.databaseBytesPerRecord)) bytes (the record, its hash chain and its leaf)
+                  gossip, \(f.nodes) nodes every \(f.gossipSeconds) s, quiet    \(String(format: "%.1f", f.gossipBytesPerHour / 1_048_576)) MB an hour for the consortium (\(String(format: "%.0f", f.gossipBytesPerHour / Double(f.nodes) / 1024)) KB a node)
+                  … busy (every log grew each round)      \(String(format: "%.1f", f.gossipBytesPerHourBusy / 1_048_576)) MB an hour (\(String(format: "%.0f", f.gossipBytesPerHourBusy / Double(f.nodes) / 1024)) KB a node; a third node's head \(f.seenHeadBytes) bytes)
+                  database growth per record              \(String(format: "%.0f", f.databaseBytesPerRecord)) bytes (the record, its hash chain, its leaf and subtree hashes)
                   … per 1M jobs                           \(String(format: "%.0f", perMillionJobs)) MB
                 receipt of a \(f.receiptParties)-party job
                   one party's signature                   \(String(format: "%.2f", f.receiptSignMilliseconds)) ms

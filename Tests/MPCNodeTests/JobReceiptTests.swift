@@ -128,4 +128,46 @@ final class JobReceiptTests: XCTestCase {
         let unchanged = try nodes["bank-a"]!.receipts.check(jobID: jobID)
         XCTAssertEqual(unchanged?.sha256, checks["bank-a"]?.sha256)
     }
+
+    /// A refused job has a receipt too, with each party's reason; a party signs and keeps only a receipt that
+    /// gives its own reason: a coordinator cannot put words in a refusing bank's mouth.
+    func testARefusedJobsReceiptCarriesEachPartysOwnReason() async throws {
+        let fixture = try ConsortiumFixture()
+        defer { fixture.remove() }
+        try fixture.importCSV(into: "bank-a", dataset: "counts_only", phones: phoneNumbers(200, seed: 73))
+        try fixture.importCSV(into: "bank-b", dataset: "counts_only", phones: phoneNumbers(200, seed: 74))
+        let nodes = try await fixture.consortium.startAll(logger: ConsortiumFixture.quietLogger)
+        defer { Task { for n in nodes.values { await n.stop() } } }
+        let coordinator = nodes["coordinator"]!
+        let jobID = try await coordinator.engine.submit(JobSubmission(
+            protocolName: "psi", parties: [.init(nodeID: "bank-a", dataset: "counts_only", column: "phone"), .init(nodeID: "bank-b", dataset: "counts_only", column: "phone")],
+            deliverTo: ["bank-a"], cardinalityOnly: false, group: "ristretto255"))
+        let final = try await ConsortiumFixture.waitForFinal(coordinator, jobID: jobID)
+        XCTAssertEqual(final.state, .refused)
+        var held: Data?
+        for _ in 0..<200 {
+            held = try await nodes["bank-a"]!.store.pool.read { db in try Data.fetchOne(db, sql: "SELECT delivery FROM job_receipt WHERE job_id = ?", arguments: [jobID]) }
+            if held != nil { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let delivery = try Mpcnode_V1_ReceiptDelivery(serializedBytes: try XCTUnwrap(held, "bank-a keeps the refused job's receipt"))
+        let receipt = try Mpcnode_V1_JobReceipt(serializedBytes: delivery.receipt)
+        let ownReason = try await nodes["bank-a"]!.store.pool.read { db in try String.fetchOne(db, sql: "SELECT reason FROM job WHERE id = ?", arguments: [jobID]) }
+        let entry = try XCTUnwrap(receipt.parties.first { $0.node == "bank-a" })
+        XCTAssertFalse(entry.accepted)
+        XCTAssertFalse(entry.reason.isEmpty)
+        XCTAssertEqual(entry.reason, ownReason)
+
+        var altered = receipt
+        altered.parties = altered.parties.map { p in var p = p; if p.node == "bank-a" { p.reason = "bank-a has no such dataset" }; return p }
+        var lying = delivery
+        lying.receipt = try altered.serializedBytes()
+        let bankA = try fixture.consortium.configuration(of: "coordinator").peers["bank-a"]!
+        let response = try await coordinator.transport.control(.with { $0.receiptDelivery = lying }, to: "bank-a", at: bankA)
+        guard case .error(let e)? = response.kind else { return XCTFail("a receipt with another reason was kept: \(response)") }
+        XCTAssertTrue(e.message.contains("reason"), e.message)
+        let signResponse = try await coordinator.transport.control(.with { $0.receiptSign = .with { $0.receipt = lying.receipt } }, to: "bank-a", at: bankA)
+        guard case .error(let e2)? = signResponse.kind else { return XCTFail("bank-a signed a receipt with another reason: \(signResponse)") }
+        XCTAssertTrue(e2.message.contains("reason"), e2.message)
+    }
 }

@@ -208,6 +208,10 @@ public final class JobReceipts: Sendable {
             guard entry.accepted == (state != nil && state != .refused) else {
                 throw ReceiptError.mismatch("it says this node \(entry.accepted ? "accepted" : "did not accept") the job")
             }
+            if state == .refused {
+                let own = try store.pool.read { db in try String.fetchOne(db, sql: "SELECT reason FROM job WHERE id = ?", arguments: [receipt.jobID]) } ?? ""
+                guard entry.reason == own else { throw ReceiptError.mismatch("it gives another reason for this node's refusal than the one this node gave") }
+            }
             let (input, result) = try store.pool.read { db in
                 (try InputCommitment.stored(db, jobID: receipt.jobID) ?? [], try ResultCommitment.stored(db, jobID: receipt.jobID) ?? [])
             }
