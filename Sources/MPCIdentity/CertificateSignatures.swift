@@ -32,14 +32,15 @@ public struct CertificateSignatures: Sendable {
         Array(try privateKey.signature(for: message).derRepresentation)
     }
 
-    /// Throws unless `certificateDER` was issued by the consortium CA, is valid now, names `nodeID`, and
-    /// `signature` is its key's signature of `message`.
-    public func verify(signature: [UInt8], message: [UInt8], nodeID: String, certificateDER: [UInt8]) throws {
+    /// Throws unless `certificateDER` was issued by the consortium CA, is valid at `at` (now, unless a
+    /// signature kept earlier is checked again as of when it was received), names `nodeID`, and `signature`
+    /// is its key's signature of `message`.
+    public func verify(signature: [UInt8], message: [UInt8], nodeID: String, certificateDER: [UInt8], at: Date = Date()) throws {
         let certificate: Certificate
         do { certificate = try Certificate(derEncoded: certificateDER) } catch {
             throw SignatureError.malformedCertificate("\(error)")
         }
-        let identity = try CertificateCheck.verify(certificate, issuedBy: ca)
+        let identity = try CertificateCheck.verify(certificate, issuedBy: ca, at: at)
         guard identity.nodeID == nodeID else { throw SignatureError.wrongSigner(expected: nodeID, certificate: identity.nodeID) }
         guard let key = P256.Signing.PublicKey(certificate.publicKey),
               let ecdsa = try? P256.Signing.ECDSASignature(derRepresentation: signature),

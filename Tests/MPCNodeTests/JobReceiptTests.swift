@@ -127,6 +127,20 @@ final class JobReceiptTests: XCTestCase {
         XCTAssertFalse(unverified.verified, "a receipt bank-b did not sign does not verify the job")
         let unchanged = try nodes["bank-a"]!.receipts.check(jobID: jobID)
         XCTAssertEqual(unchanged?.sha256, checks["bank-a"]?.sha256)
+
+        // A kept receipt is checked with the certificates as of when it was received, not now: it stays
+        // verifiable after they expire. Signatures checked in twenty years fail (the certificates expired);
+        // a receipt said to be received before they were issued does not verify.
+        let coordinatorSignatures = NodeSignatures(try CertificateSignatures(
+            certificatePath: coordinator.configuration.tls.certificate.path, privateKeyPath: coordinator.configuration.tls.privateKey.path,
+            caPath: coordinator.configuration.tls.caCertificate.path))
+        let genuine = try Mpcnode_V1_JobReceipt(serializedBytes: delivery.receipt)
+        XCTAssertEqual(try JobReceipts.verifySignatures(delivery, receipt: genuine, with: coordinatorSignatures).count, 3)
+        XCTAssertThrowsError(try JobReceipts.verifySignatures(delivery, receipt: genuine, with: coordinatorSignatures, at: Date().addingTimeInterval(20 * 365 * 86_400)))
+        try await coordinator.store.pool.write { try $0.execute(sql: "UPDATE job_receipt SET received_at = '2000-01-01T00:00:00.000Z' WHERE job_id = ?", arguments: [jobID]) }
+        let asOf2000 = try XCTUnwrap(try coordinator.receipts.check(jobID: jobID))
+        XCTAssertEqual(asOf2000.signedBy, [])
+        XCTAssertTrue(asOf2000.invalid?.contains("valid") == true, "\(String(describing: asOf2000.invalid))")
     }
 
     /// A refused job has a receipt too, with each party's reason; a party signs and keeps only a receipt that

@@ -22,7 +22,7 @@ public final class NodeSignatures: Sendable {
         return (try s.sign(message), s.certificateDER)
     }
 
-    func verify(signature: [UInt8], message: [UInt8], nodeID: String, certificateDER: [UInt8]) throws {
-        try current.withLock { $0 }.verify(signature: signature, message: message, nodeID: nodeID, certificateDER: certificateDER)
+    func verify(signature: [UInt8], message: [UInt8], nodeID: String, certificateDER: [UInt8], at: Date = Date()) throws {
+        try current.withLock { $0 }.verify(signature: signature, message: message, nodeID: nodeID, certificateDER: certificateDER, at: at)
     }
 }

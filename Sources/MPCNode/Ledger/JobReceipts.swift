@@ -280,8 +280,12 @@ public final class JobReceipts: Sendable {
     }
 
     /// The nodes whose signatures on the receipt verify; throws on any signature that does not (a forged or
-    /// misattributed one), on a signer who is not a party or the coordinator, and on a signer twice.
-    public static func verifySignatures(_ delivery: Mpcnode_V1_ReceiptDelivery, receipt: Mpcnode_V1_JobReceipt, with signatures: NodeSignatures) throws -> [String] {
+    /// misattributed one), on a signer who is not a party or the coordinator, and on a signer twice. The
+    /// certificates must be valid at `at`: now for a receipt being delivered; when it was received for one
+    /// kept (a receipt stays verifiable after its signers' certificates expire or are renewed — received_at
+    /// is this node's own time, not a signer's claim).
+    public static func verifySignatures(_ delivery: Mpcnode_V1_ReceiptDelivery, receipt: Mpcnode_V1_JobReceipt, with signatures: NodeSignatures,
+                                        at: Date = Date()) throws -> [String] {
         let allowed = Set(receipt.parties.map(\.node) + [receipt.coordinator])
         var seen = Set<String>()
         for s in delivery.signatures {
@@ -289,7 +293,7 @@ public final class JobReceipts: Sendable {
                 throw ReceiptError.badSignature(node: PeerText.cut(s.node, limit: 63), detail: "not a party of the job, or signed twice")
             }
             do {
-                try signatures.verify(signature: Array(s.signature), message: tag + Array(delivery.receipt), nodeID: s.node, certificateDER: Array(s.certificate))
+                try signatures.verify(signature: Array(s.signature), message: tag + Array(delivery.receipt), nodeID: s.node, certificateDER: Array(s.certificate), at: at)
             } catch {
                 throw ReceiptError.badSignature(node: s.node, detail: "\(error)")
             }
@@ -299,7 +303,8 @@ public final class JobReceipts: Sendable {
 
     // MARK: reading
 
-    /// What a node holds of a job's receipt: who signed it (each signature verified again now) and who did not.
+    /// What a node holds of a job's receipt: who signed it (each signature verified again now, with the
+    /// certificates as of when the receipt was received) and who did not.
     public struct Check: Codable, Sendable, Equatable {
         public var sha256: String
         public var outcome: String
@@ -312,14 +317,15 @@ public final class JobReceipts: Sendable {
     }
 
     public func check(jobID: String) throws -> Check? {
-        guard let row = try store.pool.read({ db in try Row.fetchOne(db, sql: "SELECT delivery, sha256 FROM job_receipt WHERE job_id = ?", arguments: [jobID]) }) else {
+        guard let row = try store.pool.read({ db in try Row.fetchOne(db, sql: "SELECT delivery, sha256, received_at FROM job_receipt WHERE job_id = ?", arguments: [jobID]) }) else {
             return nil
         }
+        let receivedAt = ISO8601DateFormatter.audit.date(from: row["received_at"] as String) ?? Date()
         let delivery = try Mpcnode_V1_ReceiptDelivery(serializedBytes: row["delivery"] as Data)
         let receipt = try Mpcnode_V1_JobReceipt(serializedBytes: delivery.receipt)
         let everyone = Set(receipt.parties.map(\.node) + [receipt.coordinator])
         do {
-            let signers = try Self.verifySignatures(delivery, receipt: receipt, with: signatures)
+            let signers = try Self.verifySignatures(delivery, receipt: receipt, with: signatures, at: receivedAt)
             return Check(sha256: row["sha256"], outcome: receipt.outcome, signedBy: signers, unsigned: everyone.subtracting(signers).sorted(), invalid: nil,
                          inclusions: try inclusions(jobID: jobID))
         } catch {
