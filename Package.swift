@@ -53,9 +53,11 @@ let package = Package(
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
         ),
+        // GF(2^255 − 19) and Elligator 2 for RFC 9380's hash onto Curve25519 (Docs/decisions/0007).
+        .target(name: "CCurve25519"),
         .target(
             name: "MPCCrypto",
-            dependencies: ["CSodium", "COpenSSLCrypto"]
+            dependencies: ["CSodium", "COpenSSLCrypto", "CCurve25519"]
         ),
         .target(name: "MPCLearning"),
         .target(

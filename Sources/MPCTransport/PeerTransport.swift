@@ -53,7 +53,10 @@ public protocol InboundConnectionHandler: Sendable {
 /// The node-to-node transport: TLS 1.3 with mutual authentication against the consortium CA, frames
 /// of protobuf messages, one connection per control exchange or per job session.
 public final class PeerTransport: Sendable {
-    public static let wireVersion: UInt32 = 1
+    /// 2: identifiers hash onto X25519 with RFC 9380's hash_to_curve (Docs/decisions/0007), so blinded
+    /// values differ from version 1's; nodes of the two versions refuse each other at the handshake
+    /// instead of computing an empty intersection.
+    public static let wireVersion: UInt32 = 2
 
     public let identity: NodeIdentity
     /// The TLS contexts new connections use; `reloadTLS` swaps them (connections already open keep theirs).

@@ -8,7 +8,7 @@
 // For information on using the generated types, please see the documentation:
 //   https://github.com/apple/swift-protobuf/
 
-/// MPCNode wire schema, version 1.
+/// MPCNode wire schema, version 2 (2: X25519 hashing is RFC 9380's hash_to_curve; Docs/decisions/0007).
 ///
 /// Every TCP connection between nodes carries TLS 1.3 with mutual authentication; inside it, frames of
 /// a 4-byte big-endian length followed by that many bytes of one message below. The peer's node id is

@@ -90,23 +90,3 @@ final class CommutativeCipherTests: XCTestCase {
         XCTAssertNotEqual(a, Array(0..<1000))
     }
 }
-
-import CSodium
-
-final class MontgomeryMapTests: XCTestCase {
-    /// The BIGNUM map equals libsodium's conversion on hashed points, and on arbitrary valid points.
-    func testMatchesLibsodiumConversion() throws {
-        Sodium.ensureInitialized()
-        for i in 0..<2000 {
-            var uniform = [UInt8](repeating: 0, count: 32)
-            randombytes_buf(&uniform, 32)
-            var edwards = [UInt8](repeating: 0, count: 32)
-            XCTAssertEqual(crypto_core_ed25519_from_uniform(&edwards, uniform), 0)
-            XCTAssertEqual(MontgomeryMap.montgomeryU(fromEdwards: edwards), X25519.libsodiumMontgomeryU(fromEdwards: edwards), "point \(i)")
-        }
-        // The identity (y = 1) has no image.
-        var identity = [UInt8](repeating: 0, count: 32)
-        identity[0] = 1
-        XCTAssertNil(MontgomeryMap.montgomeryU(fromEdwards: identity))
-    }
-}

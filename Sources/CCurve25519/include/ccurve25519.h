@@ -1,0 +1,36 @@
+#ifndef CCURVE25519_H
+#define CCURVE25519_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Arithmetic in GF(2^255 - 19) and the Elligator 2 map of RFC 9380 onto Curve25519
+ * (v^2 = u^3 + 486662 u^2 + u), for hashing identifiers onto the curve (Protocols/psi.md,
+ * Docs/decisions/0007-hash-to-curve25519.md). Inputs are public (hashes of identifiers): the code is
+ * not written to run in constant time. u-coordinates are 32 bytes little-endian, as X25519's.
+ */
+
+/* hash_to_curve's point before cofactor clearing, from two 48-byte outputs of expand_message_xmd
+ * (u0 = first 48 bytes, u1 = next 48, each a big-endian integer reduced mod p): the u-coordinate of
+ * map(u0) + map(u1). Returns 0, or -1 when the sum is the point at infinity (probability ~2^-252).
+ * RFC 9380's hash_to_curve multiplies this point by the cofactor 8; X25519's clamped scalars do that
+ * themselves. */
+int mpc_curve25519_hash_to_curve_u(uint8_t out[32], const uint8_t uniform[96]);
+
+/* The same for `count` points, sharing one field inversion among them (Montgomery's trick). */
+int mpc_curve25519_hash_to_curve_u_batch(uint8_t *out, const uint8_t *uniform, size_t count);
+
+/* Tests: the field element of 48 uniform bytes (big-endian out, as the RFC prints u[i]); the map of one
+ * field element given big-endian (u and v out, big-endian); the u-coordinate of 2P given that of P
+ * (little-endian in and out). */
+void mpc_curve25519_field_from_uniform_be(uint8_t out_be[32], const uint8_t uniform[48]);
+void mpc_curve25519_map_be(uint8_t u_be[32], uint8_t v_be[32], const uint8_t field_be[32]);
+void mpc_curve25519_double_u(uint8_t out[32], const uint8_t in[32]);
+
+/* 1 when the BMI2/ADX build of the arithmetic is in use on this CPU; the generic build's single hash,
+ * which tests compare with the one in use. */
+int mpc_curve25519_uses_bmi2(void);
+int mpc_c25519_generic_hash_u(uint8_t out[32], const uint8_t uniform[96]);
+
+#endif
