@@ -54,7 +54,7 @@ let package = Package(
             providers: [.apt(["libssl-dev"])]
         ),
         // GF(2^255 − 19) and Elligator 2 for RFC 9380's hash onto Curve25519 (Docs/decisions/0007).
-        .target(name: "CCurve25519"),
+        .target(name: "CCurve25519", dependencies: ["CSodium"]),
         .target(
             name: "MPCCrypto",
             dependencies: ["CSodium", "COpenSSLCrypto", "CCurve25519"]

@@ -5,6 +5,9 @@
 #include "ccurve25519.h"
 #include "curve25519_variants.h"
 
+#include <sodium.h>
+#include <string.h>
+
 static int use_bmi2 = 0;
 
 __attribute__((constructor)) static void choose_variant(void) {
@@ -29,3 +32,36 @@ int mpc_curve25519_hash_to_curve_u_batch(uint8_t *out, const uint8_t *uniform, s
 }
 
 int mpc_curve25519_uses_bmi2(void) { return use_bmi2; }
+
+/* SHA-512 after the 128 zero bytes every msg_prime starts with (Z_pad: one block), computed at load. */
+static crypto_hash_sha512_state zero_pad_state;
+
+__attribute__((constructor)) static void prepare_zero_pad(void) {
+    static const uint8_t zeros[128] = {0};
+    crypto_hash_sha512_init(&zero_pad_state);
+    crypto_hash_sha512_update(&zero_pad_state, zeros, sizeof zeros);
+}
+
+void mpc_curve25519_expand_xmd_96(uint8_t *uniform, const uint8_t *messages, const size_t *offsets, size_t count,
+                                  const uint8_t *dst_prime, size_t dst_prime_length) {
+    static const uint8_t length_and_zero[3] = {0, 96, 0};
+    for (size_t k = 0; k < count; k++) {
+        crypto_hash_sha512_state state = zero_pad_state;
+        uint8_t b0[64], bi[64], input[65];
+        crypto_hash_sha512_update(&state, messages + offsets[k], offsets[k + 1] - offsets[k]);
+        crypto_hash_sha512_update(&state, length_and_zero, 3);
+        crypto_hash_sha512_update(&state, dst_prime, dst_prime_length);
+        crypto_hash_sha512_final(&state, b0);
+        uint8_t *out = uniform + 96 * k;
+        for (uint8_t i = 1; i <= 2; i++) {
+            /* b_1 = H(b_0 ‖ 1 ‖ DST'), b_2 = H((b_0 ⊕ b_1) ‖ 2 ‖ DST') */
+            for (int j = 0; j < 64; j++) input[j] = i == 1 ? b0[j] : (uint8_t)(b0[j] ^ bi[j]);
+            input[64] = i;
+            crypto_hash_sha512_init(&state);
+            crypto_hash_sha512_update(&state, input, 65);
+            crypto_hash_sha512_update(&state, dst_prime, dst_prime_length);
+            crypto_hash_sha512_final(&state, bi);
+            memcpy(out + 64 * (i - 1), bi, i == 1 ? 64 : 32);
+        }
+    }
+}

@@ -93,14 +93,16 @@ public enum Curve25519HashToCurve {
         }
 
         /// `hashToCurveU` of each message, sharing one field inversion among them; a message whose two
-        /// points cancel gets the all-zero u-coordinate (which X25519 refuses).
+        /// points cancel gets the all-zero u-coordinate (which X25519 refuses). `expand_message_xmd` runs in
+        /// C over the messages laid end to end (no array a message).
         public func hashToCurveU(batch messages: [[UInt8]]) -> [[UInt8]] {
             let n = messages.count, width = Curve25519HashToCurve.uniformBytes
             guard n > 0 else { return [] }
+            var flat: [UInt8] = [], offsets = [Int](repeating: 0, count: n + 1)
+            flat.reserveCapacity(messages.reduce(0) { $0 + $1.count })
+            for (k, message) in messages.enumerated() { flat += message; offsets[k + 1] = flat.count }
             var uniform = [UInt8](repeating: 0, count: n * width)
-            uniform.withUnsafeMutableBufferPointer { buffer in
-                for (k, message) in messages.enumerated() { expand(message, length: width, into: buffer.baseAddress! + k * width) }
-            }
+            mpc_curve25519_expand_xmd_96(&uniform, flat, offsets, n, dstPrime, dstPrime.count)
             var out = [UInt8](repeating: 0, count: n * 32)
             _ = mpc_curve25519_hash_to_curve_u_batch(&out, uniform, n)
             return (0..<n).map { Array(out[$0 * 32 ..< $0 * 32 + 32]) }
