@@ -10,7 +10,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure protocols end to end on this machine (figures, not tests).",
-        subcommands: [PSI.self, UnionSum.self, SecureSum.self, Group.self, Paillier.self, VerticalLR.self, LookupTable.self, Lookup.self, Ledger.self])
+        subcommands: [PSI.self, UnionSum.self, SecureSum.self, Group.self, Import.self, Paillier.self, VerticalLR.self, LookupTable.self, Lookup.self, Ledger.self])
 
     struct PSI: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -230,6 +230,26 @@ struct BenchCommand: AsyncParsableCommand {
             if batchSize < floor {
                 print("  note: a node's default policy refuses this batch: it needs at least \(floor) rows (min_batch_rows_per_feature \(DatasetPolicy.defaultMinimumBatchRowsPerFeature) × (\(widest - 1) features + 1)); measured without that check")
             }
+        }
+    }
+
+    struct Import: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "A CSV of N rows written, then imported into a fresh node database: rows per second and peak memory.")
+        @Option(help: "Rows of the CSV.") var rows: Int = 1_000_000
+        @Option(help: "Folder to work in (kept); a temporary one, removed, by default.") var dir: String?
+        func run() throws {
+            guard rows > 0 else { throw CLIFailure("--rows must be positive") }
+            let folder = dir.map { URL(fileURLWithPath: $0) }
+                ?? FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-bench-import-\(UUID().uuidString)")
+            defer { if dir == nil { try? FileManager.default.removeItem(at: folder) } }
+            let f = try ImportBenchmark.run(rows: rows, directory: folder) { print($0) }
+            print("""
+
+                import of \(f.rows) rows (\(String(format: "%.1f", Double(f.fileBytes) / 1e6)) MB, 3 columns, identifiers normalised trim,digits-only)
+                  import, file to committed dataset     \(String(format: "%.2f", f.importSeconds)) s
+                  rows per second                       \(String(format: "%.0f", Double(f.rows) / f.importSeconds))
+                  peak memory (whole process)           \(f.peakMemoryBytes >> 20) MiB
+                """)
         }
     }
 

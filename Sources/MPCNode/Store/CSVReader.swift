@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 
 /// A streaming RFC 4180 reader: comma-separated, fields optionally in double quotes (a quote inside a
@@ -7,6 +8,11 @@ import Foundation
 /// in constant memory. Malformed input raises `CSVError` with the line it starts on. A UTF-8 byte-order
 /// mark at the start is skipped; a field longer than `maximumFieldBytes` or a record of more than
 /// `maximumFields` fields is an error at once (a 50 MB "header" or identifier is not read to its end).
+///
+/// Two ways to read: `next()` gives a record's fields as strings (checked UTF-8); `nextRaw()` leaves them
+/// as bytes (`fieldBytes`, `fieldRanges`), unchecked, for the import's hot path, which checks and binds
+/// bytes without making strings. The file's SHA-256 is computed as it is read (`sha256Hex` once the end
+/// is reached), so an import reads its file once.
 public struct CSVReader {
     /// The longest field read (64 KiB: far above any identifier, name or amount).
     public static let defaultMaximumFieldBytes = 64 << 10
@@ -18,12 +24,20 @@ public struct CSVReader {
     private var buffer: [UInt8] = []
     private var position = 0
     private var atEOF = false
+    private var digest = SHA256()
+    /// The file's SHA-256 (hex), once the reader has reached its end.
+    public private(set) var sha256Hex: String?
     /// The line the next record starts on (1-based).
     public private(set) var line = 1
     /// Bytes of the file dropped from the buffer (read past); with `position`, how far the reader is.
     private var discarded = 0
     /// How many bytes of the file the records read so far span (for progress against the file's size).
     public var bytesRead: Int { discarded + position }
+
+    /// The fields of the record `nextRaw()` read, unescaped and laid end to end: field i is
+    /// `fieldBytes[fieldRanges[i]]`.
+    public private(set) var fieldBytes: [UInt8] = []
+    public private(set) var fieldRanges: [Range<Int>] = []
 
     public init(path: String, maximumFieldBytes: Int = CSVReader.defaultMaximumFieldBytes,
                 maximumFields: Int = CSVReader.defaultMaximumFields) throws {
@@ -38,83 +52,158 @@ public struct CSVReader {
     private mutating func fill() -> Bool {
         if atEOF { return false }
         let chunk = handle.readData(ofLength: 1 << 20)
-        if chunk.isEmpty { atEOF = true; return false }
+        if chunk.isEmpty {
+            atEOF = true
+            sha256Hex = digest.finalize().map { String(format: "%02x", $0) }.joined()
+            return false
+        }
+        digest.update(data: chunk)
         if position > 0 { buffer.removeFirst(position); discarded += position; position = 0 }
         buffer.append(contentsOf: chunk)
         return true
     }
 
-    private mutating func peek() -> UInt8? {
-        if position == buffer.count && !fill() { return nil }
-        return buffer[position]
-    }
-
     /// The next record, or nil at the end of the file. A final empty line is not a record.
     public mutating func next() throws -> [String]? {
+        let startLine = line
+        guard try nextRaw() else { return nil }
+        return try fieldRanges.enumerated().map { index, range in
+            guard let s = String(validating: fieldBytes[range], as: UTF8.self) else {
+                throw CSVError.malformed(line: startLine, reason: "field \(index + 1) is not valid UTF-8")
+            }
+            return s
+        }
+    }
+
+    /// Parser state carried across buffer refills within one record.
+    private struct RecordState {
+        var quoted = false
+        var fieldWasQuoted = false
+        /// A quote seen inside a quoted field whose meaning (escaped quote or closing) the next byte decides.
+        var pendingQuote = false
+        /// A carriage return outside quotes, which must be followed by a line feed.
+        var pendingCR = false
+        var fieldStart = 0
+    }
+
+    private enum Step { case needMore, recordEnd }
+
+    /// Reads the next record into `fieldBytes` and `fieldRanges`; false at the end of the file. A final
+    /// empty line is not a record. The bytes are not checked to be UTF-8 (`next()` does).
+    public mutating func nextRaw() throws -> Bool {
         if !startChecked {
             startChecked = true
             // A byte-order mark (Excel writes one) would otherwise become part of the first column's name.
             while buffer.count < 3 && fill() {}
             if buffer.starts(with: [0xEF, 0xBB, 0xBF]) { position = 3 }
         }
-        guard peek() != nil else { return nil }
+        if position == buffer.count && !fill() { return false }
+        fieldBytes.removeAll(keepingCapacity: true)
+        fieldRanges.removeAll(keepingCapacity: true)
         let startLine = line
-        var fields: [String] = []
-        var field: [UInt8] = []
-        var quoted = false
-        var fieldWasQuoted = false
-        let maximumFieldBytes = self.maximumFieldBytes, maximumFields = self.maximumFields
-        func finishField() throws {
-            guard fields.count < maximumFields else {
-                throw CSVError.malformed(line: startLine, reason: "more than \(maximumFields) fields in one record")
+        var state = RecordState()
+        while true {
+            if position == buffer.count && !fill() {
+                // The end of the file ends the record.
+                if state.pendingCR { throw CSVError.malformed(line: startLine, reason: "carriage return inside a field") }
+                if state.pendingQuote { state.quoted = false; state.pendingQuote = false }
+                if state.quoted { throw CSVError.malformed(line: startLine, reason: "quoted field not closed before the end of the file") }
+                try finishField(&state, startLine: startLine)
+                return true
             }
-            guard let s = String(validating: field, as: UTF8.self) else {
-                throw CSVError.malformed(line: startLine, reason: "field \(fields.count + 1) is not valid UTF-8")
-            }
-            fields.append(s)
-            field.removeAll(keepingCapacity: true)
-            fieldWasQuoted = false
+            let chunk = buffer  // shares storage; a refill (which mutates `buffer`) happens only outside this scan
+            let step = try chunk.withUnsafeBufferPointer { try scan($0, &state, startLine: startLine) }
+            if step == .recordEnd { return true }
         }
-        while let byte = peek() {
-            position += 1
-            if field.count >= maximumFieldBytes {
-                throw CSVError.malformed(line: startLine, reason: "field \(fields.count + 1) is longer than \(maximumFieldBytes) bytes")
+    }
+
+    private mutating func finishField(_ state: inout RecordState, startLine: Int) throws {
+        guard fieldRanges.count < maximumFields else {
+            throw CSVError.malformed(line: startLine, reason: "more than \(maximumFields) fields in one record")
+        }
+        fieldRanges.append(state.fieldStart ..< fieldBytes.count)
+        state.fieldStart = fieldBytes.count
+        state.fieldWasQuoted = false
+    }
+
+    private mutating func append(_ bytes: UnsafeBufferPointer<UInt8>, _ state: RecordState, startLine: Int) throws {
+        guard fieldBytes.count - state.fieldStart + bytes.count <= maximumFieldBytes else {
+            throw CSVError.malformed(line: startLine, reason: "field \(fieldRanges.count + 1) is longer than \(maximumFieldBytes) bytes")
+        }
+        fieldBytes.append(contentsOf: bytes)
+    }
+
+    /// Consumes bytes of `buf` from `position` until the record ends or the buffer does.
+    private mutating func scan(_ buf: UnsafeBufferPointer<UInt8>, _ state: inout RecordState, startLine: Int) throws -> Step {
+        let comma = UInt8(ascii: ","), newline = UInt8(ascii: "\n"), cr = UInt8(ascii: "\r"), quote = UInt8(ascii: "\"")
+        var i = position
+        defer { position = i }
+        let n = buf.count
+        while i < n {
+            if state.pendingCR {
+                guard buf[i] == newline else { throw CSVError.malformed(line: startLine, reason: "carriage return inside a field") }
+                state.pendingCR = false
+                continue  // the line feed ends the record below
             }
-            if quoted {
-                if byte == UInt8(ascii: "\"") {
-                    if peek() == UInt8(ascii: "\"") { position += 1; field.append(byte) } else { quoted = false }
-                } else {
-                    if byte == UInt8(ascii: "\n") { line += 1 }
-                    field.append(byte)
+            if state.pendingQuote {
+                state.pendingQuote = false
+                if buf[i] == quote {
+                    i += 1
+                    var q = quote
+                    try withUnsafePointer(to: &q) { try append(UnsafeBufferPointer(start: $0, count: 1), state, startLine: startLine) }
+                    continue
                 }
+                state.quoted = false  // the quote closed the field; this byte is read unquoted
+            }
+            if state.quoted {
+                // A run of bytes up to the next quote, counting lines.
+                let start = i
+                while i < n && buf[i] != quote {
+                    if buf[i] == newline { line += 1 }
+                    i += 1
+                }
+                try append(UnsafeBufferPointer(rebasing: buf[start ..< i]), state, startLine: startLine)
+                if i < n { i += 1; state.pendingQuote = true }
                 continue
             }
-            switch byte {
-            case UInt8(ascii: ","):
-                try finishField()
-            case UInt8(ascii: "\n"):
+            // Unquoted: a run of ordinary bytes, then one special byte.
+            let start = i
+            while i < n {
+                let b = buf[i]
+                if b == comma || b == newline || b == cr || b == quote { break }
+                i += 1
+            }
+            if i > start {
+                if state.fieldWasQuoted {
+                    throw CSVError.malformed(line: startLine, reason: "text after the closing quote of field \(fieldRanges.count + 1)")
+                }
+                try append(UnsafeBufferPointer(rebasing: buf[start ..< i]), state, startLine: startLine)
+            }
+            guard i < n else { break }
+            let b = buf[i]
+            i += 1
+            switch b {
+            case comma:
+                try finishField(&state, startLine: startLine)
+            case newline:
                 line += 1
-                try finishField()
-                return fields
-            case UInt8(ascii: "\r"):
-                if peek() == UInt8(ascii: "\n") { continue }
-                throw CSVError.malformed(line: startLine, reason: "carriage return inside a field")
-            case UInt8(ascii: "\""):
-                guard field.isEmpty && !fieldWasQuoted else {
-                    throw CSVError.malformed(line: startLine, reason: "quote inside an unquoted field \(fields.count + 1)")
+                try finishField(&state, startLine: startLine)
+                return .recordEnd
+            case cr:
+                state.pendingCR = true
+                if i < n {
+                    guard buf[i] == newline else { throw CSVError.malformed(line: startLine, reason: "carriage return inside a field") }
+                    state.pendingCR = false
                 }
-                quoted = true
-                fieldWasQuoted = true
-            default:
-                if fieldWasQuoted {
-                    throw CSVError.malformed(line: startLine, reason: "text after the closing quote of field \(fields.count + 1)")
+            default:  // a quote
+                guard fieldBytes.count == state.fieldStart && !state.fieldWasQuoted else {
+                    throw CSVError.malformed(line: startLine, reason: "quote inside an unquoted field \(fieldRanges.count + 1)")
                 }
-                field.append(byte)
+                state.quoted = true
+                state.fieldWasQuoted = true
             }
         }
-        if quoted { throw CSVError.malformed(line: startLine, reason: "quoted field not closed before the end of the file") }
-        try finishField()
-        return fields
+        return .needMore
     }
 }
 

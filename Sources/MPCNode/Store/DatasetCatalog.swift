@@ -86,7 +86,7 @@ public struct DatasetCatalog: Sendable {
         }
         let table = NodeStore.tableName(forDataset: request.dataset)
         let quotedTable = NodeStore.quote(table)
-        let sha256 = try Self.sha256(ofFile: request.csvPath)
+        var sha256 = ""
 
         let info: DatasetInfo = try store.pool.write { db in
             if try Bool.fetchOne(db, sql: "SELECT 1 FROM dataset WHERE name = ?", arguments: [request.dataset]) == true {
@@ -100,33 +100,50 @@ public struct DatasetCatalog: Sendable {
             let insert = try db.makeStatement(
                 sql: "INSERT INTO \(quotedTable) (\(keep.map(NodeStore.quote).joined(separator: ", "))) VALUES (\(placeholders))")
             var rows = 0
+            var identifier: [UInt8] = []
+            // Bytes, not strings, on the hot path: each record's fields are checked (UTF-8, sizes) and bound
+            // to the prepared statement straight from the reader's buffer.
             while true {
                 let line = reader.line
-                guard let record = try Self.wrap(request.csvPath, { try reader.next() }) else { break }
-                if record.count == 1 && record[0].isEmpty { continue }  // blank line
-                guard record.count == header.count else {
+                guard try Self.wrap(request.csvPath, { try reader.nextRaw() }) else { break }
+                let ranges = reader.fieldRanges
+                if ranges.count == 1 && ranges[0].isEmpty { continue }  // blank line
+                guard ranges.count == header.count else {
                     throw StoreError.malformedCSV(path: request.csvPath, line: line,
-                                                  reason: "\(record.count) fields where the header has \(header.count)")
+                                                  reason: "\(ranges.count) fields where the header has \(header.count)")
                 }
-                let identifier = request.normalization.apply(record[idIndex])
-                if identifier.utf8.count > Self.maximumIdentifierBytes {
-                    throw StoreError.malformedCSV(path: request.csvPath, line: line,
-                                                  reason: "identifier of \(identifier.utf8.count) bytes in column '\(request.idColumn)' (at most \(Self.maximumIdentifierBytes))")
-                }
-                if identifier.isEmpty {
-                    throw StoreError.malformedCSV(path: request.csvPath, line: line,
-                                                  reason: "empty identifier in column '\(request.idColumn)' (after \(request.normalization) normalisation)")
-                }
-                // The hot path binds text straight into the prepared statement (GRDB's argument
-                // arrays cost about ten times more per row).
-                try Self.insertRow(insert, db: db) { bind in
-                    for (position, i) in keepIndices.enumerated() {
-                        bind(Int32(position + 1), i == idIndex ? identifier : record[i])
+                try reader.fieldBytes.withUnsafeBufferPointer { bytes in
+                    for (index, range) in ranges.enumerated() where !Self.isValidUTF8(UnsafeBufferPointer(rebasing: bytes[range])) {
+                        throw StoreError.malformedCSV(path: request.csvPath, line: line, reason: "field \(index + 1) is not valid UTF-8")
+                    }
+                    let raw = UnsafeBufferPointer(rebasing: bytes[ranges[idIndex]])
+                    if !request.normalization.applyASCII(raw, into: &identifier) {
+                        identifier = Array(request.normalization.apply(String(decoding: raw, as: UTF8.self)).utf8)
+                    }
+                    if identifier.count > Self.maximumIdentifierBytes {
+                        throw StoreError.malformedCSV(path: request.csvPath, line: line,
+                                                      reason: "identifier of \(identifier.count) bytes in column '\(request.idColumn)' (at most \(Self.maximumIdentifierBytes))")
+                    }
+                    if identifier.isEmpty {
+                        throw StoreError.malformedCSV(path: request.csvPath, line: line,
+                                                      reason: "empty identifier in column '\(request.idColumn)' (after \(request.normalization) normalisation)")
+                    }
+                    let statement = insert.sqliteStatement
+                    sqlite3_reset(statement)
+                    try identifier.withUnsafeBufferPointer { id in
+                        for (position, i) in keepIndices.enumerated() {
+                            Self.bindText(statement, Int32(position + 1), i == idIndex ? id : UnsafeBufferPointer(rebasing: bytes[ranges[i]]))
+                        }
+                        let rc = sqlite3_step(statement)
+                        guard rc == SQLITE_DONE else {
+                            throw DatabaseError(resultCode: ResultCode(rawValue: rc), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
+                        }
                     }
                 }
                 rows += 1
                 if rows % 100_000 == 0 { progress?(rows, reader.bytesRead) }
             }
+            sha256 = reader.sha256Hex ?? ""
             let idColumn = NodeStore.quote(request.idColumn)
             try db.execute(sql: "CREATE INDEX \(NodeStore.quote("\(table)_id")) ON \(quotedTable) (\(idColumn))")
             let distinct = try Int.fetchOne(db, sql: "SELECT COUNT(DISTINCT \(idColumn)) FROM \(quotedTable)") ?? 0
@@ -173,6 +190,23 @@ public struct DatasetCatalog: Sendable {
             guard columns.contains(column) else { return nil }
             let c = NodeStore.quote(column)
             return try Int.fetchOne(db, sql: "SELECT COUNT(DISTINCT \(c)) FROM \(NodeStore.quote(row["table_name"])) WHERE \(c) IS NOT NULL AND \(c) <> ''")
+        }
+    }
+
+    /// Whether `bytes` are UTF-8 (ASCII at once; others checked by the standard library).
+    static func isValidUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        for b in bytes where b >= 0x80 { return String(validating: bytes, as: UTF8.self) != nil }
+        return true
+    }
+
+    /// Binds text bytes (copied by SQLite) to parameter `index`.
+    static func bindText(_ statement: OpaquePointer, _ index: Int32, _ bytes: UnsafeBufferPointer<UInt8>) {
+        if let base = bytes.baseAddress, bytes.count > 0 {
+            base.withMemoryRebound(to: CChar.self, capacity: bytes.count) {
+                _ = sqlite3_bind_text(statement, index, $0, Int32(bytes.count), SQLITE_TRANSIENT_DESTRUCTOR)
+            }
+        } else {
+            _ = sqlite3_bind_text(statement, index, "", 0, SQLITE_TRANSIENT_DESTRUCTOR)
         }
     }
 
