@@ -1,5 +1,7 @@
+import Crypto
 import Foundation
-import MPCNode
+import GRDB
+@testable import MPCNode
 import XCTest
 
 /// Files as they come from other systems: a byte-order mark, an absurd identifier, a header line of
@@ -49,5 +51,44 @@ final class CSVEdgeCaseTests: XCTestCase {
         }
         XCTAssertEqual(try catalog.list().map(\.name), ["kept"], "nothing else was stored")
         XCTAssertEqual(try catalog.describe("kept").rowCount, 3)
+    }
+
+    /// The import's byte path (ASCII identifiers normalised on bytes) and the string path (others) store what
+    /// `IdentifierNormalization.apply` gives, for every normalisation; quoted fields with doubled quotes, line
+    /// breaks and CRLF ends survive records that straddle the reader's 1 MiB chunks; the file's digest is the
+    /// one of its bytes; a field that is not UTF-8 in a column not kept is still refused.
+    func testBytePathAgreesWithStringPathAcrossChunksAndNormalisations() throws {
+        let samples = ["  Bob@Example.COM ", "\u{3000}ÉRIC@exemple.fr\u{00A0}", "+44 (0)20 7946-0000", "\t12 34\r", "ǅungla\u{2003}", "x\"y", "a,b"]
+        var text = "id,note\r\n"
+        var expected: [[String]] = []
+        for i in 0..<40_000 {
+            let raw = samples[i % samples.count] + "\(i)"
+            let quoted = "\"" + raw.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+            let note = i % 3 == 0 ? "\"line one\nline \"\"two\"\"\"" : "plain \(i)"
+            text += "\(quoted),\(note)\r\n"
+            expected.append([raw, i % 3 == 0 ? "line one\nline \"two\"" : "plain \(i)"])
+        }
+        let path = try write("mixed.csv", Array(text.utf8))
+        XCTAssertGreaterThan(text.utf8.count, 1 << 20, "the file spans more than one of the reader's chunks")
+        let catalog = DatasetCatalog(store: store)
+        let normalisations = [IdentifierNormalization(), IdentifierNormalization(trim: true, caseFold: true),
+                              IdentifierNormalization(trim: true, digitsOnly: true), IdentifierNormalization(trim: false)]
+        for (k, normalisation) in normalisations.enumerated() {
+            let info = try catalog.importCSV(DatasetImportRequest(dataset: "mixed\(k)", csvPath: path, idColumn: "id", normalization: normalisation))
+            XCTAssertEqual(info.rowCount, expected.count)
+            let stored = try store.pool.read { db in
+                try Row.fetchAll(db, sql: "SELECT id, note FROM \(NodeStore.quote(NodeStore.tableName(forDataset: "mixed\(k)"))) ORDER BY _row").map { [$0[0] as String, $0[1] as String] }
+            }
+            XCTAssertEqual(stored.count, expected.count)
+            for (row, want) in zip(stored, expected).prefix(2000) {
+                XCTAssertEqual(row, [normalisation.apply(want[0]), want[1]], "\(normalisation)")
+            }
+            XCTAssertEqual(stored.last, [normalisation.apply(expected.last![0]), expected.last![1]])
+            XCTAssertEqual(info.sourceSHA256, SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined())
+        }
+        let bad = try write("bad.csv", Array("id,other\n1,ok\n2,".utf8) + [0xC3, 0x28] + Array("\n".utf8))
+        XCTAssertThrowsError(try catalog.importCSV(DatasetImportRequest(dataset: "bad", csvPath: bad, idColumn: "id", columns: ["id"]))) {
+            XCTAssertTrue("\($0)".contains("line 3") && "\($0)".contains("not valid UTF-8"), "\($0)")
+        }
     }
 }

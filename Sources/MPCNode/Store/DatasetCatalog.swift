@@ -101,22 +101,27 @@ public struct DatasetCatalog: Sendable {
                 sql: "INSERT INTO \(quotedTable) (\(keep.map(NodeStore.quote).joined(separator: ", "))) VALUES (\(placeholders))")
             var rows = 0
             var identifier: [UInt8] = []
+            let statement = insert.sqliteStatement
+            let idRangeIndex = idIndex, fieldCount = header.count
             // Bytes, not strings, on the hot path: each record's fields are checked (UTF-8, sizes) and bound
-            // to the prepared statement straight from the reader's buffer.
-            while true {
-                let line = reader.line
-                guard try Self.wrap(request.csvPath, { try reader.nextRaw() }) else { break }
+            // to the prepared statement straight from the reader's buffer (SQLITE_STATIC: the bytes stay put
+            // until the row is stepped; every parameter is bound again before the next step).
+            var line = reader.line
+            while try Self.wrap(request.csvPath, { try reader.nextRaw() }) {
+                defer { line = reader.line }
                 let ranges = reader.fieldRanges
                 if ranges.count == 1 && ranges[0].isEmpty { continue }  // blank line
-                guard ranges.count == header.count else {
+                guard ranges.count == fieldCount else {
                     throw StoreError.malformedCSV(path: request.csvPath, line: line,
-                                                  reason: "\(ranges.count) fields where the header has \(header.count)")
+                                                  reason: "\(ranges.count) fields where the header has \(fieldCount)")
                 }
                 try reader.fieldBytes.withUnsafeBufferPointer { bytes in
-                    for (index, range) in ranges.enumerated() where !Self.isValidUTF8(UnsafeBufferPointer(rebasing: bytes[range])) {
-                        throw StoreError.malformedCSV(path: request.csvPath, line: line, reason: "field \(index + 1) is not valid UTF-8")
+                    if !Self.isASCII(bytes) {
+                        for (index, range) in ranges.enumerated() where !Self.isValidUTF8(UnsafeBufferPointer(rebasing: bytes[range])) {
+                            throw StoreError.malformedCSV(path: request.csvPath, line: line, reason: "field \(index + 1) is not valid UTF-8")
+                        }
                     }
-                    let raw = UnsafeBufferPointer(rebasing: bytes[ranges[idIndex]])
+                    let raw = UnsafeBufferPointer(rebasing: bytes[ranges[idRangeIndex]])
                     if !request.normalization.applyASCII(raw, into: &identifier) {
                         identifier = Array(request.normalization.apply(String(decoding: raw, as: UTF8.self)).utf8)
                     }
@@ -128,13 +133,14 @@ public struct DatasetCatalog: Sendable {
                         throw StoreError.malformedCSV(path: request.csvPath, line: line,
                                                       reason: "empty identifier in column '\(request.idColumn)' (after \(request.normalization) normalisation)")
                     }
-                    let statement = insert.sqliteStatement
-                    sqlite3_reset(statement)
                     try identifier.withUnsafeBufferPointer { id in
-                        for (position, i) in keepIndices.enumerated() {
-                            Self.bindText(statement, Int32(position + 1), i == idIndex ? id : UnsafeBufferPointer(rebasing: bytes[ranges[i]]))
+                        var position: Int32 = 1
+                        for i in keepIndices {
+                            Self.bindStatic(statement, position, i == idRangeIndex ? id : UnsafeBufferPointer(rebasing: bytes[ranges[i]]))
+                            position += 1
                         }
                         let rc = sqlite3_step(statement)
+                        sqlite3_reset(statement)
                         guard rc == SQLITE_DONE else {
                             throw DatabaseError(resultCode: ResultCode(rawValue: rc), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
                         }
@@ -143,6 +149,7 @@ public struct DatasetCatalog: Sendable {
                 rows += 1
                 if rows % 100_000 == 0 { progress?(rows, reader.bytesRead) }
             }
+            sqlite3_clear_bindings(statement)
             sha256 = reader.sha256Hex ?? ""
             let idColumn = NodeStore.quote(request.idColumn)
             try db.execute(sql: "CREATE INDEX \(NodeStore.quote("\(table)_id")) ON \(quotedTable) (\(idColumn))")
@@ -199,15 +206,19 @@ public struct DatasetCatalog: Sendable {
         return true
     }
 
-    /// Binds text bytes (copied by SQLite) to parameter `index`.
-    static func bindText(_ statement: OpaquePointer, _ index: Int32, _ bytes: UnsafeBufferPointer<UInt8>) {
-        if let base = bytes.baseAddress, bytes.count > 0 {
-            base.withMemoryRebound(to: CChar.self, capacity: bytes.count) {
-                _ = sqlite3_bind_text(statement, index, $0, Int32(bytes.count), SQLITE_TRANSIENT_DESTRUCTOR)
-            }
-        } else {
-            _ = sqlite3_bind_text(statement, index, "", 0, SQLITE_TRANSIENT_DESTRUCTOR)
-        }
+    /// Whether every byte is ASCII.
+    static func isASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        var any: UInt8 = 0
+        for b in bytes { any |= b }
+        return any < 0x80
+    }
+
+    /// Binds text bytes to parameter `index` without SQLite copying them (SQLITE_STATIC): they must stay
+    /// unchanged until the statement is stepped, and be bound again before the next step.
+    static func bindStatic(_ statement: OpaquePointer, _ index: Int32, _ bytes: UnsafeBufferPointer<UInt8>) {
+        let empty: StaticString = ""
+        let base = bytes.count > 0 ? UnsafeRawPointer(bytes.baseAddress!) : UnsafeRawPointer(empty.utf8Start)
+        _ = sqlite3_bind_text(statement, index, base.assumingMemoryBound(to: CChar.self), Int32(bytes.count), nil)
     }
 
     /// Binds one row's text values to `statement` and steps it.
