@@ -10,8 +10,8 @@ import Foundation
 /// `maximumFields` fields is an error at once (a 50 MB "header" or identifier is not read to its end).
 ///
 /// Two ways to read: `next()` gives a record's fields as strings (checked UTF-8); `nextRaw()` leaves them
-/// as bytes (`fieldBytes`, `fieldRanges`), unchecked, for the import's hot path, which checks and binds
-/// bytes without making strings. The file's SHA-256 is computed as it is read (`sha256Hex` once the end
+/// as bytes (`withFields`), unchecked, for the import's hot path, which checks and binds bytes without
+/// making strings; a plain record (no quotes) is not even copied. The file's SHA-256 is computed as it is read (`sha256Hex` once the end
 /// is reached), so an import reads its file once.
 public struct CSVReader {
     /// The longest field read (64 KiB: far above any identifier, name or amount).
@@ -34,10 +34,12 @@ public struct CSVReader {
     /// How many bytes of the file the records read so far span (for progress against the file's size).
     public var bytesRead: Int { discarded + position }
 
-    /// The fields of the record `nextRaw()` read, unescaped and laid end to end: field i is
-    /// `fieldBytes[fieldRanges[i]]`.
-    public private(set) var fieldBytes: [UInt8] = []
-    public private(set) var fieldRanges: [Range<Int>] = []
+    /// The fields of the record `nextRaw()` read (see `withFields`): unescaped and laid end to end in
+    /// `fieldBytes`, or — for a record without quotes that lies whole in the buffer, the common case —
+    /// where they are in the buffer (`recordInBuffer`), not copied.
+    private var fieldBytes: [UInt8] = []
+    private var fieldRanges: [Range<Int>] = []
+    private var recordInBuffer: Range<Int>?
 
     public init(path: String, maximumFieldBytes: Int = CSVReader.defaultMaximumFieldBytes,
                 maximumFields: Int = CSVReader.defaultMaximumFields) throws {
@@ -67,11 +69,56 @@ public struct CSVReader {
     public mutating func next() throws -> [String]? {
         let startLine = line
         guard try nextRaw() else { return nil }
-        return try fieldRanges.enumerated().map { index, range in
-            guard let s = String(validating: fieldBytes[range], as: UTF8.self) else {
-                throw CSVError.malformed(line: startLine, reason: "field \(index + 1) is not valid UTF-8")
+        return try withFields { bytes, ranges in
+            try ranges.enumerated().map { index, range in
+                guard let s = String(validating: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self) else {
+                    throw CSVError.malformed(line: startLine, reason: "field \(index + 1) is not valid UTF-8")
+                }
+                return s
             }
-            return s
+        }
+    }
+
+    /// The record `nextRaw()` read: its bytes and each field's range in them (unescaped, unchecked UTF-8).
+    /// Valid only inside `body` and until the next read.
+    public func withFields<R>(_ body: (UnsafeBufferPointer<UInt8>, [Range<Int>]) throws -> R) rethrows -> R {
+        if let r = recordInBuffer {
+            return try buffer.withUnsafeBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[r]), fieldRanges) }
+        }
+        return try fieldBytes.withUnsafeBufferPointer { try body($0, fieldRanges) }
+    }
+
+    /// The common record — no quote, whole in the buffer, ending in LF or CRLF — split where it lies.
+    /// False (nothing consumed) for any other, which the full parser reads.
+    private mutating func fastRecord() -> Bool {
+        let chunk = buffer
+        return chunk.withUnsafeBufferPointer { buf -> Bool in
+            let start = position, n = buf.count
+            guard let base = buf.baseAddress, start < n,
+                  let found = memchr(base + start, Int32(UInt8(ascii: "\n")), n - start) else { return false }
+            let newline = UnsafePointer(found.assumingMemoryBound(to: UInt8.self)) - base
+            var end = newline
+            if end > start && buf[end - 1] == UInt8(ascii: "\r") { end -= 1 }
+            fieldRanges.removeAll(keepingCapacity: true)
+            var fieldStart = start
+            var i = start
+            while i < end {
+                let b = buf[i]
+                if b == UInt8(ascii: ",") {
+                    fieldRanges.append(fieldStart - start ..< i - start)
+                    fieldStart = i + 1
+                } else if b == UInt8(ascii: "\"") || b == UInt8(ascii: "\r") {
+                    return false
+                }
+                i += 1
+            }
+            fieldRanges.append(fieldStart - start ..< end - start)
+            // Limits are the full parser's to report, with its messages.
+            guard fieldRanges.count <= maximumFields, !fieldRanges.contains(where: { $0.count > maximumFieldBytes }) else { return false }
+            recordInBuffer = start ..< end
+            position = newline + 1
+            line += 1
+            return true
         }
     }
 
@@ -98,6 +145,8 @@ public struct CSVReader {
             if buffer.starts(with: [0xEF, 0xBB, 0xBF]) { position = 3 }
         }
         if position == buffer.count && !fill() { return false }
+        if fastRecord() { return true }
+        recordInBuffer = nil
         fieldBytes.removeAll(keepingCapacity: true)
         fieldRanges.removeAll(keepingCapacity: true)
         let startLine = line

@@ -109,13 +109,12 @@ public struct DatasetCatalog: Sendable {
             var line = reader.line
             while try Self.wrap(request.csvPath, { try reader.nextRaw() }) {
                 defer { line = reader.line }
-                let ranges = reader.fieldRanges
-                if ranges.count == 1 && ranges[0].isEmpty { continue }  // blank line
-                guard ranges.count == fieldCount else {
-                    throw StoreError.malformedCSV(path: request.csvPath, line: line,
-                                                  reason: "\(ranges.count) fields where the header has \(fieldCount)")
-                }
-                try reader.fieldBytes.withUnsafeBufferPointer { bytes in
+                let blank = try reader.withFields { bytes, ranges -> Bool in
+                    if ranges.count == 1 && ranges[0].isEmpty { return true }  // a blank line
+                    guard ranges.count == fieldCount else {
+                        throw StoreError.malformedCSV(path: request.csvPath, line: line,
+                                                      reason: "\(ranges.count) fields where the header has \(fieldCount)")
+                    }
                     if !Self.isASCII(bytes) {
                         for (index, range) in ranges.enumerated() where !Self.isValidUTF8(UnsafeBufferPointer(rebasing: bytes[range])) {
                             throw StoreError.malformedCSV(path: request.csvPath, line: line, reason: "field \(index + 1) is not valid UTF-8")
@@ -145,7 +144,9 @@ public struct DatasetCatalog: Sendable {
                             throw DatabaseError(resultCode: ResultCode(rawValue: rc), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
                         }
                     }
+                    return false
                 }
+                if blank { continue }
                 rows += 1
                 if rows % 100_000 == 0 { progress?(rows, reader.bytesRead) }
             }
