@@ -1,6 +1,10 @@
 /* The same arithmetic compiled for CPUs with BMI2 and ADX (mulx: about 25 % faster here), chosen at
  * run time by curve25519.c; on other CPUs (or compilers) it is never called. */
 #include "curve25519_variants.h"
+#include <stdint.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
 #if defined(__x86_64__) && defined(__clang__)
 #pragma clang attribute push(__attribute__((target("bmi2,adx"))), apply_to = function)
 #include "curve25519_impl.h"

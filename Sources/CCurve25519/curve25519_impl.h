@@ -1,5 +1,6 @@
 /* The field arithmetic and maps, included by one translation unit per instruction set
- * (curve25519_generic.c, curve25519_bmi2.c): everything here is static. */
+ * (curve25519_generic.c, curve25519_bmi2.c): everything here is static, and nothing runs at load (the
+ * BMI2 copy must never execute on a CPU without BMI2). */
 #include <stdint.h>
 #include <stddef.h>
 
@@ -187,17 +188,10 @@ static int fe_sgn0(const fe *f) {
     return s[0] & 1;
 }
 
-/* sqrt(-1) = 2^((p-1)/4) = 2^(2^253 - 5) and c2 = 2^((p+3)/8) = 2^(2^252 - 2), from c = 2^((p-5)/8),
- * computed once when the library loads. */
-static fe fe_sqrtm1_value, fe_c2_value;
-
-__attribute__((constructor)) static void curve25519_constants(void) {
-    fe two = {{2, 0, 0, 0, 0}}, c;
-    fe_pow22523(&c, &two);
-    fe_mul(&fe_c2_value, &c, &two);
-    fe_sq(&fe_sqrtm1_value, &c);
-    fe_mul(&fe_sqrtm1_value, &fe_sqrtm1_value, &two);
-}
+/* sqrt(-1) = 2^((p-1)/4) and c2 = 2^((p+3)/8), as limbs (literals: a constructor here would be compiled
+ * for BMI2 too in curve25519_bmi2.c and run on every CPU at load). Checked by the RFC's vectors. */
+static const fe fe_sqrtm1_value = {{0x61b274a0ea0b0ULL, 0xd5a5fc8f189dULL, 0x7ef5e9cbd0c60ULL, 0x78595a6804c9eULL, 0x2b8324804fc1dULL}};
+static const fe fe_c2_value = {{0x61b274a0ea0b1ULL, 0xd5a5fc8f189dULL, 0x7ef5e9cbd0c60ULL, 0x78595a6804c9eULL, 0x2b8324804fc1dULL}};
 
 /* 48 bytes, a big-endian integer, reduced mod p: x = hi * 2^256 + lo ≡ lo + 38 hi (2^256 ≡ 38). */
 static void fe_from_uniform48(fe *h, const uint8_t b[48]) {
@@ -329,6 +323,7 @@ static int impl_hash_to_curve_u(uint8_t out[32], const uint8_t uniform[96]) {
 
 static int impl_hash_to_curve_u_batch(uint8_t *out, const uint8_t *uniform, size_t count) {
     if (count == 0) return 0;
+    if (count > SIZE_MAX / sizeof(fe)) return -2;
     fe *num = malloc(count * sizeof(fe)), *acc = malloc(count * sizeof(fe));
     if (!num || !acc) { free(num); free(acc); return -2; }
     int rc = 0;

@@ -104,7 +104,10 @@ public enum Curve25519HashToCurve {
             var uniform = [UInt8](repeating: 0, count: n * width)
             mpc_curve25519_expand_xmd_96(&uniform, flat, offsets, n, dstPrime, dstPrime.count)
             var out = [UInt8](repeating: 0, count: n * 32)
-            _ = mpc_curve25519_hash_to_curve_u_batch(&out, uniform, n)
+            // -2: no memory for the shared inversion; each message alone then (-1, a cancelled sum, is zeros).
+            guard mpc_curve25519_hash_to_curve_u_batch(&out, uniform, n) != -2 else {
+                return messages.map { hashToCurveU($0) ?? [UInt8](repeating: 0, count: 32) }
+            }
             return (0..<n).map { Array(out[$0 * 32 ..< $0 * 32 + 32]) }
         }
     }

@@ -7,9 +7,11 @@
 /*
  * Arithmetic in GF(2^255 - 19) and the Elligator 2 map of RFC 9380 onto Curve25519
  * (v^2 = u^3 + 486662 u^2 + u), for hashing identifiers onto the curve (Protocols/psi.md,
- * Docs/decisions/0007-hash-to-curve25519.md). Inputs are public (hashes of identifiers): the code is
- * not written to run in constant time. u-coordinates are 32 bytes little-endian, as X25519's.
- */
+ * Docs/decisions/0007-hash-to-curve25519.md). u-coordinates are 32 bytes little-endian, as X25519's.
+ * Not constant time: the branches on squareness and sign depend on SHA-512 outputs of identifiers,
+ * which are private and often guessable (phone numbers), so a process timing this one on the same
+ * hardware could learn a few bits of H(id) per identifier. The node hashes on the bank's own machine,
+ * and H(id) alone is never sent; Docs/threat-model.md lists co-located timing attackers out of scope. */
 
 /* hash_to_curve's point before cofactor clearing, from two 48-byte outputs of expand_message_xmd
  * (u0 = first 48 bytes, u1 = next 48, each a big-endian integer reduced mod p): the u-coordinate of
