@@ -38,9 +38,20 @@ final class SplitViewTests: XCTestCase {
         let heldByA = try XCTUnwrap(try bankAHeads.latest(of: "bank-b"))
         let heldByCoordinator = try XCTUnwrap(try coordinatorHeads.latest(of: "bank-b"))
         XCTAssertGreaterThan(heldByA.size, heldByCoordinator.size)
-        let honest = await coordinator.crossCheck([(from: "bank-a", head: heldByA)])
+        let honest = await coordinator.crossCheck([(from: "bank-a", head: heldByA)], answered: ["bank-b"])
         XCTAssertEqual(honest, [:])
         XCTAssertEqual(try coordinatorHeads.held(of: "bank-b", size: heldByA.size).map(\.root), [heldByA.root], "a head proven consistent is kept")
+        // That proven head bounds bank-b's log from below although the coordinator never pulled it: a head
+        // between the two sizes is a rollback (before, it passed as an advance from the pulled one).
+        XCTAssertGreaterThan(heldByA.size, heldByCoordinator.size + 1)
+        let between = try TreeHead.sign(node: "bank-b", size: heldByCoordinator.size + 1, root: heldByA.root, at: Date(), with: bankBKey)
+        let rolledBack = try coordinator.check(.with { $0.head = between.wire }, from: "bank-b", held: heldByCoordinator)
+        guard case .alarm(let rollbackKind, _) = rolledBack else { return XCTFail("a head below a proven one passed: \(rolledBack)") }
+        XCTAssertEqual(rollbackKind, "rollback")
+        try await nodes["coordinator"]!.store.pool.write { db in
+            try db.execute(sql: "DELETE FROM peer_tree_head WHERE node = 'bank-b' AND size = ?", arguments: [between.size])
+            try db.execute(sql: "DELETE FROM ledger_alarm")
+        }
         let round = await coordinator.pullAll()
         XCTAssertTrue(round.values.allSatisfy { if case .alarm = $0 { false } else { true } }, "\(round)")
         XCTAssertEqual(try coordinatorHeads.alarms(), [])
@@ -82,6 +93,29 @@ final class SplitViewTests: XCTestCase {
         XCTAssertTrue(detail2.contains("no consistency proof joins them"), detail2)
         let report = try await coordinator.verify(jobID: nil, parties: [])
         XCTAssertFalse(report.verified)
+
+        // bank-b answers pulls but never the proof for a head bank-a holds (here: its request budget is
+        // spent each round just before the check, as a node refusing that proof would answer): after three
+        // rounds, a "withheld" alarm. A node that is simply down is not counted (it answered no pull).
+        XCTAssertTrue(try coordinatorHeads.held(of: "bank-b", size: 3).isEmpty)
+        try await bankAHolds([try otherHead(3)])
+        let shown = await coordinator.pullAll()
+        XCTAssertNil({ if case .alarm? = shown["bank-b"] { return 1 } else { return nil } }() as Int?, "\(shown)")
+        XCTAssertEqual(try coordinatorHeads.pending(of: "bank-b").map(\.head.size), [3], "kept, waiting for bank-b's proof")
+        // The pull round may already have counted one (bank-b's budget was spent by the rounds above).
+        var withheld: (kind: String, detail: String)?
+        for _ in 1...3 where withheld == nil {
+            for _ in 0..<12 { _ = await coordinator.pull(from: "bank-b") }
+            if case .alarm(let kind3, let detail3)? = await coordinator.crossCheck([], answered: ["bank-b"])["bank-b"] { withheld = (kind3, detail3) }
+        }
+        let attempts = try await nodes["coordinator"]!.store.pool.read { db in
+            try Int.fetchOne(db, sql: "SELECT confirm_attempts FROM peer_tree_head WHERE node = 'bank-b' AND size = 3")
+        }
+        XCTAssertEqual(withheld?.kind, "withheld", "a withheld proof passed")
+        XCTAssertEqual(attempts, LedgerGossip.confirmRoundsBeforeAlarm, "the alarm comes at the third unanswered round")
+        XCTAssertTrue(withheld?.detail.contains("held by bank-a") == true, "\(String(describing: withheld))")
+        let nobodyAnswered = await coordinator.crossCheck([], answered: [])
+        XCTAssertEqual(nobodyAnswered, [:], "a node that answered no pull is not counted")
 
     }
 }

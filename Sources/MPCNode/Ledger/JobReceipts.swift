@@ -210,7 +210,8 @@ public final class JobReceipts: Sendable {
             }
             if state == .refused {
                 let own = try store.pool.read { db in try String.fetchOne(db, sql: "SELECT reason FROM job WHERE id = ?", arguments: [receipt.jobID]) } ?? ""
-                guard entry.reason == own else { throw ReceiptError.mismatch("it gives another reason for this node's refusal than the one this node gave") }
+                // The coordinator keeps a peer's text cut (PeerText.cut): the party compares what it sent, cut alike.
+                guard entry.reason == PeerText.cut(own) else { throw ReceiptError.mismatch("it gives another reason for this node's refusal than the one this node gave") }
             }
             let (input, result) = try store.pool.read { db in
                 (try InputCommitment.stored(db, jobID: receipt.jobID) ?? [], try ResultCommitment.stored(db, jobID: receipt.jobID) ?? [])

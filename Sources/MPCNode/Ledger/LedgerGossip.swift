@@ -38,7 +38,7 @@ public final class LedgerGossip: Sendable {
     static let maximumProofNodes = 64
     /// The most heads of other nodes an answer carries, and an asker looks at.
     static let maximumSeenHeads = 256
-    /// Each peer's `seen_as_of` from its last answer: the next pull asks only for heads received since.
+    /// Each peer's `seen_as_of` from its last answer (its cursor): the next pull asks only for heads kept since.
     let seenAsOf = Mutex<[String: String]>([:])
 
     init(nodeID: String, store: NodeStore, signatures: NodeSignatures, transport: PeerTransport, peers: [String: PeerAddress],
@@ -82,8 +82,11 @@ public final class LedgerGossip: Sendable {
             let proof = from == 0 || from > to || to > head.size ? [] : try ledger.consistencyProof(oldSize: from, newSize: to)
             var seen: [TreeHead] = [], asOf = ""
             if request.withSeen {
-                asOf = ISO8601DateFormatter.audit.string(from: Date())
-                seen = try heads.latestOfEach(receivedSince: request.seenSince, excluding: [peer, nodeID], limit: Self.maximumSeenHeads)
+                // The cursor is this node's own order of keeping heads (a decimal number; anything else: 0).
+                let since = Int64(request.seenSince) ?? 0
+                let found = try heads.latestOfEach(keptAfter: since, excluding: [peer, nodeID], limit: Self.maximumSeenHeads)
+                seen = found.heads
+                asOf = String(found.cursor)
             }
             return .with {
                 $0.treeHead = .with {
@@ -218,10 +221,13 @@ public final class LedgerGossip: Sendable {
         let outcome: PullOutcome
         do { outcome = try check(answer, from: peer, held: held) } catch { return (.unreachable("\(error)"), []) }
         guard withSeen else { return (outcome, []) }
-        // At most `maximumSeenHeads` are looked at, of names of 1 to 63 bytes; the peer's time is kept only
-        // when short (a member cannot make this node keep or resend anything large).
-        if answer.seenAsOf.utf8.count <= 64 { seenAsOf.withLock { $0[peer] = answer.seenAsOf } }
-        let seen = answer.seen.prefix(Self.maximumSeenHeads).map(TreeHead.init).filter { (1...63).contains($0.node.utf8.count) && $0.node != nodeID && $0.node != peer }
+        // At most `maximumSeenHeads` are looked at, of names of 1 to 63 bytes, one a node; the peer's cursor
+        // is kept only when short (a member cannot make this node keep or resend anything large).
+        if answer.seenAsOf.utf8.count <= 20 { seenAsOf.withLock { $0[peer] = answer.seenAsOf } }
+        var nodes = Set<String>()
+        let seen = answer.seen.prefix(Self.maximumSeenHeads).map(TreeHead.init).filter {
+            (1...63).contains($0.node.utf8.count) && $0.node != nodeID && $0.node != peer && nodes.insert($0.node).inserted
+        }
         return (outcome, seen)
     }
 
@@ -239,7 +245,8 @@ public final class LedgerGossip: Sendable {
                 seen += heads.map { (peer, $0) }
             }
         }
-        for (node, alarm) in await crossCheck(seen) { out[node] = alarm }
+        let answered = Set(out.compactMap { peer, outcome -> String? in if case .unreachable = outcome { return nil }; return peer })
+        for (node, alarm) in await crossCheck(seen, answered: answered) { out[node] = alarm }
         return out
     }
 
@@ -278,11 +285,17 @@ public final class LedgerGossip: Sendable {
         enum Decision { case outcome(PullOutcome), alarm(String, String) }
         let decision: Decision = try store.write { db in
             let current = try heads.latest(of: peer, db)
+            let stamp = { (h: TreeHead) in ISO8601DateFormatter.audit.string(from: h.date) }
+            // A head the node signed that this node holds proven — pulled, or shown by a peer and proven by
+            // the node — bounds its log from below, whoever showed it.
+            if let proven = try heads.largestProven(of: peer, db), (head.size < proven.size), (proven.size > (current?.size ?? 0)) {
+                try heads.keep(head, db)
+                return .alarm("rollback", "its log has \(head.size) leaves, but it signed a head of \(proven.size) leaves at \(stamp(proven)) that it proved to this node: records were removed or an older copy of its database was restored")
+            }
             guard let current else {
                 try heads.keep(head, db)
                 return .outcome(.first(size: head.size))
             }
-            let stamp = { (h: TreeHead) in ISO8601DateFormatter.audit.string(from: h.date) }
             if head.size < current.size {
                 try heads.keep(head, db)
                 return .alarm("rollback", "its log has \(head.size) leaves, but it signed a head of \(current.size) leaves at \(stamp(current)): records were removed or an older copy of its database was restored")

@@ -27,12 +27,20 @@ public struct NodeLedger: Sendable {
     /// log that was cut back and grew again: a subtree is only read once all its leaves are in the log,
     /// and then it was stored with its last leaf.
     static func storePerfectSubtrees(_ db: Database, appending hash: [UInt8], at index: Int) throws {
-        try MerkleTree.perfectSubtreeHashes(appending: hash, at: index, perfect: { level, i in
-            let sql = level == 0 ? "SELECT hash FROM ledger_leaf WHERE leaf_index = ?" : "SELECT hash FROM ledger_node WHERE level = \(level) AND node_index = ?"
-            guard let data = try Data.fetchOne(db.cachedStatement(sql: sql), arguments: [i]) else {
-                throw LedgerError.noSuchLeaf(index: i << level, size: index)
+        let leaf = { (i: Int) throws -> MerkleTree.Hash in
+            guard let data = try Data.fetchOne(db.cachedStatement(sql: "SELECT hash FROM ledger_leaf WHERE leaf_index = ?"), arguments: [i]) else {
+                throw LedgerError.noSuchLeaf(index: i, size: index)
             }
             return Array(data)
+        }
+        try MerkleTree.perfectSubtreeHashes(appending: hash, at: index, perfect: { level, i in
+            if level == 0 { return try leaf(i) }
+            if let data = try Data.fetchOne(db.cachedStatement(sql: "SELECT hash FROM ledger_node WHERE level = ? AND node_index = ?"), arguments: [level, i]) {
+                return Array(data)
+            }
+            // A missing subtree (rows deleted, or written by a binary from before v13) is hashed from its leaves:
+            // an audit record is never refused for it.
+            return try MerkleTree.root(count: 1 << level, start: i << level, leaf: leaf)
         }, store: { level, i, h in
             try db.cachedStatement(sql: "INSERT OR REPLACE INTO ledger_node (level, node_index, hash) VALUES (?, ?, ?)").execute(arguments: [level, i, Data(h)])
         })
@@ -73,30 +81,6 @@ public struct NodeLedger: Sendable {
         try withTree(size: size) { leaf, perfect in try MerkleTree.root(count: size, leaf: leaf, perfect: perfect) }
     }
 
-    /// The root of the first `size` leaves from the leaves alone, hashing all of them (the node's own check
-    /// of its stored subtrees).
-    public func rootFromLeaves(size: Int) throws -> MerkleTree.Hash {
-        try store.pool.read { db in
-            // The perfect subtrees of the binary decomposition of `size`, folded right to left at the end.
-            var stack: [(count: Int, hash: MerkleTree.Hash)] = []
-            let rows = try Row.fetchCursor(db, sql: "SELECT hash FROM ledger_leaf WHERE leaf_index < ? ORDER BY leaf_index", arguments: [size])
-            var read = 0
-            while let row = try rows.next() {
-                var node = (count: 1, hash: Array(row[0] as Data))
-                while let last = stack.last, last.count == node.count {
-                    stack.removeLast()
-                    node = (last.count * 2, MerkleTree.nodeHash(last.hash, node.hash))
-                }
-                stack.append(node)
-                read += 1
-            }
-            guard read == size else { throw LedgerError.noSuchLeaf(index: size - 1, size: read) }
-            guard var root = stack.popLast()?.hash else { return MerkleTree.emptyTreeHash }
-            while let left = stack.popLast() { root = MerkleTree.nodeHash(left.hash, root) }
-            return root
-        }
-    }
-
     /// The inclusion proof of leaf `index` in the tree of the first `size` leaves.
     public func inclusionProof(index: Int, size: Int) throws -> [MerkleTree.Hash] {
         try withTree(size: size) { leaf, perfect in try MerkleTree.inclusionProof(index: index, size: size, leaf: leaf, perfect: perfect) }
@@ -133,11 +117,32 @@ public struct NodeLedger: Sendable {
     /// hold show instead).
     public func verifyLeaves() throws -> LeafMismatch? {
         if let mismatch = try verifyRecordsAgainstLeaves() { return mismatch }
-        let size = try size()
-        guard try root(size: size) == rootFromLeaves(size: size) else {
-            return LeafMismatch(seq: nil, leafIndex: nil, detail: "the stored hashes of the log's subtrees (ledger_node) do not match its \(size) leaves: they were edited")
+        return try verifyPerfectSubtrees()
+    }
+
+    /// Recomputes every perfect subtree from the leaves and compares it with the stored one (`ledger_node`):
+    /// an edited subtree would give wrong roots and proofs, which peers would take for a rewritten log.
+    private func verifyPerfectSubtrees() throws -> LeafMismatch? {
+        try store.pool.read { db in
+            var stack: [(level: Int, hash: MerkleTree.Hash)] = []
+            let leaves = try Row.fetchCursor(db, sql: "SELECT leaf_index, hash FROM ledger_leaf ORDER BY leaf_index")
+            let stored = try db.cachedStatement(sql: "SELECT hash FROM ledger_node WHERE level = ? AND node_index = ?")
+            while let row = try leaves.next() {
+                let index: Int = row[0]
+                var node = (level: 0, hash: Array(row[1] as Data))
+                var position = index
+                while let last = stack.last, last.level == node.level {
+                    stack.removeLast()
+                    node = (node.level + 1, MerkleTree.nodeHash(last.hash, node.hash))
+                    position >>= 1
+                    guard let kept = try Data.fetchOne(stored, arguments: [node.level, position]), Array(kept) == node.hash else {
+                        return LeafMismatch(seq: nil, leafIndex: index, detail: "the stored hash of the subtree of \(1 << node.level) leaves at leaf \(position << node.level) (ledger_node) does not match its leaves: it was edited or removed")
+                    }
+                }
+                stack.append(node)
+            }
+            return nil
         }
-        return nil
     }
 
     private func verifyRecordsAgainstLeaves() throws -> LeafMismatch? {

@@ -107,6 +107,8 @@ public struct DatasetCatalog: Sendable {
             // to the prepared statement straight from the reader's buffer (SQLITE_STATIC: the bytes stay put
             // until the row is stepped; every parameter is bound again before the next step).
             var line = reader.line
+            // `insert` owns the raw statement used below: it must outlive the loop.
+            try withExtendedLifetime(insert) {
             while try Self.wrap(request.csvPath, { try reader.nextRaw() }) {
                 defer { line = reader.line }
                 let blank = try reader.withFields { bytes, ranges -> Bool in
@@ -151,6 +153,7 @@ public struct DatasetCatalog: Sendable {
                 if rows % 100_000 == 0 { progress?(rows, reader.bytesRead) }
             }
             sqlite3_clear_bindings(statement)
+            }
             sha256 = reader.sha256Hex ?? ""
             let idColumn = NodeStore.quote(request.idColumn)
             try db.execute(sql: "CREATE INDEX \(NodeStore.quote("\(table)_id")) ON \(quotedTable) (\(idColumn))")

@@ -322,7 +322,18 @@ public final class NodeStore: Sendable {
         migrator.registerMigration("v13: the hashes of the log's perfect subtrees (roots and proofs in O(log² n) reads), heads of a node shown by another") { db in
             // A head of a node that another peer held and showed (a split view's evidence, or a head proven
             // to extend one pulled): never the head a pull of that node starts from.
-            try db.alter(table: "peer_tree_head") { t in t.add(column: "shown_by", .text) }
+            // confirm_attempts: NULL for a head pulled from its node or proven consistent with one; a count of
+            // rounds the node did not prove it otherwise (pending). seq: the order heads were kept in (the
+            // cursor of `seen_since`).
+            try db.alter(table: "peer_tree_head") { t in
+                t.add(column: "shown_by", .text)
+                t.add(column: "confirm_attempts", .integer)
+                t.add(column: "seq", .integer).notNull().defaults(to: 0)
+            }
+            try db.execute(sql: "UPDATE peer_tree_head SET seq = rowid")
+            // The last seq given: it only grows, even when rows are deleted.
+            try db.execute(sql: "CREATE TABLE peer_tree_head_seq (id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER NOT NULL)")
+            try db.execute(sql: "INSERT INTO peer_tree_head_seq (id, last) VALUES (1, (SELECT COALESCE(MAX(seq), 0) FROM peer_tree_head))")
             try db.create(table: "ledger_node") { t in
                 t.column("level", .integer).notNull()
                 t.column("node_index", .integer).notNull()
