@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import GRDB
 import GRDBSQLite
@@ -99,61 +98,9 @@ public struct DatasetCatalog: Sendable {
             let placeholders = Array(repeating: "?", count: keep.count).joined(separator: ", ")
             let insert = try db.makeStatement(
                 sql: "INSERT INTO \(quotedTable) (\(keep.map(NodeStore.quote).joined(separator: ", "))) VALUES (\(placeholders))")
-            var rows = 0
-            var identifier: [UInt8] = []
-            let statement = insert.sqliteStatement
-            let idRangeIndex = idIndex, fieldCount = header.count
-            // Bytes, not strings, on the hot path: each record's fields are checked (UTF-8, sizes) and bound
-            // to the prepared statement straight from the reader's buffer (SQLITE_STATIC: the bytes stay put
-            // until the row is stepped; every parameter is bound again before the next step).
-            var line = reader.line
-            // `insert` owns the raw statement used below: it must outlive the loop.
-            try withExtendedLifetime(insert) {
-            while try Self.wrap(request.csvPath, { try reader.nextRaw() }) {
-                defer { line = reader.line }
-                let blank = try reader.withFields { bytes, ranges -> Bool in
-                    if ranges.count == 1 && ranges[0].isEmpty { return true }  // a blank line
-                    guard ranges.count == fieldCount else {
-                        throw StoreError.malformedCSV(path: request.csvPath, line: line,
-                                                      reason: "\(ranges.count) fields where the header has \(fieldCount)")
-                    }
-                    if !Self.isASCII(bytes) {
-                        for (index, range) in ranges.enumerated() where !Self.isValidUTF8(UnsafeBufferPointer(rebasing: bytes[range])) {
-                            throw StoreError.malformedCSV(path: request.csvPath, line: line, reason: "field \(index + 1) is not valid UTF-8")
-                        }
-                    }
-                    let raw = UnsafeBufferPointer(rebasing: bytes[ranges[idRangeIndex]])
-                    if !request.normalization.applyASCII(raw, into: &identifier) {
-                        identifier = Array(request.normalization.apply(String(decoding: raw, as: UTF8.self)).utf8)
-                    }
-                    if identifier.count > Self.maximumIdentifierBytes {
-                        throw StoreError.malformedCSV(path: request.csvPath, line: line,
-                                                      reason: "identifier of \(identifier.count) bytes in column '\(request.idColumn)' (at most \(Self.maximumIdentifierBytes))")
-                    }
-                    if identifier.isEmpty {
-                        throw StoreError.malformedCSV(path: request.csvPath, line: line,
-                                                      reason: "empty identifier in column '\(request.idColumn)' (after \(request.normalization) normalisation)")
-                    }
-                    try identifier.withUnsafeBufferPointer { id in
-                        var position: Int32 = 1
-                        for i in keepIndices {
-                            Self.bindStatic(statement, position, i == idRangeIndex ? id : UnsafeBufferPointer(rebasing: bytes[ranges[i]]))
-                            position += 1
-                        }
-                        let rc = sqlite3_step(statement)
-                        sqlite3_reset(statement)
-                        guard rc == SQLITE_DONE else {
-                            throw DatabaseError(resultCode: ResultCode(rawValue: rc), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
-                        }
-                    }
-                    return false
-                }
-                if blank { continue }
-                rows += 1
-                if rows % 100_000 == 0 { progress?(rows, reader.bytesRead) }
-            }
-            sqlite3_clear_bindings(statement)
-            }
+            let loader = CSVRowLoader(path: request.csvPath, fieldCount: header.count, fieldOfParameter: keepIndices,
+                                      idField: idIndex, idColumn: request.idColumn, normalization: request.normalization)
+            let rows = try loader.load(&reader, into: insert, db: db, progress: progress)
             sha256 = reader.sha256Hex ?? ""
             let idColumn = NodeStore.quote(request.idColumn)
             try db.execute(sql: "CREATE INDEX \(NodeStore.quote("\(table)_id")) ON \(quotedTable) (\(idColumn))")
@@ -204,65 +151,10 @@ public struct DatasetCatalog: Sendable {
         }
     }
 
-    /// Whether `bytes` are UTF-8 (ASCII at once; others checked by the standard library).
-    static func isValidUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        for b in bytes where b >= 0x80 { return String(validating: bytes, as: UTF8.self) != nil }
-        return true
-    }
-
-    /// Whether every byte is ASCII.
-    static func isASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        var any: UInt8 = 0
-        for b in bytes { any |= b }
-        return any < 0x80
-    }
-
-    /// Binds text bytes to parameter `index` without SQLite copying them (SQLITE_STATIC): they must stay
-    /// unchanged until the statement is stepped, and be bound again before the next step.
-    static func bindStatic(_ statement: OpaquePointer, _ index: Int32, _ bytes: UnsafeBufferPointer<UInt8>) {
-        let empty: StaticString = ""
-        let base = bytes.count > 0 ? UnsafeRawPointer(bytes.baseAddress!) : UnsafeRawPointer(empty.utf8Start)
-        _ = sqlite3_bind_text(statement, index, base.assumingMemoryBound(to: CChar.self), Int32(bytes.count), nil)
-    }
-
-    /// Binds one row's text values to `statement` and steps it.
-    static func insertRow(_ statement: Statement, db: Database, _ bindValues: ((Int32, String) -> Void) -> Void) throws {
-        let raw = statement.sqliteStatement
-        sqlite3_reset(raw)
-        bindValues { index, value in
-            var value = value
-            value.withUTF8 { utf8 in
-                if let base = utf8.baseAddress, utf8.count > 0 {
-                    base.withMemoryRebound(to: CChar.self, capacity: utf8.count) {
-                        _ = sqlite3_bind_text(raw, index, $0, Int32(utf8.count), SQLITE_TRANSIENT_DESTRUCTOR)
-                    }
-                } else {
-                    _ = sqlite3_bind_text(raw, index, "", 0, SQLITE_TRANSIENT_DESTRUCTOR)
-                }
-            }
-        }
-        let rc = sqlite3_step(raw)
-        guard rc == SQLITE_DONE else {
-            throw DatabaseError(resultCode: ResultCode(rawValue: rc), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
-        }
-    }
-
     static func wrap<T>(_ path: String, _ body: () throws -> T) throws -> T {
         do { return try body() } catch CSVError.malformed(let line, let reason) {
             throw StoreError.malformedCSV(path: path, line: line, reason: reason)
         }
-    }
-
-    static func sha256(ofFile path: String) throws -> String {
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw CSVError.unreadable(path: path) }
-        defer { try? handle.close() }
-        var hasher = SHA256()
-        while true {
-            let chunk = handle.readData(ofLength: 1 << 20)
-            if chunk.isEmpty { break }
-            hasher.update(data: chunk)
-        }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
     }
 }
 

@@ -21,23 +21,9 @@ extension DatasetCatalog {
         return try store.pool.write { db in
             let placeholders = Array(repeating: "?", count: info.columns.count).joined(separator: ", ")
             let insert = try db.makeStatement(sql: "INSERT INTO \(table) (\(info.columns.map(NodeStore.quote).joined(separator: ", "))) VALUES (\(placeholders))")
-            var rows = 0
-            while true {
-                let line = reader.line
-                guard let record = try Self.wrap(csvPath, { try reader.next() }) else { break }
-                if record.count == 1 && record[0].isEmpty { continue }
-                guard record.count == header.count else {
-                    throw StoreError.malformedCSV(path: csvPath, line: line, reason: "\(record.count) fields where the header has \(header.count)")
-                }
-                let identifier = normalization.apply(record[indices[idPosition]])
-                guard !identifier.isEmpty, identifier.utf8.count <= Self.maximumIdentifierBytes else {
-                    throw StoreError.malformedCSV(path: csvPath, line: line, reason: "an empty or oversized identifier in column '\(info.idColumn)'; nothing was appended")
-                }
-                try Self.insertRow(insert, db: db) { bind in
-                    for (position, i) in indices.enumerated() { bind(Int32(position + 1), position == idPosition ? identifier : record[i]) }
-                }
-                rows += 1
-            }
+            let loader = CSVRowLoader(path: csvPath, fieldCount: header.count, fieldOfParameter: indices,
+                                      idField: indices[idPosition], idColumn: info.idColumn, normalization: normalization)
+            let rows = try loader.load(&reader, into: insert, db: db, progress: nil)
             return try recount(db, info: info, event: "dataset.appended", changed: rows)
         }
     }
