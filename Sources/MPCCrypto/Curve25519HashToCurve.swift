@@ -96,6 +96,18 @@ public enum Curve25519HashToCurve {
         /// points cancel gets the all-zero u-coordinate (which X25519 refuses). `expand_message_xmd` runs in
         /// C over the messages laid end to end (no array a message).
         public func hashToCurveU(batch messages: [[UInt8]]) -> [[UInt8]] {
+            let out = uCoordinates(batch: messages)
+            return (0..<messages.count).map { Array(out[$0 * 32 ..< $0 * 32 + 32]) }
+        }
+
+        /// The points of `hashToCurveU(batch:)` as group elements (no array a point).
+        public func elements(batch messages: [[UInt8]]) -> [GroupElement] {
+            let out = uCoordinates(batch: messages)
+            return out.withUnsafeBytes { raw in (0..<messages.count).map { GroupElement(loadingFrom: raw.baseAddress! + 32 * $0) } }
+        }
+
+        /// The u-coordinates of a batch, laid end to end.
+        private func uCoordinates(batch messages: [[UInt8]]) -> [UInt8] {
             let n = messages.count, width = Curve25519HashToCurve.uniformBytes
             guard n > 0 else { return [] }
             var flat: [UInt8] = [], offsets = [Int](repeating: 0, count: n + 1)
@@ -106,9 +118,9 @@ public enum Curve25519HashToCurve {
             var out = [UInt8](repeating: 0, count: n * 32)
             // -2: no memory for the shared inversion; each message alone then (-1, a cancelled sum, is zeros).
             guard mpc_curve25519_hash_to_curve_u_batch(&out, uniform, n) != -2 else {
-                return messages.map { hashToCurveU($0) ?? [UInt8](repeating: 0, count: 32) }
+                return messages.flatMap { hashToCurveU($0) ?? [UInt8](repeating: 0, count: 32) }
             }
-            return (0..<n).map { Array(out[$0 * 32 ..< $0 * 32 + 32]) }
+            return out
         }
     }
 

@@ -45,7 +45,7 @@ public enum GroupHash {
         // ParallelMap runs a batch of fewer than 64 items on this thread: spread slices directly.
         let results = SliceResults(count: slices.count)
         DispatchQueue.concurrentPerform(iterations: slices.count) { k in
-            results.set(k, hasher.hashToCurveU(batch: slices[k]).map { u in u.withUnsafeBytes { GroupElement(loadingFrom: $0.baseAddress!) } })
+            results.set(k, hasher.elements(batch: slices[k]))
         }
         return results.all.flatMap { $0 }
     }
