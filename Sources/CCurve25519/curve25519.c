@@ -42,9 +42,11 @@ __attribute__((constructor)) static void prepare_zero_pad(void) {
     crypto_hash_sha512_update(&zero_pad_state, zeros, sizeof zeros);
 }
 
-void mpc_curve25519_expand_xmd_96(uint8_t *uniform, const uint8_t *messages, const size_t *offsets, size_t count,
-                                  const uint8_t *dst_prime, size_t dst_prime_length) {
-    static const uint8_t length_and_zero[3] = {0, 96, 0};
+void mpc_curve25519_expand_xmd(uint8_t *uniform, const uint8_t *messages, const size_t *offsets, size_t count,
+                               const uint8_t *dst_prime, size_t dst_prime_length, size_t length) {
+    if (length == 0 || length > 255 * 64) return;
+    const uint8_t length_and_zero[3] = {(uint8_t)(length >> 8), (uint8_t)length, 0};
+    size_t blocks = (length + 63) / 64;
     for (size_t k = 0; k < count; k++) {
         crypto_hash_sha512_state state = zero_pad_state;
         uint8_t b0[64], bi[64], input[65];
@@ -52,16 +54,17 @@ void mpc_curve25519_expand_xmd_96(uint8_t *uniform, const uint8_t *messages, con
         crypto_hash_sha512_update(&state, length_and_zero, 3);
         crypto_hash_sha512_update(&state, dst_prime, dst_prime_length);
         crypto_hash_sha512_final(&state, b0);
-        uint8_t *out = uniform + 96 * k;
-        for (uint8_t i = 1; i <= 2; i++) {
-            /* b_1 = H(b_0 ‖ 1 ‖ DST'), b_2 = H((b_0 ⊕ b_1) ‖ 2 ‖ DST') */
+        uint8_t *out = uniform + length * k;
+        for (size_t i = 1; i <= blocks; i++) {
+            /* b_1 = H(b_0 ‖ 1 ‖ DST'), b_i = H((b_0 ⊕ b_(i−1)) ‖ i ‖ DST') */
             for (int j = 0; j < 64; j++) input[j] = i == 1 ? b0[j] : (uint8_t)(b0[j] ^ bi[j]);
-            input[64] = i;
+            input[64] = (uint8_t)i;
             crypto_hash_sha512_init(&state);
             crypto_hash_sha512_update(&state, input, 65);
             crypto_hash_sha512_update(&state, dst_prime, dst_prime_length);
             crypto_hash_sha512_final(&state, bi);
-            memcpy(out + 64 * (i - 1), bi, i == 1 ? 64 : 32);
+            size_t take = length - 64 * (i - 1) < 64 ? length - 64 * (i - 1) : 64;
+            memcpy(out + 64 * (i - 1), bi, take);
         }
     }
 }

@@ -14,16 +14,6 @@ public enum Curve25519HashToCurve {
     static let maximumDSTBytes = 255
     static let uniformBytes = 96
 
-    /// SHA-512 after the 128 zero bytes that start every `msg_prime` (one block, computed once).
-    static let zeroPadState: crypto_hash_sha512_state = {
-        Sodium.ensureInitialized()
-        var state = crypto_hash_sha512_state()
-        crypto_hash_sha512_init(&state)
-        let zeros = [UInt8](repeating: 0, count: 128)
-        crypto_hash_sha512_update(&state, zeros, 128)
-        return state
-    }()
-
     /// The DST as used: `dst`, or SHA-512("H2C-OVERSIZE-DST-" ‖ dst) when longer than 255 bytes.
     public static func effectiveDST(_ dst: [UInt8]) -> [UInt8] {
         guard dst.count > maximumDSTBytes else { return dst }
@@ -56,31 +46,10 @@ public enum Curve25519HashToCurve {
             dstPrime = effective + [UInt8(effective.count)]
         }
 
-        /// `expand_message_xmd` of `message` to `length` bytes at `out`.
+        /// `expand_message_xmd` of `message` to `length` bytes at `out` (in C, as for a batch).
         func expand(_ message: [UInt8], length: Int, into out: UnsafeMutablePointer<UInt8>) {
             precondition(length > 0 && length <= 255 * 64)
-            var state = Curve25519HashToCurve.zeroPadState
-            crypto_hash_sha512_update(&state, message, UInt64(message.count))
-            let lengthAndZero: [UInt8] = [UInt8(length >> 8), UInt8(length & 0xff), 0]
-            crypto_hash_sha512_update(&state, lengthAndZero, 3)
-            crypto_hash_sha512_update(&state, dstPrime, UInt64(dstPrime.count))
-            var b0 = [UInt8](repeating: 0, count: 64), bi = [UInt8](repeating: 0, count: 64), input = [UInt8](repeating: 0, count: 64)
-            crypto_hash_sha512_final(&state, &b0)
-            var written = 0, i: UInt8 = 1
-            while written < length {
-                // b_1 = H(b_0 ‖ 1 ‖ DST'), b_i = H((b_0 ⊕ b_(i−1)) ‖ i ‖ DST')
-                for j in 0..<64 { input[j] = i == 1 ? b0[j] : b0[j] ^ bi[j] }
-                crypto_hash_sha512_init(&state)
-                crypto_hash_sha512_update(&state, input, 64)
-                var counter = i
-                crypto_hash_sha512_update(&state, &counter, 1)
-                crypto_hash_sha512_update(&state, dstPrime, UInt64(dstPrime.count))
-                crypto_hash_sha512_final(&state, &bi)
-                let take = min(64, length - written)
-                for j in 0..<take { out[written + j] = bi[j] }
-                written += take
-                i &+= 1
-            }
+            mpc_curve25519_expand_xmd(out, message, [0, message.count], 1, dstPrime, dstPrime.count, length)
         }
 
         /// See `Curve25519HashToCurve.hashToCurveU`.
@@ -114,7 +83,7 @@ public enum Curve25519HashToCurve {
             flat.reserveCapacity(messages.reduce(0) { $0 + $1.count })
             for (k, message) in messages.enumerated() { flat += message; offsets[k + 1] = flat.count }
             var uniform = [UInt8](repeating: 0, count: n * width)
-            mpc_curve25519_expand_xmd_96(&uniform, flat, offsets, n, dstPrime, dstPrime.count)
+            mpc_curve25519_expand_xmd(&uniform, flat, offsets, n, dstPrime, dstPrime.count, width)
             var out = [UInt8](repeating: 0, count: n * 32)
             // -2: no memory for the shared inversion; each message alone then (-1, a cancelled sum, is zeros).
             guard mpc_curve25519_hash_to_curve_u_batch(&out, uniform, n) != -2 else {

@@ -27,6 +27,18 @@ final class LedgerHostileMessageTests: XCTestCase {
         XCTAssertTrue(head.consistency.isEmpty)
         XCTAssertEqual(head.head.node, "bank-a")
 
+        // A proof "to" a size beyond the log, or below its start, and a cursor that is 10 KB of garbage or the
+        // largest number: a head without a proof, the seen heads from the start (or none), never a crash.
+        for (from, to) in [(UInt64(1), UInt64.max), (UInt64(5), UInt64(2)), (UInt64.max, UInt64(1))] {
+            let odd = try await ask(.with { $0.treeHead = .with { $0.fromSize = from; $0.toSize = to; $0.withSeen = true; $0.seenSince = String(repeating: "9", count: 10_000) } })
+            guard case .treeHead(let answer)? = odd.kind else { return XCTFail("\(odd)") }
+            XCTAssertTrue(answer.consistency.isEmpty, "\(from) → \(to)")
+            XCTAssertLessThanOrEqual(answer.seen.count, 256)
+        }
+        let last = try await ask(.with { $0.treeHead = .with { $0.withSeen = true; $0.seenSince = String(Int64.max) } })
+        guard case .treeHead(let none)? = last.kind else { return XCTFail("\(last)") }
+        XCTAssertTrue(none.seen.isEmpty)
+
         // An inclusion proof for a 10 KB job id, for a job it never had, and with a 10 KB event.
         let long = try await ask(.with { $0.inclusion = .with { $0.jobID = String(repeating: "j", count: 10_000) } })
         XCTAssertNotNil(message(long))

@@ -24,10 +24,10 @@ int mpc_curve25519_hash_to_curve_u(uint8_t out[32], const uint8_t uniform[96]);
 int mpc_curve25519_hash_to_curve_u_batch(uint8_t *out, const uint8_t *uniform, size_t count);
 
 /* expand_message_xmd with SHA-512 (RFC 9380 §5.3.1) of each of `count` messages, stored one after the
- * other in `messages` (message i from offsets[i] to offsets[i + 1]), to 96 bytes each in `uniform`;
- * dst_prime = DST ‖ I2OSP(len(DST), 1) with DST at most 255 bytes. */
-void mpc_curve25519_expand_xmd_96(uint8_t *uniform, const uint8_t *messages, const size_t *offsets, size_t count,
-                                  const uint8_t *dst_prime, size_t dst_prime_length);
+ * other in `messages` (message i from offsets[i] to offsets[i + 1]), to `length` bytes each (1 to 255·64)
+ * laid end to end in `uniform`; dst_prime = DST ‖ I2OSP(len(DST), 1) with DST at most 255 bytes. */
+void mpc_curve25519_expand_xmd(uint8_t *uniform, const uint8_t *messages, const size_t *offsets, size_t count,
+                               const uint8_t *dst_prime, size_t dst_prime_length, size_t length);
 
 /* Tests: the field element of 48 uniform bytes (big-endian out, as the RFC prints u[i]); the map of one
  * field element given big-endian (u and v out, big-endian); the u-coordinate of 2P given that of P
