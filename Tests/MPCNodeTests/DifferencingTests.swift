@@ -111,7 +111,13 @@ final class DifferencingTests: XCTestCase {
         XCTAssertEqual(total.state, .succeeded, total.reason ?? "")
         let byRisk = try await SecureSumFixture.sum(nodes["coordinator"]!, parties: branches, groupBy: "risk", groups: ["high", "medium", "low", "frozen"])
         XCTAssertNotEqual(byRisk.state, .succeeded)
-        let reason = byRisk.parties.first { $0.nodeID == "branch-a" }?.reason ?? ""
+        // branch-a's reason comes with its outcome, which may reach the coordinator after the job is already
+        // final (another party's failure can end it first on a loaded machine): wait for it.
+        var reason = byRisk.parties.first { $0.nodeID == "branch-a" }?.reason ?? ""
+        for _ in 0..<100 where !reason.contains("outside them") {
+            try await Task.sleep(for: .milliseconds(50))
+            reason = (try? JobRepository(store: nodes["coordinator"]!.store).view(jobID: byRisk.id))?.parties.first { $0.nodeID == "branch-a" }?.reason ?? ""
+        }
         XCTAssertTrue(reason.contains("leave 2 of this node's records outside them"), "\(byRisk.state) \(reason)")
         XCTAssertThrowsError(try ReportRepository(store: nodes["regulator"]!.store).get(byRisk.id), "no report")
     }
