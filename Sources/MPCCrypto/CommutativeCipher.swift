@@ -38,6 +38,13 @@ public struct CommutativeCipher: Sendable {
         CommutativeCipher(group: group, domain: Array(domain.utf8), key: SecretScalar.random(for: group))
     }
 
+    /// A cipher whose key is derived from a 32-byte secret seed (`SecretScalar.derived`): the same seed
+    /// gives the same key, so a resumed job blinds exactly as before. The seed is random and secret.
+    public static func derived(group: BlindingGroup, domain: String, seed: [UInt8]) throws -> CommutativeCipher {
+        CommutativeCipher(group: group, domain: Array(domain.utf8),
+                          key: try SecretScalar.derived(for: group, seed: seed, label: "mpcnode-blinding-key-v1"))
+    }
+
     /// A cipher with the given key (tests only: production keys are always `random`).
     public init(group: BlindingGroup, domain: [UInt8], key: SecretScalar) {
         self.group = group

@@ -11,6 +11,8 @@ public enum CryptoError: Error, Equatable, CustomStringConvertible {
     case decryptionFailed
     /// Too few, duplicate or inconsistent shares to reconstruct a secret.
     case cannotReconstruct(reason: String)
+    /// A symmetric key or key share of the wrong length.
+    case invalidKey(reason: String)
 
     public var description: String {
         switch self {
@@ -19,6 +21,7 @@ public enum CryptoError: Error, Equatable, CustomStringConvertible {
         case .identityResult: return "scalar multiplication gave the identity element (degenerate input)"
         case .decryptionFailed: return "authenticated decryption failed (wrong key or altered message)"
         case .cannotReconstruct(let reason): return "cannot reconstruct the secret: \(reason)"
+        case .invalidKey(let reason): return "invalid key: \(reason)"
         }
     }
 }

@@ -17,6 +17,8 @@ public protocol IdentifierSource: Sendable {
 /// An in-memory `IdentifierSource`: duplicates removed, then shuffled with the CSPRNG.
 public struct ArrayIdentifierSource: IdentifierSource {
     public let values: [[UInt8]]
+    /// The bucket key of the last `assignBuckets` (bucketed PSI in tests).
+    let bucketing = BucketAssignment()
 
     public init(_ identifiers: [String]) {
         var seen = Set<String>()

@@ -13,6 +13,8 @@ public enum ProtocolError: Error, Equatable, CustomStringConvertible {
     case abortedByPeer(peer: NodeID, reason: String)
     /// The peer's set is outside what this party's policy lets it process (`limit`: "at least 50").
     case peerSetSizeRefused(peer: NodeID, size: UInt64, limit: String)
+    /// A job cannot continue where it stopped: this party or the peer no longer holds its state.
+    case cannotResume(peer: NodeID, detail: String)
 
     public var description: String {
         switch self {
@@ -24,6 +26,7 @@ public enum ProtocolError: Error, Equatable, CustomStringConvertible {
         case .abortedByPeer(let peer, let r): return "\(peer) aborted the job: \(r)"
         case .peerSetSizeRefused(let peer, let size, let limit):
             return "\(peer)'s input of \(size) identifiers is refused: this node's policy processes peer sets of \(limit) identifiers; nothing of it was compared"
+        case .cannotResume(let peer, let d): return "the job cannot resume with \(peer): \(PeerText.cut(d, limit: 500)); submit it again"
         }
     }
 }

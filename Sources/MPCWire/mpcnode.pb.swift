@@ -915,6 +915,23 @@ public nonisolated struct Mpcnode_V1_PsiMessage: Sendable {
     set {body = .finished(newValue)}
   }
 
+  /// Bucketed PSI (Protocols/psi-buckets.md): the first message of each side, then its readiness.
+  public var bucketHello: Mpcnode_V1_BucketHello {
+    get {
+      if case .bucketHello(let v)? = body {return v}
+      return Mpcnode_V1_BucketHello()
+    }
+    set {body = .bucketHello(newValue)}
+  }
+
+  public var bucketsReady: Mpcnode_V1_BucketsReady {
+    get {
+      if case .bucketsReady(let v)? = body {return v}
+      return Mpcnode_V1_BucketsReady()
+    }
+    set {body = .bucketsReady(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -927,6 +944,9 @@ public nonisolated struct Mpcnode_V1_PsiMessage: Sendable {
     case blindedEnd(Mpcnode_V1_StreamEnd)
     case doubleBlindedEnd(Mpcnode_V1_StreamEnd)
     case finished(Mpcnode_V1_PsiFinished)
+    /// Bucketed PSI (Protocols/psi-buckets.md): the first message of each side, then its readiness.
+    case bucketHello(Mpcnode_V1_BucketHello)
+    case bucketsReady(Mpcnode_V1_BucketsReady)
 
   }
 
@@ -938,10 +958,56 @@ public nonisolated struct Mpcnode_V1_PsiHeader: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// Number of distinct identifiers the sender holds (PSI reveals set sizes).
+  /// Number of distinct identifiers the sender holds (PSI reveals set sizes); in a bucketed PSI, the
+  /// bucket's capacity (every bucket is padded to it).
   public var setSize: UInt64 = 0
 
   public var group: String = String()
+
+  /// The bucket this round computes (0 without buckets).
+  public var bucket: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Bucketed PSI: a side's opening. A fresh job sends a random share of the bucket key and proposes a
+/// bucket count; a resumed one proves it still holds the agreed key and says where it stopped.
+public nonisolated struct Mpcnode_V1_BucketHello: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Distinct identifiers of the sender (its buckets are padded to the capacity this implies).
+  public var setSize: UInt64 = 0
+
+  /// Proposed (fresh) or agreed (resume) number of buckets.
+  public var bucketCount: UInt32 = 0
+
+  /// Fresh: 32 random bytes; the bucket key hashes both sides' shares.
+  public var share: Data = Data()
+
+  public var resume: Bool = false
+
+  /// Resume: BLAKE2b-256 keyed with the bucket key of "mpcnode-bucket-check-v1".
+  public var keyCheck: Data = Data()
+
+  /// Resume: the sender's first bucket not done.
+  public var nextBucket: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Whether every bucket of the sender fits the capacity (if not, both sides draw new shares).
+public nonisolated struct Mpcnode_V1_BucketsReady: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var overflow: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -4038,7 +4104,7 @@ nonisolated extension Mpcnode_V1_SessionAbort: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Mpcnode_V1_PsiMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PsiMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}header\0\u{1}blinded\0\u{3}double_blinded\0\u{3}blinded_end\0\u{3}double_blinded_end\0\u{1}finished\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}header\0\u{1}blinded\0\u{3}double_blinded\0\u{3}blinded_end\0\u{3}double_blinded_end\0\u{1}finished\0\u{3}bucket_hello\0\u{3}buckets_ready\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4124,6 +4190,32 @@ nonisolated extension Mpcnode_V1_PsiMessage: SwiftProtobuf.Message, SwiftProtobu
           self.body = .finished(v)
         }
       }()
+      case 7: try {
+        var v: Mpcnode_V1_BucketHello?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .bucketHello(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .bucketHello(v)
+        }
+      }()
+      case 8: try {
+        var v: Mpcnode_V1_BucketsReady?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .bucketsReady(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .bucketsReady(v)
+        }
+      }()
       default: break
       }
     }
@@ -4159,6 +4251,14 @@ nonisolated extension Mpcnode_V1_PsiMessage: SwiftProtobuf.Message, SwiftProtobu
       guard case .finished(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
     }()
+    case .bucketHello?: try {
+      guard case .bucketHello(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    }()
+    case .bucketsReady?: try {
+      guard case .bucketsReady(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -4173,7 +4273,7 @@ nonisolated extension Mpcnode_V1_PsiMessage: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Mpcnode_V1_PsiHeader: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PsiHeader"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}set_size\0\u{1}group\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}set_size\0\u{1}group\0\u{1}bucket\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4183,6 +4283,7 @@ nonisolated extension Mpcnode_V1_PsiHeader: SwiftProtobuf.Message, SwiftProtobuf
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.setSize) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.group) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.bucket) }()
       default: break
       }
     }
@@ -4195,12 +4296,101 @@ nonisolated extension Mpcnode_V1_PsiHeader: SwiftProtobuf.Message, SwiftProtobuf
     if !self.group.isEmpty {
       try visitor.visitSingularStringField(value: self.group, fieldNumber: 2)
     }
+    if self.bucket != 0 {
+      try visitor.visitSingularUInt64Field(value: self.bucket, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Mpcnode_V1_PsiHeader, rhs: Mpcnode_V1_PsiHeader) -> Bool {
     if lhs.setSize != rhs.setSize {return false}
     if lhs.group != rhs.group {return false}
+    if lhs.bucket != rhs.bucket {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_BucketHello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BucketHello"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}set_size\0\u{3}bucket_count\0\u{1}share\0\u{1}resume\0\u{3}key_check\0\u{3}next_bucket\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.setSize) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.bucketCount) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.share) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.resume) }()
+      case 5: try { try decoder.decodeSingularBytesField(value: &self.keyCheck) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.nextBucket) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.setSize != 0 {
+      try visitor.visitSingularUInt64Field(value: self.setSize, fieldNumber: 1)
+    }
+    if self.bucketCount != 0 {
+      try visitor.visitSingularUInt32Field(value: self.bucketCount, fieldNumber: 2)
+    }
+    if !self.share.isEmpty {
+      try visitor.visitSingularBytesField(value: self.share, fieldNumber: 3)
+    }
+    if self.resume != false {
+      try visitor.visitSingularBoolField(value: self.resume, fieldNumber: 4)
+    }
+    if !self.keyCheck.isEmpty {
+      try visitor.visitSingularBytesField(value: self.keyCheck, fieldNumber: 5)
+    }
+    if self.nextBucket != 0 {
+      try visitor.visitSingularUInt32Field(value: self.nextBucket, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_BucketHello, rhs: Mpcnode_V1_BucketHello) -> Bool {
+    if lhs.setSize != rhs.setSize {return false}
+    if lhs.bucketCount != rhs.bucketCount {return false}
+    if lhs.share != rhs.share {return false}
+    if lhs.resume != rhs.resume {return false}
+    if lhs.keyCheck != rhs.keyCheck {return false}
+    if lhs.nextBucket != rhs.nextBucket {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_BucketsReady: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BucketsReady"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}overflow\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBoolField(value: &self.overflow) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.overflow != false {
+      try visitor.visitSingularBoolField(value: self.overflow, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_BucketsReady, rhs: Mpcnode_V1_BucketsReady) -> Bool {
+    if lhs.overflow != rhs.overflow {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -39,6 +39,12 @@ public struct PSIParty: Sendable {
         /// (`Output.matches`): what a guest needs to tell a host which of its rows a joint alignment
         /// keeps (Protocols/federated-lr-vertical.md). The positions say nothing the intersection does not.
         public var reportsPeerPositions = false
+        /// The bucket this round computes (bucketed PSI; 0 otherwise): the peer's header must name it.
+        public var bucket = 0
+        /// Bucketed PSI, a bucket redone after a resume that this party had completed before: the
+        /// digest of the peer's blinded stream then. Replies are held back until the peer's stream
+        /// proves to be the same, so a peer cannot rerun a finished bucket with another set.
+        public var peerStreamMustMatch: [UInt8]?
 
         public init(jobID: String, group: BlindingGroup, selfReceivesOutput: Bool, peerReceivesOutput: Bool,
                     cardinalityOnly: Bool, batchSize: Int = 4096, maximumPeerSetSize: Int = 1 << 28,
@@ -102,34 +108,14 @@ public struct PSIParty: Sendable {
     /// Runs the protocol to the end. On an error of its own, the peer is sent a `SessionAbort` with the reason.
     public func run() async throws -> Report {
         let session = ProtocolSession(channel: channel)
-        let outbox = Outbox(highWaterBytes: configuration.outboxHighWaterBytes)
         let cipher = CommutativeCipher.random(group: configuration.group, domain: configuration.jobID)
-        let state = PSIReceiveState(configuration: configuration, ownSetSize: source.count, peer: channel.peer)
         do {
-            let output = try await withThrowingTaskGroup(of: Output?.self) { tasks in
-                tasks.addTask { try await Self.pump(outbox: outbox, session: session); return nil }
-                tasks.addTask {
-                    try await sendOwnStream(cipher: cipher, outbox: outbox, session: session, state: state)
-                    return nil
-                }
-                tasks.addTask {
-                    try await receiveLoop(cipher: cipher, outbox: outbox, session: session, state: state)
-                }
-                var output: Output?
-                do {
-                    for try await result in tasks where result != nil { output = result }
-                } catch {
-                    await outbox.fail()
-                    tasks.cancelAll()
-                    throw error
-                }
-                return output ?? .none
-            }
+            let round = try await PSIRound(configuration: configuration, source: source, cipher: cipher,
+                                           session: session, progress: progress).run()
             await channel.close()
-            let peerSize = state.peerSetSize ?? 0
-            return Report(output: output, ownSetSize: source.count, peerSetSize: peerSize,
+            return Report(output: round.output, ownSetSize: source.count, peerSetSize: round.peerSetSize,
                           bytesSent: session.bytesSent, bytesReceived: session.bytesReceived,
-                          scalarMultiplications: source.count + peerSize)
+                          scalarMultiplications: source.count + round.peerSetSize)
         } catch {
             if case ProtocolError.abortedByPeer = error {} else {
                 await session.sendAbort(reason: ProtocolSession.abortReason(error))
@@ -150,90 +136,6 @@ public struct PSIParty: Sendable {
             var psi = Mpcnode_V1_PsiMessage()
             fill(&psi)
             frame.psi = psi
-        }
-    }
-
-    /// Header, then own identifiers blinded, batch by batch, then the end of that stream.
-    private func sendOwnStream(cipher: CommutativeCipher, outbox: Outbox, session: ProtocolSession,
-                               state: PSIReceiveState) async throws {
-        let n = source.count
-        let group = configuration.group.rawValue
-        try await outbox.enqueueWhenRoom(Self.message(session) {
-            $0.header = .with { $0.setSize = UInt64(n); $0.group = group }
-        })
-        var offset = 0
-        while offset < n {
-            try Task.checkCancellation()
-            let ids = try await source.identifiers(in: offset..<min(n, offset + configuration.batchSize))
-            guard !ids.isEmpty else { break }
-            let blinded = try cipher.hashAndBlind(batch: ids)
-            let start = offset
-            try await outbox.enqueueWhenRoom(Self.message(session) {
-                $0.blinded = .with { $0.offset = UInt64(start); $0.elements = Data(GroupElement.pack(blinded)) }
-            })
-            offset += ids.count
-            state.ownSent(offset)
-            progress?(state.progress)
-        }
-        let sent = offset
-        try await outbox.enqueueWhenRoom(Self.message(session) { $0.blindedEnd = .with { $0.count = UInt64(sent) } })
-        try await state.ownStreamDone(outbox: outbox, session: session)
-    }
-
-    /// Processes the peer's messages in order until its `finished`, and computes the output.
-    private func receiveLoop(cipher: CommutativeCipher, outbox: Outbox, session: ProtocolSession,
-                             state: PSIReceiveState) async throws -> Output {
-        let peer = channel.peer
-        let batchSize = configuration.batchSize
-        while true {
-            try Task.checkCancellation()
-            let frame = try await session.receiveFrame()
-            guard case .psi(let message)? = frame.body, let body = message.body else {
-                throw ProtocolError.malformedMessage(peer: peer, detail: "expected a PSI message")
-            }
-            switch body {
-            case .header(let header):
-                try state.acceptHeader(header)
-            case .blinded(let batch):
-                let elements = try state.acceptPeerBatch(batch)
-                let doubled: [GroupElement]
-                do {
-                    doubled = try cipher.blind(batch: elements)
-                } catch {
-                    throw ProtocolError.malformedMessage(peer: peer, detail: "blinded batch at offset \(batch.offset): \(error)")
-                }
-                if let reply = state.keepOrReply(doubled, offset: Int(batch.offset)) {
-                    let start = batch.offset
-                    await outbox.enqueue(try Self.message(session) {
-                        $0.doubleBlinded = .with { $0.offset = start; $0.elements = Data(GroupElement.pack(reply)) }
-                    })
-                }
-                progress?(state.progress)
-            case .blindedEnd(let end):
-                if let sorted = try state.acceptPeerStreamEnd(end) {
-                    // Cardinality only: the peer's elements go back sorted, so positions mean nothing.
-                    var offset = 0
-                    while offset < sorted.count {
-                        let slice = sorted[offset..<min(sorted.count, offset + batchSize)]
-                        let start = offset
-                        await outbox.enqueue(try Self.message(session) {
-                            $0.doubleBlinded = .with { $0.offset = UInt64(start); $0.elements = Data(GroupElement.pack(slice)) }
-                        })
-                        offset += slice.count
-                    }
-                }
-                if configuration.peerReceivesOutput {
-                    let count = UInt64(state.peerSetSize ?? 0)
-                    await outbox.enqueue(try Self.message(session) { $0.doubleBlindedEnd = .with { $0.count = count } })
-                }
-                try await state.peerStreamDone(outbox: outbox, session: session)
-            case .doubleBlinded(let batch):
-                try state.acceptOwnDoubleBlinded(batch)
-            case .doubleBlindedEnd(let end):
-                try state.acceptOwnDoubleBlindedEnd(end)
-            case .finished:
-                return try state.acceptFinished()
-            }
         }
     }
 }

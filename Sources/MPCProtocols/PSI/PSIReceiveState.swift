@@ -28,6 +28,10 @@ final class PSIReceiveState: @unchecked Sendable {
     /// k_peer·k_self·H(x) for own x, in own order (or sorted, for the cardinality).
     private var ownDoubled: [GroupElement] = []
     private var ownDoubledEnded = false
+    /// Running BLAKE2b-256 of the peer's blinded batches, in order.
+    private var peerDigest = PeerStreamDigest()
+    /// Replies held back until the peer's stream is checked (`peerStreamMustMatch`).
+    private var heldReplies: [GroupElement] = []
 
     init(configuration: PSIParty.Configuration, ownSetSize: Int, peer: NodeID) {
         self.configuration = configuration
@@ -36,6 +40,9 @@ final class PSIReceiveState: @unchecked Sendable {
     }
 
     var peerSetSize: Int? { lock.withLock { header.map { Int($0.setSize) } } }
+
+    /// The digest of the peer's whole blinded stream (after its end).
+    var peerStreamDigest: [UInt8] { lock.withLock { peerDigest.value ?? [] } }
 
     var progress: PSIParty.Progress {
         lock.withLock {
@@ -47,6 +54,9 @@ final class PSIReceiveState: @unchecked Sendable {
     func acceptHeader(_ h: Mpcnode_V1_PsiHeader) throws {
         try lock.withLock {
             guard header == nil else { throw ProtocolError.protocolViolation(peer: peer, detail: "second header") }
+            guard h.bucket == UInt64(configuration.bucket) else {
+                throw ProtocolError.protocolViolation(peer: peer, detail: "header of bucket \(h.bucket), expected bucket \(configuration.bucket)")
+            }
             guard h.group == configuration.group.rawValue else {
                 throw ProtocolError.parameterMismatch(peer: peer, detail: "group \(h.group) against ours \(configuration.group.rawValue)")
             }
@@ -80,6 +90,7 @@ final class PSIReceiveState: @unchecked Sendable {
                 throw ProtocolError.protocolViolation(peer: peer, detail: "more elements than the announced \(header.setSize)")
             }
             peerReceived += elements.count
+            peerDigest.update(batch.elements)
             return elements
         }
     }
@@ -100,17 +111,30 @@ final class PSIReceiveState: @unchecked Sendable {
                 peerDoubledForSortedReply.append(contentsOf: doubled)
                 return nil
             }
+            if configuration.peerStreamMustMatch != nil {
+                heldReplies.append(contentsOf: doubled)
+                return nil
+            }
             return doubled
         }
     }
 
-    /// The end of the peer's blinded stream; returns the sorted reply for a cardinality-only peer.
+    /// The end of the peer's blinded stream; returns the replies held back: sorted for a cardinality-only
+    /// peer, in order for a redone bucket whose stream matched the one seen before.
     func acceptPeerStreamEnd(_ end: Mpcnode_V1_StreamEnd) throws -> [GroupElement]? {
         try lock.withLock {
             guard let header else { throw ProtocolError.protocolViolation(peer: peer, detail: "stream end before the header") }
             guard !peerEnded else { throw ProtocolError.protocolViolation(peer: peer, detail: "second end of stream") }
             guard end.count == UInt64(peerReceived), end.count == header.setSize else {
                 throw ProtocolError.protocolViolation(peer: peer, detail: "stream ended after \(peerReceived) elements, announced \(header.setSize), end says \(end.count)")
+            }
+            let digest = peerDigest.finish()
+            if let expected = configuration.peerStreamMustMatch, expected != digest {
+                throw ProtocolError.protocolViolation(peer: peer, detail: "bucket \(configuration.bucket) was completed before with another set from this peer; a resumed job must send the same elements")
+            }
+            if configuration.peerStreamMustMatch != nil, configuration.peerReceivesOutput, !configuration.cardinalityOnly {
+                defer { heldReplies = [] }
+                return heldReplies
             }
             guard configuration.peerReceivesOutput && configuration.cardinalityOnly else { return nil }
             var sorted = peerDoubledForSortedReply
@@ -199,5 +223,21 @@ final class PSIReceiveState: @unchecked Sendable {
             for (i, e) in ownDoubled.enumerated() where peerDoubled.contains(e) { positions.append(i) }
             return .intersection(positions: positions)
         }
+    }
+}
+
+/// BLAKE2b-256 of a stream's batches in order, kept as a running value in a copyable holder.
+struct PeerStreamDigest {
+    private var chained: [UInt8] = Array(repeating: 0, count: 32)
+    private(set) var value: [UInt8]?
+
+    /// Chains each batch: d ← BLAKE2b-256(d ‖ batch). Equal streams in equal batches give equal digests.
+    mutating func update(_ bytes: Data) {
+        chained = BucketKey.blake2b(chained + Array(bytes), length: 32, key: nil)
+    }
+
+    mutating func finish() -> [UInt8] {
+        value = chained
+        return chained
     }
 }

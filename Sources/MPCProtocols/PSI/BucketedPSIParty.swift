@@ -1,0 +1,243 @@
+import Foundation
+import MPCCrypto
+import MPCWire
+
+/// One party of a bucketed two-party PSI (Protocols/psi-buckets.md): the parties agree on a bucket key
+/// from both their shares, put their identifiers into buckets with it, pad every bucket to one capacity
+/// with dummies, and run the PSI exchange of Protocols/psi.md once a bucket over one session. Memory is
+/// one bucket's, not the set's; every completed bucket is checkpointed, so a job that stopped (a dropped
+/// link, a restarted daemon) resumes at the first bucket either side has not completed.
+///
+/// The blinding key, the dummies and each bucket's order derive from a secret seed kept in the
+/// checkpoints, so a redone bucket sends exactly what it sent before; a party that completed a bucket
+/// checks the peer's redone stream against the digest it kept before returning anything.
+public struct BucketedPSIParty: Sendable {
+    public struct Configuration: Sendable {
+        /// The PSI's parameters (job id, group, who receives the output, batch size, the peer's set size limits).
+        public var psi: PSIParty.Configuration
+        /// The party that dialled: its share comes first in the bucket key.
+        public var isFirstParty: Bool
+        /// The bucket count this party proposes (nil: `BucketSizing.proposedCount`); the larger proposal wins.
+        public var requestedBuckets: Int?
+        /// The largest bucket count this party accepts (its own policy's).
+        public var maximumBuckets: Int
+        /// Fresh shares drawn when a bucket overflows its capacity before the job fails.
+        public var maximumKeyAttempts = 3
+
+        public init(psi: PSIParty.Configuration, isFirstParty: Bool, requestedBuckets: Int? = nil, maximumBuckets: Int = 4096) {
+            self.psi = psi
+            self.isFirstParty = isFirstParty
+            self.requestedBuckets = requestedBuckets
+            self.maximumBuckets = maximumBuckets
+        }
+    }
+
+    /// What happened in this run (an attempt of the job).
+    public struct Report: Sendable {
+        public var ownSetSize: Int
+        public var peerSetSize: Int
+        public var bucketCount: Int
+        /// Every bucket is padded to this many of this party's elements.
+        public var capacity: Int
+        public var peerCapacity: Int
+        /// The first bucket this run computed (0 unless it resumed).
+        public var firstBucket: Int
+        public var resumed: Bool
+        public var bytesSent: UInt64
+        public var bytesReceived: UInt64
+        /// Scalar multiplications this run performed (padded buckets, both streams).
+        public var scalarMultiplications: Int
+    }
+
+    /// Progress over the whole job: elements of both streams processed in completed and current buckets.
+    public struct Progress: Sendable {
+        public var done: Int
+        public var total: Int
+        public var bucket: Int
+        public var bucketCount: Int
+    }
+
+    public let configuration: Configuration
+    public let source: any BucketedIdentifierSource
+    public let checkpoints: any BucketCheckpoints
+    public let channel: any MessageChannel
+    public let progress: (@Sendable (Progress) -> Void)?
+
+    public init(configuration: Configuration, source: any BucketedIdentifierSource, checkpoints: any BucketCheckpoints,
+                channel: any MessageChannel, progress: (@Sendable (Progress) -> Void)? = nil) {
+        self.configuration = configuration
+        self.source = source
+        self.checkpoints = checkpoints
+        self.channel = channel
+        self.progress = progress
+    }
+
+    public func run() async throws -> Report {
+        let session = ProtocolSession(channel: channel)
+        do {
+            let report = try await run(session)
+            await channel.close()
+            return report
+        } catch {
+            if case ProtocolError.abortedByPeer = error {} else {
+                await session.sendAbort(reason: ProtocolSession.abortReason(error))
+            }
+            await channel.close()
+            throw error
+        }
+    }
+
+    private func run(_ session: ProtocolSession) async throws -> Report {
+        let n = source.count
+        let saved = try await checkpoints.load()
+        let (state, peerNext) = try await agree(session, saved: saved)
+        if saved == nil { try await checkpoints.begin(state) }
+        let b = state.bucketCount
+        let start = min(state.firstIncomplete, peerNext)
+        let capacity = BucketSizing.capacity(setSize: n, buckets: b)
+        let peerCapacity = BucketSizing.capacity(setSize: state.peerSetSize, buckets: b)
+        let cipher = try CommutativeCipher.derived(group: configuration.psi.group, domain: configuration.psi.jobID, seed: state.seed)
+        let perBucket = capacity + peerCapacity
+        for bucket in start..<b {
+            try Task.checkCancellation()
+            let members = try await source.members(ofBucket: bucket)
+            guard members.count <= capacity else {
+                throw ProtocolError.cannotResume(peer: channel.peer, detail: "bucket \(bucket) now holds \(members.count) identifiers, more than its capacity \(capacity)")
+            }
+            let padded = paddedBucket(members, bucket: bucket, capacity: capacity, seed: state.seed)
+            var round = configuration.psi
+            round.bucket = bucket
+            round.minimumPeerSetSize = peerCapacity
+            round.maximumPeerSetSize = peerCapacity
+            round.peerStreamMustMatch = state.completed[bucket]
+            let done = (bucket - start) * perBucket
+            let onProgress: @Sendable (PSIParty.Progress) -> Void = { [progress] p in
+                progress?(Progress(done: done + p.ownBlindedSent + p.peerElementsProcessed, total: (b - start) * perBucket,
+                                   bucket: bucket, bucketCount: b))
+            }
+            let result = try await PSIRound(configuration: round, source: OrderedIdentifierSource(values: padded.identifiers),
+                                            cipher: cipher, session: session, progress: onProgress).run()
+            let output: BucketOutput
+            switch result.output {
+            case .none: output = .none
+            case .cardinality(let c): output = .cardinality(c)
+            case .intersection(let positions), .matches(let positions, _):
+                // Own positions in the padded bucket → positions in the source; a dummy never matches
+                // (the peer holds no dummy), and is dropped if it somehow did.
+                output = .positions(positions.compactMap { padded.sourcePositions[$0] }.sorted())
+            }
+            try await checkpoints.complete(bucket: bucket, output: output, peerStreamDigest: result.peerStreamDigest)
+        }
+        return Report(ownSetSize: n, peerSetSize: state.peerSetSize, bucketCount: b, capacity: capacity, peerCapacity: peerCapacity,
+                      firstBucket: start, resumed: saved != nil, bytesSent: session.bytesSent, bytesReceived: session.bytesReceived,
+                      scalarMultiplications: (b - start) * perBucket)
+    }
+
+    /// The hellos and readiness: a fresh job agrees on a key (new shares while a bucket overflows); a
+    /// resumed one checks both sides hold the same key. Returns the state and the peer's first bucket to run.
+    private func agree(_ session: ProtocolSession, saved: BucketedPSIState?) async throws -> (BucketedPSIState, Int) {
+        let peer = channel.peer
+        let n = source.count
+        let psi = configuration.psi
+        for _ in 0..<max(1, configuration.maximumKeyAttempts) {
+            let share = BucketKey.randomShare()
+            let proposed = saved?.bucketCount ?? (psi.cardinalityOnly ? 1 : (configuration.requestedBuckets ?? BucketSizing.proposedCount(setSize: n)))
+            try await send(session) {
+                $0.bucketHello = .with {
+                    $0.setSize = UInt64(n)
+                    $0.bucketCount = UInt32(clamping: proposed)
+                    if let saved {
+                        $0.resume = true
+                        $0.keyCheck = Data(saved.key.check)
+                        $0.nextBucket = UInt32(clamping: saved.firstIncomplete)
+                    } else {
+                        $0.share = Data(share)
+                    }
+                }
+            }
+            let hello = try await receive(session, "the peer's bucket hello") { if case .bucketHello(let h) = $0 { h } else { nil } }
+            guard hello.setSize <= UInt64(psi.maximumPeerSetSize) else {
+                throw ProtocolError.peerSetSizeRefused(peer: peer, size: hello.setSize, limit: "at most \(psi.maximumPeerSetSize)")
+            }
+            guard hello.setSize >= UInt64(psi.minimumPeerSetSize) else {
+                throw ProtocolError.peerSetSizeRefused(peer: peer, size: hello.setSize, limit: "at least \(psi.minimumPeerSetSize)")
+            }
+            guard hello.bucketCount >= 1, Int(hello.bucketCount) <= configuration.maximumBuckets else {
+                throw ProtocolError.parameterMismatch(peer: peer, detail: "\(hello.bucketCount) buckets proposed; this node's policy allows 1 to \(configuration.maximumBuckets)")
+            }
+            guard !(psi.cardinalityOnly && hello.bucketCount != 1) else {
+                // Per-bucket counts would tell the receiver more than the cardinality.
+                throw ProtocolError.parameterMismatch(peer: peer, detail: "\(hello.bucketCount) buckets proposed for a cardinality-only PSI, which runs in one bucket")
+            }
+            let state: BucketedPSIState
+            if let saved {
+                guard hello.resume else {
+                    throw ProtocolError.cannotResume(peer: peer, detail: "the peer no longer holds this job's state")
+                }
+                guard [UInt8](hello.keyCheck) == saved.key.check, Int(hello.bucketCount) == saved.bucketCount,
+                      Int(hello.setSize) == saved.peerSetSize, Int(hello.nextBucket) <= saved.bucketCount else {
+                    throw ProtocolError.cannotResume(peer: peer, detail: "the peer resumes with another bucket key, bucket count or set size")
+                }
+                state = saved
+            } else {
+                guard !hello.resume else {
+                    throw ProtocolError.cannotResume(peer: peer, detail: "this node no longer holds the job's state (the peer does)")
+                }
+                guard hello.share.count == BucketKey.shareLength else {
+                    throw ProtocolError.malformedMessage(peer: peer, detail: "a bucket key share of \(hello.share.count) bytes, expected \(BucketKey.shareLength)")
+                }
+                let peerShare = [UInt8](hello.share)
+                let key = try BucketKey(shares: configuration.isFirstParty ? [share, peerShare] : [peerShare, share])
+                state = BucketedPSIState(seed: BucketKey.randomBytes(32), key: key, bucketCount: max(proposed, Int(hello.bucketCount)),
+                                         peerSetSize: Int(hello.setSize))
+            }
+            let sizes = try await source.assignBuckets(key: state.key, count: state.bucketCount)
+            let overflow = (sizes.max() ?? 0) > BucketSizing.capacity(setSize: n, buckets: state.bucketCount)
+            try await send(session) { $0.bucketsReady = .with { $0.overflow = overflow } }
+            let ready = try await receive(session, "the peer's bucket readiness") { if case .bucketsReady(let r) = $0 { r } else { nil } }
+            if !overflow && !ready.overflow { return (state, Int(hello.nextBucket)) }
+            guard saved == nil else {
+                throw ProtocolError.cannotResume(peer: peer, detail: "a bucket overflows its capacity under the job's key")
+            }
+        }
+        throw ProtocolError.parameterMismatch(peer: peer, detail: "a bucket overflowed its capacity under \(configuration.maximumKeyAttempts) keys in a row")
+    }
+
+    /// A bucket's identifiers and dummies in the bucket's secret order; `sourcePositions[i]` is the
+    /// source position of element i, nil for a dummy. Deterministic in the seed, so a redone bucket
+    /// sends exactly the same stream.
+    struct PaddedBucket {
+        var identifiers: [[UInt8]]
+        var sourcePositions: [Int?]
+    }
+
+    func paddedBucket(_ members: [BucketMember], bucket: Int, capacity: Int, seed: [UInt8]) -> PaddedBucket {
+        var label = Array("mpcnode-bucket-order-v1".utf8)
+        withUnsafeBytes(of: UInt64(bucket).littleEndian) { label.append(contentsOf: $0) }
+        let order = KeyedOrder(key: BucketKey.blake2b(label, length: 32, key: seed))
+        var items: [(key: (hi: UInt64, lo: UInt64), id: [UInt8], position: Int?)] = []
+        items.reserveCapacity(capacity)
+        for m in members { items.append((order.value(of: m.identifier), m.identifier, m.position)) }
+        var dummyLabel = Array("mpcnode-bucket-dummy-v1".utf8)
+        withUnsafeBytes(of: UInt64(bucket).littleEndian) { dummyLabel.append(contentsOf: $0) }
+        for j in members.count..<max(members.count, capacity) {
+            var message = dummyLabel
+            withUnsafeBytes(of: UInt64(j).littleEndian) { message.append(contentsOf: $0) }
+            let dummy = BucketKey.blake2b(message, length: 32, key: seed)
+            items.append((order.value(of: dummy), dummy, nil))
+        }
+        items.sort { $0.key.hi != $1.key.hi ? $0.key.hi < $1.key.hi : $0.key.lo < $1.key.lo }
+        return PaddedBucket(identifiers: items.map(\.id), sourcePositions: items.map(\.position))
+    }
+
+    private func send(_ session: ProtocolSession, _ fill: (inout Mpcnode_V1_PsiMessage) -> Void) async throws {
+        try await session.sendFramed(try PSIParty.message(session, fill))
+    }
+
+    private func receive<T>(_ session: ProtocolSession, _ what: String, _ extract: (Mpcnode_V1_PsiMessage.OneOf_Body?) -> T?) async throws -> T {
+        try await session.receive(what) { body in
+            guard case .psi(let m)? = body else { return nil }
+            return extract(m.body)
+        }
+    }
+}
