@@ -19,16 +19,29 @@ public struct PSIBenchmark {
         public var hashToGroupMicroseconds: Double
         public var boundSeconds: Double
         public var cores: Int
+        /// From bank-a's `job.succeeded` record: buckets, resumes, elements processed over every attempt
+        /// and in the last one, and what a fresh run processes (buckets × both capacities).
+        public var buckets: Int
+        public var resumes: Int
+        public var elementsProcessed: Int
+        public var elementsProcessedLastAttempt: Int
+        public var freshRunElements: Int
     }
 
     public let size: Int
     public let group: BlindingGroup
     public let directory: URL
+    /// Buckets asked for (nil: one per 2^20 identifiers).
+    public var buckets: Int?
+    /// bank-a cuts its link after recording this bucket (the job resumes at the next).
+    public var dropLinkAfterBucket: Int?
 
-    public init(size: Int, group: BlindingGroup, directory: URL) {
+    public init(size: Int, group: BlindingGroup, directory: URL, buckets: Int? = nil, dropLinkAfterBucket: Int? = nil) {
         self.size = size
         self.group = group
         self.directory = directory
+        self.buckets = buckets
+        self.dropLinkAfterBucket = dropLinkAfterBucket
     }
 
     /// Single-core cost of one scalar multiplication and one hash onto the group, in µs: `hash` as the
@@ -94,14 +107,21 @@ public struct PSIBenchmark {
         }
         var logger = Logger(label: "bench")
         logger.logLevel = .warning
-        let nodes = try await consortium.startAll(logger: logger)
+        var running: [String: NodeRuntime] = [:]
+        for id in ["coordinator", "bank-a", "bank-b"] {
+            let faults = id == "bank-a" ? dropLinkAfterBucket.map { FaultHooks(dropPSILinkAfterBucket: $0) } : nil
+            running[id] = try await consortium.start(id, logger: logger, faults: faults)
+        }
+        let nodes = running
         let coordinator = nodes["coordinator"]!
         log("running PSI \(size) × \(size) over loopback TLS…")
         let started = Date()
-        let jobID = try await coordinator.engine.submit(JobSubmission(
+        var submission = JobSubmission(
             protocolName: JobKindName.psi.rawValue,
             parties: [.init(nodeID: "bank-a", dataset: "ids", column: "id"), .init(nodeID: "bank-b", dataset: "ids", column: "id")],
-            deliverTo: ["bank-a"], cardinalityOnly: false, group: group.rawValue))
+            deliverTo: ["bank-a"], cardinalityOnly: false, group: group.rawValue)
+        submission.buckets = buckets
+        let jobID = try await coordinator.engine.submit(submission)
         let job = try await BenchmarkJobWait.final(coordinator, jobID: jobID, started: started, every: 5, log: log) {
             let a = try JobRepository(store: nodes["bank-a"]!.store).view(jobID: jobID)
             return "bank-a \(a.progressDone ?? 0)/\(a.progressTotal ?? 0)"
@@ -113,6 +133,10 @@ public struct PSIBenchmark {
             throw JobError.aborted(reason: job.reason ?? "job failed")
         }
         let result = try JobRepository(store: nodes["bank-a"]!.store).result(jobID: jobID, limit: 0)
+        let details = try AuditLog(store: nodes["bank-a"]!.store).records(jobID: jobID).first { $0.event == "job.succeeded" }?.details ?? "{}"
+        let d = (try? JSONSerialization.jsonObject(with: Data(details.utf8))) as? [String: Any] ?? [:]
+        let number = { (key: String) in (d[key] as? NSNumber)?.intValue ?? 0 }
+        let capacity = number("bucket_capacity"), bucketCount = number("buckets")
         let sent = job.parties.reduce(0) { $0 + ($1.bytesSent ?? 0) }
         let items = 2 * size
         // Each party hashes its own set and multiplies twice per element (its own set, the peer's).
@@ -123,6 +147,9 @@ public struct PSIBenchmark {
         return Figures(size: size, group: group, importSeconds: importSeconds, wallSeconds: wall,
                        intersection: result.cardinality, bytesSentPerItem: Double(sent) / Double(items),
                        peakMemoryBytes: Int(usage.ru_maxrss) * 1024, scalarMultMicroseconds: costs.mult,
-                       hashToGroupMicroseconds: costs.hash, boundSeconds: cpuSeconds / Double(cores), cores: cores)
+                       hashToGroupMicroseconds: costs.hash, boundSeconds: cpuSeconds / Double(cores), cores: cores,
+                       buckets: bucketCount, resumes: number("resumes"), elementsProcessed: number("elements_processed"),
+                       elementsProcessedLastAttempt: number("elements_processed_last_attempt"),
+                       freshRunElements: bucketCount * 2 * capacity)
     }
 }

@@ -56,7 +56,8 @@ public final class PeerTransport: Sendable {
     /// 2: identifiers hash onto X25519 with RFC 9380's hash_to_curve (Docs/decisions/0007), so blinded
     /// values differ from version 1's; nodes of the two versions refuse each other at the handshake
     /// instead of computing an empty intersection.
-    public static let wireVersion: UInt32 = 2
+    /// 3: two-party PSI runs in buckets (Protocols/psi-buckets.md): it opens with `BucketHello`.
+    public static let wireVersion: UInt32 = 3
 
     public let identity: NodeIdentity
     /// The TLS contexts new connections use; `reloadTLS` swaps them (connections already open keep theirs).

@@ -66,7 +66,7 @@ public final class TLSMessageChannel: MessageChannel, CountsBytes, @unchecked Se
 
     /// Closes the connection now (after an error): the peer sees it at once. The session ends too, or
     /// the task holding the connection (`waitUntilClosed`) would wait forever and hold up the node's stop.
-    public func abort() {
+    public func abort() async {
         channel.close(promise: nil)
         endSession()
     }

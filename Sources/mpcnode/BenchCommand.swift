@@ -19,6 +19,8 @@ struct BenchCommand: AsyncParsableCommand {
         @Option(help: "Parties: 2 runs the two-party protocol, more the multi-party one (with a regulator as aggregator).") var parties: Int = 2
         @Option(help: "x25519 or ristretto255.") var group: String = "x25519"
         @Option(help: "Work folder (default: a temporary one, removed afterwards).") var dir: String?
+        @Option(help: "Two-party: buckets (default: one per 2^20 identifiers; Protocols/psi-buckets.md).") var buckets: Int?
+        @Option(help: "Two-party: bank-a cuts its link after this bucket; the job resumes at the next and the figures show the work redone.") var dropLinkAfterBucket: Int?
 
         func run() async throws {
             guard let g = BlindingGroup(rawValue: group) else { throw CLIFailure("unknown group \(group)") }
@@ -29,7 +31,8 @@ struct BenchCommand: AsyncParsableCommand {
             let folder = dir.map { URL(fileURLWithPath: $0) }
                 ?? FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-bench-\(UUID().uuidString)")
             defer { if dir == nil { try? FileManager.default.removeItem(at: folder) } }
-            let f = try await PSIBenchmark(size: size, group: g, directory: folder).run { print($0) }
+            let f = try await PSIBenchmark(size: size, group: g, directory: folder, buckets: buckets,
+                                           dropLinkAfterBucket: dropLinkAfterBucket).run { print($0) }
             print("""
 
                 PSI \(f.size) × \(f.size) over \(f.group.rawValue), two nodes + coordinator, loopback TLS 1.3
@@ -42,6 +45,9 @@ struct BenchCommand: AsyncParsableCommand {
                   group cost (one core)                     \(String(format: "%.1f", f.scalarMultMicroseconds)) µs/mult, \(String(format: "%.1f", f.hashToGroupMicroseconds)) µs/hash
                   operation-count bound on \(f.cores) cores           \(String(format: "%.2f", f.boundSeconds)) s  (2n hashes + 4n mults)
                   ratio wall / bound                        \(String(format: "%.2f", f.wallSeconds / f.boundSeconds))×
+                  buckets, resumes                          \(f.buckets), \(f.resumes)
+                  elements processed (bank-a, padded)       \(f.elementsProcessed) over all attempts, \(f.elementsProcessedLastAttempt) in the last; a fresh run \(f.freshRunElements)
+                  last attempt / fresh run                  \(String(format: "%.1f", 100 * Double(f.elementsProcessedLastAttempt) / Double(max(1, f.freshRunElements)))) %
                 """)
         }
     }

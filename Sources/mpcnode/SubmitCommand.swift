@@ -66,11 +66,14 @@ struct SubmitPSI: AsyncParsableCommand {
     @OptionGroup var common: SubmitCommon
     @Option(name: .customLong("deliver-to"), help: "A party that receives the result (repeat).") var deliverTo: [String] = []
     @Flag(help: "Deliver only the size of the intersection.") var cardinalityOnly = false
-    @Option(help: "Group for the blinding: ristretto255 (random-oracle hash, RFC 9496) or x25519 (faster, Elligator 2 encoding; Docs/decisions/0005).") var group: String = "ristretto255"
+    @Option(help: "Group for the blinding: ristretto255 (RFC 9496) or x25519 (faster; RFC 9380 hash_to_curve; Docs/decisions/0007).") var group: String = "ristretto255"
+    @Option(help: "Buckets to split the sets into (default: one per 2^20 identifiers of the larger set; Protocols/psi-buckets.md).") var buckets: Int?
 
     func run() async throws {
-        try await common.submit(JobSubmission(protocolName: JobKindName.psi.rawValue, parties: common.parsedParties(), deliverTo: deliverTo,
-                                              cardinalityOnly: cardinalityOnly, group: group))
+        var submission = JobSubmission(protocolName: JobKindName.psi.rawValue, parties: try common.parsedParties(), deliverTo: deliverTo,
+                                       cardinalityOnly: cardinalityOnly, group: group)
+        submission.buckets = buckets
+        try await common.submit(submission)
     }
 }
 

@@ -34,26 +34,50 @@ final class MisbehavingPeerTests: XCTestCase {
     }
 
     func testTamperedAndTruncatedStreamsFailTheJobAndChangeNothing() async throws {
-        let header = Self.frame(0) { $0.header = .with { $0.setSize = 100; $0.group = "x25519" } }
-        var tampered = Self.frame(1) { $0.blinded = .with { $0.offset = 0; $0.elements = Data(repeating: 7, count: 64) } }
+        // A bucketed PSI opens with a hello and a readiness (Protocols/psi-buckets.md); one bucket here.
+        let hello = Self.frame(0) { $0.bucketHello = .with { $0.setSize = 100; $0.bucketCount = 1; $0.share = Data(repeating: 3, count: 32) } }
+        let ready = Self.frame(1) { $0.bucketsReady = .with { $0.overflow = false } }
+        let header = Self.frame(2) { $0.header = .with { $0.setSize = 100; $0.group = "x25519" } }
+        var tampered = Self.frame(3) { $0.blinded = .with { $0.offset = 0; $0.elements = Data(repeating: 7, count: 64) } }
         tampered[tampered.count - 40] ^= 0xff  // a flipped byte inside the element bytes keeps the frame decodable
         let flipped = tampered
         let scripts: [(String, @Sendable (TLSMessageChannel) async -> Void, String)] = [
             ("tampered protobuf", { ch in
-                try? await ch.send(header)
+                for f in [hello, ready, header] { try? await ch.send(f) }
                 try? await ch.send([0x12, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01])  // length-delimited field running past the end
                 try? await Task.sleep(for: .seconds(1))
             }, "malformed message from bank-b"),
             ("element batch of a wrong size", { ch in
-                try? await ch.send(header)
-                try? await ch.send(Self.frame(1) { $0.blinded = .with { $0.offset = 0; $0.elements = Data(repeating: 9, count: 33) } })
+                for f in [hello, ready, header] { try? await ch.send(f) }
+                try? await ch.send(Self.frame(3) { $0.blinded = .with { $0.offset = 0; $0.elements = Data(repeating: 9, count: 33) } })
                 try? await Task.sleep(for: .seconds(1))
             }, "not a multiple of 32"),
             ("truncated stream", { ch in
-                try? await ch.send(header)
+                for f in [hello, ready, header] { try? await ch.send(f) }
                 try? await ch.send(flipped)
-                await ch.abort()  // the connection ends before the stream does
+                await ch.abort()  // the connection ends before the stream does (each time bank-a resumes)
             }, "bank-b"),
+            ("a bucket key share of 5 bytes", { ch in
+                try? await ch.send(Self.frame(0) { $0.bucketHello = .with { $0.setSize = 100; $0.bucketCount = 1; $0.share = Data(repeating: 3, count: 5) } })
+                try? await Task.sleep(for: .seconds(1))
+            }, "share of 5 bytes"),
+            ("a million buckets", { ch in
+                try? await ch.send(Self.frame(0) { $0.bucketHello = .with { $0.setSize = 100; $0.bucketCount = 1_000_000; $0.share = Data(repeating: 3, count: 32) } })
+                try? await Task.sleep(for: .seconds(1))
+            }, "allows 1 to 4096"),
+            ("a set size beyond any limit", { ch in
+                try? await ch.send(Self.frame(0) { $0.bucketHello = .with { $0.setSize = .max; $0.bucketCount = 1; $0.share = Data(repeating: 3, count: 32) } })
+                try? await Task.sleep(for: .seconds(1))
+            }, "is refused"),
+            ("a resume of a job bank-a never ran", { ch in
+                try? await ch.send(Self.frame(0) { $0.bucketHello = .with { $0.setSize = 100; $0.bucketCount = 1; $0.resume = true; $0.keyCheck = Data(repeating: 1, count: 32) } })
+                try? await Task.sleep(for: .seconds(1))
+            }, "cannot resume"),
+            ("a header of another bucket", { ch in
+                for f in [hello, ready] { try? await ch.send(f) }
+                try? await ch.send(Self.frame(2) { $0.header = .with { $0.setSize = 100; $0.group = "x25519"; $0.bucket = 7 } })
+                try? await Task.sleep(for: .seconds(1))
+            }, "expected bucket 0"),
         ]
         for (name, script, expected) in scripts {
             let fixture = try ConsortiumFixture()

@@ -153,7 +153,7 @@ final class TransportTests: XCTestCase {
                 f.psi = .with { $0.header = .with { $0.setSize = 1; $0.group = "ristretto255" } }
                 try? await ch.send(try! f.serializedBytes()); try? await Task.sleep(for: .milliseconds(300))
             }, "sequence"),
-            ("vanishes", { ch in ch.abort() }, "disconnected"),
+            ("vanishes", { ch in await ch.abort() }, "disconnected"),
         ]
         let server = try transport("bank-b")
         for (name, script, expected) in scripts {

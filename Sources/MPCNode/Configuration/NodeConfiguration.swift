@@ -184,6 +184,8 @@ struct RawPolicy: Codable {
     var coordinators: [String]?
     var datasets: [String: RawDatasetPolicy]?
     var min_paillier_bits: Int?
+    var max_buckets: Int?
+    var max_resumes: Int?
     var lookups: RawLookupSubscriptions?
 }
 

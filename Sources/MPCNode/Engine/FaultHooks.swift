@@ -14,10 +14,16 @@ public struct FaultHooks: Sendable {
     /// already open, so its peers' links carry nothing meanwhile).
     public var slowFirstInputRead: Duration?
 
+    /// A PSI party cuts its link to the peer right after recording this bucket (once per node), as a
+    /// network fault would: the job must resume at the next bucket.
+    public var dropPSILinkAfterBucket: Int?
+    let dropOnce = FaultOnce()
+
     public init(afterSecureAggregationRound: (@Sendable (SecureAggregationClient.Round) -> Void)? = nil,
-                slowFirstInputRead: Duration? = nil) {
+                slowFirstInputRead: Duration? = nil, dropPSILinkAfterBucket: Int? = nil) {
         self.afterSecureAggregationRound = afterSecureAggregationRound
         self.slowFirstInputRead = slowFirstInputRead
+        self.dropPSILinkAfterBucket = dropPSILinkAfterBucket
     }
 
     /// The process exits abruptly (as if killed) right after `round` of a secure sum, as a client or as
@@ -29,4 +35,11 @@ public struct FaultHooks: Sendable {
         guard let round = rounds[name] else { return nil }
         return FaultHooks(afterSecureAggregationRound: { completed in if completed == round { _exit(137) } })
     }
+}
+
+/// True the first time only.
+final class FaultOnce: @unchecked Sendable {
+    private let lock = NSLock()
+    private var taken = false
+    func take() -> Bool { lock.withLock { defer { taken = true }; return !taken } }
 }

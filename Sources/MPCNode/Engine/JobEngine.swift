@@ -28,6 +28,8 @@ public actor JobEngine {
     /// This node's metrics (policy refusals are counted here; job outcomes through the store).
     let metrics: NodeMetrics
     var tasks: [String: Task<Void, Never>] = [:]
+    /// The daemon is stopping: a role that can resume after a restart is suspended, not failed.
+    var stopping = false
 
     public init(configuration: NodeConfiguration, store: NodeStore, transport: PeerTransport, logger: Logger,
                 sessionWaitTimeout: Duration = .seconds(60), faults: FaultHooks? = nil, metrics: NodeMetrics = NodeMetrics()) {
@@ -46,10 +48,24 @@ public actor JobEngine {
 
     // MARK: - Start-up and shutdown
 
-    /// Ends jobs that were running when the daemon last stopped, and tells their coordinators.
+    /// Resumes the roles that can continue after a restart (a bucketed PSI with its sealed state and
+    /// checkpoints on disk); ends every other job that was running when the daemon last stopped, and
+    /// tells their coordinators.
     public func recoverAfterRestart() async {
         do {
-            let ids = try repository.failUnfinished(reason: JobError.interruptedByRestart.description)
+            var resumable: [Mpcnode_V1_JobSpec] = []
+            for id in try repository.jobIDs(inStates: [.running]) {
+                guard let spec = try repository.spec(jobID: id), spec.coordinator != nodeID,
+                      let kind = try? JobKinds.kind(of: spec),
+                      kind.canResumeAfterRestart(spec, configuration: configuration) else { continue }
+                resumable.append(spec)
+            }
+            for spec in resumable {
+                logger.notice("job resumes after the restart", metadata: ["job": "\(spec.jobID)"])
+                tasks[spec.jobID] = Task { await self.runParticipant(spec, resuming: true) }
+            }
+            let ids = try repository.failUnfinished(reason: JobError.interruptedByRestart.description,
+                                                    except: Set(resumable.map(\.jobID)))
             for id in ids {
                 logger.warning("job ended by restart", metadata: ["job": "\(id)"])
                 if let spec = try repository.spec(jobID: id), spec.coordinator != nodeID {
@@ -65,6 +81,7 @@ public actor JobEngine {
 
     /// Cancels every running job (the daemon is stopping); each ends as failed.
     public func shutdown() async {
+        stopping = true
         for (id, task) in tasks {
             logger.info("stopping job", metadata: ["job": "\(id)"])
             task.cancel()

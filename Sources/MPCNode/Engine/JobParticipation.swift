@@ -192,7 +192,7 @@ extension JobEngine {
 
     /// Runs this node's role of a started job, then records the outcome (state, result, audit record in
     /// one transaction) and reports it to the coordinator.
-    func runParticipant(_ spec: Mpcnode_V1_JobSpec) async {
+    func runParticipant(_ spec: Mpcnode_V1_JobSpec, resuming: Bool = false) async {
         let started = Date()
         let jobID = spec.jobID
         defer { tasks[jobID] = nil }
@@ -203,9 +203,11 @@ extension JobEngine {
             kind = k
             let sessions = TLSSessionPort(me: nodeID, jobID: jobID, transport: transport, rendezvous: rendezvous,
                                           addresses: configuration.peers)
-            let context = RoleContext(nodeID: nodeID, spec: spec, started: started, configuration: configuration, store: store,
+            var role = RoleContext(nodeID: nodeID, spec: spec, started: started, configuration: configuration, store: store,
                                       repository: repository, catalog: catalog, audit: audit, sessions: sessions, transport: transport,
                                       logger: logger, sessionWaitTimeout: sessionWaitTimeout, scratch: scratch, faults: faults)
+            role.resuming = resuming
+            let context = role
             // Runs off this actor (the role is not isolated to it), so proposals, sessions and aborts of
             // other jobs are served while this one prepares its input or computes.
             let c = try await Self.withDeadline(seconds: configuration.maximumJobSeconds) { try await k.run(context) }
@@ -234,6 +236,14 @@ extension JobEngine {
             await reportOutcome(spec: spec, state: .succeeded, reason: "", completion: c, elapsedMs: elapsed, auditHash: hash,
                                 resultCommitment: resultCommitment)
         } catch {
+            if stopping, let kind, kind.canResumeAfterRestart(spec, configuration: configuration),
+               (try? repository.state(jobID: jobID)) == .running {
+                // The daemon stops: the role keeps its sealed state and checkpoints and resumes at the next start.
+                _ = try? audit.append(event: "job.suspended", jobID: jobID, details: [
+                    "reason": .string("the daemon stopped; the job resumes when it starts again")])
+                logger.notice("job suspended until the daemon starts again", metadata: ["job": "\(jobID)"])
+                return
+            }
             scratch.cleanUp()
             let reason = PeerText.cut(Self.describe(error))
             let failure = JobFailure.of(error, isDropout: kind?.failureIsDropout(spec, node: nodeID, error: error) ?? false)

@@ -186,6 +186,8 @@ public struct JobSubmission: Codable, Sendable {
     public var threshold: Int?
     public var sets: SetOptions?
     public var training: TrainingOptions?
+    /// psi: the bucket count asked for (nil: chosen from the set sizes; Protocols/psi-buckets.md).
+    public var buckets: Int?
 
     public init(protocolName: String, parties: [Party], deliverTo: [String], cardinalityOnly: Bool, group: String,
                 aggregate: Aggregate? = nil, threshold: Int? = nil, sets: SetOptions? = nil, training: TrainingOptions? = nil) {

@@ -31,6 +31,9 @@ struct RoleContext: Sendable {
     let scratch: JobScratch
     /// Hooks of end-to-end fault tests; nil in production.
     let faults: FaultHooks?
+    /// The role continues after its daemon restarted (`JobKind.canResumeAfterRestart`): its scratch
+    /// database is reopened, not prepared again.
+    var resuming = false
 
     var jobID: String { spec.jobID }
 
@@ -58,6 +61,13 @@ struct RoleContext: Sendable {
                                                               valueColumn: valueColumn, decimals: decimals)
         scratch.add { source.remove() }
         if let delay = faults?.slowFirstInputRead { source.delayFirstRead(by: delay) }
+        return source
+    }
+
+    /// The snapshot an earlier run of this job prepared (a role resumed after a restart), removed when the job ends.
+    func reopenedSnapshot() throws -> SQLiteIdentifierSource {
+        let source = try SQLiteIdentifierSource.reopen(jobID: jobID, scratchDirectory: configuration.jobsDirectory)
+        scratch.add { source.remove() }
         return source
     }
 

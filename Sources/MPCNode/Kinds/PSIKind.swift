@@ -1,11 +1,15 @@
+import Foundation
 import MPCCrypto
 import MPCProtocols
 import MPCTransport
 import MPCWire
 
-/// `psi`: two-party private set intersection by commutative blinding (Protocols/psi.md). Delivers the
-/// intersection, or only its size (`cardinality_only`, policy use `psi-cardinality`), to the parties in
-/// `deliver_to`. The first party dials; the other claims its session.
+/// `psi`: two-party private set intersection by commutative blinding (Protocols/psi.md), in buckets
+/// (Protocols/psi-buckets.md): one bucket's elements in memory at a time, every completed bucket
+/// checkpointed in the job's scratch database, and a dropped link resumed at the first bucket either
+/// side lacks, up to the node's `max_resumes`. Delivers the intersection, or only its size
+/// (`cardinality_only`, policy use `psi-cardinality`, one bucket), to the parties in `deliver_to`. The
+/// first party dials; the other claims its session.
 struct PSIKind: JobKind {
     let name = JobKindName.psi.rawValue
 
@@ -24,6 +28,7 @@ struct PSIKind: JobKind {
             throw JobError.malformedSpec("psi delivers to one or both of its parties, the spec names \(spec.deliverTo.isEmpty ? "no recipient" : spec.deliverTo.joined(separator: ", "))")
         }
         guard BlindingGroup(rawValue: spec.group) != nil else { throw JobError.malformedSpec("unknown group \(JobError.shown(spec.group))") }
+        guard spec.psi.buckets <= 65_536 else { throw JobError.malformedSpec("\(spec.psi.buckets) buckets (at most 65536)") }
     }
 
     func prepare(_ submission: JobSubmission, into spec: inout Mpcnode_V1_JobSpec, context: SubmissionContext) throws {
@@ -37,6 +42,13 @@ struct PSIKind: JobKind {
         }
         spec.group = try Self.group(named: submission.group).rawValue
         spec.psi = Mpcnode_V1_PsiSpec()
+        if let b = submission.buckets {
+            guard (1...65_536).contains(b) else { throw JobError.invalidSubmission("--buckets must lie in 1…65536, got \(b)") }
+            guard !(submission.cardinalityOnly && b > 1) else {
+                throw JobError.invalidSubmission("a cardinality-only PSI runs in one bucket (per-bucket counts would tell more than the size)")
+            }
+            spec.psi.buckets = UInt32(b)
+        }
     }
 
     /// The blinding group a submission names, or what to choose instead.
@@ -51,7 +63,15 @@ struct PSIKind: JobKind {
 
     func checkPolicy(_ spec: Mpcnode_V1_JobSpec, mine: Mpcnode_V1_PartyInput, rule: DatasetPolicy, policy: NodePolicy,
                      nodeID: String) -> PolicyDecision {
-        identifierColumnAllowed(mine, rule: rule)
+        if Int(spec.psi.buckets) > policy.maximumBuckets {
+            return .refused(reason: "\(spec.psi.buckets) buckets asked for; this node's policy allows at most \(policy.maximumBuckets) (max_buckets)")
+        }
+        return identifierColumnAllowed(mine, rule: rule)
+    }
+
+    func canResumeAfterRestart(_ spec: Mpcnode_V1_JobSpec, configuration: NodeConfiguration) -> Bool {
+        SQLiteBucketCheckpoints.holdsResumableState(jobID: spec.jobID, scratchDirectory: configuration.jobsDirectory,
+                                                    aliveWithin: Double(configuration.peerIdleTimeoutSeconds))
     }
 
     func run(_ context: RoleContext) async throws -> RoleCompletion {
@@ -59,55 +79,188 @@ struct PSIKind: JobKind {
         let (mineIndex, mine) = try context.myInput()
         let otherIndex = mineIndex == 0 ? 1 : 0
         let other = spec.parties[otherIndex]
-        let s = try context.snapshot(dataset: mine.dataset, column: mine.column)
-        try context.recordStarted(["peer": .string(other.nodeID), "input_rows": .int(s.count)])
+        let s: SQLiteIdentifierSource
+        if context.resuming {
+            s = try context.reopenedSnapshot()
+        } else {
+            s = try context.snapshot(dataset: mine.dataset, column: mine.column)
+            try context.recordStarted(["peer": .string(other.nodeID), "input_rows": .int(s.count)])
+        }
         context.logger.info("job running", metadata: ["job": "\(jobID)", "peer": "\(other.nodeID)", "input_rows": "\(s.count)"])
         guard let group = BlindingGroup(rawValue: spec.group) else { throw JobError.fault("the job names the unknown group \(JobError.shown(spec.group))") }
-        var config = PSIParty.Configuration(
+        var psi = PSIParty.Configuration(
             jobID: jobID, group: group, selfReceivesOutput: spec.deliverTo.contains(nodeID),
             peerReceivesOutput: spec.deliverTo.contains(other.nodeID), cardinalityOnly: spec.cardinalityOnly)
         let peerSizes = try context.peerSetSizes(dataset: mine.dataset, ownSize: s.count)
-        config.minimumPeerSetSize = peerSizes.lowerBound
-        config.maximumPeerSetSize = peerSizes.upperBound
+        psi.minimumPeerSetSize = peerSizes.lowerBound
+        psi.maximumPeerSetSize = peerSizes.upperBound
+        let policy = context.configuration.policy
+        let config = BucketedPSIParty.Configuration(psi: psi, isFirstParty: mineIndex < otherIndex,
+                                                    requestedBuckets: spec.psi.buckets > 0 ? Int(spec.psi.buckets) : nil,
+                                                    maximumBuckets: policy.maximumBuckets)
+        let checkpoints = try SQLiteBucketCheckpoints(source: s, sealKey: JobSealKey.load(dataDirectory: context.configuration.dataDirectory))
         let progress = context.progressRecorder()
-        let onProgress: @Sendable (PSIParty.Progress) -> Void = { p in
-            progress.record(done: p.ownBlindedSent + p.peerElementsProcessed, total: p.ownSetSize + (p.peerSetSize ?? 0))
+        let processed = ProcessedElements()
+        let onProgress: @Sendable (BucketedPSIParty.Progress) -> Void = { p in
+            progress.record(done: p.done, total: p.total)
+            processed.record(p.processedThisRun)
+            checkpoints.heartbeat()
         }
-        let report: PSIParty.Report
-        if mineIndex < otherIndex {
-            report = try await context.withSession(to: other.nodeID) { channel in
-                try await PSIParty(configuration: config, source: s, channel: channel, progress: onProgress).run()
+
+        var bytesSent: UInt64 = 0, bytesReceived: UInt64 = 0, resumes = 0, waits = 0
+        // Since when the peer is away: a peer unreachable for longer than the idle limit is gone.
+        var droppedAt: Date? = nil
+        let window = Double(context.configuration.peerIdleTimeoutSeconds)
+        if context.resuming {
+            resumes = 1
+            droppedAt = Date()
+            let from = (try? await checkpoints.load())?.firstIncomplete ?? 0
+            try context.audit.append(event: "job.resumed", jobID: jobID, details: [
+                "attempt": .int(resumes), "from_bucket": .int(from), "buckets_done": .int((try? checkpoints.completedCount()) ?? 0),
+                "peer": .string(other.nodeID), "after": .string("restart")])
+        }
+        var report: BucketedPSIParty.Report
+        while true {
+            do {
+                report = try await attempt(context, config: config, source: s, checkpoints: checkpoints, peer: other.nodeID,
+                                           dials: mineIndex < otherIndex, progress: onProgress)
+                bytesSent += report.bytesSent
+                bytesReceived += report.bytesReceived
+                processed.endAttempt()
+                break
+            } catch where Self.isDroppedLink(error) && !Task.isCancelled {
+                let lost = processed.endAttempt()
+                if Self.isUnreachable(error) {
+                    // No session this time (the peer restarts, or its link is down): try again while within
+                    // the idle limit since the link dropped; a first connection that fails fails the job.
+                    guard let since = droppedAt, Date().timeIntervalSince(since) < window else { throw error }
+                    waits += 1
+                    context.logger.notice("peer unreachable; trying again", metadata: [
+                        "job": "\(jobID)", "peer": "\(other.nodeID)", "error": "\(error)"])
+                    try await Task.sleep(for: .seconds(min(10, 1 << min(waits, 4))))
+                    continue
+                }
+                guard resumes < policy.maximumResumes else { throw error }
+                resumes += 1
+                waits = 0
+                droppedAt = Date()
+                let from = (try? await checkpoints.load())?.firstIncomplete ?? 0
+                let done = (try? checkpoints.completedCount()) ?? 0
+                try context.audit.append(event: "job.resumed", jobID: jobID, details: [
+                    "attempt": .int(resumes), "from_bucket": .int(from), "buckets_done": .int(done), "peer": .string(other.nodeID),
+                    "elements_processed": .int(lost),
+                    "reason": .string(PeerText.cut("\(error)", limit: 300))])
+                context.logger.warning("link to the peer lost; resuming", metadata: [
+                    "job": "\(jobID)", "peer": "\(other.nodeID)", "attempt": "\(resumes)", "from_bucket": "\(from)", "error": "\(error)"])
+                try await Task.sleep(for: .seconds(1))
             }
-        } else {
-            let channel = try await context.claim(from: other.nodeID)
-            report = try await context.sessions.using([channel]) {
-                try await PSIParty(configuration: config, source: s, channel: channel, progress: onProgress).run()
-            }
         }
-        var resultRows = 0
-        let output = report.output
-        switch output {
-        case .intersection(let positions), .matches(let positions, _): resultRows = positions.count
-        case .cardinality: resultRows = 1
-        case .none: break
-        }
-        let repository = context.repository
+        let resultCount = try checkpoints.resultCount(cardinalityOnly: spec.cardinalityOnly)
+        let receives = spec.deliverTo.contains(nodeID)
+        let repository = context.repository, cardinalityOnly = spec.cardinalityOnly
+        let bucketCount = report.bucketCount
         return RoleCompletion(
-            inputRows: report.ownSetSize, bytesSent: report.bytesSent, bytesReceived: report.bytesReceived,
-            resultRows: resultRows, receivedResult: output != .none,
-            details: ["peer": .string(other.nodeID), "peer_input_rows": .int(report.peerSetSize)],
+            inputRows: report.ownSetSize, bytesSent: bytesSent, bytesReceived: bytesReceived,
+            resultRows: receives ? (cardinalityOnly ? 1 : resultCount) : 0, receivedResult: receives,
+            details: ["peer": .string(other.nodeID), "peer_input_rows": .int(report.peerSetSize),
+                      "buckets": .int(bucketCount), "bucket_capacity": .int(report.capacity), "resumes": .int(resumes),
+                      // Elements of both streams this party processed over every attempt, and in the last one
+                      // (a fresh run processes buckets × (both capacities)): what a resume saved.
+                      "elements_processed": .int(processed.total), "elements_processed_last_attempt": .int(processed.last)],
             store: { db in
-                switch output {
-                case .intersection(let positions), .matches(let positions, _):
-                    try repository.storeResult(db, jobID: jobID, kind: "intersection", cardinality: positions.count) { db in
+                guard receives else { return }
+                if cardinalityOnly {
+                    try repository.storeResult(db, jobID: jobID, kind: "cardinality", cardinality: resultCount) { _ in }
+                } else {
+                    try repository.storeResult(db, jobID: jobID, kind: "intersection", cardinality: resultCount) { db in
                         let insert = try db.makeStatement(sql: "INSERT INTO job_result_item (job_id, identifier) VALUES (?, ?)")
-                        try s.forEachIdentifier(atPositions: positions) { try insert.execute(arguments: [jobID, $0]) }
+                        try checkpoints.forEachResultIdentifier { try insert.execute(arguments: [jobID, $0]) }
                     }
-                case .cardinality(let c):
-                    try repository.storeResult(db, jobID: jobID, kind: "cardinality", cardinality: c) { _ in }
-                case .none:
-                    break
                 }
             })
+    }
+
+    /// One attempt over one session: the first party dials, the other claims the session it opens.
+    private func attempt(_ context: RoleContext, config: BucketedPSIParty.Configuration, source: SQLiteIdentifierSource,
+                         checkpoints: SQLiteBucketCheckpoints, peer: String, dials: Bool,
+                         progress: @escaping @Sendable (BucketedPSIParty.Progress) -> Void) async throws -> BucketedPSIParty.Report {
+        let faults = context.faults
+        let run = { (channel: any MessageChannel) async throws -> BucketedPSIParty.Report in
+            let stored: any BucketCheckpoints = faults?.dropPSILinkAfterBucket.map {
+                LinkDropAfterBucket(checkpoints, bucket: $0, channel: channel, once: faults!.dropOnce)
+            } ?? checkpoints
+            return try await BucketedPSIParty(configuration: config, source: source, checkpoints: stored, channel: channel, progress: progress).run()
+        }
+        if dials {
+            return try await context.withSession(to: peer, run)
+        }
+        let channel = try await context.claim(from: peer)
+        return try await context.sessions.using([channel]) { try await run(channel) }
+    }
+
+    /// A link that broke (closed, reset, silent past the idle limit, not reachable for a moment): what a
+    /// resume can mend. A peer's abort, a protocol violation or a policy refusal is not.
+    static func isDroppedLink(_ error: Error) -> Bool {
+        switch error {
+        case ChannelError.peerDisconnected, ChannelError.timedOut: return true
+        case let e as TransportError:
+            switch e {
+            case .cannotConnect, .connectionClosed, .idleTimeout, .handshakeTimedOut: return true
+            default: return false
+            }
+        case SessionError.peerDidNotConnect: return true
+        default: return false
+        }
+    }
+
+    /// No session could be opened at all (the peer is down or restarting), as opposed to one that broke.
+    static func isUnreachable(_ error: Error) -> Bool {
+        switch error {
+        case SessionError.peerDidNotConnect: return true
+        case let e as TransportError:
+            if case .cannotConnect = e { return true }
+            if case .handshakeTimedOut = e { return true }
+            return false
+        default: return false
+        }
+    }
+}
+
+/// Elements processed per attempt of a PSI job (the last progress of each attempt).
+final class ProcessedElements: @unchecked Sendable {
+    private let lock = NSLock()
+    private var current = 0
+    private(set) var total = 0
+    private(set) var last = 0
+
+    func record(_ n: Int) { lock.withLock { current = max(current, n) } }
+
+    /// Closes the attempt and returns what it processed.
+    @discardableResult
+    func endAttempt() -> Int {
+        lock.withLock {
+            defer { total += current; last = current; current = 0 }
+            return current
+        }
+    }
+}
+
+/// Fault injection (tests): after `bucket` is recorded, the link is cut (once per job), as a network
+/// fault would cut it.
+final class LinkDropAfterBucket: BucketCheckpoints, @unchecked Sendable {
+    let inner: SQLiteBucketCheckpoints
+    let bucket: Int
+    let channel: any MessageChannel
+    let once: FaultOnce
+
+    init(_ inner: SQLiteBucketCheckpoints, bucket: Int, channel: any MessageChannel, once: FaultOnce) {
+        self.inner = inner; self.bucket = bucket; self.channel = channel; self.once = once
+    }
+
+    func load() async throws -> BucketedPSIState? { try await inner.load() }
+    func begin(_ state: BucketedPSIState) async throws { try await inner.begin(state) }
+    func complete(bucket: Int, output: BucketOutput, peerStreamDigest: [UInt8]) async throws {
+        try await inner.complete(bucket: bucket, output: output, peerStreamDigest: peerStreamDigest)
+        if bucket == self.bucket, once.take(), let tls = channel as? TLSMessageChannel { await tls.abort() }
     }
 }

@@ -11,6 +11,12 @@ public struct NodePolicy: Sendable, Equatable {
     public static let defaultMinimumPaillierBits = 2048
     /// The querier's side of list lookups: the holders' lists it keeps tables of.
     public var lookups: LookupSubscriptions
+    /// The most buckets a bucketed PSI may use at this node (`max_buckets`, default 4,096): a peer
+    /// proposing more is refused before any element is read (Protocols/psi-buckets.md).
+    public var maximumBuckets = 4096
+    /// How many times a PSI job resumes after a dropped link before it fails (`max_resumes`, default 3).
+    /// Each resume is audited; a peer that breaks a link mid-bucket can rerun that bucket at most this often.
+    public var maximumResumes = 3
 
     public init(coordinators: Set<String> = [], datasets: [String: DatasetPolicy] = [:],
                 minimumPaillierBits: Int = NodePolicy.defaultMinimumPaillierBits, lookups: LookupSubscriptions = .init()) {
@@ -27,6 +33,14 @@ public struct NodePolicy: Sendable, Equatable {
             throw ConfigurationError.invalid(path: path, detail: "policy.min_paillier_bits must lie in 1024…8192 (2048 or more in production)")
         }
         lookups = try LookupSubscriptions(raw.lookups, path: path)
+        maximumBuckets = raw.max_buckets ?? 4096
+        guard (1...65_536).contains(maximumBuckets) else {
+            throw ConfigurationError.invalid(path: path, detail: "policy.max_buckets must lie in 1…65536")
+        }
+        maximumResumes = raw.max_resumes ?? 3
+        guard (0...100).contains(maximumResumes) else {
+            throw ConfigurationError.invalid(path: path, detail: "policy.max_resumes must lie in 0…100")
+        }
         var datasets: [String: DatasetPolicy] = [:]
         for (name, rule) in raw.datasets ?? [:] {
             var protocols = Set<JobProtocolUse>()

@@ -6,6 +6,8 @@ import Foundation
 public struct PolicyInForce: Encodable, Sendable {
     let coordinators: [String]
     let min_paillier_bits: Int
+    let max_buckets: Int
+    let max_resumes: Int
     let datasets: [String: Dataset]
     let lookups: Lookups
 
@@ -52,6 +54,8 @@ public struct PolicyInForce: Encodable, Sendable {
     public init(_ policy: NodePolicy) {
         coordinators = policy.coordinators.sorted()
         min_paillier_bits = policy.minimumPaillierBits
+        max_buckets = policy.maximumBuckets
+        max_resumes = policy.maximumResumes
         datasets = policy.datasets.mapValues { d in
             Dataset(columns: d.columns.sorted(), protocols: d.protocols.map(\.rawValue).sorted(), result_recipients: d.resultRecipients.sorted(),
                     min_set_size: d.minimumSetSize, min_cell_records: d.minimumCellRecords, min_cell_parties: d.minimumCellParties,

@@ -111,14 +111,23 @@ public struct JobRepository: Sendable {
     }
 
     /// Jobs that were not final when the daemon stopped; they end as failed.
-    public func failUnfinished(reason: String) throws -> [String] {
+    public func failUnfinished(reason: String, except kept: Set<String> = []) throws -> [String] {
         try store.pool.write { db in
             let ids = try String.fetchAll(db, sql: "SELECT id FROM job WHERE state IN ('proposed', 'accepted', 'running')")
+                .filter { !kept.contains($0) }
             for id in ids {
                 try setState(db, jobID: id, .failed, reason: reason)
                 try AuditLog(store: store).append(db, event: "job.failed", jobID: id, details: ["reason": .string(reason)])
             }
             return ids
+        }
+    }
+
+    /// The ids of the jobs in any of `states`.
+    public func jobIDs(inStates states: [JobState]) throws -> [String] {
+        try store.pool.read { db in
+            try String.fetchAll(db, sql: "SELECT id FROM job WHERE state IN (\(states.map { _ in "?" }.joined(separator: ",")))",
+                                arguments: StatementArguments(states.map(\.rawValue)))
         }
     }
 

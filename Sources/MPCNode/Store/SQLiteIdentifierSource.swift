@@ -11,11 +11,11 @@ import MPCProtocols
 /// whole set into memory, and the snapshot is unaffected by imports during the job. The scratch file
 /// is deleted when the job ends.
 public final class SQLiteIdentifierSource: IdentifierSource, @unchecked Sendable {
-    private let queue: DatabaseQueue
+    let queue: DatabaseQueue
     public let path: URL
     public let count: Int
     /// Fault injection (tests only): the first read waits this long, as a slow party would.
-    private let firstReadDelay = LockedDelay()
+    let firstReadDelay = LockedDelay()
 
     /// - Parameter valueColumn: when given, each identifier also gets the total of this decimal column
     ///   over its rows (fixed point with `decimals`), read with `totals(in:)`.
@@ -81,6 +81,20 @@ public final class SQLiteIdentifierSource: IdentifierSource, @unchecked Sendable
             try db.execute(sql: "DETACH DATABASE src")
             return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM input") ?? 0
         }
+        return SQLiteIdentifierSource(queue: queue, path: path, count: count)
+    }
+
+    /// The scratch database an earlier run of the job prepared (a job resumed after a restart).
+    public static func reopen(jobID: String, scratchDirectory: URL) throws -> SQLiteIdentifierSource {
+        try PeerSuppliedName.jobID.validate(jobID)
+        let path = scratchDirectory.appendingPathComponent("\(jobID).sqlite")
+        guard FileManager.default.fileExists(atPath: path.path) else {
+            throw JobError.fault("the job's scratch database \(path.path) is gone: it cannot resume")
+        }
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        let queue = try DatabaseQueue(path: path.path, configuration: configuration)
+        let count = try queue.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM input") ?? 0 }
         return SQLiteIdentifierSource(queue: queue, path: path, count: count)
     }
 

@@ -49,10 +49,12 @@ public struct BucketedPSIParty: Sendable {
         public var scalarMultiplications: Int
     }
 
-    /// Progress over the whole job: elements of both streams processed in completed and current buckets.
+    /// Progress over the whole job: elements of both streams (padded) in completed buckets and the
+    /// current one, of all buckets; `processedThisRun` counts only what this run (attempt) processed.
     public struct Progress: Sendable {
         public var done: Int
         public var total: Int
+        public var processedThisRun: Int
         public var bucket: Int
         public var bucketCount: Int
     }
@@ -110,10 +112,10 @@ public struct BucketedPSIParty: Sendable {
             round.minimumPeerSetSize = peerCapacity
             round.maximumPeerSetSize = peerCapacity
             round.peerStreamMustMatch = state.completed[bucket]
-            let done = (bucket - start) * perBucket
             let onProgress: @Sendable (PSIParty.Progress) -> Void = { [progress] p in
-                progress?(Progress(done: done + p.ownBlindedSent + p.peerElementsProcessed, total: (b - start) * perBucket,
-                                   bucket: bucket, bucketCount: b))
+                let inBucket = p.ownBlindedSent + p.peerElementsProcessed
+                progress?(Progress(done: bucket * perBucket + inBucket, total: b * perBucket,
+                                   processedThisRun: (bucket - start) * perBucket + inBucket, bucket: bucket, bucketCount: b))
             }
             let result = try await PSIRound(configuration: round, source: OrderedIdentifierSource(values: padded.identifiers),
                                             cipher: cipher, session: session, progress: onProgress).run()

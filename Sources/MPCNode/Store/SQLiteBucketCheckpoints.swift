@@ -1,0 +1,145 @@
+import Foundation
+import GRDB
+import MPCCrypto
+import MPCProtocols
+
+/// A bucketed PSI's checkpoints in the job's scratch database (Protocols/psi-buckets.md "Checkpoints
+/// and resume"): the state sealed with the node's job key, each completed bucket with the digest of the
+/// peer's stream, and the positions each bucket found, written in one transaction. Everything goes
+/// with the scratch file when the job ends.
+final class SQLiteBucketCheckpoints: BucketCheckpoints, @unchecked Sendable {
+    private let queue: DatabaseQueue
+    private let sealKey: [UInt8]
+
+    init(source: SQLiteIdentifierSource, sealKey: [UInt8]) throws {
+        queue = source.queue
+        self.sealKey = sealKey
+        try queue.inDatabase { db in
+            // The snapshot was copied without a journal; checkpoints must survive a crash.
+            try db.execute(sql: "PRAGMA journal_mode = WAL")
+            try db.execute(sql: """
+                CREATE TABLE IF NOT EXISTS bucket_state (id INTEGER PRIMARY KEY CHECK (id = 1), sealed BLOB NOT NULL);
+                CREATE TABLE IF NOT EXISTS bucket_done (bucket INTEGER PRIMARY KEY, peer_digest BLOB NOT NULL, cardinality INTEGER);
+                CREATE TABLE IF NOT EXISTS bucket_result (bucket INTEGER NOT NULL, position INTEGER NOT NULL, PRIMARY KEY (bucket, position));
+                CREATE TABLE IF NOT EXISTS bucket_alive (id INTEGER PRIMARY KEY CHECK (id = 1), at REAL NOT NULL);
+                """)
+        }
+    }
+
+    private let beat = NSLock()
+    private var lastBeat = Date.distantPast
+
+    /// Records that the job is alive (at most every 2 s): after a crash, the job resumes at start-up only
+    /// if it was alive within the peer idle limit, for which its peer keeps trying.
+    func heartbeat() {
+        let now = Date()
+        let due = beat.withLock { () -> Bool in
+            guard now.timeIntervalSince(lastBeat) >= 2 else { return false }
+            lastBeat = now
+            return true
+        }
+        guard due else { return }
+        try? queue.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO bucket_alive (id, at) VALUES (1, ?)", arguments: [now.timeIntervalSince1970])
+        }
+    }
+
+    /// Whether a job's scratch database holds a bucketed PSI's sealed state and was alive within
+    /// `seconds` (it can resume after a restart).
+    static func holdsResumableState(jobID: String, scratchDirectory: URL, aliveWithin seconds: Double) -> Bool {
+        guard (try? PeerSuppliedName.jobID.validate(jobID)) != nil else { return false }
+        let path = scratchDirectory.appendingPathComponent("\(jobID).sqlite").path
+        guard FileManager.default.fileExists(atPath: path) else { return false }
+        guard let queue = try? DatabaseQueue(path: path) else { return false }
+        defer { try? queue.close() }
+        return (try? queue.read { db -> Bool in
+            guard try db.tableExists("bucket_state"), try db.tableExists("bucket_alive"),
+                  (try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM bucket_state") ?? 0) == 1,
+                  let at = try Double.fetchOne(db, sql: "SELECT at FROM bucket_alive WHERE id = 1") else { return false }
+            return Date().timeIntervalSince1970 - at < seconds
+        }) ?? false
+    }
+
+    func load() async throws -> BucketedPSIState? {
+        try await queue.read { [sealKey] db in
+            guard let sealed = try Data.fetchOne(db, sql: "SELECT sealed FROM bucket_state WHERE id = 1") else { return nil }
+            let plain: [UInt8]
+            do { plain = try SecretBox.open([UInt8](sealed), key: sealKey) } catch {
+                throw JobError.fault("the job's sealed state does not open with this node's keys/job-seal.key (replaced?): it cannot resume")
+            }
+            var state = try Self.decode(plain)
+            let rows = try Row.fetchCursor(db, sql: "SELECT bucket, peer_digest FROM bucket_done")
+            while let row = try rows.next() {
+                let b: Int = row[0], digest: Data = row[1]
+                state.completed[b] = [UInt8](digest)
+            }
+            return state
+        }
+    }
+
+    func begin(_ state: BucketedPSIState) async throws {
+        let sealed = try SecretBox.seal(Self.encode(state), key: sealKey)
+        try await queue.write { db in
+            try db.execute(sql: "DELETE FROM bucket_done")
+            try db.execute(sql: "DELETE FROM bucket_result")
+            try db.execute(sql: "INSERT OR REPLACE INTO bucket_state (id, sealed) VALUES (1, ?)", arguments: [Data(sealed)])
+            try db.execute(sql: "INSERT OR REPLACE INTO bucket_alive (id, at) VALUES (1, ?)", arguments: [Date().timeIntervalSince1970])
+        }
+    }
+
+    func complete(bucket: Int, output: BucketOutput, peerStreamDigest: [UInt8]) async throws {
+        try await queue.write { db in
+            try db.execute(sql: "DELETE FROM bucket_result WHERE bucket = ?", arguments: [bucket])
+            var cardinality: Int?
+            switch output {
+            case .none: break
+            case .cardinality(let c): cardinality = c
+            case .positions(let positions):
+                let insert = try db.makeStatement(sql: "INSERT INTO bucket_result (bucket, position) VALUES (?, ?)")
+                for p in positions { try insert.execute(arguments: [bucket, p]) }
+            }
+            try db.execute(sql: "INSERT OR REPLACE INTO bucket_done (bucket, peer_digest, cardinality) VALUES (?, ?, ?)",
+                           arguments: [bucket, Data(peerStreamDigest), cardinality])
+            try db.execute(sql: "INSERT OR REPLACE INTO bucket_alive (id, at) VALUES (1, ?)", arguments: [Date().timeIntervalSince1970])
+        }
+    }
+
+    /// Completed buckets.
+    func completedCount() throws -> Int {
+        try queue.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM bucket_done") ?? 0 }
+    }
+
+    /// The number of identifiers found over all buckets, or the sum of the buckets' cardinalities.
+    func resultCount(cardinalityOnly: Bool) throws -> Int {
+        try queue.read { db in
+            try Int.fetchOne(db, sql: cardinalityOnly ? "SELECT COALESCE(SUM(cardinality), 0) FROM bucket_done"
+                                                      : "SELECT COUNT(*) FROM bucket_result") ?? 0
+        }
+    }
+
+    /// The identifiers found, in position order, without holding them all in memory.
+    func forEachResultIdentifier(_ body: (String) throws -> Void) throws {
+        try queue.read { db in
+            let rows = try String.fetchCursor(db, sql: """
+                SELECT input.identifier FROM bucket_result JOIN input ON input.rowid = bucket_result.position + 1
+                ORDER BY bucket_result.position
+                """)
+            while let s = try rows.next() { try body(s) }
+        }
+    }
+
+    // seed (32) ‖ key (32) ‖ bucket count (u64 LE) ‖ peer set size (u64 LE)
+    static func encode(_ s: BucketedPSIState) -> [UInt8] {
+        var out = s.seed + s.key.bytes
+        withUnsafeBytes(of: UInt64(s.bucketCount).littleEndian) { out.append(contentsOf: $0) }
+        withUnsafeBytes(of: UInt64(s.peerSetSize).littleEndian) { out.append(contentsOf: $0) }
+        return out
+    }
+
+    static func decode(_ bytes: [UInt8]) throws -> BucketedPSIState {
+        guard bytes.count == 80 else { throw JobError.fault("the job's sealed state has \(bytes.count) bytes, expected 80") }
+        let word = { (at: Int) in bytes[at..<at + 8].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) } }
+        return BucketedPSIState(seed: Array(bytes[0..<32]), key: try BucketKey(bytes: Array(bytes[32..<64])),
+                                bucketCount: Int(word(64)), peerSetSize: Int(word(72)))
+    }
+}

@@ -1,0 +1,74 @@
+import Foundation
+import GRDB
+import MPCNode
+import MPCTestSupport
+import MPCTransport
+import XCTest
+
+/// Bucketed PSI between real nodes (TLS, SQLite): a link cut in the middle of a job is resumed at the
+/// next bucket and the job ends with the plain intersection; a bucket count above a node's policy is
+/// refused at the proposal.
+final class PSIResumeTests: XCTestCase {
+    func testALinkCutAfterABucketResumesThereAndTheResultIsThePlainIntersection() async throws {
+        let fixture = try ConsortiumFixture()
+        defer { fixture.remove() }
+        let a = phoneNumbers(700, seed: 31, universe: 2000), b = phoneNumbers(600, seed: 32, universe: 2000)
+        try fixture.importCSV(into: "bank-a", dataset: "customers", phones: a)
+        try fixture.importCSV(into: "bank-b", dataset: "customers", phones: b)
+        let expected = Set(a.map(digits)).intersection(Set(b.map(digits)))
+        XCTAssertGreaterThan(expected.count, 50)
+        let logger = ConsortiumFixture.quietLogger
+        var started: [String: NodeRuntime] = [:]
+        started["coordinator"] = try await fixture.consortium.start("coordinator", logger: logger)
+        started["bank-a"] = try await fixture.consortium.start("bank-a", logger: logger, faults: FaultHooks(dropPSILinkAfterBucket: 2))
+        started["bank-b"] = try await fixture.consortium.start("bank-b", logger: logger)
+        let nodes = started
+        defer { Task { for n in nodes.values { await n.stop() } } }
+
+        var submission = JobSubmission(
+            protocolName: "psi",
+            parties: [.init(nodeID: "bank-a", dataset: "customers", column: "phone"), .init(nodeID: "bank-b", dataset: "customers", column: "phone")],
+            deliverTo: ["bank-a", "bank-b"], cardinalityOnly: false, group: "x25519")
+        submission.buckets = 6
+        let jobID = try await nodes["coordinator"]!.engine.submit(submission)
+        let job = try await ConsortiumFixture.waitForFinal(nodes["coordinator"]!, jobID: jobID, seconds: 120)
+        XCTAssertEqual(job.state, .succeeded, job.reason ?? "")
+        for bank in ["bank-a", "bank-b"] {
+            let r = try JobRepository(store: nodes[bank]!.store).result(jobID: jobID, limit: 100_000)
+            XCTAssertEqual(Set(r.identifiers ?? []), expected, bank)
+            XCTAssertEqual(r.cardinality, expected.count, bank)
+            let records = try AuditLog(store: nodes[bank]!.store).records(jobID: jobID)
+            let resumed = records.filter { $0.event == "job.resumed" }
+            XCTAssertEqual(resumed.count, 1, "\(bank): \(records.map(\.event))")
+            let details = try XCTUnwrap(resumed.first?.details)
+            XCTAssertTrue(details.contains("\"from_bucket\":3"), "\(bank): \(details)")
+            let succeeded = try XCTUnwrap(records.first { $0.event == "job.succeeded" }?.details)
+            XCTAssertTrue(succeeded.contains("\"resumes\":1") && succeeded.contains("\"buckets\":6"), "\(bank): \(succeeded)")
+        }
+        // The job's scratch file, with the sealed key and checkpoints, is gone.
+        for bank in ["bank-a", "bank-b"] {
+            let scratch = try fixture.consortium.configuration(of: bank).jobsDirectory.appendingPathComponent("\(jobID).sqlite")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: scratch.path), bank)
+        }
+    }
+
+    func testABucketCountAboveANodesPolicyIsRefusedAtTheProposal() async throws {
+        let fixture = try ConsortiumFixture(policy: { bank in
+            ConsortiumFixture.defaultPolicy(bank).replacingOccurrences(of: "  coordinators: [coordinator]", with: "  coordinators: [coordinator]\n  max_buckets: 8")
+        })
+        defer { fixture.remove() }
+        try fixture.importCSV(into: "bank-a", dataset: "customers", phones: phoneNumbers(100, seed: 33))
+        try fixture.importCSV(into: "bank-b", dataset: "customers", phones: phoneNumbers(100, seed: 34))
+        let nodes = try await fixture.consortium.startAll(logger: ConsortiumFixture.quietLogger)
+        defer { Task { for n in nodes.values { await n.stop() } } }
+        var submission = JobSubmission(
+            protocolName: "psi",
+            parties: [.init(nodeID: "bank-a", dataset: "customers", column: "phone"), .init(nodeID: "bank-b", dataset: "customers", column: "phone")],
+            deliverTo: ["bank-a"], cardinalityOnly: false, group: "x25519")
+        submission.buckets = 64
+        let jobID = try await nodes["coordinator"]!.engine.submit(submission)
+        let job = try await ConsortiumFixture.waitForFinal(nodes["coordinator"]!, jobID: jobID)
+        XCTAssertEqual(job.state, .refused)
+        XCTAssertTrue((job.reason ?? "").contains("max_buckets"), job.reason ?? "")
+    }
+}
