@@ -49,10 +49,17 @@ struct ServeCommand: AsyncParsableCommand {
 
 extension ServeCommand {
     /// End-to-end tests of dropouts make a daemon exit after a secure-aggregation round with
-    /// `MPCNODE_FAULT_EXIT_AFTER_SECAGG_ROUND`; only a debug build reads it.
+    /// `MPCNODE_FAULT_EXIT_AFTER_SECAGG_ROUND`, or after recording a PSI bucket with
+    /// `MPCNODE_FAULT_EXIT_AFTER_PSI_BUCKET`; only a debug build reads them.
     static func faultHooks() -> FaultHooks? {
         #if DEBUG
-        ProcessInfo.processInfo.environment["MPCNODE_FAULT_EXIT_AFTER_SECAGG_ROUND"].flatMap(FaultHooks.exitAfterSecureAggregationRound(named:))
+        let environment = ProcessInfo.processInfo.environment
+        var hooks = environment["MPCNODE_FAULT_EXIT_AFTER_SECAGG_ROUND"].flatMap(FaultHooks.exitAfterSecureAggregationRound(named:))
+        if let bucket = environment["MPCNODE_FAULT_EXIT_AFTER_PSI_BUCKET"].flatMap(Int.init) {
+            hooks = hooks ?? FaultHooks()
+            hooks?.exitAfterPSIBucket = bucket
+        }
+        return hooks
         #else
         nil
         #endif

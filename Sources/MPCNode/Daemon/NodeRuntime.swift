@@ -49,8 +49,6 @@ public final class NodeRuntime: Sendable {
         try PrivateFiles.checkKey(configuration.tls.privateKey.path)
         try PrivateFiles.folder(configuration.dataDirectory)
         let store = try NodeStore(path: configuration.databasePath)
-        // Scratch copies of inputs a killed daemon left behind hold plaintext identifiers: removed before anything runs.
-        JobScratchFiles.removeAll(in: configuration.jobsDirectory, logger: logger)
         let descriptors = DescriptorLimit.raiseToHardLimit()
         logger.debug("open-file limit", metadata: ["descriptors": "\(descriptors)"])
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)

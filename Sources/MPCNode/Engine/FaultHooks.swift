@@ -17,6 +17,8 @@ public struct FaultHooks: Sendable {
     /// A PSI party cuts its link to the peer right after recording this bucket (once per node), as a
     /// network fault would: the job must resume at the next bucket.
     public var dropPSILinkAfterBucket: Int?
+    /// The process exits abruptly (as if killed) right after recording this PSI bucket.
+    public var exitAfterPSIBucket: Int?
     let dropOnce = FaultOnce()
 
     public init(afterSecureAggregationRound: (@Sendable (SecureAggregationClient.Round) -> Void)? = nil,

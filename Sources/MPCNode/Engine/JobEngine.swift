@@ -56,10 +56,16 @@ public actor JobEngine {
             var resumable: [Mpcnode_V1_JobSpec] = []
             for id in try repository.jobIDs(inStates: [.running]) {
                 guard let spec = try repository.spec(jobID: id), spec.coordinator != nodeID,
-                      let kind = try? JobKinds.kind(of: spec),
-                      kind.canResumeAfterRestart(spec, configuration: configuration) else { continue }
+                      let kind = try? JobKinds.kind(of: spec) else { continue }
+                if let why = kind.whyNotResumable(spec, configuration: configuration) {
+                    logger.info("job cannot resume", metadata: ["job": "\(id)", "why": "\(why)"])
+                    continue
+                }
                 resumable.append(spec)
             }
+            // Scratch copies of inputs a killed daemon left behind hold plaintext identifiers: removed before
+            // anything runs, except those of the jobs that resume.
+            JobScratchFiles.removeAll(in: configuration.jobsDirectory, keeping: Set(resumable.map(\.jobID)), logger: logger)
             for spec in resumable {
                 logger.notice("job resumes after the restart", metadata: ["job": "\(spec.jobID)"])
                 tasks[spec.jobID] = Task { await self.runParticipant(spec, resuming: true) }
@@ -75,6 +81,7 @@ public actor JobEngine {
                 }
             }
         } catch {
+            JobScratchFiles.removeAll(in: configuration.jobsDirectory, keeping: [], logger: logger)
             logger.error("could not recover jobs after restart", metadata: ["error": "\(error)"])
         }
     }

@@ -236,7 +236,7 @@ extension JobEngine {
             await reportOutcome(spec: spec, state: .succeeded, reason: "", completion: c, elapsedMs: elapsed, auditHash: hash,
                                 resultCommitment: resultCommitment)
         } catch {
-            if stopping, let kind, kind.canResumeAfterRestart(spec, configuration: configuration),
+            if stopping, let kind, kind.whyNotResumable(spec, configuration: configuration) == nil,
                (try? repository.state(jobID: jobID)) == .running {
                 // The daemon stops: the role keeps its sealed state and checkpoints and resumes at the next start.
                 _ = try? audit.append(event: "job.suspended", jobID: jobID, details: [

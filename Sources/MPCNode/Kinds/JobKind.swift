@@ -47,10 +47,11 @@ protocol JobKind: Sendable {
 
     /// The kind's own policy rules for the party `mine` (columns, suppression minimums, recipients);
     /// the generic rules (coordinator, dataset, use, `deliver_to`, input size) are `PolicyCheck`'s.
-    /// Whether this node's role of `spec` kept what it needs to continue after its daemon stopped (a
-    /// bucketed PSI's sealed state and checkpoints in the job's scratch database); such a job is resumed
-    /// at start-up instead of failed — if it was alive within the peer idle limit (the peer waits that long).
-    func canResumeAfterRestart(_ spec: Mpcnode_V1_JobSpec, configuration: NodeConfiguration) -> Bool
+    /// Nil if this node's role of `spec` kept what it needs to continue after its daemon stopped (a
+    /// bucketed PSI's sealed state and checkpoints in the job's scratch database) and was alive within the
+    /// peer idle limit (its peer waits that long): such a job is resumed at start-up instead of failed.
+    /// Otherwise why not.
+    func whyNotResumable(_ spec: Mpcnode_V1_JobSpec, configuration: NodeConfiguration) -> String?
     func checkPolicy(_ spec: Mpcnode_V1_JobSpec, mine: Mpcnode_V1_PartyInput, rule: DatasetPolicy, policy: NodePolicy,
                      nodeID: String) -> PolicyDecision
 
@@ -74,7 +75,7 @@ protocol JobKind: Sendable {
 }
 
 extension JobKind {
-    func canResumeAfterRestart(_ spec: Mpcnode_V1_JobSpec, configuration: NodeConfiguration) -> Bool { false }
+    func whyNotResumable(_ spec: Mpcnode_V1_JobSpec, configuration: NodeConfiguration) -> String? { "\(name) jobs do not resume" }
     func accepts(_ submission: JobSubmission) -> Bool { submission.protocolName == name }
     func describes(_ spec: Mpcnode_V1_JobSpec) -> Bool { spec.protocol == name }
     func participants(of spec: Mpcnode_V1_JobSpec) -> [String] { spec.parties.map(\.nodeID) }

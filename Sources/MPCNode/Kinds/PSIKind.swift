@@ -69,9 +69,9 @@ struct PSIKind: JobKind {
         return identifierColumnAllowed(mine, rule: rule)
     }
 
-    func canResumeAfterRestart(_ spec: Mpcnode_V1_JobSpec, configuration: NodeConfiguration) -> Bool {
-        SQLiteBucketCheckpoints.holdsResumableState(jobID: spec.jobID, scratchDirectory: configuration.jobsDirectory,
-                                                    aliveWithin: Double(configuration.peerIdleTimeoutSeconds))
+    func whyNotResumable(_ spec: Mpcnode_V1_JobSpec, configuration: NodeConfiguration) -> String? {
+        SQLiteBucketCheckpoints.whyNotResumable(jobID: spec.jobID, scratchDirectory: configuration.jobsDirectory,
+                                                aliveWithin: Double(configuration.peerIdleTimeoutSeconds))
     }
 
     func run(_ context: RoleContext) async throws -> RoleCompletion {
@@ -186,9 +186,10 @@ struct PSIKind: JobKind {
                          progress: @escaping @Sendable (BucketedPSIParty.Progress) -> Void) async throws -> BucketedPSIParty.Report {
         let faults = context.faults
         let run = { (channel: any MessageChannel) async throws -> BucketedPSIParty.Report in
-            let stored: any BucketCheckpoints = faults?.dropPSILinkAfterBucket.map {
-                LinkDropAfterBucket(checkpoints, bucket: $0, channel: channel, once: faults!.dropOnce)
-            } ?? checkpoints
+            var stored: any BucketCheckpoints = checkpoints
+            if let faults, faults.dropPSILinkAfterBucket != nil || faults.exitAfterPSIBucket != nil {
+                stored = FaultAfterBucket(checkpoints, faults: faults, channel: channel)
+            }
             return try await BucketedPSIParty(configuration: config, source: source, checkpoints: stored, channel: channel, progress: progress).run()
         }
         if dials {
@@ -245,22 +246,22 @@ final class ProcessedElements: @unchecked Sendable {
     }
 }
 
-/// Fault injection (tests): after `bucket` is recorded, the link is cut (once per job), as a network
-/// fault would cut it.
-final class LinkDropAfterBucket: BucketCheckpoints, @unchecked Sendable {
+/// Fault injection (tests): right after a bucket is recorded, the link is cut (once per node), as a
+/// network fault would cut it, or the process exits as if killed.
+final class FaultAfterBucket: BucketCheckpoints, @unchecked Sendable {
     let inner: SQLiteBucketCheckpoints
-    let bucket: Int
+    let faults: FaultHooks
     let channel: any MessageChannel
-    let once: FaultOnce
 
-    init(_ inner: SQLiteBucketCheckpoints, bucket: Int, channel: any MessageChannel, once: FaultOnce) {
-        self.inner = inner; self.bucket = bucket; self.channel = channel; self.once = once
+    init(_ inner: SQLiteBucketCheckpoints, faults: FaultHooks, channel: any MessageChannel) {
+        self.inner = inner; self.faults = faults; self.channel = channel
     }
 
     func load() async throws -> BucketedPSIState? { try await inner.load() }
     func begin(_ state: BucketedPSIState) async throws { try await inner.begin(state) }
     func complete(bucket: Int, output: BucketOutput, peerStreamDigest: [UInt8]) async throws {
         try await inner.complete(bucket: bucket, output: output, peerStreamDigest: peerStreamDigest)
-        if bucket == self.bucket, once.take(), let tls = channel as? TLSMessageChannel { await tls.abort() }
+        if bucket == faults.exitAfterPSIBucket { _exit(137) }
+        if bucket == faults.dropPSILinkAfterBucket, faults.dropOnce.take(), let tls = channel as? TLSMessageChannel { await tls.abort() }
     }
 }

@@ -3,12 +3,14 @@ import Logging
 
 /// The folder of the jobs' scratch databases (`data/jobs/`), each a plaintext copy of one job's input
 /// that its job removes when it ends. A daemon killed mid-job leaves its copies behind; the next start
-/// removes them before anything runs (no job survives a restart).
+/// removes them before anything runs, except those of the jobs that resume (a bucketed PSI).
 enum JobScratchFiles {
-    static func removeAll(in folder: URL, logger: Logger) {
+    static func removeAll(in folder: URL, keeping kept: Set<String>, logger: Logger) {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder.path) else { return }
         var removed = 0
         for name in names where name.hasSuffix(".sqlite") || name.hasSuffix(".sqlite-journal") || name.hasSuffix(".sqlite-wal") || name.hasSuffix(".sqlite-shm") {
+            let jobID = name.components(separatedBy: ".sqlite").first ?? name
+            if kept.contains(jobID) { continue }
             if (try? FileManager.default.removeItem(at: folder.appendingPathComponent(name))) != nil { removed += 1 }
         }
         if removed > 0 {

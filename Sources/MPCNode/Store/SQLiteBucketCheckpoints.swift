@@ -44,20 +44,25 @@ final class SQLiteBucketCheckpoints: BucketCheckpoints, @unchecked Sendable {
         }
     }
 
-    /// Whether a job's scratch database holds a bucketed PSI's sealed state and was alive within
-    /// `seconds` (it can resume after a restart).
-    static func holdsResumableState(jobID: String, scratchDirectory: URL, aliveWithin seconds: Double) -> Bool {
-        guard (try? PeerSuppliedName.jobID.validate(jobID)) != nil else { return false }
+    /// Why a job's scratch database cannot resume after a restart, or nil if it can: it must hold a
+    /// bucketed PSI's sealed state and have been alive within `seconds`.
+    static func whyNotResumable(jobID: String, scratchDirectory: URL, aliveWithin seconds: Double) -> String? {
+        guard (try? PeerSuppliedName.jobID.validate(jobID)) != nil else { return "not a job id" }
         let path = scratchDirectory.appendingPathComponent("\(jobID).sqlite").path
-        guard FileManager.default.fileExists(atPath: path) else { return false }
-        guard let queue = try? DatabaseQueue(path: path) else { return false }
-        defer { try? queue.close() }
-        return (try? queue.read { db -> Bool in
-            guard try db.tableExists("bucket_state"), try db.tableExists("bucket_alive"),
-                  (try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM bucket_state") ?? 0) == 1,
-                  let at = try Double.fetchOne(db, sql: "SELECT at FROM bucket_alive WHERE id = 1") else { return false }
-            return Date().timeIntervalSince1970 - at < seconds
-        }) ?? false
+        guard FileManager.default.fileExists(atPath: path) else { return "no scratch database" }
+        do {
+            let queue = try DatabaseQueue(path: path)
+            defer { try? queue.close() }
+            return try queue.read { db -> String? in
+                guard try db.tableExists("bucket_state"), try db.tableExists("bucket_alive"),
+                      (try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM bucket_state") ?? 0) == 1,
+                      let at = try Double.fetchOne(db, sql: "SELECT at FROM bucket_alive WHERE id = 1") else { return "no checkpoint yet" }
+                let age = Date().timeIntervalSince1970 - at
+                return age < seconds ? nil : "last alive \(Int(age)) s ago, beyond the peer idle limit of \(Int(seconds)) s"
+            }
+        } catch {
+            return "\(error)"
+        }
     }
 
     func load() async throws -> BucketedPSIState? {
