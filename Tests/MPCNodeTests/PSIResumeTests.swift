@@ -52,6 +52,58 @@ final class PSIResumeTests: XCTestCase {
         }
     }
 
+    /// bank-b's daemon stops (gracefully) in the middle of the job: its role is suspended, not failed, and
+    /// resumes when bank-b starts again; bank-a waits for it within the idle limit.
+    func testAJobSuspendedByADaemonStopResumesWhenItStartsAgain() async throws {
+        let fixture = try ConsortiumFixture()
+        defer { fixture.remove() }
+        let a = phoneNumbers(500, seed: 35, universe: 1500), b = phoneNumbers(500, seed: 36, universe: 1500)
+        try fixture.importCSV(into: "bank-a", dataset: "customers", phones: a)
+        try fixture.importCSV(into: "bank-b", dataset: "customers", phones: b)
+        let logger = ConsortiumFixture.quietLogger
+        let coordinator = try await fixture.consortium.start("coordinator", logger: logger)
+        let bankA = try await fixture.consortium.start("bank-a", logger: logger)
+        var pausing = FaultHooks()
+        pausing.pauseAfterPSIBucket = (bucket: 1, pause: .seconds(60))
+        let firstB = try await fixture.consortium.start("bank-b", logger: logger, faults: pausing)
+        var submission = JobSubmission(
+            protocolName: "psi",
+            parties: [.init(nodeID: "bank-a", dataset: "customers", column: "phone"), .init(nodeID: "bank-b", dataset: "customers", column: "phone")],
+            deliverTo: ["bank-a"], cardinalityOnly: false, group: "x25519")
+        submission.buckets = 4
+        let jobID = try await coordinator.engine.submit(submission)
+        // bank-b pauses after its bucket 1; then its daemon stops.
+        let audit = AuditLog(store: firstB.store)
+        for _ in 0..<200 {
+            let progress = (try? JobRepository(store: firstB.store).view(jobID: jobID))?.progressDone ?? 0
+            if progress > 0, try FileManager.default.contentsOfDirectory(atPath: firstB.configuration.jobsDirectory.path).isEmpty == false,
+               try Self.completedBuckets(firstB, jobID) >= 2 { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        XCTAssertEqual(try Self.completedBuckets(firstB, jobID), 2)
+        await firstB.stop()
+        XCTAssertEqual(try JobRepository(store: firstB.store).view(jobID: jobID).state, .running, "suspended, not failed")
+        XCTAssertTrue(try audit.records(jobID: jobID).contains { $0.event == "job.suspended" })
+
+        let secondB = try await fixture.consortium.start("bank-b", logger: logger)
+        defer { Task { await coordinator.stop(); await bankA.stop(); await secondB.stop() } }
+        let job = try await ConsortiumFixture.waitForFinal(coordinator, jobID: jobID, seconds: 120)
+        XCTAssertEqual(job.state, .succeeded, job.reason ?? "")
+        let r = try JobRepository(store: bankA.store).result(jobID: jobID, limit: 100_000)
+        XCTAssertEqual(Set(r.identifiers ?? []), Set(a.map(digits)).intersection(Set(b.map(digits))))
+        let events = try AuditLog(store: secondB.store).records(jobID: jobID)
+        XCTAssertTrue(events.contains { $0.event == "job.resumed" && $0.details.contains("\"from_bucket\":2") }, "\(events.map(\.details))")
+    }
+
+    /// Buckets bank-b recorded in the job's scratch database.
+    static func completedBuckets(_ node: NodeRuntime, _ jobID: String) throws -> Int {
+        let path = node.configuration.jobsDirectory.appendingPathComponent("\(jobID).sqlite").path
+        guard FileManager.default.fileExists(atPath: path) else { return 0 }
+        let queue = try DatabaseQueue(path: path)
+        defer { try? queue.close() }
+        return try queue.read { db in try db.tableExists("bucket_done") ? (Int.fetchOne(db, sql: "SELECT COUNT(*) FROM bucket_done") ?? 0) : 0 }
+    }
+
     func testABucketCountAboveANodesPolicyIsRefusedAtTheProposal() async throws {
         let fixture = try ConsortiumFixture(policy: { bank in
             ConsortiumFixture.defaultPolicy(bank).replacingOccurrences(of: "  coordinators: [coordinator]", with: "  coordinators: [coordinator]\n  max_buckets: 8")

@@ -19,6 +19,8 @@ public struct FaultHooks: Sendable {
     public var dropPSILinkAfterBucket: Int?
     /// The process exits abruptly (as if killed) right after recording this PSI bucket.
     public var exitAfterPSIBucket: Int?
+    /// A PSI party waits this long right after recording this bucket (a window in which a test stops its node).
+    public var pauseAfterPSIBucket: (bucket: Int, pause: Duration)?
     let dropOnce = FaultOnce()
 
     public init(afterSecureAggregationRound: (@Sendable (SecureAggregationClient.Round) -> Void)? = nil,

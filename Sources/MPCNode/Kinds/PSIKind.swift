@@ -187,7 +187,7 @@ struct PSIKind: JobKind {
         let faults = context.faults
         let run = { (channel: any MessageChannel) async throws -> BucketedPSIParty.Report in
             var stored: any BucketCheckpoints = checkpoints
-            if let faults, faults.dropPSILinkAfterBucket != nil || faults.exitAfterPSIBucket != nil {
+            if let faults, faults.dropPSILinkAfterBucket != nil || faults.exitAfterPSIBucket != nil || faults.pauseAfterPSIBucket != nil {
                 stored = FaultAfterBucket(checkpoints, faults: faults, channel: channel)
             }
             return try await BucketedPSIParty(configuration: config, source: source, checkpoints: stored, channel: channel, progress: progress).run()
@@ -262,6 +262,7 @@ final class FaultAfterBucket: BucketCheckpoints, @unchecked Sendable {
     func complete(bucket: Int, output: BucketOutput, peerStreamDigest: [UInt8]) async throws {
         try await inner.complete(bucket: bucket, output: output, peerStreamDigest: peerStreamDigest)
         if bucket == faults.exitAfterPSIBucket { _exit(137) }
+        if let (b, pause) = faults.pauseAfterPSIBucket, b == bucket { try await Task.sleep(for: pause) }
         if bucket == faults.dropPSILinkAfterBucket, faults.dropOnce.take(), let tls = channel as? TLSMessageChannel { await tls.abort() }
     }
 }

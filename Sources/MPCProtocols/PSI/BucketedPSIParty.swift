@@ -80,6 +80,12 @@ public struct BucketedPSIParty: Sendable {
             let report = try await run(session)
             await channel.close()
             return report
+        } catch is CancellationError {
+            // Stopped here (the job aborted, its deadline, or the daemon stopping, after which the job
+            // resumes): no abort is sent, so the peer takes the cut link for a fault and tries to resume;
+            // a job that ended here refuses it with its reason, and the coordinator tells the peer too.
+            await channel.abort()
+            throw CancellationError()
         } catch {
             if case ProtocolError.abortedByPeer = error {} else {
                 await session.sendAbort(reason: ProtocolSession.abortReason(error))
