@@ -108,6 +108,7 @@ struct PSIKind: JobKind {
         }
 
         var bytesSent: UInt64 = 0, bytesReceived: UInt64 = 0, resumes = 0, waits = 0
+        let lostTraffic = AttemptTraffic()
         // Since when the peer is away: a peer unreachable for longer than the idle limit is gone.
         var droppedAt: Date? = nil
         let window = Double(context.configuration.peerIdleTimeoutSeconds)
@@ -123,9 +124,9 @@ struct PSIKind: JobKind {
         while true {
             do {
                 report = try await attempt(context, config: config, source: s, checkpoints: checkpoints, peer: other.nodeID,
-                                           dials: mineIndex < otherIndex, progress: onProgress)
-                bytesSent += report.bytesSent
-                bytesReceived += report.bytesReceived
+                                           dials: mineIndex < otherIndex, progress: onProgress, lostTraffic: lostTraffic)
+                bytesSent += report.bytesSent + lostTraffic.sent
+                bytesReceived += report.bytesReceived + lostTraffic.received
                 processed.endAttempt()
                 break
             } catch where Self.isDroppedLink(error) && !Task.isCancelled {
@@ -183,14 +184,21 @@ struct PSIKind: JobKind {
     /// One attempt over one session: the first party dials, the other claims the session it opens.
     private func attempt(_ context: RoleContext, config: BucketedPSIParty.Configuration, source: SQLiteIdentifierSource,
                          checkpoints: SQLiteBucketCheckpoints, peer: String, dials: Bool,
-                         progress: @escaping @Sendable (BucketedPSIParty.Progress) -> Void) async throws -> BucketedPSIParty.Report {
+                         progress: @escaping @Sendable (BucketedPSIParty.Progress) -> Void,
+                         lostTraffic: AttemptTraffic) async throws -> BucketedPSIParty.Report {
         let faults = context.faults
         let run = { (channel: any MessageChannel) async throws -> BucketedPSIParty.Report in
             var stored: any BucketCheckpoints = checkpoints
             if let faults, faults.dropPSILinkAfterBucket != nil || faults.exitAfterPSIBucket != nil || faults.pauseAfterPSIBucket != nil {
                 stored = FaultAfterBucket(checkpoints, faults: faults, channel: channel)
             }
-            return try await BucketedPSIParty(configuration: config, source: source, checkpoints: stored, channel: channel, progress: progress).run()
+            do {
+                return try await BucketedPSIParty(configuration: config, source: source, checkpoints: stored, channel: channel, progress: progress).run()
+            } catch {
+                // What an attempt that failed sent and received still counts in the job's traffic.
+                if let counted = channel as? CountsBytes { lostTraffic.add(sent: counted.bytesSent, received: counted.bytesReceived) }
+                throw error
+            }
         }
         if dials {
             return try await context.withSession(to: peer, run)
@@ -225,6 +233,15 @@ struct PSIKind: JobKind {
         default: return false
         }
     }
+}
+
+/// Bytes of the attempts of a PSI job that failed (a cut link).
+final class AttemptTraffic: @unchecked Sendable {
+    private let lock = NSLock()
+    private var _sent: UInt64 = 0, _received: UInt64 = 0
+    func add(sent: UInt64, received: UInt64) { lock.withLock { _sent += sent; _received += received } }
+    var sent: UInt64 { lock.withLock { _sent } }
+    var received: UInt64 { lock.withLock { _received } }
 }
 
 /// Elements processed per attempt of a PSI job (the last progress of each attempt).

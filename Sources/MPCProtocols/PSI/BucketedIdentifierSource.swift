@@ -51,12 +51,3 @@ final class BucketAssignment: @unchecked Sendable {
     func set(key: BucketKey, count: Int) { lock.withLock { current = (key, count) } }
     func get() -> (BucketKey, Int)? { lock.withLock { current } }
 }
-
-/// Identifiers served in exactly the given order (a bucket already put in its keyed order).
-struct OrderedIdentifierSource: IdentifierSource {
-    let values: [[UInt8]]
-    var count: Int { values.count }
-    func identifiers(in range: Range<Int>) async throws -> [[UInt8]] {
-        Array(values[range.clamped(to: 0..<values.count)])
-    }
-}

@@ -108,11 +108,7 @@ public struct BucketedPSIParty: Sendable {
         let perBucket = capacity + peerCapacity
         for bucket in start..<b {
             try Task.checkCancellation()
-            let members = try await source.members(ofBucket: bucket)
-            guard members.count <= capacity else {
-                throw ProtocolError.cannotResume(peer: channel.peer, detail: "bucket \(bucket) now holds \(members.count) identifiers, more than its capacity \(capacity)")
-            }
-            let padded = paddedBucket(members, bucket: bucket, capacity: capacity, seed: state.seed)
+            let padded = try await paddedBucket(bucket, capacity: capacity, seed: state.seed)
             var round = configuration.psi
             round.bucket = bucket
             round.minimumPeerSetSize = peerCapacity
@@ -123,7 +119,7 @@ public struct BucketedPSIParty: Sendable {
                 progress?(Progress(done: bucket * perBucket + inBucket, total: b * perBucket,
                                    processedThisRun: (bucket - start) * perBucket + inBucket, bucket: bucket, bucketCount: b))
             }
-            let result = try await PSIRound(configuration: round, source: OrderedIdentifierSource(values: padded.identifiers),
+            let result = try await PSIRound(configuration: round, source: padded,
                                             cipher: cipher, session: session, progress: onProgress).run()
             let output: BucketOutput
             switch result.output {
@@ -132,7 +128,7 @@ public struct BucketedPSIParty: Sendable {
             case .intersection(let positions), .matches(let positions, _):
                 // Own positions in the padded bucket → positions in the source; a dummy never matches
                 // (the peer holds no dummy), and is dropped if it somehow did.
-                output = .positions(positions.compactMap { padded.sourcePositions[$0] }.sorted())
+                output = .positions(positions.compactMap { padded.sourcePosition($0) }.sorted())
             }
             try await checkpoints.complete(bucket: bucket, output: output, peerStreamDigest: result.peerStreamDigest)
         }
@@ -149,7 +145,9 @@ public struct BucketedPSIParty: Sendable {
         let psi = configuration.psi
         for _ in 0..<max(1, configuration.maximumKeyAttempts) {
             let share = BucketKey.randomShare()
-            let proposed = saved?.bucketCount ?? (psi.cardinalityOnly ? 1 : (configuration.requestedBuckets ?? BucketSizing.proposedCount(setSize: n)))
+            // Never more than this party itself accepts (a large set then gets larger buckets).
+            let proposed = saved?.bucketCount ?? (psi.cardinalityOnly ? 1 : min(configuration.maximumBuckets,
+                                                                               configuration.requestedBuckets ?? BucketSizing.proposedCount(setSize: n)))
             try await send(session) {
                 $0.bucketHello = .with {
                     $0.setSize = UInt64(n)
@@ -211,31 +209,13 @@ public struct BucketedPSIParty: Sendable {
         throw ProtocolError.parameterMismatch(peer: peer, detail: "a bucket overflowed its capacity under \(configuration.maximumKeyAttempts) keys in a row")
     }
 
-    /// A bucket's identifiers and dummies in the bucket's secret order; `sourcePositions[i]` is the
-    /// source position of element i, nil for a dummy. Deterministic in the seed, so a redone bucket
-    /// sends exactly the same stream.
-    struct PaddedBucket {
-        var identifiers: [[UInt8]]
-        var sourcePositions: [Int?]
-    }
-
-    func paddedBucket(_ members: [BucketMember], bucket: Int, capacity: Int, seed: [UInt8]) -> PaddedBucket {
-        var label = Array("mpcnode-bucket-order-v1".utf8)
-        withUnsafeBytes(of: UInt64(bucket).littleEndian) { label.append(contentsOf: $0) }
-        let order = KeyedOrder(key: BucketKey.blake2b(label, length: 32, key: seed))
-        var items: [(key: (hi: UInt64, lo: UInt64), id: [UInt8], position: Int?)] = []
-        items.reserveCapacity(capacity)
-        for m in members { items.append((order.value(of: m.identifier), m.identifier, m.position)) }
-        var dummyLabel = Array("mpcnode-bucket-dummy-v1".utf8)
-        withUnsafeBytes(of: UInt64(bucket).littleEndian) { dummyLabel.append(contentsOf: $0) }
-        for j in members.count..<max(members.count, capacity) {
-            var message = dummyLabel
-            withUnsafeBytes(of: UInt64(j).littleEndian) { message.append(contentsOf: $0) }
-            let dummy = BucketKey.blake2b(message, length: 32, key: seed)
-            items.append((order.value(of: dummy), dummy, nil))
+    /// Bucket `bucket` read from the source (only it is in memory) and padded.
+    private func paddedBucket(_ bucket: Int, capacity: Int, seed: [UInt8]) async throws -> PaddedBucket {
+        let members = try await source.members(ofBucket: bucket)
+        guard members.count <= capacity else {
+            throw ProtocolError.cannotResume(peer: channel.peer, detail: "bucket \(bucket) now holds \(members.count) identifiers, more than its capacity \(capacity)")
         }
-        items.sort { $0.key.hi != $1.key.hi ? $0.key.hi < $1.key.hi : $0.key.lo < $1.key.lo }
-        return PaddedBucket(identifiers: items.map(\.id), sourcePositions: items.map(\.position))
+        return PaddedBucket(members: members, bucket: bucket, capacity: capacity, seed: seed)
     }
 
     private func send(_ session: ProtocolSession, _ fill: (inout Mpcnode_V1_PsiMessage) -> Void) async throws {
