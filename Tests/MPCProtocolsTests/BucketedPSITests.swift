@@ -256,5 +256,5 @@ final class OverflowOnce: BucketedIdentifierSource, @unchecked Sendable {
         if first { sizes[0] = 1_000_000 }
         return sizes
     }
-    func members(ofBucket bucket: Int) async throws -> [BucketMember] { try await inner.members(ofBucket: bucket) }
+    func members(ofBucket bucket: Int) async throws -> BucketMembers { try await inner.members(ofBucket: bucket) }
 }

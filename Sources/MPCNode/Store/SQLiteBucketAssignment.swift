@@ -55,21 +55,20 @@ extension SQLiteIdentifierSource: BucketedIdentifierSource {
         }
     }
 
-    public func members(ofBucket bucket: Int) async throws -> [BucketMember] {
+    public func members(ofBucket bucket: Int) async throws -> BucketMembers {
         try await queue.read { db in
             guard let range = try Row.fetchOne(db, sql: "SELECT first, size FROM bucket_start WHERE bucket = ?", arguments: [bucket]) else {
-                return []  // an empty bucket
+                return BucketMembers()  // an empty bucket
             }
             let first: Int = range[0], size: Int = range[1]
-            var out: [BucketMember] = []
-            out.reserveCapacity(size)
+            var out = BucketMembers(expected: size)
             let rows = try Row.fetchCursor(db, sql: """
                 SELECT input.rowid, input.identifier FROM bucket_member JOIN input ON input.rowid = bucket_member.position
                 WHERE bucket_member.seq >= ? AND bucket_member.seq < ? ORDER BY bucket_member.seq
                 """, arguments: [first, first + size])
             while let row = try rows.next() {
                 let rowid: Int = row[0], s: String = row[1]
-                out.append(BucketMember(position: rowid - 1, identifier: Array(s.utf8)))
+                out.append(position: rowid - 1, identifier: s.utf8)
             }
             return out
         }

@@ -1,15 +1,29 @@
 import Foundation
 import MPCCrypto
 
-/// One identifier of a bucket and its position in the party's `IdentifierSource` order.
-public struct BucketMember: Sendable, Equatable {
-    public var position: Int
-    public var identifier: [UInt8]
+/// The identifiers of one bucket with their positions in the party's `IdentifierSource` order, held
+/// flat (one byte buffer, offsets, positions): a bucket is about a million identifiers.
+public struct BucketMembers: Sendable {
+    public private(set) var bytes: [UInt8] = []
+    /// Identifier i is `bytes[ends[i-1] ..< ends[i]]`.
+    public private(set) var ends: [Int] = []
+    public private(set) var positions: [Int] = []
 
-    public init(position: Int, identifier: [UInt8]) {
-        self.position = position
-        self.identifier = identifier
+    public init(expected: Int = 0) {
+        ends.reserveCapacity(expected)
+        positions.reserveCapacity(expected)
+        bytes.reserveCapacity(expected * 16)
     }
+
+    public var count: Int { ends.count }
+
+    public mutating func append(position: Int, identifier: some Collection<UInt8>) {
+        bytes.append(contentsOf: identifier)
+        ends.append(bytes.count)
+        positions.append(position)
+    }
+
+    public func identifier(_ i: Int) -> ArraySlice<UInt8> { bytes[(i == 0 ? 0 : ends[i - 1]) ..< ends[i]] }
 }
 
 /// A party's input for a bucketed set operation (Protocols/psi-buckets.md): an `IdentifierSource`
@@ -20,7 +34,7 @@ public protocol BucketedIdentifierSource: IdentifierSource {
     /// the size of each of the `count` buckets.
     func assignBuckets(key: BucketKey, count: Int) async throws -> [Int]
     /// The identifiers of `bucket`, with their positions (after `assignBuckets`).
-    func members(ofBucket bucket: Int) async throws -> [BucketMember]
+    func members(ofBucket bucket: Int) async throws -> BucketMembers
 }
 
 extension ArrayIdentifierSource: BucketedIdentifierSource {
@@ -31,11 +45,11 @@ extension ArrayIdentifierSource: BucketedIdentifierSource {
         return sizes
     }
 
-    public func members(ofBucket bucket: Int) async throws -> [BucketMember] {
+    public func members(ofBucket bucket: Int) async throws -> BucketMembers {
         guard let (key, count) = bucketing.get() else { preconditionFailure("buckets read before they were assigned") }
-        var out: [BucketMember] = []
+        var out = BucketMembers()
         for (i, v) in values.enumerated() where key.bucket(of: v, count: count) == bucket {
-            out.append(BucketMember(position: i, identifier: v))
+            out.append(position: i, identifier: v)
         }
         return out
     }

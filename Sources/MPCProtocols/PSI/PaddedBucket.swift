@@ -15,7 +15,7 @@ struct PaddedBucket: IdentifierSource {
 
     /// - Parameters: members: the bucket's identifiers with their source positions; capacity: the
     ///   elements to send (at least `members.count`); seed: the party's secret seed for the job.
-    init(members: [BucketMember], bucket: Int, capacity: Int, seed: [UInt8]) {
+    init(members: BucketMembers, bucket: Int, capacity: Int, seed: [UInt8]) {
         var label = Array("mpcnode-bucket-order-v1".utf8)
         withUnsafeBytes(of: UInt64(bucket).littleEndian) { label.append(contentsOf: $0) }
         let order = KeyedOrder(key: BucketKey.blake2b(label, length: 32, key: seed))
@@ -31,7 +31,8 @@ struct PaddedBucket: IdentifierSource {
         var keys: [(hi: UInt64, lo: UInt64)] = []
         keys.reserveCapacity(total)
         var byteCount = 0
-        for m in members { keys.append(order.value(of: m.identifier)); byteCount += m.identifier.count }
+        for i in 0..<members.count { keys.append(order.value(of: members.identifier(i))) }
+        byteCount += members.bytes.count
         for j in members.count..<total { keys.append(order.value(of: dummy(j))); byteCount += 32 }
         var sorted = Array(0..<total)
         sorted.sort { keys[$0].hi != keys[$1].hi ? keys[$0].hi < keys[$1].hi : keys[$0].lo < keys[$1].lo }
@@ -43,8 +44,8 @@ struct PaddedBucket: IdentifierSource {
         positions.reserveCapacity(total)
         for k in sorted {
             if k < members.count {
-                bytes.append(contentsOf: members[k].identifier)
-                positions.append(members[k].position)
+                bytes.append(contentsOf: members.identifier(k))
+                positions.append(members.positions[k])
             } else {
                 bytes.append(contentsOf: dummy(k))
                 positions.append(-1)
