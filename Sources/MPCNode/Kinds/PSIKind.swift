@@ -70,7 +70,8 @@ struct PSIKind: JobKind {
     }
 
     func whyNotResumable(_ spec: Mpcnode_V1_JobSpec, configuration: NodeConfiguration) -> String? {
-        SQLiteBucketCheckpoints.whyNotResumable(jobID: spec.jobID, scratchDirectory: configuration.jobsDirectory,
+        if configuration.policy.maximumResumes == 0 { return "this node's policy allows no resume (max_resumes: 0)" }
+        return SQLiteBucketCheckpoints.whyNotResumable(jobID: spec.jobID, scratchDirectory: configuration.jobsDirectory,
                                                 aliveWithin: Double(configuration.peerIdleTimeoutSeconds))
     }
 
