@@ -82,6 +82,16 @@ public final class ProtocolSession: @unchecked Sendable {
         }
     }
 
+    /// This side stops because of `error`: tells the peer why (prefixed with `me` when given), unless the
+    /// peer's own abort caused it, and closes the channel.
+    func end(after error: Error, by me: NodeID? = nil) async {
+        if case ProtocolError.abortedByPeer = error {} else {
+            let reason = Self.abortReason(error)
+            await sendAbort(reason: me.map { "\($0): \(reason)" } ?? reason)
+        }
+        await channel.close()
+    }
+
     /// Ends every session of a role that failed with `error`: tells each peer why (except the peer whose
     /// own abort caused the failure) and closes the channel.
     /// What an abort message says of `error`: a local stop (the job aborted, its deadline, a shutdown)

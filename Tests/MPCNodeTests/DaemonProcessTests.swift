@@ -37,6 +37,24 @@ final class DaemonProcessTests: XCTestCase {
         XCTFail("no daemon answered at \(url.path)")
     }
 
+    /// Starts the fixture's coordinator, bank-a and bank-b as `mpcnode serve` processes (with extra
+    /// environment variables per node) and waits until each answers on its admin socket.
+    static func startDaemons(_ fixture: ConsortiumFixture, environment: [String: [String: String]] = [:])
+        async throws -> (daemons: [String: Daemon], sockets: [String: URL], logs: URL) {
+        let logs = fixture.directory.appendingPathComponent("logs")
+        try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
+        var daemons: [String: Daemon] = [:]
+        var sockets: [String: URL] = [:]
+        for id in ["coordinator", "bank-a", "bank-b"] {
+            let member = fixture.consortium.members.first { $0.id == id }!
+            daemons[id] = try Daemon(id: id, configuration: member.configurationPath, log: logs.appendingPathComponent("\(id).log"),
+                                     environment: environment[id] ?? [:])
+            sockets[id] = try fixture.consortium.configuration(of: id).adminSocketPath
+        }
+        for id in daemons.keys { try await waitForSocket(sockets[id]!) }
+        return (daemons, sockets, logs)
+    }
+
     static func job(_ socket: URL, _ id: String) async throws -> JobView? {
         try await AdminClient(socketPath: socket).send(AdminRequest(command: .jobStatus, jobID: id)).job
     }
@@ -64,18 +82,10 @@ final class DaemonProcessTests: XCTestCase {
         defer { fixture.remove() }
         try fixture.importCSV(into: "bank-a", dataset: "customers", phones: (0..<20_000).map { "+44 7700 \($0)" })
         try fixture.importCSV(into: "bank-b", dataset: "customers", phones: (10_000..<30_000).map { "+44 7700 \($0)" })
-        let logs = fixture.directory.appendingPathComponent("logs")
-        try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
-        var daemons: [String: Daemon] = [:]
-        var sockets: [String: URL] = [:]
-        for id in ["coordinator", "bank-a", "bank-b"] {
-            let member = fixture.consortium.members.first { $0.id == id }!
-            daemons[id] = try Daemon(id: id, configuration: member.configurationPath, log: logs.appendingPathComponent("\(id).log"),
-                                     environment: id == "bank-b" ? ["MPCNODE_FAULT_EXIT_AFTER_PSI_BUCKET": "9"] : [:])
-            sockets[id] = try fixture.consortium.configuration(of: id).adminSocketPath
-        }
+        let started = try await Self.startDaemons(fixture, environment: ["bank-b": ["MPCNODE_FAULT_EXIT_AFTER_PSI_BUCKET": "9"]])
+        var daemons = started.daemons
+        let sockets = started.sockets, logs = started.logs
         defer { for d in daemons.values where d.process.isRunning { d.process.terminate(); d.process.waitUntilExit() } }
-        for id in daemons.keys { try await Self.waitForSocket(sockets[id]!) }
 
         var submission = JobSubmission(
             protocolName: "psi",
@@ -128,17 +138,10 @@ final class DaemonProcessTests: XCTestCase {
         // Large enough that the job runs for several seconds in a debug build.
         try fixture.importCSV(into: "bank-a", dataset: "customers", phones: (0..<30_000).map { "+44 7700 \($0)" })
         try fixture.importCSV(into: "bank-b", dataset: "customers", phones: (15_000..<45_000).map { "+44 7700 \($0)" })
-        let logs = fixture.directory.appendingPathComponent("logs")
-        try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
-        var daemons: [String: Daemon] = [:]
-        var sockets: [String: URL] = [:]
-        for id in ["coordinator", "bank-a", "bank-b"] {
-            let member = fixture.consortium.members.first { $0.id == id }!
-            daemons[id] = try Daemon(id: id, configuration: member.configurationPath, log: logs.appendingPathComponent("\(id).log"))
-            sockets[id] = try fixture.consortium.configuration(of: id).adminSocketPath
-        }
+        let started = try await Self.startDaemons(fixture)
+        var daemons = started.daemons
+        let sockets = started.sockets, logs = started.logs
         defer { for d in daemons.values where d.process.isRunning { d.process.terminate(); d.process.waitUntilExit() } }
-        for id in daemons.keys { try await Self.waitForSocket(sockets[id]!) }
 
         let submitted = try await AdminClient(socketPath: sockets["coordinator"]!).send(AdminRequest(command: .submitJob, submission: JobSubmission(
             protocolName: "psi",

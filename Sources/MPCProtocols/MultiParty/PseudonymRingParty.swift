@@ -96,8 +96,7 @@ public struct PseudonymRingParty: Sendable {
             await toNext.close()
             return result
         } catch {
-            if case ProtocolError.abortedByPeer = error {} else { await outbound.sendAbort(reason: "\(me): \(ProtocolSession.abortReason(error))") }
-            await toNext.close()
+            await outbound.end(after: error, by: me)
             await fromPrevious.close()
             throw error
         }

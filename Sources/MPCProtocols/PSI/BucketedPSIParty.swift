@@ -87,10 +87,7 @@ public struct BucketedPSIParty: Sendable {
             await channel.abort()
             throw CancellationError()
         } catch {
-            if case ProtocolError.abortedByPeer = error {} else {
-                await session.sendAbort(reason: ProtocolSession.abortReason(error))
-            }
-            await channel.close()
+            await session.end(after: error)
             throw error
         }
     }

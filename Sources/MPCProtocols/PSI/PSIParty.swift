@@ -117,10 +117,7 @@ public struct PSIParty: Sendable {
                           bytesSent: session.bytesSent, bytesReceived: session.bytesReceived,
                           scalarMultiplications: source.count + round.peerSetSize)
         } catch {
-            if case ProtocolError.abortedByPeer = error {} else {
-                await session.sendAbort(reason: ProtocolSession.abortReason(error))
-            }
-            await channel.close()
+            await session.end(after: error)
             throw error
         }
     }

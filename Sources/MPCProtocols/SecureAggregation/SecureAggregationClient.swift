@@ -64,8 +64,7 @@ public struct SecureAggregationClient: Sendable {
             if let reason = session.lastAbortReason { throw ProtocolError.abortedByPeer(peer: channel.peer, reason: reason) }
             throw error
         } catch {
-            if case ProtocolError.abortedByPeer = error {} else { await session.sendAbort(reason: "\(me): \(ProtocolSession.abortReason(error))") }
-            await channel.close()
+            await session.end(after: error, by: me)
             throw error
         }
     }
