@@ -192,6 +192,50 @@ final class BucketedPSITests: XCTestCase {
         XCTAssertEqual(storeA.current?.completed.count, 4, "nothing more was recorded")
     }
 
+    /// B's messages rewritten in flight (a dishonest B with a valid certificate): a resume naming a bucket
+    /// beyond the count, and a bucket header announcing one element more than B's capacity. A refuses
+    /// each before comparing anything, and records nothing more.
+    func testCraftedResumeAndBucketHeaderAreRefused() async throws {
+        func rewriting(_ change: @escaping @Sendable (inout Mpcnode_V1_PsiMessage) -> Void) -> InMemoryChannel.Intercept {
+            { sender, _, bytes in
+                guard sender == "bank-b", var frame = try? Mpcnode_V1_SessionFrame(serializedBytes: bytes), case .psi(var m)? = frame.body else { return [bytes] }
+                change(&m)
+                frame.psi = m
+                return [(try? frame.serializedBytes()) ?? bytes]
+            }
+        }
+        func runBoth(_ storeA: InMemoryBucketCheckpoints, _ storeB: any BucketCheckpoints, intercept: InMemoryChannel.Intercept?)
+            async -> (Result<BucketedPSIParty.Report, Error>, Result<BucketedPSIParty.Report, Error>) {
+            let (ca, cb) = InMemoryChannel.pair("bank-a", "bank-b", intercept: intercept)
+            let psi = { (me: Bool) in PSIParty.Configuration(jobID: "j", group: .x25519, selfReceivesOutput: me, peerReceivesOutput: !me, cardinalityOnly: false) }
+            let pa = BucketedPSIParty(configuration: .init(psi: psi(true), isFirstParty: true, requestedBuckets: 4),
+                                      source: ArrayIdentifierSource((0..<200).map { "+86\($0)" }), checkpoints: storeA, channel: ca)
+            let pb = BucketedPSIParty(configuration: .init(psi: psi(false), isFirstParty: false),
+                                      source: ArrayIdentifierSource((100..<300).map { "+86\($0)" }), checkpoints: storeB, channel: cb)
+            async let ra = Self.outcome { try await pa.run() }
+            async let rb = Self.outcome { try await pb.run() }
+            return await (ra, rb)
+        }
+        // A resume that names bucket 1,000,000 of 4.
+        let storeA = InMemoryBucketCheckpoints(), storeB = InMemoryBucketCheckpoints()
+        _ = await runBoth(storeA, StopAtBucket(storeB, bucket: 1), intercept: nil)
+        let doneBefore = storeA.current?.completed.count
+        let (resumeA, _) = await runBoth(storeA, storeB, intercept: rewriting { m in
+            if case .bucketHello(var h)? = m.body { h.nextBucket = 1_000_000; m.bucketHello = h }
+        })
+        guard case .failure(let e1) = resumeA else { return XCTFail("A resumed at a bucket beyond the count") }
+        XCTAssertTrue("\(e1)".contains("cannot resume"), "\(e1)")
+        XCTAssertEqual(storeA.current?.completed.count, doneBefore, "nothing more was recorded")
+        // A bucket header one element above B's capacity.
+        let freshA = InMemoryBucketCheckpoints()
+        let (headerA, _) = await runBoth(freshA, InMemoryBucketCheckpoints(), intercept: rewriting { m in
+            if case .header(var h)? = m.body { h.setSize += 1; m.header = h }
+        })
+        guard case .failure(let e2) = headerA else { return XCTFail("A accepted a bucket above B's capacity") }
+        XCTAssertTrue("\(e2)".contains("is refused"), "\(e2)")
+        XCTAssertEqual(freshA.current?.completed.count, 0)
+    }
+
     func testAPartyThatLostTheJobsStateCannotResume() async throws {
         let storeA = InMemoryBucketCheckpoints()
         _ = await run(Side(source: ArrayIdentifierSource(["1", "2", "3"]), checkpoints: StopAtBucket(storeA, bucket: 1), buckets: 2),
