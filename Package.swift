@@ -55,9 +55,11 @@ let package = Package(
         ),
         // GF(2^255 − 19) and Elligator 2 for RFC 9380's hash onto Curve25519 (Docs/decisions/0007).
         .target(name: "CCurve25519", dependencies: ["CSodium"]),
+        // Bit-matrix transposes of OT extension (Protocols/psi-oprf.md).
+        .target(name: "COTExtension"),
         .target(
             name: "MPCCrypto",
-            dependencies: ["CSodium", "COpenSSLCrypto", "CCurve25519"]
+            dependencies: ["CSodium", "COpenSSLCrypto", "CCurve25519", "COTExtension"]
         ),
         .target(name: "MPCLearning"),
         .target(

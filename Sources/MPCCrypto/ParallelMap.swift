@@ -76,3 +76,36 @@ private final class FirstError: @unchecked Sendable {
     func markDone(slice: Int, upTo index: Int) { lock.withLock { done[slice] = index } }
     var error: (any Error)? { lock.withLock { stored } }
 }
+
+extension ParallelMap {
+    /// Calls `body` on contiguous slices of `0..<count`, spread over all cores; `body` writes only its
+    /// own slice of whatever it fills (flat buffers of per-element results).
+    public static func forEachSlice(count: Int, minimumSlice: Int = 256, _ body: (Range<Int>) -> Void) {
+        guard count >= 2 * minimumSlice else {
+            if count > 0 { body(0..<count) }
+            return
+        }
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let slices = max(1, min(cores * 4, count / minimumSlice))
+        let sliceSize = (count + slices - 1) / slices
+        withoutActuallyEscaping(body) { body in
+            let work = SliceWork(body: body)
+            DispatchQueue.concurrentPerform(iterations: slices) { s in
+                let lo = s * sliceSize, hi = min(count, lo + sliceSize)
+                if lo < hi { work.body(lo..<hi) }
+            }
+        }
+    }
+}
+
+/// The body shared by the iterations of one `forEachSlice` (each writes a disjoint slice).
+private struct SliceWork: @unchecked Sendable {
+    let body: (Range<Int>) -> Void
+}
+
+/// A raw address handed to the slices of a parallel loop (`forEachSlice`), each touching its own part.
+public struct SendableAddress: @unchecked Sendable {
+    public let pointer: UnsafeMutableRawPointer
+    public init(_ pointer: UnsafeMutableRawPointer) { self.pointer = pointer }
+    public init(_ pointer: UnsafeRawPointer) { self.pointer = UnsafeMutableRawPointer(mutating: pointer) }
+}

@@ -222,6 +222,10 @@ public nonisolated struct Mpcnode_V1_PsiSpec: Sendable {
   /// wins, and each party refuses more than its own policy's max_buckets). Protocols/psi-buckets.md.
   public var buckets: UInt32 = 0
 
+  /// "" or "ecdh": commutative blinding (Protocols/psi.md); "kkrt": the OPRF by OT extension
+  /// (Protocols/psi-oprf.md, semi-honest). Each party accepts only what its policy allows.
+  public var `protocol`: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -936,6 +940,47 @@ public nonisolated struct Mpcnode_V1_PsiMessage: Sendable {
     set {body = .bucketsReady(newValue)}
   }
 
+  /// PSI from an OPRF by OT extension (Protocols/psi-oprf.md), one instance of one bucket.
+  public var kkrtOpen: Mpcnode_V1_KkrtOpen {
+    get {
+      if case .kkrtOpen(let v)? = body {return v}
+      return Mpcnode_V1_KkrtOpen()
+    }
+    set {body = .kkrtOpen(newValue)}
+  }
+
+  public var kkrtChoice: Mpcnode_V1_KkrtChoice {
+    get {
+      if case .kkrtChoice(let v)? = body {return v}
+      return Mpcnode_V1_KkrtChoice()
+    }
+    set {body = .kkrtChoice(newValue)}
+  }
+
+  public var kkrtColumns: Mpcnode_V1_KkrtColumns {
+    get {
+      if case .kkrtColumns(let v)? = body {return v}
+      return Mpcnode_V1_KkrtColumns()
+    }
+    set {body = .kkrtColumns(newValue)}
+  }
+
+  public var kkrtValues: Mpcnode_V1_KkrtValues {
+    get {
+      if case .kkrtValues(let v)? = body {return v}
+      return Mpcnode_V1_KkrtValues()
+    }
+    set {body = .kkrtValues(newValue)}
+  }
+
+  public var kkrtValuesEnd: Mpcnode_V1_StreamEnd {
+    get {
+      if case .kkrtValuesEnd(let v)? = body {return v}
+      return Mpcnode_V1_StreamEnd()
+    }
+    set {body = .kkrtValuesEnd(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -951,8 +996,91 @@ public nonisolated struct Mpcnode_V1_PsiMessage: Sendable {
     /// Bucketed PSI (Protocols/psi-buckets.md): the first message of each side, then its readiness.
     case bucketHello(Mpcnode_V1_BucketHello)
     case bucketsReady(Mpcnode_V1_BucketsReady)
+    /// PSI from an OPRF by OT extension (Protocols/psi-oprf.md), one instance of one bucket.
+    case kkrtOpen(Mpcnode_V1_KkrtOpen)
+    case kkrtChoice(Mpcnode_V1_KkrtChoice)
+    case kkrtColumns(Mpcnode_V1_KkrtColumns)
+    case kkrtValues(Mpcnode_V1_KkrtValues)
+    case kkrtValuesEnd(Mpcnode_V1_StreamEnd)
 
   }
+
+  public init() {}
+}
+
+/// Receiver → sender: the instance's sizes, its cuckoo attempt and its base-OT point A = a·G.
+public nonisolated struct Mpcnode_V1_KkrtOpen: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var bucket: UInt64 = 0
+
+  public var instance: UInt32 = 0
+
+  /// The receiver's padded bucket size.
+  public var setSize: UInt64 = 0
+
+  public var bins: UInt64 = 0
+
+  public var attempt: UInt32 = 0
+
+  public var baseOtPoint: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Sender → receiver: the 512 base-OT points B_i = b_i·G + s_i·A, 32 bytes each, concatenated.
+public nonisolated struct Mpcnode_V1_KkrtChoice: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var bucket: UInt64 = 0
+
+  public var instance: UInt32 = 0
+
+  public var points: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Receiver → sender: bins [first_bin, first_bin + 2048) of the 512 columns of U, column after column.
+public nonisolated struct Mpcnode_V1_KkrtColumns: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var bucket: UInt64 = 0
+
+  public var instance: UInt32 = 0
+
+  public var firstBin: UInt64 = 0
+
+  public var columns: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Sender → receiver: OPRF values of its elements (3 an element, ℓ bytes each), concatenated.
+public nonisolated struct Mpcnode_V1_KkrtValues: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var bucket: UInt64 = 0
+
+  public var instance: UInt32 = 0
+
+  public var values: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
@@ -999,6 +1127,9 @@ public nonisolated struct Mpcnode_V1_BucketHello: Sendable {
 
   /// Resume: the sender's first bucket not done.
   public var nextBucket: UInt32 = 0
+
+  /// The round run per bucket: "ecdh" or "kkrt" (both sides must name the same).
+  public var `protocol`: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2778,7 +2909,7 @@ nonisolated extension Mpcnode_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Mpcnode_V1_PsiSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PsiSpec"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}buckets\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}buckets\0\u{1}protocol\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2787,6 +2918,7 @@ nonisolated extension Mpcnode_V1_PsiSpec: SwiftProtobuf.Message, SwiftProtobuf._
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt32Field(value: &self.buckets) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.`protocol`) }()
       default: break
       }
     }
@@ -2796,11 +2928,15 @@ nonisolated extension Mpcnode_V1_PsiSpec: SwiftProtobuf.Message, SwiftProtobuf._
     if self.buckets != 0 {
       try visitor.visitSingularUInt32Field(value: self.buckets, fieldNumber: 1)
     }
+    if !self.`protocol`.isEmpty {
+      try visitor.visitSingularStringField(value: self.`protocol`, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Mpcnode_V1_PsiSpec, rhs: Mpcnode_V1_PsiSpec) -> Bool {
     if lhs.buckets != rhs.buckets {return false}
+    if lhs.`protocol` != rhs.`protocol` {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4119,7 +4255,7 @@ nonisolated extension Mpcnode_V1_SessionAbort: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Mpcnode_V1_PsiMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PsiMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}header\0\u{1}blinded\0\u{3}double_blinded\0\u{3}blinded_end\0\u{3}double_blinded_end\0\u{1}finished\0\u{3}bucket_hello\0\u{3}buckets_ready\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}header\0\u{1}blinded\0\u{3}double_blinded\0\u{3}blinded_end\0\u{3}double_blinded_end\0\u{1}finished\0\u{3}bucket_hello\0\u{3}buckets_ready\0\u{3}kkrt_open\0\u{3}kkrt_choice\0\u{3}kkrt_columns\0\u{3}kkrt_values\0\u{3}kkrt_values_end\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4231,6 +4367,71 @@ nonisolated extension Mpcnode_V1_PsiMessage: SwiftProtobuf.Message, SwiftProtobu
           self.body = .bucketsReady(v)
         }
       }()
+      case 9: try {
+        var v: Mpcnode_V1_KkrtOpen?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .kkrtOpen(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .kkrtOpen(v)
+        }
+      }()
+      case 10: try {
+        var v: Mpcnode_V1_KkrtChoice?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .kkrtChoice(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .kkrtChoice(v)
+        }
+      }()
+      case 11: try {
+        var v: Mpcnode_V1_KkrtColumns?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .kkrtColumns(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .kkrtColumns(v)
+        }
+      }()
+      case 12: try {
+        var v: Mpcnode_V1_KkrtValues?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .kkrtValues(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .kkrtValues(v)
+        }
+      }()
+      case 13: try {
+        var v: Mpcnode_V1_StreamEnd?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .kkrtValuesEnd(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .kkrtValuesEnd(v)
+        }
+      }()
       default: break
       }
     }
@@ -4274,6 +4475,26 @@ nonisolated extension Mpcnode_V1_PsiMessage: SwiftProtobuf.Message, SwiftProtobu
       guard case .bucketsReady(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
     }()
+    case .kkrtOpen?: try {
+      guard case .kkrtOpen(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+    }()
+    case .kkrtChoice?: try {
+      guard case .kkrtChoice(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+    }()
+    case .kkrtColumns?: try {
+      guard case .kkrtColumns(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+    }()
+    case .kkrtValues?: try {
+      guard case .kkrtValues(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+    }()
+    case .kkrtValuesEnd?: try {
+      guard case .kkrtValuesEnd(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -4281,6 +4502,186 @@ nonisolated extension Mpcnode_V1_PsiMessage: SwiftProtobuf.Message, SwiftProtobu
 
   public static func ==(lhs: Mpcnode_V1_PsiMessage, rhs: Mpcnode_V1_PsiMessage) -> Bool {
     if lhs.body != rhs.body {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_KkrtOpen: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".KkrtOpen"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}bucket\0\u{1}instance\0\u{3}set_size\0\u{1}bins\0\u{1}attempt\0\u{3}base_ot_point\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.bucket) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.instance) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.setSize) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.bins) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.attempt) }()
+      case 6: try { try decoder.decodeSingularBytesField(value: &self.baseOtPoint) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.bucket != 0 {
+      try visitor.visitSingularUInt64Field(value: self.bucket, fieldNumber: 1)
+    }
+    if self.instance != 0 {
+      try visitor.visitSingularUInt32Field(value: self.instance, fieldNumber: 2)
+    }
+    if self.setSize != 0 {
+      try visitor.visitSingularUInt64Field(value: self.setSize, fieldNumber: 3)
+    }
+    if self.bins != 0 {
+      try visitor.visitSingularUInt64Field(value: self.bins, fieldNumber: 4)
+    }
+    if self.attempt != 0 {
+      try visitor.visitSingularUInt32Field(value: self.attempt, fieldNumber: 5)
+    }
+    if !self.baseOtPoint.isEmpty {
+      try visitor.visitSingularBytesField(value: self.baseOtPoint, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_KkrtOpen, rhs: Mpcnode_V1_KkrtOpen) -> Bool {
+    if lhs.bucket != rhs.bucket {return false}
+    if lhs.instance != rhs.instance {return false}
+    if lhs.setSize != rhs.setSize {return false}
+    if lhs.bins != rhs.bins {return false}
+    if lhs.attempt != rhs.attempt {return false}
+    if lhs.baseOtPoint != rhs.baseOtPoint {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_KkrtChoice: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".KkrtChoice"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}bucket\0\u{1}instance\0\u{1}points\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.bucket) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.instance) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.points) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.bucket != 0 {
+      try visitor.visitSingularUInt64Field(value: self.bucket, fieldNumber: 1)
+    }
+    if self.instance != 0 {
+      try visitor.visitSingularUInt32Field(value: self.instance, fieldNumber: 2)
+    }
+    if !self.points.isEmpty {
+      try visitor.visitSingularBytesField(value: self.points, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_KkrtChoice, rhs: Mpcnode_V1_KkrtChoice) -> Bool {
+    if lhs.bucket != rhs.bucket {return false}
+    if lhs.instance != rhs.instance {return false}
+    if lhs.points != rhs.points {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_KkrtColumns: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".KkrtColumns"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}bucket\0\u{1}instance\0\u{3}first_bin\0\u{1}columns\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.bucket) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.instance) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.firstBin) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.columns) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.bucket != 0 {
+      try visitor.visitSingularUInt64Field(value: self.bucket, fieldNumber: 1)
+    }
+    if self.instance != 0 {
+      try visitor.visitSingularUInt32Field(value: self.instance, fieldNumber: 2)
+    }
+    if self.firstBin != 0 {
+      try visitor.visitSingularUInt64Field(value: self.firstBin, fieldNumber: 3)
+    }
+    if !self.columns.isEmpty {
+      try visitor.visitSingularBytesField(value: self.columns, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_KkrtColumns, rhs: Mpcnode_V1_KkrtColumns) -> Bool {
+    if lhs.bucket != rhs.bucket {return false}
+    if lhs.instance != rhs.instance {return false}
+    if lhs.firstBin != rhs.firstBin {return false}
+    if lhs.columns != rhs.columns {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Mpcnode_V1_KkrtValues: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".KkrtValues"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}bucket\0\u{1}instance\0\u{1}values\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.bucket) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.instance) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.values) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.bucket != 0 {
+      try visitor.visitSingularUInt64Field(value: self.bucket, fieldNumber: 1)
+    }
+    if self.instance != 0 {
+      try visitor.visitSingularUInt32Field(value: self.instance, fieldNumber: 2)
+    }
+    if !self.values.isEmpty {
+      try visitor.visitSingularBytesField(value: self.values, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Mpcnode_V1_KkrtValues, rhs: Mpcnode_V1_KkrtValues) -> Bool {
+    if lhs.bucket != rhs.bucket {return false}
+    if lhs.instance != rhs.instance {return false}
+    if lhs.values != rhs.values {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4328,7 +4729,7 @@ nonisolated extension Mpcnode_V1_PsiHeader: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Mpcnode_V1_BucketHello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".BucketHello"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}set_size\0\u{3}bucket_count\0\u{1}share\0\u{1}resume\0\u{3}key_check\0\u{3}next_bucket\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}set_size\0\u{3}bucket_count\0\u{1}share\0\u{1}resume\0\u{3}key_check\0\u{3}next_bucket\0\u{1}protocol\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4342,6 +4743,7 @@ nonisolated extension Mpcnode_V1_BucketHello: SwiftProtobuf.Message, SwiftProtob
       case 4: try { try decoder.decodeSingularBoolField(value: &self.resume) }()
       case 5: try { try decoder.decodeSingularBytesField(value: &self.keyCheck) }()
       case 6: try { try decoder.decodeSingularUInt32Field(value: &self.nextBucket) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.`protocol`) }()
       default: break
       }
     }
@@ -4366,6 +4768,9 @@ nonisolated extension Mpcnode_V1_BucketHello: SwiftProtobuf.Message, SwiftProtob
     if self.nextBucket != 0 {
       try visitor.visitSingularUInt32Field(value: self.nextBucket, fieldNumber: 6)
     }
+    if !self.`protocol`.isEmpty {
+      try visitor.visitSingularStringField(value: self.`protocol`, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4376,6 +4781,7 @@ nonisolated extension Mpcnode_V1_BucketHello: SwiftProtobuf.Message, SwiftProtob
     if lhs.resume != rhs.resume {return false}
     if lhs.keyCheck != rhs.keyCheck {return false}
     if lhs.nextBucket != rhs.nextBucket {return false}
+    if lhs.`protocol` != rhs.`protocol` {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

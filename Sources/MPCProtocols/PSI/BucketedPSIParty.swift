@@ -23,6 +23,8 @@ public struct BucketedPSIParty: Sendable {
         public var maximumBuckets: Int
         /// Fresh shares drawn when a bucket overflows its capacity before the job fails.
         public var maximumKeyAttempts = 3
+        /// The round run per bucket; both parties must name the same (checked on the hellos).
+        public var psiProtocol = PSIProtocol.ecdh
 
         public init(psi: PSIParty.Configuration, isFirstParty: Bool, requestedBuckets: Int? = nil, maximumBuckets: Int = 4096) {
             self.psi = psi
@@ -116,8 +118,17 @@ public struct BucketedPSIParty: Sendable {
                 progress?(Progress(done: bucket * perBucket + inBucket, total: b * perBucket,
                                    processedThisRun: (bucket - start) * perBucket + inBucket, bucket: bucket, bucketCount: b))
             }
-            let result = try await PSIRound(configuration: round, source: padded,
+            let result: PSIRound.Result
+            switch configuration.psiProtocol {
+            case .ecdh:
+                result = try await PSIRound(configuration: round, source: padded,
                                             cipher: cipher, session: session, progress: onProgress).run()
+            case .kkrt:
+                result = try await KKRTRound(configuration: round, isFirstParty: configuration.isFirstParty, source: padded,
+                                             seed: state.seed, peerElements: peerCapacity, session: session).run()
+                onProgress(PSIParty.Progress(ownBlindedSent: capacity, ownSetSize: capacity,
+                                             peerElementsProcessed: peerCapacity, peerSetSize: peerCapacity))
+            }
             let output: BucketOutput
             switch result.output {
             case .none: output = .none
@@ -131,7 +142,7 @@ public struct BucketedPSIParty: Sendable {
         }
         return Report(ownSetSize: n, peerSetSize: state.peerSetSize, bucketCount: b, capacity: capacity, peerCapacity: peerCapacity,
                       firstBucket: start, resumed: saved != nil, bytesSent: session.bytesSent, bytesReceived: session.bytesReceived,
-                      scalarMultiplications: (b - start) * perBucket)
+                      scalarMultiplications: configuration.psiProtocol == .ecdh ? (b - start) * perBucket : 0)
     }
 
     /// The hellos and readiness: a fresh job agrees on a key (new shares while a bucket overflows); a
@@ -140,6 +151,11 @@ public struct BucketedPSIParty: Sendable {
         let peer = channel.peer
         let n = source.count
         let psi = configuration.psi
+        if configuration.psiProtocol == .kkrt {
+            guard !psi.cardinalityOnly, !psi.reportsPeerPositions else {
+                throw ProtocolError.parameterMismatch(peer: peer, detail: "a cardinality-only PSI (or one reporting the peer's positions) runs with ecdh, not kkrt: the KKRT receiver learns which elements match")
+            }
+        }
         for _ in 0..<max(1, configuration.maximumKeyAttempts) {
             let share = BucketKey.randomShare()
             // Never more than this party itself accepts (a large set then gets larger buckets).
@@ -149,6 +165,7 @@ public struct BucketedPSIParty: Sendable {
                 $0.bucketHello = .with {
                     $0.setSize = UInt64(n)
                     $0.bucketCount = UInt32(clamping: proposed)
+                    $0.protocol = configuration.psiProtocol.rawValue
                     if let saved {
                         $0.resume = true
                         $0.keyCheck = Data(saved.key.check)
@@ -159,6 +176,9 @@ public struct BucketedPSIParty: Sendable {
                 }
             }
             let hello = try await receive(session, "the peer's bucket hello") { if case .bucketHello(let h) = $0 { h } else { nil } }
+            guard PSIProtocol(wireName: hello.protocol) == configuration.psiProtocol else {
+                throw ProtocolError.parameterMismatch(peer: peer, detail: "the peer runs PSI protocol '\(PeerText.cut(hello.protocol, limit: 40))'; this node runs \(configuration.psiProtocol.rawValue)")
+            }
             guard hello.setSize <= UInt64(psi.maximumPeerSetSize) else {
                 throw ProtocolError.peerSetSizeRefused(peer: peer, size: hello.setSize, limit: "at most \(psi.maximumPeerSetSize)")
             }

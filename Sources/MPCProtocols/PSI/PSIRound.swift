@@ -128,6 +128,8 @@ struct PSIRound: Sendable {
                 return try state.acceptFinished()
             case .bucketHello, .bucketsReady:
                 throw ProtocolError.protocolViolation(peer: peer, detail: "a bucket opening in the middle of a PSI round")
+            case .kkrtOpen, .kkrtChoice, .kkrtColumns, .kkrtValues, .kkrtValuesEnd:
+                throw ProtocolError.protocolViolation(peer: peer, detail: "a KKRT message in an ECDH PSI round")
             }
         }
     }

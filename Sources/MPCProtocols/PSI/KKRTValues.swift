@@ -1,0 +1,33 @@
+import CSodium
+import MPCCrypto
+
+/// The OPRF values of a KKRT instance (Protocols/psi-oprf.md steps 3–4): BLAKE2b of a row of the
+/// OT-extension matrix (64 bytes) and the hash function's number, truncated to ℓ bytes.
+enum KKRTValues {
+    /// Writes the value of `row` (64 bytes) under hash function `t` to `out` (ℓ ≤ 16 bytes).
+    @inline(__always)
+    static func value(t: Int, row: UnsafeRawPointer, length: Int, into out: UnsafeMutableRawPointer) {
+        var message = (UInt64(0x4B) | UInt64(t) << 8, 0 as UInt64, 0 as UInt64, 0 as UInt64, 0 as UInt64,
+                       0 as UInt64, 0 as UInt64, 0 as UInt64, 0 as UInt64)
+        var digest = (UInt64(0), UInt64(0))
+        withUnsafeMutableBytes(of: &message) { m in
+            m.baseAddress!.advanced(by: 2).copyMemory(from: row, byteCount: PseudorandomCode.bytes)
+            withUnsafeMutableBytes(of: &digest) { d in
+                crypto_generichash(d.baseAddress!.assumingMemoryBound(to: UInt8.self), 16,
+                                   m.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt64(2 + PseudorandomCode.bytes), nil, 0)
+                out.copyMemory(from: d.baseAddress!, byteCount: length)
+            }
+        }
+    }
+
+    /// A value as a dictionary key (the first ℓ bytes, zero-padded to 16).
+    struct Key: Hashable {
+        let hi: UInt64, lo: UInt64
+        init(_ pointer: UnsafeRawPointer, length: Int) {
+            var words = (UInt64(0), UInt64(0))
+            withUnsafeMutableBytes(of: &words) { $0.baseAddress!.copyMemory(from: pointer, byteCount: length) }
+            hi = words.0
+            lo = words.1
+        }
+    }
+}
