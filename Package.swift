@@ -138,7 +138,7 @@ let package = Package(
         .executableTarget(
             name: "mpcnode",
             dependencies: [
-                "MPCNode", "MPCBench", "MPCHTTPAPI", "MPCLearning", "MPCCrypto", "MPCIdentity",
+                "MPCNode", "MPCBench", "MPCHTTPAPI", "MPCLearning", "MPCCrypto", "MPCIdentity", "MPCProtocols",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -2,6 +2,7 @@ import Foundation
 import MPCNode
 import Logging
 import MPCCrypto
+import MPCProtocols
 
 /// `mpcnode bench psi`: two banks and a coordinator in this process, over loopback TLS, from SQLite
 /// to the stored result; and, in the same run, the machine's own cost of the group operations, so the
@@ -10,6 +11,7 @@ public struct PSIBenchmark {
     public struct Figures: Sendable {
         public var size: Int
         public var group: BlindingGroup
+        public var psiProtocol: PSIProtocol
         public var importSeconds: Double
         public var wallSeconds: Double
         public var intersection: Int
@@ -35,6 +37,8 @@ public struct PSIBenchmark {
     public var buckets: Int?
     /// bank-a cuts its link after recording this bucket (the job resumes at the next).
     public var dropLinkAfterBucket: Int?
+    /// The PSI rounds to run, one job each, in this order, on the same imported sets.
+    public var protocols: [PSIProtocol] = [.ecdh]
 
     public init(size: Int, group: BlindingGroup, directory: URL, buckets: Int? = nil, dropLinkAfterBucket: Int? = nil) {
         self.size = size
@@ -65,7 +69,7 @@ public struct PSIBenchmark {
         return (mult, hash, single)
     }
 
-    public func run(log: (String) -> Void) async throws -> Figures {
+    public func run(log: (String) -> Void) async throws -> [Figures] {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let cores = ProcessInfo.processInfo.activeProcessorCount
         log("measuring group operations (\(group.rawValue), one core)…")
@@ -113,14 +117,30 @@ public struct PSIBenchmark {
             running[id] = try await consortium.start(id, logger: logger, faults: faults)
         }
         let nodes = running
+        var figures: [Figures] = []
+        do {
+            for p in protocols {
+                figures.append(try await runJob(p, nodes: nodes, costs: costs, importSeconds: importSeconds, cores: cores, log: log))
+            }
+        } catch {
+            for node in nodes.values { await node.stop() }
+            throw error
+        }
+        for node in nodes.values { await node.stop() }
+        return figures
+    }
+
+    private func runJob(_ psiProtocol: PSIProtocol, nodes: [String: NodeRuntime], costs: (mult: Double, hash: Double, singleHash: Double),
+                        importSeconds: Double, cores: Int, log: (String) -> Void) async throws -> Figures {
         let coordinator = nodes["coordinator"]!
-        log("running PSI \(size) × \(size) over loopback TLS…")
+        log("running PSI (\(psiProtocol.rawValue)) \(size) × \(size) over loopback TLS…")
         let started = Date()
         var submission = JobSubmission(
             protocolName: JobKindName.psi.rawValue,
             parties: [.init(nodeID: "bank-a", dataset: "ids", column: "id"), .init(nodeID: "bank-b", dataset: "ids", column: "id")],
             deliverTo: ["bank-a"], cardinalityOnly: false, group: group.rawValue)
         submission.buckets = buckets
+        submission.psiProtocol = psiProtocol.rawValue
         let jobID = try await coordinator.engine.submit(submission)
         let job = try await BenchmarkJobWait.final(coordinator, jobID: jobID, started: started, every: 5, log: log) {
             let a = try JobRepository(store: nodes["bank-a"]!.store).view(jobID: jobID)
@@ -128,10 +148,7 @@ public struct PSIBenchmark {
         }
         // The coordinator turns succeeded once both outcomes arrived; the result is stored by then.
         let wall = Date().timeIntervalSince(started)
-        guard job.state == .succeeded else {
-            for node in nodes.values { await node.stop() }
-            throw JobError.aborted(reason: job.reason ?? "job failed")
-        }
+        guard job.state == .succeeded else { throw JobError.aborted(reason: job.reason ?? "job failed") }
         let result = try JobRepository(store: nodes["bank-a"]!.store).result(jobID: jobID, limit: 0)
         let details = try AuditLog(store: nodes["bank-a"]!.store).records(jobID: jobID).first { $0.event == "job.succeeded" }?.details ?? "{}"
         let d = (try? JSONSerialization.jsonObject(with: Data(details.utf8))) as? [String: Any] ?? [:]
@@ -141,10 +158,9 @@ public struct PSIBenchmark {
         let items = 2 * size
         // Each party hashes its own set and multiplies twice per element (its own set, the peer's).
         let cpuSeconds = (Double(items) * costs.hash + 2 * Double(items) * costs.mult) / 1e6
-        for node in nodes.values { await node.stop() }
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
-        return Figures(size: size, group: group, importSeconds: importSeconds, wallSeconds: wall,
+        return Figures(size: size, group: group, psiProtocol: psiProtocol, importSeconds: importSeconds, wallSeconds: wall,
                        intersection: result.cardinality, bytesSentPerItem: Double(sent) / Double(items),
                        peakMemoryBytes: Int(usage.ru_maxrss) * 1024, scalarMultMicroseconds: costs.mult,
                        hashToGroupMicroseconds: costs.hash, boundSeconds: cpuSeconds / Double(cores), cores: cores,

@@ -4,6 +4,7 @@ import Foundation
 import MPCCrypto
 import MPCLearning
 import MPCNode
+import MPCProtocols
 import Logging
 
 struct BenchCommand: AsyncParsableCommand {
@@ -21,6 +22,7 @@ struct BenchCommand: AsyncParsableCommand {
         @Option(help: "Work folder (default: a temporary one, removed afterwards).") var dir: String?
         @Option(help: "Two-party: buckets (default: one per 2^20 identifiers; Protocols/psi-buckets.md).") var buckets: Int?
         @Option(help: "Two-party: bank-a cuts its link after this bucket; the job resumes at the next and the figures show the work redone.") var dropLinkAfterBucket: Int?
+        @Option(name: .customLong("protocol"), help: "Two-party: ecdh, kkrt (Protocols/psi-oprf.md), or both (kkrt then ecdh on the same sets, and their ratio).") var psiProtocol: String = "ecdh"
 
         func run() async throws {
             guard let g = BlindingGroup(rawValue: group) else { throw CLIFailure("unknown group \(group)") }
@@ -31,20 +33,37 @@ struct BenchCommand: AsyncParsableCommand {
             let folder = dir.map { URL(fileURLWithPath: $0) }
                 ?? FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-bench-\(UUID().uuidString)")
             defer { if dir == nil { try? FileManager.default.removeItem(at: folder) } }
-            let f = try await PSIBenchmark(size: size, group: g, directory: folder, buckets: buckets,
-                                           dropLinkAfterBucket: dropLinkAfterBucket).run { print($0) }
-            print("""
+            let protocols: [MPCProtocols.PSIProtocol]
+            switch psiProtocol {
+            case "both": protocols = [.kkrt, .ecdh]
+            case let name:
+                guard let p = MPCProtocols.PSIProtocol(rawValue: name) else { throw CLIFailure("--protocol is ecdh, kkrt or both, not \(name)") }
+                protocols = [p]
+            }
+            var bench = PSIBenchmark(size: size, group: g, directory: folder, buckets: buckets, dropLinkAfterBucket: dropLinkAfterBucket)
+            bench.protocols = protocols
+            let all = try await bench.run { print($0) }
+            for f in all { Self.report(f) }
+            if all.count == 2 {
+                print(String(format: "\nkkrt is %.1f× faster than ecdh on the same sets (wall %.2f s vs %.2f s)",
+                             all[1].wallSeconds / all[0].wallSeconds, all[0].wallSeconds, all[1].wallSeconds))
+            }
+        }
 
-                PSI \(f.size) × \(f.size) over \(f.group.rawValue), two nodes + coordinator, loopback TLS 1.3
+        static func report(_ f: PSIBenchmark.Figures) {
+            let ecdh = f.psiProtocol == .ecdh
+            Swift.print("""
+
+                PSI (\(f.psiProtocol.rawValue)) \(f.size) × \(f.size)\(ecdh ? " over \(f.group.rawValue)" : ""), two nodes + coordinator, loopback TLS 1.3
                   wall time (job, SQLite to stored result)  \(String(format: "%.2f", f.wallSeconds)) s
                   items per second (both sets)              \(Int(Double(2 * f.size) / f.wallSeconds))
                   intersection                              \(f.intersection)
                   bytes sent per item                       \(String(format: "%.1f", f.bytesSentPerItem))
-                  peak memory (whole process, all nodes)    \(f.peakMemoryBytes / (1 << 20)) MiB
+                  peak memory (whole process, all nodes)    \(f.peakMemoryBytes / (1 << 20)) MiB (so far in this run)
                   import (both banks, not in wall time)     \(String(format: "%.2f", f.importSeconds)) s
                   group cost (one core)                     \(String(format: "%.1f", f.scalarMultMicroseconds)) µs/mult, \(String(format: "%.1f", f.hashToGroupMicroseconds)) µs/hash
-                  operation-count bound on \(f.cores) cores           \(String(format: "%.2f", f.boundSeconds)) s  (2n hashes + 4n mults)
-                  ratio wall / bound                        \(String(format: "%.2f", f.wallSeconds / f.boundSeconds))×
+                  ECDH operation-count bound on \(f.cores) cores      \(String(format: "%.2f", f.boundSeconds)) s  (2n hashes + 4n mults)
+                  ratio wall / ECDH bound                   \(String(format: "%.2f", f.wallSeconds / f.boundSeconds))×
                   buckets, resumes                          \(f.buckets), \(f.resumes)
                   elements processed (bank-a, padded)       \(f.elementsProcessed) over all attempts, \(f.elementsProcessedLastAttempt) in the last; a fresh run \(f.freshRunElements)
                   last attempt / fresh run                  \(String(format: "%.1f", 100 * Double(f.elementsProcessedLastAttempt) / Double(max(1, f.freshRunElements)))) %

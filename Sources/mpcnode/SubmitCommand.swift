@@ -68,11 +68,13 @@ struct SubmitPSI: AsyncParsableCommand {
     @Flag(help: "Deliver only the size of the intersection.") var cardinalityOnly = false
     @Option(help: "Group for the blinding: ristretto255 (RFC 9496) or x25519 (faster; RFC 9380 hash_to_curve; Docs/decisions/0007).") var group: String = "ristretto255"
     @Option(help: "Buckets to split the sets into (default: one per 2^20 identifiers of the larger set; Protocols/psi-buckets.md).") var buckets: Int?
+    @Option(name: .customLong("protocol"), help: "The PSI run per bucket: ecdh (commutative blinding, Protocols/psi.md) or kkrt (OPRF by OT extension, semi-honest, much faster; the intersection only; Protocols/psi-oprf.md).") var psiProtocol: String = "ecdh"
 
     func run() async throws {
         var submission = JobSubmission(protocolName: JobKindName.psi.rawValue, parties: try common.parsedParties(), deliverTo: deliverTo,
                                        cardinalityOnly: cardinalityOnly, group: group)
         submission.buckets = buckets
+        submission.psiProtocol = psiProtocol
         try await common.submit(submission)
     }
 }

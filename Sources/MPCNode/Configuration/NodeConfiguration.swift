@@ -186,6 +186,7 @@ struct RawPolicy: Codable {
     var min_paillier_bits: Int?
     var max_buckets: Int?
     var max_resumes: Int?
+    var psi_protocols: [String]?
     var lookups: RawLookupSubscriptions?
 }
 

@@ -188,6 +188,8 @@ public struct JobSubmission: Codable, Sendable {
     public var training: TrainingOptions?
     /// psi: the bucket count asked for (nil: chosen from the set sizes; Protocols/psi-buckets.md).
     public var buckets: Int?
+    /// psi: the round run per bucket, "ecdh" (nil: the default) or "kkrt" (Protocols/psi-oprf.md).
+    public var psiProtocol: String?
 
     public init(protocolName: String, parties: [Party], deliverTo: [String], cardinalityOnly: Bool, group: String,
                 aggregate: Aggregate? = nil, threshold: Int? = nil, sets: SetOptions? = nil, training: TrainingOptions? = nil) {

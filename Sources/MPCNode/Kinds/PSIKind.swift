@@ -4,7 +4,8 @@ import MPCProtocols
 import MPCTransport
 import MPCWire
 
-/// `psi`: two-party private set intersection by commutative blinding (Protocols/psi.md), in buckets
+/// `psi`: two-party private set intersection by commutative blinding (Protocols/psi.md) or, with
+/// `--protocol kkrt`, the OPRF by OT extension (Protocols/psi-oprf.md), in buckets
 /// (Protocols/psi-buckets.md): one bucket's elements in memory at a time, every completed bucket
 /// checkpointed in the job's scratch database, and a dropped link resumed at the first bucket either
 /// side lacks, up to the node's `max_resumes`. Delivers the intersection, or only its size
@@ -29,6 +30,12 @@ struct PSIKind: JobKind {
         }
         guard BlindingGroup(rawValue: spec.group) != nil else { throw JobError.malformedSpec("unknown group \(JobError.shown(spec.group))") }
         guard spec.psi.buckets <= 65_536 else { throw JobError.malformedSpec("\(spec.psi.buckets) buckets (at most 65536)") }
+        guard let psiProtocol = PSIProtocol(wireName: spec.psi.protocol) else {
+            throw JobError.malformedSpec("unknown PSI protocol \(JobError.shown(spec.psi.protocol))")
+        }
+        guard !(psiProtocol == .kkrt && spec.cardinalityOnly) else {
+            throw JobError.malformedSpec("a cardinality-only PSI runs with ecdh (the KKRT receiver learns which elements match)")
+        }
     }
 
     func prepare(_ submission: JobSubmission, into spec: inout Mpcnode_V1_JobSpec, context: SubmissionContext) throws {
@@ -49,6 +56,22 @@ struct PSIKind: JobKind {
             }
             spec.psi.buckets = UInt32(b)
         }
+        spec.psi.protocol = try Self.psiProtocol(named: submission.psiProtocol, cardinalityOnly: submission.cardinalityOnly).rawValue
+    }
+
+    /// The PSI round a submission names (nil: ECDH), or why not.
+    static func psiProtocol(named name: String?, cardinalityOnly: Bool) throws -> PSIProtocol {
+        guard let name, !name.isEmpty else { return .ecdh }
+        guard let p = PSIProtocol(rawValue: name) else {
+            if name == "vole" {
+                throw JobError.invalidSubmission("--protocol vole (RR22, OKVS and silent VOLE) is not built yet; use kkrt (the OPRF by OT extension, Protocols/psi-oprf.md) or ecdh")
+            }
+            throw JobError.invalidSubmission("unknown PSI protocol \(JobError.shown(name)) (available: \(PSIProtocol.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        guard !(p == .kkrt && cardinalityOnly) else {
+            throw JobError.invalidSubmission("--cardinality-only runs with --protocol ecdh: the KKRT receiver learns which elements match, more than the size")
+        }
+        return p
     }
 
     /// The blinding group a submission names, or what to choose instead.
@@ -65,6 +88,10 @@ struct PSIKind: JobKind {
                      nodeID: String) -> PolicyDecision {
         if Int(spec.psi.buckets) > policy.maximumBuckets {
             return .refused(reason: "\(spec.psi.buckets) buckets asked for; this node's policy allows at most \(policy.maximumBuckets) (max_buckets)")
+        }
+        let psiProtocol = PSIProtocol(wireName: spec.psi.protocol) ?? .ecdh
+        if !policy.psiProtocols.contains(psiProtocol) {
+            return .refused(reason: "PSI protocol \(psiProtocol.rawValue) asked for; this node's policy allows \(policy.psiProtocols.map(\.rawValue).sorted().joined(separator: ", ")) (psi_protocols)")
         }
         return identifierColumnAllowed(mine, rule: rule)
     }
@@ -96,9 +123,13 @@ struct PSIKind: JobKind {
         psi.minimumPeerSetSize = peerSizes.lowerBound
         psi.maximumPeerSetSize = peerSizes.upperBound
         let policy = context.configuration.policy
-        let config = BucketedPSIParty.Configuration(psi: psi, isFirstParty: mineIndex < otherIndex,
+        var config = BucketedPSIParty.Configuration(psi: psi, isFirstParty: mineIndex < otherIndex,
                                                     requestedBuckets: spec.psi.buckets > 0 ? Int(spec.psi.buckets) : nil,
                                                     maximumBuckets: policy.maximumBuckets)
+        guard let psiProtocol = PSIProtocol(wireName: spec.psi.protocol), policy.psiProtocols.contains(psiProtocol) else {
+            throw JobError.fault("the job names PSI protocol \(JobError.shown(spec.psi.protocol)), which this node's policy does not allow")
+        }
+        config.psiProtocol = psiProtocol
         let checkpoints = try SQLiteBucketCheckpoints(source: s, sealKey: JobSealKey.load(dataDirectory: context.configuration.dataDirectory))
         let progress = context.progressRecorder()
         let processed = ProcessedElements()
@@ -165,6 +196,7 @@ struct PSIKind: JobKind {
             inputRows: report.ownSetSize, bytesSent: bytesSent, bytesReceived: bytesReceived,
             resultRows: receives ? (cardinalityOnly ? 1 : resultCount) : 0, receivedResult: receives,
             details: ["peer": .string(other.nodeID), "peer_input_rows": .int(report.peerSetSize),
+                      "psi_protocol": .string(config.psiProtocol.rawValue),
                       "buckets": .int(bucketCount), "bucket_capacity": .int(report.capacity), "resumes": .int(resumes),
                       // Elements of both streams this party processed over every attempt, and in the last one
                       // (a fresh run processes buckets × (both capacities)): what a resume saved.

@@ -1,3 +1,5 @@
+import MPCProtocols
+
 /// What a data owner allows its data to be used for. Checked on every proposal before any data is read
 /// for the job; a job is refused unless every rule allows it.
 public struct NodePolicy: Sendable, Equatable {
@@ -17,6 +19,9 @@ public struct NodePolicy: Sendable, Equatable {
     /// How many times a PSI job resumes after a dropped link before it fails (`max_resumes`, default 3).
     /// Each resume is audited; a peer that breaks a link mid-bucket can rerun that bucket at most this often.
     public var maximumResumes = 3
+    /// The rounds a PSI of this node may run (`psi_protocols`, default both): a bank can refuse the
+    /// semi-honest KKRT OPRF (Protocols/psi-oprf.md) and keep ECDH only.
+    public var psiProtocols: Set<PSIProtocol> = Set(PSIProtocol.allCases)
 
     public init(coordinators: Set<String> = [], datasets: [String: DatasetPolicy] = [:],
                 minimumPaillierBits: Int = NodePolicy.defaultMinimumPaillierBits, lookups: LookupSubscriptions = .init()) {
@@ -40,6 +45,15 @@ public struct NodePolicy: Sendable, Equatable {
         maximumResumes = raw.max_resumes ?? 3
         guard (0...100).contains(maximumResumes) else {
             throw ConfigurationError.invalid(path: path, detail: "policy.max_resumes must lie in 0…100")
+        }
+        if let names = raw.psi_protocols {
+            psiProtocols = []
+            for name in names {
+                guard let p = PSIProtocol(rawValue: name) else {
+                    throw ConfigurationError.invalid(path: path, detail: "policy.psi_protocols: unknown PSI protocol '\(name)' (known: \(PSIProtocol.allCases.map(\.rawValue).joined(separator: ", ")))")
+                }
+                psiProtocols.insert(p)
+            }
         }
         var datasets: [String: DatasetPolicy] = [:]
         for (name, rule) in raw.datasets ?? [:] {

@@ -1,4 +1,5 @@
 import Foundation
+import MPCProtocols
 
 /// The policy a node enforces, in its configuration file's own words (`policy:` keys) with every default
 /// filled in: what the operator's read-only view shows (`GET /v1/policy`, the console), so that what a
@@ -8,6 +9,7 @@ public struct PolicyInForce: Encodable, Sendable {
     let min_paillier_bits: Int
     let max_buckets: Int
     let max_resumes: Int
+    let psi_protocols: [String]
     let datasets: [String: Dataset]
     let lookups: Lookups
 
@@ -56,6 +58,7 @@ public struct PolicyInForce: Encodable, Sendable {
         min_paillier_bits = policy.minimumPaillierBits
         max_buckets = policy.maximumBuckets
         max_resumes = policy.maximumResumes
+        psi_protocols = policy.psiProtocols.map(\.rawValue).sorted()
         datasets = policy.datasets.mapValues { d in
             Dataset(columns: d.columns.sorted(), protocols: d.protocols.map(\.rawValue).sorted(), result_recipients: d.resultRecipients.sorted(),
                     min_set_size: d.minimumSetSize, min_cell_records: d.minimumCellRecords, min_cell_parties: d.minimumCellParties,
