@@ -208,7 +208,8 @@ struct PSIKind: JobKind {
                 } else {
                     try repository.storeResult(db, jobID: jobID, kind: "intersection", cardinality: resultCount) { db in
                         let insert = try db.makeStatement(sql: "INSERT INTO job_result_item (job_id, identifier) VALUES (?, ?)")
-                        try checkpoints.forEachResultIdentifier { try insert.execute(arguments: [jobID, $0]) }
+                        RawRows.bind(insert, 1, text: jobID)
+                        try checkpoints.forEachResultIdentifier { try RawRows.insertText(insert, at: 2, $0, db: db) }
                     }
                 }
             })

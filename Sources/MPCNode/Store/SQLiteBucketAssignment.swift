@@ -19,7 +19,13 @@ extension SQLiteIdentifierSource: BucketedIdentifierSource {
                 CREATE TABLE IF NOT EXISTS bucket_member (seq INTEGER PRIMARY KEY, position INTEGER NOT NULL);
                 """)
             // Already bucketed with this key and count (a resumed job): nothing to redo.
-            if try Data.fetchOne(db, sql: "SELECT stamp FROM bucket_assignment WHERE id = 1") != stamp {
+            if count == 1, try Data.fetchOne(db, sql: "SELECT stamp FROM bucket_assignment WHERE id = 1") != stamp {
+                // One bucket: the snapshot itself, in its order (no bucket_member rows; `members` reads it).
+                try db.execute(sql: "DELETE FROM bucket_member")
+                try db.execute(sql: "DELETE FROM bucket_start")
+                try db.execute(sql: "INSERT INTO bucket_start (bucket, first, size) VALUES (0, 1, ?)", arguments: [self.count])
+                try db.execute(sql: "INSERT OR REPLACE INTO bucket_assignment (id, stamp) VALUES (1, ?)", arguments: [stamp])
+            } else if try Data.fetchOne(db, sql: "SELECT stamp FROM bucket_assignment WHERE id = 1") != stamp {
                 // The function counts each bucket as SQLite fills its sorter (once a row); the sum is checked.
                 let counted = BucketCounts(count)
                 db.add(function: DatabaseFunction("mpc_bucket", argumentCount: 1, pure: false) { values in
@@ -62,10 +68,13 @@ extension SQLiteIdentifierSource: BucketedIdentifierSource {
             }
             let first: Int = range[0], size: Int = range[1]
             var out = BucketMembers(expected: size)
-            let rows = try Row.fetchCursor(db, sql: """
-                SELECT input.rowid, input.identifier FROM bucket_member JOIN input ON input.rowid = bucket_member.position
-                WHERE bucket_member.seq >= ? AND bucket_member.seq < ? ORDER BY bucket_member.seq
-                """, arguments: [first, first + size])
+            let single = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM bucket_start") == 1
+            let rows = single
+                ? try Row.fetchCursor(db, sql: "SELECT rowid, identifier FROM input ORDER BY rowid")
+                : try Row.fetchCursor(db, sql: """
+                    SELECT input.rowid, input.identifier FROM bucket_member JOIN input ON input.rowid = bucket_member.position
+                    WHERE bucket_member.seq >= ? AND bucket_member.seq < ? ORDER BY bucket_member.seq
+                    """, arguments: [first, first + size])
             while let row = try rows.next() {
                 let rowid: Int = row[0], s: String = row[1]
                 out.append(position: rowid - 1, identifier: s.utf8)

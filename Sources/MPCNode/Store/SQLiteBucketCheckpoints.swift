@@ -101,7 +101,7 @@ final class SQLiteBucketCheckpoints: BucketCheckpoints, @unchecked Sendable {
             case .cardinality(let c): cardinality = c
             case .positions(let positions):
                 let insert = try db.makeStatement(sql: "INSERT INTO bucket_result (bucket, position) VALUES (?, ?)")
-                for p in positions { try insert.execute(arguments: [bucket, p]) }
+                for p in positions { try RawRows.insert(insert, Int64(bucket), Int64(p), db: db) }
             }
             try db.execute(sql: "INSERT OR REPLACE INTO bucket_done (bucket, peer_digest, cardinality) VALUES (?, ?, ?)",
                            arguments: [bucket, Data(peerStreamDigest), cardinality])
@@ -122,14 +122,15 @@ final class SQLiteBucketCheckpoints: BucketCheckpoints, @unchecked Sendable {
         }
     }
 
-    /// The identifiers found, in position order, without holding them all in memory.
-    func forEachResultIdentifier(_ body: (String) throws -> Void) throws {
+    /// The identifiers found, sorted (as the node's result index keeps them, so storing them appends to
+    /// it), without holding them all in memory; the bytes are valid during the call only.
+    func forEachResultIdentifier(_ body: (UnsafeRawBufferPointer) throws -> Void) throws {
         try queue.read { db in
-            let rows = try String.fetchCursor(db, sql: """
+            let select = try db.makeStatement(sql: """
                 SELECT input.identifier FROM bucket_result JOIN input ON input.rowid = bucket_result.position + 1
-                ORDER BY bucket_result.position
+                ORDER BY input.identifier
                 """)
-            while let s = try rows.next() { try body(s) }
+            try RawRows.forEachText(select, body)
         }
     }
 

@@ -31,11 +31,16 @@ struct PaddedBucket: IdentifierSource {
         var keys: [(hi: UInt64, lo: UInt64)] = []
         keys.reserveCapacity(total)
         var byteCount = 0
-        for i in 0..<members.count { keys.append(order.value(of: members.identifier(i))) }
-        byteCount += members.bytes.count
-        for j in members.count..<total { keys.append(order.value(of: dummy(j))); byteCount += 32 }
+        byteCount += members.bytes.count + 32 * (total - members.count)
+        if total > members.count {
+            for i in 0..<members.count { keys.append(order.value(of: members.identifier(i))) }
+            for j in members.count..<total { keys.append(order.value(of: dummy(j))) }
+        }
         var sorted = Array(0..<total)
-        sorted.sort { keys[$0].hi != keys[$1].hi ? keys[$0].hi < keys[$1].hi : keys[$0].lo < keys[$1].lo }
+        // Without dummies the members' order (the snapshot's, secret and fixed for the job) is kept.
+        if total > members.count {
+            sorted.sort { keys[$0].hi != keys[$1].hi ? keys[$0].hi < keys[$1].hi : keys[$0].lo < keys[$1].lo }
+        }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(byteCount)
         var ends: [Int] = []
