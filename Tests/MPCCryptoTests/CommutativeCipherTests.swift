@@ -75,9 +75,12 @@ final class CommutativeCipherTests: XCTestCase {
         let k1 = KeyedOrder(key: [UInt8](repeating: 1, count: 32))
         let k2 = KeyedOrder(key: [UInt8](repeating: 2, count: 32))
         let ids = (0..<100).map { Array("id\($0)".utf8) }
-        let order1 = ids.sorted { k1.sortKey(of: $0).lexicographicallyPrecedes(k1.sortKey(of: $1)) }
-        let order1again = ids.sorted { k1.sortKey(of: $0).lexicographicallyPrecedes(k1.sortKey(of: $1)) }
-        let order2 = ids.sorted { k2.sortKey(of: $0).lexicographicallyPrecedes(k2.sortKey(of: $1)) }
+        func words(_ k: KeyedOrder, _ id: [UInt8]) -> Int64 { id.withUnsafeBytes { k.word(of: $0) } }
+        let order1 = ids.sorted { words(k1, $0) < words(k1, $1) }
+        let order1again = ids.sorted { words(k1, $0) < words(k1, $1) }
+        let order2 = ids.sorted { words(k2, $0) < words(k2, $1) }
+        let byValue = ids.sorted { k1.value(of: $0) < k1.value(of: $1) }
+        XCTAssertNotEqual(byValue, ids)
         XCTAssertEqual(order1, order1again)
         XCTAssertNotEqual(order1, order2)
         XCTAssertNotEqual(order1, ids)

@@ -32,9 +32,9 @@ public final class SQLiteIdentifierSource: IdentifierSource, @unchecked Sendable
         let order = KeyedOrder.random()
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
-        let orderFunction = DatabaseFunction("mpc_order", argumentCount: 1, pure: true) { values in
-            guard let s = String.fromDatabaseValue(values[0]) else { return nil }
-            return Data(order.sortKey(of: s.utf8))
+        let orderFunction = DatabaseFunction("mpc_order", argumentCount: 1, pure: true) { values -> Int64? in
+            guard var s = String.fromDatabaseValue(values[0]) else { return nil }
+            return s.withUTF8 { order.word(of: UnsafeRawBufferPointer($0)) }
         }
         let fixedPoint = DatabaseFunction("mpc_fixed", argumentCount: 1, pure: true) { values -> Int64? in
             guard let text = String.fromDatabaseValue(values[0]), !text.trimmingCharacters(in: .whitespaces).isEmpty else { return 0 }

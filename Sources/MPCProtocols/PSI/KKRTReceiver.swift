@@ -57,8 +57,9 @@ struct KKRTReceiver {
 
         // Stream U chunk by chunk; keep each chunk's rows of T only long enough to compute its values.
         let length = KKRTParameters.valueLength(receiverElements: m, senderElements: instance.peerElements)
-        var own = [KKRTValues.Key: Int32](minimumCapacity: m)
+        var own = KKRTValueIndex(count: m, length: length)
         let k = KKRTParameters.baseOTs
+        let ones = [UInt8](repeating: 0xFF, count: 64)
         var first = 0
         while first < bins {
             try Task.checkCancellation()
@@ -78,12 +79,14 @@ struct KKRTReceiver {
             var t = [UInt8](repeating: 0, count: k * columnBytes)
             t.withUnsafeMutableBytes { tb in
                 u.withUnsafeMutableBytes { ub in
+                    ones.withUnsafeBytes { allOnes in
                     for i in 0..<k {
                         let tc = UnsafeMutableRawBufferPointer(rebasing: tb[(i * columnBytes)..<((i + 1) * columnBytes)])
                         let uc = UnsafeMutableRawBufferPointer(rebasing: ub[(i * columnBytes)..<((i + 1) * columnBytes)])
                         keys[i].zero.withUnsafeBytes { BitMatrix.xorStream(key: $0, firstByte: first / 8, into: tc) }
-                        keys[i].zero.withUnsafeBytes { BitMatrix.xorStream(key: $0, firstByte: first / 8, into: uc) }
+                        BitMatrix.xorAnd(uc.baseAddress!, tc.baseAddress!, mask: allOnes, into: uc.baseAddress!, length: columnBytes)
                         keys[i].one.withUnsafeBytes { BitMatrix.xorStream(key: $0, firstByte: first / 8, into: uc) }
+                    }
                     }
                 }
             }
@@ -97,15 +100,22 @@ struct KKRTReceiver {
                 }
             }
             let rows = BitMatrix.transpose(t, rows: k, cols: w)
+            // The chunk's values on every core, then into the index.
+            var values = [UInt8](repeating: 0, count: w * length)
             rows.withUnsafeBytes { r in
-                var value = (UInt64(0), UInt64(0))
-                for j in 0..<w where table.element[start + j] >= 0 {
-                    let e = table.element[start + j]
-                    withUnsafeMutableBytes(of: &value) { v in
-                        KKRTValues.value(t: Int(table.function[Int(e)]), row: r.baseAddress! + j * PseudorandomCode.bytes,
-                                         length: length, into: v.baseAddress!)
-                        own[KKRTValues.Key(v.baseAddress!, length: length)] = e
+                values.withUnsafeMutableBytes { v in
+                    let (rp, vp) = (SendableAddress(r.baseAddress!), SendableAddress(v.baseAddress!))
+                    ParallelMap.forEachSlice(count: w) { range in
+                        for j in range where table.element[start + j] >= 0 {
+                            KKRTValues.value(t: Int(table.function[Int(table.element[start + j])]), row: rp.pointer + j * PseudorandomCode.bytes,
+                                             length: length, into: vp.pointer + j * length)
+                        }
                     }
+                }
+            }
+            values.withUnsafeBytes { v in
+                for j in 0..<w where table.element[start + j] >= 0 {
+                    own.insert(v.baseAddress! + j * length, element: table.element[start + j])
                 }
             }
             first += w
@@ -139,7 +149,7 @@ struct KKRTReceiver {
             batch.values.withUnsafeBytes { raw in
                 var offset = 0
                 while offset < raw.count {
-                    if let e = own[KKRTValues.Key(raw.baseAddress! + offset, length: length)] { matched.append(Int(e)) }
+                    if let e = own.find(raw.baseAddress! + offset) { matched.append(Int(e)) }
                     offset += length
                 }
             }

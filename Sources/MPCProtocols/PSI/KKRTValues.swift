@@ -19,15 +19,4 @@ enum KKRTValues {
             }
         }
     }
-
-    /// A value as a dictionary key (the first ℓ bytes, zero-padded to 16).
-    struct Key: Hashable {
-        let hi: UInt64, lo: UInt64
-        init(_ pointer: UnsafeRawPointer, length: Int) {
-            var words = (UInt64(0), UInt64(0))
-            withUnsafeMutableBytes(of: &words) { $0.baseAddress!.copyMemory(from: pointer, byteCount: length) }
-            hi = words.0
-            lo = words.1
-        }
-    }
 }
