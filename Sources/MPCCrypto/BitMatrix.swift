@@ -28,6 +28,7 @@ public enum BitMatrix {
     /// out = a ⊕ (b ∧ mask), the mask repeated every `mask.count` bytes.
     public static func xorAnd(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, mask: UnsafeRawBufferPointer,
                               into out: UnsafeMutableRawPointer, length: Int) {
+        precondition(mask.count > 0 && length % mask.count == 0)
         mpc_xor_and_mask(out.assumingMemoryBound(to: UInt8.self), a.assumingMemoryBound(to: UInt8.self),
                          b.assumingMemoryBound(to: UInt8.self), mask.baseAddress!.assumingMemoryBound(to: UInt8.self),
                          mask.count, length)

@@ -19,6 +19,7 @@ public struct PseudorandomCode: Sendable {
     public func codewords(_ identifiers: [[UInt8]]) -> [UInt8] {
         Sodium.ensureInitialized()
         let n = identifiers.count
+        guard n > 0 else { return [] }
         var out = [UInt8](repeating: 0, count: n * Self.bytes)
         let key = self.key
         out.withUnsafeMutableBytes { raw in

@@ -57,7 +57,8 @@ public final class PeerTransport: Sendable {
     /// values differ from version 1's; nodes of the two versions refuse each other at the handshake
     /// instead of computing an empty intersection.
     /// 3: two-party PSI runs in buckets (Protocols/psi-buckets.md): it opens with `BucketHello`.
-    public static let wireVersion: UInt32 = 3
+    /// 4: the bucket hellos name the round (`ecdh` or `kkrt`, Protocols/psi-oprf.md).
+    public static let wireVersion: UInt32 = 4
 
     public let identity: NodeIdentity
     /// The TLS contexts new connections use; `reloadTLS` swaps them (connections already open keep theirs).

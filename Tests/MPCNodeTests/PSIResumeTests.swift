@@ -10,6 +10,16 @@ import XCTest
 /// refused at the proposal.
 final class PSIResumeTests: XCTestCase {
     func testALinkCutAfterABucketResumesThereAndTheResultIsThePlainIntersection() async throws {
+        try await linkCutResumes(psiProtocol: nil)
+    }
+
+    /// The same with the KKRT round (Protocols/psi-oprf.md): a redone bucket repeats its base OTs,
+    /// columns and values byte for byte, so the resume needs nothing of its own.
+    func testALinkCutInAKKRTJobResumesThereToo() async throws {
+        try await linkCutResumes(psiProtocol: "kkrt")
+    }
+
+    func linkCutResumes(psiProtocol: String?) async throws {
         let fixture = try ConsortiumFixture()
         defer { fixture.remove() }
         let a = phoneNumbers(700, seed: 31, universe: 2000), b = phoneNumbers(600, seed: 32, universe: 2000)
@@ -30,6 +40,7 @@ final class PSIResumeTests: XCTestCase {
             parties: [.init(nodeID: "bank-a", dataset: "customers", column: "phone"), .init(nodeID: "bank-b", dataset: "customers", column: "phone")],
             deliverTo: ["bank-a", "bank-b"], cardinalityOnly: false, group: "x25519")
         submission.buckets = 6
+        submission.psiProtocol = psiProtocol
         let jobID = try await nodes["coordinator"]!.engine.submit(submission)
         let job = try await ConsortiumFixture.waitForFinal(nodes["coordinator"]!, jobID: jobID, seconds: 120)
         XCTAssertEqual(job.state, .succeeded, job.reason ?? "")
@@ -44,6 +55,7 @@ final class PSIResumeTests: XCTestCase {
             XCTAssertTrue(details.contains("\"from_bucket\":3"), "\(bank): \(details)")
             let succeeded = try XCTUnwrap(records.first { $0.event == "job.succeeded" }?.details)
             XCTAssertTrue(succeeded.contains("\"resumes\":1") && succeeded.contains("\"buckets\":6"), "\(bank): \(succeeded)")
+            XCTAssertTrue(succeeded.contains("\"psi_protocol\":\"\(psiProtocol ?? "ecdh")\""), "\(bank): \(succeeded)")
         }
         // The job's scratch file, with the sealed key and checkpoints, is gone.
         for bank in ["bank-a", "bank-b"] {

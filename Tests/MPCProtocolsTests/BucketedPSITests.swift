@@ -259,6 +259,10 @@ final class StopAtBucket: BucketCheckpoints, @unchecked Sendable {
         if bucket == self.bucket { throw Stopped() }
         try await inner.complete(bucket: bucket, output: output, peerStreamDigest: peerStreamDigest)
     }
+    func release(bucket: Int, instance: Int) async throws -> [UInt8]? { try await inner.release(bucket: bucket, instance: instance) }
+    func recordRelease(bucket: Int, instance: Int, digests: [UInt8]) async throws {
+        try await inner.recordRelease(bucket: bucket, instance: instance, digests: digests)
+    }
 }
 
 /// A source whose first bucketing reports a bucket of a million identifiers.

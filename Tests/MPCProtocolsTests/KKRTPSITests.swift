@@ -51,9 +51,8 @@ final class KKRTPSITests: XCTestCase {
         XCTAssertEqual(found(d), Set((0..<300).map { "acct-\($0)" }))
     }
 
-    /// What crosses the wire: no identifier, no plain hash of one, no code word C(x) (the columns mask
-    /// every code word with a ChaCha20 stream the sender cannot compute).
-    func testNoIdentifierPlainHashOrCodeWordIsSent() async throws {
+    /// What crosses the wire: no identifier, no plain hash of one.
+    func testNoIdentifierOrPlainHashIsSent() async throws {
         let setA = (0..<300).map { "+8613\(String(format: "%09d", $0 * 7919))" }
         let setB = (0..<300).map { "+8613\(String(format: "%09d", $0 * 7907))" }
         let log = WireLog()
@@ -62,13 +61,10 @@ final class KKRTPSITests: XCTestCase {
         _ = try ra.get(); _ = try rb.get()
         XCTAssertFalse(found(a).isEmpty, "the sets intersect, so values matched")
         let everything = WireIndex(log.entries.flatMap(\.bytes))
-        let code = PseudorandomCode(jobID: "bucket-job")
         for id in setA + setB {
             XCTAssertFalse(everything.contains(Array(id.utf8)))
             XCTAssertFalse(everything.contains(Array(id.dropFirst(3).utf8)))
             for h in PlainHashes.of(Array(id.utf8)) { XCTAssertFalse(everything.contains(h)) }
-            let word = code.codewords([Array(id.utf8)])
-            XCTAssertFalse(everything.contains(Array(word[0..<16])), "a code word's first 16 bytes")
         }
         XCTAssertTrue(WireIndex(everything.bytes + Array(setA[3].utf8)).contains(Array(setA[3].utf8)), "the search finds a planted identifier")
     }
@@ -138,6 +134,113 @@ final class KKRTPSITests: XCTestCase {
         XCTAssertEqual(storeA.current?.completed.count, 4, "nothing more was recorded")
     }
 
+    static func rewriting(bucket: UInt64? = nil, _ change: @escaping @Sendable (inout Mpcnode_V1_PsiMessage) -> Void) -> InMemoryChannel.Intercept {
+        { sender, _, bytes in
+            guard sender == "bank-b", var frame = try? Mpcnode_V1_SessionFrame(serializedBytes: bytes), case .psi(var m)? = frame.body else { return [bytes] }
+            change(&m)
+            frame.psi = m
+            return [(try? frame.serializedBytes()) ?? bytes]
+        }
+    }
+
+    /// Which KKRT messages of `bucket` a party sent, by kind.
+    static func sent(by node: String, bucket: UInt64, in log: WireLog) -> Set<String> {
+        var kinds = Set<String>()
+        for (sender, bytes) in log.entries where sender == node {
+            guard let frame = try? Mpcnode_V1_SessionFrame(serializedBytes: bytes), case .psi(let m)? = frame.body else { continue }
+            switch m.body {
+            case .kkrtChoice(let c)? where c.bucket == bucket: kinds.insert("choice")
+            case .kkrtColumns(let c)? where c.bucket == bucket: kinds.insert("columns")
+            case .kkrtValues(let v)? where v.bucket == bucket: kinds.insert("values")
+            default: break
+            }
+        }
+        return kinds
+    }
+
+    /// Only B receives: A is the sender of every bucket. A completed bucket 3, B did not.
+    func senderCompletedBucket3() async throws -> (setA: [String], setB: [String], storeA: InMemoryBucketCheckpoints, storeB: InMemoryBucketCheckpoints) {
+        let (setA, setB) = BucketedPSIHarness.randomSets(seed: 34, sizeA: 300, sizeB: 300, universe: 700)
+        let storeA = InMemoryBucketCheckpoints(), storeB = InMemoryBucketCheckpoints()
+        let first = await BucketedPSIHarness.run(side(setA, storeA, buckets: 6, receives: false), side(setB, StopAtBucket(storeB, bucket: 3)))
+        guard case .failure = first.b else { throw XCTSkip("B should stop at bucket 3") }
+        XCTAssertEqual(storeA.current?.firstIncomplete, 4)
+        return (setA, setB, storeA, storeB)
+    }
+
+    /// The sender's own checks (A never receives here): B reruns bucket 3 with one identifier changed,
+    /// or with another base-OT point; A refuses before its choice (other point) or its values (other set).
+    func testTheSenderRefusesARerunWithAnotherSetOrAnotherOpening() async throws {
+        var (setA, setB, storeA, storeB) = try await senderCompletedBucket3()
+        let key = try XCTUnwrap(storeB.current?.key)
+        let inBucket3 = setB.first { key.bucket(of: Array($0.utf8), count: 6) == 3 }!
+        let replacement = (0..<10_000).lazy.map { "+86999\($0)" }.first { key.bucket(of: Array($0.utf8), count: 6) == 3 }!
+        let log = WireLog()
+        let changedSet = await BucketedPSIHarness.run(side(setA, storeA, buckets: 6, receives: false),
+                                                      side(setB.map { $0 == inBucket3 ? replacement : $0 }, storeB), tap: log)
+        guard case .failure(let e) = changedSet.a else { return XCTFail("A answered a changed bucket") }
+        XCTAssertTrue("\(e)".contains("completed before with another set"), "\(e)")
+        XCTAssertFalse(Self.sent(by: "bank-a", bucket: 3, in: log).contains("values"), "A sent values of the rerun bucket")
+
+        (setA, setB, storeA, storeB) = try await senderCompletedBucket3()
+        let other = Ristretto255.random()
+        let log2 = WireLog()
+        let changedPoint = await BucketedPSIHarness.run(side(setA, storeA, buckets: 6, receives: false), side(setB, storeB), tap: log2,
+                                                        intercept: Self.rewriting { m in
+            if case .kkrtOpen(var o)? = m.body, o.bucket == 3 { o.baseOtPoint = Data(GroupElement.pack([other])); m.kkrtOpen = o }
+        })
+        guard case .failure(let e2) = changedPoint.a else { return XCTFail("A answered another opening") }
+        XCTAssertTrue("\(e2)".contains("another opening"), "\(e2)")
+        XCTAssertEqual(Self.sent(by: "bank-a", bucket: 3, in: log2), [], "A sent nothing of the rerun bucket")
+        XCTAssertEqual(storeA.current?.completed.count, 4, "nothing more was recorded")
+    }
+
+    /// A (the sender) sent every value of bucket 3 but stopped before recording it complete; B completed
+    /// it. B then reruns bucket 3 with one bit of its columns flipped: A's durable record of the stream
+    /// it answered refuses the new columns before any value.
+    func testASenderThatAnsweredButDidNotCompleteStillRefusesOtherColumns() async throws {
+        let (setA, setB) = BucketedPSIHarness.randomSets(seed: 35, sizeA: 300, sizeB: 300, universe: 700)
+        let storeA = InMemoryBucketCheckpoints(), storeB = InMemoryBucketCheckpoints()
+        let first = await BucketedPSIHarness.run(side(setA, StopAtBucket(storeA, bucket: 3), buckets: 6, receives: false), side(setB, storeB))
+        guard case .failure = first.a else { return XCTFail("A should stop at bucket 3") }
+        XCTAssertEqual(storeA.current?.firstIncomplete, 3)
+        let recorded = try await storeA.release(bucket: 3, instance: 1)
+        XCTAssertNotNil(recorded, "A recorded the stream it answered")
+        let log = WireLog()
+        let second = await BucketedPSIHarness.run(side(setA, storeA, buckets: 6, receives: false), side(setB, storeB), tap: log,
+                                                  intercept: Self.rewriting { m in
+            if case .kkrtColumns(var c)? = m.body, c.bucket == 3, c.firstBin == 0 { c.columns[0] ^= 1; m.kkrtColumns = c }
+        })
+        guard case .failure(let e) = second.a else { return XCTFail("A answered other columns") }
+        XCTAssertTrue("\(e)".contains("another set"), "\(e)")
+        XCTAssertFalse(Self.sent(by: "bank-a", bucket: 3, in: log).contains("values"))
+        // Without the flip the same rerun goes through: the record is of the honest stream.
+        let third = await BucketedPSIHarness.run(side(setA, storeA, buckets: 6, receives: false), side(setB, storeB))
+        _ = try third.a.get(); _ = try third.b.get()
+    }
+
+    /// The receiver's check (only A receives): A completed bucket 3; B reruns it with its base-OT choice
+    /// changed. A refuses before sending any column of it.
+    func testTheReceiverRefusesARerunWithAnotherChoice() async throws {
+        let (setA, setB) = BucketedPSIHarness.randomSets(seed: 36, sizeA: 300, sizeB: 300, universe: 700)
+        let storeA = InMemoryBucketCheckpoints(), storeB = InMemoryBucketCheckpoints()
+        let first = await BucketedPSIHarness.run(side(setA, storeA, buckets: 6), side(setB, StopAtBucket(storeB, bucket: 3), receives: false))
+        guard case .failure = first.b else { return XCTFail("B should stop at bucket 3") }
+        XCTAssertEqual(storeA.current?.firstIncomplete, 4)
+        let log = WireLog()
+        let second = await BucketedPSIHarness.run(side(setA, storeA, buckets: 6), side(setB, storeB, receives: false), tap: log,
+                                                  intercept: Self.rewriting { m in
+            if case .kkrtChoice(var c)? = m.body, c.bucket == 3 {
+                let head = c.points.prefix(32), next = c.points.dropFirst(32).prefix(32)
+                c.points = next + head + c.points.dropFirst(64)
+                m.kkrtChoice = c
+            }
+        })
+        guard case .failure(let e) = second.a else { return XCTFail("A answered another choice") }
+        XCTAssertTrue("\(e)".contains("other base OTs"), "\(e)")
+        XCTAssertFalse(Self.sent(by: "bank-a", bucket: 3, in: log).contains("columns"), "A sent columns of the rerun bucket")
+    }
+
     /// B's messages rewritten in flight (a dishonest B): each is refused naming B, nothing recorded.
     func testCraftedMessagesAreRefused() async throws {
         func rewriting(_ change: @escaping @Sendable (inout Mpcnode_V1_PsiMessage) -> Void) -> InMemoryChannel.Intercept {
@@ -157,6 +260,12 @@ final class KKRTPSITests: XCTestCase {
             ("values of another bucket", rewriting { m in if case .kkrtValues(var v)? = m.body { v.bucket += 1; m.kkrtValues = v } }, "a message of bucket"),
             ("values cut by one byte", rewriting { m in if case .kkrtValues(var v)? = m.body { v.values = v.values.dropLast(); m.kkrtValues = v } }, "bytes of values"),
             ("an end claiming more values", rewriting { m in if case .kkrtValuesEnd(var v)? = m.body { v.count += 3; m.kkrtValuesEnd = v } }, "values ended"),
+            ("an empty batch of values", rewriting { m in if case .kkrtValues(var v)? = m.body { v.values = Data(); m.kkrtValues = v } }, "bytes of values"),
+            ("a cuckoo attempt beyond the limit", rewriting { m in if case .kkrtOpen(var o)? = m.body { o.attempt = 8; m.kkrtOpen = o } }, "attempt"),
+            ("an opening of another instance", rewriting { m in if case .kkrtOpen(var o)? = m.body { o.instance = 0; m.kkrtOpen = o } }, "instance"),
+            ("identity base-OT points", rewriting { m in if case .kkrtChoice(var c)? = m.body { c.points = Data(count: c.points.count); m.kkrtChoice = c } }, "base-OT points"),
+            ("columns one byte short", rewriting { m in if case .kkrtColumns(var c)? = m.body { c.columns = c.columns.dropLast(); m.kkrtColumns = c } }, "columns from bin"),
+            ("a hello announcing 2^28 identifiers", rewriting { m in if case .bucketHello(var h)? = m.body { h.setSize = 1 << 28; m.bucketHello = h } }, "expected"),
         ]
         for (what, intercept, message) in cases {
             let a = side((0..<200).map { "+86\($0)" }, buckets: 2), b = side((100..<300).map { "+86\($0)" })

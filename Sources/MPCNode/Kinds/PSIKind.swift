@@ -210,6 +210,7 @@ struct PSIKind: JobKind {
                         let insert = try db.makeStatement(sql: "INSERT INTO job_result_item (job_id, identifier) VALUES (?, ?)")
                         RawRows.bind(insert, 1, text: jobID)
                         try checkpoints.forEachResultIdentifier { try RawRows.insertText(insert, at: 2, $0, db: db) }
+                        RawRows.clearBindings(insert)
                     }
                 }
             })
@@ -315,5 +316,9 @@ final class FaultAfterBucket: BucketCheckpoints, @unchecked Sendable {
         if bucket == faults.exitAfterPSIBucket { _exit(137) }
         if let (b, pause) = faults.pauseAfterPSIBucket, b == bucket { try await Task.sleep(for: pause) }
         if bucket == faults.dropPSILinkAfterBucket, faults.dropOnce.take(), let tls = channel as? TLSMessageChannel { await tls.abort() }
+    }
+    func release(bucket: Int, instance: Int) async throws -> [UInt8]? { try await inner.release(bucket: bucket, instance: instance) }
+    func recordRelease(bucket: Int, instance: Int, digests: [UInt8]) async throws {
+        try await inner.recordRelease(bucket: bucket, instance: instance, digests: digests)
     }
 }

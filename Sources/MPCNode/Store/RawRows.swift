@@ -25,6 +25,11 @@ enum RawRows {
         try step(statement, db: db)
     }
 
+    /// Forgets every parameter (one bound without a copy must not outlive its buffer).
+    static func clearBindings(_ statement: Statement) {
+        sqlite3_clear_bindings(statement.sqliteStatement)
+    }
+
     /// Calls `body` with the bytes of column 0 (text) of every row of `select` (valid only during the call).
     static func forEachText(_ select: Statement, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
         let statement = select.sqliteStatement

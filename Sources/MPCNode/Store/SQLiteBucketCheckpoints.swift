@@ -22,6 +22,8 @@ final class SQLiteBucketCheckpoints: BucketCheckpoints, @unchecked Sendable {
                 CREATE TABLE IF NOT EXISTS bucket_done (bucket INTEGER PRIMARY KEY, peer_digest BLOB NOT NULL, cardinality INTEGER);
                 CREATE TABLE IF NOT EXISTS bucket_result (bucket INTEGER NOT NULL, position INTEGER NOT NULL, PRIMARY KEY (bucket, position));
                 CREATE TABLE IF NOT EXISTS bucket_alive (id INTEGER PRIMARY KEY CHECK (id = 1), at REAL NOT NULL);
+                CREATE TABLE IF NOT EXISTS bucket_release (bucket INTEGER NOT NULL, instance INTEGER NOT NULL, digests BLOB NOT NULL,
+                                                           PRIMARY KEY (bucket, instance));
                 """)
         }
     }
@@ -106,6 +108,19 @@ final class SQLiteBucketCheckpoints: BucketCheckpoints, @unchecked Sendable {
             try db.execute(sql: "INSERT OR REPLACE INTO bucket_done (bucket, peer_digest, cardinality) VALUES (?, ?, ?)",
                            arguments: [bucket, Data(peerStreamDigest), cardinality])
             try db.execute(sql: "INSERT OR REPLACE INTO bucket_alive (id, at) VALUES (1, ?)", arguments: [Date().timeIntervalSince1970])
+        }
+    }
+
+    func release(bucket: Int, instance: Int) async throws -> [UInt8]? {
+        try await queue.read { db in
+            try Data.fetchOne(db, sql: "SELECT digests FROM bucket_release WHERE bucket = ? AND instance = ?", arguments: [bucket, instance]).map { [UInt8]($0) }
+        }
+    }
+
+    func recordRelease(bucket: Int, instance: Int, digests: [UInt8]) async throws {
+        try await queue.write { db in
+            try db.execute(sql: "INSERT OR IGNORE INTO bucket_release (bucket, instance, digests) VALUES (?, ?, ?)",
+                           arguments: [bucket, instance, Data(digests)])
         }
     }
 

@@ -48,6 +48,11 @@ public protocol BucketCheckpoints: Sendable {
     /// Records a bucket's output and marks it completed, together (one transaction in the node).
     /// Called again for a redone bucket: it replaces the bucket's output.
     func complete(bucket: Int, output: BucketOutput, peerStreamDigest: [UInt8]) async throws
+    /// KKRT (Protocols/psi-oprf.md): the digests of the receiver's stream (opening, then opening and
+    /// columns) this party, as sender, released values for in `instance` of `bucket`, or nil.
+    func release(bucket: Int, instance: Int) async throws -> [UInt8]?
+    /// Records those digests durably before the first value of that instance leaves; never replaced.
+    func recordRelease(bucket: Int, instance: Int, digests: [UInt8]) async throws
 }
 
 /// Checkpoints in memory (tests, and jobs that need not survive a restart).
@@ -55,15 +60,22 @@ public final class InMemoryBucketCheckpoints: BucketCheckpoints, @unchecked Send
     private let lock = NSLock()
     private var state: BucketedPSIState?
     private var outputs: [Int: BucketOutput] = [:]
+    private var releases: [[Int]: [UInt8]] = [:]
 
     public init() {}
+
+    public func release(bucket: Int, instance: Int) async throws -> [UInt8]? { lock.withLock { releases[[bucket, instance]] } }
+
+    public func recordRelease(bucket: Int, instance: Int, digests: [UInt8]) async throws {
+        lock.withLock { if releases[[bucket, instance]] == nil { releases[[bucket, instance]] = digests } }
+    }
 
     public func load() async throws -> BucketedPSIState? { current }
 
     /// The state as recorded so far.
     public var current: BucketedPSIState? { lock.withLock { state } }
 
-    public func begin(_ state: BucketedPSIState) async throws { lock.withLock { self.state = state; outputs = [:] } }
+    public func begin(_ state: BucketedPSIState) async throws { lock.withLock { self.state = state; outputs = [:]; releases = [:] } }
 
     public func complete(bucket: Int, output: BucketOutput, peerStreamDigest: [UInt8]) async throws {
         lock.withLock {

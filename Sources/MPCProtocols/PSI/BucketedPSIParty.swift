@@ -125,7 +125,7 @@ public struct BucketedPSIParty: Sendable {
                                             cipher: cipher, session: session, progress: onProgress).run()
             case .kkrt:
                 result = try await KKRTRound(configuration: round, isFirstParty: configuration.isFirstParty, source: padded,
-                                             seed: state.seed, peerElements: peerCapacity, session: session).run()
+                                             seed: state.seed, peerElements: peerCapacity, checkpoints: checkpoints, session: session).run()
                 onProgress(PSIParty.Progress(ownBlindedSent: capacity, ownSetSize: capacity,
                                              peerElementsProcessed: peerCapacity, peerSetSize: peerCapacity))
             }
@@ -211,8 +211,16 @@ public struct BucketedPSIParty: Sendable {
                 }
                 let peerShare = [UInt8](hello.share)
                 let key = try BucketKey(shares: configuration.isFirstParty ? [share, peerShare] : [peerShare, share])
-                state = BucketedPSIState(seed: BucketKey.randomBytes(32), key: key, bucketCount: max(proposed, Int(hello.bucketCount)),
-                                         peerSetSize: Int(hello.setSize))
+                var count = max(proposed, Int(hello.bucketCount))
+                if configuration.psiProtocol == .kkrt {
+                    // A KKRT sender holds its peer's whole bucket of rows (64 bytes a bin): never more than
+                    // about 2^20 elements a bucket, whatever either side proposed (both compute the same).
+                    count = max(count, BucketSizing.proposedCount(setSize: max(n, Int(hello.setSize))))
+                    guard count <= configuration.maximumBuckets else {
+                        throw ProtocolError.parameterMismatch(peer: peer, detail: "a KKRT PSI of \(max(n, Int(hello.setSize))) identifiers needs \(count) buckets; this node's policy allows \(configuration.maximumBuckets) (max_buckets)")
+                    }
+                }
+                state = BucketedPSIState(seed: BucketKey.randomBytes(32), key: key, bucketCount: count, peerSetSize: Int(hello.setSize))
             }
             let sizes = try await source.assignBuckets(key: state.key, count: state.bucketCount)
             let overflow = (sizes.max() ?? 0) > BucketSizing.capacity(setSize: n, buckets: state.bucketCount)

@@ -13,8 +13,10 @@ struct KKRTInstance: Sendable {
     let code: PseudorandomCode
     /// The peer's padded bucket size (its capacity, from the hellos).
     let peerElements: Int
-    /// A bucket this party completed before: the digest of the peer's messages then.
+    /// A bucket this party completed before: the digests of the peer's messages then.
     let peerStreamMustMatch: [UInt8]?
+    /// Where the sender records, before its first value leaves, which receiver stream it answered.
+    let checkpoints: any BucketCheckpoints
 
     var label: String { "\(bucket)/\(number)" }
 

@@ -107,7 +107,7 @@ struct KKRTReceiver {
                     let (rp, vp) = (SendableAddress(r.baseAddress!), SendableAddress(v.baseAddress!))
                     ParallelMap.forEachSlice(count: w) { range in
                         for j in range where table.element[start + j] >= 0 {
-                            KKRTValues.value(t: Int(table.function[Int(table.element[start + j])]), row: rp.pointer + j * PseudorandomCode.bytes,
+                            KKRTValues.value(t: Int(table.function[Int(table.element[start + j])]), bin: start + j, row: rp.pointer + j * PseudorandomCode.bytes,
                                              length: length, into: vp.pointer + j * length)
                         }
                     }
@@ -142,7 +142,7 @@ struct KKRTReceiver {
                 throw ProtocolError.malformedMessage(peer: peer, detail: "expected the sender's OPRF values")
             }
             try instance.check(bucket: batch.bucket, instance: batch.instance, peer: peer)
-            guard batch.values.count % length == 0, received + batch.values.count / length <= expected else {
+            guard !batch.values.isEmpty, batch.values.count % length == 0, received + batch.values.count / length <= expected else {
                 throw ProtocolError.protocolViolation(peer: peer, detail: "\(batch.values.count) bytes of values (ℓ = \(length)) after \(received) of \(expected)")
             }
             valuesDigest.update([UInt8](batch.values))
@@ -159,6 +159,7 @@ struct KKRTReceiver {
         if let expected = instance.peerStreamMustMatch, expected != peerDigest {
             throw ProtocolError.protocolViolation(peer: peer, detail: "bucket \(instance.bucket) was completed before with another set from this peer; a resumed job must send the same elements")
         }
+        try await instance.send(session) { $0.finished = .init() }
         return (Array(Set(matched)).sorted(), peerDigest)
     }
 }

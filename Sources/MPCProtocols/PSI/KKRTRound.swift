@@ -11,6 +11,7 @@ struct KKRTRound: Sendable {
     let seed: [UInt8]
     /// The peer's padded bucket size.
     let peerElements: Int
+    let checkpoints: any BucketCheckpoints
     let session: ProtocolSession
 
     func run() async throws -> PSIRound.Result {
@@ -25,7 +26,7 @@ struct KKRTRound: Sendable {
                 digest.count == 64 * instances.count ? Array(digest[(64 * index)..<(64 * index + 64)]) : digest
             }
             let instance = KKRTInstance(jobID: configuration.jobID, bucket: configuration.bucket, number: number, seed: seed,
-                                        code: code, peerElements: peerElements, peerStreamMustMatch: must)
+                                        code: code, peerElements: peerElements, peerStreamMustMatch: must, checkpoints: checkpoints)
             let selfReceives = (number == 0) == isFirstParty
             if selfReceives {
                 let result = try await KKRTReceiver(instance: instance, elements: source, session: session).run()

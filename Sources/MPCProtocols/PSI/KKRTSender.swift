@@ -10,7 +10,13 @@ struct KKRTSender {
     let elements: any IdentifierSource
     let session: ProtocolSession
 
-    /// Returns the digest of the receiver's messages (open and columns), padded to 64 bytes as the receiver's.
+    /// Returns the digests of the receiver's messages: its opening, then its opening and columns (64 bytes).
+    ///
+    /// A sender must never answer two different receiver streams of one instance: its choice bits s are
+    /// fixed for the instance, so values for columns U and U′ (or for two openings) would tell the receiver
+    /// s, and with it every value of the sender's set. So the base-OT scalars also depend on the opening,
+    /// the digests are recorded durably before the first value leaves, and a rerun whose opening or
+    /// columns differ from a recorded (or completed) one is refused before anything depends on them.
     func run() async throws -> [UInt8] {
         let peer = session.peer
         let k = KKRTParameters.baseOTs
@@ -27,9 +33,15 @@ struct KKRTSender {
         } catch {
             throw ProtocolError.malformedMessage(peer: peer, detail: "base-OT point: \(error)")
         }
+        var opening = Array("mpcnode-kkrt-open-v1".utf8) + [UInt8](open.baseOtPoint)
+        withUnsafeBytes(of: (open.setSize, open.bins, UInt64(open.attempt))) { opening.append(contentsOf: $0) }
+        let openDigest = BucketKey.blake2b(opening, length: 32, key: nil)
+        let answered = try await instance.checkpoints.release(bucket: instance.bucket, instance: instance.number) ?? instance.peerStreamMustMatch
+        if let answered, answered.prefix(32) != openDigest[...] {
+            throw ProtocolError.protocolViolation(peer: peer, detail: "bucket \(instance.bucket) was answered before for another opening from this peer; a resumed job must send the same messages")
+        }
         var digest = StreamingDigest()
-        digest.update(Array("open".utf8) + [UInt8](open.baseOtPoint))
-        withUnsafeBytes(of: (open.setSize, open.bins, UInt64(open.attempt))) { digest.update(Array($0)) }
+        digest.update(opening)
 
         // Choice bits s from the seed; B_i and k_i.
         let s = BucketKey.blake2b(Array("mpcnode-kkrt-choices/\(instance.label)".utf8), length: PseudorandomCode.bytes, key: instance.seed)
@@ -37,7 +49,9 @@ struct KKRTSender {
         for i in 0..<k { choices[i] = (s[i / 8] >> UInt8(i % 8)) & 1 == 1 }
         let points: [GroupElement], keys: [[UInt8]]
         do {
-            (points, keys) = try BaseOT.choose(choices, senderPoint: point, seed: instance.seed, label: instance.label, domain: instance.domain)
+            // b_i depend on the opening too: another point A′ gets unrelated B′_i, never B_i − s_i·(A − A′).
+            let label = instance.label + "/" + openDigest.prefix(16).map { String(format: "%02x", $0) }.joined()
+            (points, keys) = try BaseOT.choose(choices, senderPoint: point, seed: instance.seed, label: label, domain: instance.domain)
         } catch {
             throw ProtocolError.malformedMessage(peer: peer, detail: "base-OT point: \(error)")
         }
@@ -74,9 +88,12 @@ struct KKRTSender {
             q.replaceSubrange((first * PseudorandomCode.bytes)..<((first + w) * PseudorandomCode.bytes), with: rows)
             first += w
         }
-        let peerDigest = digest.finalize() + [UInt8](repeating: 0, count: 32)
-        if let expected = instance.peerStreamMustMatch, expected != peerDigest {
+        let peerDigest = openDigest + digest.finalize()
+        if let answered, answered != peerDigest {
             throw ProtocolError.protocolViolation(peer: peer, detail: "bucket \(instance.bucket) was completed before with another set from this peer; a resumed job must send the same elements")
+        }
+        if answered == nil {
+            try await instance.checkpoints.recordRelease(bucket: instance.bucket, instance: instance.number, digests: peerDigest)
         }
 
         // The values: 3 an element, in the bucket's order, batch by batch.
@@ -108,7 +125,7 @@ struct KKRTSender {
                                             let bin = hash.bin(t, codeword: code)
                                             BitMatrix.xorAnd(qp.pointer + bin * PseudorandomCode.bytes, code, mask: mask,
                                                              into: r.baseAddress!, length: PseudorandomCode.bytes)
-                                            KKRTValues.value(t: t, row: r.baseAddress!, length: length,
+                                            KKRTValues.value(t: t, bin: bin, row: r.baseAddress!, length: length,
                                                              into: base.pointer + (3 * e + t) * length)
                                         }
                                     }
@@ -129,6 +146,8 @@ struct KKRTSender {
         }
         let total = UInt64(3 * mS)
         try await instance.send(session) { $0.kkrtValuesEnd = .with { $0.count = total } }
+        // The bucket is complete here only once the receiver has all the values.
+        _ = try await instance.receive(session, "the receiver's finished") { if case .finished = $0 { true } else { nil } }
         return peerDigest
     }
 }
