@@ -97,31 +97,34 @@ public struct LocalConsortium: Sendable {
     }
 }
 
-/// Finds free loopback ports by binding port 0.
+/// Finds free loopback ports for the nodes' listeners, below the kernel's ephemeral range (32768 and
+/// up on Linux): a port is written into the configurations long before the node binds it (a benchmark
+/// imports its data in between), and a port from port 0 lies in the ephemeral range, where any outbound
+/// connection of the meantime could take it.
 public enum FreePorts {
     public static func reserve(_ count: Int) throws -> [Int] {
-        var sockets: [Int32] = []
-        defer { for s in sockets { close(s) } }
         var ports: [Int] = []
-        for _ in 0..<count {
-            let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            guard s >= 0 else { throw NodeError.cannotListen(address: "127.0.0.1:0", detail: "socket() failed") }
-            sockets.append(s)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = 0
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            guard bound == 0 else { throw NodeError.cannotListen(address: "127.0.0.1:0", detail: "bind() failed") }
-            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            _ = withUnsafeMutablePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(s, $0, &length) }
-            }
-            ports.append(Int(UInt16(bigEndian: address.sin_port)))
+        var tries = 0
+        while ports.count < count {
+            tries += 1
+            guard tries < 10_000 else { throw NodeError.cannotListen(address: "127.0.0.1", detail: "no free port in 20000…32767") }
+            let port = Int.random(in: 20_000...32_767)
+            if !ports.contains(port), canBind(port) { ports.append(port) }
         }
         return ports
+    }
+
+    static func canBind(_ port: Int) -> Bool {
+        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard s >= 0 else { return false }
+        defer { close(s) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
     }
 }
 
