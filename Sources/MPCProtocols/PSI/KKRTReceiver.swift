@@ -65,28 +65,30 @@ struct KKRTReceiver {
             try Task.checkCancellation()
             let w = min(KKRTParameters.chunkBins, bins - first)
             let columnBytes = w / 8
+            // Row j: the code word of the element in bin first + j (zero for an empty bin).
             var codeRows = [UInt8](repeating: 0, count: w * PseudorandomCode.bytes)
-            for j in 0..<w where table.element[first + j] >= 0 {
-                let e = Int(table.element[first + j])
-                codeRows.withUnsafeMutableBytes { dst in
-                    codes.withUnsafeBytes { src in
-                        dst.baseAddress!.advanced(by: j * PseudorandomCode.bytes)
-                            .copyMemory(from: src.baseAddress!.advanced(by: e * PseudorandomCode.bytes), byteCount: PseudorandomCode.bytes)
+            codeRows.withUnsafeMutableBytes { dst in
+                codes.withUnsafeBytes { src in
+                    for j in 0..<w where table.element[first + j] >= 0 {
+                        let e = Int(table.element[first + j])
+                        (dst.baseAddress! + j * PseudorandomCode.bytes)
+                            .copyMemory(from: src.baseAddress! + e * PseudorandomCode.bytes, byteCount: PseudorandomCode.bytes)
                     }
                 }
             }
+            // Column i of U: G(k_i^0) ⊕ G(k_i^1) ⊕ c^i; of T: G(k_i^0).
             var u = BitMatrix.transpose(codeRows, rows: w, cols: k)
             var t = [UInt8](repeating: 0, count: k * columnBytes)
             t.withUnsafeMutableBytes { tb in
                 u.withUnsafeMutableBytes { ub in
                     ones.withUnsafeBytes { allOnes in
-                    for i in 0..<k {
-                        let tc = UnsafeMutableRawBufferPointer(rebasing: tb[(i * columnBytes)..<((i + 1) * columnBytes)])
-                        let uc = UnsafeMutableRawBufferPointer(rebasing: ub[(i * columnBytes)..<((i + 1) * columnBytes)])
-                        keys[i].zero.withUnsafeBytes { BitMatrix.xorStream(key: $0, firstByte: first / 8, into: tc) }
-                        BitMatrix.xorAnd(uc.baseAddress!, tc.baseAddress!, mask: allOnes, into: uc.baseAddress!, length: columnBytes)
-                        keys[i].one.withUnsafeBytes { BitMatrix.xorStream(key: $0, firstByte: first / 8, into: uc) }
-                    }
+                        for i in 0..<k {
+                            let tc = UnsafeMutableRawBufferPointer(rebasing: tb[(i * columnBytes)..<((i + 1) * columnBytes)])
+                            let uc = UnsafeMutableRawBufferPointer(rebasing: ub[(i * columnBytes)..<((i + 1) * columnBytes)])
+                            keys[i].zero.withUnsafeBytes { BitMatrix.xorStream(key: $0, firstByte: first / 8, into: tc) }
+                            BitMatrix.xorAnd(uc.baseAddress!, tc.baseAddress!, mask: allOnes, into: uc.baseAddress!, length: columnBytes)
+                            keys[i].one.withUnsafeBytes { BitMatrix.xorStream(key: $0, firstByte: first / 8, into: uc) }
+                        }
                     }
                 }
             }
