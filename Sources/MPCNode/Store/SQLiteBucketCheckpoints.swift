@@ -20,7 +20,7 @@ final class SQLiteBucketCheckpoints: BucketCheckpoints, @unchecked Sendable {
             try db.execute(sql: """
                 CREATE TABLE IF NOT EXISTS bucket_state (id INTEGER PRIMARY KEY CHECK (id = 1), sealed BLOB NOT NULL);
                 CREATE TABLE IF NOT EXISTS bucket_done (bucket INTEGER PRIMARY KEY, peer_digest BLOB NOT NULL, cardinality INTEGER);
-                CREATE TABLE IF NOT EXISTS bucket_result (bucket INTEGER NOT NULL, position INTEGER NOT NULL, PRIMARY KEY (bucket, position));
+                CREATE TABLE IF NOT EXISTS bucket_found (bucket INTEGER PRIMARY KEY, positions BLOB NOT NULL, count INTEGER NOT NULL);
                 CREATE TABLE IF NOT EXISTS bucket_alive (id INTEGER PRIMARY KEY CHECK (id = 1), at REAL NOT NULL);
                 CREATE TABLE IF NOT EXISTS bucket_release (bucket INTEGER NOT NULL, instance INTEGER NOT NULL, digests BLOB NOT NULL,
                                                            PRIMARY KEY (bucket, instance));
@@ -88,7 +88,7 @@ final class SQLiteBucketCheckpoints: BucketCheckpoints, @unchecked Sendable {
         let sealed = try SecretBox.seal(Self.encode(state), key: sealKey)
         try await queue.write { db in
             try db.execute(sql: "DELETE FROM bucket_done")
-            try db.execute(sql: "DELETE FROM bucket_result")
+            try db.execute(sql: "DELETE FROM bucket_found")
             try db.execute(sql: "INSERT OR REPLACE INTO bucket_state (id, sealed) VALUES (1, ?)", arguments: [Data(sealed)])
             try db.execute(sql: "INSERT OR REPLACE INTO bucket_alive (id, at) VALUES (1, ?)", arguments: [Date().timeIntervalSince1970])
         }
@@ -96,14 +96,21 @@ final class SQLiteBucketCheckpoints: BucketCheckpoints, @unchecked Sendable {
 
     func complete(bucket: Int, output: BucketOutput, peerStreamDigest: [UInt8]) async throws {
         try await queue.write { db in
-            try db.execute(sql: "DELETE FROM bucket_result WHERE bucket = ?", arguments: [bucket])
+            try db.execute(sql: "DELETE FROM bucket_found WHERE bucket = ?", arguments: [bucket])
             var cardinality: Int?
             switch output {
             case .none: break
             case .cardinality(let c): cardinality = c
             case .positions(let positions):
-                let insert = try db.makeStatement(sql: "INSERT INTO bucket_result (bucket, position) VALUES (?, ?)")
-                for p in positions { try RawRows.insert(insert, Int64(bucket), Int64(p), db: db) }
+                // One row a bucket: its positions as 4-byte little-endian words (a snapshot has < 2^32 rows).
+                var packed = [UInt8]()
+                packed.reserveCapacity(4 * positions.count)
+                for p in positions {
+                    guard let word = UInt32(exactly: p) else { throw JobError.fault("position \(p) beyond a snapshot's 2^32 rows") }
+                    withUnsafeBytes(of: word.littleEndian) { packed.append(contentsOf: $0) }
+                }
+                try db.execute(sql: "INSERT INTO bucket_found (bucket, positions, count) VALUES (?, ?, ?)",
+                               arguments: [bucket, Data(packed), positions.count])
             }
             try db.execute(sql: "INSERT OR REPLACE INTO bucket_done (bucket, peer_digest, cardinality) VALUES (?, ?, ?)",
                            arguments: [bucket, Data(peerStreamDigest), cardinality])
@@ -133,16 +140,34 @@ final class SQLiteBucketCheckpoints: BucketCheckpoints, @unchecked Sendable {
     func resultCount(cardinalityOnly: Bool) throws -> Int {
         try queue.read { db in
             try Int.fetchOne(db, sql: cardinalityOnly ? "SELECT COALESCE(SUM(cardinality), 0) FROM bucket_done"
-                                                      : "SELECT COUNT(*) FROM bucket_result") ?? 0
+                                                      : "SELECT COALESCE(SUM(count), 0) FROM bucket_found") ?? 0
         }
     }
 
     /// The identifiers found, sorted (as the node's result index keeps them, so storing them appends to
     /// it), without holding them all in memory; the bytes are valid during the call only.
     func forEachResultIdentifier(_ body: (UnsafeRawBufferPointer) throws -> Void) throws {
-        try queue.read { db in
+        try queue.inDatabase { db in
+            // The buckets' positions into one temporary table (a rowid each), joined to the snapshot.
+            try db.execute(sql: "DROP TABLE IF EXISTS temp.found_position")
+            try db.execute(sql: "CREATE TEMP TABLE found_position (position INTEGER PRIMARY KEY)")
+            defer { try? db.execute(sql: "DROP TABLE IF EXISTS temp.found_position") }
+            try db.inTransaction {
+                let insert = try db.makeStatement(sql: "INSERT INTO temp.found_position (position) VALUES (?)")
+                let blobs = try Data.fetchCursor(db, sql: "SELECT positions FROM bucket_found ORDER BY bucket")
+                while let blob = try blobs.next() {
+                    guard blob.count % 4 == 0 else { throw JobError.fault("a bucket's stored positions are \(blob.count) bytes, not whole words") }
+                    try blob.withUnsafeBytes { raw in
+                        for offset in stride(from: 0, to: raw.count, by: 4) {
+                            let word = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+                            try RawRows.insert(insert, Int64(word) + 1, db: db)
+                        }
+                    }
+                }
+                return .commit
+            }
             let select = try db.makeStatement(sql: """
-                SELECT input.identifier FROM bucket_result JOIN input ON input.rowid = bucket_result.position + 1
+                SELECT input.identifier FROM temp.found_position JOIN input ON input.rowid = found_position.position
                 ORDER BY input.identifier
                 """)
             try RawRows.forEachText(select, body)
