@@ -1,6 +1,8 @@
 import Foundation
 import MPCCrypto
 import MPCTestSupport
+import MPCWire
+import XCTest
 @testable import MPCProtocols
 
 /// Two bucketed PSI parties over an in-memory channel (BucketedPSITests, KKRTPSITests).
@@ -46,5 +48,30 @@ enum BucketedPSIHarness {
         let a = (0..<sizeA).map { _ in "+86" + String(Int.random(in: 0..<universe, using: &rng)) }
         let b = (0..<sizeB).map { _ in "+86" + String(Int.random(in: 0..<universe, using: &rng)) }
         return (a, b)
+    }
+
+    /// Rewrites bank-b's PSI messages in flight (a dishonest B with a valid certificate).
+    static func rewriting(_ change: @escaping @Sendable (inout Mpcnode_V1_PsiMessage) -> Void) -> InMemoryChannel.Intercept {
+        { sender, _, bytes in
+            guard sender == "bank-b", var frame = try? Mpcnode_V1_SessionFrame(serializedBytes: bytes), case .psi(var m)? = frame.body else { return [bytes] }
+            change(&m)
+            frame.psi = m
+            return [(try? frame.serializedBytes()) ?? bytes]
+        }
+    }
+
+    /// Nothing on the wire is an identifier (as given, or without its "+86"), or a plain hash of one; and
+    /// the search does find an identifier planted in the same bytes (so the check can fail).
+    static func assertNothingIdentifying(_ log: WireLog, _ identifiers: [String], file: StaticString = #filePath, line: UInt = #line) {
+        let everything = WireIndex(log.entries.flatMap(\.bytes))
+        for id in identifiers {
+            XCTAssertFalse(everything.contains(Array(id.utf8)), id, file: file, line: line)
+            XCTAssertFalse(everything.contains(Array(id.dropFirst(3).utf8)), id, file: file, line: line)
+            for h in PlainHashes.of(Array(id.utf8)) { XCTAssertFalse(everything.contains(h), "a hash of \(id)", file: file, line: line) }
+        }
+        if let planted = identifiers.first {
+            XCTAssertTrue(WireIndex(everything.bytes + Array(planted.utf8)).contains(Array(planted.utf8)), "the search finds a planted identifier",
+                          file: file, line: line)
+        }
     }
 }

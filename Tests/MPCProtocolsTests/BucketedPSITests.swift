@@ -78,13 +78,7 @@ final class BucketedPSITests: XCTestCase {
         let b = Side(source: ArrayIdentifierSource(setB), checkpoints: InMemoryBucketCheckpoints())
         let (ra, rb) = await run(a, b, tap: log)
         _ = try ra.get(); _ = try rb.get()
-        let everything = WireIndex(log.entries.flatMap(\.bytes))
-        for id in setA + setB {
-            XCTAssertFalse(everything.contains(Array(id.utf8)))
-            XCTAssertFalse(everything.contains(Array(id.dropFirst(3).utf8)))
-            for h in PlainHashes.of(Array(id.utf8)) { XCTAssertFalse(everything.contains(h)) }
-        }
-        XCTAssertTrue(WireIndex(everything.bytes + Array(setA[3].utf8)).contains(Array(setA[3].utf8)), "the search finds a planted identifier")
+        BucketedPSIHarness.assertNothingIdentifying(log, setA + setB)
     }
 
     func testABucketCountAboveTheNodesLimitIsRefusedBeforeAnyElement() async throws {
@@ -172,14 +166,7 @@ final class BucketedPSITests: XCTestCase {
     /// beyond the count, and a bucket header announcing one element more than B's capacity. A refuses
     /// each before comparing anything, and records nothing more.
     func testCraftedResumeAndBucketHeaderAreRefused() async throws {
-        func rewriting(_ change: @escaping @Sendable (inout Mpcnode_V1_PsiMessage) -> Void) -> InMemoryChannel.Intercept {
-            { sender, _, bytes in
-                guard sender == "bank-b", var frame = try? Mpcnode_V1_SessionFrame(serializedBytes: bytes), case .psi(var m)? = frame.body else { return [bytes] }
-                change(&m)
-                frame.psi = m
-                return [(try? frame.serializedBytes()) ?? bytes]
-            }
-        }
+        let rewriting = BucketedPSIHarness.rewriting
         func runBoth(_ storeA: InMemoryBucketCheckpoints, _ storeB: any BucketCheckpoints, intercept: InMemoryChannel.Intercept?)
             async -> (Result<BucketedPSIParty.Report, Error>, Result<BucketedPSIParty.Report, Error>) {
             let (ca, cb) = InMemoryChannel.pair("bank-a", "bank-b", intercept: intercept)

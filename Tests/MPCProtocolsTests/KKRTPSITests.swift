@@ -60,13 +60,7 @@ final class KKRTPSITests: XCTestCase {
         let (ra, rb) = await BucketedPSIHarness.run(a, b, tap: log)
         _ = try ra.get(); _ = try rb.get()
         XCTAssertFalse(found(a).isEmpty, "the sets intersect, so values matched")
-        let everything = WireIndex(log.entries.flatMap(\.bytes))
-        for id in setA + setB {
-            XCTAssertFalse(everything.contains(Array(id.utf8)))
-            XCTAssertFalse(everything.contains(Array(id.dropFirst(3).utf8)))
-            for h in PlainHashes.of(Array(id.utf8)) { XCTAssertFalse(everything.contains(h)) }
-        }
-        XCTAssertTrue(WireIndex(everything.bytes + Array(setA[3].utf8)).contains(Array(setA[3].utf8)), "the search finds a planted identifier")
+        BucketedPSIHarness.assertNothingIdentifying(log, setA + setB)
     }
 
     func testBothSidesMustRunTheSameProtocolAndCardinalityOnlyIsRefused() async throws {
@@ -134,15 +128,6 @@ final class KKRTPSITests: XCTestCase {
         XCTAssertEqual(storeA.current?.completed.count, 4, "nothing more was recorded")
     }
 
-    static func rewriting(bucket: UInt64? = nil, _ change: @escaping @Sendable (inout Mpcnode_V1_PsiMessage) -> Void) -> InMemoryChannel.Intercept {
-        { sender, _, bytes in
-            guard sender == "bank-b", var frame = try? Mpcnode_V1_SessionFrame(serializedBytes: bytes), case .psi(var m)? = frame.body else { return [bytes] }
-            change(&m)
-            frame.psi = m
-            return [(try? frame.serializedBytes()) ?? bytes]
-        }
-    }
-
     /// Which KKRT messages of `bucket` a party sent, by kind.
     static func sent(by node: String, bucket: UInt64, in log: WireLog) -> Set<String> {
         var kinds = Set<String>()
@@ -186,7 +171,7 @@ final class KKRTPSITests: XCTestCase {
         let other = Ristretto255.random()
         let log2 = WireLog()
         let changedPoint = await BucketedPSIHarness.run(side(setA, storeA, buckets: 6, receives: false), side(setB, storeB), tap: log2,
-                                                        intercept: Self.rewriting { m in
+                                                        intercept: BucketedPSIHarness.rewriting { m in
             if case .kkrtOpen(var o)? = m.body, o.bucket == 3 { o.baseOtPoint = Data(GroupElement.pack([other])); m.kkrtOpen = o }
         })
         guard case .failure(let e2) = changedPoint.a else { return XCTFail("A answered another opening") }
@@ -208,7 +193,7 @@ final class KKRTPSITests: XCTestCase {
         XCTAssertNotNil(recorded, "A recorded the stream it answered")
         let log = WireLog()
         let second = await BucketedPSIHarness.run(side(setA, storeA, buckets: 6, receives: false), side(setB, storeB), tap: log,
-                                                  intercept: Self.rewriting { m in
+                                                  intercept: BucketedPSIHarness.rewriting { m in
             if case .kkrtColumns(var c)? = m.body, c.bucket == 3, c.firstBin == 0 { c.columns[0] ^= 1; m.kkrtColumns = c }
         })
         guard case .failure(let e) = second.a else { return XCTFail("A answered other columns") }
@@ -229,7 +214,7 @@ final class KKRTPSITests: XCTestCase {
         XCTAssertEqual(storeA.current?.firstIncomplete, 4)
         let log = WireLog()
         let second = await BucketedPSIHarness.run(side(setA, storeA, buckets: 6), side(setB, storeB, receives: false), tap: log,
-                                                  intercept: Self.rewriting { m in
+                                                  intercept: BucketedPSIHarness.rewriting { m in
             if case .kkrtChoice(var c)? = m.body, c.bucket == 3 {
                 let head = c.points.prefix(32), next = c.points.dropFirst(32).prefix(32)
                 c.points = next + head + c.points.dropFirst(64)
@@ -243,14 +228,7 @@ final class KKRTPSITests: XCTestCase {
 
     /// B's messages rewritten in flight (a dishonest B): each is refused naming B, nothing recorded.
     func testCraftedMessagesAreRefused() async throws {
-        func rewriting(_ change: @escaping @Sendable (inout Mpcnode_V1_PsiMessage) -> Void) -> InMemoryChannel.Intercept {
-            { sender, _, bytes in
-                guard sender == "bank-b", var frame = try? Mpcnode_V1_SessionFrame(serializedBytes: bytes), case .psi(var m)? = frame.body else { return [bytes] }
-                change(&m)
-                frame.psi = m
-                return [(try? frame.serializedBytes()) ?? bytes]
-            }
-        }
+        let rewriting = BucketedPSIHarness.rewriting
         let cases: [(String, InMemoryChannel.Intercept, String)] = [
             ("an opening with more bins", rewriting { m in if case .kkrtOpen(var o)? = m.body { o.bins += 512; m.kkrtOpen = o } }, "bins"),
             ("an opening with a larger set", rewriting { m in if case .kkrtOpen(var o)? = m.body { o.setSize = 1 << 40; m.kkrtOpen = o } }, "expected"),
