@@ -118,6 +118,11 @@ public final class PeerTransport: Sendable {
         try sync.addHandler(ByteToMessageHandler(LengthPrefixedFrameDecoder(
             maximumFrameBytes: options.maximumFrameBytes, maximumFirstFrameBytes: inbound ? options.maximumHelloBytes : nil,
             budget: options.receiveBudget, peer: peer)))
+        if inbound {
+            let hello = FirstFrameDeadlineHandler(timeout: options.handshakeTimeout)
+            try sync.addHandler(hello)
+            identity.identity.futureResult.whenSuccess { _ in hello.start() }
+        }
         try sync.addHandler(MessageToByteHandler(LengthPrefixedFrameEncoder()))
         return identity.identity.futureResult
     }
@@ -187,13 +192,10 @@ public final class PeerTransport: Sendable {
                     return
                 }
                 defer { admission.release(peer.nodeID) }
-                // The Hello must arrive in full within the handshake deadline (a member cannot park a
-                // connection, kept up by heartbeats, with a trickled Hello).
-                let helloDeadline = channel.eventLoop.scheduleTask(in: options.handshakeTimeout) { channel.close(promise: nil) }
+                // The Hello must arrive in full within the handshake deadline (`FirstFrameDeadlineHandler`,
+                // on the event loop: a member cannot park a connection with a trickled Hello).
                 var iterator = inbound.makeAsyncIterator()
-                let next = try await iterator.next()
-                helloDeadline.cancel()
-                guard let first = next else { return }
+                guard let first = try await iterator.next() else { return }
                 let hello = try Mpcnode_V1_Hello(serializedBytes: Array(first.readableBytesView))
                 guard hello.wireVersion == Self.wireVersion else {
                     throw TransportError.unsupportedWireVersion(peer: peer.nodeID, version: hello.wireVersion)
@@ -245,7 +247,7 @@ public final class PeerTransport: Sendable {
 
     // MARK: Client
 
-    private func connect(to peer: NodeID, at address: PeerAddress) async throws -> PeerConnection {
+    func connect(to peer: NodeID, at address: PeerAddress) async throws -> PeerConnection {
         let clientContext = self.clientContext
         do {
             // The async wrapper is made only once the TCP connection exists: one made in the initializer of a

@@ -203,3 +203,50 @@ final class TrafficCountingHandler: ChannelDuplexHandler, @unchecked Sendable {
         context.fireChannelInactive()
     }
 }
+
+/// Inbound connections: the peer's first frame (its Hello) must arrive whole within `timeout` of the
+/// handshake's end, or the connection closes — a member cannot park a connection, kept up by heartbeats,
+/// with a trickled Hello. Watched here on the event loop, where frames arrive, not by the task that reads
+/// the Hello: a node whose tasks are all busy (a large job hashing on every core) must not close a
+/// connection whose Hello came in time but was not read yet.
+final class FirstFrameDeadlineHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    private let timeout: TimeAmount
+    private var context: ChannelHandlerContext?
+    private var deadline: Scheduled<Void>?
+    private var arrived = false
+
+    init(timeout: TimeAmount) { self.timeout = timeout }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        self.context = nil
+    }
+
+    /// Starts the clock (on the event loop, once the handshake has named the peer).
+    func start() {
+        guard let context, !arrived, deadline == nil else { return }
+        deadline = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
+            guard let self, !self.arrived else { return }
+            self.context?.close(promise: nil)
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if !arrived {
+            arrived = true
+            deadline?.cancel()
+            deadline = nil
+        }
+        context.fireChannelRead(data)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        deadline = nil
+        context.fireChannelInactive()
+    }
+}

@@ -62,6 +62,23 @@ extension TransportTests {
         XCTAssertEqual(response.error.message, "hello bank-a (bank)")
     }
 
+    /// A member whose handshake completes but who never sends its Hello is closed at the deadline too;
+    /// a member that sends it in time is served.
+    func testAMemberThatNeverSendsItsHelloIsClosedAtTheDeadline() async throws {
+        var options = TransportOptions()
+        options.handshakeTimeout = .seconds(1)
+        let server = try transport("bank-b", options: options)
+        let (address, task) = try await listen(server)
+        defer { task.cancel() }
+        let client = try transport("bank-a")
+        let silent = try await client.connect(to: "bank-b", at: address)
+        let closed = await Self.secondsUntilClosed(silent.channel.channel, limit: 10)
+        XCTAssertNotNil(closed, "a member's connection without a Hello is closed")
+        XCTAssertGreaterThanOrEqual(closed ?? 0, 0.5, "not before its deadline")
+        let response = try await client.control(.with { $0.start = .with { $0.jobID = "j" } }, to: "bank-b", at: address)
+        XCTAssertEqual(response.error.message, "hello bank-a (bank)")
+    }
+
     func testAFloodOfStrangersEvictsItselfAndAMemberStillGetsThrough() async throws {
         var options = TransportOptions()
         options.maximumPendingHandshakes = 16
