@@ -1,5 +1,6 @@
 import MPCBench
 import Foundation
+import MPCCrypto
 import Logging
 import MPCIdentity
 import MPCNode
@@ -79,6 +80,42 @@ final class MisbehavingPeerTests: XCTestCase {
                 try? await Task.sleep(for: .seconds(1))
             }, "expected bucket 0"),
         ]
+        try await run(scripts, psiProtocol: nil)
+    }
+
+    /// The same for `--protocol kkrt` (Protocols/psi-oprf.md), bank-a the receiver: a hello naming
+    /// another protocol, a short or identity base-OT choice, and more OPRF values than bank-b's set allows.
+    func testCraftedKKRTMessagesFailTheJobAndChangeNothing() async throws {
+        let hello = Self.frame(0) { $0.bucketHello = .with { $0.setSize = 100; $0.bucketCount = 1; $0.share = Data(repeating: 3, count: 32); $0.protocol = "kkrt" } }
+        let ready = Self.frame(1) { $0.bucketsReady = .with { $0.overflow = false } }
+        let validPoints = Data(GroupElement.pack((0..<512).map { _ in Ristretto255.random() }))
+        let scripts: [(String, @Sendable (TLSMessageChannel) async -> Void, String)] = [
+            ("a hello naming ecdh", { ch in
+                try? await ch.send(Self.frame(0) { $0.bucketHello = .with { $0.setSize = 100; $0.bucketCount = 1; $0.share = Data(repeating: 3, count: 32); $0.protocol = "ecdh" } })
+                try? await Task.sleep(for: .seconds(1))
+            }, "PSI protocol"),
+            ("a base-OT choice of two points", { ch in
+                for f in [hello, ready] { try? await ch.send(f) }
+                try? await ch.send(Self.frame(2) { $0.kkrtChoice = .with { $0.points = validPoints.prefix(64) } })
+                try? await Task.sleep(for: .seconds(1))
+            }, "bytes of base-OT points"),
+            ("identity base-OT points", { ch in
+                for f in [hello, ready] { try? await ch.send(f) }
+                try? await ch.send(Self.frame(2) { $0.kkrtChoice = .with { $0.points = Data(count: 512 * 32) } })
+                try? await Task.sleep(for: .seconds(1))
+            }, "base-OT points"),
+            ("more values than 3 a padded element", { ch in
+                for f in [hello, ready] { try? await ch.send(f) }
+                try? await ch.send(Self.frame(2) { $0.kkrtChoice = .with { $0.points = validPoints } })
+                // 4,816 bytes: more than 300 values, or not whole values, for every value length 8…16.
+                try? await ch.send(Self.frame(3) { $0.kkrtValues = .with { $0.values = Data(repeating: 5, count: 4816) } })
+                try? await Task.sleep(for: .seconds(1))
+            }, "bytes of values"),
+        ]
+        try await run(scripts, psiProtocol: "kkrt")
+    }
+
+    func run(_ scripts: [(String, @Sendable (TLSMessageChannel) async -> Void, String)], psiProtocol: String?) async throws {
         for (name, script, expected) in scripts {
             let fixture = try ConsortiumFixture()
             defer { fixture.remove() }
@@ -98,10 +135,12 @@ final class MisbehavingPeerTests: XCTestCase {
 
             let before = try DatasetCatalog(store: bankA.store).describe("customers")
             let auditBefore = try AuditLog(store: bankA.store).records(limit: 10_000).count
-            let jobID = try await coordinator.engine.submit(JobSubmission(
+            var submission = JobSubmission(
                 protocolName: "psi",
                 parties: [.init(nodeID: "bank-a", dataset: "customers", column: "phone"), .init(nodeID: "bank-b", dataset: "customers", column: "phone")],
-                deliverTo: ["bank-a"], cardinalityOnly: false, group: "x25519"))
+                deliverTo: ["bank-a"], cardinalityOnly: false, group: "x25519")
+            submission.psiProtocol = psiProtocol
+            let jobID = try await coordinator.engine.submit(submission)
             let job = try await ConsortiumFixture.waitForFinal(bankA, jobID: jobID, seconds: 30)
             XCTAssertEqual(job.state, .failed, name)
             XCTAssertTrue(job.reason?.contains(expected) == true, "\(name): \(job.reason ?? "")")
