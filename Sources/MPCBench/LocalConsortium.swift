@@ -23,7 +23,8 @@ public struct LocalConsortium: Sendable {
     public static func create(in directory: URL, banks: [String], coordinator: String = "coordinator", regulators: [String] = [],
                               policy: (String) -> String, peerIdleTimeoutSeconds: Int = 300,
                               serverReportGraceSeconds: Int = 30, maximumJobSeconds: Int = 86_400,
-                              regulatorPolicy: String? = nil, coordinatorExtra: String = "") throws -> LocalConsortium {
+                              regulatorPolicy: String? = nil, coordinatorExtra: String = "",
+                              workerExecutable: URL? = nil) throws -> LocalConsortium {
         let pki = directory.appendingPathComponent("pki")
         try FileManager.default.createDirectory(at: pki, withIntermediateDirectories: true)
         let ca = try ConsortiumCA.create(name: "Local test consortium")
@@ -33,6 +34,11 @@ public struct LocalConsortium: Sendable {
                                        attributes: [.posixPermissions: 0o600])
         let ids = [coordinator] + banks + regulators
         let ports = try FreePorts.reserve(ids.count)
+        // With workers: each bank's worker certificate and 16 consecutive ports for its workers.
+        var workerPorts: [String: Int] = [:]
+        if workerExecutable != nil {
+            for bank in banks { workerPorts[bank] = try FreePorts.reserveRange(16, avoiding: ports + workerPorts.values.flatMap { $0..<($0 + 16) }) }
+        }
         var members: [Member] = []
         for (i, id) in ids.enumerated() {
             let role: NodeRole = id == coordinator ? .coordinator : regulators.contains(id) ? .regulator : .bank
@@ -41,6 +47,24 @@ public struct LocalConsortium: Sendable {
             FileManager.default.createFile(atPath: pki.appendingPathComponent("\(id)-key.pem").path, contents: Data(issued.privateKeyPEM.utf8),
                                            attributes: [.posixPermissions: 0o600])
             let peers = ids.enumerated().filter { $0.element != id }.map { "  \($0.element): 127.0.0.1:\(ports[$0.offset])" }
+            var workers = ""
+            if let executable = workerExecutable, let base = workerPorts[id] {
+                let worker = try ca.issue(nodeID: id, role: .worker)
+                try worker.certificatePEM.write(to: pki.appendingPathComponent("\(id)-worker.pem"), atomically: true, encoding: .utf8)
+                FileManager.default.createFile(atPath: pki.appendingPathComponent("\(id)-worker-key.pem").path,
+                                               contents: Data(worker.privateKeyPEM.utf8), attributes: [.posixPermissions: 0o600])
+                let others = banks.filter { $0 != id }.map { "    \($0): 127.0.0.1:\(workerPorts[$0]!)+{index}" }
+                workers = """
+                    workers:
+                      certificate: pki/\(id)-worker.pem
+                      private_key: pki/\(id)-worker-key.pem
+                      listen: 127.0.0.1:\(base)+{index}
+                      launch: local
+                      executable: \(executable.path)
+                      peers:
+                    \(others.joined(separator: "\n"))
+                    """
+            }
             let text = """
                 node_id: \(id)
                 listen: 127.0.0.1:\(ports[i])
@@ -55,6 +79,7 @@ public struct LocalConsortium: Sendable {
                 peers:
                 \(peers.joined(separator: "\n"))
                 \(role == .bank ? policy(id) : role == .regulator ? (regulatorPolicy ?? "policy:\n  coordinators: [\(coordinator)]") : coordinatorExtra)
+                \(workers)
                 """
             let path = directory.appendingPathComponent("\(id).yaml")
             try text.write(to: path, atomically: true, encoding: .utf8)
@@ -112,6 +137,16 @@ public enum FreePorts {
             if !ports.contains(port), canBind(port) { ports.append(port) }
         }
         return ports
+    }
+
+    /// The first of `count` consecutive free loopback ports (below the ephemeral range), none in `avoiding`.
+    public static func reserveRange(_ count: Int, avoiding: [Int] = []) throws -> Int {
+        for _ in 0..<2_000 {
+            let first = Int.random(in: 20_000...(32_767 - count))
+            let range = first..<(first + count)
+            if !avoiding.contains(where: { range.contains($0) }) && range.allSatisfy(canBind) { return first }
+        }
+        throw NodeError.cannotListen(address: "127.0.0.1", detail: "no \(count) consecutive free ports in 20000…32767")
     }
 
     static func canBind(_ port: Int) -> Bool {

@@ -7,4 +7,13 @@ public enum NodeRole: String, Sendable, Codable, CaseIterable {
     case coordinator
     /// Receives aggregated reports only.
     case regulator
+    /// A worker process of a bank (`mpcnode worker`): runs a range of its own node's PSI buckets with the
+    /// peer's worker of the same index. It carries its bank's node id but is no node: a node refuses every
+    /// request from a worker certificate, and a worker talks only to the one peer worker its node's job
+    /// plan names (Docs/decisions/0009-sharded-psi-workers.md).
+    case worker
+
+    /// The file-name stem of this role's key, request and certificate for `nodeID` (a worker's must not
+    /// replace its node's own).
+    public func fileStem(nodeID: String) -> String { self == .worker ? "\(nodeID)-worker" : nodeID }
 }

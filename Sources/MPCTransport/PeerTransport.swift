@@ -283,13 +283,16 @@ public final class PeerTransport: Sendable {
     }
 
     /// Checks, after the handshake, that the server is the node we meant to reach.
-    private func verifyServer(_ connection: PeerConnection, expected peer: NodeID) async throws {
+    private func verifyServer(_ connection: PeerConnection, expected peer: NodeID, role: NodeRole? = nil) async throws {
         let identity: NodeIdentity
         do { identity = try await connection.identity.get() } catch let e as TransportError { throw e.naming(peer) } catch {
             throw TransportError.handshakeFailed(peer: peer, detail: TLSMessageChannel.describe(error))
         }
         guard identity.nodeID == peer else {
             throw TransportError.peerIdentityMismatch(expected: peer, presented: identity.nodeID)
+        }
+        if let role, identity.role != role {
+            throw TransportError.handshakeFailed(peer: peer, detail: "the server's certificate says role \(identity.role.rawValue), not \(role.rawValue)")
         }
     }
 
@@ -342,7 +345,9 @@ public final class PeerTransport: Sendable {
     /// when `body` returns or throws. `stream` tells apart several sessions of one job between the same
     /// two nodes (empty when a job has one).
     /// `service` names a standing service instead of a job ("lookup", "lookup-sync"; `jobID` then empty).
+    /// `role`, when given, is the role the server's certificate must carry (a worker dials only a worker).
     public func withSession<R: Sendable>(jobID: String, stream: String = "", service: String = "", to peer: NodeID, at address: PeerAddress,
+                                         role: NodeRole? = nil,
                                          _ body: (TLSMessageChannel) async throws -> R) async throws -> R {
         let peerConnection = try await connect(to: peer, at: address)
         let connection = peerConnection.channel
@@ -350,7 +355,7 @@ public final class PeerTransport: Sendable {
         return try await connection.executeThenClose { inbound, _ in
             let channel = connection.channel
             do {
-                try await verifyServer(peerConnection, expected: peer)
+                try await verifyServer(peerConnection, expected: peer, role: role)
                 try await channel.writeAndFlush(channel.allocator.buffer(bytes: helloBytes)).get()
             } catch let error as TransportError {
                 throw error

@@ -226,6 +226,11 @@ public nonisolated struct Mpcnode_V1_PsiSpec: Sendable {
   /// (Protocols/psi-oprf.md, semi-honest). Each party accepts only what its policy allows.
   public var `protocol`: String = String()
 
+  /// Worker processes a side hands its buckets to (0 or 1: none); worker i of one bank pairs with
+  /// worker i of the other over mutual TLS with worker certificates. Each party refuses more than its
+  /// policy's max_workers, or any if it has no workers configured.
+  public var workers: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1130,6 +1135,12 @@ public nonisolated struct Mpcnode_V1_BucketHello: Sendable {
 
   /// The round run per bucket: "ecdh" or "kkrt" (both sides must name the same).
   public var `protocol`: String = String()
+
+  /// Sharded workers (Protocols/psi-buckets.md "Workers"): how many worker pairs run the buckets (0 or
+  /// 1: the nodes themselves), and, in a worker's hello, which one sends it (its bucket range follows).
+  public var workerCount: UInt32 = 0
+
+  public var workerIndex: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2909,7 +2920,7 @@ nonisolated extension Mpcnode_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Mpcnode_V1_PsiSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PsiSpec"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}buckets\0\u{1}protocol\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}buckets\0\u{1}protocol\0\u{1}workers\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2919,6 +2930,7 @@ nonisolated extension Mpcnode_V1_PsiSpec: SwiftProtobuf.Message, SwiftProtobuf._
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt32Field(value: &self.buckets) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.`protocol`) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.workers) }()
       default: break
       }
     }
@@ -2931,12 +2943,16 @@ nonisolated extension Mpcnode_V1_PsiSpec: SwiftProtobuf.Message, SwiftProtobuf._
     if !self.`protocol`.isEmpty {
       try visitor.visitSingularStringField(value: self.`protocol`, fieldNumber: 2)
     }
+    if self.workers != 0 {
+      try visitor.visitSingularUInt32Field(value: self.workers, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Mpcnode_V1_PsiSpec, rhs: Mpcnode_V1_PsiSpec) -> Bool {
     if lhs.buckets != rhs.buckets {return false}
     if lhs.`protocol` != rhs.`protocol` {return false}
+    if lhs.workers != rhs.workers {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4729,7 +4745,7 @@ nonisolated extension Mpcnode_V1_PsiHeader: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Mpcnode_V1_BucketHello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".BucketHello"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}set_size\0\u{3}bucket_count\0\u{1}share\0\u{1}resume\0\u{3}key_check\0\u{3}next_bucket\0\u{1}protocol\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}set_size\0\u{3}bucket_count\0\u{1}share\0\u{1}resume\0\u{3}key_check\0\u{3}next_bucket\0\u{1}protocol\0\u{3}worker_count\0\u{3}worker_index\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4744,6 +4760,8 @@ nonisolated extension Mpcnode_V1_BucketHello: SwiftProtobuf.Message, SwiftProtob
       case 5: try { try decoder.decodeSingularBytesField(value: &self.keyCheck) }()
       case 6: try { try decoder.decodeSingularUInt32Field(value: &self.nextBucket) }()
       case 7: try { try decoder.decodeSingularStringField(value: &self.`protocol`) }()
+      case 8: try { try decoder.decodeSingularUInt32Field(value: &self.workerCount) }()
+      case 9: try { try decoder.decodeSingularUInt32Field(value: &self.workerIndex) }()
       default: break
       }
     }
@@ -4771,6 +4789,12 @@ nonisolated extension Mpcnode_V1_BucketHello: SwiftProtobuf.Message, SwiftProtob
     if !self.`protocol`.isEmpty {
       try visitor.visitSingularStringField(value: self.`protocol`, fieldNumber: 7)
     }
+    if self.workerCount != 0 {
+      try visitor.visitSingularUInt32Field(value: self.workerCount, fieldNumber: 8)
+    }
+    if self.workerIndex != 0 {
+      try visitor.visitSingularUInt32Field(value: self.workerIndex, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4782,6 +4806,8 @@ nonisolated extension Mpcnode_V1_BucketHello: SwiftProtobuf.Message, SwiftProtob
     if lhs.keyCheck != rhs.keyCheck {return false}
     if lhs.nextBucket != rhs.nextBucket {return false}
     if lhs.`protocol` != rhs.`protocol` {return false}
+    if lhs.workerCount != rhs.workerCount {return false}
+    if lhs.workerIndex != rhs.workerIndex {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

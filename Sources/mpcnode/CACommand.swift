@@ -63,14 +63,14 @@ struct CACommand: ParsableCommand {
             aliases: ["sign"])
         @Option(help: "Folder holding ca.pem and ca-key.pem.") var dir: String = "pki"
         @Option(help: "The node's certificate signing request (<node>.csr).") var csr: String
-        @Option(help: "The node's role: bank, coordinator or regulator.") var role: String
+        @Option(help: "The node's role: bank, coordinator, regulator, or worker (a bank's PSI worker processes, named <node>-worker.pem).") var role: String
         @Option(help: "The node id the request must name (checked against the request).") var node: String
         @Option(help: "Validity in days.") var days: Int = 365
         @Option(help: "Folder for the certificate (default: the CA folder).") var out: String?
 
         func run() throws {
             guard let role = NodeRole(rawValue: role) else {
-                throw CLIFailure("unknown role '\(role)': use bank, coordinator or regulator")
+                throw CLIFailure("unknown role '\(role)': use bank, coordinator, regulator or worker")
             }
             guard (1...3650).contains(days) else { throw CLIFailure("--days must lie in 1…3650") }
             let folder = URL(fileURLWithPath: dir)
@@ -96,7 +96,7 @@ struct CACommand: ParsableCommand {
                 throw CLIFailure(error.description)
             }
             try FileManager.default.createDirectory(at: outFolder, withIntermediateDirectories: true)
-            let cert = outFolder.appendingPathComponent("\(nodeID).pem")
+            let cert = outFolder.appendingPathComponent("\(role.fileStem(nodeID: nodeID)).pem")
             guard !FileManager.default.fileExists(atPath: cert.path) else {
                 throw CLIFailure(IdentityError.fileExists(path: cert.path).description + " (move the old certificate away to renew)")
             }

@@ -12,7 +12,7 @@ struct MPCNodeCommand: AsyncParsableCommand {
             joint computations (`mpcnode job submit`). Nodes talk only over mutually authenticated TLS 1.3
             with certificates from the consortium CA (`mpcnode ca`).
             """,
-        subcommands: [CACommand.self, NodeCommand.self, DoctorCommand.self, ServeCommand.self, DataCommand.self, JobCommand.self, LookupCommand.self, ReportCommand.self, ModelCommand.self, AuditCommand.self, BenchCommand.self]
+        subcommands: [CACommand.self, NodeCommand.self, DoctorCommand.self, ServeCommand.self, DataCommand.self, JobCommand.self, LookupCommand.self, ReportCommand.self, ModelCommand.self, AuditCommand.self, BenchCommand.self, WorkerCommand.self]
     )
 
     /// Every file this program creates (the node's database, scratch copies, keys, exports) is the

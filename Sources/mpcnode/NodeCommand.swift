@@ -32,16 +32,17 @@ struct NodeCommand: ParsableCommand {
             abstract: "Make this node's private key (<node>-key.pem, mode 0600, never overwritten) and its certificate signing request (<node>.csr).",
             discussion: "Send the .csr to the consortium's CA operator, who runs `mpcnode ca issue --csr <node>.csr --role <role>` and sends back <node>.pem. The key never leaves this machine.")
         @Option(help: "The node id (a DNS label, e.g. bank-a).") var node: String
-        @Option(help: "The node's role: bank, coordinator or regulator.") var role: String
+        @Option(help: "The node's role: bank, coordinator, regulator, or worker (the key of a bank's PSI worker processes: <node>-worker-key.pem, <node>-worker.csr).") var role: String
         @Option(help: "Folder for the key and the request.") var dir: String = "pki"
 
         func run() throws {
-            guard let role = NodeRole(rawValue: role) else { throw CLIFailure("unknown role '\(role)': use bank, coordinator or regulator") }
+            guard let role = NodeRole(rawValue: role) else { throw CLIFailure("unknown role '\(role)': use bank, coordinator, regulator or worker") }
             let folder = URL(fileURLWithPath: dir)
             do {
                 try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
                 let made = try NodeKeyRequest.make(nodeID: node, role: role)
-                let key = folder.appendingPathComponent("\(node)-key.pem").path, csr = folder.appendingPathComponent("\(node).csr").path
+                let stem = role.fileStem(nodeID: node)
+                let key = folder.appendingPathComponent("\(stem)-key.pem").path, csr = folder.appendingPathComponent("\(stem).csr").path
                 if FileManager.default.fileExists(atPath: csr) { throw IdentityError.fileExists(path: csr) }
                 try NodeKeyRequest.writeNewPrivateFile(made.privateKeyPEM, to: key)
                 do {

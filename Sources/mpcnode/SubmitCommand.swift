@@ -69,12 +69,14 @@ struct SubmitPSI: AsyncParsableCommand {
     @Option(help: "Group for the blinding: ristretto255 (RFC 9496) or x25519 (faster; RFC 9380 hash_to_curve; Docs/decisions/0007).") var group: String = "ristretto255"
     @Option(help: "Buckets to split the sets into (default: one per 2^20 identifiers of the larger set; Protocols/psi-buckets.md).") var buckets: Int?
     @Option(name: .customLong("protocol"), help: "The PSI run per bucket: ecdh (commutative blinding, Protocols/psi.md) or kkrt (OPRF by OT extension, semi-honest, much faster; the intersection only; Protocols/psi-oprf.md).") var psiProtocol: String = "ecdh"
+    @Option(help: "Worker processes each bank hands its buckets to (each bank needs workers: in its configuration; Docs/decisions/0009-sharded-psi-workers.md).") var workers: Int?
 
     func run() async throws {
         var submission = JobSubmission(protocolName: JobKindName.psi.rawValue, parties: try common.parsedParties(), deliverTo: deliverTo,
                                        cardinalityOnly: cardinalityOnly, group: group)
         submission.buckets = buckets
         submission.psiProtocol = psiProtocol
+        submission.workers = workers
         try await common.submit(submission)
     }
 }

@@ -59,10 +59,11 @@ struct ConsortiumFixture {
     }
 
     init(banks: [String] = ["bank-a", "bank-b"], policy: (String) -> String = ConsortiumFixture.defaultPolicy,
-         peerIdleTimeoutSeconds: Int = 300, maximumJobSeconds: Int = 86_400) throws {
+         peerIdleTimeoutSeconds: Int = 300, maximumJobSeconds: Int = 86_400, workerExecutable: URL? = nil) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-e2e-\(UUID().uuidString)")
         consortium = try LocalConsortium.create(in: directory, banks: banks, policy: policy,
-                                                peerIdleTimeoutSeconds: peerIdleTimeoutSeconds, maximumJobSeconds: maximumJobSeconds)
+                                                peerIdleTimeoutSeconds: peerIdleTimeoutSeconds, maximumJobSeconds: maximumJobSeconds,
+                                                workerExecutable: workerExecutable)
     }
 
     func remove() { try? FileManager.default.removeItem(at: directory) }

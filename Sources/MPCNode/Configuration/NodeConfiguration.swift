@@ -49,6 +49,8 @@ public struct NodeConfiguration: Sendable, Equatable {
     public var http: HTTPAPISettings?
     /// How often the node pulls its peers' tree heads besides each job's end (`ledger.gossip_seconds`).
     public var ledgerGossipSeconds: Int = 300
+    /// The node's PSI worker processes (`workers:`), if it has any.
+    public var workers: WorkerSettings?
     /// Where the file was read from (for messages).
     public var sourcePath: String
 
@@ -115,15 +117,28 @@ public struct NodeConfiguration: Sendable, Equatable {
         guard (0...86_400).contains(watch) else {
             throw ConfigurationError.invalid(path: path, detail: "tls.watch_seconds: \(watch) is not between 0 (off) and 86400")
         }
+        let workers = try raw.workers.map { try WorkerSettings($0, path: path, resolve: resolve) }
+        for id in workers?.peers.keys.sorted() ?? [] where peers[id] == nil {
+            throw ConfigurationError.invalid(path: path, detail: "workers.peers.\(id): \(id) is not among peers")
+        }
+        var policy = try NodePolicy(raw.policy ?? RawPolicy(), path: path)
+        policy.workerPeers = Set(workers?.peers.keys.map { $0 } ?? [])
+        for id in policy.workerPeers where !(workers?.peers[id]?.fits(policy.maximumWorkers) ?? true) {
+            throw ConfigurationError.invalid(path: path, detail: "workers.peers.\(id): \(policy.maximumWorkers) workers (policy.max_workers) would pass port 65535")
+        }
+        if let w = workers, !w.listen.fits(policy.maximumWorkers) {
+            throw ConfigurationError.invalid(path: path, detail: "workers.listen: \(policy.maximumWorkers) workers (policy.max_workers) would pass port 65535")
+        }
         return NodeConfiguration(
             nodeID: raw.node_id, listen: listen, dataDirectory: resolve(raw.data_dir),
             tls: TLSFiles(certificate: resolve(raw.tls.certificate), privateKey: resolve(raw.tls.private_key),
                           caCertificate: resolve(raw.tls.ca_certificate), revocationList: raw.tls.revocation_list.map(resolve),
                           watchSeconds: watch),
-            peers: peers, policy: try NodePolicy(raw.policy ?? RawPolicy(), path: path),
+            peers: peers, policy: policy,
             peerIdleTimeoutSeconds: idle, serverReportGraceSeconds: grace,
             maximumJobSeconds: maximumJob, adminGroup: raw.admin_group,
-            http: try raw.http.map { try HTTPAPISettings($0, path: path, resolve: resolve) }, ledgerGossipSeconds: gossip, sourcePath: path)
+            http: try raw.http.map { try HTTPAPISettings($0, path: path, resolve: resolve) }, ledgerGossipSeconds: gossip,
+            workers: workers, sourcePath: path)
     }
 
     static func describe(_ error: Error) -> String {
@@ -166,6 +181,7 @@ struct RawConfiguration: Codable {
     var admin_group: String?
     var http: RawHTTP?
     var ledger: RawLedger?
+    var workers: RawWorkers?
 }
 
 struct RawLedger: Codable {
@@ -186,6 +202,7 @@ struct RawPolicy: Codable {
     var min_paillier_bits: Int?
     var max_buckets: Int?
     var max_resumes: Int?
+    var max_workers: Int?
     var psi_protocols: [String]?
     var lookups: RawLookupSubscriptions?
 }

@@ -5,6 +5,7 @@ public enum NodeError: Error, CustomStringConvertible {
     case cannotListen(address: String, detail: String)
     case invalidAdminGroup(String)
     case certificateMismatch(detail: String)
+    case certificateRole(detail: String)
 
     public var description: String {
         switch self {
@@ -13,6 +14,7 @@ public enum NodeError: Error, CustomStringConvertible {
         case .cannotListen(let a, let d): return "cannot listen on \(a): \(d); is another process using the port?"
         case .invalidAdminGroup(let g): return "admin_group '\(g)' is not a group on this machine; create it or remove the key"
         case .certificateMismatch(let d): return "certificates not reloaded: \(d)"
+        case .certificateRole(let d): return "cannot start: \(d)"
         }
     }
 }

@@ -46,6 +46,9 @@ public final class NodeRuntime: Sendable {
         let identity = try CertificateCheck.verifyOwn(
             certificatePath: configuration.tls.certificate.path, privateKeyPath: configuration.tls.privateKey.path,
             caPath: configuration.tls.caCertificate.path, expectedNodeID: configuration.nodeID)
+        guard identity.role != .worker else {
+            throw NodeError.certificateRole(detail: "\(configuration.tls.certificate.path) is a worker certificate (role worker): a node serves with its own certificate (bank, coordinator or regulator); the worker certificate belongs under workers.certificate")
+        }
         try PrivateFiles.checkKey(configuration.tls.privateKey.path)
         try PrivateFiles.folder(configuration.dataDirectory)
         let store = try NodeStore(path: configuration.databasePath)

@@ -190,6 +190,8 @@ public struct JobSubmission: Codable, Sendable {
     public var buckets: Int?
     /// psi: the round run per bucket, "ecdh" (nil: the default) or "kkrt" (Protocols/psi-oprf.md).
     public var psiProtocol: String?
+    /// psi: worker processes each bank hands its buckets to (nil or 1: none; Docs/decisions/0009-sharded-psi-workers.md).
+    public var workers: Int?
 
     public init(protocolName: String, parties: [Party], deliverTo: [String], cardinalityOnly: Bool, group: String,
                 aggregate: Aggregate? = nil, threshold: Int? = nil, sets: SetOptions? = nil, training: TrainingOptions? = nil) {

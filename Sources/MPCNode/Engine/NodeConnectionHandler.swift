@@ -15,6 +15,10 @@ struct NodeConnectionHandler: InboundConnectionHandler {
         guard knownPeers.contains(peer.nodeID) else {
             return .with { $0.error = .with { $0.message = "\(peer.nodeID) is not a peer of \(engine.nodeID)" } }
         }
+        guard peer.role != .worker else {
+            // A worker certificate carries its bank's id but speaks only to the peer's workers.
+            return .with { $0.error = .with { $0.message = "a worker certificate of \(peer.nodeID) is refused at \(engine.nodeID)'s node: workers talk to workers only" } }
+        }
         switch request.kind {
         case .proposal(let p):
             guard peer.role == .coordinator else {
@@ -34,7 +38,7 @@ struct NodeConnectionHandler: InboundConnectionHandler {
     }
 
     func handleSession(_ open: Mpcnode_V1_SessionOpen, from peer: NodeIdentity, channel: TLSMessageChannel) async {
-        guard knownPeers.contains(peer.nodeID) else { return }
+        guard knownPeers.contains(peer.nodeID), peer.role != .worker else { return }
         switch open.service {
         case "": await engine.handleSession(open, from: peer.nodeID, channel: channel)
         case LookupServices.query: await lookups.serveQueries(channel, from: peer.nodeID)

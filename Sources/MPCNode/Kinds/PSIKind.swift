@@ -36,6 +36,9 @@ struct PSIKind: JobKind {
         guard !(psiProtocol == .kkrt && spec.cardinalityOnly) else {
             throw JobError.malformedSpec("a cardinality-only PSI runs with ecdh (the KKRT receiver learns which elements match)")
         }
+        guard spec.psi.workers <= 256, !(spec.psi.workers > 1 && spec.cardinalityOnly) else {
+            throw JobError.malformedSpec("\(spec.psi.workers) workers\(spec.cardinalityOnly ? " for a cardinality-only PSI (one bucket, no workers)" : " (at most 256)")")
+        }
     }
 
     func prepare(_ submission: JobSubmission, into spec: inout Mpcnode_V1_JobSpec, context: SubmissionContext) throws {
@@ -57,6 +60,16 @@ struct PSIKind: JobKind {
             spec.psi.buckets = UInt32(b)
         }
         spec.psi.protocol = try Self.psiProtocol(named: submission.psiProtocol, cardinalityOnly: submission.cardinalityOnly).rawValue
+        if let w = submission.workers {
+            guard (1...256).contains(w) else { throw JobError.invalidSubmission("--workers must lie in 1…256, got \(w)") }
+            guard !(submission.cardinalityOnly && w > 1) else {
+                throw JobError.invalidSubmission("a cardinality-only PSI runs in one bucket, so without workers")
+            }
+            if let b = submission.buckets, b < w {
+                throw JobError.invalidSubmission("--workers \(w) needs at least as many buckets; --buckets is \(b)")
+            }
+            spec.psi.workers = UInt32(w)
+        }
     }
 
     /// The PSI round a submission names (nil: ECDH), or why not.
@@ -92,6 +105,14 @@ struct PSIKind: JobKind {
         let psiProtocol = PSIProtocol(wireName: spec.psi.protocol) ?? .ecdh
         if !policy.psiProtocols.contains(psiProtocol) {
             return .refused(reason: "PSI protocol \(psiProtocol.rawValue) asked for; this node's policy allows \(policy.psiProtocols.map(\.rawValue).sorted().joined(separator: ", ")) (psi_protocols)")
+        }
+        if spec.psi.workers > 1 {
+            if Int(spec.psi.workers) > policy.maximumWorkers {
+                return .refused(reason: "\(spec.psi.workers) workers asked for; this node's policy allows at most \(policy.maximumWorkers) (max_workers)")
+            }
+            if let other = spec.parties.first(where: { $0.nodeID != nodeID })?.nodeID, !policy.workerPeers.contains(other) {
+                return .refused(reason: "\(spec.psi.workers) workers asked for; this node has no workers configured for \(other) (workers.peers in its configuration)")
+            }
         }
         return identifierColumnAllowed(mine, rule: rule)
     }
@@ -130,6 +151,17 @@ struct PSIKind: JobKind {
             throw JobError.fault("the job names PSI protocol \(JobError.shown(spec.psi.protocol)), which this node's policy does not allow")
         }
         config.psiProtocol = psiProtocol
+        let workers = max(1, Int(spec.psi.workers))
+        var workerSettings: WorkerSettings?
+        if workers > 1 {
+            // The node agrees on the key and buckets both sets; its workers run the buckets.
+            guard let settings = context.configuration.workers, settings.peers[other.nodeID] != nil, workers <= policy.maximumWorkers else {
+                throw JobError.fault("the job asks for \(workers) workers, which this node's configuration (workers:) and policy (max_workers) do not provide")
+            }
+            workerSettings = settings
+            config.workerCount = workers
+            config.scope = .agreementOnly
+        }
         let checkpoints = try SQLiteBucketCheckpoints(source: s, sealKey: JobSealKey.load(dataDirectory: context.configuration.dataDirectory))
         let progress = context.progressRecorder()
         let processed = ProcessedElements()
@@ -188,6 +220,22 @@ struct PSIKind: JobKind {
                 try await Task.sleep(for: .seconds(1))
             }
         }
+        var workerTotals = PSIWorkerPool.Totals()
+        if let settings = workerSettings {
+            let plan = PSIWorkerPlan(jobID: jobID, peer: other.nodeID, dials: mineIndex < otherIndex, workerCount: workers,
+                                     psiProtocol: psiProtocol.rawValue, group: group.rawValue,
+                                     selfReceivesOutput: psi.selfReceivesOutput, peerReceivesOutput: psi.peerReceivesOutput,
+                                     minimumPeerSetSize: psi.minimumPeerSetSize, maximumPeerSetSize: psi.maximumPeerSetSize)
+            let jobs = context.configuration.jobsDirectory
+            defer { PSIWorkerSummary.removeAll(jobID: jobID, in: jobs) }
+            let perBucket = report.capacity + report.peerCapacity, buckets = report.bucketCount
+            context.logger.info("handing the buckets to workers", metadata: ["job": "\(jobID)", "workers": "\(workers)", "buckets": "\(buckets)"])
+            workerTotals = try await PSIWorkerPool(configuration: context.configuration, settings: settings, plan: plan,
+                                                   logger: context.logger, audit: context.audit)
+                .run(checkpoints: checkpoints, bucketCount: buckets) { done in progress.record(done: done * perBucket, total: buckets * perBucket) }
+            bytesSent += workerTotals.bytesSent
+            bytesReceived += workerTotals.bytesReceived
+        }
         let resultCount = try checkpoints.resultCount(cardinalityOnly: spec.cardinalityOnly)
         let receives = spec.deliverTo.contains(nodeID)
         let repository = context.repository, cardinalityOnly = spec.cardinalityOnly
@@ -197,10 +245,12 @@ struct PSIKind: JobKind {
             resultRows: receives ? (cardinalityOnly ? 1 : resultCount) : 0, receivedResult: receives,
             details: ["peer": .string(other.nodeID), "peer_input_rows": .int(report.peerSetSize),
                       "psi_protocol": .string(config.psiProtocol.rawValue),
-                      "buckets": .int(bucketCount), "bucket_capacity": .int(report.capacity), "resumes": .int(resumes),
+                      "buckets": .int(bucketCount), "bucket_capacity": .int(report.capacity),
+                      "resumes": .int(resumes + workerTotals.relaunches), "workers": .int(workers),
                       // Elements of both streams this party processed over every attempt, and in the last one
                       // (a fresh run processes buckets × (both capacities)): what a resume saved.
-                      "elements_processed": .int(processed.total), "elements_processed_last_attempt": .int(processed.last)],
+                      "elements_processed": .int(processed.total + workerTotals.elementsProcessed),
+                      "elements_processed_last_attempt": .int(workers > 1 ? workerTotals.elementsProcessed : processed.last)],
             store: { db in
                 guard receives else { return }
                 if cardinalityOnly {

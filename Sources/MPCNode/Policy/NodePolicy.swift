@@ -22,6 +22,13 @@ public struct NodePolicy: Sendable, Equatable {
     /// The rounds a PSI of this node may run (`psi_protocols`, default both): a bank can refuse the
     /// semi-honest KKRT OPRF (Protocols/psi-oprf.md) and keep ECDH only.
     public var psiProtocols: Set<PSIProtocol> = Set(PSIProtocol.allCases)
+    /// The most worker processes a PSI job may hand this node's buckets to (`max_workers`, default 16);
+    /// a job asking for more, or for any when the node has no `workers:` configured, is refused.
+    public var maximumWorkers = 16
+    /// The peers whose workers this node's own workers can reach (`workers.peers` in its configuration;
+    /// empty when it has no `workers:`): a job with workers runs only with such a peer. Not policy, but
+    /// checked with it, before any data is read.
+    public var workerPeers: Set<String> = []
 
     public init(coordinators: Set<String> = [], datasets: [String: DatasetPolicy] = [:],
                 minimumPaillierBits: Int = NodePolicy.defaultMinimumPaillierBits, lookups: LookupSubscriptions = .init()) {
@@ -41,6 +48,10 @@ public struct NodePolicy: Sendable, Equatable {
         maximumBuckets = raw.max_buckets ?? 4096
         guard (1...65_536).contains(maximumBuckets) else {
             throw ConfigurationError.invalid(path: path, detail: "policy.max_buckets must lie in 1…65536")
+        }
+        maximumWorkers = raw.max_workers ?? 16
+        guard (1...256).contains(maximumWorkers) else {
+            throw ConfigurationError.invalid(path: path, detail: "policy.max_workers must lie in 1…256")
         }
         maximumResumes = raw.max_resumes ?? 3
         guard (0...100).contains(maximumResumes) else {

@@ -9,6 +9,7 @@ public struct PolicyInForce: Encodable, Sendable {
     let min_paillier_bits: Int
     let max_buckets: Int
     let max_resumes: Int
+    let max_workers: Int
     let psi_protocols: [String]
     let datasets: [String: Dataset]
     let lookups: Lookups
@@ -58,6 +59,7 @@ public struct PolicyInForce: Encodable, Sendable {
         min_paillier_bits = policy.minimumPaillierBits
         max_buckets = policy.maximumBuckets
         max_resumes = policy.maximumResumes
+        max_workers = policy.maximumWorkers
         psi_protocols = policy.psiProtocols.map(\.rawValue).sorted()
         datasets = policy.datasets.mapValues { d in
             Dataset(columns: d.columns.sorted(), protocols: d.protocols.map(\.rawValue).sorted(), result_recipients: d.resultRecipients.sorted(),

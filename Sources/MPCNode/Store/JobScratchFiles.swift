@@ -8,8 +8,10 @@ enum JobScratchFiles {
     static func removeAll(in folder: URL, keeping kept: Set<String>, logger: Logger) {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder.path) else { return }
         var removed = 0
-        for name in names where name.hasSuffix(".sqlite") || name.hasSuffix(".sqlite-journal") || name.hasSuffix(".sqlite-wal") || name.hasSuffix(".sqlite-shm") {
-            let jobID = name.components(separatedBy: ".sqlite").first ?? name
+        for name in names where name.hasSuffix(".sqlite") || name.hasSuffix(".sqlite-journal") || name.hasSuffix(".sqlite-wal") || name.hasSuffix(".sqlite-shm")
+            || name.hasSuffix(".workers.json") || name.contains(".worker-") {
+            // Job ids have no dots: the job's id is the name up to its first.
+            let jobID = name.components(separatedBy: ".").first ?? name
             if kept.contains(jobID) { continue }
             if (try? FileManager.default.removeItem(at: folder.appendingPathComponent(name))) != nil { removed += 1 }
         }

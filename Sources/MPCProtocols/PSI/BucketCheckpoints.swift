@@ -23,9 +23,12 @@ public struct BucketedPSIState: Sendable, Equatable {
     }
 
     /// The first bucket not completed (`bucketCount` when all are).
-    public var firstIncomplete: Int {
-        var b = 0
-        while b < bucketCount, completed[b] != nil { b += 1 }
+    public var firstIncomplete: Int { firstIncomplete(in: 0..<bucketCount) }
+
+    /// The first bucket of `range` not completed (`range.upperBound` when all are).
+    public func firstIncomplete(in range: Range<Int>) -> Int {
+        var b = range.lowerBound
+        while b < range.upperBound, completed[b] != nil { b += 1 }
         return b
     }
 }

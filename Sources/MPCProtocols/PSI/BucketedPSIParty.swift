@@ -25,6 +25,21 @@ public struct BucketedPSIParty: Sendable {
         public var maximumKeyAttempts = 3
         /// The round run per bucket; both parties must name the same (checked on the hellos).
         public var psiProtocol = PSIProtocol.ecdh
+        /// Worker pairs that run the buckets (1: the parties run them themselves); both must name the same,
+        /// and a job has at least this many buckets.
+        public var workerCount = 1
+        /// What this run does (Protocols/psi-buckets.md "Workers").
+        public var scope = Scope.whole
+
+        public enum Scope: Sendable, Equatable {
+            /// Agree on the key and run every bucket.
+            case whole
+            /// Agree on the key and bucket both sets, then stop: the workers run the buckets.
+            case agreementOnly
+            /// Worker `index` of `workerCount`: run the buckets of its range under the key its node agreed
+            /// (kept in the checkpoints), with the peer's worker of the same index.
+            case worker(index: Int)
+        }
 
         public init(psi: PSIParty.Configuration, isFirstParty: Bool, requestedBuckets: Int? = nil, maximumBuckets: Int = 4096) {
             self.psi = psi
@@ -94,18 +109,38 @@ public struct BucketedPSIParty: Sendable {
         }
     }
 
+    /// The buckets worker `index` of `count` runs when a job has `buckets` (every worker has at least one,
+    /// as a job with workers has at least as many buckets as workers).
+    public static func workerRange(index: Int, count: Int, buckets: Int) -> Range<Int> {
+        (index * buckets / count)..<((index + 1) * buckets / count)
+    }
+
+    /// The buckets this run computes, of a job with `buckets`.
+    private func range(buckets: Int) -> Range<Int> {
+        switch configuration.scope {
+        case .whole: return 0..<buckets
+        case .agreementOnly: return buckets..<buckets
+        case .worker(let index): return Self.workerRange(index: index, count: configuration.workerCount, buckets: buckets)
+        }
+    }
+
     private func run(_ session: ProtocolSession) async throws -> Report {
         let n = source.count
         let saved = try await checkpoints.load()
+        if case .worker = configuration.scope, saved == nil {
+            throw ProtocolError.cannotResume(peer: channel.peer, detail: "a worker runs only buckets its node agreed on, and this job's scratch database holds no agreement")
+        }
         let (state, peerNext) = try await agree(session, saved: saved)
         if saved == nil { try await checkpoints.begin(state) }
         let b = state.bucketCount
-        let start = min(state.firstIncomplete, peerNext)
+        let mine = range(buckets: b)
+        // A fresh job's hello names no next bucket (0): the range's own start bounds it.
+        let start = max(mine.lowerBound, min(state.firstIncomplete(in: mine), peerNext))
         let capacity = BucketSizing.capacity(setSize: n, buckets: b)
         let peerCapacity = BucketSizing.capacity(setSize: state.peerSetSize, buckets: b)
         let cipher = try CommutativeCipher.derived(group: configuration.psi.group, domain: configuration.psi.jobID, seed: state.seed)
         let perBucket = capacity + peerCapacity
-        for bucket in start..<b {
+        for bucket in start..<mine.upperBound {
             try Task.checkCancellation()
             let padded = try await paddedBucket(bucket, capacity: capacity, seed: state.seed)
             var round = configuration.psi
@@ -115,7 +150,7 @@ public struct BucketedPSIParty: Sendable {
             round.peerStreamMustMatch = state.completed[bucket]
             let onProgress: @Sendable (PSIParty.Progress) -> Void = { [progress] p in
                 let inBucket = p.ownBlindedSent + p.peerElementsProcessed
-                progress?(Progress(done: bucket * perBucket + inBucket, total: b * perBucket,
+                progress?(Progress(done: (bucket - mine.lowerBound) * perBucket + inBucket, total: mine.count * perBucket,
                                    processedThisRun: (bucket - start) * perBucket + inBucket, bucket: bucket, bucketCount: b))
             }
             let result: PSIRound.Result
@@ -142,7 +177,7 @@ public struct BucketedPSIParty: Sendable {
         }
         return Report(ownSetSize: n, peerSetSize: state.peerSetSize, bucketCount: b, capacity: capacity, peerCapacity: peerCapacity,
                       firstBucket: start, resumed: saved != nil, bytesSent: session.bytesSent, bytesReceived: session.bytesReceived,
-                      scalarMultiplications: configuration.psiProtocol == .ecdh ? (b - start) * perBucket : 0)
+                      scalarMultiplications: configuration.psiProtocol == .ecdh ? (mine.upperBound - start) * perBucket : 0)
     }
 
     /// The hellos and readiness: a fresh job agrees on a key (new shares while a bucket overflows); a
@@ -156,6 +191,10 @@ public struct BucketedPSIParty: Sendable {
                 throw ProtocolError.parameterMismatch(peer: peer, detail: "a cardinality-only PSI (or one reporting the peer's positions) runs with ecdh, not kkrt: the KKRT receiver learns which elements match")
             }
         }
+        let workers = max(1, configuration.workerCount)
+        guard !(psi.cardinalityOnly && workers > 1) else {
+            throw ProtocolError.parameterMismatch(peer: peer, detail: "a cardinality-only PSI runs in one bucket, so with no workers")
+        }
         for _ in 0..<max(1, configuration.maximumKeyAttempts) {
             let share = BucketKey.randomShare()
             // Never more than this party itself accepts (a large set then gets larger buckets).
@@ -166,10 +205,12 @@ public struct BucketedPSIParty: Sendable {
                     $0.setSize = UInt64(n)
                     $0.bucketCount = UInt32(clamping: proposed)
                     $0.protocol = configuration.psiProtocol.rawValue
+                    $0.workerCount = UInt32(clamping: workers)
+                    if case .worker(let index) = configuration.scope { $0.workerIndex = UInt32(clamping: index) }
                     if let saved {
                         $0.resume = true
                         $0.keyCheck = Data(saved.key.check)
-                        $0.nextBucket = UInt32(clamping: saved.firstIncomplete)
+                        $0.nextBucket = UInt32(clamping: saved.firstIncomplete(in: range(buckets: saved.bucketCount)))
                     } else {
                         $0.share = Data(share)
                     }
@@ -178,6 +219,12 @@ public struct BucketedPSIParty: Sendable {
             let hello = try await receive(session, "the peer's bucket hello") { if case .bucketHello(let h) = $0 { h } else { nil } }
             guard PSIProtocol(wireName: hello.protocol) == configuration.psiProtocol else {
                 throw ProtocolError.parameterMismatch(peer: peer, detail: "the peer runs PSI protocol '\(PeerText.cut(hello.protocol, limit: 40))'; this node runs \(configuration.psiProtocol.rawValue)")
+            }
+            guard max(1, Int(hello.workerCount)) == workers else {
+                throw ProtocolError.parameterMismatch(peer: peer, detail: "the peer runs the buckets with \(hello.workerCount) workers; this node with \(workers)")
+            }
+            if case .worker(let index) = configuration.scope, Int(hello.workerIndex) != index {
+                throw ProtocolError.parameterMismatch(peer: peer, detail: "the peer's worker \(hello.workerIndex) answered; this is worker \(index), which pairs only with the worker of the same index")
             }
             guard hello.setSize <= UInt64(psi.maximumPeerSetSize) else {
                 throw ProtocolError.peerSetSizeRefused(peer: peer, size: hello.setSize, limit: "at most \(psi.maximumPeerSetSize)")
@@ -197,9 +244,11 @@ public struct BucketedPSIParty: Sendable {
                 guard hello.resume else {
                     throw ProtocolError.cannotResume(peer: peer, detail: "the peer no longer holds this job's state")
                 }
+                let mine = range(buckets: saved.bucketCount)
                 guard [UInt8](hello.keyCheck) == saved.key.check, Int(hello.bucketCount) == saved.bucketCount,
-                      Int(hello.setSize) == saved.peerSetSize, Int(hello.nextBucket) <= saved.bucketCount else {
-                    throw ProtocolError.cannotResume(peer: peer, detail: "the peer resumes with another bucket key, bucket count or set size")
+                      Int(hello.setSize) == saved.peerSetSize,
+                      (mine.lowerBound...mine.upperBound).contains(Int(hello.nextBucket)) else {
+                    throw ProtocolError.cannotResume(peer: peer, detail: "the peer resumes with another bucket key, bucket count, set size or bucket range")
                 }
                 state = saved
             } else {
@@ -211,7 +260,11 @@ public struct BucketedPSIParty: Sendable {
                 }
                 let peerShare = [UInt8](hello.share)
                 let key = try BucketKey(shares: configuration.isFirstParty ? [share, peerShare] : [peerShare, share])
-                var count = max(proposed, Int(hello.bucketCount))
+                // Every worker pair has at least one bucket.
+                var count = max(proposed, Int(hello.bucketCount), workers)
+                guard count <= configuration.maximumBuckets else {
+                    throw ProtocolError.parameterMismatch(peer: peer, detail: "\(workers) workers need \(count) buckets; this node's policy allows \(configuration.maximumBuckets) (max_buckets)")
+                }
                 if configuration.psiProtocol == .kkrt {
                     // A KKRT sender holds its peer's whole bucket of rows (64 bytes a bin): never more than
                     // about 2^20 elements a bucket, whatever either side proposed (both compute the same).
