@@ -35,6 +35,35 @@ else
   echo "deploy: kubernetes-validate could not be installed (pip): the Kubernetes manifests were not checked"; failed=1
 fi
 
+# Kubernetes: the PSI workers' Indexed Job as the node's launch command makes it (run for real with a
+# kubectl that records what it is given), for 3 workers of one job.
+mkdir -p "$work/bin"
+printf '#!/bin/sh\nif [ "$1" = create ]; then cat > "%s/launched.yaml"; fi\n' "$work" > "$work/bin/kubectl"
+chmod +x "$work/bin/kubectl"
+if PATH="$work/bin:$PATH" MPCNODE_JOB_ID=job-4c0ffee12345 MPCNODE_WORKER_COUNT=3 PSI_WORKERS_IMAGE=registry.example/mpcnode:1.0 \
+     PSI_WORKERS_TEMPLATE=Deploy/kubernetes/psi-workers/job.yaml sh Deploy/kubernetes/psi-workers/launch-psi-workers.sh > "$work/launch.log" 2>&1 \
+   && python3 - "$work/launched.yaml" <<'PY'
+import sys, yaml
+job = yaml.safe_load(open(sys.argv[1]))
+spec = job["spec"]
+assert job["kind"] == "Job" and spec["completionMode"] == "Indexed", "not an Indexed Job"
+assert spec["completions"] == 3 and spec["parallelism"] == 3, (spec["completions"], spec["parallelism"])
+pod = spec["template"]["spec"]
+worker = pod["containers"][0]
+assert {"name": "MPCNODE_JOB_ID", "value": "job-4c0ffee12345"} in worker["env"], worker["env"]
+assert worker["image"] == "registry.example/mpcnode:1.0", worker["image"]
+assert worker["args"][:1] == ["worker"] and pod["subdomain"] == "psi-workers", "not the worker pods of the headless Service"
+PY
+then
+  if command -v kubernetes-validate >/dev/null 2>&1 && kubernetes-validate --strict --quiet "$work/launched.yaml"; then
+    echo "deploy: the PSI workers' Indexed Job as launched (3 workers, job id, image set) is valid (kubernetes-validate --strict)"
+  else
+    echo "deploy: the PSI workers' Indexed Job as launched is INVALID"; failed=1
+  fi
+else
+  echo "deploy: launch-psi-workers.sh did not make the Indexed Job asked for:"; sed 's/^/    /' "$work/launch.log"; failed=1
+fi
+
 # systemd.
 if command -v systemd-analyze >/dev/null 2>&1; then
   sed "s|/usr/local/bin/mpcnode|$BIN|" Deploy/systemd/mpcnode.service > "$work/mpcnode.service"
