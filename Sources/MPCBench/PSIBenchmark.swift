@@ -28,6 +28,9 @@ public struct PSIBenchmark {
         public var elementsProcessed: Int
         public var elementsProcessedLastAttempt: Int
         public var freshRunElements: Int
+        /// Worker processes per bank (1: none) and the peak memory of the largest of them.
+        public var workers = 1
+        public var peakWorkerMemoryBytes = 0
     }
 
     public let size: Int
@@ -39,6 +42,8 @@ public struct PSIBenchmark {
     public var dropLinkAfterBucket: Int?
     /// The PSI rounds to run, one job each, in this order, on the same imported sets.
     public var protocols: [PSIProtocol] = [.ecdh]
+    /// Worker processes per bank (`mpcnode worker`, this program; nil: the nodes run the buckets).
+    public var workers: Int?
 
     public init(size: Int, group: BlindingGroup, directory: URL, buckets: Int? = nil, dropLinkAfterBucket: Int? = nil) {
         self.size = size
@@ -76,7 +81,8 @@ public struct PSIBenchmark {
         let costs = try Self.groupOperationCosts(group)
         log(String(format: "  scalar multiplication %.1f µs, hash to group %.1f µs", costs.mult, costs.hash))
 
-        let consortium = try LocalConsortium.create(in: directory, banks: ["bank-a", "bank-b"]) { _ in
+        let workerExecutable = (workers ?? 1) > 1 ? Bundle.main.executableURL : nil
+        let consortium = try LocalConsortium.create(in: directory, banks: ["bank-a", "bank-b"], policy: { _ in
             """
             policy:
               coordinators: [coordinator]
@@ -87,7 +93,7 @@ public struct PSIBenchmark {
                   result_recipients: [bank-a, bank-b]
                   min_set_size: 1
             """
-        }
+        }, workerExecutable: workerExecutable)
         // Two sets of `size` ids with half in common.
         log("writing and importing 2 × \(size) identifiers…")
         var importSeconds = 0.0
@@ -141,6 +147,7 @@ public struct PSIBenchmark {
             deliverTo: ["bank-a"], cardinalityOnly: false, group: group.rawValue)
         submission.buckets = buckets
         submission.psiProtocol = psiProtocol.rawValue
+        submission.workers = workers
         let jobID = try await coordinator.engine.submit(submission)
         let job = try await BenchmarkJobWait.final(coordinator, jobID: jobID, started: started, every: 5, log: log) {
             let a = try JobRepository(store: nodes["bank-a"]!.store).view(jobID: jobID)
@@ -158,14 +165,18 @@ public struct PSIBenchmark {
         let items = 2 * size
         // Each party hashes its own set and multiplies twice per element (its own set, the peer's).
         let cpuSeconds = (Double(items) * costs.hash + 2 * Double(items) * costs.mult) / 1e6
-        var usage = rusage()
+        var usage = rusage(), children = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
-        return Figures(size: size, group: group, psiProtocol: psiProtocol, importSeconds: importSeconds, wallSeconds: wall,
+        getrusage(RUSAGE_CHILDREN.rawValue, &children)
+        var figures = Figures(size: size, group: group, psiProtocol: psiProtocol, importSeconds: importSeconds, wallSeconds: wall,
                        intersection: result.cardinality, bytesSentPerItem: Double(sent) / Double(items),
                        peakMemoryBytes: Int(usage.ru_maxrss) * 1024, scalarMultMicroseconds: costs.mult,
                        hashToGroupMicroseconds: costs.hash, boundSeconds: cpuSeconds / Double(cores), cores: cores,
                        buckets: bucketCount, resumes: number("resumes"), elementsProcessed: number("elements_processed"),
                        elementsProcessedLastAttempt: number("elements_processed_last_attempt"),
                        freshRunElements: bucketCount * 2 * capacity)
+        figures.workers = max(1, workers ?? 1)
+        figures.peakWorkerMemoryBytes = Int(children.ru_maxrss) * 1024
+        return figures
     }
 }

@@ -24,6 +24,8 @@ struct BenchCommand: AsyncParsableCommand {
         @Option(help: "Two-party: bank-a cuts its link after this bucket; the job resumes at the next and the figures show the work redone.") var dropLinkAfterBucket: Int?
         @Option(name: .customLong("protocol"), help: "Two-party: ecdh, kkrt (Protocols/psi-oprf.md), or both (kkrt then ecdh on the same sets, and their ratio).") var psiProtocol: String = "ecdh"
 
+        @Option(help: "Two-party: worker processes per bank (`mpcnode worker`, started by each node; Docs/decisions/0009-sharded-psi-workers.md).") var workers: Int?
+
         func run() async throws {
             guard let g = BlindingGroup(rawValue: group) else { throw CLIFailure("unknown group \(group)") }
             if parties > 2 {
@@ -42,6 +44,7 @@ struct BenchCommand: AsyncParsableCommand {
             }
             var bench = PSIBenchmark(size: size, group: g, directory: folder, buckets: buckets, dropLinkAfterBucket: dropLinkAfterBucket)
             bench.protocols = protocols
+            bench.workers = workers
             let all = try await bench.run { print($0) }
             for f in all { Self.report(f) }
             if all.count == 2 {
@@ -60,6 +63,7 @@ struct BenchCommand: AsyncParsableCommand {
                   intersection                              \(f.intersection)
                   bytes sent per item                       \(String(format: "%.1f", f.bytesSentPerItem))
                   peak memory (whole process, all nodes)    \(f.peakMemoryBytes / (1 << 20)) MiB (so far in this run)
+                  workers per bank                          \(f.workers)\(f.workers > 1 ? ", peak memory of the largest worker process \(f.peakWorkerMemoryBytes / (1 << 20)) MiB" : "")
                   import (both banks, not in wall time)     \(String(format: "%.2f", f.importSeconds)) s
                   group cost (one core)                     \(String(format: "%.1f", f.scalarMultMicroseconds)) µs/mult, \(String(format: "%.1f", f.hashToGroupMicroseconds)) µs/hash
                   ECDH operation-count bound on \(f.cores) cores      \(String(format: "%.2f", f.boundSeconds)) s  (2n hashes + 4n mults)

@@ -62,8 +62,12 @@ final class PSIWorkerTests: XCTestCase {
                     XCTAssertTrue(handed?.details.contains("\"workers\":\(workers)") ?? false, "\(bank): \(handed?.details ?? "no job.workers record")")
                     let succeeded = records.first { $0.event == "job.succeeded" }
                     XCTAssertTrue(succeeded?.details.contains("\"workers\":\(workers)") ?? false, "\(bank): \(succeeded?.details ?? "no record")")
-                    // Every worker's bytes count in the job's traffic.
-                    XCTAssertTrue(succeeded?.details.contains("\"bytes_sent\":0,") == false, "\(bank): \(succeeded?.details ?? "")")
+                    // Every worker's traffic and work count in the job's: far more than the node's own hellos.
+                    let d = (try? JSONSerialization.jsonObject(with: Data((succeeded?.details ?? "{}").utf8))) as? [String: Any] ?? [:]
+                    let number = { (key: String) in (d[key] as? NSNumber)?.intValue ?? 0 }
+                    XCTAssertGreaterThan(number("bytes_sent"), 32 * 2600, "\(bank): \(succeeded?.details ?? "")")
+                    XCTAssertGreaterThanOrEqual(number("elements_processed"), number("buckets") * number("bucket_capacity"), "\(bank): \(succeeded?.details ?? "")")
+                    XCTAssertGreaterThan(number("bucket_capacity"), 0)
                     // Nothing of the job is left in the jobs folder: scratch database, plan, summaries, logs.
                     let jobs = try fixture.consortium.configuration(of: bank).jobsDirectory
                     let left = (try? FileManager.default.contentsOfDirectory(atPath: jobs.path))?.filter { $0.hasPrefix(sharded.id) } ?? []

@@ -66,8 +66,10 @@ struct PSIWorkerSummary: Codable, Equatable {
         let url = Self.url(jobID: jobID, index: index, in: jobsDirectory)
         let temporary = url.appendingPathExtension("tmp")
         try? FileManager.default.removeItem(at: temporary)
-        FileManager.default.createFile(atPath: temporary.path, contents: try JSONEncoder().encode(self), attributes: [.posixPermissions: 0o600])
-        _ = try FileManager.default.replaceItemAt(url, withItemAt: temporary)
+        guard FileManager.default.createFile(atPath: temporary.path, contents: try JSONEncoder().encode(self), attributes: [.posixPermissions: 0o600]),
+              rename(temporary.path, url.path) == 0 else {
+            throw JobError.fault("cannot write the worker's summary \(url.path): errno \(errno)")
+        }
     }
 
     static func read(jobID: String, index: Int, in jobsDirectory: URL) -> PSIWorkerSummary? {
