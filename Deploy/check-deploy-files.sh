@@ -38,7 +38,8 @@ fi
 # Kubernetes: the PSI workers' Indexed Job as the node's launch command makes it (run for real with a
 # kubectl that records what it is given), for 3 workers of one job.
 mkdir -p "$work/bin"
-printf '#!/bin/sh\nif [ "$1" = create ]; then cat > "%s/launched.yaml"; fi\n' "$work" > "$work/bin/kubectl"
+# (`get job` fails: no earlier workers' Job, so nothing is deleted.)
+printf '#!/bin/sh\ncase "$1" in create) cat > "%s/launched.yaml" ;; get) exit 1 ;; esac\n' "$work" > "$work/bin/kubectl"
 chmod +x "$work/bin/kubectl"
 if PATH="$work/bin:$PATH" MPCNODE_JOB_ID=job-4c0ffee12345 MPCNODE_WORKER_COUNT=3 PSI_WORKERS_IMAGE=registry.example/mpcnode:1.0 \
      PSI_WORKERS_TEMPLATE=Deploy/kubernetes/psi-workers/job.yaml sh Deploy/kubernetes/psi-workers/launch-psi-workers.sh > "$work/launch.log" 2>&1 \
@@ -62,6 +63,14 @@ then
   fi
 else
   echo "deploy: launch-psi-workers.sh did not make the Indexed Job asked for:"; sed 's/^/    /' "$work/launch.log"; failed=1
+fi
+# A Job of an earlier PSI job whose workers still run is not replaced: the launch fails and says why.
+printf '#!/bin/sh\ncase "$1" in create) touch "%s/replaced" ;; delete) touch "%s/replaced" ;; get) echo "" ;; esac\n' "$work" "$work" > "$work/bin/kubectl"
+if PATH="$work/bin:$PATH" MPCNODE_JOB_ID=job-4c0ffee12346 MPCNODE_WORKER_COUNT=2 PSI_WORKERS_TEMPLATE=Deploy/kubernetes/psi-workers/job.yaml \
+     sh Deploy/kubernetes/psi-workers/launch-psi-workers.sh > "$work/busy.log" 2>&1 || [ -e "$work/replaced" ] || ! grep -q "still running" "$work/busy.log"; then
+  echo "deploy: launch-psi-workers.sh replaced (or did not refuse) a workers' Job that still runs:"; sed 's/^/    /' "$work/busy.log"; failed=1
+else
+  echo "deploy: launch-psi-workers.sh refuses to replace a workers' Job that still runs"
 fi
 
 # systemd.

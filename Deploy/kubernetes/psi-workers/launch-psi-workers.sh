@@ -14,15 +14,29 @@ manifest=$(sed -e "s/^\(  completions:\) [0-9]*\(   # set by the launcher\)$/\1 
                -e "s/^\(  parallelism:\) [0-9]*\(   # set by the launcher\)$/\1 $MPCNODE_WORKER_COUNT\2/" \
                -e "s/^\(              value: \)\"[^\"]*\"\(   # set by the launcher\)$/\1\"$MPCNODE_JOB_ID\"\2/" \
                ${image:+-e "s|^\(          image:\) mpcnode$|\1 $image|"} "$template")
+# The previous workers' Job is replaced only once it has ended (Complete or Failed): a job whose workers
+# still run is never cut short by the next one, which fails at launch instead.
+busy() { echo "the PSI workers of another job are still running (Job psi-workers); run this job again when it has ended" >&2; exit 1; }
 if command -v kubectl >/dev/null 2>&1; then
-  kubectl delete job psi-workers --ignore-not-found --wait=true
+  if kubectl get job psi-workers >/dev/null 2>&1; then
+    case " $(kubectl get job psi-workers -o 'jsonpath={.status.conditions[*].type}') " in
+      *" Complete "*|*" Failed "*) kubectl delete job psi-workers --wait=true ;;
+      *) busy ;;
+    esac
+  fi
   printf '%s\n' "$manifest" | kubectl create -f -
 else
   sa=/var/run/secrets/kubernetes.io/serviceaccount
   api="https://kubernetes.default.svc/apis/batch/v1/namespaces/$(cat "$sa/namespace")/jobs"
   auth="Authorization: Bearer $(cat "$sa/token")"
-  curl -fsS --cacert "$sa/ca.crt" -H "$auth" -X DELETE "$api/psi-workers?propagationPolicy=Background" >/dev/null 2>&1 || true
-  sleep 2
+  if previous=$(curl -fsS --cacert "$sa/ca.crt" -H "$auth" "$api/psi-workers" 2>/dev/null); then
+    case "$previous" in
+      *'"type":"Complete"'*|*'"type": "Complete"'*|*'"type":"Failed"'*|*'"type": "Failed"'*)
+        curl -fsS --cacert "$sa/ca.crt" -H "$auth" -X DELETE "$api/psi-workers?propagationPolicy=Background" >/dev/null
+        while curl -fsS --cacert "$sa/ca.crt" -H "$auth" "$api/psi-workers" >/dev/null 2>&1; do sleep 1; done ;;
+      *) busy ;;
+    esac
+  fi
   printf '%s\n' "$manifest" | curl -fsS --cacert "$sa/ca.crt" -H "$auth" -H 'Content-Type: application/yaml' -X POST --data-binary @- "$api" >/dev/null
 fi
 echo "launched $MPCNODE_WORKER_COUNT PSI workers for $MPCNODE_JOB_ID"
