@@ -40,6 +40,22 @@ $2
 YAML
 }
 
+# workers_config BANK PEER: BANK's workers: section (local worker processes on loopback; its certificate
+# from `mpcnode node init --role worker` + `mpcnode ca issue --role worker`), ports BASE_PORT+100… for
+# bank-a's workers, +120… for bank-b's.
+worker_port() { case "$1" in bank-a) echo $((BASE_PORT + 100)) ;; *) echo $((BASE_PORT + 120)) ;; esac; }
+workers_config() {
+  cat <<YAML
+workers:
+  certificate: pki/$1-worker.pem
+  private_key: pki/$1-worker-key.pem
+  listen: 127.0.0.1:$(worker_port "$1")+{index}
+  launch: local
+  peers:
+    $2: 127.0.0.1:$(worker_port "$2")+{index}
+YAML
+}
+
 # issue_all NAME: a CA and a certificate for every node of NODES.
 issue_all() {
   mpcnode ca init --dir "$DEMO/pki" --name "$1" >/dev/null

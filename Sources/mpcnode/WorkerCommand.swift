@@ -32,7 +32,25 @@ struct WorkerCommand: AsyncParsableCommand {
         guard let index = index ?? ProcessInfo.processInfo.environment["JOB_COMPLETION_INDEX"].flatMap(Int.init), index >= 0 else {
             throw CLIFailure("give --index (or run as a pod of an Indexed Job, which sets JOB_COMPLETION_INDEX)")
         }
-        let status = await PSIWorker.run(configurationPath: options.path, jobID: job, index: index, logger: Logger(label: "mpcnode.worker"))
+        let status = await PSIWorker.run(configurationPath: options.path, jobID: job, index: index, logger: Logger(label: "mpcnode.worker"),
+                                         faults: Self.faultHooks())
         if status != 0 { throw ExitCode(status) }
+    }
+}
+
+extension WorkerCommand {
+    /// End-to-end tests cut a worker's link with `MPCNODE_FAULT_WORKER_DROP_LINK=<node>:<bucket>` (the
+    /// worker of that node cuts it right after recording that bucket); only a debug build reads it.
+    static func faultHooks() -> @Sendable (String) -> FaultHooks? {
+        #if DEBUG
+        if let text = ProcessInfo.processInfo.environment["MPCNODE_FAULT_WORKER_DROP_LINK"] {
+            let parts = text.split(separator: ":")
+            if parts.count == 2, let bucket = Int(parts[1]) {
+                let node = String(parts[0])
+                return { $0 == node ? FaultHooks(dropPSILinkAfterBucket: bucket) : nil }
+            }
+        }
+        #endif
+        return { _ in nil }
     }
 }

@@ -77,6 +77,33 @@ final class PSIWorkerTests: XCTestCase {
         }
     }
 
+    /// bank-a's worker 0 cuts its link right after bucket 0 (of its buckets 0 and 1): both nodes start
+    /// their worker 0 again, which resumes at bucket 1; the job succeeds with the plain intersection and
+    /// each node's audit shows the worker's resume.
+    func testAWorkerWhoseLinkDropsIsStartedAgainAndResumesAtItsNextBucket() async throws {
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: DaemonProcessTests.binary.path), "build mpcnode first (swift build --build-tests)")
+        setenv("MPCNODE_FAULT_WORKER_DROP_LINK", "bank-a:0", 1)
+        defer { unsetenv("MPCNODE_FAULT_WORKER_DROP_LINK") }
+        let fixture = try ConsortiumFixture(workerExecutable: DaemonProcessTests.binary)
+        defer { fixture.remove() }
+        let a = phoneNumbers(2000, seed: 75, universe: 6000), b = phoneNumbers(2000, seed: 76, universe: 6000)
+        try fixture.importCSV(into: "bank-a", dataset: "customers", phones: a)
+        try fixture.importCSV(into: "bank-b", dataset: "customers", phones: b)
+        let expected = Set(a.map(digits)).intersection(Set(b.map(digits)))
+        let nodes = try await fixture.consortium.startAll(logger: ConsortiumFixture.quietLogger)
+        defer { Task { for n in nodes.values { await n.stop() } } }
+        let jobID = try await nodes["coordinator"]!.engine.submit(submission(workers: 2, buckets: 4, psiProtocol: "kkrt"))
+        let job = try await ConsortiumFixture.waitForFinal(nodes["coordinator"]!, jobID: jobID, seconds: 120)
+        XCTAssertEqual(job.state, .succeeded, job.reason ?? "")
+        for bank in ["bank-a", "bank-b"] {
+            let result = try JobRepository(store: nodes[bank]!.store).result(jobID: jobID, limit: 100_000)
+            XCTAssertEqual(Set(result.identifiers ?? []), expected, bank)
+            let resumed = try AuditLog(store: nodes[bank]!.store).records(jobID: jobID).filter { $0.event == "job.resumed" }
+            XCTAssertEqual(resumed.count, 1, "\(bank): \(resumed.map(\.details))")
+            XCTAssertTrue(resumed.first?.details.contains("\"worker\":0") ?? false, "\(bank): \(resumed.map(\.details))")
+        }
+    }
+
     func testANodeWithoutWorkersRefusesAJobThatAsksForThem() async throws {
         let fixture = try ConsortiumFixture()
         defer { fixture.remove() }

@@ -17,7 +17,9 @@ public enum PSIWorker {
     public static let linkDroppedStatus: Int32 = 75
 
     /// Runs worker `index` of job `jobID` and returns its exit status (0: its buckets are done).
-    public static func run(configurationPath: String, jobID: String, index: Int, logger: Logger) async -> Int32 {
+    /// `faults(nodeID)` gives a test's fault hooks for the worker of that node (a debug build's only).
+    public static func run(configurationPath: String, jobID: String, index: Int, logger: Logger,
+                           faults: @Sendable (String) -> FaultHooks? = { _ in nil }) async -> Int32 {
         let configuration: NodeConfiguration
         do { configuration = try NodeConfiguration.load(path: configurationPath) } catch {
             logger.error("cannot load the configuration", metadata: ["error": "\(error)"])
@@ -27,7 +29,8 @@ public enum PSIWorker {
         var summary = PSIWorkerSummary(index: index, status: .failed, error: nil, firstBucket: 0, bucketsRun: 0,
                                        bytesSent: 0, bytesReceived: 0, elementsProcessed: 0)
         do {
-            let report = try await work(configuration: configuration, jobID: jobID, index: index, logger: logger, summary: &summary)
+            let report = try await work(configuration: configuration, jobID: jobID, index: index, logger: logger,
+                                        faults: faults(configuration.nodeID), summary: &summary)
             summary.status = .done
             summary.firstBucket = report.firstBucket
             summary.bytesSent = report.bytesSent
@@ -47,7 +50,7 @@ public enum PSIWorker {
     }
 
     private static func work(configuration: NodeConfiguration, jobID: String, index: Int, logger: Logger,
-                             summary: inout PSIWorkerSummary) async throws -> BucketedPSIParty.Report {
+                             faults: FaultHooks?, summary: inout PSIWorkerSummary) async throws -> BucketedPSIParty.Report {
         guard let settings = configuration.workers else { throw WorkerError.notConfigured(path: configuration.sourcePath) }
         try PeerSuppliedName.jobID.validate(jobID)
         let plan = try PSIWorkerPlan.read(jobID: jobID, in: configuration.jobsDirectory)
@@ -98,6 +101,11 @@ public enum PSIWorker {
             processed.record(p.processedThisRun)
             checkpoints.heartbeat()
         }
+        let party = { (channel: any MessageChannel) -> BucketedPSIParty in
+            var stored: any BucketCheckpoints = checkpoints
+            if let faults, faults.dropPSILinkAfterBucket != nil { stored = FaultAfterBucket(checkpoints, faults: faults, channel: channel) }
+            return BucketedPSIParty(configuration: config, source: source, checkpoints: stored, channel: channel, progress: progress)
+        }
         let stream = "worker-\(index)"
         let wait = Duration.seconds(configuration.peerIdleTimeoutSeconds)
         logger.info("worker starting", metadata: ["job": "\(jobID)", "worker": "\(index)", "of": "\(plan.workerCount)",
@@ -110,8 +118,7 @@ public enum PSIWorker {
             while true {
                 do {
                     return try await transport.withSession(jobID: jobID, stream: stream, to: plan.peer, at: address, role: .worker) { channel in
-                        try await BucketedPSIParty(configuration: config, source: source, checkpoints: checkpoints,
-                                                   channel: channel, progress: progress).run()
+                        try await party(channel).run()
                     }
                 } catch let error as TransportError where PSIKind.isUnreachable(error) && ContinuousClock.now < deadline {
                     // The peer's worker may start a moment after this one.
@@ -132,8 +139,7 @@ public enum PSIWorker {
         let serving = Task { try? await listener.run() }
         defer { serving.cancel() }
         let channel = try await rendezvous.claim(jobID: jobID, stream: stream, peer: plan.peer, timeout: wait)
-        let report = try await BucketedPSIParty(configuration: config, source: source, checkpoints: checkpoints,
-                                                channel: channel, progress: progress).run()
+        let report = try await party(channel).run()
         await listener.close()
         return report
     }
