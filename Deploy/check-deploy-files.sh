@@ -42,6 +42,7 @@ mkdir -p "$work/bin"
 printf '#!/bin/sh\ncase "$1" in create) cat > "%s/launched.yaml" ;; get) exit 1 ;; esac\n' "$work" > "$work/bin/kubectl"
 chmod +x "$work/bin/kubectl"
 if PATH="$work/bin:$PATH" MPCNODE_JOB_ID=job-4c0ffee12345 MPCNODE_WORKER_COUNT=3 PSI_WORKERS_IMAGE=registry.example/mpcnode:1.0 \
+     MPCNODE_MAX_RESUMES=2 MPCNODE_MAX_JOB_SECONDS=7200 \
      PSI_WORKERS_TEMPLATE=Deploy/kubernetes/psi-workers/job.yaml sh Deploy/kubernetes/psi-workers/launch-psi-workers.sh > "$work/launch.log" 2>&1 \
    && python3 - "$work/launched.yaml" <<'PY'
 import sys, yaml
@@ -49,6 +50,8 @@ job = yaml.safe_load(open(sys.argv[1]))
 spec = job["spec"]
 assert job["kind"] == "Job" and spec["completionMode"] == "Indexed", "not an Indexed Job"
 assert spec["completions"] == 3 and spec["parallelism"] == 3, (spec["completions"], spec["parallelism"])
+assert spec["backoffLimit"] == 2 and spec["activeDeadlineSeconds"] == 7200, "the node's max_resumes and max_job_seconds not applied"
+assert job["metadata"]["labels"]["mpcnode-job"] == "job-4c0ffee12345", job["metadata"]["labels"]
 pod = spec["template"]["spec"]
 worker = pod["containers"][0]
 assert {"name": "MPCNODE_JOB_ID", "value": "job-4c0ffee12345"} in worker["env"], worker["env"]
@@ -66,11 +69,20 @@ else
 fi
 # A Job of an earlier PSI job whose workers still run is not replaced: the launch fails and says why.
 printf '#!/bin/sh\ncase "$1" in create) touch "%s/replaced" ;; delete) touch "%s/replaced" ;; get) echo "" ;; esac\n' "$work" "$work" > "$work/bin/kubectl"
-if PATH="$work/bin:$PATH" MPCNODE_JOB_ID=job-4c0ffee12346 MPCNODE_WORKER_COUNT=2 PSI_WORKERS_TEMPLATE=Deploy/kubernetes/psi-workers/job.yaml \
+if PATH="$work/bin:$PATH" MPCNODE_JOB_ID=job-4c0ffee12346 MPCNODE_WORKER_COUNT=2 PSI_WORKERS_TEMPLATE=Deploy/kubernetes/psi-workers/job.yaml PSI_WORKERS_IMAGE=x \
      sh Deploy/kubernetes/psi-workers/launch-psi-workers.sh > "$work/busy.log" 2>&1 || [ -e "$work/replaced" ] || ! grep -q "still running" "$work/busy.log"; then
   echo "deploy: launch-psi-workers.sh replaced (or did not refuse) a workers' Job that still runs:"; sed 's/^/    /' "$work/busy.log"; failed=1
 else
   echo "deploy: launch-psi-workers.sh refuses to replace a workers' Job that still runs"
+fi
+# Stopping (the job failed at the node): its own workers' Job is deleted, another job's is not.
+printf '#!/bin/sh\ncase "$1" in get) echo job-4c0ffee12345 ;; delete) touch "%s/deleted" ;; esac\n' "$work" > "$work/bin/kubectl"
+stop() { PATH="$work/bin:$PATH" MPCNODE_ACTION=stop MPCNODE_JOB_ID=$1 MPCNODE_WORKER_COUNT=3 PSI_WORKERS_IMAGE=x \
+           sh Deploy/kubernetes/psi-workers/launch-psi-workers.sh > "$work/stop.log" 2>&1; }
+if stop job-ffffffffffff && [ ! -e "$work/deleted" ] && stop job-4c0ffee12345 && [ -e "$work/deleted" ]; then
+  echo "deploy: launch-psi-workers.sh stops its job's workers and no other job's"
+else
+  echo "deploy: launch-psi-workers.sh did not stop exactly its job's workers:"; sed 's/^/    /' "$work/stop.log"; failed=1
 fi
 
 # systemd.

@@ -294,6 +294,10 @@ public final class PeerTransport: Sendable {
         if let role, identity.role != role {
             throw TransportError.handshakeFailed(peer: peer, detail: "the server's certificate says role \(identity.role.rawValue), not \(role.rawValue)")
         }
+        if role == nil, identity.role == .worker {
+            // A node is never a worker: a worker's key (in many pods) cannot stand in for its bank's node.
+            throw TransportError.handshakeFailed(peer: peer, detail: "the server presented a worker certificate, not its node's")
+        }
     }
 
     private func hello(_ fill: (inout Mpcnode_V1_Hello) -> Void) throws -> [UInt8] {

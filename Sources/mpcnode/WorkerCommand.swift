@@ -18,6 +18,7 @@ struct WorkerCommand: AsyncParsableCommand {
     @OptionGroup var options: ConfigOption
     @Option(help: "The job whose buckets to run.") var job: String
     @Option(help: "This worker's index, 0 … workers-1 (default: JOB_COMPLETION_INDEX, as Kubernetes sets it).") var index: Int?
+    @Option(help: "The node process that started this worker (set by the node): the worker stops when it is gone.") var parentPid: Int32?
     @Option(help: "Log format: json or text.") var logFormat: String = "json"
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: String = "info"
 
@@ -32,7 +33,8 @@ struct WorkerCommand: AsyncParsableCommand {
         guard let index = index ?? ProcessInfo.processInfo.environment["JOB_COMPLETION_INDEX"].flatMap(Int.init), index >= 0 else {
             throw CLIFailure("give --index (or run as a pod of an Indexed Job, which sets JOB_COMPLETION_INDEX)")
         }
-        let status = await PSIWorker.run(configurationPath: options.path, jobID: job, index: index, logger: Logger(label: "mpcnode.worker"),
+        let status = await PSIWorker.run(configurationPath: options.path, jobID: job, index: index, parentPID: parentPid,
+                                         logger: Logger(label: "mpcnode.worker"),
                                          faults: Self.faultHooks())
         if status != 0 { throw ExitCode(status) }
     }

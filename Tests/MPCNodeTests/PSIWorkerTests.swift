@@ -1,7 +1,7 @@
 import MPCBench
 import Foundation
 import MPCIdentity
-import MPCNode
+@testable import MPCNode
 import MPCTestSupport
 import MPCTransport
 import MPCWire
@@ -98,9 +98,65 @@ final class PSIWorkerTests: XCTestCase {
         for bank in ["bank-a", "bank-b"] {
             let result = try JobRepository(store: nodes[bank]!.store).result(jobID: jobID, limit: 100_000)
             XCTAssertEqual(Set(result.identifiers ?? []), expected, bank)
-            let resumed = try AuditLog(store: nodes[bank]!.store).records(jobID: jobID).filter { $0.event == "job.resumed" }
+            let records = try AuditLog(store: nodes[bank]!.store).records(jobID: jobID)
+            let resumed = records.filter { $0.event == "job.resumed" }
             XCTAssertEqual(resumed.count, 1, "\(bank): \(resumed.map(\.details))")
             XCTAssertTrue(resumed.first?.details.contains("\"worker\":0") ?? false, "\(bank): \(resumed.map(\.details))")
+        }
+        // Worker 0 started again at bucket 1, not at its range's start: bank-a processed far less than one
+        // bucket more than a fresh run (which processes 4 × both capacities).
+        func record(_ bank: String) throws -> [String: Any] {
+            let d = try AuditLog(store: nodes[bank]!.store).records(jobID: jobID).first { $0.event == "job.succeeded" }?.details ?? "{}"
+            return (try JSONSerialization.jsonObject(with: Data(d.utf8))) as? [String: Any] ?? [:]
+        }
+        let recordA = try record("bank-a"), recordB = try record("bank-b")
+        let perBucket = ((recordA["bucket_capacity"] as? NSNumber)?.intValue ?? 0) + ((recordB["bucket_capacity"] as? NSNumber)?.intValue ?? 0)
+        let processed = (recordA["elements_processed"] as? NSNumber)?.intValue ?? 0
+        XCTAssertGreaterThanOrEqual(processed, 4 * perBucket, "\(recordA)")
+        XCTAssertLessThan(processed, 4 * perBucket + perBucket / 2, "a bucket redone: \(recordA)")
+    }
+
+    /// A listening worker takes the one session of its job and index from its peer's worker: not its peer's
+    /// node certificate, not another stream or job, not another member's worker.
+    func testAListeningWorkerTakesOnlyItsPeersWorkerOfItsIndex() async throws {
+        let fixture = try ConsortiumFixture(workerExecutable: DaemonProcessTests.binary)
+        defer { fixture.remove() }
+        let pki = fixture.directory.appendingPathComponent("pki")
+        func transport(_ id: String, _ role: NodeRole) throws -> PeerTransport {
+            let stem = role.fileStem(nodeID: id)
+            return try PeerTransport(identity: NodeIdentity(nodeID: id, role: role), material: TLSMaterial(
+                certificatePath: pki.appendingPathComponent("\(stem).pem").path, privateKeyPath: pki.appendingPathComponent("\(stem)-key.pem").path,
+                caCertificatePath: pki.appendingPathComponent("ca.pem").path), group: MultiThreadedEventLoopGroup.singleton)
+        }
+        let worker = try transport("bank-a", .worker)
+        let rendezvous = SessionRendezvous()
+        let listener = try await worker.bind(host: "127.0.0.1", port: 0, handler: PairedWorkerHandler(
+            jobID: "job-7", stream: "worker-1", peer: "bank-b", rendezvous: rendezvous, timeout: .seconds(10)))
+        let serving = Task { try? await listener.run() }
+        defer { serving.cancel() }
+        let address = PeerAddress(host: "127.0.0.1", port: listener.port)
+        let peerWorker = try transport("bank-b", .worker), peerNode = try transport("bank-b", .bank)
+        // Refused: each gets an abort frame and nothing reaches the job.
+        for (t, job, stream) in [(peerNode, "job-7", "worker-1"), (peerWorker, "job-7", "worker-0"), (peerWorker, "job-8", "worker-1")] {
+            let answer: [UInt8] = try await t.withSession(jobID: job, stream: stream, to: "bank-a", at: address, role: .worker) { channel in
+                try await channel.receive()
+            }
+            let frame = try Mpcnode_V1_SessionFrame(serializedBytes: answer)
+            guard case .abort(let abort)? = frame.body else { return XCTFail("\(t.identity) \(job) \(stream): \(frame)") }
+            XCTAssertTrue(abort.reason.contains("worker-1 of job job-7 with bank-b's worker only"), abort.reason)
+        }
+        do {
+            _ = try await rendezvous.claim(jobID: "job-7", stream: "worker-1", peer: "bank-b", timeout: .milliseconds(300))
+            XCTFail("a refused session reached the worker")
+        } catch {}
+        // bank-b's worker 1 for job-7: taken.
+        let taken = Task { try await rendezvous.claim(jobID: "job-7", stream: "worker-1", peer: "bank-b", timeout: .seconds(10)) }
+        try await peerWorker.withSession(jobID: "job-7", stream: "worker-1", to: "bank-a", at: address, role: .worker) { channel in
+            try await channel.send(Array("hello".utf8))
+            let mine = try await taken.value
+            let received = try await mine.receive()
+            XCTAssertEqual(received, Array("hello".utf8))
+            await mine.close()
         }
     }
 
@@ -144,11 +200,37 @@ final class PSIWorkerTests: XCTestCase {
         let bankA = try fixture.consortium.configuration(of: "bank-a").listen
         let response = try await transport.control(.with { $0.start = .with { $0.jobID = "job-1" } }, to: "bank-a", at: bankA)
         XCTAssertTrue(response.error.message.contains("worker certificate"), "\(response)")
-        // A session: the node closes it without a word.
-        let closed: Bool = try await transport.withSession(jobID: "job-1", to: "bank-a", at: bankA) { channel in
-            do { _ = try await channel.receive(); return false } catch { return true }
+        // A session: the node closes it without a word, where bank-b's node certificate gets the engine's
+        // answer (an abort naming the unknown job): the refusal is the role's.
+        let nodeTransport = try PeerTransport(identity: NodeIdentity(nodeID: "bank-b", role: .bank), material: TLSMaterial(
+            certificatePath: pki.appendingPathComponent("bank-b.pem").path, privateKeyPath: pki.appendingPathComponent("bank-b-key.pem").path,
+            caCertificatePath: pki.appendingPathComponent("ca.pem").path), group: MultiThreadedEventLoopGroup.singleton)
+        for (t, answered) in [(transport, false), (nodeTransport, true)] {
+            let got: Bool = try await t.withSession(jobID: "job-1", to: "bank-a", at: bankA) { channel in
+                do { _ = try await channel.receive(); return true } catch { return false }
+            }
+            XCTAssertEqual(got, answered, "\(t.identity)")
         }
-        XCTAssertTrue(closed)
+        // A worker dials only a worker: bank-a's node is refused as one.
+        do {
+            _ = try await transport.withSession(jobID: "job-1", to: "bank-a", at: bankA, role: .worker) { _ in true }
+            XCTFail("a worker took bank-a's node for a worker")
+        } catch {
+            XCTAssertTrue("\(error)".contains("role bank, not worker"), "\(error)")
+        }
+        // And a node takes no worker for a node: bank-b's node dialling a worker's listener is refused.
+        let rendezvous = SessionRendezvous()
+        let workerListener = try await transport.bind(host: "127.0.0.1", port: 0, handler: PairedWorkerHandler(
+            jobID: "job-2", stream: "worker-0", peer: "bank-a", rendezvous: rendezvous, timeout: .seconds(5)))
+        let serving = Task { try? await workerListener.run() }
+        defer { serving.cancel() }
+        let workerAddress = PeerAddress(host: "127.0.0.1", port: workerListener.port)
+        do {
+            _ = try await nodeTransport.control(Mpcnode_V1_ControlRequest(), to: "bank-b", at: workerAddress)
+            XCTFail("a node took a worker certificate for a node")
+        } catch {
+            XCTAssertTrue("\(error)".contains("worker certificate"), "\(error)")
+        }
         // A node configured with its worker certificate does not start.
         var configuration = try fixture.consortium.configuration(of: "bank-b")
         configuration.tls.certificate = pki.appendingPathComponent("bank-b-worker.pem")

@@ -15,6 +15,8 @@ enum BucketedPSIHarness {
         var receives = true
         var cardinalityOnly = false
         var psiProtocol = PSIProtocol.ecdh
+        var workerCount = 1
+        var scope = BucketedPSIParty.Configuration.Scope.whole
     }
 
     static func run(_ a: Side, _ b: Side, group: BlindingGroup = .x25519, tap: WireLog? = nil, intercept: InMemoryChannel.Intercept? = nil)
@@ -27,6 +29,8 @@ enum BucketedPSIHarness {
             var c = BucketedPSIParty.Configuration(psi: psi, isFirstParty: first, requestedBuckets: me.buckets)
             c.maximumBuckets = me.maximumBuckets
             c.psiProtocol = me.psiProtocol
+            c.workerCount = me.workerCount
+            c.scope = me.scope
             return BucketedPSIParty(configuration: c, source: me.source, checkpoints: me.checkpoints, channel: channel)
         }
         let pa = party(a, b, first: true, channel: ca), pb = party(b, a, first: false, channel: cb)

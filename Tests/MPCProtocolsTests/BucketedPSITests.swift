@@ -247,7 +247,7 @@ final class StopAtBucket: BucketCheckpoints, @unchecked Sendable {
         try await inner.complete(bucket: bucket, output: output, peerStreamDigest: peerStreamDigest)
     }
     func release(bucket: Int, instance: Int) async throws -> [UInt8]? { try await inner.release(bucket: bucket, instance: instance) }
-    func recordRelease(bucket: Int, instance: Int, digests: [UInt8]) async throws {
+    func recordRelease(bucket: Int, instance: Int, digests: [UInt8]) async throws -> [UInt8] {
         try await inner.recordRelease(bucket: bucket, instance: instance, digests: digests)
     }
 }

@@ -185,39 +185,45 @@ struct PSIKind: JobKind {
                 "peer": .string(other.nodeID), "after": .string("restart")])
         }
         var report: BucketedPSIParty.Report
-        while true {
-            do {
-                report = try await attempt(context, config: config, source: s, checkpoints: checkpoints, peer: other.nodeID,
-                                           dials: mineIndex < otherIndex, progress: onProgress, lostTraffic: lostTraffic)
-                bytesSent += report.bytesSent + lostTraffic.sent
-                bytesReceived += report.bytesReceived + lostTraffic.received
-                processed.endAttempt()
-                break
-            } catch where Self.isDroppedLink(error) && !Task.isCancelled {
-                let lost = processed.endAttempt()
-                if Self.isUnreachable(error) {
-                    // No session this time (the peer restarts, or its link is down): try again while within
-                    // the idle limit since the link dropped; a first connection that fails fails the job.
-                    guard let since = droppedAt, Date().timeIntervalSince(since) < window else { throw error }
-                    waits += 1
-                    context.logger.notice("peer unreachable; trying again", metadata: [
-                        "job": "\(jobID)", "peer": "\(other.nodeID)", "error": "\(error)"])
-                    try await Task.sleep(for: .seconds(min(10, 1 << min(waits, 4))))
-                    continue
+        if workerSettings != nil, context.resuming, let saved = try await checkpoints.load() {
+            // Restarted while its workers ran: the key and the buckets were agreed before (the peer's node
+            // is following its own workers, not in an agreement); the workers check them with each other.
+            report = .agreed(saved, ownSetSize: s.count)
+        } else {
+            while true {
+                do {
+                    report = try await attempt(context, config: config, source: s, checkpoints: checkpoints, peer: other.nodeID,
+                                               dials: mineIndex < otherIndex, progress: onProgress, lostTraffic: lostTraffic)
+                    bytesSent += report.bytesSent + lostTraffic.sent
+                    bytesReceived += report.bytesReceived + lostTraffic.received
+                    processed.endAttempt()
+                    break
+                } catch where Self.isDroppedLink(error) && !Task.isCancelled {
+                    let lost = processed.endAttempt()
+                    if Self.isUnreachable(error) {
+                        // No session this time (the peer restarts, or its link is down): try again while within
+                        // the idle limit since the link dropped; a first connection that fails fails the job.
+                        guard let since = droppedAt, Date().timeIntervalSince(since) < window else { throw error }
+                        waits += 1
+                        context.logger.notice("peer unreachable; trying again", metadata: [
+                            "job": "\(jobID)", "peer": "\(other.nodeID)", "error": "\(error)"])
+                        try await Task.sleep(for: .seconds(min(10, 1 << min(waits, 4))))
+                        continue
+                    }
+                    guard resumes < policy.maximumResumes else { throw error }
+                    resumes += 1
+                    waits = 0
+                    droppedAt = Date()
+                    let from = (try? await checkpoints.load())?.firstIncomplete ?? 0
+                    let done = (try? checkpoints.completedCount()) ?? 0
+                    try context.audit.append(event: "job.resumed", jobID: jobID, details: [
+                        "attempt": .int(resumes), "from_bucket": .int(from), "buckets_done": .int(done), "peer": .string(other.nodeID),
+                        "elements_processed": .int(lost),
+                        "reason": .string(PeerText.cut("\(error)", limit: 300))])
+                    context.logger.warning("link to the peer lost; resuming", metadata: [
+                        "job": "\(jobID)", "peer": "\(other.nodeID)", "attempt": "\(resumes)", "from_bucket": "\(from)", "error": "\(error)"])
+                    try await Task.sleep(for: .seconds(1))
                 }
-                guard resumes < policy.maximumResumes else { throw error }
-                resumes += 1
-                waits = 0
-                droppedAt = Date()
-                let from = (try? await checkpoints.load())?.firstIncomplete ?? 0
-                let done = (try? checkpoints.completedCount()) ?? 0
-                try context.audit.append(event: "job.resumed", jobID: jobID, details: [
-                    "attempt": .int(resumes), "from_bucket": .int(from), "buckets_done": .int(done), "peer": .string(other.nodeID),
-                    "elements_processed": .int(lost),
-                    "reason": .string(PeerText.cut("\(error)", limit: 300))])
-                context.logger.warning("link to the peer lost; resuming", metadata: [
-                    "job": "\(jobID)", "peer": "\(other.nodeID)", "attempt": "\(resumes)", "from_bucket": "\(from)", "error": "\(error)"])
-                try await Task.sleep(for: .seconds(1))
             }
         }
         var workerTotals = PSIWorkerPool.Totals()
@@ -368,7 +374,7 @@ final class FaultAfterBucket: BucketCheckpoints, @unchecked Sendable {
         if bucket == faults.dropPSILinkAfterBucket, faults.dropOnce.take(), let tls = channel as? TLSMessageChannel { await tls.abort() }
     }
     func release(bucket: Int, instance: Int) async throws -> [UInt8]? { try await inner.release(bucket: bucket, instance: instance) }
-    func recordRelease(bucket: Int, instance: Int, digests: [UInt8]) async throws {
+    func recordRelease(bucket: Int, instance: Int, digests: [UInt8]) async throws -> [UInt8] {
         try await inner.recordRelease(bucket: bucket, instance: instance, digests: digests)
     }
 }

@@ -8,7 +8,7 @@ import MPCProtocols
 /// peer's stream, and the positions each bucket found, written in one transaction. Everything goes
 /// with the scratch file when the job ends.
 final class SQLiteBucketCheckpoints: BucketCheckpoints, @unchecked Sendable {
-    private let queue: DatabaseQueue
+    let queue: DatabaseQueue
     private let sealKey: [UInt8]
 
     init(source: SQLiteIdentifierSource, sealKey: [UInt8]) throws {
@@ -124,10 +124,15 @@ final class SQLiteBucketCheckpoints: BucketCheckpoints, @unchecked Sendable {
         }
     }
 
-    func recordRelease(bucket: Int, instance: Int, digests: [UInt8]) async throws {
+    func recordRelease(bucket: Int, instance: Int, digests: [UInt8]) async throws -> [UInt8] {
         try await queue.write { db in
             try db.execute(sql: "INSERT OR IGNORE INTO bucket_release (bucket, instance, digests) VALUES (?, ?, ?)",
                            arguments: [bucket, instance, Data(digests)])
+            guard let stored = try Data.fetchOne(db, sql: "SELECT digests FROM bucket_release WHERE bucket = ? AND instance = ?",
+                                                 arguments: [bucket, instance]) else {
+                throw JobError.fault("the release record of bucket \(bucket) vanished")
+            }
+            return [UInt8](stored)
         }
     }
 

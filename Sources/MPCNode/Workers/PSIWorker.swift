@@ -18,7 +18,9 @@ public enum PSIWorker {
 
     /// Runs worker `index` of job `jobID` and returns its exit status (0: its buckets are done).
     /// `faults(nodeID)` gives a test's fault hooks for the worker of that node (a debug build's only).
-    public static func run(configurationPath: String, jobID: String, index: Int, logger: Logger,
+    /// `parentPID`: the node that started this worker as its child (`launch: local`); the worker stops
+    /// when that process is gone, so a killed daemon leaves no worker behind.
+    public static func run(configurationPath: String, jobID: String, index: Int, parentPID: Int32? = nil, logger: Logger,
                            faults: @Sendable (String) -> FaultHooks? = { _ in nil }) async -> Int32 {
         let configuration: NodeConfiguration
         do { configuration = try NodeConfiguration.load(path: configurationPath) } catch {
@@ -29,7 +31,7 @@ public enum PSIWorker {
         var summary = PSIWorkerSummary(index: index, status: .failed, error: nil, firstBucket: 0, bucketsRun: 0,
                                        bytesSent: 0, bytesReceived: 0, elementsProcessed: 0)
         do {
-            let report = try await work(configuration: configuration, jobID: jobID, index: index, logger: logger,
+            let report = try await work(configuration: configuration, jobID: jobID, index: index, parentPID: parentPID, logger: logger,
                                         faults: faults(configuration.nodeID), summary: &summary)
             summary.status = .done
             summary.firstBucket = report.firstBucket
@@ -49,7 +51,7 @@ public enum PSIWorker {
         }
     }
 
-    private static func work(configuration: NodeConfiguration, jobID: String, index: Int, logger: Logger,
+    private static func work(configuration: NodeConfiguration, jobID: String, index: Int, parentPID: Int32?, logger: Logger,
                              faults: FaultHooks?, summary: inout PSIWorkerSummary) async throws -> BucketedPSIParty.Report {
         guard let settings = configuration.workers else { throw WorkerError.notConfigured(path: configuration.sourcePath) }
         try PeerSuppliedName.jobID.validate(jobID)
@@ -83,6 +85,10 @@ public enum PSIWorker {
 
         let source = try SQLiteIdentifierSource.reopen(jobID: jobID, scratchDirectory: configuration.jobsDirectory)
         let checkpoints = try SQLiteBucketCheckpoints(source: source, sealKey: JobSealKey.load(dataDirectory: configuration.dataDirectory))
+        // One live process a range; every start counted against max_resumes.
+        let owner = "\(ProcessInfo.processInfo.hostName)/\(getpid())/\(UUID().uuidString.prefix(8))"
+        try checkpoints.claimWorkerRange(index: index, owner: owner, maximumRestarts: configuration.policy.maximumResumes)
+        defer { checkpoints.releaseWorkerClaim(index: index, owner: owner) }
         guard let psiProtocol = PSIProtocol(wireName: plan.psiProtocol), configuration.policy.psiProtocols.contains(psiProtocol),
               let blinding = BlindingGroup(rawValue: plan.group) else {
             throw JobError.fault("the plan names PSI protocol \(JobError.shown(plan.psiProtocol)) or group \(JobError.shown(plan.group)), which this node does not run")
@@ -101,16 +107,46 @@ public enum PSIWorker {
             processed.record(p.processedThisRun)
             checkpoints.heartbeat()
         }
-        let party = { (channel: any MessageChannel) -> BucketedPSIParty in
+        let configured = config
+        let party = { @Sendable (channel: any MessageChannel) -> BucketedPSIParty in
             var stored: any BucketCheckpoints = checkpoints
             if let faults, faults.dropPSILinkAfterBucket != nil { stored = FaultAfterBucket(checkpoints, faults: faults, channel: channel) }
-            return BucketedPSIParty(configuration: config, source: source, checkpoints: stored, channel: channel, progress: progress)
+            return BucketedPSIParty(configuration: configured, source: source, checkpoints: stored, channel: channel, progress: progress)
         }
         let stream = "worker-\(index)"
         let wait = Duration.seconds(configuration.peerIdleTimeoutSeconds)
         logger.info("worker starting", metadata: ["job": "\(jobID)", "worker": "\(index)", "of": "\(plan.workerCount)",
                                                   "peer": "\(plan.peer)", "dials": "\(plan.dials)"])
         defer { summary.elementsProcessed = processed.endAttempt() }
+        let planFile = PSIWorkerPlan.url(jobID: jobID, in: configuration.jobsDirectory)
+        return try await withThrowingTaskGroup(of: BucketedPSIParty.Report?.self) { group in
+            group.addTask {
+                try await pair(plan: plan, index: index, settings: settings, peerWorkers: peerWorkers, transport: transport,
+                               stream: stream, wait: wait, party: party)
+            }
+            group.addTask {
+                // Renews the claim; stops the worker once its node ended the job (the plan is removed then).
+                while true {
+                    try await Task.sleep(for: .seconds(5))
+                    checkpoints.renewWorkerClaim(index: index, owner: owner)
+                    guard FileManager.default.fileExists(atPath: planFile.path), parentPID.map({ getppid() == $0 }) ?? true else {
+                        throw WorkerError.jobEnded(jobID: jobID)
+                    }
+                }
+            }
+            defer { group.cancelAll() }
+            while let next = try await group.next() {
+                if let report = next { return report }
+            }
+            throw CancellationError()
+        }
+    }
+
+    /// Dials the peer's worker of the same index, or listens for it, and runs the range over that session.
+    private static func pair(plan: PSIWorkerPlan, index: Int, settings: WorkerSettings, peerWorkers: WorkerAddressTemplate,
+                             transport: PeerTransport, stream: String, wait: Duration,
+                             party: @escaping @Sendable (any MessageChannel) -> BucketedPSIParty) async throws -> BucketedPSIParty.Report {
+        let jobID = plan.jobID
         if plan.dials {
             let address = peerWorkers.address(index: index)
             let deadline = ContinuousClock.now + wait

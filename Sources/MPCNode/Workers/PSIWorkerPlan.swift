@@ -97,6 +97,9 @@ public enum WorkerError: Error, CustomStringConvertible {
     case launchFailed(detail: String)
     case incomplete(done: Int, buckets: Int)
     case noProgress(seconds: Int)
+    case rangeTaken(index: Int, seconds: Int)
+    case tooManyRestarts(restarts: Int, limit: Int)
+    case jobEnded(jobID: String)
 
     public var description: String {
         switch self {
@@ -108,6 +111,9 @@ public enum WorkerError: Error, CustomStringConvertible {
         case .workerFailed(let i, let d): return "worker \(i) failed: \(d)"
         case .launchFailed(let d): return "the workers could not be started: \(d)"
         case .incomplete(let d, let b): return "the workers ended with \(d) of \(b) buckets done (see their logs in the node's jobs folder while the job runs)"
+        case .rangeTaken(let i, let s): return "worker range \(i) is held by another live process (renewed \(s) s ago): one process a range, so a bucket is never answered twice"
+        case .tooManyRestarts(let r, let l): return "the job's workers were started again \(r) times, more than this node's policy allows (max_resumes: \(l))"
+        case .jobEnded(let j): return "job \(j) ended at this node (its plan is gone, or the node that started this worker stopped): this worker stops"
         case .noProgress(let s): return "the workers completed no bucket for \(s) s (are they running? see the launch command's output and their logs)"
         }
     }

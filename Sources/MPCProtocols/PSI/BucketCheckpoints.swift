@@ -55,7 +55,9 @@ public protocol BucketCheckpoints: Sendable {
     /// columns) this party, as sender, released values for in `instance` of `bucket`, or nil.
     func release(bucket: Int, instance: Int) async throws -> [UInt8]?
     /// Records those digests durably before the first value of that instance leaves; never replaced.
-    func recordRelease(bucket: Int, instance: Int, digests: [UInt8]) async throws
+    /// Returns the digests recorded, read back in the same transaction: another process's (a second
+    /// worker of the same range) if it recorded first, which the caller must then refuse.
+    func recordRelease(bucket: Int, instance: Int, digests: [UInt8]) async throws -> [UInt8]
 }
 
 /// Checkpoints in memory (tests, and jobs that need not survive a restart).
@@ -69,8 +71,11 @@ public final class InMemoryBucketCheckpoints: BucketCheckpoints, @unchecked Send
 
     public func release(bucket: Int, instance: Int) async throws -> [UInt8]? { lock.withLock { releases[[bucket, instance]] } }
 
-    public func recordRelease(bucket: Int, instance: Int, digests: [UInt8]) async throws {
-        lock.withLock { if releases[[bucket, instance]] == nil { releases[[bucket, instance]] = digests } }
+    public func recordRelease(bucket: Int, instance: Int, digests: [UInt8]) async throws -> [UInt8] {
+        lock.withLock {
+            if releases[[bucket, instance]] == nil { releases[[bucket, instance]] = digests }
+            return releases[[bucket, instance]]!
+        }
     }
 
     public func load() async throws -> BucketedPSIState? { current }

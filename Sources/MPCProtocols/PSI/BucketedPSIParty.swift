@@ -64,6 +64,15 @@ public struct BucketedPSIParty: Sendable {
         public var bytesReceived: UInt64
         /// Scalar multiplications this run performed (padded buckets, both streams).
         public var scalarMultiplications: Int
+
+        /// What a job agreed in `state` amounts to, before any bucket of this run (a node whose workers
+        /// resume the buckets after the node restarted).
+        public static func agreed(_ state: BucketedPSIState, ownSetSize: Int) -> Report {
+            Report(ownSetSize: ownSetSize, peerSetSize: state.peerSetSize, bucketCount: state.bucketCount,
+                   capacity: BucketSizing.capacity(setSize: ownSetSize, buckets: state.bucketCount),
+                   peerCapacity: BucketSizing.capacity(setSize: state.peerSetSize, buckets: state.bucketCount),
+                   firstBucket: state.firstIncomplete, resumed: true, bytesSent: 0, bytesReceived: 0, scalarMultiplications: 0)
+        }
     }
 
     /// Progress over the whole job: elements of both streams (padded) in completed buckets and the

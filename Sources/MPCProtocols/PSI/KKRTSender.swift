@@ -93,7 +93,12 @@ struct KKRTSender {
             throw ProtocolError.protocolViolation(peer: peer, detail: "bucket \(instance.bucket) was completed before with another set from this peer; a resumed job must send the same elements")
         }
         if answered == nil {
-            try await instance.checkpoints.recordRelease(bucket: instance.bucket, instance: instance.number, digests: peerDigest)
+            // Read back in the recording transaction: a second process of this party that answered this
+            // instance first (another worker of the same range) wins, and this one answers nothing.
+            let recorded = try await instance.checkpoints.recordRelease(bucket: instance.bucket, instance: instance.number, digests: peerDigest)
+            guard recorded == peerDigest else {
+                throw ProtocolError.protocolViolation(peer: peer, detail: "bucket \(instance.bucket) was answered meanwhile, by another process of this party, for another stream; a bucket is answered once")
+            }
         }
 
         // The values: 3 an element, in the bucket's order, batch by batch.
