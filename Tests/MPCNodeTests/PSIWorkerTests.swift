@@ -160,6 +160,42 @@ final class PSIWorkerTests: XCTestCase {
         }
     }
 
+    /// The claims in a job's scratch database, as two processes see them: a range held by a live worker is
+    /// refused to a second, free again once released (or stale), and starts beyond max_resumes refused.
+    func testAWorkerRangeHasOneLiveProcessAndStartsAreBounded() throws {
+        let fixture = try ConsortiumFixture()
+        defer { fixture.remove() }
+        try fixture.importCSV(into: "bank-a", dataset: "customers", phones: phoneNumbers(100, seed: 77))
+        let configuration = try fixture.consortium.configuration(of: "bank-a")
+        let source = try SQLiteIdentifierSource.prepare(jobID: "job-0123456789ab", dataset: "customers", column: "phone",
+                                                        store: NodeStore(path: configuration.databasePath), scratchDirectory: configuration.jobsDirectory)
+        let key = try JobSealKey.load(dataDirectory: configuration.dataDirectory)
+        // Two processes: two connections to the one file.
+        let first = try SQLiteBucketCheckpoints(source: source, sealKey: key)
+        let second = try SQLiteBucketCheckpoints(source: SQLiteIdentifierSource.reopen(jobID: "job-0123456789ab", scratchDirectory: configuration.jobsDirectory), sealKey: key)
+        try first.claimWorkerRange(index: 0, owner: "p1", maximumRestarts: 2)
+        try second.claimWorkerRange(index: 1, owner: "p2", maximumRestarts: 2)
+        XCTAssertThrowsError(try second.claimWorkerRange(index: 0, owner: "p3", maximumRestarts: 2)) { error in
+            XCTAssertTrue("\(error)".contains("held by another live process"), "\(error)")
+        }
+        first.releaseWorkerClaim(index: 0, owner: "p1")
+        try second.claimWorkerRange(index: 0, owner: "p3", maximumRestarts: 2)  // restart 1
+        // A claim not renewed for 30 s belongs to a dead process (a worker killed without releasing).
+        try second.queue.write { db in try db.execute(sql: "UPDATE worker_claim SET at = at - 31 WHERE idx = 0") }
+        try first.claimWorkerRange(index: 0, owner: "p4", maximumRestarts: 2)  // restart 2
+        first.releaseWorkerClaim(index: 0, owner: "p4")
+        XCTAssertThrowsError(try first.claimWorkerRange(index: 0, owner: "p5", maximumRestarts: 2)) { error in
+            XCTAssertTrue("\(error)".contains("started again 3 times"), "\(error)")
+        }
+        // The KKRT release record: the second process to record a stream gets the first's back (its
+        // sender then answers nothing: KKRTSender compares).
+        let recorded1 = try await first.recordRelease(bucket: 3, instance: 0, digests: [1, 2, 3])
+        let recorded2 = try await second.recordRelease(bucket: 3, instance: 0, digests: [9, 9, 9])
+        XCTAssertEqual(recorded1, [1, 2, 3])
+        XCTAssertEqual(recorded2, [1, 2, 3])
+        source.remove()
+    }
+
     func testANodeWithoutWorkersRefusesAJobThatAsksForThem() async throws {
         let fixture = try ConsortiumFixture()
         defer { fixture.remove() }
