@@ -162,7 +162,7 @@ final class PSIWorkerTests: XCTestCase {
 
     /// The claims in a job's scratch database, as two processes see them: a range held by a live worker is
     /// refused to a second, free again once released (or stale), and starts beyond max_resumes refused.
-    func testAWorkerRangeHasOneLiveProcessAndStartsAreBounded() throws {
+    func testAWorkerRangeHasOneLiveProcessAndStartsAreBounded() async throws {
         let fixture = try ConsortiumFixture()
         defer { fixture.remove() }
         try fixture.importCSV(into: "bank-a", dataset: "customers", phones: phoneNumbers(100, seed: 77))
