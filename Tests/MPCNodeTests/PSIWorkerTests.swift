@@ -181,7 +181,7 @@ final class PSIWorkerTests: XCTestCase {
         first.releaseWorkerClaim(index: 0, owner: "p1")
         try second.claimWorkerRange(index: 0, owner: "p3", maximumRestarts: 2)  // restart 1
         // A claim not renewed for 30 s belongs to a dead process (a worker killed without releasing).
-        try second.queue.write { db in try db.execute(sql: "UPDATE worker_claim SET at = at - 31 WHERE idx = 0") }
+        try await second.queue.write { db in try db.execute(sql: "UPDATE worker_claim SET at = at - 31 WHERE idx = 0") }
         try first.claimWorkerRange(index: 0, owner: "p4", maximumRestarts: 2)  // restart 2
         first.releaseWorkerClaim(index: 0, owner: "p4")
         XCTAssertThrowsError(try first.claimWorkerRange(index: 0, owner: "p5", maximumRestarts: 2)) { error in
