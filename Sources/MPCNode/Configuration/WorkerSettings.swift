@@ -38,6 +38,10 @@ public struct WorkerSettings: Sendable, Equatable {
         listen = try WorkerAddressTemplate(raw.listen, key: "workers.listen", path: path)
         switch raw.launch ?? "local" {
         case "local":
+            // Local workers share one host: each needs a port of its own.
+            guard listen.portAddsIndex || listen.text.contains("{index}") else {
+                throw ConfigurationError.invalid(path: path, detail: "workers.listen: '\(listen.text)' gives every local worker the same port; write host:port+{index}")
+            }
             launch = .local(executable: raw.executable.map(resolve))
         case "command":
             guard let command = raw.command, let first = command.first, !first.isEmpty else {
