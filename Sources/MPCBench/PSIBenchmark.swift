@@ -150,7 +150,8 @@ public struct PSIBenchmark {
         submission.workers = workers
         let jobID = try await coordinator.engine.submit(submission)
         let job = try await BenchmarkJobWait.final(coordinator, jobID: jobID, started: started, every: 5, log: log) {
-            let a = try JobRepository(store: nodes["bank-a"]!.store).view(jobID: jobID)
+            // Not there until bank-a has checked the proposal (counting a large dataset takes a while).
+            guard let a = try? JobRepository(store: nodes["bank-a"]!.store).view(jobID: jobID) else { return "bank-a checking the proposal" }
             return "bank-a \(a.progressDone ?? 0)/\(a.progressTotal ?? 0)"
         }
         // The coordinator turns succeeded once both outcomes arrived; the result is stored by then.

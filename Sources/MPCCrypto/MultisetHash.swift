@@ -43,6 +43,22 @@ public struct MultisetHash: Sendable, Equatable {
         try add(other.sum)
     }
 
+    /// `of`, a chunk of members at a time with a yield between chunks (`ParallelMap.mapInChunks`): for a
+    /// whole set's members in a task.
+    public static func ofInChunks(_ bytes: [UInt8], memberSize: Int, domain: [UInt8], chunk: Int = 16_384) async throws -> MultisetHash {
+        precondition(memberSize > 0 && bytes.count % memberSize == 0)
+        let count = bytes.count / memberSize
+        var total = MultisetHash(domain: domain)
+        var start = 0
+        while start < count {
+            let end = min(count, start + chunk)
+            try total.add(of(Array(bytes[(start * memberSize)..<(end * memberSize)]), memberSize: memberSize, domain: domain))
+            start = end
+            if start < count { await Task.yield() }
+        }
+        return total
+    }
+
     /// The hash of `members` (fixed-size slices of `bytes`), computed on every core.
     public static func of(_ bytes: [UInt8], memberSize: Int, domain: [UInt8]) throws -> MultisetHash {
         precondition(memberSize > 0 && bytes.count % memberSize == 0)

@@ -138,11 +138,11 @@ public struct SetAggregator: Sendable {
                 throw ProtocolError.protocolViolation(peer: mixer.peer, detail: "forwarded \(boxes.count / size) sealed pseudonyms, the owners sent \(total)")
             }
             // The owners' masks cancel in the sum: what the mixer forwarded must hash to the owners' total.
-            guard try MultisetHash.of(boxes, memberSize: size, domain: configuration.boxDigestDomain) == digests else {
+            guard try await MultisetHash.ofInChunks(boxes, memberSize: size, domain: configuration.boxDigestDomain) == digests else {
                 throw ProtocolError.protocolViolation(peer: mixer.peer,
                                                       detail: "the sealed pseudonyms it forwarded are not the ones the owners sealed (a box was substituted, added or dropped, or an owner's digest is false)")
             }
-            let opened = try ParallelMap.map(Array(0..<total)) { i -> GroupElement in
+            let opened = try await ParallelMap.mapInChunks(Array(0..<total)) { i -> GroupElement in
                 do {
                     return try GroupElement.unpack(try SealedBox.open(boxes[(i * size)..<((i + 1) * size)], with: keyPair))[0]
                 } catch {

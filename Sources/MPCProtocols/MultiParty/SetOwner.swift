@@ -52,10 +52,10 @@ public struct SetOwner: Sendable {
             }
             let publicKey = [UInt8](key.publicKey)
             // 2. Sealed pseudonyms to the mixer, or the mix itself.
-            let boxes = try ParallelMap.map(pseudonyms) { p in try SealedBox.seal(GroupElement.pack([p]), to: publicKey) }.flatMap { $0 }
+            let boxes = try await ParallelMap.mapInChunks(pseudonyms) { p in try SealedBox.seal(GroupElement.pack([p]), to: publicKey) }.flatMap { $0 }
             // The multiset hash of the own boxes, masked, tells the aggregator whether the mixer forwards
             // exactly the boxes the owners sealed; alone it says nothing about which box is whose.
-            var digest = try MultisetHash.of(boxes, memberSize: SealedPseudonym.size, domain: configuration.boxDigestDomain)
+            var digest = try await MultisetHash.ofInChunks(boxes, memberSize: SealedPseudonym.size, domain: configuration.boxDigestDomain)
             try digest.add(ring.digestMask)
             let digestBytes = Data(GroupElement.pack([digest.sum]))
             let ringOwners = configuration.owners, ringSizes = configuration.owners.map { UInt64(ring.setSizes[$0] ?? 0) }
