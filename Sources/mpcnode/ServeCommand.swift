@@ -17,13 +17,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: String = "info"
 
     func run() async throws {
-        let level = Logger.Level(rawValue: logLevel) ?? .info
-        let json = logFormat == "json"
-        LoggingSystem.bootstrap { label in
-            var handler: any LogHandler = json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        Self.bootstrapLogging(format: logFormat, level: logLevel)
         let logger = Logger(label: "mpcnode")
         let configuration: NodeConfiguration
         let runtime: NodeRuntime
@@ -48,6 +42,17 @@ struct ServeCommand: AsyncParsableCommand {
 }
 
 extension ServeCommand {
+    /// Logs to standard error, as JSON lines (`json`) or text, from `level` up (a daemon's and a worker's).
+    static func bootstrapLogging(format: String, level: String) {
+        let level = Logger.Level(rawValue: level) ?? .info
+        let json = format == "json"
+        LoggingSystem.bootstrap { label in
+            var handler: any LogHandler = json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
+
     /// End-to-end tests of dropouts make a daemon exit after a secure-aggregation round with
     /// `MPCNODE_FAULT_EXIT_AFTER_SECAGG_ROUND`, or after recording a PSI bucket with
     /// `MPCNODE_FAULT_EXIT_AFTER_PSI_BUCKET`; only a debug build reads them.

@@ -23,13 +23,7 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: String = "info"
 
     func run() async throws {
-        let level = Logger.Level(rawValue: logLevel) ?? .info
-        let json = logFormat == "json"
-        LoggingSystem.bootstrap { label in
-            var handler: any LogHandler = json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        ServeCommand.bootstrapLogging(format: logFormat, level: logLevel)
         guard let index = index ?? ProcessInfo.processInfo.environment["JOB_COMPLETION_INDEX"].flatMap(Int.init), index >= 0 else {
             throw CLIFailure("give --index (or run as a pod of an Indexed Job, which sets JOB_COMPLETION_INDEX)")
         }

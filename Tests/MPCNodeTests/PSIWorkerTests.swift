@@ -173,12 +173,15 @@ final class PSIWorkerTests: XCTestCase {
         // Two processes: two connections to the one file.
         let first = try SQLiteBucketCheckpoints(source: source, sealKey: key)
         let second = try SQLiteBucketCheckpoints(source: SQLiteIdentifierSource.reopen(jobID: "job-0123456789ab", scratchDirectory: configuration.jobsDirectory), sealKey: key)
-        try first.claimWorkerRange(index: 0, owner: "p1", maximumRestarts: 2)
+        // Owners as workers name themselves: host/pid/…; p1 is this (live) process.
+        let host = ProcessInfo.processInfo.hostName, me = getpid()
+        let p1 = "\(host)/\(me)/a"
+        try first.claimWorkerRange(index: 0, owner: p1, maximumRestarts: 2)
         try second.claimWorkerRange(index: 1, owner: "p2", maximumRestarts: 2)
         XCTAssertThrowsError(try second.claimWorkerRange(index: 0, owner: "p3", maximumRestarts: 2)) { error in
             XCTAssertTrue("\(error)".contains("held by another live process"), "\(error)")
         }
-        first.releaseWorkerClaim(index: 0, owner: "p1")
+        first.releaseWorkerClaim(index: 0, owner: p1)
         try second.claimWorkerRange(index: 0, owner: "p3", maximumRestarts: 2)  // restart 1
         // A claim not renewed for 30 s belongs to a dead process (a worker killed without releasing).
         try await second.queue.write { db in try db.execute(sql: "UPDATE worker_claim SET at = at - 31 WHERE idx = 0") }
@@ -187,6 +190,16 @@ final class PSIWorkerTests: XCTestCase {
         XCTAssertThrowsError(try first.claimWorkerRange(index: 0, owner: "p5", maximumRestarts: 2)) { error in
             XCTAssertTrue("\(error)".contains("started again 3 times"), "\(error)")
         }
+        // A holder on this host whose process is gone (stopped with SIGTERM: nothing released) holds nothing,
+        // at once; one whose process lives does.
+        let gone = Process()
+        gone.executableURL = URL(fileURLWithPath: "/bin/true")
+        try gone.run()
+        gone.waitUntilExit()
+        try second.claimWorkerRange(index: 2, owner: "\(host)/\(me)/b", maximumRestarts: 9)
+        XCTAssertThrowsError(try first.claimWorkerRange(index: 2, owner: "\(host)/\(gone.processIdentifier)/c", maximumRestarts: 9))
+        try await second.queue.write { db in try db.execute(sql: "UPDATE worker_claim SET owner = ? WHERE idx = 2", arguments: ["\(host)/\(gone.processIdentifier)/d"]) }
+        try first.claimWorkerRange(index: 2, owner: "\(host)/\(me)/e", maximumRestarts: 9)
         // The KKRT release record: the second process to record a stream gets the first's back (its
         // sender then answers nothing: KKRTSender compares).
         let recorded1 = try await first.recordRelease(bucket: 3, instance: 0, digests: [1, 2, 3])

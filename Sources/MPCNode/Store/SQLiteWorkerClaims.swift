@@ -17,7 +17,7 @@ extension SQLiteBucketCheckpoints {
             let now = Date().timeIntervalSince1970
             if let row = try Row.fetchOne(db, sql: "SELECT owner, at FROM worker_claim WHERE idx = ?", arguments: [index]) {
                 let holder: String = row[0], at: Double = row[1]
-                if !holder.isEmpty, holder != owner, now - at < Self.workerClaimStaleSeconds {
+                if !holder.isEmpty, holder != owner, now - at < Self.workerClaimStaleSeconds, Self.mayBeAlive(holder) {
                     throw WorkerError.rangeTaken(index: index, seconds: Int(now - at))
                 }
             }
@@ -30,6 +30,14 @@ extension SQLiteBucketCheckpoints {
                 throw WorkerError.tooManyRestarts(restarts: restarts, limit: maximumRestarts)
             }
         }
+    }
+
+    /// An owner is "host/pid/…": one on this host whose process is gone (a worker its node stopped with
+    /// SIGTERM, which releases nothing) holds nothing, without waiting for its claim to go stale.
+    static func mayBeAlive(_ owner: String) -> Bool {
+        let parts = owner.split(separator: "/")
+        guard parts.count >= 2, parts[0] == ProcessInfo.processInfo.hostName, let pid = Int32(parts[1]) else { return true }
+        return kill(pid, 0) == 0 || errno != ESRCH
     }
 
     /// Keeps `owner`'s claim alive (a worker calls it every few seconds while it runs).
