@@ -239,11 +239,12 @@ public final class NodeRuntime: Sendable {
 
     /// The consortium's revocation list of the configuration (nil when none is configured), verified
     /// against the CA; throws if it does not verify or lists this node's own certificate.
-    static func revocationList(_ configuration: NodeConfiguration, own: NodeIdentity) throws -> RevocationList? {
+    /// `certificate`: the one this process presents (the node's; a worker's own).
+    static func revocationList(_ configuration: NodeConfiguration, own: NodeIdentity, certificate: URL? = nil) throws -> RevocationList? {
         guard let path = configuration.tls.revocationList else { return nil }
         let ca = try CertificateCheck.loadCertificate(path: configuration.tls.caCertificate.path)
         let list = try RevocationList.load(path: path.path, ca: ca)
-        let mine = try CertificateCheck.loadCertificate(path: configuration.tls.certificate.path)
+        let mine = try CertificateCheck.loadCertificate(path: (certificate ?? configuration.tls.certificate).path)
         if let entry = list.entry(for: mine) {
             throw IdentityError.revoked(nodeID: own.nodeID, serial: entry.serial, reason: entry.reason)
         }

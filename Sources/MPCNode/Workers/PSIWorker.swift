@@ -74,12 +74,7 @@ public enum PSIWorker {
         let transport = try PeerTransport(identity: identity, material: TLSMaterial(
             certificatePath: settings.certificate.path, privateKeyPath: settings.privateKey.path,
             caCertificatePath: configuration.tls.caCertificate.path), group: group, options: options, logger: logger)
-        if let path = configuration.tls.revocationList {
-            let ca = try CertificateCheck.loadCertificate(path: configuration.tls.caCertificate.path)
-            let list = try RevocationList.load(path: path.path, ca: ca)
-            if let entry = list.entry(for: try CertificateCheck.loadCertificate(path: settings.certificate.path)) {
-                throw IdentityError.revoked(nodeID: identity.nodeID, serial: entry.serial, reason: entry.reason)
-            }
+        if let list = try NodeRuntime.revocationList(configuration, own: identity, certificate: settings.certificate) {
             transport.setRevocationList(list)
         }
 
