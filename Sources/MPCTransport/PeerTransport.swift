@@ -319,29 +319,48 @@ public final class PeerTransport: Sendable {
     }
 
     private func controlExchange(_ request: Mpcnode_V1_ControlRequest, to peer: NodeID, at address: PeerAddress) async throws -> (response: Mpcnode_V1_ControlResponse, certificateNotValidAfter: Date?) {
-        let peerConnection = try await connect(to: peer, at: address)
-        let connection = peerConnection.channel
-        let helloBytes = try hello { $0.control = request }
+        let opened = try await open(to: peer, at: address, role: nil, hello: try hello { $0.control = request })
+        let connection = opened.connection.channel
         return try await connection.executeThenClose { inbound, _ in
-            let channel = connection.channel
-            // Who answered is checked before anything is written: an impostor never sees the request.
-            try await verifyServer(peerConnection, expected: peer)
-            let notValidAfter: Date? = try? await channel.eventLoop.submit {
-                let certificate = try channel.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self).peerCertificate
-                return try certificate.map { try Certificate(derEncoded: $0.toDERBytes()).notValidAfter }
-            }.get() ?? nil
-            do {
-                try await channel.writeAndFlush(channel.allocator.buffer(bytes: helloBytes)).get()
-            } catch {
-                throw TransportError.handshakeFailed(peer: peer, detail: TLSMessageChannel.describe(error))
-            }
             var iterator = inbound.makeAsyncIterator()
             let frame: ByteBuffer?
             do { frame = try await iterator.next() } catch {
                 throw TransportError.handshakeFailed(peer: peer, detail: TLSMessageChannel.describe(error))
             }
             guard let frame else { throw TransportError.connectionClosed(peer: peer) }
-            return (try Mpcnode_V1_ControlResponse(serializedBytes: Array(frame.readableBytesView)), notValidAfter)
+            return (try Mpcnode_V1_ControlResponse(serializedBytes: Array(frame.readableBytesView)), opened.certificateNotValidAfter)
+        }
+    }
+
+    /// Connects, checks who answered and writes the Hello, all on Swift's cooperative pool even when the
+    /// caller is a job on `JobExecutor`-like threads that may all be busy: the server closes a connection
+    /// whose Hello is late (`FirstFrameDeadlineHandler`), so nothing between the TCP connection and the
+    /// Hello may wait for a busy thread. Who answered is checked before anything is written: an impostor
+    /// never sees the Hello. Also returns until when the server's certificate is valid.
+    private func open(to peer: NodeID, at address: PeerAddress, role: NodeRole?, hello helloBytes: [UInt8]) async throws
+        -> (connection: PeerConnection, certificateNotValidAfter: Date?) {
+        try await withTaskExecutorPreference(globalConcurrentExecutor) {
+            let peerConnection = try await connect(to: peer, at: address)
+            let channel = peerConnection.channel.channel
+            do {
+                do {
+                    try await verifyServer(peerConnection, expected: peer, role: role)
+                    let notValidAfter: Date? = try? await channel.eventLoop.submit {
+                        let certificate = try channel.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self).peerCertificate
+                        return try certificate.map { try Certificate(derEncoded: $0.toDERBytes()).notValidAfter }
+                    }.get() ?? nil
+                    try await channel.writeAndFlush(channel.allocator.buffer(bytes: helloBytes)).get()
+                    return (peerConnection, notValidAfter)
+                } catch let error as TransportError {
+                    throw error
+                } catch {
+                    throw TransportError.handshakeFailed(peer: peer, detail: TLSMessageChannel.describe(error))
+                }
+            } catch {
+                // The wrapped connection is closed through its owner (a wrapper dropped unused traps in NIO).
+                try? await peerConnection.channel.executeThenClose { _, _ in }
+                throw error
+            }
         }
     }
 
@@ -353,19 +372,10 @@ public final class PeerTransport: Sendable {
     public func withSession<R: Sendable>(jobID: String, stream: String = "", service: String = "", to peer: NodeID, at address: PeerAddress,
                                          role: NodeRole? = nil,
                                          _ body: (TLSMessageChannel) async throws -> R) async throws -> R {
-        let peerConnection = try await connect(to: peer, at: address)
-        let connection = peerConnection.channel
         let helloBytes = try hello { $0.session = .with { $0.jobID = jobID; $0.stream = stream; $0.service = service } }
+        let connection = try await open(to: peer, at: address, role: role, hello: helloBytes).connection.channel
         return try await connection.executeThenClose { inbound, _ in
             let channel = connection.channel
-            do {
-                try await verifyServer(peerConnection, expected: peer, role: role)
-                try await channel.writeAndFlush(channel.allocator.buffer(bytes: helloBytes)).get()
-            } catch let error as TransportError {
-                throw error
-            } catch {
-                throw TransportError.handshakeFailed(peer: peer, detail: TLSMessageChannel.describe(error))
-            }
             let session = TLSMessageChannel(peer: peer, channel: channel, iterator: inbound.makeAsyncIterator())
             do {
                 return try await body(session)

@@ -68,7 +68,7 @@ public actor JobEngine {
             JobScratchFiles.removeAll(in: configuration.jobsDirectory, keeping: Set(resumable.map(\.jobID)), logger: logger)
             for spec in resumable {
                 logger.notice("job resumes after the restart", metadata: ["job": "\(spec.jobID)"])
-                tasks[spec.jobID] = Task { await self.runParticipant(spec, resuming: true) }
+                tasks[spec.jobID] = Task(executorPreference: JobExecutor.shared) { await self.runParticipant(spec, resuming: true) }
             }
             let ids = try repository.failUnfinished(reason: JobError.interruptedByRestart.description,
                                                     except: Set(resumable.map(\.jobID)))
@@ -140,7 +140,7 @@ public actor JobEngine {
         }
         logger.info("job proposed", metadata: ["job": "\(spec.jobID)", "spec_hash": "\(hash)"])
         let s = spec
-        tasks[spec.jobID] = Task { await self.coordinate(s) }
+        tasks[spec.jobID] = Task(executorPreference: JobExecutor.shared) { await self.coordinate(s) }
         return spec.jobID
     }
 

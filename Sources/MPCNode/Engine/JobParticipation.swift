@@ -127,7 +127,7 @@ extension JobEngine {
                 return .with { $0.error = .with { $0.message = "job \(jobID) is not in the accepted state on \(nodeID)" } }
             }
             try store.write { db in try repository.setState(db, jobID: jobID, .running) }
-            tasks[jobID] = Task { await self.runParticipant(spec) }
+            tasks[jobID] = Task(executorPreference: JobExecutor.shared) { await self.runParticipant(spec) }
             return .with { $0.ack = .init() }
         } catch {
             return .with { $0.error = .with { $0.message = "\(error)" } }
@@ -302,7 +302,7 @@ extension JobEngine {
     /// and left to wind down; the failure is not held up by a role that is slow to notice).
     nonisolated static func withDeadline<R: Sendable>(seconds: Int, _ body: @escaping @Sendable () async throws -> R) async throws -> R {
         let once = FirstResult<R>()
-        let work = Task { try await body() }
+        let work = Task(executorPreference: JobExecutor.shared) { try await body() }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<R, Error>) in
                 once.set(continuation)
