@@ -92,7 +92,8 @@ final class DishonestPeerWorkerTests: XCTestCase {
         try fixture.importCSV(into: "bank-b", dataset: "customers", phones: b)
         let configA = try fixture.consortium.configuration(of: "bank-a"), configB = try fixture.consortium.configuration(of: "bank-b")
         let nodes = try await fixture.consortium.startAll(logger: ConsortiumFixture.quietLogger)
-        defer { Task { for n in nodes.values { await n.stop() } } }
+        var stopped = false
+        defer { if !stopped { Task { for n in nodes.values { await n.stop() } } } }
         let coordinator = nodes["coordinator"]!, bankA = nodes["bank-a"]!
 
         let table = NodeStore.quote(NodeStore.tableName(forDataset: "customers"))
@@ -132,6 +133,8 @@ final class DishonestPeerWorkerTests: XCTestCase {
                 if saved == nil { try await Task.sleep(for: .milliseconds(100)) }
             }
             let state = try XCTUnwrap(saved, craft.name)
+            // bank-a's scratch copy exists while its worker runs (the check below that it is gone means something).
+            XCTAssertTrue(FileManager.default.fileExists(atPath: configA.jobsDirectory.appendingPathComponent("\(jobID).sqlite").path), craft.name)
 
             // bank-a's worker speaks first: its resume hello, naming worker 0 of 2 and its range's start.
             let first = try Mpcnode_V1_SessionFrame(serializedBytes: try await channel.receive())
@@ -184,7 +187,7 @@ final class DishonestPeerWorkerTests: XCTestCase {
             XCTAssertTrue(events.contains("job.failed"), "\(craft.name): \(events)")
             var left: [String] = []
             for _ in 0..<100 {
-                left = (try? FileManager.default.contentsOfDirectory(atPath: configA.jobsDirectory.path))?.filter { $0.hasPrefix(jobID) } ?? []
+                left = try FileManager.default.contentsOfDirectory(atPath: configA.jobsDirectory.path).filter { $0.hasPrefix(jobID) }
                 if left.isEmpty { break }
                 try await Task.sleep(for: .milliseconds(100))
             }
@@ -202,5 +205,7 @@ final class DishonestPeerWorkerTests: XCTestCase {
         XCTAssertEqual(job.state, .succeeded, job.reason ?? "")
         let result = try JobRepository(store: bankA.store).result(jobID: jobID, limit: 100_000).identifiers ?? []
         XCTAssertEqual(Set(result), Set(a.map(digits)).intersection(Set(b.map(digits))))
+        for n in nodes.values { await n.stop() }
+        stopped = true
     }
 }

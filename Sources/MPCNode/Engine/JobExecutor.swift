@@ -21,10 +21,11 @@ public final class JobExecutor: TaskExecutor, @unchecked Sendable {
     private var queue = CircularBuffer<UnownedJob>(initialCapacity: 64)
     public let threadCount: Int
 
-    init(threads: Int, name: String) {
+    /// Its threads live as long as the process (only `shared` is made).
+    private init(threads: Int, name: String) {
         threadCount = threads
         for i in 0..<threads {
-            let thread = Thread { [unowned self] in self.work() }
+            let thread = Thread { self.work() }
             thread.name = "\(name)-\(i)"
             thread.stackSize = 8 << 20
             thread.start()
