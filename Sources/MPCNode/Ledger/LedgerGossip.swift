@@ -26,6 +26,9 @@ public final class LedgerGossip: Sendable {
     /// of `requestBurst` and then one a second.
     private let budgets = Mutex<[String: (tokens: Double, at: ContinuousClock.Instant)]>([:])
     static let requestBurst = 10.0
+    /// Requests a peer regains a second (1; a test sets 0 to play a node that stops answering once its
+    /// burst is spent, whatever the test machine's speed).
+    let requestsPerSecond = Mutex(1.0)
     /// One head signed at a time, its time taken under the lock: two answers never sign heads whose times
     /// go backwards, nor replace one another.
     private let signing = Mutex(())
@@ -59,10 +62,11 @@ public final class LedgerGossip: Sendable {
     /// nil when `peer` may ask now; otherwise the error to answer.
     private func tooSoon(_ peer: String) -> Mpcnode_V1_ControlResponse? {
         let now = ContinuousClock.now
+        let rate = requestsPerSecond.withLock { $0 }
         let refused = budgets.withLock { all -> Bool in
             var b = all[peer] ?? (Self.requestBurst, now)
             let elapsed = Double((now - b.at) / .milliseconds(1)) / 1000
-            b.tokens = min(Self.requestBurst, b.tokens + elapsed)
+            b.tokens = min(Self.requestBurst, b.tokens + elapsed * rate)
             b.at = now
             guard b.tokens >= 1 else { all[peer] = b; return true }
             b.tokens -= 1
