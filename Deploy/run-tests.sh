@@ -13,11 +13,23 @@ set +e
 swift test --skip-build --disable-swift-testing 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
-summary=$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -n 1)
-total=$(echo "$summary" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/')
-failed=$(echo "$summary" | sed -E 's/.*with ([0-9]+) failures?.*/\1/')
+# The whole run's summary is the 'All tests' suite's; a process that crashed never prints it, and the
+# last suite's count would be mistaken for the run's.
+summary=$(grep -A1 -E "^Test Suite 'All tests' (passed|failed)" "$log" |
+  grep -E "^[[:space:]]*Executed [0-9]+ tests?, with [0-9]+ failures?" | tail -n 1 || true)
 if [ -n "$summary" ]; then
+  # Counted by test case: the summary's "failures" are failed assertions, several to a test at times.
+  total=$(echo "$summary" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/')
+  failed=$(grep -cE "^Test Case '.*' failed \(" "$log" || true)
   echo "tests: $((total - failed)) passed, $failed failed"
+  failed_names=$(grep -E "^Test Case '.*' failed \(" "$log" | sed -E "s/^Test Case '([^']*)'.*/  \1/" || true)
+elif [ "$status" -ne 0 ]; then
+  finished=$(grep -cE "^Test Case '.*' (passed|failed) \(" "$log" || true)
+  last=$(grep -E "^Test Case '.*' started" "$log" | tail -n 1 | sed -E "s/^Test Case '([^']*)'.*/\1/")
+  echo "tests: the test process stopped before the end (exit status $status) after $finished finished tests; the test running then: ${last:-none}"
+  # The crashed thread's frames (Swift's backtracer prints it as "Thread N crashed:"), kept for the end.
+  crash=$(grep -A 40 -E "^Thread [0-9]+ .*crashed:" "$log" | head -n 41 | cut -c1-240 || true)
+  [ -z "$crash" ] || echo "$crash"
 fi
 
 # The deployment files: Kubernetes manifests against their schemas, the systemd unit, Compose's init.
@@ -55,7 +67,15 @@ if [ "${SKIP_WALKTHROUGHS:-0}" != 1 ]; then
     walkthroughs_failed=$((walkthroughs_failed + 1))
   fi
 fi
-[ "$status" -eq 0 ] || exit "$status"
+if [ "$status" -ne 0 ]; then
+  if [ -n "$summary" ]; then
+    echo "tests FAILED: $failed failed; they were:"; echo "$failed_names"
+  else
+    echo "tests FAILED: the test process stopped (exit status $status) in ${last:-an unknown test}"
+    [ -z "${crash:-}" ] || echo "$crash"
+  fi
+  exit "$status"
+fi
 [ "$deploy_status" -eq 0 ] || exit 1
 [ "$walkthroughs_failed" -eq 0 ] || exit 1
 exit 0

@@ -10,11 +10,11 @@ import XCTest
 final class CertificateReloadTests: XCTestCase {
     func testARenewedCertificateIsPresentedWithoutARestartAndABadOneIsRefused() async throws {
         let fixture = try ConsortiumFixture()
-        defer { fixture.remove() }
+        removeAtTearDown(fixture.directory)
         try fixture.importCSV(into: "bank-a", dataset: "customers", phones: phoneNumbers(200, seed: 51))
         try fixture.importCSV(into: "bank-b", dataset: "customers", phones: phoneNumbers(200, seed: 52))
         let nodes = try await fixture.consortium.startAll(logger: ConsortiumFixture.quietLogger)
-        defer { Task { for n in nodes.values { await n.stop() } } }
+        stopAtTearDown(nodes)
         let bankA = nodes["bank-a"]!
         let tls = bankA.configuration.tls
         let pki = tls.caCertificate.deletingLastPathComponent()
@@ -37,9 +37,7 @@ final class CertificateReloadTests: XCTestCase {
             return String(line)
         }
         func psi() async throws -> JobState {
-            let id = try await nodes["coordinator"]!.engine.submit(JobSubmission(
-                protocolName: "psi", parties: [.init(nodeID: "bank-a", dataset: "customers", column: "phone"), .init(nodeID: "bank-b", dataset: "customers", column: "phone")],
-                deliverTo: ["bank-a"], cardinalityOnly: false, group: "ristretto255"))
+            let id = try await nodes["coordinator"]!.engine.submit(JobSubmission.phonePSI(group: "ristretto255"))
             return try await ConsortiumFixture.waitForFinal(nodes["coordinator"]!, jobID: id).state
         }
         let before = try presented()
@@ -80,9 +78,9 @@ final class CertificateReloadTests: XCTestCase {
     /// expires soon, its peers see the 10 days over mutual TLS, and files that do not verify are refused once.
     func testChangedFilesAreReloadedOnceSettledAndATenDayCertificateWarns() async throws {
         let fixture = try ConsortiumFixture()
-        defer { fixture.remove() }
+        removeAtTearDown(fixture.directory)
         let nodes = try await fixture.consortium.startAll(logger: ConsortiumFixture.quietLogger)
-        defer { Task { for n in nodes.values { await n.stop() } } }
+        stopAtTearDown(nodes)
         let bankA = nodes["bank-a"]!, tls = bankA.configuration.tls
         let pki = tls.caCertificate.deletingLastPathComponent()
         XCTAssertNil(bankA.warnIfCertificateExpiresSoon(), "a fresh certificate does not warn")

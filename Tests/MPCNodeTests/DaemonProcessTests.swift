@@ -87,11 +87,7 @@ final class DaemonProcessTests: XCTestCase {
         let sockets = started.sockets, logs = started.logs
         defer { for d in daemons.values where d.process.isRunning { d.process.terminate(); d.process.waitUntilExit() } }
 
-        var submission = JobSubmission(
-            protocolName: "psi",
-            parties: [.init(nodeID: "bank-a", dataset: "customers", column: "phone"), .init(nodeID: "bank-b", dataset: "customers", column: "phone")],
-            deliverTo: ["bank-a"], cardinalityOnly: false, group: "x25519")
-        submission.buckets = 20
+        let submission = JobSubmission.phonePSI(buckets: 20)
         let submitted = try await AdminClient(socketPath: sockets["coordinator"]!).send(AdminRequest(command: .submitJob, submission: submission))
         let jobID = try XCTUnwrap(submitted.jobID, submitted.error ?? "")
 
@@ -143,10 +139,7 @@ final class DaemonProcessTests: XCTestCase {
         let sockets = started.sockets, logs = started.logs
         defer { for d in daemons.values where d.process.isRunning { d.process.terminate(); d.process.waitUntilExit() } }
 
-        let submitted = try await AdminClient(socketPath: sockets["coordinator"]!).send(AdminRequest(command: .submitJob, submission: JobSubmission(
-            protocolName: "psi",
-            parties: [.init(nodeID: "bank-a", dataset: "customers", column: "phone"), .init(nodeID: "bank-b", dataset: "customers", column: "phone")],
-            deliverTo: ["bank-a"], cardinalityOnly: false, group: "x25519")))
+        let submitted = try await AdminClient(socketPath: sockets["coordinator"]!).send(AdminRequest(command: .submitJob, submission: JobSubmission.phonePSI()))
         let jobID = try XCTUnwrap(submitted.jobID, submitted.error ?? "")
 
         // Kill bank-b once it is visibly in the middle of the job.

@@ -12,7 +12,7 @@ final class DifferencingTests: XCTestCase {
     func testASumWhoseDifferenceWithReleasedCellsSinglesOutFewRecordsIsRefused() async throws {
         let branches = ["branch-a", "branch-b", "branch-c"]
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-diff-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: directory) }
+        removeAtTearDown(directory)
         let consortium = try LocalConsortium.create(in: directory, banks: branches, regulators: ["regulator"]) { _ in
             SecureSumFixture.policy(columns: ["risk", "balance"], ["min_set_size: 5", "min_cell_records: 3", "min_cell_parties: 2"])
         }
@@ -29,7 +29,7 @@ final class DifferencingTests: XCTestCase {
             try consortium.importCSV(csv, into: branch, dataset: "accounts", idColumn: "account")
         }
         let nodes = try await consortium.startAll(logger: ConsortiumFixture.quietLogger)
-        defer { Task { for n in nodes.values { await n.stop() } } }
+        stopAtTearDown(nodes)
         func sum(groupBy: String?, groups: [String]) async throws -> JobView {
             try await SecureSumFixture.sum(nodes["coordinator"]!, parties: branches, groupBy: groupBy, groups: groups)
         }
@@ -69,7 +69,7 @@ final class DifferencingTests: XCTestCase {
     func testTheSameCellsOverClientsThatDifferByOneBranchAreRefused() async throws {
         let branches = ["branch-a", "branch-b", "branch-c", "branch-d"]
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-diff-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: directory) }
+        removeAtTearDown(directory)
         let consortium = try LocalConsortium.create(in: directory, banks: branches, regulators: ["regulator"]) { _ in
             SecureSumFixture.policy(columns: ["balance"], ["min_set_size: 5", "min_cell_records: 3", "min_sum_threshold_share: 0.5"])
         }
@@ -79,7 +79,7 @@ final class DifferencingTests: XCTestCase {
             try consortium.importCSV("account,balance\n" + rows.joined(separator: "\n") + "\n", into: branch, dataset: "accounts", idColumn: "account")
         }
         let nodes = try await consortium.startAll(logger: ConsortiumFixture.quietLogger)
-        defer { Task { for n in nodes.values { await n.stop() } } }
+        stopAtTearDown(nodes)
         func total(_ parties: [String]) async throws -> JobView { try await SecureSumFixture.sum(nodes["coordinator"]!, parties: parties) }
         let first = try await total(branches)
         XCTAssertEqual(first.state, .succeeded, first.reason ?? "")
@@ -97,7 +97,7 @@ final class DifferencingTests: XCTestCase {
     func testTheReleasedCellsAreCheckedNotOnlyTheCellsAskedFor() async throws {
         let branches = ["branch-a", "branch-b", "branch-c"]
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-diff-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: directory) }
+        removeAtTearDown(directory)
         let consortium = try LocalConsortium.create(in: directory, banks: branches, regulators: ["regulator"]) { _ in
             SecureSumFixture.policy(columns: ["risk", "balance"], ["min_set_size: 5", "min_cell_records: 3", "min_cell_parties: 2"])
         }
@@ -106,7 +106,7 @@ final class DifferencingTests: XCTestCase {
             try consortium.importCSV("account,risk,balance\n" + rows.joined(separator: "\n") + "\n", into: branch, dataset: "accounts", idColumn: "account")
         }
         let nodes = try await consortium.startAll(logger: ConsortiumFixture.quietLogger)
-        defer { Task { for n in nodes.values { await n.stop() } } }
+        stopAtTearDown(nodes)
         let total = try await SecureSumFixture.sum(nodes["coordinator"]!, parties: branches)
         XCTAssertEqual(total.state, .succeeded, total.reason ?? "")
         let byRisk = try await SecureSumFixture.sum(nodes["coordinator"]!, parties: branches, groupBy: "risk", groups: ["high", "medium", "low", "frozen"])

@@ -111,13 +111,7 @@ final class DishonestPeerWorkerTests: XCTestCase {
         let listen = try XCTUnwrap(configB.workers).listen.address(index: 0)
 
         for craft in Self.crafts {
-            var s = JobSubmission(
-                protocolName: "psi",
-                parties: [.init(nodeID: "bank-a", dataset: "customers", column: "phone"), .init(nodeID: "bank-b", dataset: "customers", column: "phone")],
-                deliverTo: ["bank-a", "bank-b"], cardinalityOnly: false, group: "x25519")
-            s.buckets = 4
-            s.psiProtocol = "ecdh"
-            s.workers = 2
+            let s = JobSubmission.phonePSI(deliverTo: ["bank-a", "bank-b"], buckets: 4, psiProtocol: "ecdh", workers: 2)
             let rendezvous = SessionRendezvous()
             let jobID = try await coordinator.engine.submit(s)
             let listener = try await transport.bind(host: listen.host, port: listen.port, handler: PairedWorkerHandler(
@@ -195,11 +189,7 @@ final class DishonestPeerWorkerTests: XCTestCase {
         }
 
         // bank-a's node still runs jobs: the honest one-process job gives the plain intersection.
-        var honest = JobSubmission(
-            protocolName: "psi",
-            parties: [.init(nodeID: "bank-a", dataset: "customers", column: "phone"), .init(nodeID: "bank-b", dataset: "customers", column: "phone")],
-            deliverTo: ["bank-a", "bank-b"], cardinalityOnly: false, group: "x25519")
-        honest.buckets = 2
+        let honest = JobSubmission.phonePSI(deliverTo: ["bank-a", "bank-b"], buckets: 2)
         let jobID = try await coordinator.engine.submit(honest)
         let job = try await ConsortiumFixture.waitForFinal(bankA, jobID: jobID, seconds: 60)
         XCTAssertEqual(job.state, .succeeded, job.reason ?? "")

@@ -9,7 +9,7 @@ final class JobAbortTests: XCTestCase {
     func testARunningJobAbortedOverHTTPEndsEverywhere() async throws {
         let desk = HTTPAPISettings.newToken()
         let fixture = try ConsortiumFixture()
-        defer { fixture.remove() }
+        removeAtTearDown(fixture.directory)
         let directory = fixture.directory.appendingPathComponent("abort")
         let consortium = try LocalConsortium.create(in: directory, banks: ["bank-a", "bank-b"], policy: ConsortiumFixture.defaultPolicy,
                                                     coordinatorExtra: "http:\n  listen: 127.0.0.1:0\n  tokens:\n    - {name: desk, sha256: \(desk.sha256), roles: [coordinator]}\n")
@@ -21,13 +21,11 @@ final class JobAbortTests: XCTestCase {
         let bankA = try await consortium.start("bank-a", logger: ConsortiumFixture.quietLogger)
         // bank-b stalls for 30 s on its input: the job stays running until it is aborted.
         let bankB = try await consortium.start("bank-b", logger: ConsortiumFixture.quietLogger, faults: FaultHooks(slowFirstInputRead: .seconds(30)))
-        defer { Task { await coordinator.node.stop(); await bankA.stop(); await bankB.stop() } }
+        stopAtTearDown([coordinator.node, bankA, bankB])
         let client = PlainHTTPClient(port: try XCTUnwrap(coordinator.api?.port))
         let headers = ["Authorization": "Bearer \(desk.token)", "Content-Type": "application/json"]
 
-        let jobID = try await coordinator.node.engine.submit(JobSubmission(
-            protocolName: "psi", parties: [.init(nodeID: "bank-a", dataset: "customers", column: "phone"), .init(nodeID: "bank-b", dataset: "customers", column: "phone")],
-            deliverTo: ["bank-a"], cardinalityOnly: false, group: "ristretto255"))
+        let jobID = try await coordinator.node.engine.submit(JobSubmission.phonePSI(group: "ristretto255"))
         let repository = JobRepository(store: coordinator.node.store)
         for _ in 0..<100 where try repository.view(jobID: jobID).state != .running { try await Task.sleep(for: .milliseconds(50)) }
         XCTAssertEqual(try repository.view(jobID: jobID).state, .running)

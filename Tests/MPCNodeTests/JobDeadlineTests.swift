@@ -9,7 +9,7 @@ import XCTest
 final class JobDeadlineTests: XCTestCase {
     func testAStalledJobFailsAtTheNodesDeadline() async throws {
         let fixture = try ConsortiumFixture(maximumJobSeconds: 10)
-        defer { fixture.remove() }
+        removeAtTearDown(fixture.directory)
         try fixture.importCSV(into: "bank-a", dataset: "customers", phones: phoneNumbers(120, seed: 41))
         try fixture.importCSV(into: "bank-b", dataset: "customers", phones: phoneNumbers(120, seed: 42))
         var nodes: [String: NodeRuntime] = [:]
@@ -18,12 +18,9 @@ final class JobDeadlineTests: XCTestCase {
                                                            faults: id == "bank-b" ? FaultHooks(slowFirstInputRead: .seconds(30)) : nil)
         }
         let running = nodes
-        defer { Task { for n in running.values { await n.stop() } } }
+        stopAtTearDown(running)
         let started = Date()
-        let jobID = try await nodes["coordinator"]!.engine.submit(JobSubmission(
-            protocolName: "psi", parties: [.init(nodeID: "bank-a", dataset: "customers", column: "phone"),
-                                           .init(nodeID: "bank-b", dataset: "customers", column: "phone")],
-            deliverTo: ["bank-a"], cardinalityOnly: false, group: "x25519"))
+        let jobID = try await nodes["coordinator"]!.engine.submit(JobSubmission.phonePSI())
         var job = try await ConsortiumFixture.waitForFinal(nodes["coordinator"]!, jobID: jobID, seconds: 40)
         XCTAssertEqual(job.state, .failed)
         // Both banks have the limit; whichever report reaches the coordinator first ends the job, and the

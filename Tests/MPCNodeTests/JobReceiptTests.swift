@@ -14,15 +14,13 @@ import XCTest
 final class JobReceiptTests: XCTestCase {
     func testReceiptsAreCoSignedKeptInEveryLogAndForgeriesAreRefused() async throws {
         let fixture = try ConsortiumFixture()
-        defer { fixture.remove() }
+        removeAtTearDown(fixture.directory)
         try fixture.importCSV(into: "bank-a", dataset: "customers", phones: phoneNumbers(200, seed: 71))
         try fixture.importCSV(into: "bank-b", dataset: "customers", phones: phoneNumbers(200, seed: 72))
         let nodes = try await fixture.consortium.startAll(logger: ConsortiumFixture.quietLogger)
-        defer { Task { for n in nodes.values { await n.stop() } } }
+        stopAtTearDown(nodes)
         let coordinator = nodes["coordinator"]!
-        let jobID = try await coordinator.engine.submit(JobSubmission(
-            protocolName: "psi", parties: [.init(nodeID: "bank-a", dataset: "customers", column: "phone"), .init(nodeID: "bank-b", dataset: "customers", column: "phone")],
-            deliverTo: ["bank-a"], cardinalityOnly: false, group: "ristretto255"))
+        let jobID = try await coordinator.engine.submit(JobSubmission.phonePSI(group: "ristretto255"))
         let final = try await ConsortiumFixture.waitForFinal(coordinator, jobID: jobID)
         XCTAssertEqual(final.state, .succeeded)
 
@@ -147,15 +145,13 @@ final class JobReceiptTests: XCTestCase {
     /// gives its own reason: a coordinator cannot put words in a refusing bank's mouth.
     func testARefusedJobsReceiptCarriesEachPartysOwnReason() async throws {
         let fixture = try ConsortiumFixture()
-        defer { fixture.remove() }
+        removeAtTearDown(fixture.directory)
         try fixture.importCSV(into: "bank-a", dataset: "counts_only", phones: phoneNumbers(200, seed: 73))
         try fixture.importCSV(into: "bank-b", dataset: "counts_only", phones: phoneNumbers(200, seed: 74))
         let nodes = try await fixture.consortium.startAll(logger: ConsortiumFixture.quietLogger)
-        defer { Task { for n in nodes.values { await n.stop() } } }
+        stopAtTearDown(nodes)
         let coordinator = nodes["coordinator"]!
-        let jobID = try await coordinator.engine.submit(JobSubmission(
-            protocolName: "psi", parties: [.init(nodeID: "bank-a", dataset: "counts_only", column: "phone"), .init(nodeID: "bank-b", dataset: "counts_only", column: "phone")],
-            deliverTo: ["bank-a"], cardinalityOnly: false, group: "ristretto255"))
+        let jobID = try await coordinator.engine.submit(JobSubmission.phonePSI(dataset: "counts_only", group: "ristretto255"))
         let final = try await ConsortiumFixture.waitForFinal(coordinator, jobID: jobID)
         XCTAssertEqual(final.state, .refused)
         var held: Data?

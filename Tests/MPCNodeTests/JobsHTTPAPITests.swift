@@ -16,7 +16,7 @@ final class JobsHTTPAPITests: XCTestCase {
         }
         var consortium: LocalConsortium!
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-jobs-api-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: directory) }
+        removeAtTearDown(directory)
         consortium = try LocalConsortium.create(in: directory, banks: ["bank-a", "bank-b"], policy: { bank in
             (bank == "bank-a" ? http([("ops", operatorToken.sha256, "operator"), ("regulator-viewer", viewer.sha256, "regulator")]) : "")
                 + ConsortiumFixture.defaultPolicy(bank)
@@ -27,7 +27,7 @@ final class JobsHTTPAPITests: XCTestCase {
         let coordinator = try await NodeWithAPI.start(consortium, "coordinator", logger: ConsortiumFixture.quietLogger)
         let bankA = try await NodeWithAPI.start(consortium, "bank-a", logger: ConsortiumFixture.quietLogger)
         let bankB = try await consortium.start("bank-b", logger: ConsortiumFixture.quietLogger)
-        defer { Task { await coordinator.node.stop(); await bankA.node.stop(); await bankB.stop() } }
+        stopAtTearDown([coordinator.node, bankA.node, bankB])
         let desk = PlainHTTPClient(port: try XCTUnwrap(coordinator.api?.port)), ops = PlainHTTPClient(port: try XCTUnwrap(bankA.api?.port))
         func auth(_ token: String, json: Bool = false) -> [String: String] {
             var h = ["Authorization": "Bearer \(token)"]
@@ -37,10 +37,7 @@ final class JobsHTTPAPITests: XCTestCase {
         func object(_ r: PlainHTTPClient.Response) -> [String: Any] { (r.json as? [String: Any]) ?? [:] }
 
         // Submit.
-        let submission = try JSONEncoder().encode(JobSubmission(
-            protocolName: "psi",
-            parties: [.init(nodeID: "bank-a", dataset: "customers", column: "phone"), .init(nodeID: "bank-b", dataset: "customers", column: "phone")],
-            deliverTo: ["bank-a"], cardinalityOnly: false, group: "ristretto255"))
+        let submission = try JSONEncoder().encode(JobSubmission.phonePSI(group: "ristretto255"))
         let submitted = try await desk.send("POST", "/v1/jobs", headers: auth(coordinatorToken.token, json: true), body: submission)
         XCTAssertEqual(submitted.status, 202, String(decoding: submitted.body, as: UTF8.self))
         let jobID = try XCTUnwrap(object(submitted)["job_id"] as? String)

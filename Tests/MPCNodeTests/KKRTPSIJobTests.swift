@@ -9,18 +9,12 @@ import XCTest
 /// whose policy keeps ECDH only refuses it; `vole` and a cardinality-only KKRT are refused at submission.
 final class KKRTPSIJobTests: XCTestCase {
     func submission(buckets: Int? = nil, psiProtocol: String?, deliverTo: [String] = ["bank-a", "bank-b"], cardinalityOnly: Bool = false) -> JobSubmission {
-        var s = JobSubmission(
-            protocolName: "psi",
-            parties: [.init(nodeID: "bank-a", dataset: "customers", column: "phone"), .init(nodeID: "bank-b", dataset: "customers", column: "phone")],
-            deliverTo: deliverTo, cardinalityOnly: cardinalityOnly, group: "x25519")
-        s.buckets = buckets
-        s.psiProtocol = psiProtocol
-        return s
+        JobSubmission.phonePSI(deliverTo: deliverTo, cardinalityOnly: cardinalityOnly, buckets: buckets, psiProtocol: psiProtocol)
     }
 
     func testKKRTDeliversThePlainIntersectionToBothAndSendsNothingIdentifying() async throws {
         let fixture = try ConsortiumFixture()
-        defer { fixture.remove() }
+        removeAtTearDown(fixture.directory)
         let a = phoneNumbers(1500, seed: 41), b = phoneNumbers(1200, seed: 42)
         try fixture.importCSV(into: "bank-a", dataset: "customers", phones: a)
         try fixture.importCSV(into: "bank-b", dataset: "customers", phones: b)
@@ -28,7 +22,7 @@ final class KKRTPSIJobTests: XCTestCase {
         XCTAssertGreaterThan(expected.count, 100)
         let taps = WireTaps()
         let nodes = try await fixture.consortium.startAll(logger: ConsortiumFixture.quietLogger, transportOptions: taps.options(for:))
-        defer { Task { for n in nodes.values { await n.stop() } } }
+        stopAtTearDown(nodes)
 
         let jobID = try await nodes["coordinator"]!.engine.submit(submission(buckets: 3, psiProtocol: "kkrt"))
         let job = try await ConsortiumFixture.waitForFinal(nodes["coordinator"]!, jobID: jobID)
@@ -57,11 +51,11 @@ final class KKRTPSIJobTests: XCTestCase {
             let base = ConsortiumFixture.defaultPolicy(bank)
             return bank == "bank-b" ? base.replacingOccurrences(of: "  coordinators: [coordinator]", with: "  coordinators: [coordinator]\n  psi_protocols: [ecdh]") : base
         })
-        defer { fixture.remove() }
+        removeAtTearDown(fixture.directory)
         try fixture.importCSV(into: "bank-a", dataset: "customers", phones: phoneNumbers(100, seed: 43))
         try fixture.importCSV(into: "bank-b", dataset: "customers", phones: phoneNumbers(100, seed: 44))
         let nodes = try await fixture.consortium.startAll(logger: ConsortiumFixture.quietLogger)
-        defer { Task { for n in nodes.values { await n.stop() } } }
+        stopAtTearDown(nodes)
         let jobID = try await nodes["coordinator"]!.engine.submit(submission(psiProtocol: "kkrt", deliverTo: ["bank-a"]))
         let job = try await ConsortiumFixture.waitForFinal(nodes["coordinator"]!, jobID: jobID)
         XCTAssertEqual(job.state, .refused)
@@ -74,9 +68,9 @@ final class KKRTPSIJobTests: XCTestCase {
 
     func testVOLEAndCardinalityOnlyKKRTAreRefusedAtSubmission() async throws {
         let fixture = try ConsortiumFixture()
-        defer { fixture.remove() }
+        removeAtTearDown(fixture.directory)
         let nodes = try await fixture.consortium.startAll(logger: ConsortiumFixture.quietLogger)
-        defer { Task { for n in nodes.values { await n.stop() } } }
+        stopAtTearDown(nodes)
         let engine = nodes["coordinator"]!.engine
         for (s, words) in [(submission(psiProtocol: "vole"), "not built yet"),
                            (submission(psiProtocol: "kkrt", cardinalityOnly: true), "--protocol ecdh"),

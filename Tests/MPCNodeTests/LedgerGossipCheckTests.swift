@@ -11,9 +11,9 @@ import XCTest
 final class LedgerGossipCheckTests: XCTestCase {
     func testCraftedHeadsAreAlarmsAndTwoBranchesOfOneLogAreAFork() async throws {
         let fixture = try ConsortiumFixture()
-        defer { fixture.remove() }
+        removeAtTearDown(fixture.directory)
         let nodes = try await fixture.consortium.startAll(logger: ConsortiumFixture.quietLogger)
-        defer { Task { for n in nodes.values { await n.stop() } } }
+        stopAtTearDown(nodes)
         let gossip = nodes["coordinator"]!.ledger, bankB = nodes["bank-b"]!.signatures
         func answer(_ head: TreeHead, proof: [MerkleTree.Hash] = []) -> Mpcnode_V1_TreeHeadResponse {
             .with { $0.head = head.wire; $0.consistency = proof.map { Data($0) } }

@@ -12,9 +12,9 @@ import XCTest
 final class LedgerHostileMessageTests: XCTestCase {
     func testCraftedLedgerMessagesAreRefusedAndNothingIsKept() async throws {
         let fixture = try ConsortiumFixture()
-        defer { fixture.remove() }
+        removeAtTearDown(fixture.directory)
         let nodes = try await fixture.consortium.startAll(logger: ConsortiumFixture.quietLogger)
-        defer { Task { for n in nodes.values { await n.stop() } } }
+        stopAtTearDown(nodes)
         let bankA = try fixture.consortium.configuration(of: "bank-b").peers["bank-a"]!
         func ask(_ request: Mpcnode_V1_ControlRequest) async throws -> Mpcnode_V1_ControlResponse {
             try await nodes["bank-b"]!.transport.control(request, to: "bank-a", at: bankA)

@@ -18,9 +18,7 @@ final class LedgerTests: XCTestCase {
         var nodes = try await fixture.consortium.startAll(logger: ConsortiumFixture.quietLogger)
         defer { let all = nodes; Task { for n in all.values { await n.stop() } } }
         func psi() async throws -> String {
-            let id = try await nodes["coordinator"]!.engine.submit(JobSubmission(
-                protocolName: "psi", parties: [.init(nodeID: "bank-a", dataset: "customers", column: "phone"), .init(nodeID: "bank-b", dataset: "customers", column: "phone")],
-                deliverTo: ["bank-a"], cardinalityOnly: false, group: "ristretto255"))
+            let id = try await nodes["coordinator"]!.engine.submit(JobSubmission.phonePSI(group: "ristretto255"))
             let state = try await ConsortiumFixture.waitForFinal(nodes["coordinator"]!, jobID: id).state
             XCTAssertEqual(state, .succeeded)
             return id

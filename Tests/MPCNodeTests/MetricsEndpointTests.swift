@@ -20,7 +20,7 @@ final class MetricsEndpointTests: XCTestCase {
 
                 """ : "") + ConsortiumFixture.defaultPolicy(bank)
         })
-        defer { fixture.remove() }
+        removeAtTearDown(fixture.directory)
         let a = phoneNumbers(300, seed: 31), b = phoneNumbers(300, seed: 32)
         try fixture.importCSV(into: "bank-a", dataset: "customers", phones: a)
         try fixture.importCSV(into: "bank-b", dataset: "customers", phones: b)
@@ -29,14 +29,11 @@ final class MetricsEndpointTests: XCTestCase {
         let coordinator = try await fixture.consortium.start("coordinator", logger: ConsortiumFixture.quietLogger)
         let bankB = try await fixture.consortium.start("bank-b", logger: ConsortiumFixture.quietLogger)
         let bankA = try await NodeWithAPI.start(fixture.consortium, "bank-a", logger: ConsortiumFixture.quietLogger)
-        defer { Task { await bankA.node.stop(); await bankB.stop(); await coordinator.stop() } }
+        stopAtTearDown([bankA.node, bankB, coordinator])
         let port = try XCTUnwrap(bankA.api?.port)
 
         func psi(_ dataset: String) async throws -> JobView {
-            let id = try await coordinator.engine.submit(JobSubmission(
-                protocolName: "psi",
-                parties: [.init(nodeID: "bank-a", dataset: dataset, column: "phone"), .init(nodeID: "bank-b", dataset: dataset, column: "phone")],
-                deliverTo: ["bank-a"], cardinalityOnly: false, group: "ristretto255"))
+            let id = try await coordinator.engine.submit(JobSubmission.phonePSI(dataset: dataset, group: "ristretto255"))
             return try await ConsortiumFixture.waitForFinal(coordinator, jobID: id)
         }
         let ran = try await psi("customers")

@@ -135,11 +135,7 @@ final class MisbehavingPeerTests: XCTestCase {
 
             let before = try DatasetCatalog(store: bankA.store).describe("customers")
             let auditBefore = try AuditLog(store: bankA.store).records(limit: 10_000).count
-            var submission = JobSubmission(
-                protocolName: "psi",
-                parties: [.init(nodeID: "bank-a", dataset: "customers", column: "phone"), .init(nodeID: "bank-b", dataset: "customers", column: "phone")],
-                deliverTo: ["bank-a"], cardinalityOnly: false, group: "x25519")
-            submission.psiProtocol = psiProtocol
+            let submission = JobSubmission.phonePSI(psiProtocol: psiProtocol)
             let jobID = try await coordinator.engine.submit(submission)
             let job = try await ConsortiumFixture.waitForFinal(bankA, jobID: jobID, seconds: 30)
             XCTAssertEqual(job.state, .failed, name)

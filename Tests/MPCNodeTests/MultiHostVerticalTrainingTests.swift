@@ -66,11 +66,11 @@ final class MultiHostVerticalTrainingTests: XCTestCase {
 
     func testAGuestAndTwoHostsAlignTrainAndPredict() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-vlr3-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: directory) }
+        removeAtTearDown(directory)
         let setup = try await start(in: directory)
         let nodes = setup.nodes, taps = setup.taps, guestText = setup.guestText, hostRows = setup.hostRows
         let telcoRows = setup.telcoRows, bureauRows = setup.bureauRows, common = setup.common
-        defer { Task { for n in nodes.values { await n.stop() } } }
+        stopAtTearDown(nodes)
         let parameters = TrainingParameters(rounds: 6, localEpochs: 1, learningRate: 0.15, l2: 0.001, batchSize: 192, tolerance: 0)
         let jobID = try await submitTraining(nodes, epochs: 6)
         let job = try await ConsortiumFixture.waitForFinal(nodes["coordinator"]!, jobID: jobID, seconds: 300)
@@ -156,9 +156,9 @@ final class MultiHostVerticalTrainingTests: XCTestCase {
     /// and no node stores a model.
     func testAHostThatStopsMidTrainingFailsTheJobEverywhere() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-vlr3-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: directory) }
+        removeAtTearDown(directory)
         let nodes = try await start(in: directory).nodes
-        defer { Task { for n in nodes.values { await n.stop() } } }
+        stopAtTearDown(nodes)
         let jobID = try await submitTraining(nodes, epochs: 500)
         let guestJobs = JobRepository(store: nodes["bank-a"]!.store)
         func epochsDone() -> Int { (try? guestJobs.view(jobID: jobID).progress?.done) ?? 0 }

@@ -9,10 +9,10 @@ import XCTest
 final class NodeDoctorTests: XCTestCase {
     func testTheDoctorFindsADownPeerAReadableKeyAndAForeignCertificate() async throws {
         let fixture = try ConsortiumFixture()
-        defer { fixture.remove() }
+        removeAtTearDown(fixture.directory)
         let coordinator = try await fixture.consortium.start("coordinator", logger: ConsortiumFixture.quietLogger)
         let bankA = try await fixture.consortium.start("bank-a", logger: ConsortiumFixture.quietLogger)
-        defer { Task { await bankA.stop(); await coordinator.stop() } }
+        stopAtTearDown([bankA, coordinator])
         let path = try fixture.consortium.configurationFile(of: "bank-a").path
 
         var checks = await NodeDoctor.run(configurationPath: path, peerTimeout: .seconds(2))

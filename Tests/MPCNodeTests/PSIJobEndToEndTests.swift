@@ -10,7 +10,7 @@ import XCTest
 final class PSIJobEndToEndTests: XCTestCase {
     func testPSIJobDeliversThePlainIntersectionAndLeavesAuditRecordsEverywhere() async throws {
         let fixture = try ConsortiumFixture()
-        defer { fixture.remove() }
+        removeAtTearDown(fixture.directory)
         let a = phoneNumbers(600, seed: 1), b = phoneNumbers(400, seed: 2)
         try fixture.importCSV(into: "bank-a", dataset: "customers", phones: a)
         try fixture.importCSV(into: "bank-b", dataset: "customers", phones: b)
@@ -19,14 +19,11 @@ final class PSIJobEndToEndTests: XCTestCase {
 
         let taps = WireTaps()
         let nodes = try await fixture.consortium.startAll(logger: ConsortiumFixture.quietLogger, transportOptions: taps.options(for:))
-        defer { Task { for n in nodes.values { await n.stop() } } }
+        stopAtTearDown(nodes)
 
         // Through the coordinator's admin endpoint, as `mpcnode job submit` does.
         let admin = AdminClient(socketPath: try fixture.consortium.configuration(of: "coordinator").adminSocketPath)
-        let submitted = try await admin.send(AdminRequest(command: .submitJob, submission: JobSubmission(
-            protocolName: "psi",
-            parties: [.init(nodeID: "bank-a", dataset: "customers", column: "phone"), .init(nodeID: "bank-b", dataset: "customers", column: "phone")],
-            deliverTo: ["bank-a"], cardinalityOnly: false, group: "ristretto255")))
+        let submitted = try await admin.send(AdminRequest(command: .submitJob, submission: JobSubmission.phonePSI(group: "ristretto255")))
         XCTAssertNil(submitted.error)
         let jobID = try XCTUnwrap(submitted.jobID)
         let job = try await ConsortiumFixture.waitForFinal(nodes["coordinator"]!, jobID: jobID)
@@ -74,16 +71,13 @@ final class PSIJobEndToEndTests: XCTestCase {
 
     func testCardinalityOnlyDeliversTheCountToBothRecipients() async throws {
         let fixture = try ConsortiumFixture()
-        defer { fixture.remove() }
+        removeAtTearDown(fixture.directory)
         let a = phoneNumbers(300, seed: 3, universe: 800), b = phoneNumbers(300, seed: 4, universe: 800)
         try fixture.importCSV(into: "bank-a", dataset: "counts_only", phones: a)
         try fixture.importCSV(into: "bank-b", dataset: "counts_only", phones: b)
         let nodes = try await fixture.consortium.startAll(logger: ConsortiumFixture.quietLogger)
-        defer { Task { for n in nodes.values { await n.stop() } } }
-        let jobID = try await nodes["coordinator"]!.engine.submit(JobSubmission(
-            protocolName: "psi",
-            parties: [.init(nodeID: "bank-a", dataset: "counts_only", column: "phone"), .init(nodeID: "bank-b", dataset: "counts_only", column: "phone")],
-            deliverTo: ["bank-a", "bank-b"], cardinalityOnly: true, group: "x25519"))
+        stopAtTearDown(nodes)
+        let jobID = try await nodes["coordinator"]!.engine.submit(JobSubmission.phonePSI(dataset: "counts_only", deliverTo: ["bank-a", "bank-b"], cardinalityOnly: true))
         let job = try await ConsortiumFixture.waitForFinal(nodes["coordinator"]!, jobID: jobID)
         XCTAssertEqual(job.state, .succeeded, job.reason ?? "")
         let expected = Set(a.map(digits)).intersection(Set(b.map(digits))).count

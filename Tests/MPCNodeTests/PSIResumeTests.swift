@@ -21,7 +21,7 @@ final class PSIResumeTests: XCTestCase {
 
     func linkCutResumes(psiProtocol: String?) async throws {
         let fixture = try ConsortiumFixture()
-        defer { fixture.remove() }
+        removeAtTearDown(fixture.directory)
         let a = phoneNumbers(700, seed: 31, universe: 2000), b = phoneNumbers(600, seed: 32, universe: 2000)
         try fixture.importCSV(into: "bank-a", dataset: "customers", phones: a)
         try fixture.importCSV(into: "bank-b", dataset: "customers", phones: b)
@@ -33,14 +33,9 @@ final class PSIResumeTests: XCTestCase {
         started["bank-a"] = try await fixture.consortium.start("bank-a", logger: logger, faults: FaultHooks(dropPSILinkAfterBucket: 2))
         started["bank-b"] = try await fixture.consortium.start("bank-b", logger: logger)
         let nodes = started
-        defer { Task { for n in nodes.values { await n.stop() } } }
+        stopAtTearDown(nodes)
 
-        var submission = JobSubmission(
-            protocolName: "psi",
-            parties: [.init(nodeID: "bank-a", dataset: "customers", column: "phone"), .init(nodeID: "bank-b", dataset: "customers", column: "phone")],
-            deliverTo: ["bank-a", "bank-b"], cardinalityOnly: false, group: "x25519")
-        submission.buckets = 6
-        submission.psiProtocol = psiProtocol
+        let submission = JobSubmission.phonePSI(deliverTo: ["bank-a", "bank-b"], buckets: 6, psiProtocol: psiProtocol)
         let jobID = try await nodes["coordinator"]!.engine.submit(submission)
         let job = try await ConsortiumFixture.waitForFinal(nodes["coordinator"]!, jobID: jobID, seconds: 120)
         XCTAssertEqual(job.state, .succeeded, job.reason ?? "")
@@ -68,7 +63,7 @@ final class PSIResumeTests: XCTestCase {
     /// resumes when bank-b starts again; bank-a waits for it within the idle limit.
     func testAJobSuspendedByADaemonStopResumesWhenItStartsAgain() async throws {
         let fixture = try ConsortiumFixture()
-        defer { fixture.remove() }
+        removeAtTearDown(fixture.directory)
         let a = phoneNumbers(500, seed: 35, universe: 1500), b = phoneNumbers(500, seed: 36, universe: 1500)
         try fixture.importCSV(into: "bank-a", dataset: "customers", phones: a)
         try fixture.importCSV(into: "bank-b", dataset: "customers", phones: b)
@@ -78,11 +73,7 @@ final class PSIResumeTests: XCTestCase {
         var pausing = FaultHooks()
         pausing.pauseAfterPSIBucket = (bucket: 1, pause: .seconds(60))
         let firstB = try await fixture.consortium.start("bank-b", logger: logger, faults: pausing)
-        var submission = JobSubmission(
-            protocolName: "psi",
-            parties: [.init(nodeID: "bank-a", dataset: "customers", column: "phone"), .init(nodeID: "bank-b", dataset: "customers", column: "phone")],
-            deliverTo: ["bank-a"], cardinalityOnly: false, group: "x25519")
-        submission.buckets = 4
+        let submission = JobSubmission.phonePSI(buckets: 4)
         let jobID = try await coordinator.engine.submit(submission)
         // bank-b pauses after its bucket 1; then its daemon stops.
         let audit = AuditLog(store: firstB.store)
@@ -98,7 +89,7 @@ final class PSIResumeTests: XCTestCase {
         XCTAssertTrue(try audit.records(jobID: jobID).contains { $0.event == "job.suspended" })
 
         let secondB = try await fixture.consortium.start("bank-b", logger: logger)
-        defer { Task { await coordinator.stop(); await bankA.stop(); await secondB.stop() } }
+        stopAtTearDown([coordinator, bankA, secondB])
         let job = try await ConsortiumFixture.waitForFinal(coordinator, jobID: jobID, seconds: 120)
         XCTAssertEqual(job.state, .succeeded, job.reason ?? "")
         let r = try JobRepository(store: bankA.store).result(jobID: jobID, limit: 100_000)
@@ -120,16 +111,12 @@ final class PSIResumeTests: XCTestCase {
         let fixture = try ConsortiumFixture(policy: { bank in
             ConsortiumFixture.defaultPolicy(bank).replacingOccurrences(of: "  coordinators: [coordinator]", with: "  coordinators: [coordinator]\n  max_buckets: 8")
         })
-        defer { fixture.remove() }
+        removeAtTearDown(fixture.directory)
         try fixture.importCSV(into: "bank-a", dataset: "customers", phones: phoneNumbers(100, seed: 33))
         try fixture.importCSV(into: "bank-b", dataset: "customers", phones: phoneNumbers(100, seed: 34))
         let nodes = try await fixture.consortium.startAll(logger: ConsortiumFixture.quietLogger)
-        defer { Task { for n in nodes.values { await n.stop() } } }
-        var submission = JobSubmission(
-            protocolName: "psi",
-            parties: [.init(nodeID: "bank-a", dataset: "customers", column: "phone"), .init(nodeID: "bank-b", dataset: "customers", column: "phone")],
-            deliverTo: ["bank-a"], cardinalityOnly: false, group: "x25519")
-        submission.buckets = 64
+        stopAtTearDown(nodes)
+        let submission = JobSubmission.phonePSI(buckets: 64)
         let jobID = try await nodes["coordinator"]!.engine.submit(submission)
         let job = try await ConsortiumFixture.waitForFinal(nodes["coordinator"]!, jobID: jobID)
         XCTAssertEqual(job.state, .refused)

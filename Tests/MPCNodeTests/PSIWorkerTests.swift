@@ -15,27 +15,20 @@ import XCTest
 /// from a node, and a node without workers refuses a job that asks for them.
 final class PSIWorkerTests: XCTestCase {
     func submission(workers: Int?, buckets: Int, psiProtocol: String) -> JobSubmission {
-        var s = JobSubmission(
-            protocolName: "psi",
-            parties: [.init(nodeID: "bank-a", dataset: "customers", column: "phone"), .init(nodeID: "bank-b", dataset: "customers", column: "phone")],
-            deliverTo: ["bank-a", "bank-b"], cardinalityOnly: false, group: "x25519")
-        s.buckets = buckets
-        s.psiProtocol = psiProtocol
-        s.workers = workers
-        return s
+        JobSubmission.phonePSI(deliverTo: ["bank-a", "bank-b"], buckets: buckets, psiProtocol: psiProtocol, workers: workers)
     }
 
     func testTwoAndFourLocalWorkersPerSideGiveTheOneProcessResult() async throws {
         try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: DaemonProcessTests.binary.path), "build mpcnode first (swift build --build-tests)")
         let fixture = try ConsortiumFixture(workerExecutable: DaemonProcessTests.binary)
-        defer { fixture.remove() }
+        removeAtTearDown(fixture.directory)
         let a = phoneNumbers(3000, seed: 71, universe: 8000), b = phoneNumbers(2600, seed: 72, universe: 8000)
         try fixture.importCSV(into: "bank-a", dataset: "customers", phones: a)
         try fixture.importCSV(into: "bank-b", dataset: "customers", phones: b)
         let expected = Set(a.map(digits)).intersection(Set(b.map(digits)))
         XCTAssertGreaterThan(expected.count, 500)
         let nodes = try await fixture.consortium.startAll(logger: ConsortiumFixture.quietLogger)
-        defer { Task { for n in nodes.values { await n.stop() } } }
+        stopAtTearDown(nodes)
         let coordinator = nodes["coordinator"]!
 
         func run(_ s: JobSubmission) async throws -> (id: String, results: [String: [String]]) {
@@ -85,13 +78,13 @@ final class PSIWorkerTests: XCTestCase {
         setenv("MPCNODE_FAULT_WORKER_DROP_LINK", "bank-a:0", 1)
         defer { unsetenv("MPCNODE_FAULT_WORKER_DROP_LINK") }
         let fixture = try ConsortiumFixture(workerExecutable: DaemonProcessTests.binary)
-        defer { fixture.remove() }
+        removeAtTearDown(fixture.directory)
         let a = phoneNumbers(2000, seed: 75, universe: 6000), b = phoneNumbers(2000, seed: 76, universe: 6000)
         try fixture.importCSV(into: "bank-a", dataset: "customers", phones: a)
         try fixture.importCSV(into: "bank-b", dataset: "customers", phones: b)
         let expected = Set(a.map(digits)).intersection(Set(b.map(digits)))
         let nodes = try await fixture.consortium.startAll(logger: ConsortiumFixture.quietLogger)
-        defer { Task { for n in nodes.values { await n.stop() } } }
+        stopAtTearDown(nodes)
         let jobID = try await nodes["coordinator"]!.engine.submit(submission(workers: 2, buckets: 4, psiProtocol: "kkrt"))
         let job = try await ConsortiumFixture.waitForFinal(nodes["coordinator"]!, jobID: jobID, seconds: 120)
         XCTAssertEqual(job.state, .succeeded, job.reason ?? "")
@@ -120,7 +113,7 @@ final class PSIWorkerTests: XCTestCase {
     /// node certificate, not another stream or job, not another member's worker.
     func testAListeningWorkerTakesOnlyItsPeersWorkerOfItsIndex() async throws {
         let fixture = try ConsortiumFixture(workerExecutable: DaemonProcessTests.binary)
-        defer { fixture.remove() }
+        removeAtTearDown(fixture.directory)
         let pki = fixture.directory.appendingPathComponent("pki")
         func transport(_ id: String, _ role: NodeRole) throws -> PeerTransport {
             let stem = role.fileStem(nodeID: id)
@@ -164,7 +157,7 @@ final class PSIWorkerTests: XCTestCase {
     /// refused to a second, free again once released (or stale), and starts beyond max_resumes refused.
     func testAWorkerRangeHasOneLiveProcessAndStartsAreBounded() async throws {
         let fixture = try ConsortiumFixture()
-        defer { fixture.remove() }
+        removeAtTearDown(fixture.directory)
         try fixture.importCSV(into: "bank-a", dataset: "customers", phones: phoneNumbers(100, seed: 77))
         let configuration = try fixture.consortium.configuration(of: "bank-a")
         let source = try SQLiteIdentifierSource.prepare(jobID: "job-0123456789ab", dataset: "customers", column: "phone",
@@ -211,11 +204,11 @@ final class PSIWorkerTests: XCTestCase {
 
     func testANodeWithoutWorkersRefusesAJobThatAsksForThem() async throws {
         let fixture = try ConsortiumFixture()
-        defer { fixture.remove() }
+        removeAtTearDown(fixture.directory)
         try fixture.importCSV(into: "bank-a", dataset: "customers", phones: phoneNumbers(200, seed: 73))
         try fixture.importCSV(into: "bank-b", dataset: "customers", phones: phoneNumbers(200, seed: 74))
         let nodes = try await fixture.consortium.startAll(logger: ConsortiumFixture.quietLogger)
-        defer { Task { for n in nodes.values { await n.stop() } } }
+        stopAtTearDown(nodes)
         let jobID = try await nodes["coordinator"]!.engine.submit(submission(workers: 2, buckets: 2, psiProtocol: "ecdh"))
         let job = try await ConsortiumFixture.waitForFinal(nodes["coordinator"]!, jobID: jobID)
         XCTAssertEqual(job.state, .refused)
@@ -237,9 +230,9 @@ final class PSIWorkerTests: XCTestCase {
     /// start a job and opens a job session: both refused. A node will not start with a worker certificate.
     func testAWorkerCertificateGetsNothingFromANode() async throws {
         let fixture = try ConsortiumFixture(workerExecutable: DaemonProcessTests.binary)
-        defer { fixture.remove() }
+        removeAtTearDown(fixture.directory)
         let nodes = try await fixture.consortium.startAll(logger: ConsortiumFixture.quietLogger)
-        defer { Task { for n in nodes.values { await n.stop() } } }
+        stopAtTearDown(nodes)
         let pki = fixture.directory.appendingPathComponent("pki")
         let material = TLSMaterial(certificatePath: pki.appendingPathComponent("bank-b-worker.pem").path,
                                    privateKeyPath: pki.appendingPathComponent("bank-b-worker-key.pem").path,

@@ -33,10 +33,7 @@ struct MPCNodeTestSpec {
 final class PolicyEnforcementTests: XCTestCase {
     func submitAndWait(_ nodes: [String: NodeRuntime], dataset: String = "customers", deliverTo: [String] = ["bank-a"],
                        cardinalityOnly: Bool = false) async throws -> JobView {
-        let jobID = try await nodes["coordinator"]!.engine.submit(JobSubmission(
-            protocolName: "psi",
-            parties: [.init(nodeID: "bank-a", dataset: dataset, column: "phone"), .init(nodeID: "bank-b", dataset: dataset, column: "phone")],
-            deliverTo: deliverTo, cardinalityOnly: cardinalityOnly, group: "x25519"))
+        let jobID = try await nodes["coordinator"]!.engine.submit(JobSubmission.phonePSI(dataset: dataset, deliverTo: deliverTo, cardinalityOnly: cardinalityOnly))
         return try await ConsortiumFixture.waitForFinal(nodes["coordinator"]!, jobID: jobID)
     }
 
@@ -65,7 +62,7 @@ final class PolicyEnforcementTests: XCTestCase {
                   min_set_size: 50
             """
         })
-        defer { fixture.remove() }
+        removeAtTearDown(fixture.directory)
         for bank in ["bank-a", "bank-b"] {
             try fixture.importCSV(into: bank, dataset: "customers", phones: phoneNumbers(200, seed: bank == "bank-a" ? 5 : 6))
             try fixture.importCSV(into: bank, dataset: "counts_only", phones: phoneNumbers(200, seed: 7))
@@ -73,7 +70,7 @@ final class PolicyEnforcementTests: XCTestCase {
         }
         let taps = WireTaps()
         let nodes = try await fixture.consortium.startAll(logger: ConsortiumFixture.quietLogger, transportOptions: taps.options(for:))
-        defer { Task { for n in nodes.values { await n.stop() } } }
+        stopAtTearDown(nodes)
 
         // The dataset is not exposed to this protocol (only to the cardinality).
         var job = try await submitAndWait(nodes, dataset: "counts_only")
@@ -121,10 +118,10 @@ final class PolicyEnforcementTests: XCTestCase {
                   min_set_size: 10
             """
         })
-        defer { fixture.remove() }
+        removeAtTearDown(fixture.directory)
         for bank in ["bank-a", "bank-b"] { try fixture.importCSV(into: bank, dataset: "customers", phones: phoneNumbers(100, seed: 9)) }
         let nodes = try await fixture.consortium.startAll(logger: ConsortiumFixture.quietLogger)
-        defer { Task { for n in nodes.values { await n.stop() } } }
+        stopAtTearDown(nodes)
         let job = try await submitAndWait(nodes)
         XCTAssertEqual(job.state, .refused)
         XCTAssertTrue(job.reason?.contains("bank-b: coordinator is not a coordinator this node accepts jobs from") == true, job.reason ?? "")

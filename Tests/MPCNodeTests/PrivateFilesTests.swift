@@ -67,4 +67,29 @@ final class PrivateFilesTests: XCTestCase {
         XCTAssertEqual(try DatasetCatalog(store: node.store).describe("customers").rowCount, phones.count, "the node's own data is untouched")
         await node.stop()
     }
+
+    /// A job that fails at its deadline removes its scratch copy while the abandoned role may still be
+    /// reading it synchronously (cancellation does not stop a synchronous read). The copy is gone from
+    /// the folder at once, and the role's reads still answer: they must never reach a closed connection
+    /// (GRDB then hands SQLite a NULL handle and the whole node dies with SIGSEGV).
+    func testAScratchCopyRemovedWhileItsRoleStillReadsIsGoneAndTheReadsStillAnswer() throws {
+        let fixture = try ConsortiumFixture()
+        defer { fixture.remove() }
+        let phones = phoneNumbers(300, seed: 5)
+        try fixture.importCSV(into: "bank-a", dataset: "customers", phones: phones)
+        let configuration = try fixture.consortium.configuration(of: "bank-a")
+        let store = try NodeStore(path: configuration.databasePath)
+        let source = try SQLiteIdentifierSource.prepare(jobID: "job-0123456789ab", dataset: "customers", column: "phone", store: store,
+                                                        scratchDirectory: configuration.jobsDirectory)
+        var before: [String] = []
+        try source.forEachIdentifier(atPositions: Array(0..<source.count)) { before.append($0) }
+        source.remove()
+        XCTAssertFalse(FileManager.default.fileExists(atPath: source.path.path), "the plaintext copy leaves the folder at once")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: configuration.jobsDirectory.path).filter { $0.hasPrefix("job-0123456789ab") }, [])
+        var after: [String] = []
+        try source.forEachIdentifier(atPositions: Array(0..<source.count)) { after.append($0) }
+        XCTAssertEqual(after, before)
+        XCTAssertEqual(Set(after).count, Set(phones).count)
+        XCTAssertEqual(try source.totals().count, source.count)
+    }
 }

@@ -13,7 +13,7 @@ final class ResultExportTests: XCTestCase {
     func testAnAdminResponseLargerThanTheSocketBufferArrivesWhole() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-admin-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
+        removeAtTearDown(directory)
         let identifiers = (0..<400_000).map { "4477\(String(format: "%08d", $0))" }  // about 7 MB of JSON
         let socket = directory.appendingPathComponent("admin.sock")
         let server = try await AdminServer.bind(path: socket, group: MultiThreadedEventLoopGroup.singleton, logger: ConsortiumFixture.quietLogger) { _ in
@@ -33,17 +33,14 @@ final class ResultExportTests: XCTestCase {
 
     func testAPSIResultIsWrittenWholeWithTheRecipientsOwnColumns() async throws {
         let fixture = try ConsortiumFixture()
-        defer { fixture.remove() }
+        removeAtTearDown(fixture.directory)
         let a = phoneNumbers(1500, seed: 21, universe: 3000), b = phoneNumbers(1500, seed: 22, universe: 3000)
         try fixture.importCSV(into: "bank-a", dataset: "customers", phones: a)
         try fixture.importCSV(into: "bank-b", dataset: "customers", phones: b)
         let nodes = try await fixture.consortium.startAll(logger: ConsortiumFixture.quietLogger)
-        defer { Task { for n in nodes.values { await n.stop() } } }
+        stopAtTearDown(nodes)
         let submitted = try await AdminClient(socketPath: try fixture.consortium.configuration(of: "coordinator").adminSocketPath)
-            .send(AdminRequest(command: .submitJob, submission: JobSubmission(
-                protocolName: "psi",
-                parties: [.init(nodeID: "bank-a", dataset: "customers", column: "phone"), .init(nodeID: "bank-b", dataset: "customers", column: "phone")],
-                deliverTo: ["bank-a"], cardinalityOnly: false, group: "ristretto255")))
+            .send(AdminRequest(command: .submitJob, submission: JobSubmission.phonePSI(group: "ristretto255")))
         let jobID = try XCTUnwrap(submitted.jobID, submitted.error ?? "")
         let job = try await ConsortiumFixture.waitForFinal(nodes["coordinator"]!, jobID: jobID)
         XCTAssertEqual(job.state, .succeeded, job.reason ?? "")

@@ -28,9 +28,7 @@ final class RevocationTests: XCTestCase {
         var nodes = try await fixture.consortium.startAll(logger: ConsortiumFixture.quietLogger)
         defer { let n = nodes; Task { for x in n.values { await x.stop() } } }
         func psi() async throws -> JobView {
-            let id = try await nodes["coordinator"]!.engine.submit(JobSubmission(
-                protocolName: "psi", parties: [.init(nodeID: "bank-a", dataset: "customers", column: "phone"), .init(nodeID: "bank-b", dataset: "customers", column: "phone")],
-                deliverTo: ["bank-a"], cardinalityOnly: false, group: "ristretto255"))
+            let id = try await nodes["coordinator"]!.engine.submit(JobSubmission.phonePSI(group: "ristretto255"))
             return try await ConsortiumFixture.waitForFinal(nodes["coordinator"]!, jobID: id, seconds: 60)
         }
         do { let state = try await psi().state; XCTAssertEqual(state, .succeeded) }

@@ -9,7 +9,7 @@ final class SecureSumJobTests: XCTestCase {
     func testRegulatorReceivesExactTotalsWithSmallCellsSuppressed() async throws {
         let branches = ["branch-a", "branch-b", "branch-c"]
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-ss-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: directory) }
+        removeAtTearDown(directory)
         let consortium = try LocalConsortium.create(in: directory, banks: branches, regulators: ["regulator"]) { _ in
             """
             policy:
@@ -42,7 +42,7 @@ final class SecureSumJobTests: XCTestCase {
             try consortium.importCSV(csv, into: branch, dataset: "accounts", idColumn: "account")
         }
         let nodes = try await consortium.startAll(logger: ConsortiumFixture.quietLogger)
-        defer { Task { for n in nodes.values { await n.stop() } } }
+        stopAtTearDown(nodes)
 
         let jobID = try await nodes["coordinator"]!.engine.submit(JobSubmission(
             protocolName: "secure-sum", parties: branches.map { .init(nodeID: $0, dataset: "accounts", column: "") },
@@ -84,7 +84,7 @@ final class SecureSumJobTests: XCTestCase {
 
     func testPolicyRefusesAJobThatSuppressesLessThanTheBranchRequires() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-ss-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: directory) }
+        removeAtTearDown(directory)
         let consortium = try LocalConsortium.create(in: directory, banks: ["branch-a", "branch-b"], regulators: ["regulator"]) { _ in
             """
             policy:
@@ -102,7 +102,7 @@ final class SecureSumJobTests: XCTestCase {
             try consortium.importCSV("account,risk,balance\n1,high,1.00\n", into: b, dataset: "accounts", idColumn: "account")
         }
         let nodes = try await consortium.startAll(logger: ConsortiumFixture.quietLogger)
-        defer { Task { for n in nodes.values { await n.stop() } } }
+        stopAtTearDown(nodes)
         let jobID = try await nodes["coordinator"]!.engine.submit(JobSubmission(
             protocolName: "secure-sum", parties: [.init(nodeID: "branch-a", dataset: "accounts", column: ""), .init(nodeID: "branch-b", dataset: "accounts", column: "")],
             deliverTo: ["regulator"], cardinalityOnly: false, group: "",

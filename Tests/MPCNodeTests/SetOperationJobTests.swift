@@ -77,10 +77,10 @@ final class SetOperationJobTests: XCTestCase {
     func testUnionSumReportMatchesPlainTotalsAndNothingRawCrossesTheWire() async throws {
         let banks = ["bank-1", "bank-2", "bank-3", "bank-4"]
         let (directory, consortium, data) = try Self.setUp(banks: banks, seed: 7)
-        defer { try? FileManager.default.removeItem(at: directory) }
+        removeAtTearDown(directory)
         let taps = WireTaps()
         let nodes = try await consortium.startAll(logger: ConsortiumFixture.quietLogger, transportOptions: taps.options(for:))
-        defer { Task { for n in nodes.values { await n.stop() } } }
+        stopAtTearDown(nodes)
 
         let jobID = try await nodes["coordinator"]!.engine.submit(Self.submission("union-sum", banks: banks, .init(
             aggregator: "regulator", mixer: "bank-3", valueColumn: "balance", decimals: 2, reportingThreshold: "5000.00", minCellParties: 2)))
@@ -124,9 +124,9 @@ final class SetOperationJobTests: XCTestCase {
     func testMultiPartyPSIAndWatchlistDeliverOnlyToTheNamedParties() async throws {
         let banks = ["bank-1", "bank-2", "bank-3"]
         let (directory, consortium, data) = try Self.setUp(banks: banks, seed: 21, pool: 60, extraShared: 4)
-        defer { try? FileManager.default.removeItem(at: directory) }
+        removeAtTearDown(directory)
         let nodes = try await consortium.startAll(logger: ConsortiumFixture.quietLogger)
-        defer { Task { for n in nodes.values { await n.stop() } } }
+        stopAtTearDown(nodes)
         let coordinator = nodes["coordinator"]!.engine
         let plain = banks.map { Set(data.rows[$0]!.keys) }
         let intersection = plain.dropFirst().reduce(plain[0]) { $0.intersection($1) }
@@ -161,9 +161,9 @@ final class SetOperationJobTests: XCTestCase {
     /// stores nothing of it.
     func testAMixerThatIsNotAPartyShufflesTheBoxes() async throws {
         let (directory, consortium, data) = try Self.setUp(banks: ["bank-1", "bank-2", "bank-3", "bank-4"], seed: 23, pool: 60, extraShared: 4)
-        defer { try? FileManager.default.removeItem(at: directory) }
+        removeAtTearDown(directory)
         let nodes = try await consortium.startAll(logger: ConsortiumFixture.quietLogger)
-        defer { Task { for n in nodes.values { await n.stop() } } }
+        stopAtTearDown(nodes)
         let banks = ["bank-1", "bank-2", "bank-3"]
         let plain = banks.map { Set(data.rows[$0]!.keys) }
         let intersection = plain.dropFirst().reduce(plain[0]) { $0.intersection($1) }
@@ -181,9 +181,9 @@ final class SetOperationJobTests: XCTestCase {
     func testTenPartyPSIOverTLS() async throws {
         let banks = (1...10).map { "bank-\($0)" }
         let (directory, consortium, data) = try Self.setUp(banks: banks, seed: 10, pool: 40, size: 25...35, extraShared: 5)
-        defer { try? FileManager.default.removeItem(at: directory) }
+        removeAtTearDown(directory)
         let nodes = try await consortium.startAll(logger: ConsortiumFixture.quietLogger)
-        defer { Task { for n in nodes.values { await n.stop() } } }
+        stopAtTearDown(nodes)
         let plain = banks.map { Set(data.rows[$0]!.keys) }
         let intersection = plain.dropFirst().reduce(plain[0]) { $0.intersection($1) }
         let jobID = try await nodes["coordinator"]!.engine.submit(Self.submission("mpsi", banks: banks, deliverTo: ["bank-4", "bank-10"],
@@ -201,9 +201,9 @@ final class SetOperationJobTests: XCTestCase {
     func testIntersectionStatisticsMatchPlainValues() async throws {
         let banks = ["bank-1", "bank-2", "bank-3"]
         let (directory, consortium, data) = try Self.setUp(banks: banks, seed: 5, pool: 50, extraShared: 3)
-        defer { try? FileManager.default.removeItem(at: directory) }
+        removeAtTearDown(directory)
         let nodes = try await consortium.startAll(logger: ConsortiumFixture.quietLogger)
-        defer { Task { for n in nodes.values { await n.stop() } } }
+        stopAtTearDown(nodes)
         let jobID = try await nodes["coordinator"]!.engine.submit(Self.submission("intersection-stats", banks: banks, .init(
             aggregator: "regulator", minIntersection: 3, valueColumn: "balance", decimals: 2, bins: ["0", "10000", "20000"])))
         let job = try await ConsortiumFixture.waitForFinal(nodes["coordinator"]!, jobID: jobID)
@@ -226,9 +226,9 @@ final class SetOperationJobTests: XCTestCase {
         let banks = ["bank-1", "bank-2", "bank-3"]
         // Large pool, small sets: the intersection of three is (almost surely) below 3 — checked below.
         let (directory, consortium, data) = try Self.setUp(banks: banks, seed: 3, pool: 5000, size: 20...30)
-        defer { try? FileManager.default.removeItem(at: directory) }
+        removeAtTearDown(directory)
         let nodes = try await consortium.startAll(logger: ConsortiumFixture.quietLogger)
-        defer { Task { for n in nodes.values { await n.stop() } } }
+        stopAtTearDown(nodes)
         let coordinator = nodes["coordinator"]!.engine
         XCTAssertLessThan(data.customers.filter { data.holders($0) == 3 }.count, 3)
 
@@ -258,13 +258,13 @@ final class SetOperationJobTests: XCTestCase {
     func testABadValueFailsTheJobEverywhereWithTheReasonAndNoReport() async throws {
         let banks = ["bank-1", "bank-2", "bank-3"]
         let (directory, consortium, _) = try Self.setUp(banks: banks, seed: 8)
-        defer { try? FileManager.default.removeItem(at: directory) }
+        removeAtTearDown(directory)
         let bad = directory.appendingPathComponent("bad.csv")
         try "customer,balance\n" .appending((0..<20).map { "cust-\($0),\($0 == 7 ? "12.5x" : "100.00")\n" }.joined()).write(to: bad, atomically: true, encoding: .utf8)
         let store = try NodeStore(path: consortium.configuration(of: "bank-2").databasePath)
         _ = try DatasetCatalog(store: store).importCSV(DatasetImportRequest(dataset: "customers", csvPath: bad.path, idColumn: "customer", replace: true))
         let nodes = try await consortium.startAll(logger: ConsortiumFixture.quietLogger)
-        defer { Task { for n in nodes.values { await n.stop() } } }
+        stopAtTearDown(nodes)
         let jobID = try await nodes["coordinator"]!.engine.submit(Self.submission("union-sum", banks: banks, .init(aggregator: "regulator", valueColumn: "balance")))
         let job = try await ConsortiumFixture.waitForFinal(nodes["coordinator"]!, jobID: jobID)
         XCTAssertEqual(job.state, .failed)
@@ -281,9 +281,9 @@ final class SetOperationJobTests: XCTestCase {
     func testSubmissionsThatCannotWorkAreRejectedWithTheReason() async throws {
         let banks = ["bank-1", "bank-2"]
         let (directory, consortium, _) = try Self.setUp(banks: banks, seed: 1)
-        defer { try? FileManager.default.removeItem(at: directory) }
+        removeAtTearDown(directory)
         let nodes = try await consortium.startAll(logger: ConsortiumFixture.quietLogger)
-        defer { Task { for n in nodes.values { await n.stop() } } }
+        stopAtTearDown(nodes)
         let coordinator = nodes["coordinator"]!.engine
         let cases: [(JobSubmission, String)] = [
             (Self.submission("union-sum", banks: banks, .init(aggregator: "bank-1", valueColumn: "balance")), "neither a party"),
@@ -310,7 +310,7 @@ final class SetOperationJobTests: XCTestCase {
     func testASlowPartyDoesNotIdleOutTheRingOfARunningJob() async throws {
         let banks = ["bank-1", "bank-2", "bank-3"]
         let (directory, consortium, data) = try Self.setUp(banks: banks, seed: 33)
-        defer { try? FileManager.default.removeItem(at: directory) }
+        removeAtTearDown(directory)
         var options = TransportOptions()
         options.idleTimeout = .seconds(1)
         var nodes: [String: NodeRuntime] = [:]
@@ -319,7 +319,7 @@ final class SetOperationJobTests: XCTestCase {
                                                      faults: m.id == "bank-2" ? FaultHooks(slowFirstInputRead: .seconds(4)) : nil)
         }
         let running = nodes
-        defer { Task { for n in running.values { await n.stop() } } }
+        stopAtTearDown(running)
         let started = Date()
         let jobID = try await nodes["coordinator"]!.engine.submit(Self.submission("union-sum", banks: banks, .init(
             aggregator: "regulator", mixer: "bank-3", valueColumn: "balance", decimals: 2, minCellParties: 2)))

@@ -11,7 +11,7 @@ final class SumNoiseTests: XCTestCase {
     func testANoisedBranchSpendsItsPrivacyBudgetAndThenRefuses() async throws {
         let branches = ["branch-a", "branch-b", "branch-c"]
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-noise-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: directory) }
+        removeAtTearDown(directory)
         let consortium = try LocalConsortium.create(in: directory, banks: branches, regulators: ["regulator"]) { node in
             SecureSumFixture.policy(columns: ["balance"], ["min_set_size: 5", "min_cell_records: 3"]
                                     + (node == "branch-a" ? ["sum_noise_epsilon: 1.0", "sum_value_bound: 1000", "sum_epsilon_per_day: 2.0"] : []))
@@ -28,7 +28,7 @@ final class SumNoiseTests: XCTestCase {
             try consortium.importCSV(csv, into: branch, dataset: "accounts", idColumn: "account")
         }
         let nodes = try await consortium.startAll(logger: ConsortiumFixture.quietLogger)
-        defer { Task { for n in nodes.values { await n.stop() } } }
+        stopAtTearDown(nodes)
         func total() async throws -> JobView { try await SecureSumFixture.sum(nodes["coordinator"]!, parties: branches) }
         // Scale of branch-a's noise: Δ = 1000.00 in cents, ε = 1.
         let scale = 100_000.0

@@ -19,7 +19,7 @@ final class TrainingJobTests: XCTestCase {
 
     func testHorizontalTrainingOnBreastHomoMatchesTheCentralisedBaseline() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-lr-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: directory) }
+        removeAtTearDown(directory)
         let columns = (0..<30).map { "x\($0)" } + ["y"]
         let consortium = try LocalConsortium.create(in: directory, banks: ["bank-a", "bank-b"], regulators: ["regulator"]) { _ in
             """
@@ -51,7 +51,7 @@ final class TrainingJobTests: XCTestCase {
         }
         let taps = WireTaps()
         let nodes = try await consortium.startAll(logger: ConsortiumFixture.quietLogger, transportOptions: taps.options(for:))
-        defer { Task { for n in nodes.values { await n.stop() } } }
+        stopAtTearDown(nodes)
 
         let parameters = TrainingParameters(rounds: 30, localEpochs: 1, learningRate: 0.1, l2: 0.001, batchSize: 32, tolerance: 0)
         let jobID = try await nodes["coordinator"]!.engine.submit(JobSubmission(
@@ -90,7 +90,7 @@ final class TrainingJobTests: XCTestCase {
 
     func testVerticalTrainingAlignsByPSIAndMatchesTheCentralisedBaseline() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-vlr-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: directory) }
+        removeAtTearDown(directory)
         let guestColumns = ["id", "y"] + (0..<10).map { "x\($0)" }, hostColumns = ["id"] + (0..<20).map { "x\($0)" }
         let consortium = try LocalConsortium.create(in: directory, banks: ["bank-a", "telco"], regulators: ["operator"], policy: { node in
             """
@@ -115,7 +115,7 @@ final class TrainingJobTests: XCTestCase {
         }
         let taps = WireTaps()
         let nodes = try await consortium.startAll(logger: ConsortiumFixture.quietLogger, transportOptions: taps.options(for:))
-        defer { Task { for n in nodes.values { await n.stop() } } }
+        stopAtTearDown(nodes)
         let parameters = TrainingParameters(rounds: 6, localEpochs: 1, learningRate: 0.15, l2: 0.001, batchSize: 192, tolerance: 0)
         let jobID = try await nodes["coordinator"]!.engine.submit(JobSubmission(
             protocolName: "train-lr", parties: [.init(nodeID: "bank-a", dataset: "patients", column: "id"), .init(nodeID: "telco", dataset: "patients", column: "id")],

@@ -6,6 +6,7 @@ import MPCTransport
 import MPCWire
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// A running node: its peer listener, admin endpoint and job engine. `mpcnode serve` runs one under
 /// swift-service-lifecycle; tests start several in one process with real listeners.
@@ -32,6 +33,9 @@ public final class NodeRuntime: Sendable {
     let tasks: [Task<Void, Never>]
     let logger: Logger
     let startedAt: Date
+    /// The one stop of this node: later calls wait for it (a second close of a listener whose event
+    /// loops are already shut down would wait forever).
+    private let stopping = Mutex<Task<Void, Never>?>(nil)
 
     /// `watchesLookupLists`: whether the node brings its lookup lists up to date with their datasets every
     /// 2 seconds and syncs its subscribed lists at start and periodically (always in a daemon; the lookup
@@ -316,7 +320,18 @@ public final class NodeRuntime: Sendable {
     }
 
     /// Stops accepting, ends running jobs (as failed, with the reason recorded), and closes everything.
+    /// Calling it again (or from several tasks) waits for the first call's stop to end.
     public func stop() async {
+        let stop = stopping.withLock { running in
+            if let running { return running }
+            let task = Task { await self.stopOnce() }
+            running = task
+            return task
+        }
+        await stop.value
+    }
+
+    private func stopOnce() async {
         logger.info("node stopping", metadata: ["node": "\(identity.nodeID)"])
         await listener.close()
         await admin.close()

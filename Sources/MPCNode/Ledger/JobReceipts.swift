@@ -234,7 +234,7 @@ public final class JobReceipts: Sendable {
                 return false
             }
             try db.execute(sql: "INSERT INTO job_receipt (job_id, receipt, delivery, sha256, received_at) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [receipt.jobID, Data(bytes), try delivery.serializedBytes() as Data, digest, ISO8601DateFormatter.audit.string(from: Date())])
+                           arguments: [receipt.jobID, Data(bytes), try delivery.serializedBytes() as Data, digest, AuditTime.string(Date())])
             try AuditLog(store: store).append(db, event: "job.receipt", jobID: receipt.jobID, details: [
                 "receipt_sha256": .string(digest), "outcome": .string(receipt.outcome),
                 "signed_by": .array(signers.map { .string($0) }),
@@ -260,7 +260,7 @@ public final class JobReceipts: Sendable {
             do { (proven, detail) = (true, try await proveReceipt(jobID, receiptSHA256, party)) } catch { (proven, detail) = (false, "\(error)") }
             try? await store.pool.write { db in
                 try db.execute(sql: "INSERT OR REPLACE INTO receipt_inclusion (job_id, node, proven, detail, checked_at) VALUES (?, ?, ?, ?, ?)",
-                               arguments: [jobID, party, proven, detail, ISO8601DateFormatter.audit.string(from: Date())])
+                               arguments: [jobID, party, proven, detail, AuditTime.string(Date())])
             }
         }
     }
@@ -321,7 +321,7 @@ public final class JobReceipts: Sendable {
         guard let row = try store.pool.read({ db in try Row.fetchOne(db, sql: "SELECT delivery, sha256, received_at FROM job_receipt WHERE job_id = ?", arguments: [jobID]) }) else {
             return nil
         }
-        let receivedAt = ISO8601DateFormatter.audit.date(from: row["received_at"] as String) ?? Date()
+        let receivedAt = AuditTime.date(row["received_at"] as String) ?? Date()
         let delivery = try Mpcnode_V1_ReceiptDelivery(serializedBytes: row["delivery"] as Data)
         let receipt = try Mpcnode_V1_JobReceipt(serializedBytes: delivery.receipt)
         let everyone = Set(receipt.parties.map(\.node) + [receipt.coordinator])

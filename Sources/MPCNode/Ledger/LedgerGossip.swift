@@ -289,7 +289,7 @@ public final class LedgerGossip: Sendable {
         enum Decision { case outcome(PullOutcome), alarm(String, String) }
         let decision: Decision = try store.write { db in
             let current = try heads.latest(of: peer, db)
-            let stamp = { (h: TreeHead) in ISO8601DateFormatter.audit.string(from: h.date) }
+            let stamp = { (h: TreeHead) in AuditTime.string(h.date) }
             // A head the node signed that this node holds proven — pulled, or shown by a peer and proven by
             // the node — bounds its log from below, whoever showed it.
             if let proven = try heads.largestProven(of: peer, db), (head.size < proven.size), (proven.size > (current?.size ?? 0)) {
@@ -331,7 +331,7 @@ public final class LedgerGossip: Sendable {
     }
 
     func alarm(_ peer: String, _ kind: String, _ detail: String) throws -> PullOutcome {
-        let alarm = PeerHeads.Alarm(at: ISO8601DateFormatter.audit.string(from: Date()), node: peer, kind: kind, detail: detail)
+        let alarm = PeerHeads.Alarm(at: AuditTime.string(Date()), node: peer, kind: kind, detail: detail)
         try heads.raise(alarm)
         metrics?.ledgerAlarm(node: peer, kind: kind)
         logger.error("ledger alarm: \(peer)'s log does not follow from what this node saw of it", metadata: ["node": "\(peer)", "kind": "\(kind)", "detail": "\(detail)"])

@@ -84,7 +84,7 @@ public struct PeerHeads: Sendable {
             ON CONFLICT (node, size, root) DO UPDATE SET shown_by = NULL, confirm_attempts = NULL, seq = excluded.seq
             WHERE peer_tree_head.shown_by IS NOT NULL
             """, arguments: [head.node, head.size, Data(head.root), Int64(clamping: head.timestampMs), Data(head.signature), Data(head.certificate),
-                             ISO8601DateFormatter.audit.string(from: Date()), seq])
+                             AuditTime.string(Date()), seq])
     }
 
     /// The most heads of one node shown by one peer that wait for the node's proof.
@@ -104,7 +104,7 @@ public struct PeerHeads: Sendable {
                 INSERT OR IGNORE INTO peer_tree_head (node, size, root, timestamp_ms, signature, certificate, received_at, shown_by, confirm_attempts, seq)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [head.node, head.size, Data(head.root), Int64(clamping: head.timestampMs), Data(head.signature), Data(head.certificate),
-                                 ISO8601DateFormatter.audit.string(from: Date()), shownBy, pending ? 0 : -1, try Self.nextSeq(db)])
+                                 AuditTime.string(Date()), shownBy, pending ? 0 : -1, try Self.nextSeq(db)])
         }
     }
 

@@ -22,7 +22,7 @@ public struct JSONLogHandler: LogHandler {
         var object: [String: String] = [:]
         for (k, v) in self.metadata { object[k] = "\(v)" }
         for (k, v) in explicit ?? [:] { object[k] = "\(v)" }
-        object["ts"] = ISO8601DateFormatter.audit.string(from: Date())
+        object["ts"] = AuditTime.string(Date())
         object["level"] = level.rawValue
         object["label"] = label
         object["msg"] = message.description

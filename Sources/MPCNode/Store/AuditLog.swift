@@ -64,7 +64,7 @@ public struct AuditLog: Sendable {
     @discardableResult
     public func append(_ db: Database, event: String, jobID: String?, details: [String: AuditValue]) throws -> String {
         let previous = try String.fetchOne(db, sql: "SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1") ?? Self.genesis
-        let at = ISO8601DateFormatter.audit.string(from: Date())
+        let at = AuditTime.string(Date())
         let detailsJSON = try Self.canonicalJSON(details)
         let hash = Self.hash(previous: previous, at: at, jobID: jobID, event: event, details: detailsJSON)
         try db.execute(sql: "INSERT INTO audit_log (at, job_id, event, details, previous_hash, hash) VALUES (?, ?, ?, ?, ?, ?)",
@@ -125,12 +125,4 @@ public struct AuditLog: Sendable {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return String(decoding: try encoder.encode(details), as: UTF8.self)
     }
-}
-
-extension ISO8601DateFormatter {
-    nonisolated(unsafe) static let audit: ISO8601DateFormatter = {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f
-    }()
 }

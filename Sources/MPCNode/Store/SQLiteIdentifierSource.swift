@@ -135,10 +135,15 @@ public final class SQLiteIdentifierSource: IdentifierSource, @unchecked Sendable
         }
     }
 
-    /// Deletes the scratch file.
+    /// Deletes the scratch files (the database and, when workers shared it, its WAL and shared-memory
+    /// index). The connection stays open until the last holder lets the source go: a role abandoned at
+    /// its deadline may still be reading (synchronously, so cancellation does not stop it), and a read on
+    /// a closed GRDB connection hands SQLite a NULL handle — the process dies. Unlinked files stay
+    /// readable through the open connection and are gone from the folder at once.
     public func remove() {
-        try? queue.close()
-        try? FileManager.default.removeItem(at: path)
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            try? FileManager.default.removeItem(atPath: path.path + suffix)
+        }
     }
 }
 
