@@ -53,11 +53,7 @@ final class PrivateFilesTests: XCTestCase {
         let fixture = try ConsortiumFixture()
         defer { fixture.remove() }
         let phones = phoneNumbers(200, seed: 4)
-        try fixture.importCSV(into: "bank-a", dataset: "customers", phones: phones)
-        let configuration = try fixture.consortium.configuration(of: "bank-a")
-        let store = try NodeStore(path: configuration.databasePath)
-        let source = try SQLiteIdentifierSource.prepare(jobID: "job-0123456789ab", dataset: "customers", column: "phone", store: store,
-                                                        scratchDirectory: configuration.jobsDirectory)
+        let (configuration, source) = try Self.scratchCopy(of: phones, in: fixture)
         XCTAssertEqual(source.count, Set(phones).count)
         XCTAssertEqual(Self.mode(configuration.jobsDirectory.path), 0o700)
         XCTAssertEqual(Self.mode(source.path.path), 0o600, "the scratch copy holds plaintext identifiers")
@@ -76,11 +72,7 @@ final class PrivateFilesTests: XCTestCase {
         let fixture = try ConsortiumFixture()
         defer { fixture.remove() }
         let phones = phoneNumbers(300, seed: 5)
-        try fixture.importCSV(into: "bank-a", dataset: "customers", phones: phones)
-        let configuration = try fixture.consortium.configuration(of: "bank-a")
-        let store = try NodeStore(path: configuration.databasePath)
-        let source = try SQLiteIdentifierSource.prepare(jobID: "job-0123456789ab", dataset: "customers", column: "phone", store: store,
-                                                        scratchDirectory: configuration.jobsDirectory)
+        let (configuration, source) = try Self.scratchCopy(of: phones, in: fixture)
         var before: [String] = []
         try source.forEachIdentifier(atPositions: Array(0..<source.count)) { before.append($0) }
         source.remove()
@@ -91,5 +83,16 @@ final class PrivateFilesTests: XCTestCase {
         XCTAssertEqual(after, before)
         XCTAssertEqual(Set(after).count, Set(phones).count)
         XCTAssertEqual(try source.totals().count, source.count)
+    }
+
+    /// bank-a's `customers` imported with these phones, and a job's scratch copy of them prepared as a job
+    /// would (the node not started).
+    static func scratchCopy(of phones: [String], in fixture: ConsortiumFixture) throws -> (NodeConfiguration, SQLiteIdentifierSource) {
+        try fixture.importCSV(into: "bank-a", dataset: "customers", phones: phones)
+        let configuration = try fixture.consortium.configuration(of: "bank-a")
+        let store = try NodeStore(path: configuration.databasePath)
+        let source = try SQLiteIdentifierSource.prepare(jobID: "job-0123456789ab", dataset: "customers", column: "phone", store: store,
+                                                        scratchDirectory: configuration.jobsDirectory)
+        return (configuration, source)
     }
 }
