@@ -138,6 +138,16 @@ public struct SetOperationBenchmark {
         }
         let report = try ReportRepository(store: nodes["regulator"]!.store).get(jobID)
         let regulatorJob = try JobRepository(store: nodes["regulator"]!.store).view(jobID: jobID)
+        // What each bank sent, from its own record once it has ended there (the coordinator's copy arrives
+        // with the bank's outcome report, which can come after the coordinator's final state).
+        var sentPerBank: [String: Int] = [:]
+        for bank in banks {
+            let repository = JobRepository(store: nodes[bank]!.store)
+            for _ in 0..<600 where (try? repository.view(jobID: jobID).state.isFinal) != true {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            sentPerBank[bank] = (try? repository.view(jobID: jobID).bytesSent) ?? 0
+        }
         for node in nodes.values { await node.stop() }
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
@@ -154,7 +164,7 @@ public struct SetOperationBenchmark {
                        unionSize: report.cells.first { $0.group.hasPrefix("distinct identifiers") }?.records ?? -1,
                        intersectionSize: report.cells.first { $0.group.contains("(intersection)") }?.records ?? -1,
                        wallSeconds: wall,
-                       bytesSentPerParty: Dictionary(uniqueKeysWithValues: job.parties.map { ($0.nodeID, $0.bytesSent ?? 0) }),
+                       bytesSentPerParty: sentPerBank,
                        aggregatorBytesReceived: regulatorJob.bytesReceived ?? 0,
                        peakMemoryBytes: Int(usage.ru_maxrss) * 1024, costs: (g.mult, g.hash, s.seal, s.open),
                        boundSeconds: cpu / Double(cores), cores: cores, totalCorrect: correct)
