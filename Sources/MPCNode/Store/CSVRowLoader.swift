@@ -2,13 +2,15 @@ import Foundation
 import GRDB
 import GRDBSQLite
 
-/// Loads a CSV's records into a dataset's table through a prepared INSERT (`data import`, `data append`):
-/// each record is checked — field count, UTF-8, the identifier non-empty and at most
-/// `DatasetCatalog.maximumIdentifierBytes` after normalisation — and bound as bytes straight from the
-/// reader's buffer, without strings (SQLITE_STATIC: the bytes stay put until the row is stepped, and every
-/// parameter is bound again before the next step). Errors name the file's line; the caller's transaction
-/// then stores nothing.
-struct CSVRowLoader {
+/// Loads a CSV's records into a dataset's table through a prepared INSERT (`data import`, `data append`),
+/// on two threads: a reading thread parses the file and checks each record — field count, UTF-8, the
+/// identifier non-empty and at most `DatasetCatalog.maximumIdentifierBytes` after normalisation — into
+/// batches (`CSVRowBatch`), while the calling thread, which holds the write transaction, binds each row as
+/// bytes straight from its batch, without strings (SQLITE_STATIC: the bytes stay put until the row is
+/// stepped, and every parameter is bound again before the next step). A few batches circulate
+/// (`CSVRowBatchQueue`), so memory does not grow with the file. Errors name the file's line and are
+/// raised in file order; the caller's transaction then stores nothing.
+struct CSVRowLoader: Sendable {
     let path: String
     /// Fields every record must have (the header's).
     let fieldCount: Int
@@ -18,60 +20,144 @@ struct CSVRowLoader {
     let idField: Int
     let idColumn: String
     let normalization: IdentifierNormalization
+    /// Batches in circulation between the two threads.
+    static let batchesInFlight = 4
 
-    /// Inserts every remaining record of `reader`; returns how many. `progress` is told the rows so far and
+    /// The reader, handed to the reading thread (nothing else uses it once the load has started).
+    private final class HandedOver: @unchecked Sendable {
+        var reader: CSVReader
+        init(_ reader: consuming CSVReader) { self.reader = reader }
+    }
+
+    /// Inserts every remaining record of `reader` into `table` (quoted), one value for each of `columns`
+    /// per record; returns how many, and the file's SHA-256 (hex). `progress` is told the rows so far and
     /// the bytes of the file read, every 100,000 rows.
-    func load(_ reader: inout CSVReader, into insert: Statement, db: Database, progress: ((_ rows: Int, _ bytes: Int) -> Void)?) throws -> Int {
-        var rows = 0
-        var identifier: [UInt8] = []
-        let statement = insert.sqliteStatement
-        var line = reader.line
-        // `insert` owns the raw statement used below: it must outlive the loop.
-        try withExtendedLifetime(insert) {
-            while try DatasetCatalog.wrap(path, { try reader.nextRaw() }) {
-                defer { line = reader.line }
-                let blank = try reader.withFields { bytes, ranges -> Bool in
-                    if ranges.count == 1 && ranges[0].isEmpty { return true }  // a blank line
-                    guard ranges.count == fieldCount else {
-                        throw StoreError.malformedCSV(path: path, line: line, reason: "\(ranges.count) fields where the header has \(fieldCount)")
-                    }
-                    if !Self.isASCII(bytes) {
-                        for (index, range) in ranges.enumerated() where !Self.isValidUTF8(UnsafeBufferPointer(rebasing: bytes[range])) {
-                            throw StoreError.malformedCSV(path: path, line: line, reason: "field \(index + 1) is not valid UTF-8")
-                        }
-                    }
-                    let raw = UnsafeBufferPointer(rebasing: bytes[ranges[idField]])
-                    if !normalization.applyASCII(raw, into: &identifier) {
-                        identifier = Array(normalization.apply(String(decoding: raw, as: UTF8.self)).utf8)
-                    }
-                    if identifier.count > DatasetCatalog.maximumIdentifierBytes {
-                        throw StoreError.malformedCSV(path: path, line: line,
-                                                      reason: "identifier of \(identifier.count) bytes in column '\(idColumn)' (at most \(DatasetCatalog.maximumIdentifierBytes))")
-                    }
-                    if identifier.isEmpty {
-                        throw StoreError.malformedCSV(path: path, line: line, reason: "empty identifier in column '\(idColumn)' (after \(normalization) normalisation)")
-                    }
-                    try identifier.withUnsafeBufferPointer { id in
-                        var parameter: Int32 = 1
-                        for field in fieldOfParameter {
-                            Self.bindStatic(statement, parameter, field == idField ? id : UnsafeBufferPointer(rebasing: bytes[ranges[field]]))
-                            parameter += 1
-                        }
-                        let rc = sqlite3_step(statement)
-                        sqlite3_reset(statement)
-                        guard rc == SQLITE_DONE else {
-                            throw DatabaseError(resultCode: ResultCode(rawValue: rc), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
-                        }
-                    }
-                    return false
-                }
-                if blank { continue }
-                rows += 1
-                if rows % 100_000 == 0 { progress?(rows, reader.bytesRead) }
-            }
-            sqlite3_clear_bindings(statement)
+    func load(_ reader: consuming CSVReader, table: String, columns: [String], db: Database,
+              progress: ((_ rows: Int, _ bytes: Int) -> Void)?) throws -> (rows: Int, sha256: String) {
+        precondition(columns.count == fieldOfParameter.count, "a column for each parameter")
+        let k = columns.count
+        // Rows go in groups of `group` through one statement (a fraction of the per-row cost of a
+        // statement step), the rest of a batch one at a time; within SQLite's default 32,766 parameters.
+        let group = max(1, min(64, 32_766 / k))
+        let row = "(" + Array(repeating: "?", count: k).joined(separator: ", ") + ")"
+        let into = "INSERT INTO \(table) (\(columns.map(NodeStore.quote).joined(separator: ", "))) VALUES "
+        let single = try db.makeStatement(sql: into + row)
+        let grouped = try db.makeStatement(sql: into + Array(repeating: row, count: group).joined(separator: ", "))
+
+        let queue = CSVRowBatchQueue(batches: Self.batchesInFlight, parametersPerRow: k)
+        let handedOver = HandedOver(reader)
+        let readerEnded = DispatchSemaphore(value: 0)
+        let thread = Thread { [self] in
+            read(&handedOver.reader, into: queue)
+            readerEnded.signal()
         }
-        return rows
+        thread.name = "csv-reader"
+        thread.start()
+        // However the writing side ends, the reader stops at its next batch and is waited for.
+        defer {
+            queue.abandon()
+            readerEnded.wait()
+        }
+        var rows = 0
+        // The statements own the raw statements used below: they must outlive the loop.
+        return try withExtendedLifetime((single, grouped)) {
+            defer {
+                sqlite3_clear_bindings(single.sqliteStatement)
+                sqlite3_clear_bindings(grouped.sqliteStatement)
+            }
+            while true {
+                switch queue.takeFilled() {
+                case .end(let outcome):
+                    return (rows, try outcome.get())
+                case .batch(let batch):
+                    try batch.withValues { value in
+                        var next = 0
+                        while next < batch.rowCount {
+                            let statement = batch.rowCount - next >= group ? grouped : single
+                            let count = statement === grouped ? group : 1
+                            var parameter: Int32 = 1
+                            for r in next ..< next + count {
+                                for p in 0 ..< k {
+                                    Self.bindStatic(statement.sqliteStatement, parameter, value(r, p))
+                                    parameter += 1
+                                }
+                            }
+                            try Self.step(statement.sqliteStatement, db)
+                            next += count
+                        }
+                    }
+                    let before = rows
+                    rows += batch.rowCount
+                    if rows / 100_000 > before / 100_000 { progress?(rows, batch.fileBytesRead) }
+                    queue.putEmpty(batch)
+                }
+            }
+        }
+    }
+
+    /// Runs a bound INSERT once and resets it.
+    private static func step(_ statement: OpaquePointer, _ db: Database) throws {
+        let rc = sqlite3_step(statement)
+        sqlite3_reset(statement)
+        guard rc == SQLITE_DONE else {
+            throw DatabaseError(resultCode: ResultCode(rawValue: rc), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
+        }
+    }
+
+    /// The reading thread: fills batches with checked records until the file ends, a record is malformed,
+    /// or the writer abandons the load.
+    private func read(_ reader: inout CSVReader, into queue: CSVRowBatchQueue) {
+        var identifier: [UInt8] = []
+        do {
+            while let batch = queue.takeEmpty() {
+                while !batch.isFull {
+                    let line = reader.line  // the line the record starts on, for its errors
+                    guard try DatasetCatalog.wrap(path, { try reader.nextRaw() }) else {
+                        batch.fileBytesRead = reader.bytesRead
+                        if batch.rowCount > 0 { queue.putFilled(batch) }
+                        queue.finish(.success(reader.sha256Hex ?? ""))
+                        return
+                    }
+                    try add(reader, line: line, to: batch, identifier: &identifier)
+                }
+                batch.fileBytesRead = reader.bytesRead
+                queue.putFilled(batch)
+            }
+        } catch {
+            queue.finish(.failure(error))
+        }
+    }
+
+    /// Checks the record `reader` has just read and appends it to `batch` (a blank line is skipped).
+    private func add(_ reader: CSVReader, line: Int, to batch: CSVRowBatch, identifier: inout [UInt8]) throws {
+        try reader.withFields { bytes, ranges in
+            if ranges.count == 1 && ranges[0].isEmpty { return }  // a blank line
+            guard ranges.count == fieldCount else {
+                throw StoreError.malformedCSV(path: path, line: line, reason: "\(ranges.count) fields where the header has \(fieldCount)")
+            }
+            if !Self.isASCII(bytes) {
+                for (index, range) in ranges.enumerated() where !Self.isValidUTF8(UnsafeBufferPointer(rebasing: bytes[range])) {
+                    throw StoreError.malformedCSV(path: path, line: line, reason: "field \(index + 1) is not valid UTF-8")
+                }
+            }
+            let raw = UnsafeBufferPointer(rebasing: bytes[ranges[idField]])
+            if !normalization.applyASCII(raw, into: &identifier) {
+                identifier = Array(normalization.apply(String(decoding: raw, as: UTF8.self)).utf8)
+            }
+            if identifier.count > DatasetCatalog.maximumIdentifierBytes {
+                throw StoreError.malformedCSV(path: path, line: line,
+                                              reason: "identifier of \(identifier.count) bytes in column '\(idColumn)' (at most \(DatasetCatalog.maximumIdentifierBytes))")
+            }
+            if identifier.isEmpty {
+                throw StoreError.malformedCSV(path: path, line: line, reason: "empty identifier in column '\(idColumn)' (after \(normalization) normalisation)")
+            }
+            identifier.withUnsafeBufferPointer { id in
+                for field in fieldOfParameter {
+                    batch.appendValue(field == idField ? id : UnsafeBufferPointer(rebasing: bytes[ranges[field]]))
+                }
+            }
+            batch.endRow()
+        }
     }
 
     /// Whether `bytes` are UTF-8 (ASCII at once; others checked by the standard library).

@@ -19,11 +19,9 @@ extension DatasetCatalog {
         let idPosition = info.columns.firstIndex(of: info.idColumn)!
         let table = NodeStore.quote(NodeStore.tableName(forDataset: dataset))
         return try store.pool.write { db in
-            let placeholders = Array(repeating: "?", count: info.columns.count).joined(separator: ", ")
-            let insert = try db.makeStatement(sql: "INSERT INTO \(table) (\(info.columns.map(NodeStore.quote).joined(separator: ", "))) VALUES (\(placeholders))")
             let loader = CSVRowLoader(path: csvPath, fieldCount: header.count, fieldOfParameter: indices,
                                       idField: indices[idPosition], idColumn: info.idColumn, normalization: normalization)
-            let rows = try loader.load(&reader, into: insert, db: db, progress: nil)
+            let rows = try loader.load(reader, table: table, columns: info.columns, db: db, progress: nil).rows
             return try recount(db, info: info, event: "dataset.appended", changed: rows)
         }
     }
