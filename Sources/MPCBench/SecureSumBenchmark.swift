@@ -52,6 +52,12 @@ public struct SecureSumBenchmark {
             if channels.count == expected { return }
             await withCheckedContinuation { waiter = $0 }
         }
+        /// Closes and lets go of the sessions: a session released after its event loop shut down would
+        /// schedule its clean-up on a loop that no longer runs.
+        func closeAll() async {
+            for channel in channels.values { await channel.close() }
+            channels = [:]
+        }
     }
 
     struct ServerHandler: InboundConnectionHandler {
@@ -126,12 +132,12 @@ public struct SecureSumBenchmark {
         }
         await collector.waitForAll()
         let roundsStarted = Date()
-        let channels = await collector.channels
-        let outcome = try await SecureAggregationServer(parameters: parameters, channels: channels).run()
+        let outcome = try await SecureAggregationServer(parameters: parameters, channels: await collector.channels).run()
         let roundsSeconds = Date().timeIntervalSince(roundsStarted)
         var clientBytes: UInt64 = 0
         for task in clientTasks { clientBytes += (try? await task.value) ?? 0 }
         let wall = Date().timeIntervalSince(started)
+        await collector.closeAll()
         listening.cancel()
         await listener.close()
         _ = try? await listening.value

@@ -253,15 +253,24 @@ public final class PeerTransport: Sendable {
             // The async wrapper is made only once the TCP connection exists: one made in the initializer of a
             // connection that is then refused would be released unused, which NIO treats as a bug (it traps).
             // Nothing is lost meanwhile: a server never speaks before the client's Hello.
-            let (channel, identity) = try await ClientBootstrap(group: group)
+            let bootstrap = ClientBootstrap(group: group)
                 .connectTimeout(options.connectTimeout)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .connect(host: address.host, port: address.port) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        (channel, try self.installHandlers(channel, tls: NIOSSLClientHandler(context: clientContext, serverHostname: nil),
-                                                           peerLabel: peer, inbound: false))
-                    }
+            let initializer: @Sendable (Channel) -> EventLoopFuture<(Channel, EventLoopFuture<NodeIdentity>)> = { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    (channel, try self.installHandlers(channel, tls: NIOSSLClientHandler(context: clientContext, serverHostname: nil),
+                                                       peerLabel: peer, inbound: false))
                 }
+            }
+            // An address given as an IP literal is dialled as it is. Given a host name, NIO resolves it with
+            // two queries (A and AAAA) on a thread of its own; the one that loses the race may report after
+            // the connection's event loops have shut down (a stopped node), which NIO reports as an error
+            // and will make a crash in later versions.
+            let (channel, identity) = if let literal = try? SocketAddress(ipAddress: address.host, port: address.port) {
+                try await bootstrap.connect(to: literal, channelInitializer: initializer)
+            } else {
+                try await bootstrap.connect(host: address.host, port: address.port, channelInitializer: initializer)
+            }
             let wrapped: NIOAsyncChannel<ByteBuffer, ByteBuffer>
             do {
                 wrapped = try await channel.eventLoop.submit {

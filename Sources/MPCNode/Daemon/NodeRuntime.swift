@@ -338,6 +338,7 @@ public final class NodeRuntime: Sendable {
         await lookupQuerier.stop()
         await lookupHolder.closeSessions()
         await engine.shutdown()
+        await receipts.stop()
         for task in tasks { task.cancel() }
         for task in tasks { await task.value }
         await lookupHolder.flushUsage()

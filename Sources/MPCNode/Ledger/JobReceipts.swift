@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import GRDB
 import Logging
+import Synchronization
 import MPCProtocols
 import MPCTransport
 import MPCWire
@@ -41,12 +42,44 @@ public final class JobReceipts: Sendable {
         self.logger = logger
     }
 
-    /// Issues a receipt for every job this node coordinates, once it ends.
+    /// Work under way in the background — receipts being issued (each a task started when its job
+    /// ended) and a report recipient's collection of proofs: a stopping node cancels and waits for it
+    /// (`stop`) before it closes its connections and event loops.
+    private let background = Mutex<(next: Int, tasks: [Int: Task<Void, Never>], stopped: Bool)>((0, [:], false))
+
+    /// Issues a receipt for every job this node coordinates, once it ends. (The observer holds the
+    /// receipts weakly: the store it is registered with outlives them.)
     func issueWhenJobsEnd() {
-        store.jobStates.add { [self] db, jobID, state in
-            guard state.isFinal, (try? String.fetchOne(db, sql: "SELECT role FROM job WHERE id = ?", arguments: [jobID])) == JobRole.coordinator.rawValue else { return }
-            Task { await self.issue(jobID: jobID) }
+        store.jobStates.add { [weak self] db, jobID, state in
+            guard let self, state.isFinal,
+                  (try? String.fetchOne(db, sql: "SELECT role FROM job WHERE id = ?", arguments: [jobID])) == JobRole.coordinator.rawValue else { return }
+            self.inBackground { await self.issue(jobID: jobID) }
         }
+    }
+
+    /// Runs `work` in a task that `stop` cancels and waits for (not at all once stopped).
+    private func inBackground(_ work: @escaping @Sendable () async -> Void) {
+        background.withLock { state in
+            guard !state.stopped else { return }
+            let key = state.next
+            state.next += 1
+            state.tasks[key] = Task {
+                await work()
+                // Runs after the insertion above: the lock is held until it is done.
+                self.background.withLock { _ = $0.tasks.removeValue(forKey: key) }
+            }
+        }
+    }
+
+    /// Issues no more receipts and collects no more proofs; work under way is cancelled (it stops before
+    /// its next exchange) and waited for.
+    func stop() async {
+        let running = background.withLock { state in
+            state.stopped = true
+            return Array(state.tasks.values)
+        }
+        for task in running { task.cancel() }
+        for task in running { await task.value }
     }
 
     // MARK: coordinator
@@ -59,10 +92,11 @@ public final class JobReceipts: Sendable {
             let waiting = (try? store.read { db in
                 try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM job_party WHERE job_id = ? AND state NOT IN ('succeeded', 'failed', 'refused')", arguments: [jobID])
             }) ?? 0
-            if waiting == 0 { break }
+            if waiting == 0 || Task.isCancelled { break }
             try? await Task.sleep(for: .milliseconds(250))
         }
         do {
+            try Task.checkCancellation()
             let (receipt, parties) = try build(jobID: jobID)
             let bytes: [UInt8] = try receipt.serializedBytes()
             var collected = [try sign(bytes)]
@@ -72,6 +106,7 @@ public final class JobReceipts: Sendable {
                 }
                 for await s in group { if let s { collected.append(s) } }
             }
+            try Task.checkCancellation()
             let delivery = Mpcnode_V1_ReceiptDelivery.with { $0.receipt = Data(bytes); $0.signatures = collected.sorted { $0.node < $1.node } }
             try keep(delivery, receipt: receipt)
             await withTaskGroup(of: Void.self) { group in
@@ -89,6 +124,8 @@ public final class JobReceipts: Sendable {
                     }
                 }
             }
+        } catch is CancellationError {
+            logger.warning("no receipt for the job: the node stopped before it was issued", metadata: ["job": "\(jobID)"])
         } catch {
             logger.warning("no receipt for the job", metadata: ["job": "\(jobID)", "error": "\(error)"])
         }
@@ -248,7 +285,7 @@ public final class JobReceipts: Sendable {
         let holdsReport = try store.pool.read { db in try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM report WHERE job_id = ?)", arguments: [receipt.jobID]) } ?? false
         if holdsReport {
             let parties = Set(receipt.parties.map(\.node) + [receipt.coordinator]).subtracting([nodeID]).sorted()
-            Task { await self.collectProofs(jobID: receipt.jobID, receiptSHA256: digest, parties: parties) }
+            inBackground { await self.collectProofs(jobID: receipt.jobID, receiptSHA256: digest, parties: parties) }
         }
     }
 
@@ -256,6 +293,7 @@ public final class JobReceipts: Sendable {
     func collectProofs(jobID: String, receiptSHA256: String, parties: [String]) async {
         try? await Task.sleep(for: proofDelay)
         for party in parties {
+            if Task.isCancelled { return }  // the node is stopping: what was not asked stays unrecorded
             let (proven, detail): (Bool, String)
             do { (proven, detail) = (true, try await proveReceipt(jobID, receiptSHA256, party)) } catch { (proven, detail) = (false, "\(error)") }
             try? await store.pool.write { db in

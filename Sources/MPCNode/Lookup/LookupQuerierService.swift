@@ -116,10 +116,14 @@ public actor LookupQuerierService {
         }
     }
 
-    /// Stops the periodic sync and closes the links to holders.
+    /// Stops the periodic sync, waits for syncs under way (a stopping node's connections must be done
+    /// before its event loops shut down) and closes the links to holders.
     public func stop() async {
-        loop?.cancel()
+        let periodic = loop
         loop = nil
+        periodic?.cancel()
+        await periodic?.value
+        for running in Array(syncs.values) { running.cancel(); _ = try? await running.value }
         for link in links.values { await link.close() }
         links = [:]
     }
