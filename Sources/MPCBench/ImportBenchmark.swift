@@ -11,6 +11,8 @@ public enum ImportBenchmark {
         public var fileBytes: Int
         public var writeSeconds: Double
         public var importSeconds: Double
+        /// How long each step of the import took, in order.
+        public var stepSeconds: [(name: String, seconds: Double)]
         public var peakMemoryBytes: Int
     }
 
@@ -39,17 +41,29 @@ public enum ImportBenchmark {
         let catalog = DatasetCatalog(store: store)
         t = Date()
         var last = Date()
+        // Each step's start, to print how long each took.
+        var steps: [(name: String, start: Date)] = [("load (parse, check, insert)", t)]
         try catalog.importCSV(DatasetImportRequest(dataset: "customers", csvPath: csv.path, idColumn: "phone",
-                                                    normalization: IdentifierNormalization(trim: true, digitsOnly: true))) { done, bytes in
-            if Date().timeIntervalSince(last) >= 5 {
-                last = Date()
-                log(String(format: "  %d rows (%.0f%% of the file) in %.0f s", done, 100 * Double(bytes) / Double(max(1, fileBytes)), Date().timeIntervalSince(t)))
+                                                    normalization: IdentifierNormalization(trim: true, digitsOnly: true))) { progress in
+            switch progress {
+            case .rows(let done, let bytes):
+                if Date().timeIntervalSince(last) >= 5 {
+                    last = Date()
+                    log(String(format: "  %d rows (%.0f%% of the file) in %.0f s", done, 100 * Double(bytes) / Double(max(1, fileBytes)), Date().timeIntervalSince(t)))
+                }
+            case .indexing: steps.append(("index of the identifiers", Date()))
+            case .countingDistinct: steps.append(("distinct identifiers counted", Date()))
+            case .committing: steps.append(("commit (WAL written into the database)", Date()))
             }
         }
-        let importSeconds = Date().timeIntervalSince(t)
+        let end = Date()
+        let importSeconds = end.timeIntervalSince(t)
+        let stepSeconds = steps.enumerated().map { k, step in
+            (step.name, (k + 1 < steps.count ? steps[k + 1].start : end).timeIntervalSince(step.start))
+        }
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
-        return Figures(rows: rows, fileBytes: fileBytes, writeSeconds: writeSeconds, importSeconds: importSeconds,
+        return Figures(rows: rows, fileBytes: fileBytes, writeSeconds: writeSeconds, importSeconds: importSeconds, stepSeconds: stepSeconds,
                        peakMemoryBytes: Int(usage.ru_maxrss) * 1024)
     }
 }

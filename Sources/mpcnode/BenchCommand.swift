@@ -278,7 +278,11 @@ struct BenchCommand: AsyncParsableCommand {
                   import, file to committed dataset     \(String(format: "%.2f", f.importSeconds)) s
                   rows per second                       \(String(format: "%.0f", Double(f.rows) / f.importSeconds))
                   peak memory (whole process)           \(f.peakMemoryBytes >> 20) MiB
+                  steps:
                 """)
+            for (name, seconds) in f.stepSeconds {
+                print("    \(name.padding(toLength: 40, withPad: " ", startingAt: 0)) \(String(format: "%6.2f", seconds)) s")
+            }
         }
     }
 

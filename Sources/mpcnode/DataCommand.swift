@@ -50,8 +50,12 @@ struct DataCommand: ParsableCommand {
             do {
                 var bar = TerminalProgress()
                 let size = ((try? FileManager.default.attributesOfItem(atPath: csv))?[.size] as? NSNumber)?.intValue ?? 0
-                let info = try catalog.importCSV(request) { rows, bytes in
-                    bar.update(done: bytes, total: size, detail: "\(rows) rows read")
+                let info = try catalog.importCSV(request) { progress in
+                    if case .rows(_, let bytes) = progress {
+                        bar.update(done: bytes, total: size, detail: progress.description)
+                    } else {
+                        bar.line("\(progress.description)… (\(String(format: "%.1f", Date().timeIntervalSince(started))) s)")
+                    }
                 }
                 bar.finish()
                 if json { try printJSON(info); return }

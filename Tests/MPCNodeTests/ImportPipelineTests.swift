@@ -48,10 +48,13 @@ final class ImportPipelineTests: XCTestCase {
         }
         let path = try write("many.csv", text)
         var reports: [(rows: Int, bytes: Int)] = []
+        var steps: [DatasetImportProgress] = []
         let info = try catalog.importCSV(DatasetImportRequest(dataset: "many", csvPath: path, idColumn: "phone",
                                                               normalization: IdentifierNormalization(trim: true, digitsOnly: true))) {
-            reports.append(($0, $1))
+            if case .rows(let rows, let bytes) = $0 { reports.append((rows, bytes)) } else { steps.append($0) }
         }
+        // After the last row, each step once, in order.
+        XCTAssertEqual(steps, [.indexing(rows: count), .countingDistinct, .committing])
         XCTAssertEqual(info.rowCount, count)
         XCTAssertEqual(info.distinctIdentifiers, count)
         XCTAssertEqual(info.sourceSHA256, SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined())

@@ -64,9 +64,9 @@ public struct DatasetCatalog: Sendable {
 
     /// Loads a CSV file into a new table inside one transaction: on any error nothing is stored and any
     /// previous dataset of that name is untouched. `progress` is told the rows imported and the bytes of
-    /// the file read so far, every 100,000 rows.
+    /// the file read so far, every 100,000 rows, then each step after the last row.
     @discardableResult
-    public func importCSV(_ request: DatasetImportRequest, progress: ((_ rows: Int, _ bytes: Int) -> Void)? = nil) throws -> DatasetInfo {
+    public func importCSV(_ request: DatasetImportRequest, progress: ((DatasetImportProgress) -> Void)? = nil) throws -> DatasetInfo {
         try Self.validate(datasetName: request.dataset)
         var reader = try CSVReader(path: request.csvPath)
         guard let header = try Self.wrap(request.csvPath, { try reader.next() }) else {
@@ -98,11 +98,13 @@ public struct DatasetCatalog: Sendable {
             let loader = CSVRowLoader(path: request.csvPath, fieldCount: header.count, fieldOfParameter: keepIndices,
                                       idField: idIndex, idColumn: request.idColumn, normalization: request.normalization)
             let rows: Int
-            (rows, sha256) = try loader.load(reader, table: quotedTable, columns: keep, db: db, progress: progress)
+            (rows, sha256) = try loader.load(reader, table: quotedTable, columns: keep, db: db) { progress?(.rows($0, bytes: $1)) }
             let idColumn = NodeStore.quote(request.idColumn)
+            progress?(.indexing(rows: rows))
             try Self.withSortingThreads(db) {
                 try db.execute(sql: "CREATE INDEX \(NodeStore.quote("\(table)_id")) ON \(quotedTable) (\(idColumn))")
             }
+            progress?(.countingDistinct)
             let distinct = try Int.fetchOne(db, sql: "SELECT COUNT(DISTINCT \(idColumn)) FROM \(quotedTable)") ?? 0
             let info = DatasetInfo(name: request.dataset, columns: keep, idColumn: request.idColumn,
                                    normalization: request.normalization.description, rowCount: rows,
@@ -121,6 +123,7 @@ public struct DatasetCatalog: Sendable {
                 "normalization": .string(info.normalization), "source_sha256": .string(sha256),
                 "replaced": .bool(request.replace),
             ])
+            progress?(.committing)
             return info
         }
         return info
