@@ -74,6 +74,33 @@ final class ImportPipelineTests: XCTestCase {
         }
     }
 
+    /// Batches that end before their row limit — by their values (a file of 600 columns: fewer rows a
+    /// statement, and single-row inserts between groups) and by their bytes (30 KB notes) — store every
+    /// value of every row, in order.
+    func testWideAndLongRecordsEndBatchesEarlyAndEveryValueIsStored() throws {
+        let columns = (0 ..< 600).map { "c\($0)" }
+        var wide = columns.joined(separator: ",") + "\n"
+        var wideRows: [[String]] = []
+        for r in 0 ..< 500 {
+            let row = columns.indices.map { c in c == 0 ? "id\(r)" : "r\(r)c\(c)" }
+            wide += row.joined(separator: ",") + "\n"
+            wideRows.append(row)
+        }
+        let info = try catalog.importCSV(DatasetImportRequest(dataset: "wide", csvPath: try write("wide.csv", wide), idColumn: "c0"))
+        XCTAssertEqual(info.rowCount, 500)
+        XCTAssertEqual(try rows("wide", columns.map(NodeStore.quote).joined(separator: ", ")), wideRows)
+
+        var long = "id,note\n"
+        var longRows: [[String]] = []
+        for r in 0 ..< 300 {
+            let note = String(repeating: Character(UnicodeScalar(UInt8(97 + r % 26))), count: 30_000 + r)
+            long += "\(r),\(note)\n"
+            longRows.append(["\(r)", note])
+        }
+        XCTAssertEqual(try catalog.importCSV(DatasetImportRequest(dataset: "long", csvPath: try write("long.csv", long), idColumn: "id")).rowCount, 300)
+        XCTAssertEqual(try rows("long", "id, note"), longRows)
+    }
+
     /// A malformed record many batches into the file is reported with the line it starts on — lines
     /// counted through quoted fields that span lines before it — and the import stores nothing; the
     /// dataset of that name stays as it was.

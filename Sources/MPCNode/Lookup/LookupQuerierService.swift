@@ -89,6 +89,8 @@ public actor LookupQuerierService {
     private var usedToday: [Subscription: Int] = [:]
     private var usageDay = ""
     private var loop: Task<Void, Never>?
+    /// Set by `stop`.
+    private var stopped = false
     /// The most entries a holder's table may have (a lying holder cannot fill this node's disk).
     public static let maximumEntries: UInt64 = 50_000_000
     public static let maximumKeyBytes = DatasetCatalog.maximumIdentifierBytes
@@ -116,16 +118,26 @@ public actor LookupQuerierService {
         }
     }
 
-    /// Stops the periodic sync, waits for syncs under way (a stopping node's connections must be done
-    /// before its event loops shut down) and closes the links to holders.
+    /// Stops the periodic sync, cancels and waits for syncs under way (a stopping node's connections must
+    /// be done before its event loops shut down) and closes the links to holders. From then on no sync
+    /// starts and no link opens (`Stopping`), also for a lookup that arrives meanwhile.
     public func stop() async {
+        stopped = true
         let periodic = loop
         loop = nil
         periodic?.cancel()
+        let running = Array(syncs.values)
+        for sync in running { sync.cancel() }
         await periodic?.value
-        for running in Array(syncs.values) { running.cancel(); _ = try? await running.value }
-        for link in links.values { await link.close() }
+        for sync in running { _ = try? await sync.value }
+        let open = links
         links = [:]
+        for link in open.values { await link.close() }
+    }
+
+    /// Why no sync starts and no link opens once `stop` has begun.
+    struct Stopping: Error, CustomStringConvertible {
+        var description: String { "this node is stopping" }
     }
 
     /// Syncs every subscription (in parallel); returns the errors by subscription.
@@ -143,6 +155,7 @@ public actor LookupQuerierService {
 
     /// Brings one subscription's table up to date (concurrent calls share one sync).
     public func sync(_ s: Subscription) async throws {
+        guard !stopped else { throw Stopping() }
         if let running = syncs[s] { return try await running.value }
         let task = Task { try await self.performSync(s) }
         syncs[s] = task
@@ -203,7 +216,8 @@ public actor LookupQuerierService {
         }
     }
 
-    private func link(_ holder: String, address: PeerAddress) -> HolderLink {
+    private func link(_ holder: String, address: PeerAddress) throws -> HolderLink {
+        guard !stopped else { throw Stopping() }
         if let l = links[holder] { return l }
         let l = HolderLink(holder: holder, address: address, transport: transport, logger: logger)
         links[holder] = l
@@ -310,7 +324,7 @@ public actor LookupQuerierService {
             }
         }
         guard var table = tables.table(holder: s.holder, list: s.list) else { throw NotReady(subscription: s, detail: "no table") }
-        let link = await self.link(s.holder, address: address)
+        let link = try await self.link(s.holder, address: address)
         if table.header.maximumPerSecond > 0 { await link.setMaximumBatch(Int(table.header.maximumPerSecond)) }
         let normalization = IdentifierNormalization(description: table.header.normalization) ?? IdentifierNormalization()
         var attempt = 0

@@ -4,8 +4,10 @@
 ///
 /// A batch is owned by one thread at a time: it is handed over only through `CSVRowBatchQueue`.
 final class CSVRowBatch: @unchecked Sendable {
-    /// A batch is full at this many rows or once its bytes pass `byteLimit` (one record may go over it).
+    /// A batch is full at this many rows, at `valueLimit` values (a wide file's rows of mostly empty
+    /// fields) or once its bytes pass `byteLimit` (one record may go over either).
     static let rowLimit = 8192
+    static let valueLimit = 1 << 16
     static let byteLimit = 1 << 20
 
     /// The values' bytes, end to end.
@@ -20,10 +22,10 @@ final class CSVRowBatch: @unchecked Sendable {
     init(parametersPerRow: Int) {
         self.parametersPerRow = parametersPerRow
         bytes.reserveCapacity(Self.byteLimit + 4096)
-        ends.reserveCapacity(Self.rowLimit * parametersPerRow)
+        ends.reserveCapacity(min(Self.rowLimit * parametersPerRow, Self.valueLimit + parametersPerRow))
     }
 
-    var isFull: Bool { rowCount >= Self.rowLimit || bytes.count >= Self.byteLimit }
+    var isFull: Bool { rowCount >= Self.rowLimit || ends.count >= Self.valueLimit || bytes.count >= Self.byteLimit }
 
     /// Appends the next value of the row being added; `endRow()` closes the row.
     func appendValue(_ value: UnsafeBufferPointer<UInt8>) {

@@ -37,8 +37,10 @@ struct CSVRowLoader: Sendable {
         precondition(columns.count == fieldOfParameter.count, "a column for each parameter")
         let k = columns.count
         // Rows go in groups of `group` through one statement (a fraction of the per-row cost of a
-        // statement step), the rest of a batch one at a time; within SQLite's default 32,766 parameters.
-        let group = max(1, min(64, 32_766 / k))
+        // statement step), the rest of a batch one at a time; within the parameters this SQLite allows
+        // (32,766 by default since 3.32, 999 before).
+        let variables = Int(sqlite3_limit(db.sqliteConnection, SQLITE_LIMIT_VARIABLE_NUMBER, -1))
+        let group = max(1, min(64, variables / k))
         let row = "(" + Array(repeating: "?", count: k).joined(separator: ", ") + ")"
         let into = "INSERT INTO \(table) (\(columns.map(NodeStore.quote).joined(separator: ", "))) VALUES "
         let single = try db.makeStatement(sql: into + row)
@@ -108,8 +110,10 @@ struct CSVRowLoader: Sendable {
     /// or the writer abandons the load.
     private func read(_ reader: inout CSVReader, into queue: CSVRowBatchQueue) {
         var identifier: [UInt8] = []
+        var filling: CSVRowBatch?
         do {
             while let batch = queue.takeEmpty() {
+                filling = batch
                 while !batch.isFull {
                     let line = reader.line  // the line the record starts on, for its errors
                     guard try DatasetCatalog.wrap(path, { try reader.nextRaw() }) else {
@@ -121,9 +125,13 @@ struct CSVRowLoader: Sendable {
                     try add(reader, line: line, to: batch, identifier: &identifier)
                 }
                 batch.fileBytesRead = reader.bytesRead
+                filling = nil
                 queue.putFilled(batch)
             }
         } catch {
+            // The records before the bad one go to the writer first: an error it meets in them comes
+            // first in the file, and is the one reported.
+            if let filling, filling.rowCount > 0 { queue.putFilled(filling) }
             queue.finish(.failure(error))
         }
     }
