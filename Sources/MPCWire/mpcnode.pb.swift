@@ -346,6 +346,14 @@ public nonisolated struct Mpcnode_V1_SetOperationSpec: Sendable {
   /// A per-identifier total is listed only if at least this many parties hold the identifier.
   public var minCellParties: UInt32 = 0
 
+  /// Run in buckets (Protocols/multi-party-sets.md "Buckets"): one bucket's boxes in memory at a time.
+  /// false: the whole sets in one pass.
+  public var bucketed: Bool = false
+
+  /// With bucketed: this many buckets (each party refuses more than its policy's max_buckets); 0: chosen
+  /// from the announced set sizes, ⌈Σ|Xᵢ| / 2^20⌉.
+  public var buckets: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1766,6 +1774,9 @@ public nonisolated struct Mpcnode_V1_SetsOwnerSizes: Sendable {
 
   public var sizes: [UInt64] = []
 
+  /// In buckets, to the mixer with each bucket's capacities: how many buckets the job has.
+  public var buckets: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -3130,7 +3141,7 @@ nonisolated extension Mpcnode_V1_PartyFeatures: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Mpcnode_V1_SetOperationSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SetOperationSpec"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}aggregator\0\u{1}mixer\0\u{3}at_least\0\u{3}min_intersection\0\u{3}value_column\0\u{1}decimals\0\u{3}reporting_threshold\0\u{3}histogram_bins\0\u{3}min_cell_parties\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}aggregator\0\u{1}mixer\0\u{3}at_least\0\u{3}min_intersection\0\u{3}value_column\0\u{1}decimals\0\u{3}reporting_threshold\0\u{3}histogram_bins\0\u{3}min_cell_parties\0\u{1}bucketed\0\u{1}buckets\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3147,6 +3158,8 @@ nonisolated extension Mpcnode_V1_SetOperationSpec: SwiftProtobuf.Message, SwiftP
       case 7: try { try decoder.decodeSingularStringField(value: &self.reportingThreshold) }()
       case 8: try { try decoder.decodeRepeatedStringField(value: &self.histogramBins) }()
       case 9: try { try decoder.decodeSingularUInt32Field(value: &self.minCellParties) }()
+      case 10: try { try decoder.decodeSingularBoolField(value: &self.bucketed) }()
+      case 11: try { try decoder.decodeSingularUInt32Field(value: &self.buckets) }()
       default: break
       }
     }
@@ -3180,6 +3193,12 @@ nonisolated extension Mpcnode_V1_SetOperationSpec: SwiftProtobuf.Message, SwiftP
     if self.minCellParties != 0 {
       try visitor.visitSingularUInt32Field(value: self.minCellParties, fieldNumber: 9)
     }
+    if self.bucketed != false {
+      try visitor.visitSingularBoolField(value: self.bucketed, fieldNumber: 10)
+    }
+    if self.buckets != 0 {
+      try visitor.visitSingularUInt32Field(value: self.buckets, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3193,6 +3212,8 @@ nonisolated extension Mpcnode_V1_SetOperationSpec: SwiftProtobuf.Message, SwiftP
     if lhs.reportingThreshold != rhs.reportingThreshold {return false}
     if lhs.histogramBins != rhs.histogramBins {return false}
     if lhs.minCellParties != rhs.minCellParties {return false}
+    if lhs.bucketed != rhs.bucketed {return false}
+    if lhs.buckets != rhs.buckets {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -5975,7 +5996,7 @@ nonisolated extension Mpcnode_V1_SetsMessage: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Mpcnode_V1_SetsOwnerSizes: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SetsOwnerSizes"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}owners\0\u{1}sizes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}owners\0\u{1}sizes\0\u{1}buckets\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5985,6 +6006,7 @@ nonisolated extension Mpcnode_V1_SetsOwnerSizes: SwiftProtobuf.Message, SwiftPro
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedStringField(value: &self.owners) }()
       case 2: try { try decoder.decodeRepeatedUInt64Field(value: &self.sizes) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.buckets) }()
       default: break
       }
     }
@@ -5997,12 +6019,16 @@ nonisolated extension Mpcnode_V1_SetsOwnerSizes: SwiftProtobuf.Message, SwiftPro
     if !self.sizes.isEmpty {
       try visitor.visitPackedUInt64Field(value: self.sizes, fieldNumber: 2)
     }
+    if self.buckets != 0 {
+      try visitor.visitSingularUInt32Field(value: self.buckets, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Mpcnode_V1_SetsOwnerSizes, rhs: Mpcnode_V1_SetsOwnerSizes) -> Bool {
     if lhs.owners != rhs.owners {return false}
     if lhs.sizes != rhs.sizes {return false}
+    if lhs.buckets != rhs.buckets {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

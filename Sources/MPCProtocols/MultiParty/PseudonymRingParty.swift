@@ -36,6 +36,9 @@ public struct PseudonymRingParty: Sendable {
         public var batchSize: Int
         /// The sizes of the other owners' sets this owner accepts (every chain passes through it).
         public var peerSetSizes: ClosedRange<Int> = 0...WireNumber.maximumSetSize
+        /// In a bucket of a bucketed set operation: exactly how many elements each chain carries (every
+        /// owner's bucket capacity); a chain that carries more or fewer ends the ring.
+        public var chainSizes: [NodeID: Int]?
         public init(jobID: String, group: BlindingGroup, ring: [NodeID], batchSize: Int = 4096) {
             self.jobID = jobID
             self.group = group
@@ -172,6 +175,9 @@ public struct PseudonymRingParty: Sendable {
                     throw ProtocolError.malformedMessage(peer: peer, detail: "\(error)")
                 }
                 received[m.chain, default: 0] += elements.count
+                if let exact = configuration.chainSizes?[m.chain], received[m.chain, default: 0] > exact {
+                    throw ProtocolError.protocolViolation(peer: m.chain, detail: "its chain carries more than \(exact) elements in a bucket, the capacity its announced set size allows")
+                }
                 if m.chain != me, received[m.chain, default: 0] > configuration.peerSetSizes.upperBound {
                     throw ProtocolError.peerSetSizeRefused(peer: m.chain, size: UInt64(received[m.chain, default: 0]),
                                                            limit: "at most \(configuration.peerSetSizes.upperBound)")
@@ -196,6 +202,9 @@ public struct PseudonymRingParty: Sendable {
                     throw ProtocolError.protocolViolation(peer: peer, detail: "chain \(m.chain) ended after \(received[m.chain, default: 0]) of \(end.count)")
                 }
                 ended.insert(m.chain)
+                if let exact = configuration.chainSizes?[m.chain], end.count != UInt64(exact) {
+                    throw ProtocolError.protocolViolation(peer: m.chain, detail: "its chain carried \(end.count) elements in a bucket, not the \(exact) its announced set size gives")
+                }
                 if m.chain == peer, previousMask == nil {
                     throw ProtocolError.protocolViolation(peer: peer, detail: "chain \(m.chain) ended without its digest mask")
                 }

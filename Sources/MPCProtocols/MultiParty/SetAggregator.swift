@@ -175,7 +175,7 @@ public struct SetAggregator: Sendable {
         }
     }
 
-    private func deliver(_ kind: SetDeliveryKind, to s: ProtocolSession, multiplicities m: Multiplicities) async throws {
+    func deliver(_ kind: SetDeliveryKind, to s: ProtocolSession, multiplicities m: Multiplicities) async throws {
         var list: [GroupElement] = []
         switch kind {
         case .none, .cardinality: break

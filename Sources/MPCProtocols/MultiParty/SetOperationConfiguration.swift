@@ -16,6 +16,8 @@ public struct SetOperationConfiguration: Sendable {
     /// This owner's limits on every other owner's set (its own policy's), checked as their chains pass
     /// through its ring step: an owner that offers a whole number range is refused before any delivery.
     public var peerSetSizes: ClosedRange<Int> = 0...WireNumber.maximumSetSize
+    /// Run in buckets (Protocols/multi-party-sets.md "Buckets"); nil: the whole sets in one pass.
+    public var bucketing: SetBucketing?
 
     public init(jobID: String, group: BlindingGroup, owners: [NodeID], mixer: NodeID, aggregator: NodeID,
                 deliveries: [NodeID: SetDeliveryKind] = [:], batchSize: Int = 4096) {

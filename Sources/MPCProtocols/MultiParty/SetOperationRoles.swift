@@ -90,6 +90,13 @@ public struct SetOperationParty: Sendable {
         }
         let next = owners[(index + 1) % owners.count], previous = owners[(index + owners.count - 1) % owners.count]
         progress(0)
+        if let bucketing = config.bucketing {
+            guard let bucketed = source as? any BucketedIdentifierSource else {
+                throw ProtocolError.parameterMismatch(peer: me, detail: "a set operation in buckets needs an input that can be put into buckets")
+            }
+            let o = try await BucketedSetOwner(configuration: config, bucketing: bucketing, me: me, waits: waits).run(source: bucketed, port: port, progress: progress)
+            return try await finish(delivery: o.delivery, pseudonyms: o.pseudonyms, port: port, sum: sum, progress: progress)
+        }
         // The mixer waits for the other parties' sealed pseudonyms from the start (they arrive after the ring).
         let isMixer = config.mixer == me
         let mixAccepts = Task { () throws -> [any MessageChannel] in
@@ -124,9 +131,25 @@ public struct SetOperationParty: Sendable {
                 }
             }
             progress(90)
-            var result = Outcome(delivery: outcome.delivery, unionSize: nil, includedInSum: nil, bytesSent: 0, bytesReceived: 0)
+            return try await finish(delivery: outcome.delivery, pseudonyms: pseudonyms, port: port, sum: sum, progress: progress)
+        } catch {
+            await port.cancelAccepts(reason: "\(error)")
+            mixAccepts.cancel()
+            if let channels = try? await mixAccepts.value {
+                for c in channels { await c.abort() }
+            }
+            throw error
+        }
+    }
+
+    /// After the set phase: the secure sum over the union (with `sum`), and the outcome.
+    private func finish(delivery: SetDelivery, pseudonyms: [GroupElement], port: any SessionPort, sum: SetOperationSum?,
+                        progress: @escaping @Sendable (Int) -> Void) async throws -> Outcome {
+        let config = configuration, me = me, owners = config.owners, aggregator = config.aggregator
+        do {
+            var result = Outcome(delivery: delivery, unionSize: nil, includedInSum: nil, bytesSent: 0, bytesReceived: 0)
             // 3. The secure sum over the union.
-            if let sum, case .union(let union) = outcome.delivery {
+            if let sum, case .union(let union) = delivery {
                 result.unionSize = union.count
                 let vector = try Self.unionVector(union: union, pseudonyms: pseudonyms, totals: sum.totals(), parties: owners.count)
                 if !union.isEmpty {
@@ -150,10 +173,6 @@ public struct SetOperationParty: Sendable {
             return result
         } catch {
             await port.cancelAccepts(reason: "\(error)")
-            mixAccepts.cancel()
-            if let channels = try? await mixAccepts.value {
-                for c in channels { await c.abort() }
-            }
             throw error
         }
     }
@@ -217,7 +236,8 @@ public struct SetOperationAggregatorRole: Sendable {
     public func run(port: any SessionPort, sumRoundTimeout: Duration?,
                     release: @escaping @Sendable (Multiplicities) throws -> Void = { _ in }) async throws -> Outcome {
         let config = configuration, waits = waits
-        let accepts = Task { () throws -> ([NodeID: any MessageChannel], any MessageChannel) in
+        let accepts = Task { () throws -> ([NodeID: any MessageChannel], any MessageChannel)? in
+            guard config.bucketing == nil else { return nil }
             let accepted = try await port.acceptAll(config.owners.map { (SetOperationStream.results, $0) } + [(SetOperationStream.mixed, config.mixer)],
                                                     timeout: waits.phase)
             var owners: [NodeID: any MessageChannel] = [:]
@@ -225,10 +245,19 @@ public struct SetOperationAggregatorRole: Sendable {
             return (owners, accepted["\(SetOperationStream.mixed)/\(config.mixer)"]!)
         }
         do {
-            let (owners, mixed) = try await accepts.value
-            let outcome = try await SetAggregator(configuration: config).run(fromOwners: owners, fromMixer: mixed, release: release)
-            for c in owners.values { await c.close() }
-            await mixed.close()
+            let outcome: SetAggregator.Outcome
+            if let bucketing = config.bucketing {
+                let channels = try await port.acceptAll(config.owners.map { (SetOperationStream.results, $0) }, timeout: waits.phase)
+                var owners: [NodeID: any MessageChannel] = [:]
+                for o in config.owners { owners[o] = channels["\(SetOperationStream.results)/\(o)"] }
+                outcome = try await BucketedSetAggregator(configuration: config, bucketing: bucketing, waits: waits).run(fromOwners: owners, port: port, release: release)
+                for c in owners.values { await c.close() }
+            } else {
+                let (owners, mixed) = try await accepts.value!
+                outcome = try await SetAggregator(configuration: config).run(fromOwners: owners, fromMixer: mixed, release: release)
+                for c in owners.values { await c.close() }
+                await mixed.close()
+            }
             var sums: SecureAggregationServer.Outcome?
             let m = outcome.multiplicities
             if let sumRoundTimeout, m.unionSize > 0 {
@@ -241,7 +270,7 @@ public struct SetOperationAggregatorRole: Sendable {
         } catch {
             await port.cancelAccepts(reason: "\(error)")
             accepts.cancel()
-            if let (owners, mixed) = try? await accepts.value {
+            if let (owners, mixed) = (try? await accepts.value) ?? nil {
                 for c in owners.values { await c.close() }
                 await mixed.abort()
             }

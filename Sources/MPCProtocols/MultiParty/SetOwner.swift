@@ -85,7 +85,9 @@ public struct SetOwner: Sendable {
         }
     }
 
-    private func receiveDelivery(_ results: ProtocolSession, pseudonyms: [GroupElement]) async throws -> SetDelivery {
+    /// - Parameter bucketed: the union comes bucket after bucket, sorted within each bucket (under each
+    ///   bucket's own keys), so it is checked for distinct members instead of a global order.
+    func receiveDelivery(_ results: ProtocolSession, pseudonyms: [GroupElement], bucketed: Bool = false) async throws -> SetDelivery {
         guard case .delivery(let header) = try await results.receiveSets(expecting: "the delivery"),
               let kind = SetDeliveryKind(rawValue: header.kind) else {
             throw ProtocolError.protocolViolation(peer: results.peer, detail: "expected a delivery of a known kind")
@@ -111,7 +113,7 @@ public struct SetOwner: Sendable {
                 throw ProtocolError.protocolViolation(peer: results.peer, detail: "announced \(header.count) pseudonyms, sent \(list.count)")
             }
             if kind == .union {
-                guard zip(list, list.dropFirst()).allSatisfy({ $0 < $1 }) else {
+                guard bucketed ? Set(list).count == list.count : zip(list, list.dropFirst()).allSatisfy({ $0 < $1 }) else {
                     throw ProtocolError.protocolViolation(peer: results.peer, detail: "the union is not sorted and distinct")
                 }
                 let mine = Set(pseudonyms)
@@ -137,10 +139,12 @@ struct SealedMixer {
     ///   - ringSizes: each owner's set size as its chain passed this owner in the ring (an owner-mixer);
     ///     the aggregator's announced sizes must equal them.
     ///   - aggregator: the "mixed" session: the announced sizes arrive on it, the shuffled boxes leave on it.
-    func mix(own: [UInt8], from others: [ProtocolSession], ringSizes: [NodeID: Int]?, aggregator: ProtocolSession) async throws {
+    /// - Returns: in buckets, the job's bucket count as the aggregator announced it (0 otherwise).
+    @discardableResult
+    func mix(own: [UInt8], from others: [ProtocolSession], ringSizes: [NodeID: Int]?, aggregator: ProtocolSession) async throws -> Int {
         let size = SealedPseudonym.size
         // No owner may send more boxes than the set size it announced to the aggregator.
-        let limits = try await ownerSizes(from: aggregator, ringSizes: ringSizes)
+        let (limits, buckets) = try await ownerSizes(from: aggregator, ringSizes: ringSizes)
         guard own.count == (limits[me] ?? 0) * size else {
             throw ProtocolError.protocolViolation(peer: aggregator.peer, detail: "announced \(limits[me] ?? 0) pseudonyms for this mixer, which sealed \(own.count / size)")
         }
@@ -172,10 +176,11 @@ struct SealedMixer {
         try await aggregator.sendItems(shuffled, itemSize: size, batchSize: configuration.batchSize, sealed: true)
         await aggregator.channel.close()
         for s in others { await s.channel.close() }
+        return buckets
     }
 
     /// The owners' set sizes the aggregator announces (every owner once, each within bounds).
-    private func ownerSizes(from aggregator: ProtocolSession, ringSizes: [NodeID: Int]?) async throws -> [NodeID: Int] {
+    private func ownerSizes(from aggregator: ProtocolSession, ringSizes: [NodeID: Int]?) async throws -> ([NodeID: Int], buckets: Int) {
         guard case .ownerSizes(let m) = try await aggregator.receiveSets(expecting: "the owners' set sizes"),
               m.owners.count == m.sizes.count, m.owners.sorted() == configuration.owners.sorted() else {
             throw ProtocolError.protocolViolation(peer: aggregator.peer, detail: "expected one set size for each owner")
@@ -188,6 +193,14 @@ struct SealedMixer {
             throw ProtocolError.protocolViolation(peer: aggregator.peer,
                                                   detail: "announces \(limits[owner]!) pseudonyms for \(owner), whose chain carried \(ringSizes[owner] ?? 0) in the ring")
         }
-        return limits
+        let buckets = Int(m.buckets)
+        if let bucketing = configuration.bucketing {
+            guard (1...bucketing.maximum).contains(buckets) else {
+                throw ProtocolError.protocolViolation(peer: aggregator.peer, detail: "announces \(m.buckets) buckets; this node takes part in 1…\(bucketing.maximum) (max_buckets)")
+            }
+        } else if buckets != 0 {
+            throw ProtocolError.protocolViolation(peer: aggregator.peer, detail: "announces buckets for a set operation in one pass")
+        }
+        return (limits, buckets)
     }
 }

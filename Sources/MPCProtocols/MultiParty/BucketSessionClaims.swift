@@ -1,0 +1,40 @@
+/// The sessions a role of a bucketed set operation accepts for each bucket, claimed one bucket ahead:
+/// a peer that is a bucket ahead opens its next session while this role still works on the current one,
+/// and the session waits for its claim no longer than the transport allows (`SessionPort.accept`).
+struct BucketSessionClaims {
+    let port: any SessionPort
+    let timeout: Duration
+    /// Buckets of the job (known later to a mixer that holds no data).
+    var buckets: Int
+    /// The (stream, peer) pairs of bucket b.
+    let sessions: @Sendable (Int) -> [(stream: String, peer: NodeID)]
+    private var claims: [Int: Task<[String: any MessageChannel], Error>] = [:]
+
+    init(port: any SessionPort, timeout: Duration, buckets: Int, sessions: @escaping @Sendable (Int) -> [(stream: String, peer: NodeID)]) {
+        self.port = port
+        self.timeout = timeout
+        self.buckets = buckets
+        self.sessions = sessions
+    }
+
+    /// Bucket b's sessions, keyed "stream/peer" (the caller closes them); claims bucket b + 1's.
+    mutating func take(bucket b: Int) async throws -> [String: any MessageChannel] {
+        for k in b...min(b + 1, buckets - 1) where claims[k] == nil {
+            let port = port, timeout = timeout, wanted = sessions(k)
+            claims[k] = Task { try await port.acceptAll(wanted, timeout: timeout) }
+        }
+        guard let claim = claims.removeValue(forKey: b) else { return [:] }
+        return try await claim.value
+    }
+
+    /// Ends every claim still waiting and aborts the sessions already accepted for later buckets.
+    mutating func cancel() async {
+        for claim in claims.values {
+            claim.cancel()
+            if let channels = try? await claim.value {
+                for c in channels.values { await c.abort() }
+            }
+        }
+        claims = [:]
+    }
+}

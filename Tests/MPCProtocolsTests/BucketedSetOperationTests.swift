@@ -1,0 +1,238 @@
+import Foundation
+import MPCCrypto
+import MPCTestSupport
+import MPCWire
+import XCTest
+@testable import MPCProtocols
+
+/// Set operations run in buckets (Protocols/multi-party-sets.md "Buckets"): every role over its own
+/// in-memory session port, the same code that runs between daemons. The bucketed run must give what the
+/// one-pass run gives, never count a dummy, and refuse an owner whose set is larger than it announced.
+final class BucketedSetOperationTests: XCTestCase {
+    static let waits = SetOperationParty.Waits(session: .seconds(30), phase: .seconds(60))
+
+    struct Run {
+        var aggregator: Result<SetOperationAggregatorRole.Outcome, Error>
+        var owners: [Int: Result<SetOperationParty.Outcome, Error>]
+        var mixerTraffic: (sent: UInt64, received: UInt64)?
+        var wire: WireLog
+        /// The owners' inputs as run (each shuffled: positions are per run).
+        var inputs: [ArrayIdentifierSource]
+    }
+
+    /// One set operation among `sets.count` owners ("bank-i"), aggregator "regulator"; `mixer` nil: a
+    /// mixer that holds no data. `sources` replaces the owners' inputs (a crafted one).
+    func run(_ sets: [[String]], bucketing: SetBucketing?, deliveries: [Int: SetDeliveryKind], mixer: Int? = 0,
+             group: BlindingGroup = .ristretto255, intercept: InMemoryChannel.Intercept? = nil,
+             sources: [Int: any IdentifierSource] = [:], sum: (@Sendable (Int, ArrayIdentifierSource) -> SetOperationSum)? = nil) async -> Run {
+        let names = sets.indices.map { "bank-\($0)" }
+        let mixerName = mixer.map { names[$0] } ?? "mixer"
+        let wire = WireLog()
+        let hub = InMemorySessionHub(tap: { wire.append($0, $1) }, intercept: intercept)
+        var config = SetOperationConfiguration(jobID: "job-buckets", group: group, owners: names, mixer: mixerName, aggregator: "regulator",
+                                               deliveries: Dictionary(uniqueKeysWithValues: deliveries.map { (names[$0.key], $0.value) }), batchSize: 32)
+        config.bucketing = bucketing
+        let job = config
+        let arrays = sets.map { ArrayIdentifierSource($0) }
+        let waits = Self.waits
+        async let aggregated: Result<SetOperationAggregatorRole.Outcome, Error> = {
+            do { return .success(try await SetOperationAggregatorRole(configuration: job, waits: waits)
+                    .run(port: hub.port(for: "regulator"), sumRoundTimeout: sum == nil ? nil : .seconds(30))) }
+            catch { return .failure(error) }
+        }()
+        async let mixed: (sent: UInt64, received: UInt64)? = mixer != nil ? nil
+            : try? await SetMixerRole(configuration: job, me: mixerName, waits: waits).run(port: hub.port(for: mixerName))
+        let owners = await withTaskGroup(of: (Int, Result<SetOperationParty.Outcome, Error>).self) { group in
+            for (i, name) in names.enumerated() {
+                let source: any IdentifierSource = sources[i] ?? arrays[i]
+                let s = sum?(i, arrays[i])
+                group.addTask {
+                    do { return (i, .success(try await SetOperationParty(configuration: job, me: name, waits: waits).run(source: source, port: hub.port(for: name), sum: s))) }
+                    catch { return (i, .failure(error)) }
+                }
+            }
+            var out: [Int: Result<SetOperationParty.Outcome, Error>] = [:]
+            for await (i, r) in group { out[i] = r }
+            return out
+        }
+        return Run(aggregator: await aggregated, owners: owners, mixerTraffic: await mixed, wire: wire, inputs: arrays)
+    }
+
+    /// Overlapping sets: some identifiers every owner holds, some several, some one.
+    static func sets(owners: Int, seed: UInt64) -> [[String]] {
+        var rng = SplitMix(state: seed)
+        return (0..<owners).map { i in
+            var s = (0..<30).map { "common-\($0)" }
+            for _ in 0..<Int.random(in: 60...140, using: &rng) { s.append("customer-\(Int.random(in: 0..<300, using: &rng))") }
+            s += (0..<(5 * i)).map { "only-\(i)-\($0)" }
+            return s
+        }
+    }
+
+    /// The identifiers each owner receives, by name.
+    static func received(_ o: SetOperationParty.Outcome, source: ArrayIdentifierSource) -> Set<String>? {
+        guard case .members(let positions) = o.delivery else { return nil }
+        return Set(positions.map { String(decoding: source.values[$0], as: UTF8.self) })
+    }
+
+    /// What the aggregator counts, as a comparable summary (the pseudonyms differ between runs).
+    static func summary(_ m: Multiplicities) -> [Int] { [m.unionSize, m.intersectionSize] + m.histogram }
+
+    func testBucketedRunsGiveWhatTheOnePassRunGivesForThreeAndFiveOwners() async throws {
+        for owners in [3, 5] {
+            let sets = Self.sets(owners: owners, seed: UInt64(owners))
+            let deliveries: [Int: SetDeliveryKind] = [0: .intersection, 1: .onOthersLists, owners - 1: .cardinality]
+            let reference = await run(sets, bucketing: nil, deliveries: deliveries)
+            let expected = try reference.aggregator.get().multiplicities
+            // The reference itself is right: counted from the sets in the clear.
+            var holders: [String: Int] = [:]
+            for s in sets { for x in Set(s) { holders[x, default: 0] += 1 } }
+            XCTAssertEqual(expected.unionSize, holders.count)
+            XCTAssertEqual(expected.intersectionSize, holders.values.filter { $0 == owners }.count)
+            for buckets in [1, 4, 7] {
+                let r = await run(sets, bucketing: SetBucketing(requested: buckets, maximum: 16), deliveries: deliveries, mixer: buckets == 4 ? nil : 1)
+                let m = try r.aggregator.get().multiplicities
+                XCTAssertEqual(Self.summary(m), Self.summary(expected), "\(owners) owners, \(buckets) buckets")
+                XCTAssertEqual(m.counts.map(Int.init).reduce(0, +), sets.map { Set($0).count }.reduce(0, +), "every real pseudonym counted once, no dummy")
+                // Deliveries name the same identifiers (positions differ: each run shuffles its input).
+                let mine0 = try XCTUnwrap(Self.received(try r.owners[0]!.get(), source: r.inputs[0]))
+                let reference0 = try XCTUnwrap(Self.received(try reference.owners[0]!.get(), source: reference.inputs[0]))
+                XCTAssertEqual(mine0, reference0)
+                XCTAssertEqual(mine0, Set(holders.filter { $0.value == owners }.keys))
+                let mine1 = try XCTUnwrap(Self.received(try r.owners[1]!.get(), source: r.inputs[1]))
+                XCTAssertEqual(mine1, Set(Set(sets[1]).filter { holders[$0]! >= 2 }))
+                XCTAssertEqual(try r.owners[owners - 1]!.get().delivery, .cardinality(expected.intersectionSize))
+                XCTAssertEqual(try r.owners[2]!.get().delivery, owners - 1 == 2 ? .cardinality(expected.intersectionSize) : SetDelivery.none)
+                if buckets == 4 { XCTAssertGreaterThan(r.mixerTraffic?.received ?? 0, 0, "the data-less mixer carried the boxes") }
+            }
+        }
+    }
+
+    func testDummiesAreNeverCountedAndTheBucketCountFollowsTheSizes() async throws {
+        // Seven buckets of sets of 40–140: most boxes are dummies.
+        let sets = Self.sets(owners: 3, seed: 9)
+        let r = await run(sets, bucketing: SetBucketing(requested: 7, maximum: 7), deliveries: [:])
+        let m = try r.aggregator.get().multiplicities
+        XCTAssertFalse(m.pseudonyms.contains(SetBucketLayout.dummyMarker))
+        XCTAssertEqual(m.counts.map(Int.init).reduce(0, +), sets.map { Set($0).count }.reduce(0, +))
+        let sizes = Dictionary(uniqueKeysWithValues: sets.enumerated().map { ("bank-\($0.offset)", Set($0.element).count) })
+        let layout = try SetBucketLayout(bucketing: SetBucketing(requested: 7, maximum: 7), owners: Array(sizes.keys).sorted(), sizes: sizes, me: "bank-0")
+        XCTAssertGreaterThan(layout.dummies, m.counts.count, "the run was mostly dummies")
+        // The rule: ⌈Σ sizes / 2^20⌉ buckets, at least one; a node refuses more than its maximum.
+        XCTAssertEqual(SetBucketLayout.count(requested: nil, sizes: [10, 20]), 1)
+        XCTAssertEqual(SetBucketLayout.count(requested: nil, sizes: [600_000, 700_000]), 2)
+        XCTAssertEqual(SetBucketLayout.count(requested: nil, sizes: Array(repeating: 1_000_000, count: 10)), 10)
+        XCTAssertThrowsError(try SetBucketLayout(bucketing: SetBucketing(requested: nil, maximum: 1), owners: ["a", "b"],
+                                                 sizes: ["a": 600_000, "b": 700_000], me: "a")) { e in
+            XCTAssertTrue("\(e)".contains("needs 2 buckets") && "\(e)".contains("max_buckets"), "\(e)")
+        }
+        // An owner whose maximum is below the job's count refuses it before anything is sent of its set.
+        let refused = await run(sets, bucketing: SetBucketing(requested: 3, maximum: 2), deliveries: [:])
+        XCTAssertThrowsError(try refused.aggregator.get())
+        for (_, o) in refused.owners { XCTAssertThrowsError(try o.get()) }
+    }
+
+    func testUnionSumInBucketsSumsEveryIdentifierOnceAndNothingCrossesTheWireInTheClear() async throws {
+        var rng = SplitMix(state: 33)
+        let names = (0..<4).map { "bank-\($0)" }
+        var holdings: [[String: Int64]] = []
+        for _ in names {
+            var h: [String: Int64] = [:]
+            for _ in 0..<Int.random(in: 40...80, using: &rng) { h["account-\(Int.random(in: 0..<120, using: &rng))"] = Int64.random(in: -5000...90000, using: &rng) }
+            holdings.append(h)
+        }
+        let holdingsByBank = holdings
+        let pki = try TestPKI()
+        defer { pki.remove() }
+        let auths = try names.map { try pki.keyAuthentication($0) }
+        let r = await run(holdings.map { Array($0.keys) }, bucketing: SetBucketing(requested: 3, maximum: 8),
+                          deliveries: Dictionary(uniqueKeysWithValues: names.indices.map { ($0, SetDeliveryKind.union) }), mixer: nil,
+                          sum: { i, source in
+                              let h = holdingsByBank[i]
+                              return SetOperationSum(authentication: auths[i], auditRecordHash: [], roundTimeout: .seconds(30),
+                                                     totals: { source.values.map { h[String(decoding: $0, as: UTF8.self)]! } })
+                          })
+        let outcome = try r.aggregator.get()
+        var expected: [String: (holders: Int64, total: Int64)] = [:]
+        for h in holdings { for (a, v) in h { expected[a, default: (0, 0)].holders += 1; expected[a, default: (0, 0)].total += v } }
+        let sums = try XCTUnwrap(outcome.sums).sum.map { Int64(bitPattern: $0) }
+        XCTAssertEqual(outcome.multiplicities.unionSize, expected.count)
+        XCTAssertEqual(sums.count, 2 * expected.count)
+        let pairs = stride(from: 0, to: sums.count, by: 2).map { "\(sums[$0]):\(sums[$0 + 1])" }.sorted()
+        XCTAssertEqual(pairs, expected.values.map { "\($0.holders):\($0.total)" }.sorted())
+        // The slot counts agree with the aggregator's multiplicities, slot by slot.
+        XCTAssertEqual(stride(from: 0, to: sums.count, by: 2).map { sums[$0] }, outcome.multiplicities.counts.map(Int64.init))
+        for i in names.indices {
+            XCTAssertEqual(try r.owners[i]!.get().unionSize, expected.count)
+            XCTAssertEqual(try r.owners[i]!.get().includedInSum, true)
+        }
+        let everything = WireIndex(r.wire.entries.flatMap(\.bytes))
+        for a in expected.keys {
+            XCTAssertFalse(everything.contains(Array(a.utf8)), "\(a) on the wire")
+            for hash in PlainHashes.of(Array(a.utf8)) { XCTAssertFalse(everything.contains(hash)) }
+        }
+        XCTAssertFalse(everything.contains(Array("mpcnode-set-bucket-key-v1".utf8)), "the bucket key's input stays in the ring's hash")
+    }
+
+    /// A dishonest owner announces fewer identifiers than it holds (its hello is cut, and the announcement
+    /// it reads back is restored, so it pads to its real size): the owners see its chains carry more than
+    /// the announced size allows and end the ring; nobody gets a result.
+    func testAnOwnerAnnouncingASmallerSetIsRefusedInTheRing() async throws {
+        let sets = Self.sets(owners: 3, seed: 4).enumerated().map { i, s in i == 1 ? s + (0..<200).map { "extra-\($0)" } : s }
+        let cut: UInt64 = 60
+        let intercept: InMemoryChannel.Intercept = { from, to, message in
+            guard var frame = try? Mpcnode_V1_SessionFrame(serializedBytes: message), case .sets(var sets)? = frame.body else { return [message] }
+            if from == "bank-1", to == "regulator", case .hello(var hello)? = sets.body {
+                hello.setSize -= cut
+                sets.hello = hello
+            } else if from == "regulator", to == "bank-1", case .ownerSizes(var m)? = sets.body, m.buckets == 0,
+                      let i = m.owners.firstIndex(of: "bank-1") {
+                m.sizes[i] += cut
+                sets.ownerSizes = m
+            } else {
+                return [message]
+            }
+            frame.sets = sets
+            return [try! frame.serializedBytes()]
+        }
+        let r = await run(sets, bucketing: SetBucketing(requested: 4, maximum: 8), deliveries: [0: .intersection, 2: .intersection], intercept: intercept)
+        XCTAssertThrowsError(try r.aggregator.get())
+        let honest = [0, 2].compactMap { i -> Error? in if case .failure(let e) = r.owners[i]! { return e } else { return nil } }
+        XCTAssertEqual(honest.count, 2, "both honest owners end without a result")
+        XCTAssertTrue(honest.contains { "\($0)".contains("bank-1") && "\($0)".contains("capacity its announced set size allows") }, "\(honest)")
+        if case .success = r.owners[1]! { XCTFail("the dishonest owner got a result") }
+    }
+
+    /// A dishonest owner keeps its announced size and its capacities but seals real pseudonyms in place of
+    /// dummies (its input holds more identifiers than it counts): the aggregator finds the dummies short
+    /// and releases nothing.
+    func testAnOwnerSealingRealPseudonymsInPlaceOfDummiesIsCaught() async throws {
+        let sets = Self.sets(owners: 3, seed: 5)
+        let inflated = InflatingSource(announced: ArrayIdentifierSource(sets[2]), hidden: ArrayIdentifierSource((0..<25).map { "hidden-\($0)" }))
+        let r = await run(sets, bucketing: SetBucketing(requested: 2, maximum: 8), deliveries: [0: .intersection], sources: [2: inflated])
+        XCTAssertThrowsError(try r.aggregator.get()) { e in
+            XCTAssertTrue("\(e)".contains("dummies") && "\(e)".contains("more identifiers than it announced"), "\(e)")
+        }
+        for (i, o) in r.owners { if case .success = o { XCTFail("bank-\(i) got a result") } }
+    }
+}
+
+/// A crafted input: it counts (and so announces) only its `announced` identifiers, but puts the `hidden`
+/// ones into its buckets as well, where an honest owner would have dummies.
+final class InflatingSource: BucketedIdentifierSource, @unchecked Sendable {
+    let announced: ArrayIdentifierSource, hidden: ArrayIdentifierSource
+    init(announced: ArrayIdentifierSource, hidden: ArrayIdentifierSource) { self.announced = announced; self.hidden = hidden }
+    var count: Int { announced.count }
+    func identifiers(in range: Range<Int>) async throws -> [[UInt8]] { try await announced.identifiers(in: range) }
+    func assignBuckets(key: BucketKey, count: Int) async throws -> [Int] {
+        _ = try await hidden.assignBuckets(key: key, count: count)
+        return try await announced.assignBuckets(key: key, count: count)
+    }
+    func members(ofBucket bucket: Int) async throws -> BucketMembers {
+        var members = try await announced.members(ofBucket: bucket)
+        let extra = try await hidden.members(ofBucket: bucket)
+        // Positions of the hidden ones reuse position 0: the crafted owner keeps nothing of them.
+        for i in 0..<extra.count { members.append(position: 0, identifier: extra.identifier(i)) }
+        return members
+    }
+}
