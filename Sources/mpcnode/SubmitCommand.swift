@@ -108,13 +108,22 @@ struct SetOperationRoles: ParsableArguments {
     @Option(help: "The node (not a party) that counts pseudonyms and receives the report.") var aggregator: String
     @Option(help: "The node that shuffles the sealed pseudonyms: a party, or a node that holds no data (default: the first party).") var mixer: String?
     @Option(help: "Group for the blinding: ristretto255 (random-oracle hash, RFC 9496) or x25519 (faster, Elligator 2 encoding; Docs/decisions/0005).") var group: String = "ristretto255"
+    @Option(help: "Run in buckets, one bucket's pseudonyms in memory at a time: N buckets, or auto (one per 2^20 identifiers of all parties together; each party refuses more than its policy max_buckets). Default: the whole sets in one pass. Protocols/multi-party-sets.md.") var buckets: String?
 
     func submission(_ kind: JobKindName, _ common: SubmitCommon, deliverTo: [String] = [], cardinalityOnly: Bool = false,
                     _ fill: (inout JobSubmission.SetOptions) -> Void) throws -> JobSubmission {
         var sets = JobSubmission.SetOptions(aggregator: aggregator, mixer: mixer)
         fill(&sets)
-        return JobSubmission(protocolName: kind.rawValue, parties: try common.parsedParties(), deliverTo: deliverTo, cardinalityOnly: cardinalityOnly,
-                             group: group, sets: sets)
+        var submission = JobSubmission(protocolName: kind.rawValue, parties: try common.parsedParties(), deliverTo: deliverTo, cardinalityOnly: cardinalityOnly,
+                                       group: group, sets: sets)
+        if let buckets {
+            submission.sets?.bucketed = true
+            if buckets != "auto" {
+                guard let n = Int(buckets) else { throw ValidationError("--buckets takes a number of buckets or auto, not '\(buckets)'") }
+                submission.buckets = n
+            }
+        }
+        return submission
     }
 }
 

@@ -137,11 +137,14 @@ public struct JobSubmission: Codable, Sendable {
         public var bins: [String]
         /// A per-identifier total is listed only if at least this many parties hold the identifier.
         public var minCellParties: Int
+        /// Run in buckets (Protocols/multi-party-sets.md "Buckets"): with `buckets` that many, without it
+        /// one per 2^20 identifiers of all parties together. nil or false: the whole sets in one pass.
+        public var bucketed: Bool?
         public init(aggregator: String, mixer: String? = nil, atLeast: Int = 2, minIntersection: Int = 10, valueColumn: String? = nil,
-                    decimals: Int = 2, reportingThreshold: String? = nil, bins: [String] = [], minCellParties: Int = 2) {
+                    decimals: Int = 2, reportingThreshold: String? = nil, bins: [String] = [], minCellParties: Int = 2, bucketed: Bool? = nil) {
             self.aggregator = aggregator; self.mixer = mixer; self.atLeast = atLeast; self.minIntersection = minIntersection
             self.valueColumn = valueColumn; self.decimals = decimals; self.reportingThreshold = reportingThreshold
-            self.bins = bins; self.minCellParties = minCellParties
+            self.bins = bins; self.minCellParties = minCellParties; self.bucketed = bucketed
         }
     }
 
@@ -186,7 +189,8 @@ public struct JobSubmission: Codable, Sendable {
     public var threshold: Int?
     public var sets: SetOptions?
     public var training: TrainingOptions?
-    /// psi: the bucket count asked for (nil: chosen from the set sizes; Protocols/psi-buckets.md).
+    /// psi, and set operations in buckets: the bucket count asked for (nil: chosen from the set sizes;
+    /// Protocols/psi-buckets.md, Protocols/multi-party-sets.md "Buckets").
     public var buckets: Int?
     /// psi: the round run per bucket, "ecdh" (nil: the default) or "kkrt" (Protocols/psi-oprf.md).
     public var psiProtocol: String?

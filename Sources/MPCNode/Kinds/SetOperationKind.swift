@@ -61,6 +61,9 @@ struct SetOperationKind: JobKind {
         }
         guard (1...UInt32(owners.count)).contains(s.atLeast) else { throw JobError.malformedSpec("at-least \(s.atLeast) must lie in 1…\(owners.count)") }
         guard s.decimals <= 9 else { throw JobError.malformedSpec("decimals \(s.decimals) must lie in 0…9") }
+        guard s.buckets <= 65_536, s.bucketed || s.buckets == 0 else {
+            throw JobError.malformedSpec("\(s.buckets) buckets\(s.bucketed ? " (at most 65536)" : " for a set operation in one pass")")
+        }
     }
 
     func prepare(_ submission: JobSubmission, into spec: inout Mpcnode_V1_JobSpec, context: SubmissionContext) throws {
@@ -107,7 +110,13 @@ struct SetOperationKind: JobKind {
             return v
         }
         guard zip(edges, edges.dropFirst()).allSatisfy({ $0 < $1 }) else { throw JobError.invalidSubmission("--bins must be ascending") }
+        let bucketed = options.bucketed == true || submission.buckets != nil
+        if let b = submission.buckets, !(1...65_536).contains(b) {
+            throw JobError.invalidSubmission("--buckets must lie in 1…65536 (or be auto), got \(b)")
+        }
         spec.sets = .with {
+            $0.bucketed = bucketed
+            $0.buckets = UInt32(submission.buckets ?? 0)
             $0.aggregator = options.aggregator
             $0.mixer = mixer
             $0.atLeast = UInt32(options.atLeast)
@@ -162,6 +171,9 @@ struct SetOperationKind: JobKind {
            let refusal = rule.sumThresholdRefusal(threshold: SecureAggregationParameters.defaultThreshold(clients: owners), clients: owners) {
             return .refused(reason: refusal)
         }
+        if Int(spec.sets.buckets) > policy.maximumBuckets {
+            return .refused(reason: "\(spec.sets.buckets) buckets asked for; this node's policy allows at most \(policy.maximumBuckets) (max_buckets)")
+        }
         if !rule.resultRecipients.contains(spec.sets.aggregator) {
             return .refused(reason: "\(spec.sets.aggregator) may not receive results computed on dataset '\(mine.dataset)'")
         }
@@ -195,12 +207,18 @@ struct SetOperationKind: JobKind {
         return out
     }
 
-    func configuration(_ spec: Mpcnode_V1_JobSpec) throws -> SetOperationConfiguration {
+    /// - Parameter maximumBuckets: this node's policy's `max_buckets`: a bucketed job is refused beyond it
+    ///   by every role itself, whatever the count the sizes give.
+    func configuration(_ spec: Mpcnode_V1_JobSpec, maximumBuckets: Int) throws -> SetOperationConfiguration {
         guard let group = BlindingGroup(rawValue: spec.group) else {
             throw JobError.fault("not a set operation over a known group: \(spec.protocol) over \(JobError.shown(spec.group))")
         }
-        return SetOperationConfiguration(jobID: spec.jobID, group: group, owners: spec.parties.map(\.nodeID), mixer: spec.sets.mixer,
-                                         aggregator: spec.sets.aggregator, deliveries: deliveries(spec))
+        var config = SetOperationConfiguration(jobID: spec.jobID, group: group, owners: spec.parties.map(\.nodeID), mixer: spec.sets.mixer,
+                                               aggregator: spec.sets.aggregator, deliveries: deliveries(spec))
+        if spec.sets.bucketed {
+            config.bucketing = SetBucketing(requested: spec.sets.buckets > 0 ? Int(spec.sets.buckets) : nil, maximum: maximumBuckets)
+        }
+        return config
     }
 
     func run(_ context: RoleContext) async throws -> RoleCompletion {

@@ -17,7 +17,7 @@ extension SetOperationKind {
     func runOwner(_ context: RoleContext) async throws -> RoleCompletion {
         let spec = context.spec, jobID = context.jobID, nodeID = context.nodeID, kind = operation
         let (index, mine) = try context.myInput()
-        var config = try configuration(spec)
+        var config = try configuration(spec, maximumBuckets: context.configuration.policy.maximumBuckets)
         let owners = config.owners
         let next = owners[(index + 1) % owners.count], previous = owners[(index + owners.count - 1) % owners.count]
         let source = try context.snapshot(dataset: mine.dataset, column: mine.column,
@@ -70,7 +70,7 @@ extension SetOperationKind {
     // MARK: - Mixer that holds no data
 
     func runMixer(_ context: RoleContext) async throws -> RoleCompletion {
-        let config = try configuration(context.spec)
+        let config = try configuration(context.spec, maximumBuckets: context.configuration.policy.maximumBuckets)
         try context.recordStarted(["role": .string("mixer"), "parties": .array(config.owners.map { .string($0) }),
                                    "aggregator": .string(config.aggregator)])
         let (sent, received) = try await SetMixerRole(configuration: config, me: context.nodeID, waits: waits(context)).run(port: context.sessions)
@@ -82,7 +82,7 @@ extension SetOperationKind {
 
     func runAggregator(_ context: RoleContext) async throws -> RoleCompletion {
         let spec = context.spec, kind = operation
-        let config = try configuration(spec)
+        let config = try configuration(spec, maximumBuckets: context.configuration.policy.maximumBuckets)
         try context.recordStarted([
             "role": .string("aggregator"), "parties": .array(config.owners.map { .string($0) }), "mixer": .string(config.mixer),
         ])
