@@ -32,6 +32,8 @@ public struct SetOperationBenchmark {
     public let size: Int
     public let group: BlindingGroup
     public let directory: URL
+    /// Run in buckets: nil in one pass; `.some(nil)` the count from the sizes; `.some(n)` n buckets.
+    public var buckets: Int??
 
     public init(kind: SetOperation, parties: Int, size: Int, group: BlindingGroup, directory: URL) {
         self.kind = kind
@@ -118,10 +120,13 @@ public struct SetOperationBenchmark {
         let started = Date()
         let jobID: String
         do {
-            jobID = try await coordinator.engine.submit(JobSubmission(
+            var submission = JobSubmission(
                 protocolName: kind.rawValue, parties: banks.map { .init(nodeID: $0, dataset: "customers", column: "id") },
                 deliverTo: kind == .mpsi ? [banks[0]] : [], cardinalityOnly: false, group: group.rawValue,
-                sets: .init(aggregator: "regulator", minIntersection: 1, valueColumn: kind.sumsValues ? "balance" : nil, decimals: 2, minCellParties: 1)))
+                sets: .init(aggregator: "regulator", minIntersection: 1, valueColumn: kind.sumsValues ? "balance" : nil, decimals: 2, minCellParties: 1,
+                            bucketed: buckets != nil))
+            if let count = buckets { submission.buckets = count }
+            jobID = try await coordinator.engine.submit(submission)
         } catch {
             for node in nodes.values { await node.stop() }
             throw error
@@ -129,7 +134,7 @@ public struct SetOperationBenchmark {
         let job = try await BenchmarkJobWait.final(coordinator, jobID: jobID, started: started, every: 15, log: log) {
             // A bank that has not yet checked the proposal (10^6 rows) has no job yet: 0.
             let steps = banks.map { (try? JobRepository(store: nodes[$0]!.store).view(jobID: jobID).progressDone) ?? 0 }
-            return "parties' progress (%; ring to 80, mix to 90, sum to 100) \(steps)"
+            return buckets == nil ? "parties' progress (%; ring to 80, mix to 90, sum to 100) \(steps)" : "parties' progress (%; buckets to 90, sum to 100) \(steps)"
         }
         let wall = Date().timeIntervalSince(started)
         guard job.state == .succeeded else {

@@ -20,7 +20,7 @@ struct BenchCommand: AsyncParsableCommand {
         @Option(help: "Parties: 2 runs the two-party protocol, more the multi-party one (with a regulator as aggregator).") var parties: Int = 2
         @Option(help: "x25519 or ristretto255.") var group: String = "x25519"
         @Option(help: "Work folder (default: a temporary one, removed afterwards).") var dir: String?
-        @Option(help: "Two-party: buckets (default: one per 2^20 identifiers; Protocols/psi-buckets.md).") var buckets: Int?
+        @Option(help: "Two-party: buckets (default: one per 2^20 identifiers; Protocols/psi-buckets.md). More parties: N or auto runs the set operation in buckets (default: one pass; Protocols/multi-party-sets.md).") var buckets: String?
         @Option(help: "Two-party: bank-a cuts its link after this bucket; the job resumes at the next and the figures show the work redone.") var dropLinkAfterBucket: Int?
         @Option(name: .customLong("protocol"), help: "Two-party: ecdh, kkrt (Protocols/psi-oprf.md), or both (kkrt then ecdh on the same sets, and their ratio).") var psiProtocol: String = "ecdh"
 
@@ -29,7 +29,7 @@ struct BenchCommand: AsyncParsableCommand {
         func run() async throws {
             guard let g = BlindingGroup(rawValue: group) else { throw CLIFailure("unknown group \(group)") }
             if parties > 2 {
-                try await SetOperationBench.run(kind: .mpsi, parties: parties, size: size, group: g, dir: dir)
+                try await SetOperationBench.run(kind: .mpsi, parties: parties, size: size, group: g, dir: dir, buckets: try SetOperationBench.buckets(buckets))
                 return
             }
             let folder = dir.map { URL(fileURLWithPath: $0) }
@@ -42,7 +42,11 @@ struct BenchCommand: AsyncParsableCommand {
                 guard let p = MPCProtocols.PSIProtocol(rawValue: name) else { throw CLIFailure("--protocol is ecdh, kkrt or both, not \(name)") }
                 protocols = [p]
             }
-            var bench = PSIBenchmark(size: size, group: g, directory: folder, buckets: buckets, dropLinkAfterBucket: dropLinkAfterBucket)
+            let twoPartyBuckets = try buckets.map { text -> Int in
+                guard let n = Int(text) else { throw CLIFailure("--buckets of a two-party PSI is a number (its default is chosen from the sizes), not '\(text)'") }
+                return n
+            }
+            var bench = PSIBenchmark(size: size, group: g, directory: folder, buckets: twoPartyBuckets, dropLinkAfterBucket: dropLinkAfterBucket)
             bench.protocols = protocols
             bench.workers = workers
             let all = try await bench.run { print($0) }
@@ -83,10 +87,11 @@ struct BenchCommand: AsyncParsableCommand {
         @Option(help: "Identifiers per bank (about half of a common pool of twice this size).") var size: Int = 100_000
         @Option(help: "x25519 or ristretto255.") var group: String = "x25519"
         @Option(help: "Work folder (default: a temporary one, removed afterwards).") var dir: String?
+        @Option(help: "Run in buckets: N, or auto (one per 2^20 identifiers of all banks); default: one pass.") var buckets: String?
 
         func run() async throws {
             guard let g = BlindingGroup(rawValue: group) else { throw CLIFailure("unknown group \(group)") }
-            try await SetOperationBench.run(kind: .unionSum, parties: parties, size: size, group: g, dir: dir)
+            try await SetOperationBench.run(kind: .unionSum, parties: parties, size: size, group: g, dir: dir, buckets: try SetOperationBench.buckets(buckets))
         }
     }
 
@@ -299,16 +304,26 @@ struct BenchCommand: AsyncParsableCommand {
 }
 
 enum SetOperationBench {
-    static func run(kind: SetOperation, parties: Int, size: Int, group: BlindingGroup, dir: String?) async throws {
+    /// `--buckets`: nil (one pass), auto (`.some(nil)`) or a count.
+    static func buckets(_ text: String?) throws -> Int?? {
+        guard let text else { return nil }
+        if text == "auto" { return .some(nil) }
+        guard let n = Int(text), (1...65_536).contains(n) else { throw CLIFailure("--buckets takes 1…65536 or auto, not '\(text)'") }
+        return .some(n)
+    }
+
+    static func run(kind: SetOperation, parties: Int, size: Int, group: BlindingGroup, dir: String?, buckets: Int?? = nil) async throws {
         guard parties >= 2 else { throw CLIFailure("--parties must be at least 2") }
         let folder = dir.map { URL(fileURLWithPath: $0) }
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-bench-\(UUID().uuidString)")
         defer { if dir == nil { try? FileManager.default.removeItem(at: folder) } }
-        let f = try await SetOperationBenchmark(kind: kind, parties: parties, size: size, group: group, directory: folder).run { print($0) }
+        var bench = SetOperationBenchmark(kind: kind, parties: parties, size: size, group: group, directory: folder)
+        bench.buckets = buckets
+        let f = try await bench.run { print($0) }
         let sent = f.bytesSentPerParty.filter { $0.key != "regulator" }.values
         print("""
 
-            \(kind.rawValue): \(f.parties) parties × ~\(f.size) identifiers (\(f.identifiers) in all) over \(group.rawValue), loopback TLS 1.3, one process
+            \(kind.rawValue): \(f.parties) parties × ~\(f.size) identifiers (\(f.identifiers) in all) over \(group.rawValue), loopback TLS 1.3, one process\(buckets == nil ? "" : ", in buckets (" + (buckets!.map(String.init) ?? "auto") + ")")
               wall time (job, SQLite to stored report)  \(String(format: "%.2f", f.wallSeconds)) s
               union / intersection                      \(f.unionSize) / \(f.intersectionSize)
               bytes sent per party (mean, max)          \(sent.reduce(0, +) / max(1, sent.count)), \(sent.max() ?? 0)
