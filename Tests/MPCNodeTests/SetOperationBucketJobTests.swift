@@ -34,6 +34,7 @@ final class SetOperationBucketJobTests: XCTestCase {
         XCTAssertEqual(job.state, .succeeded, job.reason ?? "")
         let r = try ReportRepository(store: nodes["regulator"]!.store).get(jobID)
         XCTAssertEqual(r.included, banks)
+        XCTAssertTrue((r.notes ?? []).contains { $0.hasPrefix("computed in 3 buckets") }, "\(r.notes)")
         XCTAssertEqual(cell(r, "distinct identifiers (union)")?.records, Int64(customers.count))
         for c in 1...3 {
             let label = "held by exactly \(c) \(c == 1 ? "party" : "parties")"
@@ -60,7 +61,41 @@ final class SetOperationBucketJobTests: XCTestCase {
         let delivered = try JobRepository(store: nodes["bank-1"]!.store).result(jobID: watchID, limit: 10_000)
         XCTAssertEqual(Set(delivered.identifiers ?? []), plain[0].intersection(plain[1].union(plain[2])))
         let report = try ReportRepository(store: nodes["regulator"]!.store).get(watchID)
+        // With auto, a few hundred identifiers make one bucket (one per 2^20), no padding.
+        XCTAssertTrue((report.notes ?? []).contains { $0.hasPrefix("computed in 1 bucket ") }, "\(report.notes)")
         XCTAssertEqual(cell(report, "held by at least 2 parties")?.records, Int64(customers.filter { plainData.holders($0) >= 2 }.count))
+    }
+
+    /// intersection-stats in two buckets, with one party slow to put its set into buckets (4 s) while
+    /// every node withdraws a session nobody claims after 2 s: the others' first ring sessions wait for
+    /// its claim, made before it buckets, and the statistics are the plain ones.
+    func testIntersectionStatisticsInBucketsWithASlowPartyMatchThePlainValues() async throws {
+        let banks = ["bank-1", "bank-2", "bank-3"]
+        let (directory, consortium, data) = try SetOperationJobTests.setUp(banks: banks, seed: 43, pool: 50, extraShared: 3)
+        removeAtTearDown(directory)
+        var nodes: [String: NodeRuntime] = [:]
+        for m in consortium.members {
+            nodes[m.id] = try await consortium.start(m.id, logger: ConsortiumFixture.quietLogger, sessionWaitTimeout: .seconds(2),
+                                                     faults: m.id == "bank-2" ? FaultHooks(slowFirstInputRead: .seconds(4)) : nil)
+        }
+        let running = nodes
+        stopAtTearDown(running)
+        var submission = SetOperationJobTests.submission("intersection-stats", banks: banks, .init(
+            aggregator: "regulator", minIntersection: 3, valueColumn: "balance", decimals: 2, bins: ["0", "10000"]))
+        submission.buckets = 2
+        let started = Date()
+        let jobID = try await nodes["coordinator"]!.engine.submit(submission)
+        let job = try await ConsortiumFixture.waitForFinal(nodes["coordinator"]!, jobID: jobID)
+        XCTAssertEqual(job.state, .succeeded, job.reason ?? "")
+        XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(started), 4, "the slow party was slow")
+        let r = try ReportRepository(store: nodes["regulator"]!.store).get(jobID)
+        XCTAssertTrue((r.notes ?? []).contains { $0.hasPrefix("computed in 2 buckets") }, "\(r.notes)")
+        let members = data.customers.filter { data.holders($0) == 3 }
+        let totals = members.map(data.total)
+        XCTAssertEqual(cell(r, "over the intersection")?.records, Int64(members.count))
+        XCTAssertEqual(cell(r, "over the intersection")?.values["sum(balance)"], ReportRepository.decimalText(totals.reduce(0, +), decimals: 2))
+        XCTAssertEqual(cell(r, "total < 0")?.records, Int64(totals.filter { $0 < 0 }.count))
+        XCTAssertEqual(cell(r, "total ≥ 10000")?.records, Int64(totals.filter { $0 >= 10000_00 }.count))
     }
 
     /// A job asking for more buckets than a party's policy allows is refused by that party before any data is read.

@@ -24,7 +24,9 @@ final class BucketedSetOperationTests: XCTestCase {
     /// mixer that holds no data. `sources` replaces the owners' inputs (a crafted one).
     func run(_ sets: [[String]], bucketing: SetBucketing?, deliveries: [Int: SetDeliveryKind], mixer: Int? = 0,
              group: BlindingGroup = .ristretto255, intercept: InMemoryChannel.Intercept? = nil,
-             sources: [Int: any IdentifierSource] = [:], sum: (@Sendable (Int, ArrayIdentifierSource) -> SetOperationSum)? = nil) async -> Run {
+             sources: [Int: any IdentifierSource] = [:], sum: (@Sendable (Int, ArrayIdentifierSource) -> SetOperationSum)? = nil,
+             waits: SetOperationParty.Waits = BucketedSetOperationTests.waits,
+             adjust: @escaping @Sendable (String, inout SetOperationConfiguration) -> Void = { _, _ in }) async -> Run {
         let names = sets.indices.map { "bank-\($0)" }
         let mixerName = mixer.map { names[$0] } ?? "mixer"
         let wire = WireLog()
@@ -33,21 +35,25 @@ final class BucketedSetOperationTests: XCTestCase {
                                                deliveries: Dictionary(uniqueKeysWithValues: deliveries.map { (names[$0.key], $0.value) }), batchSize: 32)
         config.bucketing = bucketing
         let job = config
+        func configuration(_ role: String) -> SetOperationConfiguration {
+            var c = job
+            adjust(role, &c)
+            return c
+        }
         let arrays = sets.map { ArrayIdentifierSource($0) }
-        let waits = Self.waits
         async let aggregated: Result<SetOperationAggregatorRole.Outcome, Error> = {
-            do { return .success(try await SetOperationAggregatorRole(configuration: job, waits: waits)
+            do { return .success(try await SetOperationAggregatorRole(configuration: configuration("regulator"), waits: waits)
                     .run(port: hub.port(for: "regulator"), sumRoundTimeout: sum == nil ? nil : .seconds(30))) }
             catch { return .failure(error) }
         }()
         async let mixed: (sent: UInt64, received: UInt64)? = mixer != nil ? nil
-            : try? await SetMixerRole(configuration: job, me: mixerName, waits: waits).run(port: hub.port(for: mixerName))
+            : try? await SetMixerRole(configuration: configuration(mixerName), me: mixerName, waits: waits).run(port: hub.port(for: mixerName))
         let owners = await withTaskGroup(of: (Int, Result<SetOperationParty.Outcome, Error>).self) { group in
             for (i, name) in names.enumerated() {
                 let source: any IdentifierSource = sources[i] ?? arrays[i]
-                let s = sum?(i, arrays[i])
+                let s = sum?(i, arrays[i]), mine = configuration(name)
                 group.addTask {
-                    do { return (i, .success(try await SetOperationParty(configuration: job, me: name, waits: waits).run(source: source, port: hub.port(for: name), sum: s))) }
+                    do { return (i, .success(try await SetOperationParty(configuration: mine, me: name, waits: waits).run(source: source, port: hub.port(for: name), sum: s))) }
                     catch { return (i, .failure(error)) }
                 }
             }
@@ -94,6 +100,8 @@ final class BucketedSetOperationTests: XCTestCase {
                 let m = try r.aggregator.get().multiplicities
                 XCTAssertEqual(Self.summary(m), Self.summary(expected), "\(owners) owners, \(buckets) buckets")
                 XCTAssertEqual(m.counts.map(Int.init).reduce(0, +), sets.map { Set($0).count }.reduce(0, +), "every real pseudonym counted once, no dummy")
+                // One order over all buckets: nothing delivered tells which bucket a pseudonym came from.
+                XCTAssertTrue(zip(m.pseudonyms, m.pseudonyms.dropFirst()).allSatisfy { $0 < $1 }, "sorted over the buckets")
                 // Deliveries name the same identifiers (positions differ: each run shuffles its input).
                 let mine0 = try XCTUnwrap(Self.received(try r.owners[0]!.get(), source: r.inputs[0]))
                 let reference0 = try XCTUnwrap(Self.received(try reference.owners[0]!.get(), source: reference.inputs[0]))
@@ -126,10 +134,52 @@ final class BucketedSetOperationTests: XCTestCase {
                                                  sizes: ["a": 600_000, "b": 700_000], me: "a")) { e in
             XCTAssertTrue("\(e)".contains("needs 2 buckets") && "\(e)".contains("max_buckets"), "\(e)")
         }
-        // An owner whose maximum is below the job's count refuses it before anything is sent of its set.
-        let refused = await run(sets, bucketing: SetBucketing(requested: 3, maximum: 2), deliveries: [:])
-        XCTAssertThrowsError(try refused.aggregator.get())
-        for (_, o) in refused.owners { XCTAssertThrowsError(try o.get()) }
+        // One owner whose maximum is below the job's count refuses it before anything of its set is sent,
+        // and so does a data-less mixer with a lower maximum.
+        for refuser in ["bank-2", "mixer"] {
+            // Owners waiting for a ring session of the refuser wait until the job ends (between daemons, the
+            // coordinator's abort; here, a short phase).
+            let refused = await run(sets, bucketing: SetBucketing(requested: 3, maximum: 8), deliveries: [:], mixer: refuser == "mixer" ? nil : 0,
+                                    waits: .init(session: .seconds(5), phase: .seconds(5)), adjust: { role, c in
+                if role == refuser { c.bucketing?.maximum = 2 }
+            })
+            XCTAssertThrowsError(try refused.aggregator.get())
+            for (_, o) in refused.owners { XCTAssertThrowsError(try o.get()) }
+            if refuser == "bank-2" {
+                XCTAssertThrowsError(try refused.owners[2]!.get()) { e in XCTAssertTrue("\(e)".contains("max_buckets"), "\(e)") }
+            } else {
+                XCTAssertNil(refused.mixerTraffic, "the mixer refused")
+            }
+        }
+    }
+
+    /// Each owner applies its own policy to the sizes the aggregator announces (the ring's chains are
+    /// padded, so this is where the limits bind), and refuses an announcement of its own size that is not
+    /// what it sent.
+    func testOwnersCheckTheAnnouncedSizesThemselves() async throws {
+        let sets = Self.sets(owners: 3, seed: 12).enumerated().map { i, s in i == 1 ? s + (0..<300).map { "more-\($0)" } : s }
+        let limited = await run(sets, bucketing: SetBucketing(requested: 2, maximum: 8), deliveries: [0: .intersection],
+                                waits: .init(session: .seconds(5), phase: .seconds(5)), adjust: { role, c in
+            if role == "bank-2" { c.peerSetSizes = 1...200 }
+        })
+        XCTAssertThrowsError(try limited.owners[2]!.get()) { e in
+            XCTAssertTrue("\(e)".contains("bank-1") && "\(e)".contains("at most 200"), "\(e)")
+        }
+        XCTAssertThrowsError(try limited.owners[0]!.get(), "no delivery once an owner refused")
+        // A lying aggregator announces bank-0 a size for itself other than the one it sent.
+        let intercept: InMemoryChannel.Intercept = { from, to, message in
+            guard from == "regulator", to == "bank-0", var frame = try? Mpcnode_V1_SessionFrame(serializedBytes: message),
+                  case .sets(var sets)? = frame.body, case .ownerSizes(var m)? = sets.body, let i = m.owners.firstIndex(of: "bank-0") else { return [message] }
+            m.sizes[i] += 1
+            sets.ownerSizes = m
+            frame.sets = sets
+            return [try! frame.serializedBytes()]
+        }
+        let lied = await run(sets, bucketing: SetBucketing(requested: 2, maximum: 8), deliveries: [0: .intersection], intercept: intercept,
+                             waits: .init(session: .seconds(5), phase: .seconds(5)))
+        XCTAssertThrowsError(try lied.owners[0]!.get()) { e in
+            XCTAssertTrue("\(e)".contains("regulator") && "\(e)".contains("for bank-0, which has"), "\(e)")
+        }
     }
 
     func testUnionSumInBucketsSumsEveryIdentifierOnceAndNothingCrossesTheWireInTheClear() async throws {

@@ -8,13 +8,16 @@ import MPCWire
 /// Identifiers never appear: per-identifier rows carry a pseudonym label valid for this job only.
 enum SetOperationReport {
     static func build(spec: Mpcnode_V1_JobSpec, kind: SetOperation, multiplicities m: Multiplicities,
-                      sums: SecureAggregationServer.Outcome?, started: Date) -> ReportView {
+                      sums: SecureAggregationServer.Outcome?, buckets: Int? = nil, started: Date) -> ReportView {
         let s = spec.sets
         let n = m.owners
         let decimals = Int(s.decimals)
         let measure = "sum(\(s.valueColumn))", mean = "mean(\(s.valueColumn))"
         var cells: [ReportView.Cell] = []
         var notes: [String] = []
+        if let buckets {
+            notes.append("computed in \(buckets) bucket\(buckets == 1 ? "" : "s") under a key only the parties hold, each padded to a size fixed by the announced set sizes; the figures are over all buckets")
+        }
         func count(_ label: String, _ value: Int) -> ReportView.Cell {
             ReportView.Cell(group: label, records: Int64(value), parties: nil, values: [:], suppressed: false, suppressionReason: nil)
         }

@@ -39,6 +39,7 @@ extension SetOperationKind {
         var details: [String: AuditValue] = ["kind": .string(kind.rawValue), "aggregator": .string(config.aggregator)]
         if let u = outcome.unionSize { details["union_size"] = .int(u) }
         if let included = outcome.includedInSum { details["included"] = .bool(included) }
+        if let b = outcome.buckets { details["buckets"] = .int(b) }
         var resultRows = 0
         var receivedResult = false
         let delivery = outcome.delivery
@@ -95,11 +96,12 @@ extension SetOperationKind {
                 }
             }
         let m = outcome.multiplicities
-        let report = SetOperationReport.build(spec: spec, kind: kind, multiplicities: m, sums: outcome.sums, started: context.started)
+        let report = SetOperationReport.build(spec: spec, kind: kind, multiplicities: m, sums: outcome.sums, buckets: outcome.buckets, started: context.started)
         let reports = ReportRepository(store: context.store)
         return RoleCompletion(
             inputRows: 0, bytesSent: outcome.bytesSent, bytesReceived: outcome.bytesReceived, resultRows: report.cells.count, receivedResult: true,
             details: ["report": .string(report.id), "union_size": .int(m.unionSize), "intersection_size": .int(m.intersectionSize),
+                      "buckets": .int(outcome.buckets ?? 1),
                       "included": .array(report.included.map { .string($0) }), "dropped": .array(report.dropped.map { .string($0) })],
             store: { db in try reports.insert(db, report) })
     }

@@ -50,6 +50,7 @@ struct BucketedSetAggregator {
             claims = BucketSessionClaims(port: port, timeout: waits.phase, buckets: layout.count) { b in
                 [(SetBucketLayout.stream(SetOperationStream.mixed, bucket: b), config.mixer)]
             }
+            claims.claim(from: 0)
             // 2. Bucket by bucket: digests, the mixer's boxes, the opening.
             var pseudonyms: [GroupElement] = [], counts: [UInt16] = []
             var dummies = 0
@@ -103,7 +104,17 @@ struct BucketedSetAggregator {
             guard dummies == layout.dummies else {
                 throw ProtocolError.protocolViolation(peer: me, detail: "\(dummies) dummies over the buckets where the owners' announced sizes leave \(layout.dummies): an owner holds more identifiers than it announced")
             }
-            let multiplicities = Multiplicities(pseudonyms: pseudonyms, counts: counts, setSizes: setSizes, owners: owners.count)
+            // One order over all buckets, so no list delivered (nor the sum's slots) tells which bucket a
+            // pseudonym came from.
+            var order = Array(pseudonyms.indices)
+            order.sort { pseudonyms[$0] < pseudonyms[$1] }
+            let sorted = order.map { pseudonyms[$0] }
+            guard zip(sorted, sorted.dropFirst()).allSatisfy({ $0 < $1 }) else {
+                throw ProtocolError.protocolViolation(peer: config.mixer, detail: "a pseudonym arrived in two buckets")
+            }
+            let multiplicities = Multiplicities(pseudonyms: sorted, counts: order.map { counts[$0] }, setSizes: setSizes, owners: owners.count)
+            pseudonyms = []
+            counts = []
             try release(multiplicities)
             let aggregator = SetAggregator(configuration: config)
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -118,7 +129,7 @@ struct BucketedSetAggregator {
                 await s.channel.close()
             }
             return SetAggregator.Outcome(multiplicities: multiplicities, bytesSent: owners.reduce(bytesSent) { $0 + $1.bytesSent },
-                                         bytesReceived: owners.reduce(bytesReceived) { $0 + $1.bytesReceived })
+                                         bytesReceived: owners.reduce(bytesReceived) { $0 + $1.bytesReceived }, buckets: layout.count)
         } catch {
             await port.cancelAccepts(reason: "\(error)")
             await claims.cancel()

@@ -12,6 +12,7 @@ struct BucketedSetOwner {
         var delivery: SetDelivery
         /// Ψ of the owner's identifiers, position by position in `source` order (each under its bucket's keys).
         var pseudonyms: [GroupElement]
+        var buckets: Int
     }
 
     let configuration: SetOperationConfiguration
@@ -41,14 +42,8 @@ struct BucketedSetOwner {
                     throw ProtocolError.protocolViolation(peer: results.peer, detail: "expected a 32-byte sealing key")
                 }
                 let publicKey = [UInt8](key.publicKey)
-                // 3. The buckets under the owners' key, each within this owner's capacity.
-                let bucketSizes = try await source.assignBuckets(key: bucketKey, count: layout.count)
-                let capacity = layout.capacities[me]!
-                if let b = bucketSizes.indices.first(where: { bucketSizes[$0] > capacity }) {
-                    throw SetBucketOverCapacity(bucket: b, size: bucketSizes[b], capacity: capacity)
-                }
-                let seed = BucketKey.randomShare()
-                var pseudonyms = [GroupElement](repeating: SetBucketLayout.dummyMarker, count: source.count)
+                // 3. The sessions of the first buckets are claimed now: the others may start them long
+                // before this owner has put its set into buckets.
                 let others = owners.filter { $0 != me }
                 claims = BucketSessionClaims(port: port, timeout: waits.phase, buckets: layout.count) { b in
                     [(SetBucketLayout.stream(SetOperationStream.ring, bucket: b), previous)]
@@ -56,10 +51,22 @@ struct BucketedSetOwner {
                 mixClaims = BucketSessionClaims(port: port, timeout: waits.phase, buckets: isMixer ? layout.count : 0) { b in
                     others.map { (SetBucketLayout.stream(SetOperationStream.mix, bucket: b), $0) }
                 }
+                claims!.claim(from: 0)
+                mixClaims!.claim(from: 0)
+                // The buckets under the owners' key, each within this owner's capacity.
+                let bucketSizes = try await source.assignBuckets(key: bucketKey, count: layout.count)
+                let capacity = layout.capacities[me]!
+                if let b = bucketSizes.indices.first(where: { bucketSizes[$0] > capacity }) {
+                    throw SetBucketOverCapacity(bucket: b, size: bucketSizes[b], capacity: capacity)
+                }
+                let seed = BucketKey.randomShare()
+                var pseudonyms = [GroupElement](repeating: SetBucketLayout.dummyMarker, count: source.count)
                 // 4. Bucket by bucket.
                 for b in 0..<layout.count {
                     let ringStream = SetBucketLayout.stream(SetOperationStream.ring, bucket: b)
-                    let padded = PaddedBucket(members: try await source.members(ofBucket: b), bucket: b, capacity: capacity, seed: seed)
+                    let members = try await source.members(ofBucket: b)
+                    guard members.count <= capacity else { throw SetBucketOverCapacity(bucket: b, size: members.count, capacity: capacity) }
+                    let padded = PaddedBucket(members: members, bucket: b, capacity: capacity, seed: seed)
                     var ringConfig = config.ring
                     ringConfig.peerSetSizes = 0...WireNumber.maximumSetSize  // the announced sizes were checked against the policy
                     ringConfig.chainSizes = layout.capacities
@@ -102,13 +109,13 @@ struct BucketedSetOwner {
                     progress(90 * (b + 1) / layout.count)
                 }
                 // 5. The delivery, over every bucket, once.
-                let delivery = try await SetOwner(configuration: config, me: me).receiveDelivery(results, pseudonyms: pseudonyms, bucketed: true)
+                let delivery = try await SetOwner(configuration: config, me: me).receiveDelivery(results, pseudonyms: pseudonyms)
                 try await results.sendSets { $0.ack = .init() }
                 guard case .commit = try await results.receiveSets(expecting: "the commit") else {
                     throw ProtocolError.protocolViolation(peer: results.peer, detail: "expected the commit")
                 }
                 await channel.close()
-                return Outcome(delivery: delivery, pseudonyms: pseudonyms)
+                return Outcome(delivery: delivery, pseudonyms: pseudonyms, buckets: layout.count)
             } catch {
                 await port.cancelAccepts(reason: "\(error)")
                 await claims?.cancel()

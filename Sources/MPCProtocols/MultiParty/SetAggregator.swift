@@ -68,6 +68,8 @@ public struct SetAggregator: Sendable {
         public var multiplicities: Multiplicities
         public var bytesSent: UInt64
         public var bytesReceived: UInt64
+        /// In buckets: how many (nil: one pass).
+        public var buckets: Int? = nil
     }
 
     public let configuration: SetOperationConfiguration

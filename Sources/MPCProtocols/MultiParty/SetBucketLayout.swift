@@ -8,9 +8,10 @@ public struct SetBucketing: Sendable, Equatable {
     /// The most buckets this node takes part in (its policy's `max_buckets`).
     public var maximum: Int
 
+    /// - Parameter maximum: at least 1 (a node's policy allows 1…65536).
     public init(requested: Int?, maximum: Int) {
         self.requested = requested
-        self.maximum = maximum
+        self.maximum = max(1, maximum)
     }
 }
 

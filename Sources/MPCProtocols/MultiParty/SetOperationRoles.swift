@@ -57,6 +57,8 @@ public struct SetOperationParty: Sendable {
         public var unionSize: Int?
         /// Whether this party's values are in the final secure sum (nil without one).
         public var includedInSum: Bool?
+        /// In buckets: how many (nil: one pass).
+        public var buckets: Int? = nil
         public var bytesSent: UInt64
         public var bytesReceived: UInt64
     }
@@ -95,7 +97,9 @@ public struct SetOperationParty: Sendable {
                 throw ProtocolError.parameterMismatch(peer: me, detail: "a set operation in buckets needs an input that can be put into buckets")
             }
             let o = try await BucketedSetOwner(configuration: config, bucketing: bucketing, me: me, waits: waits).run(source: bucketed, port: port, progress: progress)
-            return try await finish(delivery: o.delivery, pseudonyms: o.pseudonyms, port: port, sum: sum, progress: progress)
+            var outcome = try await finish(delivery: o.delivery, pseudonyms: o.pseudonyms, port: port, sum: sum, progress: progress)
+            outcome.buckets = o.buckets
+            return outcome
         }
         // The mixer waits for the other parties' sealed pseudonyms from the start (they arrive after the ring).
         let isMixer = config.mixer == me
@@ -119,7 +123,7 @@ public struct SetOperationParty: Sendable {
             let owner = SetOwner(configuration: config, me: me)
             let outcome: SetOwner.Outcome = try await port.withSession(stream: SetOperationStream.results, to: aggregator) { toAggregator in
                 if isMixer {
-                    let fromOwners = try await mixAccepts.value
+                    let fromOwners = try await withTaskCancellationHandler { try await mixAccepts.value } onCancel: { mixAccepts.cancel() }
                     return try await port.using(fromOwners) {
                         try await port.withSession(stream: SetOperationStream.mixed, to: aggregator) { mixed in
                             try await owner.finish(ring: ring, toAggregator: toAggregator, mixing: .mix(fromOwners: fromOwners, toAggregator: mixed))
@@ -220,6 +224,8 @@ public struct SetOperationAggregatorRole: Sendable {
     public struct Outcome: Sendable {
         public var multiplicities: Multiplicities
         public var sums: SecureAggregationServer.Outcome?
+        /// In buckets: how many (nil: one pass).
+        public var buckets: Int? = nil
         public var bytesSent: UInt64
         public var bytesReceived: UInt64
     }
@@ -253,7 +259,7 @@ public struct SetOperationAggregatorRole: Sendable {
                 outcome = try await BucketedSetAggregator(configuration: config, bucketing: bucketing, waits: waits).run(fromOwners: owners, port: port, release: release)
                 for c in owners.values { await c.close() }
             } else {
-                let (owners, mixed) = try await accepts.value!
+                let (owners, mixed) = try await withTaskCancellationHandler { try await accepts.value } onCancel: { accepts.cancel() }!
                 outcome = try await SetAggregator(configuration: config).run(fromOwners: owners, fromMixer: mixed, release: release)
                 for c in owners.values { await c.close() }
                 await mixed.close()
@@ -266,7 +272,7 @@ public struct SetOperationAggregatorRole: Sendable {
                 let channels = await port.acceptEach(stream: SetOperationStream.sum, from: config.owners, timeout: waits.session)
                 sums = try await SecureAggregationServer(parameters: parameters, channels: channels).run()
             }
-            return Outcome(multiplicities: m, sums: sums, bytesSent: port.traffic.sent, bytesReceived: port.traffic.received)
+            return Outcome(multiplicities: m, sums: sums, buckets: outcome.buckets, bytesSent: port.traffic.sent, bytesReceived: port.traffic.received)
         } catch {
             await port.cancelAccepts(reason: "\(error)")
             accepts.cancel()

@@ -85,9 +85,9 @@ public struct SetOwner: Sendable {
         }
     }
 
-    /// - Parameter bucketed: the union comes bucket after bucket, sorted within each bucket (under each
-    ///   bucket's own keys), so it is checked for distinct members instead of a global order.
-    func receiveDelivery(_ results: ProtocolSession, pseudonyms: [GroupElement], bucketed: Bool = false) async throws -> SetDelivery {
+    /// Every list arrives sorted and distinct (in buckets too, over all buckets): its order tells nothing,
+    /// such as which bucket a pseudonym the owner does not hold came from.
+    func receiveDelivery(_ results: ProtocolSession, pseudonyms: [GroupElement]) async throws -> SetDelivery {
         guard case .delivery(let header) = try await results.receiveSets(expecting: "the delivery"),
               let kind = SetDeliveryKind(rawValue: header.kind) else {
             throw ProtocolError.protocolViolation(peer: results.peer, detail: "expected a delivery of a known kind")
@@ -112,10 +112,10 @@ public struct SetOwner: Sendable {
             guard list.count == announced else {
                 throw ProtocolError.protocolViolation(peer: results.peer, detail: "announced \(header.count) pseudonyms, sent \(list.count)")
             }
+            guard zip(list, list.dropFirst()).allSatisfy({ $0 < $1 }) else {
+                throw ProtocolError.protocolViolation(peer: results.peer, detail: "the delivered pseudonyms are not sorted and distinct")
+            }
             if kind == .union {
-                guard bucketed ? Set(list).count == list.count : zip(list, list.dropFirst()).allSatisfy({ $0 < $1 }) else {
-                    throw ProtocolError.protocolViolation(peer: results.peer, detail: "the union is not sorted and distinct")
-                }
                 let mine = Set(pseudonyms)
                 guard mine.isSubset(of: list) else {
                     throw ProtocolError.protocolViolation(peer: results.peer, detail: "the union lacks pseudonyms of \(me)")
@@ -195,8 +195,8 @@ struct SealedMixer {
         }
         let buckets = Int(m.buckets)
         if let bucketing = configuration.bucketing {
-            guard (1...bucketing.maximum).contains(buckets) else {
-                throw ProtocolError.protocolViolation(peer: aggregator.peer, detail: "announces \(m.buckets) buckets; this node takes part in 1…\(bucketing.maximum) (max_buckets)")
+            guard buckets >= 1, buckets <= bucketing.maximum, bucketing.requested.map({ $0 == buckets }) ?? true else {
+                throw ProtocolError.protocolViolation(peer: aggregator.peer, detail: "announces \(m.buckets) buckets; the job asks \(bucketing.requested.map(String.init) ?? "a count from the sizes") and this node takes part in at most \(bucketing.maximum) (max_buckets)")
             }
         } else if buckets != 0 {
             throw ProtocolError.protocolViolation(peer: aggregator.peer, detail: "announces buckets for a set operation in one pass")
