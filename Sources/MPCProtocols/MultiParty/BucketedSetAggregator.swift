@@ -84,13 +84,7 @@ struct BucketedSetAggregator {
                     throw ProtocolError.protocolViolation(peer: config.mixer,
                                                           detail: "the sealed pseudonyms it forwarded in bucket \(b) are not the ones the owners sealed (a box was substituted, added or dropped, or an owner's digest is false)")
                 }
-                let opened = try await ParallelMap.mapInChunks(Array(0..<total)) { i -> GroupElement in
-                    do {
-                        return try GroupElement.unpack(try SealedBox.open(boxes[(i * size)..<((i + 1) * size)], with: keyPair))[0]
-                    } catch {
-                        throw ProtocolError.malformedMessage(peer: config.mixer, detail: "sealed pseudonym \(i) of bucket \(b) does not open: \(error)")
-                    }
-                }
+                let opened = try await SealedPseudonym.openAll(boxes, with: keyPair, from: config.mixer, which: " of bucket \(b)")
                 let real = opened.filter { $0 != SetBucketLayout.dummyMarker }
                 dummies += opened.count - real.count
                 let (bucket, maximum) = Multiplicities.of(real, setSizes: setSizes, owners: owners.count)

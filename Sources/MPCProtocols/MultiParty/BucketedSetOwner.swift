@@ -130,14 +130,7 @@ struct BucketedSetOwner {
     /// every other within this owner's policy limits (the ring's chains are padded, so this is where they apply).
     private func announcedLayout(_ results: ProtocolSession, ownSize: Int) async throws -> SetBucketLayout {
         let config = configuration
-        guard case .ownerSizes(let m) = try await results.receiveSets(expecting: "the owners' set sizes"),
-              m.owners.count == m.sizes.count, m.owners.sorted() == config.owners.sorted() else {
-            throw ProtocolError.protocolViolation(peer: results.peer, detail: "expected one set size for each owner")
-        }
-        var sizes: [NodeID: Int] = [:]
-        for (owner, announced) in zip(m.owners, m.sizes) {
-            sizes[owner] = try WireNumber.count(announced, limit: WireNumber.maximumSetSize, field: "set size of \(owner)", peer: results.peer)
-        }
+        let sizes = try await results.receiveOwnerSizes(owners: config.owners).sizes
         guard sizes[me] == ownSize else {
             throw ProtocolError.protocolViolation(peer: results.peer, detail: "announces \(sizes[me] ?? 0) identifiers for \(me), which has \(ownSize)")
         }

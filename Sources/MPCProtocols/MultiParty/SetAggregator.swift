@@ -144,13 +144,7 @@ public struct SetAggregator: Sendable {
                 throw ProtocolError.protocolViolation(peer: mixer.peer,
                                                       detail: "the sealed pseudonyms it forwarded are not the ones the owners sealed (a box was substituted, added or dropped, or an owner's digest is false)")
             }
-            let opened = try await ParallelMap.mapInChunks(Array(0..<total)) { i -> GroupElement in
-                do {
-                    return try GroupElement.unpack(try SealedBox.open(boxes[(i * size)..<((i + 1) * size)], with: keyPair))[0]
-                } catch {
-                    throw ProtocolError.malformedMessage(peer: mixer.peer, detail: "sealed pseudonym \(i) does not open: \(error)")
-                }
-            }
+            let opened = try await SealedPseudonym.openAll(boxes, with: keyPair, from: mixer.peer)
             let (multiplicities, maximum) = Multiplicities.of(opened, setSizes: setSizes, owners: owners.count)
             guard maximum <= owners.count else {
                 throw ProtocolError.protocolViolation(peer: mixer.peer, detail: "a pseudonym arrived \(maximum) times from \(owners.count) owners")

@@ -80,4 +80,16 @@ extension SetOperationConfiguration {
 /// Sealed boxes of 32-byte pseudonyms.
 enum SealedPseudonym {
     static let size = 32 + SealedBox.sealedOverhead
+
+    /// Opens `boxes` (whole boxes, concatenated) with the aggregator's key; a box that does not open is
+    /// `peer`'s fault (`which` names the box in the error, e.g. "of bucket 3").
+    static func openAll(_ boxes: [UInt8], with keyPair: KeyAgreementKeyPair, from peer: NodeID, which: String = "") async throws -> [GroupElement] {
+        try await ParallelMap.mapInChunks(Array(0..<(boxes.count / size))) { i -> GroupElement in
+            do {
+                return try GroupElement.unpack(try SealedBox.open(boxes[(i * size)..<((i + 1) * size)], with: keyPair))[0]
+            } catch {
+                throw ProtocolError.malformedMessage(peer: peer, detail: "sealed pseudonym \(i)\(which) does not open: \(error)")
+            }
+        }
+    }
 }

@@ -181,22 +181,15 @@ struct SealedMixer {
 
     /// The owners' set sizes the aggregator announces (every owner once, each within bounds).
     private func ownerSizes(from aggregator: ProtocolSession, ringSizes: [NodeID: Int]?) async throws -> ([NodeID: Int], buckets: Int) {
-        guard case .ownerSizes(let m) = try await aggregator.receiveSets(expecting: "the owners' set sizes"),
-              m.owners.count == m.sizes.count, m.owners.sorted() == configuration.owners.sorted() else {
-            throw ProtocolError.protocolViolation(peer: aggregator.peer, detail: "expected one set size for each owner")
-        }
-        var limits: [NodeID: Int] = [:]
-        for (owner, announced) in zip(m.owners, m.sizes) {
-            limits[owner] = try WireNumber.count(announced, limit: WireNumber.maximumSetSize, field: "set size of \(owner)", peer: aggregator.peer)
-        }
+        let (limits, announcedBuckets) = try await aggregator.receiveOwnerSizes(owners: configuration.owners)
         if let ringSizes, let owner = configuration.owners.first(where: { ringSizes[$0] != limits[$0] }) {
             throw ProtocolError.protocolViolation(peer: aggregator.peer,
                                                   detail: "announces \(limits[owner]!) pseudonyms for \(owner), whose chain carried \(ringSizes[owner] ?? 0) in the ring")
         }
-        let buckets = Int(m.buckets)
+        let buckets = Int(announcedBuckets)
         if let bucketing = configuration.bucketing {
             guard buckets >= 1, buckets <= bucketing.maximum, bucketing.requested.map({ $0 == buckets }) ?? true else {
-                throw ProtocolError.protocolViolation(peer: aggregator.peer, detail: "announces \(m.buckets) buckets; the job asks \(bucketing.requested.map(String.init) ?? "a count from the sizes") and this node takes part in at most \(bucketing.maximum) (max_buckets)")
+                throw ProtocolError.protocolViolation(peer: aggregator.peer, detail: "announces \(announcedBuckets) buckets; the job asks \(bucketing.requested.map(String.init) ?? "a count from the sizes") and this node takes part in at most \(bucketing.maximum) (max_buckets)")
             }
         } else if buckets != 0 {
             throw ProtocolError.protocolViolation(peer: aggregator.peer, detail: "announces buckets for a set operation in one pass")

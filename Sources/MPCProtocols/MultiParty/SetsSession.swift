@@ -10,6 +10,20 @@ extension ProtocolSession {
         try await receive(what) { if case .sets(let m)? = $0 { return m.body } else { return nil } }
     }
 
+    /// Every owner's set size as the aggregator announces it (`owner_sizes`): each owner once, each within
+    /// bounds; with the bucket count it announces (0 in one pass).
+    func receiveOwnerSizes(owners: [NodeID]) async throws -> (sizes: [NodeID: Int], buckets: UInt32) {
+        guard case .ownerSizes(let m) = try await receiveSets(expecting: "the owners' set sizes"),
+              m.owners.count == m.sizes.count, m.owners.sorted() == owners.sorted() else {
+            throw ProtocolError.protocolViolation(peer: peer, detail: "expected one set size for each owner")
+        }
+        var sizes: [NodeID: Int] = [:]
+        for (owner, announced) in zip(m.owners, m.sizes) {
+            sizes[owner] = try WireNumber.count(announced, limit: WireNumber.maximumSetSize, field: "set size of \(owner)", peer: peer)
+        }
+        return (sizes, m.buckets)
+    }
+
     /// Sends `count` fixed-size items (concatenated in `items`) as batches, then the end of the stream.
     func sendItems(_ items: [UInt8], itemSize: Int, batchSize: Int, sealed: Bool) async throws {
         let count = items.count / itemSize
