@@ -92,18 +92,21 @@ public final class ProtocolSession: @unchecked Sendable {
         await channel.close()
     }
 
-    /// Ends every session of a role that failed with `error`: tells each peer why (except the peer whose
-    /// own abort caused the failure) and closes the channel.
     /// What an abort message says of `error`: a local stop (the job aborted, its deadline, a shutdown)
     /// is not shown as a bare CancellationError to the peers.
     static func abortReason(_ error: Error) -> String {
         error is CancellationError ? "the job was stopped there" : "\(error)"
     }
 
+    /// Ends every session of a role that failed with `error`: tells each peer why (except the peer whose
+    /// own abort caused the failure) and closes the channel.
     static func abortAll(_ sessions: [ProtocolSession], because error: Error, by me: NodeID) async {
         for s in sessions {
-            if case ProtocolError.abortedByPeer(let p, _) = error, p == s.peer { continue }
-            await s.sendAbort(reason: "\(me): \(abortReason(error))")
+            // The peer whose abort caused the failure is not told, but its session is closed like the
+            // others': an accepted session left open holds its connection, and the node's stop, for ever.
+            if case ProtocolError.abortedByPeer(let p, _) = error, p == s.peer {} else {
+                await s.sendAbort(reason: "\(me): \(abortReason(error))")
+            }
             await s.channel.close()
         }
     }

@@ -22,6 +22,10 @@ public final class TLSMessageChannel: MessageChannel, CountsBytes, @unchecked Se
         self.peer = peer
         self.channel = channel
         self.iterator = iterator
+        // A connection that closes (the peer hung up, the idle limit, a node stopping) ends the session
+        // too: the task holding an accepted connection (`waitUntilClosed`) must not wait on a role that
+        // dropped its channel without closing it.
+        channel.closeFuture.whenComplete { [weak self] _ in self?.endSession() }
     }
 
     public var bytesSent: UInt64 { lock.withLock { _bytesSent } }
@@ -95,7 +99,7 @@ public final class TLSMessageChannel: MessageChannel, CountsBytes, @unchecked Se
         return result
     }
 
-    /// Suspends until `close()` is called.
+    /// Suspends until `close()` or `abort()` is called or the connection closes.
     public func waitUntilClosed() async {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             let already = lock.withLock { () -> Bool in

@@ -113,4 +113,47 @@ final class SetOperationBucketJobTests: XCTestCase {
         XCTAssertTrue((job.reason ?? "").contains("max_buckets"), job.reason ?? "")
         XCTAssertThrowsError(try JobRepository(store: nodes["bank-1"]!.store).result(jobID: jobID, limit: 10))
     }
+
+    /// An owner that refuses another's set size (its own `max_peer_set_size`) ends the job on every node, in
+    /// one pass and in buckets, and every node then stops: the aggregator's sessions are all closed, the
+    /// aborting owner's included (it once kept that one open, and the node's stop waited on it for ever).
+    func testAnOwnerRefusingAnotherOwnersSizeFailsTheJobAndEveryNodeStops() async throws {
+        let banks = ["bank-1", "bank-2", "bank-3"]
+        let policy: @Sendable (String) -> String = { bank in
+            SetOperationJobTests.policy(bank).replacingOccurrences(
+                of: "min_set_size: 5\n      min_intersection", with: "min_set_size: 5\n      \(bank == "bank-3" ? "max_peer_set_size: 20\n      " : "")min_intersection")
+        }
+        XCTAssertTrue(policy("bank-3").contains("max_peer_set_size: 20"), policy("bank-3"))
+        let (directory, consortium, _) = try SetOperationJobTests.setUp(banks: banks, seed: 44, size: 30...40, policy: policy)
+        removeAtTearDown(directory)
+        let nodes = try await consortium.startAll(logger: ConsortiumFixture.quietLogger)
+        for buckets in [nil, 2] {
+            var submission = SetOperationJobTests.submission("union-sum", banks: banks, .init(
+                aggregator: "regulator", valueColumn: "balance", decimals: 2, minCellParties: 2))
+            submission.buckets = buckets
+            let jobID = try await nodes["coordinator"]!.engine.submit(submission)
+            let job = try await ConsortiumFixture.waitForFinal(nodes["coordinator"]!, jobID: jobID)
+            XCTAssertEqual(job.state, .failed, "buckets \(buckets ?? 0)")
+            // (The coordinator's reason is the first failure reported, bank-3's refusal or a peer's lost link to it.)
+            let refusal = try await ConsortiumFixture.waitForFinal(nodes["bank-3"]!, jobID: jobID).reason ?? ""
+            XCTAssertTrue(refusal.contains("at most 20"), "buckets \(buckets ?? 0): \(refusal)")
+            // Every party ends the job (failed, or aborted by the coordinator) and says so in its audit log.
+            for node in ["regulator"] + banks {
+                let state = try await ConsortiumFixture.waitForFinal(nodes[node]!, jobID: jobID).state
+                XCTAssertEqual(state, .failed, "\(node), buckets \(buckets ?? 0)")
+                let events = try AuditLog(store: nodes[node]!.store).records(jobID: jobID).map(\.event)
+                XCTAssertTrue(events.contains("job.failed") || events.contains("job.aborted"), "\(node), buckets \(buckets ?? 0): \(events)")
+            }
+            XCTAssertThrowsError(try ReportRepository(store: nodes["regulator"]!.store).get(jobID))
+        }
+        // Every node stops, each within its jobs' ends (nothing left waiting on a peer's session).
+        let stopped = Locked<[String]>([])
+        let stopping = Task {
+            for (id, node) in nodes { await node.stop(); stopped.withValue { $0.append(id) } }
+        }
+        let deadline = ContinuousClock.now + .seconds(60)
+        while stopped.value.count < nodes.count, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        XCTAssertEqual(Set(stopped.value), Set(nodes.keys), "nodes still stopping after 60 s")
+        if stopped.value.count == nodes.count { await stopping.value }
+    }
 }

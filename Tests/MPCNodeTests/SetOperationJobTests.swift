@@ -37,7 +37,7 @@ final class SetOperationJobTests: XCTestCase {
     }
 
     static func setUp(banks: [String], seed: UInt64, pool: Int = 120, size: ClosedRange<Int> = 30...70,
-                      extraShared: Int = 0) throws -> (URL, LocalConsortium, Data) {
+                      extraShared: Int = 0, policy: @escaping @Sendable (String) -> String = policy) throws -> (URL, LocalConsortium, Data) {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-sets-\(UUID().uuidString)")
         let consortium = try LocalConsortium.create(in: directory, banks: banks, regulators: ["regulator"], policy: policy)
         var rng = SplitMix(state: seed)
