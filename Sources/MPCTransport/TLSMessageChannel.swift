@@ -99,6 +99,13 @@ public final class TLSMessageChannel: MessageChannel, CountsBytes, @unchecked Se
         return result
     }
 
+    /// Returns when the connection has closed (either side, or broken), or when the task is cancelled.
+    public func untilEnded() async {
+        let ended = ResumeOnce()
+        channel.closeFuture.whenComplete { _ in ended.resume() }
+        await ended.wait()
+    }
+
     /// Suspends until `close()` or `abort()` is called or the connection closes.
     public func waitUntilClosed() async {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in

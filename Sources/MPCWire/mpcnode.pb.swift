@@ -1777,6 +1777,12 @@ public nonisolated struct Mpcnode_V1_SetsOwnerSizes: Sendable {
   /// In buckets, to the mixer with each bucket's capacities: how many buckets the job has.
   public var buckets: UInt32 = 0
 
+  /// In buckets, every attempt (Protocols/multi-party-sets.md "Resume"): the first bucket this attempt runs,
+  /// and whether the owners draw a new bucket key (every bucket is then run again).
+  public var startBucket: UInt32 = 0
+
+  public var rekey: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1817,6 +1823,12 @@ public nonisolated struct Mpcnode_V1_SetsHello: Sendable {
   // methods supported on all messages.
 
   public var setSize: UInt64 = 0
+
+  /// In buckets (Protocols/multi-party-sets.md "Resume"): the owner's first bucket not done, and a check
+  /// value of its bucket key (BLAKE2b keyed with it; empty while it holds none).
+  public var nextBucket: UInt32 = 0
+
+  public var keyCheck: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -5996,7 +6008,7 @@ nonisolated extension Mpcnode_V1_SetsMessage: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Mpcnode_V1_SetsOwnerSizes: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SetsOwnerSizes"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}owners\0\u{1}sizes\0\u{1}buckets\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}owners\0\u{1}sizes\0\u{1}buckets\0\u{3}start_bucket\0\u{1}rekey\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -6007,6 +6019,8 @@ nonisolated extension Mpcnode_V1_SetsOwnerSizes: SwiftProtobuf.Message, SwiftPro
       case 1: try { try decoder.decodeRepeatedStringField(value: &self.owners) }()
       case 2: try { try decoder.decodeRepeatedUInt64Field(value: &self.sizes) }()
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.buckets) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.startBucket) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.rekey) }()
       default: break
       }
     }
@@ -6022,6 +6036,12 @@ nonisolated extension Mpcnode_V1_SetsOwnerSizes: SwiftProtobuf.Message, SwiftPro
     if self.buckets != 0 {
       try visitor.visitSingularUInt32Field(value: self.buckets, fieldNumber: 3)
     }
+    if self.startBucket != 0 {
+      try visitor.visitSingularUInt32Field(value: self.startBucket, fieldNumber: 4)
+    }
+    if self.rekey != false {
+      try visitor.visitSingularBoolField(value: self.rekey, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -6029,6 +6049,8 @@ nonisolated extension Mpcnode_V1_SetsOwnerSizes: SwiftProtobuf.Message, SwiftPro
     if lhs.owners != rhs.owners {return false}
     if lhs.sizes != rhs.sizes {return false}
     if lhs.buckets != rhs.buckets {return false}
+    if lhs.startBucket != rhs.startBucket {return false}
+    if lhs.rekey != rhs.rekey {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -6095,7 +6117,7 @@ nonisolated extension Mpcnode_V1_SetsDigestsReceived: SwiftProtobuf.Message, Swi
 
 nonisolated extension Mpcnode_V1_SetsHello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SetsHello"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}set_size\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}set_size\0\u{3}next_bucket\0\u{3}key_check\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -6104,6 +6126,8 @@ nonisolated extension Mpcnode_V1_SetsHello: SwiftProtobuf.Message, SwiftProtobuf
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.setSize) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.nextBucket) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.keyCheck) }()
       default: break
       }
     }
@@ -6113,11 +6137,19 @@ nonisolated extension Mpcnode_V1_SetsHello: SwiftProtobuf.Message, SwiftProtobuf
     if self.setSize != 0 {
       try visitor.visitSingularUInt64Field(value: self.setSize, fieldNumber: 1)
     }
+    if self.nextBucket != 0 {
+      try visitor.visitSingularUInt32Field(value: self.nextBucket, fieldNumber: 2)
+    }
+    if !self.keyCheck.isEmpty {
+      try visitor.visitSingularBytesField(value: self.keyCheck, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Mpcnode_V1_SetsHello, rhs: Mpcnode_V1_SetsHello) -> Bool {
     if lhs.setSize != rhs.setSize {return false}
+    if lhs.nextBucket != rhs.nextBucket {return false}
+    if lhs.keyCheck != rhs.keyCheck {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

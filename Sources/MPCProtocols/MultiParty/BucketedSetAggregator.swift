@@ -11,51 +11,161 @@ struct BucketedSetAggregator {
     let configuration: SetOperationConfiguration
     let bucketing: SetBucketing
     let waits: SetOperationParty.Waits
+    var resume: SetResume = .never
 
-    func run(fromOwners: [NodeID: any MessageChannel], port: any SessionPort,
-             release: @Sendable (Multiplicities) throws -> Void) async throws -> SetAggregator.Outcome {
-        let config = configuration, me = config.aggregator
-        let owners = config.owners.map { ProtocolSession(channel: fromOwners[$0]!) }
-        var claims = BucketSessionClaims(port: port, timeout: waits.phase, buckets: 0) { _ in [] }
+    /// What the aggregator keeps from one attempt to the next (Protocols/multi-party-sets.md "Resume").
+    final class Progress: @unchecked Sendable {
+        var setSizes: [NodeID: Int]?
+        var layout: SetBucketLayout?
+        let keyPair = KeyAgreementKeyPair.generate()
+        /// Bucket b's distinct pseudonyms, their counts and its dummies, at index b.
+        var done: [(pseudonyms: [GroupElement], counts: [UInt16], dummies: Int)] = []
         var bytesSent: UInt64 = 0, bytesReceived: UInt64 = 0
+    }
+
+    func run(port: any SessionPort, release: @escaping @Sendable (Multiplicities) throws -> Void) async throws -> SetAggregator.Outcome {
+        let state = Progress()
+        var attempt = 0
+        while true {
+            do {
+                var outcome = try await run(attempt: attempt, state: state, port: port, release: release)
+                outcome.resumes = attempt
+                return outcome
+            } catch where resume.resumes(after: error, attempt: attempt) {
+                attempt += 1
+                resume.onResume(.init(attempt: attempt, bucketsDone: state.done.count, reason: "\(error)"))
+            }
+        }
+    }
+
+    /// One attempt: every owner's "results" session (and a data-less mixer's "mixer" session) of the attempt,
+    /// the sizes and where to start, the buckets from there, and after the last one the release and deliveries.
+    private func run(attempt: Int, state: Progress, port: any SessionPort,
+                     release: @escaping @Sendable (Multiplicities) throws -> Void) async throws -> SetAggregator.Outcome {
+        let config = configuration, me = config.aggregator, resume = resume
+        let dataLessMixer = !config.owners.contains(config.mixer)
+        let resultsStream = SetBucketLayout.stream(SetOperationStream.results, attempt: attempt)
+        let mixerStream = SetBucketLayout.stream(SetBucketLayout.mixerStream, attempt: attempt)
+        let accepted = try await port.acceptAll(config.owners.map { (resultsStream, $0) } + (dataLessMixer ? [(mixerStream, config.mixer)] : []),
+                                                timeout: attempt == 0 ? waits.phase : resume.reconnectWait)
+        let owners = config.owners.map { ProtocolSession(channel: accepted["\(resultsStream)/\($0)"]!) }
+        let mixerControl = accepted["\(mixerStream)/\(config.mixer)"].map(ProtocolSession.init(channel:))
+        let all = owners + (mixerControl.map { [$0] } ?? [])
         do {
-            // 1. Every owner's set size, announced to all; one sealing key for the job.
-            var setSizes: [NodeID: Int] = [:]
-            try await withThrowingTaskGroup(of: (NodeID, Int).self) { group in
+            // 1. Every owner's set size, announced to all, with this attempt's first bucket; one sealing key for the job.
+            var hellos: [NodeID: Mpcnode_V1_SetsHello] = [:]
+            try await withThrowingTaskGroup(of: (NodeID, Mpcnode_V1_SetsHello).self) { group in
                 for s in owners {
                     group.addTask {
                         guard case .hello(let hello) = try await s.receiveSets(expecting: "the set size") else {
                             throw ProtocolError.protocolViolation(peer: s.peer, detail: "expected the set size")
                         }
-                        return (s.peer, try WireNumber.count(hello.setSize, limit: WireNumber.maximumSetSize, field: "set size", peer: s.peer))
+                        return (s.peer, hello)
                     }
                 }
-                for try await (peer, size) in group { setSizes[peer] = size }
+                for try await (peer, hello) in group { hellos[peer] = hello }
             }
-            let layout = try SetBucketLayout(bucketing: bucketing, owners: config.owners, sizes: setSizes, me: me)
-            let keyPair = KeyAgreementKeyPair.generate()
+            var setSizes: [NodeID: Int] = [:]
+            for (peer, hello) in hellos {
+                setSizes[peer] = try WireNumber.count(hello.setSize, limit: WireNumber.maximumSetSize, field: "set size", peer: peer)
+            }
+            if let known = state.setSizes, let owner = config.owners.first(where: { known[$0] != setSizes[$0] }) {
+                throw ProtocolError.cannotResume(peer: owner, detail: "announces \(setSizes[owner]!) identifiers, \(known[owner]!) in the first attempt")
+            }
+            let layout = try state.layout ?? SetBucketLayout(bucketing: bucketing, owners: config.owners, sizes: setSizes, me: me)
+            state.setSizes = setSizes
+            state.layout = layout
+            // The owners keep their key unless one holds none or they differ; they start at the first bucket
+            // not done everywhere.
+            let checks = Set(config.owners.map { hellos[$0]!.keyCheck })
+            let rekey = checks.count != 1 || checks.first!.isEmpty
+            var start = state.done.count
+            if !rekey {
+                for (peer, hello) in hellos {
+                    start = min(start, try WireNumber.count(UInt64(hello.nextBucket), limit: layout.count, field: "next bucket", peer: peer))
+                }
+            }
+            if rekey { start = 0 }
+            state.done.removeLast(state.done.count - start)
             let announced = Mpcnode_V1_SetsOwnerSizes.with {
                 $0.owners = config.owners
                 $0.sizes = config.owners.map { UInt64(setSizes[$0] ?? 0) }
+                $0.startBucket = UInt32(start)
+                $0.rekey = rekey
             }
+            let publicKey = Data(state.keyPair.publicKey)
             for s in owners {
                 try await s.sendSets { $0.ownerSizes = announced }
-                try await s.sendSets { $0.sealingKey = .with { $0.publicKey = Data(keyPair.publicKey) } }
+                try await s.sendSets { $0.sealingKey = .with { $0.publicKey = publicKey } }
             }
             let capacities = Mpcnode_V1_SetsOwnerSizes.with {
                 $0.owners = config.owners
                 $0.sizes = config.owners.map { UInt64(layout.capacities[$0]!) }
                 $0.buckets = UInt32(layout.count)
+                $0.startBucket = UInt32(start)
             }
-            claims = BucketSessionClaims(port: port, timeout: waits.phase, buckets: layout.count) { b in
-                [(SetBucketLayout.stream(SetOperationStream.mixed, bucket: b), config.mixer)]
+            try await mixerControl?.sendSets { $0.ownerSizes = capacities }
+            // 2. Bucket by bucket, stopped at once if an owner or the mixer ends the attempt.
+            let first = start
+            try await SessionWatch.untilOneEnds(all.map(\.channel)) {
+                try await runBuckets(attempt: attempt, from: first, layout: layout, capacities: capacities, owners: owners, state: state, port: port)
             }
-            claims.claim(from: 0)
-            // 2. Bucket by bucket: digests, the mixer's boxes, the opening.
-            var pseudonyms: [GroupElement] = [], counts: [UInt16] = []
-            var dummies = 0
-            let size = SealedPseudonym.size, total = layout.elementsPerBucket
-            for b in 0..<layout.count {
+            // 3. The padding adds up: no owner sealed real pseudonyms in place of its dummies.
+            let dummies = state.done.reduce(0) { $0 + $1.dummies }
+            guard dummies == layout.dummies else {
+                throw ProtocolError.protocolViolation(peer: me, detail: "\(dummies) dummies over the buckets where the owners' announced sizes leave \(layout.dummies): an owner holds more identifiers than it announced")
+            }
+            // One order over all buckets, so no list delivered (nor the sum's slots) tells which bucket a
+            // pseudonym came from.
+            let pseudonyms = state.done.flatMap(\.pseudonyms), counts = state.done.flatMap(\.counts)
+            var order = Array(pseudonyms.indices)
+            order.sort { pseudonyms[$0] < pseudonyms[$1] }
+            let sorted = order.map { pseudonyms[$0] }
+            guard zip(sorted, sorted.dropFirst()).allSatisfy({ $0 < $1 }) else {
+                throw ProtocolError.protocolViolation(peer: config.mixer, detail: "a pseudonym arrived in two buckets")
+            }
+            let multiplicities = Multiplicities(pseudonyms: sorted, counts: order.map { counts[$0] }, setSizes: setSizes, owners: owners.count)
+            try release(multiplicities)
+            let aggregator = SetAggregator(configuration: config)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for s in owners {
+                    let kind = config.deliveries[s.peer] ?? .none
+                    group.addTask { try await aggregator.deliver(kind, to: s, multiplicities: multiplicities) }
+                }
+                try await group.waitForAll()
+            }
+            for s in all {
+                try await s.sendSets { $0.commit = .init() }
+                await s.channel.close()
+            }
+            state.bytesSent += all.reduce(0) { $0 + $1.bytesSent }
+            state.bytesReceived += all.reduce(0) { $0 + $1.bytesReceived }
+            return SetAggregator.Outcome(multiplicities: multiplicities, bytesSent: state.bytesSent, bytesReceived: state.bytesReceived, buckets: layout.count)
+        } catch {
+            state.bytesSent += all.reduce(0) { $0 + $1.bytesSent }
+            state.bytesReceived += all.reduce(0) { $0 + $1.bytesReceived }
+            if resume.endsSilently(after: error, attempt: attempt) {
+                for s in all { await s.channel.abort() }
+            } else {
+                await port.cancelAccepts(reason: "\(error)")
+                await ProtocolSession.abortAll(all, because: error, by: me)
+            }
+            throw error
+        }
+    }
+
+    /// Buckets `start`… of an attempt: the owners' digests, the mixer's boxes, the opening; each done bucket
+    /// is kept in `state`.
+    private func runBuckets(attempt: Int, from start: Int, layout: SetBucketLayout, capacities: Mpcnode_V1_SetsOwnerSizes,
+                            owners: [ProtocolSession], state: Progress, port: any SessionPort) async throws {
+        let config = configuration, me = config.aggregator, resume = resume
+        let size = SealedPseudonym.size, total = layout.elementsPerBucket
+        var claims = BucketSessionClaims(port: port, timeout: waits.phase, buckets: layout.count) { b in
+            [(SetBucketLayout.stream(SetOperationStream.mixed, bucket: b, attempt: attempt), config.mixer)]
+        }
+        do {
+            claims.claim(from: start)
+            for b in start..<layout.count {
                 var digests = MultisetHash(domain: config.boxDigestDomain(bucket: b))
                 try await withThrowingTaskGroup(of: GroupElement.self) { group in
                     for s in owners {
@@ -64,16 +174,16 @@ struct BucketedSetAggregator {
                     for try await digest in group { try digests.add(digest) }
                 }
                 for s in owners { try await s.sendSets { $0.digestsReceived = .init() } }
-                let mixedStream = SetBucketLayout.stream(SetOperationStream.mixed, bucket: b)
+                let mixedStream = SetBucketLayout.stream(SetOperationStream.mixed, bucket: b, attempt: attempt)
                 let mixer = ProtocolSession(channel: try await claims.take(bucket: b)["\(mixedStream)/\(config.mixer)"]!)
                 let boxes: [UInt8]
                 do {
                     try await mixer.sendSets { $0.ownerSizes = capacities }
                     boxes = try await mixer.receiveItems(itemSize: size, sealed: true, limit: total)
-                    bytesSent += mixer.bytesSent
-                    bytesReceived += mixer.bytesReceived
+                    state.bytesSent += mixer.bytesSent
+                    state.bytesReceived += mixer.bytesReceived
                 } catch {
-                    await mixer.end(after: error, by: me)
+                    if resume.endsSilently(after: error, attempt: attempt) { await mixer.channel.abort() } else { await mixer.end(after: error, by: me) }
                     throw error
                 }
                 await mixer.channel.close()
@@ -84,50 +194,16 @@ struct BucketedSetAggregator {
                     throw ProtocolError.protocolViolation(peer: config.mixer,
                                                           detail: "the sealed pseudonyms it forwarded in bucket \(b) are not the ones the owners sealed (a box was substituted, added or dropped, or an owner's digest is false)")
                 }
-                let opened = try await SealedPseudonym.openAll(boxes, with: keyPair, from: config.mixer, which: " of bucket \(b)")
+                let opened = try await SealedPseudonym.openAll(boxes, with: state.keyPair, from: config.mixer, which: " of bucket \(b)")
                 let real = opened.filter { $0 != SetBucketLayout.dummyMarker }
-                dummies += opened.count - real.count
-                let (bucket, maximum) = Multiplicities.of(real, setSizes: setSizes, owners: owners.count)
+                let (bucket, maximum) = Multiplicities.of(real, setSizes: layout.sizes, owners: owners.count)
                 guard maximum <= owners.count else {
                     throw ProtocolError.protocolViolation(peer: config.mixer, detail: "a pseudonym arrived \(maximum) times from \(owners.count) owners in bucket \(b)")
                 }
-                pseudonyms.append(contentsOf: bucket.pseudonyms)
-                counts.append(contentsOf: bucket.counts)
+                state.done.append((bucket.pseudonyms, bucket.counts, opened.count - real.count))
             }
-            // 3. The padding adds up: no owner sealed real pseudonyms in place of its dummies.
-            guard dummies == layout.dummies else {
-                throw ProtocolError.protocolViolation(peer: me, detail: "\(dummies) dummies over the buckets where the owners' announced sizes leave \(layout.dummies): an owner holds more identifiers than it announced")
-            }
-            // One order over all buckets, so no list delivered (nor the sum's slots) tells which bucket a
-            // pseudonym came from.
-            var order = Array(pseudonyms.indices)
-            order.sort { pseudonyms[$0] < pseudonyms[$1] }
-            let sorted = order.map { pseudonyms[$0] }
-            guard zip(sorted, sorted.dropFirst()).allSatisfy({ $0 < $1 }) else {
-                throw ProtocolError.protocolViolation(peer: config.mixer, detail: "a pseudonym arrived in two buckets")
-            }
-            let multiplicities = Multiplicities(pseudonyms: sorted, counts: order.map { counts[$0] }, setSizes: setSizes, owners: owners.count)
-            pseudonyms = []
-            counts = []
-            try release(multiplicities)
-            let aggregator = SetAggregator(configuration: config)
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for s in owners {
-                    let kind = config.deliveries[s.peer] ?? .none
-                    group.addTask { try await aggregator.deliver(kind, to: s, multiplicities: multiplicities) }
-                }
-                try await group.waitForAll()
-            }
-            for s in owners {
-                try await s.sendSets { $0.commit = .init() }
-                await s.channel.close()
-            }
-            return SetAggregator.Outcome(multiplicities: multiplicities, bytesSent: owners.reduce(bytesSent) { $0 + $1.bytesSent },
-                                         bytesReceived: owners.reduce(bytesReceived) { $0 + $1.bytesReceived }, buckets: layout.count)
         } catch {
-            await port.cancelAccepts(reason: "\(error)")
             await claims.cancel()
-            await ProtocolSession.abortAll(owners, because: error, by: me)
             throw error
         }
     }

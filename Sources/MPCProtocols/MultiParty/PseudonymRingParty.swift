@@ -54,6 +54,9 @@ public struct PseudonymRingParty: Sendable {
     public let fromPrevious: any MessageChannel
     /// Called as the own chain comes back: (elements returned, own set size).
     public let progress: (@Sendable (Int, Int) -> Void)?
+    /// Errors after which the next owner is not sent an abort, only a cut link (a bucketed set operation
+    /// resumes after a dropped link; a peer that read an abort would fail the job).
+    public var endsSilently: @Sendable (Error) -> Bool = { _ in false }
 
     public init(configuration: Configuration, me: NodeID, source: any IdentifierSource,
                 toNext: any MessageChannel, fromPrevious: any MessageChannel, progress: (@Sendable (Int, Int) -> Void)? = nil) {
@@ -99,7 +102,7 @@ public struct PseudonymRingParty: Sendable {
             await toNext.close()
             return result
         } catch {
-            await outbound.end(after: error, by: me)
+            if endsSilently(error) { await toNext.abort() } else { await outbound.end(after: error, by: me) }
             await fromPrevious.close()
             throw error
         }

@@ -70,6 +70,8 @@ public struct SetAggregator: Sendable {
         public var bytesReceived: UInt64
         /// In buckets: how many (nil: one pass).
         public var buckets: Int? = nil
+        /// In buckets: attempts after the first (dropped links mended).
+        public var resumes: Int = 0
     }
 
     public let configuration: SetOperationConfiguration

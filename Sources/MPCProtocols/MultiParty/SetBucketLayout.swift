@@ -59,9 +59,16 @@ struct SetBucketLayout: Equatable {
     /// larger than it announced) is caught.
     var dummies: Int { capacities.keys.reduce(0) { $0 + count * capacities[$1]! - sizes[$1, default: 0] } }
 
-    /// The session stream of `base` ("ring", "mix", "mixed") for bucket `b`, or the key ring's.
-    static func stream(_ base: String, bucket: Int) -> String { "\(base)-\(bucket)" }
+    /// The session stream of `base` ("ring", "mix", "mixed") for bucket `b` in attempt `attempt`
+    /// (Protocols/multi-party-sets.md "Resume": a resumed attempt's sessions never meet an earlier one's).
+    static func stream(_ base: String, bucket: Int, attempt: Int = 0) -> String {
+        attempt == 0 ? "\(base)-\(bucket)" : "\(base)-\(bucket)-r\(attempt)"
+    }
+    /// The session stream of `base` ("results", "ring-key", "mixer") in attempt `attempt`.
+    static func stream(_ base: String, attempt: Int) -> String { attempt == 0 ? base : "\(base)-r\(attempt)" }
     static let keyRingStream = "ring-key"
+    /// Data-less mixer → aggregator, each attempt: where the attempt starts, and the aggregator's final word.
+    static let mixerStream = "mixer"
 
     /// What a dummy's box seals in place of a pseudonym: not a canonical encoding of an X25519 or a
     /// ristretto255 element (both below 2^255), so it never equals a pseudonym.

@@ -9,11 +9,14 @@ public struct SetMixerRole: Sendable {
     public let configuration: SetOperationConfiguration
     public let me: NodeID
     public let waits: SetOperationParty.Waits
+    /// In buckets: how this role mends a dropped link.
+    public var resume: SetResume
 
-    public init(configuration: SetOperationConfiguration, me: NodeID, waits: SetOperationParty.Waits) {
+    public init(configuration: SetOperationConfiguration, me: NodeID, waits: SetOperationParty.Waits, resume: SetResume = .never) {
         self.configuration = configuration
         self.me = me
         self.waits = waits
+        self.resume = resume
     }
 
     /// Returns the bytes sent and received.
@@ -43,37 +46,81 @@ public struct SetMixerRole: Sendable {
 
     /// In buckets: each bucket's boxes from every owner, shuffled and forwarded on the bucket's own
     /// sessions. The mixer learns neither the bucket key nor the layout beyond what the aggregator tells
-    /// it: how many boxes each owner sends per bucket.
+    /// it on its "mixer" session each attempt: the bucket count, where the attempt starts, and how many
+    /// boxes each owner sends per bucket. After a dropped link it meets the others on the next attempt's
+    /// sessions (Protocols/multi-party-sets.md "Resume").
     private func runBuckets(port: any SessionPort, bucketing: SetBucketing) async throws -> (sent: UInt64, received: UInt64) {
-        let config = configuration, me = me
-        // The bucket count arrives with the first bucket's capacities; sessions are claimed a bucket ahead from then on.
-        var claims = BucketSessionClaims(port: port, timeout: waits.phase, buckets: 1) { b in
-            config.owners.map { (SetBucketLayout.stream(SetOperationStream.mix, bucket: b), $0) }
+        let buckets = AnnouncedBuckets()
+        var attempt = 0
+        while true {
+            do {
+                try await runBuckets(attempt: attempt, port: port, bucketing: bucketing, buckets: buckets)
+                return (port.traffic.sent, port.traffic.received)
+            } catch where resume.resumes(after: error, attempt: attempt) {
+                attempt += 1
+                resume.onResume(.init(attempt: attempt, bucketsDone: 0, reason: "\(error)"))
+                try await Task.sleep(for: resume.pause)
+            }
         }
-        do {
-            var b = 0
-            while b < claims.buckets {
-                let mixStream = SetBucketLayout.stream(SetOperationStream.mix, bucket: b)
-                let accepted = try await claims.take(bucket: b)
-                let fromOwners = config.owners.map { accepted["\(mixStream)/\($0)"]! }
-                let announced = try await port.using(fromOwners) {
-                    try await port.withSession(stream: SetBucketLayout.stream(SetOperationStream.mixed, bucket: b), to: config.aggregator) { mixed in
-                        try await SealedMixer(configuration: config, me: me)
-                            .mix(own: [], from: fromOwners.map(ProtocolSession.init(channel:)), ringSizes: nil, aggregator: ProtocolSession(channel: mixed))
+    }
+
+    private func runBuckets(attempt: Int, port: any SessionPort, bucketing: SetBucketing, buckets: AnnouncedBuckets) async throws {
+        let config = configuration, me = me, waits = waits, resume = resume
+        try await port.withSession(stream: SetBucketLayout.stream(SetBucketLayout.mixerStream, attempt: attempt), to: config.aggregator) { channel in
+            let control = ProtocolSession(channel: channel)
+            do {
+                let announced = try await control.receiveOwnerSizes(owners: config.owners)
+                let count = Int(announced.buckets), start = Int(announced.startBucket)
+                // The job's count (when it names one) within this node's policy, the same in every attempt.
+                guard (1...min(bucketing.maximum, SetBucketLayout.maximumCount)).contains(count),
+                      bucketing.requested == nil || bucketing.requested == count, buckets.count == nil || buckets.count == count, start <= count else {
+                    throw ProtocolError.parameterMismatch(peer: config.aggregator, detail: "announced \(count) buckets from bucket \(start); this node allows at most \(bucketing.maximum) (max_buckets)\(bucketing.requested.map { ", the job has \($0)" } ?? "")")
+                }
+                buckets.count = count
+                try await SessionWatch.untilOneEnds([channel]) {
+                    var claims = BucketSessionClaims(port: port, timeout: waits.phase, buckets: count) { b in
+                        config.owners.map { (SetBucketLayout.stream(SetOperationStream.mix, bucket: b, attempt: attempt), $0) }
+                    }
+                    do {
+                        claims.claim(from: start)
+                        for b in start..<count {
+                            let mixStream = SetBucketLayout.stream(SetOperationStream.mix, bucket: b, attempt: attempt)
+                            let accepted = try await claims.take(bucket: b)
+                            let fromOwners = config.owners.map { accepted["\(mixStream)/\($0)"]! }
+                            let again = try await port.using(fromOwners) {
+                                try await port.withSession(stream: SetBucketLayout.stream(SetOperationStream.mixed, bucket: b, attempt: attempt), to: config.aggregator) { mixed in
+                                    try await SealedMixer(configuration: config, me: me)
+                                        .mix(own: [], from: fromOwners.map(ProtocolSession.init(channel:)), ringSizes: nil, aggregator: ProtocolSession(channel: mixed))
+                                }
+                            }
+                            guard again == count else {
+                                throw ProtocolError.protocolViolation(peer: config.aggregator, detail: "announced \(again) buckets in bucket \(b), \(count) before")
+                            }
+                        }
+                    } catch {
+                        await claims.cancel()
+                        throw error
                     }
                 }
-                if b == 0 {
-                    claims.buckets = announced
-                } else if announced != claims.buckets {
-                    throw ProtocolError.protocolViolation(peer: config.aggregator, detail: "announced \(announced) buckets in bucket \(b), \(claims.buckets) before")
+                // The aggregator's last word: the job is delivered (or the attempt ends, and another follows).
+                guard case .commit = try await control.receiveSets(expecting: "the commit") else {
+                    throw ProtocolError.protocolViolation(peer: config.aggregator, detail: "expected the commit")
                 }
-                b += 1
+                await channel.close()
+            } catch {
+                if resume.endsSilently(after: error, attempt: attempt) {
+                    await channel.abort()
+                } else {
+                    await port.cancelAccepts(reason: "\(error)")
+                    await control.end(after: error, by: me)
+                }
+                throw error
             }
-        } catch {
-            await port.cancelAccepts(reason: "\(error)")
-            await claims.cancel()
-            throw error
         }
-        return (port.traffic.sent, port.traffic.received)
     }
+}
+
+/// The bucket count the aggregator announced to a data-less mixer in the first attempt (later ones must repeat it).
+final class AnnouncedBuckets: @unchecked Sendable {
+    var count: Int?
 }

@@ -59,6 +59,8 @@ public struct SetOperationParty: Sendable {
         public var includedInSum: Bool?
         /// In buckets: how many (nil: one pass).
         public var buckets: Int? = nil
+        /// In buckets: attempts after the first (dropped links mended).
+        public var resumes: Int = 0
         public var bytesSent: UInt64
         public var bytesReceived: UInt64
     }
@@ -74,11 +76,14 @@ public struct SetOperationParty: Sendable {
     public let configuration: SetOperationConfiguration
     public let me: NodeID
     public let waits: Waits
+    /// In buckets: how this role mends a dropped link (Protocols/multi-party-sets.md "Resume").
+    public var resume: SetResume
 
-    public init(configuration: SetOperationConfiguration, me: NodeID, waits: Waits) {
+    public init(configuration: SetOperationConfiguration, me: NodeID, waits: Waits, resume: SetResume = .never) {
         self.configuration = configuration
         self.me = me
         self.waits = waits
+        self.resume = resume
     }
 
     /// Progress in per cent: the ring to 80 (as the own chain comes back), mix and delivery to 90, the sum to 100.
@@ -96,9 +101,11 @@ public struct SetOperationParty: Sendable {
             guard let bucketed = source as? any BucketedIdentifierSource else {
                 throw ProtocolError.parameterMismatch(peer: me, detail: "a set operation in buckets needs an input that can be put into buckets")
             }
-            let o = try await BucketedSetOwner(configuration: config, bucketing: bucketing, me: me, waits: waits).run(source: bucketed, port: port, progress: progress)
+            let o = try await BucketedSetOwner(configuration: config, bucketing: bucketing, me: me, waits: waits, resume: resume)
+                .run(source: bucketed, port: port, progress: progress)
             var outcome = try await finish(delivery: o.delivery, pseudonyms: o.pseudonyms, port: port, sum: sum, progress: progress)
             outcome.buckets = o.buckets
+            outcome.resumes = o.resumes
             return outcome
         }
         // The mixer waits for the other parties' sealed pseudonyms from the start (they arrive after the ring).
@@ -226,16 +233,21 @@ public struct SetOperationAggregatorRole: Sendable {
         public var sums: SecureAggregationServer.Outcome?
         /// In buckets: how many (nil: one pass).
         public var buckets: Int? = nil
+        /// In buckets: attempts after the first (dropped links mended).
+        public var resumes: Int = 0
         public var bytesSent: UInt64
         public var bytesReceived: UInt64
     }
 
     public let configuration: SetOperationConfiguration
     public let waits: SetOperationParty.Waits
+    /// In buckets: how this role mends a dropped link (Protocols/multi-party-sets.md "Resume").
+    public var resume: SetResume
 
-    public init(configuration: SetOperationConfiguration, waits: SetOperationParty.Waits) {
+    public init(configuration: SetOperationConfiguration, waits: SetOperationParty.Waits, resume: SetResume = .never) {
         self.configuration = configuration
         self.waits = waits
+        self.resume = resume
     }
 
     /// - Parameter sumRoundTimeout: with a value, the secure sum over the union follows (union-sum, intersection-stats).
@@ -253,11 +265,7 @@ public struct SetOperationAggregatorRole: Sendable {
         do {
             let outcome: SetAggregator.Outcome
             if let bucketing = config.bucketing {
-                let channels = try await port.acceptAll(config.owners.map { (SetOperationStream.results, $0) }, timeout: waits.phase)
-                var owners: [NodeID: any MessageChannel] = [:]
-                for o in config.owners { owners[o] = channels["\(SetOperationStream.results)/\(o)"] }
-                outcome = try await BucketedSetAggregator(configuration: config, bucketing: bucketing, waits: waits).run(fromOwners: owners, port: port, release: release)
-                for c in owners.values { await c.close() }
+                outcome = try await BucketedSetAggregator(configuration: config, bucketing: bucketing, waits: waits, resume: resume).run(port: port, release: release)
             } else {
                 let (owners, mixed) = try await withTaskCancellationHandler { try await accepts.value } onCancel: { accepts.cancel() }!
                 outcome = try await SetAggregator(configuration: config).run(fromOwners: owners, fromMixer: mixed, release: release)
@@ -272,7 +280,7 @@ public struct SetOperationAggregatorRole: Sendable {
                 let channels = await port.acceptEach(stream: SetOperationStream.sum, from: config.owners, timeout: waits.session)
                 sums = try await SecureAggregationServer(parameters: parameters, channels: channels).run()
             }
-            return Outcome(multiplicities: m, sums: sums, buckets: outcome.buckets, bytesSent: port.traffic.sent, bytesReceived: port.traffic.received)
+            return Outcome(multiplicities: m, sums: sums, buckets: outcome.buckets, resumes: outcome.resumes, bytesSent: port.traffic.sent, bytesReceived: port.traffic.received)
         } catch {
             await port.cancelAccepts(reason: "\(error)")
             accepts.cancel()

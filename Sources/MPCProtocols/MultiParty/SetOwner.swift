@@ -181,7 +181,8 @@ struct SealedMixer {
 
     /// The owners' set sizes the aggregator announces (every owner once, each within bounds).
     private func ownerSizes(from aggregator: ProtocolSession, ringSizes: [NodeID: Int]?) async throws -> ([NodeID: Int], buckets: Int) {
-        let (limits, announcedBuckets) = try await aggregator.receiveOwnerSizes(owners: configuration.owners)
+        let announced = try await aggregator.receiveOwnerSizes(owners: configuration.owners)
+        let limits = announced.sizes, announcedBuckets = announced.buckets
         if let ringSizes, let owner = configuration.owners.first(where: { ringSizes[$0] != limits[$0] }) {
             throw ProtocolError.protocolViolation(peer: aggregator.peer,
                                                   detail: "announces \(limits[owner]!) pseudonyms for \(owner), whose chain carried \(ringSizes[owner] ?? 0) in the ring")

@@ -12,7 +12,7 @@ extension ProtocolSession {
 
     /// Every owner's set size as the aggregator announces it (`owner_sizes`): each owner once, each within
     /// bounds; with the bucket count it announces (0 in one pass).
-    func receiveOwnerSizes(owners: [NodeID]) async throws -> (sizes: [NodeID: Int], buckets: UInt32) {
+    func receiveOwnerSizes(owners: [NodeID]) async throws -> (sizes: [NodeID: Int], buckets: UInt32, startBucket: UInt32, rekey: Bool) {
         guard case .ownerSizes(let m) = try await receiveSets(expecting: "the owners' set sizes"),
               m.owners.count == m.sizes.count, m.owners.sorted() == owners.sorted() else {
             throw ProtocolError.protocolViolation(peer: peer, detail: "expected one set size for each owner")
@@ -21,7 +21,7 @@ extension ProtocolSession {
         for (owner, announced) in zip(m.owners, m.sizes) {
             sizes[owner] = try WireNumber.count(announced, limit: WireNumber.maximumSetSize, field: "set size of \(owner)", peer: peer)
         }
-        return (sizes, m.buckets)
+        return (sizes, m.buckets, m.startBucket, m.rekey)
     }
 
     /// Sends `count` fixed-size items (concatenated in `items`) as batches, then the end of the stream.

@@ -16,6 +16,7 @@ public final class InMemoryChannel: MessageChannel, CountsBytes, @unchecked Send
     private let intercept: Intercept?
     private let lock = NSLock()
     private var sent: UInt64 = 0, received: UInt64 = 0
+    private let ends: PairEnds
 
     public var bytesSent: UInt64 { lock.withLock { sent } }
     public var bytesReceived: UInt64 { lock.withLock { received } }
@@ -29,13 +30,15 @@ public final class InMemoryChannel: MessageChannel, CountsBytes, @unchecked Send
                             intercept: Intercept? = nil) -> (InMemoryChannel, InMemoryChannel) {
         let (toA, toAContinuation) = AsyncStream<[UInt8]>.makeStream()
         let (toB, toBContinuation) = AsyncStream<[UInt8]>.makeStream()
-        let channelA = InMemoryChannel(me: a, peer: b, inbound: toA, outbound: toBContinuation, tap: tap, intercept: intercept)
-        let channelB = InMemoryChannel(me: b, peer: a, inbound: toB, outbound: toAContinuation, tap: tap, intercept: intercept)
+        let ends = PairEnds()
+        let channelA = InMemoryChannel(me: a, peer: b, inbound: toA, outbound: toBContinuation, tap: tap, intercept: intercept, ends: ends)
+        let channelB = InMemoryChannel(me: b, peer: a, inbound: toB, outbound: toAContinuation, tap: tap, intercept: intercept, ends: ends)
         return (channelA, channelB)
     }
 
     private init(me: NodeID, peer: NodeID, inbound: AsyncStream<[UInt8]>, outbound: AsyncStream<[UInt8]>.Continuation,
-                 tap: (@Sendable (NodeID, [UInt8]) -> Void)?, intercept: Intercept?) {
+                 tap: (@Sendable (NodeID, [UInt8]) -> Void)?, intercept: Intercept?, ends: PairEnds) {
+        self.ends = ends
         self.intercept = intercept
         self.me = me
         self.peer = peer
@@ -65,5 +68,38 @@ public final class InMemoryChannel: MessageChannel, CountsBytes, @unchecked Send
         return next
     }
 
-    public func close() async { outbound.finish() }
+    public func close() async {
+        outbound.finish()
+        ends.end()
+    }
+
+    /// Returns once either side closed, or when the task is cancelled.
+    public func untilEnded() async { await ends.untilEnded() }
+}
+
+/// Whether either channel of a pair was closed, and who waits for it.
+final class PairEnds: @unchecked Sendable {
+    private let lock = NSLock()
+    private var ended = false
+    private var waiters: [ResumeOnce] = []
+
+    func end() {
+        let w = lock.withLock { () -> [ResumeOnce] in
+            ended = true
+            defer { waiters = [] }
+            return waiters
+        }
+        for x in w { x.resume() }
+    }
+
+    func untilEnded() async {
+        let once = ResumeOnce()
+        let now = lock.withLock { () -> Bool in
+            if ended { return true }
+            waiters.append(once)
+            return false
+        }
+        if now { return }
+        await once.wait()
+    }
 }

@@ -37,13 +37,22 @@ public actor InMemorySessionHub {
         let key = Key(to: node, stream: stream, from: peer)
         if let c = offered.removeValue(forKey: key) { return c }
         if let reason = ended[node] { throw SessionError.aborted(reason: reason) }
-        return try await withCheckedThrowingContinuation { continuation in
-            waiting[key] = continuation
-            Task { [weak self] in
-                try? await Task.sleep(for: timeout)
-                await self?.expire(key, seconds: Int(timeout.components.seconds))
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                if Task.isCancelled { return continuation.resume(throwing: CancellationError()) }
+                waiting[key] = continuation
+                Task { [weak self] in
+                    try? await Task.sleep(for: timeout)
+                    await self?.expire(key, seconds: Int(timeout.components.seconds))
+                }
             }
+        } onCancel: {
+            Task { await self.cancelWait(key) }
         }
+    }
+
+    private func cancelWait(_ key: Key) {
+        waiting.removeValue(forKey: key)?.resume(throwing: CancellationError())
     }
 
     private func expire(_ key: Key, seconds: Int) {

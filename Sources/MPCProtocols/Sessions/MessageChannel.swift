@@ -20,10 +20,17 @@ public protocol MessageChannel: Sendable {
     func close() async
     /// Ends the channel at once after an error, so the peer sees the end without waiting for a timeout.
     func abort() async
+    /// Returns when the channel has ended, closed by either side or broken, without reading from it (a
+    /// role waiting elsewhere learns that a peer gave up), or when the calling task is cancelled.
+    func untilEnded() async
 }
 
 extension MessageChannel {
     public func abort() async { await close() }
+    /// A channel that cannot tell: returns only when the task is cancelled.
+    public func untilEnded() async {
+        while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+    }
     /// Bytes this channel sent so far, where it counts them (0 otherwise).
     public var bytesSent: UInt64 { (self as? any CountsBytes)?.bytesSent ?? 0 }
     /// Bytes this channel received so far, where it counts them (0 otherwise).

@@ -102,13 +102,11 @@ extension SessionPort {
                 }
             }
             var out: [(String, Result<any MessageChannel, Error>)] = []
-            var cancelled = false
             for await r in group {
                 out.append(r)
-                if case .failure(let e) = r.1, !cancelled {
-                    cancelled = true
-                    await cancelAccepts(reason: "\(e)")
-                }
+                // The other accepts of this call end at once (not the job's: a bucketed set operation
+                // accepts the next attempt's sessions after a dropped link).
+                if case .failure = r.1 { group.cancelAll() }
             }
             return out
         }
