@@ -25,7 +25,8 @@ final class BucketedSetOperationTests: XCTestCase {
     func run(_ sets: [[String]], bucketing: SetBucketing?, deliveries: [Int: SetDeliveryKind], mixer: Int? = 0,
              group: BlindingGroup = .ristretto255, intercept: InMemoryChannel.Intercept? = nil,
              sources: [Int: any IdentifierSource] = [:], sum: (@Sendable (Int, ArrayIdentifierSource) -> SetOperationSum)? = nil,
-             waits: SetOperationParty.Waits = BucketedSetOperationTests.waits,
+             waits: SetOperationParty.Waits = BucketedSetOperationTests.waits, resume: SetResume = .never,
+             cuts: [String: [LinkCut]] = [:], opened: Locked<[String]>? = nil,
              adjust: @escaping @Sendable (String, inout SetOperationConfiguration) -> Void = { _, _ in }) async -> Run {
         let names = sets.indices.map { "bank-\($0)" }
         let mixerName = mixer.map { names[$0] } ?? "mixer"
@@ -41,19 +42,22 @@ final class BucketedSetOperationTests: XCTestCase {
             return c
         }
         let arrays = sets.map { ArrayIdentifierSource($0) }
+        func port(_ node: String) -> any SessionPort {
+            LinkCuttingPort(inner: hub.port(for: node), cuts: cuts[node] ?? [], opened: opened ?? Locked([]))
+        }
         async let aggregated: Result<SetOperationAggregatorRole.Outcome, Error> = {
-            do { return .success(try await SetOperationAggregatorRole(configuration: configuration("regulator"), waits: waits)
-                    .run(port: hub.port(for: "regulator"), sumRoundTimeout: sum == nil ? nil : .seconds(30))) }
+            do { return .success(try await SetOperationAggregatorRole(configuration: configuration("regulator"), waits: waits, resume: resume)
+                    .run(port: port("regulator"), sumRoundTimeout: sum == nil ? nil : .seconds(30))) }
             catch { return .failure(error) }
         }()
         async let mixed: (sent: UInt64, received: UInt64)? = mixer != nil ? nil
-            : try? await SetMixerRole(configuration: configuration(mixerName), me: mixerName, waits: waits).run(port: hub.port(for: mixerName))
+            : try? await SetMixerRole(configuration: configuration(mixerName), me: mixerName, waits: waits, resume: resume).run(port: port(mixerName))
         let owners = await withTaskGroup(of: (Int, Result<SetOperationParty.Outcome, Error>).self) { group in
             for (i, name) in names.enumerated() {
                 let source: any IdentifierSource = sources[i] ?? arrays[i]
-                let s = sum?(i, arrays[i]), mine = configuration(name)
+                let s = sum?(i, arrays[i]), mine = configuration(name), p = port(name)
                 group.addTask {
-                    do { return (i, .success(try await SetOperationParty(configuration: mine, me: name, waits: waits).run(source: source, port: hub.port(for: name), sum: s))) }
+                    do { return (i, .success(try await SetOperationParty(configuration: mine, me: name, waits: waits, resume: resume).run(source: source, port: p, sum: s))) }
                     catch { return (i, .failure(error)) }
                 }
             }
@@ -265,6 +269,69 @@ final class BucketedSetOperationTests: XCTestCase {
         }
         for (i, o) in r.owners { if case .success = o { XCTFail("bank-\(i) got a result") } }
     }
+
+    // MARK: - Resume after a dropped link (Protocols/multi-party-sets.md "Resume")
+
+    static let resume = SetResume(maximum: 3, reconnectWait: .seconds(20), pause: .milliseconds(50))
+
+    /// A link cut in bucket 2's ring (of 4): every role resumes once, at bucket 2 (0 and 1 are not run
+    /// again), and the outcome is the one-pass run's; likewise a cut on an owner's way to a data-less mixer.
+    func testADroppedLinkResumesAtTheFirstBucketNotDoneAndGivesTheSameResult() async throws {
+        let sets = Self.sets(owners: 3, seed: 21)
+        let deliveries: [Int: SetDeliveryKind] = [0: .intersection, 2: .onOthersLists]
+        let expected = try await run(sets, bucketing: nil, deliveries: deliveries).aggregator.get().multiplicities
+        for (mixer, cut) in [(Optional(0), LinkCut(node: "bank-1", stream: "ring-2", afterMessages: 1)),
+                             (nil, LinkCut(node: "bank-2", stream: "mix-1", afterMessages: 1))] {
+            let opened = Locked<[String]>([])
+            let events = Locked<[SetResume.Event]>([])
+            var resume = Self.resume
+            resume.onResume = { e in events.withValue { $0.append(e) } }
+            let r = await run(sets, bucketing: SetBucketing(requested: 4, maximum: 8), deliveries: deliveries, mixer: mixer, resume: resume,
+                              cuts: [cut.node: [cut]], opened: opened)
+            let what = "cut \(cut.stream) of \(cut.node)"
+            let outcome = try r.aggregator.get()
+            XCTAssertEqual(Self.summary(outcome.multiplicities), Self.summary(expected), what)
+            XCTAssertEqual(outcome.resumes, 1, what)
+            for i in 0..<3 { XCTAssertEqual(try r.owners[i]!.get().resumes, 1, "\(what): bank-\(i)") }
+            let all = Set(sets.flatMap { $0 })
+            let holders = Dictionary(uniqueKeysWithValues: all.map { x in (x, sets.filter { $0.contains(x) }.count) })
+            XCTAssertEqual(try XCTUnwrap(Self.received(try r.owners[0]!.get(), source: r.inputs[0])), Set(holders.filter { $0.value == 3 }.keys), what)
+            XCTAssertEqual(try XCTUnwrap(Self.received(try r.owners[2]!.get(), source: r.inputs[2])), Set(Set(sets[2]).filter { holders[$0]! >= 2 }), what)
+            // Every role (three owners, the aggregator, a data-less mixer) resumed once; the owners had done
+            // the buckets before the cut, and the second attempt ran only the rest, under the same key.
+            let firstBucket = cut.stream == "ring-2" ? 2 : 1
+            XCTAssertEqual(events.value.count, mixer == nil ? 5 : 4, "\(what): \(events.value.map(\.reason))")
+            XCTAssertTrue(events.value.allSatisfy { $0.attempt == 1 }, what)
+            let streams = Set(opened.value)
+            XCTAssertFalse(streams.contains("ring-key-r1"), "\(what): the key was kept")
+            for b in 0..<4 {
+                XCTAssertEqual(streams.contains("ring-\(b)-r1"), b >= firstBucket, "\(what): bucket \(b) in the second attempt")
+            }
+            XCTAssertTrue(streams.contains("results-r1"), what)
+        }
+    }
+
+    /// A cut in the key ring: no owner holds a key, so the second attempt draws a new one and runs every
+    /// bucket; and a role whose resumes are used up fails the job everywhere (nothing hangs).
+    func testACutKeyRingDrawsANewKeyAndResumesStopAtTheLimit() async throws {
+        let sets = Self.sets(owners: 3, seed: 22)
+        let expected = try await run(sets, bucketing: nil, deliveries: [:]).aggregator.get().multiplicities
+        let opened = Locked<[String]>([])
+        let keyCut = LinkCut(node: "bank-0", stream: "ring-key", afterMessages: 0)
+        let r = await run(sets, bucketing: SetBucketing(requested: 3, maximum: 8), deliveries: [:], resume: Self.resume,
+                          cuts: ["bank-0": [keyCut]], opened: opened)
+        XCTAssertEqual(Self.summary(try r.aggregator.get().multiplicities), Self.summary(expected))
+        XCTAssertTrue(Set(opened.value).isSuperset(of: ["ring-key-r1", "ring-0-r1", "ring-1-r1", "ring-2-r1"]), "\(opened.value)")
+        XCTAssertFalse(opened.value.contains("ring-0"), "no bucket ran before the key")
+        // One resume allowed, two cuts: the second attempt fails too, and every role ends.
+        var once = Self.resume
+        once.maximum = 1
+        let twice = await run(sets, bucketing: SetBucketing(requested: 3, maximum: 8), deliveries: [:], resume: once,
+                              cuts: ["bank-1": [LinkCut(node: "bank-1", stream: "ring-1", afterMessages: 1),
+                                                LinkCut(node: "bank-1", stream: "ring-2-r1", afterMessages: 1)]])
+        XCTAssertThrowsError(try twice.aggregator.get())
+        for i in 0..<3 { XCTAssertThrowsError(try twice.owners[i]!.get(), "bank-\(i)") }
+    }
 }
 
 /// A crafted input: it counts (and so announces) only its `announced` identifiers, but puts the `hidden`
@@ -285,4 +352,60 @@ final class InflatingSource: BucketedIdentifierSource, @unchecked Sendable {
         for i in 0..<extra.count { members.append(position: 0, identifier: extra.identifier(i)) }
         return members
     }
+
+}
+
+/// A dropped link a test makes: `node`'s session of `stream` ends after it sent `afterMessages` messages.
+struct LinkCut: Sendable {
+    var node: String
+    var stream: String
+    var afterMessages: Int
+}
+
+/// A node's in-memory port that cuts the sessions it opens as `cuts` say (each once), and notes every
+/// stream it opens or accepts.
+struct LinkCuttingPort: SessionPort {
+    let inner: InMemorySessionPort
+    let cuts: [LinkCut]
+    let opened: Locked<[String]>
+    var me: NodeID { inner.me }
+    var traffic: SessionTraffic { inner.traffic }
+
+    func withSession<R: Sendable>(stream: String, to peer: NodeID, _ body: (any MessageChannel) async throws -> R) async throws -> R {
+        opened.withValue { $0.append(stream) }
+        return try await inner.withSession(stream: stream, to: peer) { channel in
+            guard let cut = cuts.first(where: { $0.stream == stream }) else { return try await body(channel) }
+            return try await body(CuttingChannel(inner: channel, after: cut.afterMessages))
+        }
+    }
+
+    func accept(stream: String, from peer: NodeID, timeout: Duration) async throws -> any MessageChannel {
+        try await inner.accept(stream: stream, from: peer, timeout: timeout)
+    }
+
+    func cancelAccepts(reason: String) async { await inner.cancelAccepts(reason: reason) }
+}
+
+/// A channel that ends itself (both ways, as a broken connection) when it is about to send message `after + 1`.
+final class CuttingChannel: MessageChannel, @unchecked Sendable {
+    let inner: any MessageChannel
+    let after: Int
+    private let sent = Locked(0)
+    init(inner: any MessageChannel, after: Int) { self.inner = inner; self.after = after }
+    var peer: NodeID { inner.peer }
+
+    func send(_ message: [UInt8]) async throws {
+        var cut = false
+        sent.withValue { $0 += 1; cut = $0 > after }
+        if cut {
+            await inner.close()
+            throw ChannelError.peerDisconnected(peer: peer, detail: "link cut by the test")
+        }
+        try await inner.send(message)
+    }
+
+    func receive() async throws -> [UInt8] { try await inner.receive() }
+    func close() async { await inner.close() }
+    func abort() async { await inner.abort() }
+    func untilEnded() async { await inner.untilEnded() }
 }
