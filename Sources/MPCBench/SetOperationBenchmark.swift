@@ -25,6 +25,9 @@ public struct SetOperationBenchmark {
         public var cores: Int
         /// union-sum: whether the report's total equals the plain total of the generated values.
         public var totalCorrect: Bool?
+        /// In buckets with a cut link: the aggregator's resumes and the buckets it had done at the first.
+        public var resumes: Int = 0
+        public var bucketsDoneAtResume: Int?
     }
 
     public let kind: SetOperation
@@ -34,6 +37,8 @@ public struct SetOperationBenchmark {
     public let directory: URL
     /// Run in buckets: nil in one pass; `.some(nil)` the count from the sizes; `.some(n)` n buckets.
     public var buckets: Int??
+    /// In buckets: the first bank cuts its ring link in this bucket (a dropped link the job resumes at).
+    public var dropRingLinkInBucket: Int?
 
     public init(kind: SetOperation, parties: Int, size: Int, group: BlindingGroup, directory: URL) {
         self.kind = kind
@@ -114,7 +119,15 @@ public struct SetOperationBenchmark {
         // All parties run in this one process: ten banks snapshot and hash 10^6 identifiers each on the
         // process's job threads (`JobExecutor`), which the connections' handshakes and Hellos no longer
         // wait for; a party that is still busy when a peer dials it is waited for up to 600 s.
-        let nodes = try await consortium.startAll(logger: logger, sessionWaitTimeout: .seconds(600))
+        var nodes: [String: NodeRuntime] = [:]
+        for m in consortium.members {
+            var faults: FaultHooks?
+            if m.id == banks[0], let bucket = dropRingLinkInBucket {
+                faults = FaultHooks()
+                faults?.dropSetRingLinkInBucket = bucket
+            }
+            nodes[m.id] = try await consortium.start(m.id, logger: logger, sessionWaitTimeout: .seconds(600), faults: faults)
+        }
         let coordinator = nodes["coordinator"]!
         log("running \(kind.rawValue) among \(parties) parties over loopback TLS (aggregator: regulator)…")
         let started = Date()
@@ -153,6 +166,11 @@ public struct SetOperationBenchmark {
             }
             sentPerBank[bank] = (try? repository.view(jobID: jobID).bytesSent) ?? 0
         }
+        let resumed = try AuditLog(store: nodes["regulator"]!.store).records(jobID: jobID).filter { $0.event == "job.resumed" }
+        let doneAtResume = resumed.first.flatMap { r -> Int? in
+            guard let data = r.details.data(using: .utf8), let d = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+            return d["buckets_done"] as? Int
+        }
         for node in nodes.values { await node.stop() }
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
@@ -172,6 +190,7 @@ public struct SetOperationBenchmark {
                        bytesSentPerParty: sentPerBank,
                        aggregatorBytesReceived: regulatorJob.bytesReceived ?? 0,
                        peakMemoryBytes: Int(usage.ru_maxrss) * 1024, costs: (g.mult, g.hash, s.seal, s.open),
-                       boundSeconds: cpu / Double(cores), cores: cores, totalCorrect: correct)
+                       boundSeconds: cpu / Double(cores), cores: cores, totalCorrect: correct,
+                       resumes: resumed.count, bucketsDoneAtResume: doneAtResume)
     }
 }

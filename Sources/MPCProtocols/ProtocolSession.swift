@@ -82,6 +82,16 @@ public final class ProtocolSession: @unchecked Sendable {
         }
     }
 
+    /// Why the peer ended this session, read after it ended: its abort if one is still to be read, else
+    /// the end itself (frames before it are skipped; the channel has ended, so there are finitely many).
+    func endReason() async -> Error {
+        do {
+            while true { _ = try await receiveFrame() }
+        } catch {
+            return error
+        }
+    }
+
     /// This side stops because of `error`: tells the peer why (prefixed with `me` when given), unless the
     /// peer's own abort caused it, and closes the channel.
     func end(after error: Error, by me: NodeID? = nil) async {

@@ -156,4 +156,44 @@ final class SetOperationBucketJobTests: XCTestCase {
         XCTAssertEqual(Set(stopped.value), Set(nodes.keys), "nodes still stopping after 60 s")
         if stopped.value.count == nodes.count { await stopping.value }
     }
+
+    /// A link that drops in the second of three buckets (bank-2 cuts its ring link to bank-3) is resumed
+    /// there between daemons: the report is the plain one, and every role audits the resume.
+    func testADroppedRingLinkIsResumedAtItsBucketBetweenDaemons() async throws {
+        let banks = ["bank-1", "bank-2", "bank-3"]
+        let (directory, consortium, data) = try SetOperationJobTests.setUp(banks: banks + ["bank-4"], seed: 45, extraShared: 3)
+        removeAtTearDown(directory)
+        var nodes: [String: NodeRuntime] = [:]
+        for m in consortium.members {
+            var faults = FaultHooks()
+            faults.dropSetRingLinkInBucket = 1
+            nodes[m.id] = try await consortium.start(m.id, logger: ConsortiumFixture.quietLogger, faults: m.id == "bank-2" ? faults : nil)
+        }
+        let running = nodes
+        stopAtTearDown(running)
+        var plainData = data
+        plainData.rows["bank-4"] = nil
+        let customers = plainData.customers
+        var submission = SetOperationJobTests.submission("union-sum", banks: banks, .init(
+            aggregator: "regulator", mixer: "bank-4", valueColumn: "balance", decimals: 2, minCellParties: 2))
+        submission.buckets = 3
+        let jobID = try await nodes["coordinator"]!.engine.submit(submission)
+        let job = try await ConsortiumFixture.waitForFinal(nodes["coordinator"]!, jobID: jobID)
+        XCTAssertEqual(job.state, .succeeded, job.reason ?? "")
+        let r = try ReportRepository(store: nodes["regulator"]!.store).get(jobID)
+        XCTAssertEqual(cell(r, "distinct identifiers (union)")?.records, Int64(customers.count))
+        XCTAssertEqual(cell(r, "total over the union")?.values["sum(balance)"],
+                       ReportRepository.decimalText(customers.map(plainData.total).reduce(0, +), decimals: 2))
+        // Each role resumed once, after bucket 0 (the cut was in bucket 1), and says so in its records.
+        for id in banks + ["bank-4", "regulator"] {
+            let records = try AuditLog(store: nodes[id]!.store).records(jobID: jobID)
+            let resumed = records.filter { $0.event == "job.resumed" }
+            XCTAssertEqual(resumed.count, 1, "\(id): \(records.map(\.event))")
+            let details = resumed.first?.details ?? ""
+            XCTAssertTrue(details.contains("\"attempt\":1"), "\(id): \(details)")
+            if banks.contains(id) || id == "regulator" { XCTAssertTrue(details.contains("\"buckets_done\":1"), "\(id): \(details)") }
+            let succeeded = records.first { $0.event == "job.succeeded" }?.details ?? ""
+            XCTAssertTrue(succeeded.contains("\"resumes\":1"), "\(id): \(succeeded)")
+        }
+    }
 }

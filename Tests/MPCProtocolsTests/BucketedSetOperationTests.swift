@@ -311,6 +311,30 @@ final class BucketedSetOperationTests: XCTestCase {
         }
     }
 
+    /// A lying aggregator that tells an owner, on the resumed attempt, to start after a bucket the owner never
+    /// completed (its boxes of that bucket would be missing from the count): the owner refuses, the job fails.
+    func testAnOwnerRefusesAResumeThatSkipsABucketItDidNotComplete() async throws {
+        let sets = Self.sets(owners: 3, seed: 23)
+        let intercept: InMemoryChannel.Intercept = { from, to, message in
+            guard from == "regulator", to == "bank-0", var frame = try? Mpcnode_V1_SessionFrame(serializedBytes: message),
+                  case .sets(var body)? = frame.body, case .ownerSizes(var m)? = body.body, m.startBucket == 2, !m.rekey, m.buckets == 0 else { return [message] }
+            m.startBucket = 3
+            body.ownerSizes = m
+            frame.sets = body
+            return [try! frame.serializedBytes()]
+        }
+        // (The others may take bank-0's end for a dropped link and wait for it on the next attempt: between
+        // daemons the coordinator's abort ends that wait; here a short one does.)
+        var resume = Self.resume
+        resume.reconnectWait = .seconds(2)
+        let r = await run(sets, bucketing: SetBucketing(requested: 4, maximum: 8), deliveries: [0: .intersection], intercept: intercept,
+                          resume: resume, cuts: ["bank-1": [LinkCut(node: "bank-1", stream: "ring-2", afterMessages: 1)]])
+        XCTAssertThrowsError(try r.owners[0]!.get()) { e in
+            XCTAssertTrue("\(e)".contains("regulator") && "\(e)".contains("announces bucket 3 as the first to run"), "\(e)")
+        }
+        XCTAssertThrowsError(try r.aggregator.get(), "nothing counted with a bucket missing")
+    }
+
     /// A cut in the key ring: no owner holds a key, so the second attempt draws a new one and runs every
     /// bucket; and a role whose resumes are used up fails the job everywhere (nothing hangs).
     func testACutKeyRingDrawsANewKeyAndResumesStopAtTheLimit() async throws {

@@ -12,6 +12,28 @@ extension SetOperationKind {
         SetOperationParty.Waits(session: context.sessionWaitTimeout, phase: RoleContext.setPhaseTimeout)
     }
 
+    /// In buckets, a dropped link is resumed up to this node's `max_resumes` (Protocols/multi-party-sets.md
+    /// "Resume"), each resume audited here; in one pass it fails the job.
+    func resume(_ context: RoleContext, counted: ResumeCount) -> SetResume {
+        guard context.spec.sets.bucketed else { return .never }
+        let audit = context.audit, jobID = context.jobID, logger = context.logger
+        return SetResume(maximum: context.configuration.policy.maximumResumes, isDroppedLink: PSIKind.isDroppedLink,
+                         reconnectWait: .seconds(Int64(context.configuration.peerIdleTimeoutSeconds)), pause: .seconds(1)) { event in
+            counted.add()
+            let reason = PeerText.cut(event.reason, limit: 300)
+            _ = try? audit.append(event: "job.resumed", jobID: jobID, details: [
+                "attempt": .int(event.attempt), "buckets_done": .int(event.bucketsDone), "reason": .string(reason)])
+            logger.warning("link lost; resuming the set operation", metadata: [
+                "job": "\(jobID)", "attempt": "\(event.attempt)", "buckets_done": "\(event.bucketsDone)", "error": "\(reason)"])
+        }
+    }
+
+    /// The session port of a role, with a test's fault (debug builds) in front of it.
+    func sessions(_ context: RoleContext) -> any SessionPort {
+        guard let faults = context.faults, let bucket = faults.dropSetRingLinkInBucket else { return context.sessions }
+        return SessionCuttingPort(inner: context.sessions, stream: "ring-\(bucket)", once: faults.dropOnce)
+    }
+
     // MARK: - Party
 
     func runOwner(_ context: RoleContext) async throws -> RoleCompletion {
@@ -34,12 +56,16 @@ extension SetOperationKind {
                               specHash: Array(try JobRepository.specHash(spec).utf8), roundTimeout: context.roundTimeout, afterRound: context.faults?.afterSecureAggregationRound,
                               totals: { try source.totals() })
             : nil
-        let outcome = try await SetOperationParty(configuration: config, me: nodeID, waits: waits(context))
-            .run(source: source, port: context.sessions, sum: sum, progress: { recorder.record(done: $0, total: 100) })
+        let resumes = ResumeCount()
+        let outcome = try await SetOperationParty(configuration: config, me: nodeID, waits: waits(context), resume: resume(context, counted: resumes))
+            .run(source: source, port: sessions(context), sum: sum, progress: { recorder.record(done: $0, total: 100) })
         var details: [String: AuditValue] = ["kind": .string(kind.rawValue), "aggregator": .string(config.aggregator)]
         if let u = outcome.unionSize { details["union_size"] = .int(u) }
         if let included = outcome.includedInSum { details["included"] = .bool(included) }
-        if let b = outcome.buckets { details["buckets"] = .int(b) }
+        if let b = outcome.buckets {
+            details["buckets"] = .int(b)
+            details["resumes"] = .int(resumes.value)
+        }
         var resultRows = 0
         var receivedResult = false
         let delivery = outcome.delivery
@@ -74,9 +100,13 @@ extension SetOperationKind {
         let config = try configuration(context.spec, maximumBuckets: context.configuration.policy.maximumBuckets)
         try context.recordStarted(["role": .string("mixer"), "parties": .array(config.owners.map { .string($0) }),
                                    "aggregator": .string(config.aggregator)])
-        let (sent, received) = try await SetMixerRole(configuration: config, me: context.nodeID, waits: waits(context)).run(port: context.sessions)
+        let resumes = ResumeCount()
+        let (sent, received) = try await SetMixerRole(configuration: config, me: context.nodeID, waits: waits(context), resume: resume(context, counted: resumes))
+            .run(port: sessions(context))
+        var details: [String: AuditValue] = ["role": .string("mixer")]
+        if config.bucketing != nil { details["resumes"] = .int(resumes.value) }
         return RoleCompletion(inputRows: 0, bytesSent: sent, bytesReceived: received, resultRows: 0, receivedResult: false,
-                              details: ["role": .string("mixer")], store: { _ in })
+                              details: details, store: { _ in })
     }
 
     // MARK: - Aggregator
@@ -89,8 +119,9 @@ extension SetOperationKind {
         ])
         let minimum = Int(spec.sets.minIntersection)
         let releasesIntersection = kind.releasesIntersection
-        let outcome = try await SetOperationAggregatorRole(configuration: config, waits: waits(context))
-            .run(port: context.sessions, sumRoundTimeout: kind.sumsValues ? context.roundTimeout : nil) { m in
+        let resumes = ResumeCount()
+        let outcome = try await SetOperationAggregatorRole(configuration: config, waits: waits(context), resume: resume(context, counted: resumes))
+            .run(port: sessions(context), sumRoundTimeout: kind.sumsValues ? context.roundTimeout : nil) { m in
                 if releasesIntersection && m.intersectionSize < minimum {
                     throw JobError.belowMinimum("the intersection has \(m.intersectionSize) members, below the minimum of \(minimum) the job and the parties' policies require; nothing was released")
                 }
@@ -101,8 +132,16 @@ extension SetOperationKind {
         return RoleCompletion(
             inputRows: 0, bytesSent: outcome.bytesSent, bytesReceived: outcome.bytesReceived, resultRows: report.cells.count, receivedResult: true,
             details: ["report": .string(report.id), "union_size": .int(m.unionSize), "intersection_size": .int(m.intersectionSize),
-                      "buckets": .int(outcome.buckets ?? 1),
+                      "buckets": .int(outcome.buckets ?? 1), "resumes": .int(resumes.value),
                       "included": .array(report.included.map { .string($0) }), "dropped": .array(report.dropped.map { .string($0) })],
             store: { db in try reports.insert(db, report) })
     }
+}
+
+/// Resumes of one role, as they happen.
+final class ResumeCount: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func add() { lock.withLock { count += 1 } }
+    var value: Int { lock.withLock { count } }
 }

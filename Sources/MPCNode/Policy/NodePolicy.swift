@@ -16,7 +16,7 @@ public struct NodePolicy: Sendable, Equatable {
     /// The most buckets a bucketed PSI may use at this node (`max_buckets`, default 4,096): a peer
     /// proposing more is refused before any element is read (Protocols/psi-buckets.md).
     public var maximumBuckets = 4096
-    /// How many times a PSI job resumes after a dropped link before it fails (`max_resumes`, default 3).
+    /// How many times a PSI job or a set operation in buckets resumes after a dropped link before it fails (`max_resumes`, default 3).
     /// Each resume is audited; a peer that breaks a link mid-bucket can rerun that bucket at most this often.
     public var maximumResumes = 3
     /// The rounds a PSI of this node may run (`psi_protocols`, default both): a bank can refuse the

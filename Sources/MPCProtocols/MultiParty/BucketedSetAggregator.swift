@@ -68,6 +68,9 @@ struct BucketedSetAggregator {
             var setSizes: [NodeID: Int] = [:]
             for (peer, hello) in hellos {
                 setSizes[peer] = try WireNumber.count(hello.setSize, limit: WireNumber.maximumSetSize, field: "set size", peer: peer)
+                guard hello.keyCheck.isEmpty || hello.keyCheck.count == 32 else {
+                    throw ProtocolError.protocolViolation(peer: peer, detail: "sent a key check of \(hello.keyCheck.count) bytes (32, or none)")
+                }
             }
             if let known = state.setSizes, let owner = config.owners.first(where: { known[$0] != setSizes[$0] }) {
                 throw ProtocolError.cannotResume(peer: owner, detail: "announces \(setSizes[owner]!) identifiers, \(known[owner]!) in the first attempt")
@@ -107,7 +110,7 @@ struct BucketedSetAggregator {
             try await mixerControl?.sendSets { $0.ownerSizes = capacities }
             // 2. Bucket by bucket, stopped at once if an owner or the mixer ends the attempt.
             let first = start
-            try await SessionWatch.untilOneEnds(all.map(\.channel)) {
+            try await SessionWatch.untilOneEnds(all) {
                 try await runBuckets(attempt: attempt, from: first, layout: layout, capacities: capacities, owners: owners, state: state, port: port)
             }
             // 3. The padding adds up: no owner sealed real pseudonyms in place of its dummies.

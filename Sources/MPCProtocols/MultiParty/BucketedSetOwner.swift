@@ -87,7 +87,7 @@ struct BucketedSetOwner {
                 }
                 // 2. The buckets, stopped at once if the aggregator ends the attempt (a link dropped elsewhere).
                 let publicKey = [UInt8](key.publicKey)
-                try await SessionWatch.untilOneEnds([channel]) {
+                try await SessionWatch.untilOneEnds([results]) {
                     try await runBuckets(attempt: attempt, layout: layout, publicKey: publicKey, results: results, state: state,
                                          source: source, port: port, progress: progress)
                 }

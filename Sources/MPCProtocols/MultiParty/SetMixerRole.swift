@@ -77,7 +77,7 @@ public struct SetMixerRole: Sendable {
                     throw ProtocolError.parameterMismatch(peer: config.aggregator, detail: "announced \(count) buckets from bucket \(start); this node allows at most \(bucketing.maximum) (max_buckets)\(bucketing.requested.map { ", the job has \($0)" } ?? "")")
                 }
                 buckets.count = count
-                try await SessionWatch.untilOneEnds([channel]) {
+                try await SessionWatch.untilOneEnds([control]) {
                     var claims = BucketSessionClaims(port: port, timeout: waits.phase, buckets: count) { b in
                         config.owners.map { (SetBucketLayout.stream(SetOperationStream.mix, bucket: b, attempt: attempt), $0) }
                     }
