@@ -37,8 +37,9 @@ public struct SetOperationBenchmark {
     public let directory: URL
     /// Run in buckets: nil in one pass; `.some(nil)` the count from the sizes; `.some(n)` n buckets.
     public var buckets: Int??
-    /// In buckets: the first bank cuts its ring link in this bucket (a dropped link the job resumes at).
-    public var dropRingLinkInBucket: Int?
+    /// In buckets: the last bank (not the mixer) cuts its link to the mixer in this bucket (a dropped link
+    /// the job resumes at).
+    public var dropMixLinkInBucket: Int?
 
     public init(kind: SetOperation, parties: Int, size: Int, group: BlindingGroup, directory: URL) {
         self.kind = kind
@@ -122,9 +123,9 @@ public struct SetOperationBenchmark {
         var nodes: [String: NodeRuntime] = [:]
         for m in consortium.members {
             var faults: FaultHooks?
-            if m.id == banks[0], let bucket = dropRingLinkInBucket {
+            if m.id == banks.last, let bucket = dropMixLinkInBucket {
                 faults = FaultHooks()
-                faults?.dropSetRingLinkInBucket = bucket
+                faults?.dropSetMixLinkInBucket = bucket
             }
             nodes[m.id] = try await consortium.start(m.id, logger: logger, sessionWaitTimeout: .seconds(600), faults: faults)
         }

@@ -58,7 +58,9 @@ public final class PeerTransport: Sendable {
     /// instead of computing an empty intersection.
     /// 3: two-party PSI runs in buckets (Protocols/psi-buckets.md): it opens with `BucketHello`.
     /// 4: the bucket hellos name the round (`ecdh` or `kkrt`, Protocols/psi-oprf.md).
-    public static let wireVersion: UInt32 = 4
+    /// 5: set operations in buckets open every attempt with the owners' sizes (before the key ring), and a
+    /// data-less mixer has a "mixer" session (Protocols/multi-party-sets.md "Resume").
+    public static let wireVersion: UInt32 = 5
 
     public let identity: NodeIdentity
     /// The TLS contexts new connections use; `reloadTLS` swaps them (connections already open keep theirs).

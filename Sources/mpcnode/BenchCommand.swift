@@ -88,13 +88,13 @@ struct BenchCommand: AsyncParsableCommand {
         @Option(help: "x25519 or ristretto255.") var group: String = "x25519"
         @Option(help: "Work folder (default: a temporary one, removed afterwards).") var dir: String?
         @Option(help: "Run in buckets: N, or auto (one per 2^20 identifiers of all banks); default: one pass.") var buckets: String?
-        @Option(help: "In buckets: the first bank cuts its ring link in this bucket; the job resumes there.") var dropLinkInBucket: Int?
+        @Option(help: "In buckets: the last bank cuts its link to the mixer in this bucket; the job resumes there.") var dropLinkInBucket: Int?
 
         func run() async throws {
             guard let g = BlindingGroup(rawValue: group) else { throw CLIFailure("unknown group \(group)") }
             let b = try SetOperationBench.buckets(buckets)
             if dropLinkInBucket != nil, b == nil { throw CLIFailure("--drop-link-in-bucket needs --buckets") }
-            try await SetOperationBench.run(kind: .unionSum, parties: parties, size: size, group: g, dir: dir, buckets: b, dropRingLinkInBucket: dropLinkInBucket)
+            try await SetOperationBench.run(kind: .unionSum, parties: parties, size: size, group: g, dir: dir, buckets: b, dropMixLinkInBucket: dropLinkInBucket)
         }
     }
 
@@ -316,14 +316,14 @@ enum SetOperationBench {
     }
 
     static func run(kind: SetOperation, parties: Int, size: Int, group: BlindingGroup, dir: String?, buckets: Int?? = nil,
-                    dropRingLinkInBucket: Int? = nil) async throws {
+                    dropMixLinkInBucket: Int? = nil) async throws {
         guard parties >= 2 else { throw CLIFailure("--parties must be at least 2") }
         let folder = dir.map { URL(fileURLWithPath: $0) }
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("mpcnode-bench-\(UUID().uuidString)")
         defer { if dir == nil { try? FileManager.default.removeItem(at: folder) } }
         var bench = SetOperationBenchmark(kind: kind, parties: parties, size: size, group: group, directory: folder)
         bench.buckets = buckets
-        bench.dropRingLinkInBucket = dropRingLinkInBucket
+        bench.dropMixLinkInBucket = dropMixLinkInBucket
         let f = try await bench.run { print($0) }
         let sent = f.bytesSentPerParty.filter { $0.key != "regulator" }.values
         print("""
@@ -338,7 +338,7 @@ enum SetOperationBench {
               operation-count bound on \(f.cores) cores           \(String(format: "%.2f", f.boundSeconds)) s  (per identifier: 1 hash, \(f.parties + 1) mults, 1 seal, 1 open)
               ratio wall / bound                        \(String(format: "%.2f", f.wallSeconds / f.boundSeconds))×
             """)
-        if let cut = dropRingLinkInBucket {
+        if let cut = dropMixLinkInBucket {
             print("  link cut in bucket \(cut): resumes          \(f.resumes) (the aggregator had \(f.bucketsDoneAtResume.map(String.init) ?? "?") buckets done; only the rest ran again)")
         }
         if let ok = f.totalCorrect {

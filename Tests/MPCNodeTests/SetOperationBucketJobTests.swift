@@ -157,16 +157,16 @@ final class SetOperationBucketJobTests: XCTestCase {
         if stopped.value.count == nodes.count { await stopping.value }
     }
 
-    /// A link that drops in the second of three buckets (bank-2 cuts its ring link to bank-3) is resumed
-    /// there between daemons: the report is the plain one, and every role audits the resume.
-    func testADroppedRingLinkIsResumedAtItsBucketBetweenDaemons() async throws {
+    /// A link that drops in the second of three buckets (bank-2 cuts its link to the mixer, bank-4) is
+    /// resumed there between daemons: the report is the plain one, and every role audits the resume.
+    func testADroppedLinkIsResumedAtItsBucketBetweenDaemons() async throws {
         let banks = ["bank-1", "bank-2", "bank-3"]
         let (directory, consortium, data) = try SetOperationJobTests.setUp(banks: banks + ["bank-4"], seed: 45, extraShared: 3)
         removeAtTearDown(directory)
         var nodes: [String: NodeRuntime] = [:]
         for m in consortium.members {
             var faults = FaultHooks()
-            faults.dropSetRingLinkInBucket = 1
+            faults.dropSetMixLinkInBucket = 1
             nodes[m.id] = try await consortium.start(m.id, logger: ConsortiumFixture.quietLogger, faults: m.id == "bank-2" ? faults : nil)
         }
         let running = nodes
@@ -184,14 +184,18 @@ final class SetOperationBucketJobTests: XCTestCase {
         XCTAssertEqual(cell(r, "distinct identifiers (union)")?.records, Int64(customers.count))
         XCTAssertEqual(cell(r, "total over the union")?.values["sum(balance)"],
                        ReportRepository.decimalText(customers.map(plainData.total).reduce(0, +), decimals: 2))
-        // Each role resumed once, after bucket 0 (the cut was in bucket 1), and says so in its records.
+        // Each role resumed once, after bucket 0 (the cut was in bucket 1, after every digest of it reached
+        // the aggregator, hence after bucket 0 was opened), and says so in its records.
         for id in banks + ["bank-4", "regulator"] {
             let records = try AuditLog(store: nodes[id]!.store).records(jobID: jobID)
             let resumed = records.filter { $0.event == "job.resumed" }
             XCTAssertEqual(resumed.count, 1, "\(id): \(records.map(\.event))")
             let details = resumed.first?.details ?? ""
             XCTAssertTrue(details.contains("\"attempt\":1"), "\(id): \(details)")
-            if banks.contains(id) || id == "regulator" { XCTAssertTrue(details.contains("\"buckets_done\":1"), "\(id): \(details)") }
+            // The aggregator and the mixer had bucket 0 through; an owner other than bank-2 may also have sent
+            // its boxes of bucket 1 (the attempt then starts at the smaller, 1: the aggregator's).
+            let done = banks.contains(id) && id != "bank-2" ? ["1", "2"] : ["1"]
+            XCTAssertTrue(done.contains { details.contains("\"buckets_done\":\($0)") }, "\(id): \(details)")
             let succeeded = records.first { $0.event == "job.succeeded" }?.details ?? ""
             XCTAssertTrue(succeeded.contains("\"resumes\":1"), "\(id): \(succeeded)")
         }

@@ -274,13 +274,14 @@ final class BucketedSetOperationTests: XCTestCase {
 
     static let resume = SetResume(maximum: 3, reconnectWait: .seconds(20), pause: .milliseconds(50))
 
-    /// A link cut in bucket 2's ring (of 4): every role resumes once, at bucket 2 (0 and 1 are not run
-    /// again), and the outcome is the one-pass run's; likewise a cut on an owner's way to a data-less mixer.
+    /// A link cut in bucket 2 (of 4) on an owner's way to the mixer (an owner), after every digest of bucket
+    /// 2 reached the aggregator (so buckets 0 and 1 were opened): every role resumes once, at bucket 2 (0 and
+    /// 1 are not run again), and the outcome is the one-pass run's; likewise in bucket 1 with a data-less mixer.
     func testADroppedLinkResumesAtTheFirstBucketNotDoneAndGivesTheSameResult() async throws {
         let sets = Self.sets(owners: 3, seed: 21)
         let deliveries: [Int: SetDeliveryKind] = [0: .intersection, 2: .onOthersLists]
         let expected = try await run(sets, bucketing: nil, deliveries: deliveries).aggregator.get().multiplicities
-        for (mixer, cut) in [(Optional(0), LinkCut(node: "bank-1", stream: "ring-2", afterMessages: 1)),
+        for (mixer, cut) in [(Optional(0), LinkCut(node: "bank-1", stream: "mix-2", afterMessages: 1)),
                              (nil, LinkCut(node: "bank-2", stream: "mix-1", afterMessages: 1))] {
             let opened = Locked<[String]>([])
             let events = Locked<[SetResume.Event]>([])
@@ -299,7 +300,7 @@ final class BucketedSetOperationTests: XCTestCase {
             XCTAssertEqual(try XCTUnwrap(Self.received(try r.owners[2]!.get(), source: r.inputs[2])), Set(Set(sets[2]).filter { holders[$0]! >= 2 }), what)
             // Every role (three owners, the aggregator, a data-less mixer) resumed once; the owners had done
             // the buckets before the cut, and the second attempt ran only the rest, under the same key.
-            let firstBucket = cut.stream == "ring-2" ? 2 : 1
+            let firstBucket = cut.stream == "mix-2" ? 2 : 1
             XCTAssertEqual(events.value.count, mixer == nil ? 5 : 4, "\(what): \(events.value.map(\.reason))")
             XCTAssertTrue(events.value.allSatisfy { $0.attempt == 1 }, what)
             let streams = Set(opened.value)
@@ -328,11 +329,27 @@ final class BucketedSetOperationTests: XCTestCase {
         var resume = Self.resume
         resume.reconnectWait = .seconds(2)
         let r = await run(sets, bucketing: SetBucketing(requested: 4, maximum: 8), deliveries: [0: .intersection], intercept: intercept,
-                          resume: resume, cuts: ["bank-1": [LinkCut(node: "bank-1", stream: "ring-2", afterMessages: 1)]])
+                          resume: resume, cuts: ["bank-1": [LinkCut(node: "bank-1", stream: "mix-2", afterMessages: 1)]])
         XCTAssertThrowsError(try r.owners[0]!.get()) { e in
             XCTAssertTrue("\(e)".contains("regulator") && "\(e)".contains("announces bucket 3 as the first to run"), "\(e)")
         }
         XCTAssertThrowsError(try r.aggregator.get(), "nothing counted with a bucket missing")
+    }
+
+    /// An owner that cuts its link once it has its delivery (instead of acknowledging it) gets no second
+    /// one: after the release a fault ends the job at every role, nothing is run again (a resumed run could
+    /// otherwise deliver again, computed from another set).
+    func testNoResumeOnceTheResultIsReleased() async throws {
+        let sets = Self.sets(owners: 3, seed: 24)
+        let events = Locked<[SetResume.Event]>([])
+        var resume = Self.resume
+        resume.onResume = { e in events.withValue { $0.append(e) } }
+        // bank-1 sends its hello and three digests, then would send its acknowledgement: the link breaks there.
+        let r = await run(sets, bucketing: SetBucketing(requested: 3, maximum: 8), deliveries: [1: .intersection], resume: resume,
+                          cuts: ["bank-1": [LinkCut(node: "bank-1", stream: "results", afterMessages: 4)]])
+        XCTAssertThrowsError(try r.owners[1]!.get()) { e in XCTAssertTrue("\(e)".contains("link cut by the test"), "\(e)") }
+        XCTAssertThrowsError(try r.aggregator.get(), "no report after a fault past the release")
+        XCTAssertTrue(events.value.isEmpty, "nothing resumed: \(events.value.map(\.reason))")
     }
 
     /// A cut in the key ring: no owner holds a key, so the second attempt draws a new one and runs every
@@ -350,11 +367,16 @@ final class BucketedSetOperationTests: XCTestCase {
         // One resume allowed, two cuts: the second attempt fails too, and every role ends.
         var once = Self.resume
         once.maximum = 1
+        let events = Locked<[SetResume.Event]>([])
+        once.onResume = { e in events.withValue { $0.append(e) } }
         let twice = await run(sets, bucketing: SetBucketing(requested: 3, maximum: 8), deliveries: [:], resume: once,
-                              cuts: ["bank-1": [LinkCut(node: "bank-1", stream: "ring-1", afterMessages: 1),
-                                                LinkCut(node: "bank-1", stream: "ring-2-r1", afterMessages: 1)]])
+                              cuts: ["bank-1": [LinkCut(node: "bank-1", stream: "mix-1", afterMessages: 1),
+                                                LinkCut(node: "bank-1", stream: "mix-2-r1", afterMessages: 1)]])
         XCTAssertThrowsError(try twice.aggregator.get())
         for i in 0..<3 { XCTAssertThrowsError(try twice.owners[i]!.get(), "bank-\(i)") }
+        // Each of the four roles resumed once (the first cut), then the second cut ended the job.
+        XCTAssertEqual(events.value.count, 4, "\(events.value.map(\.reason))")
+        XCTAssertThrowsError(try twice.owners[1]!.get()) { e in XCTAssertTrue("\(e)".contains("link cut by the test"), "\(e)") }
     }
 }
 

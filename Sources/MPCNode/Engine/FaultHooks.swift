@@ -21,9 +21,9 @@ public struct FaultHooks: Sendable {
     public var exitAfterPSIBucket: Int?
     /// A PSI party waits this long right after recording this bucket (a window in which a test stops its node).
     public var pauseAfterPSIBucket: (bucket: Int, pause: Duration)?
-    /// An owner of a set operation in buckets cuts its ring link to the next owner in this bucket, after
-    /// the first message (once per node), as a network fault would: the job must resume at that bucket.
-    public var dropSetRingLinkInBucket: Int?
+    /// An owner of a set operation in buckets cuts its link to the mixer in this bucket, after the first
+    /// message (once per node), as a network fault would: the job must resume at that bucket.
+    public var dropSetMixLinkInBucket: Int?
     let dropOnce = FaultOnce()
 
     public init(afterSecureAggregationRound: (@Sendable (SecureAggregationClient.Round) -> Void)? = nil,

@@ -30,8 +30,8 @@ extension SetOperationKind {
 
     /// The session port of a role, with a test's fault (debug builds) in front of it.
     func sessions(_ context: RoleContext) -> any SessionPort {
-        guard let faults = context.faults, let bucket = faults.dropSetRingLinkInBucket else { return context.sessions }
-        return SessionCuttingPort(inner: context.sessions, stream: "ring-\(bucket)", once: faults.dropOnce)
+        guard let faults = context.faults, let bucket = faults.dropSetMixLinkInBucket else { return context.sessions }
+        return SessionCuttingPort(inner: context.sessions, stream: "mix-\(bucket)", once: faults.dropOnce)
     }
 
     // MARK: - Party

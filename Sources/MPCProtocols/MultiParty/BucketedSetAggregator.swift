@@ -21,6 +21,8 @@ struct BucketedSetAggregator {
         /// Bucket b's distinct pseudonyms, their counts and its dummies, at index b.
         var done: [(pseudonyms: [GroupElement], counts: [UInt16], dummies: Int)] = []
         var bytesSent: UInt64 = 0, bytesReceived: UInt64 = 0
+        /// The release check began: whatever happens next ends the job (nothing is delivered twice).
+        var releasing = false
     }
 
     func run(port: any SessionPort, release: @escaping @Sendable (Multiplicities) throws -> Void) async throws -> SetAggregator.Outcome {
@@ -31,7 +33,7 @@ struct BucketedSetAggregator {
                 var outcome = try await run(attempt: attempt, state: state, port: port, release: release)
                 outcome.resumes = attempt
                 return outcome
-            } catch where resume.resumes(after: error, attempt: attempt) {
+            } catch where !state.releasing && resume.resumes(after: error, attempt: attempt) {
                 attempt += 1
                 resume.onResume(.init(attempt: attempt, bucketsDone: state.done.count, reason: "\(error)"))
             }
@@ -78,17 +80,27 @@ struct BucketedSetAggregator {
             let layout = try state.layout ?? SetBucketLayout(bucketing: bucketing, owners: config.owners, sizes: setSizes, me: me)
             state.setSizes = setSizes
             state.layout = layout
-            // The owners keep their key unless one holds none or they differ; they start at the first bucket
-            // not done everywhere.
+            // The owners keep their key unless one holds none or they differ (only before any bucket was
+            // opened: after, every honest owner holds the common key); they start at the first bucket not
+            // done everywhere. An honest owner is at most one bucket behind the buckets opened here (it
+            // completes a bucket before any box of the next reaches the mixer): an owner claiming more
+            // would have completed buckets run again.
             let checks = Set(config.owners.map { hellos[$0]!.keyCheck })
             let rekey = checks.count != 1 || checks.first!.isEmpty
-            var start = state.done.count
+            if rekey, !state.done.isEmpty {
+                let odd = config.owners.first { hellos[$0]!.keyCheck.isEmpty || checks.count != 1 } ?? config.owners[0]
+                throw ProtocolError.cannotResume(peer: odd, detail: "the owners no longer hold one bucket key after \(state.done.count) buckets were opened")
+            }
+            var start = rekey ? 0 : state.done.count
             if !rekey {
                 for (peer, hello) in hellos {
-                    start = min(start, try WireNumber.count(UInt64(hello.nextBucket), limit: layout.count, field: "next bucket", peer: peer))
+                    let next = try WireNumber.count(UInt64(hello.nextBucket), limit: layout.count, field: "next bucket", peer: peer)
+                    guard next + 1 >= state.done.count else {
+                        throw ProtocolError.protocolViolation(peer: peer, detail: "resumes at bucket \(next) where \(state.done.count) were opened (an owner is at most one behind)")
+                    }
+                    start = min(start, next)
                 }
             }
-            if rekey { start = 0 }
             state.done.removeLast(state.done.count - start)
             let announced = Mpcnode_V1_SetsOwnerSizes.with {
                 $0.owners = config.owners
@@ -128,6 +140,9 @@ struct BucketedSetAggregator {
                 throw ProtocolError.protocolViolation(peer: config.mixer, detail: "a pseudonym arrived in two buckets")
             }
             let multiplicities = Multiplicities(pseudonyms: sorted, counts: order.map { counts[$0] }, setSizes: setSizes, owners: owners.count)
+            // From here on a fault ends the job: an owner that had its delivery cannot have another, from
+            // another set, by cutting its link.
+            state.releasing = true
             try release(multiplicities)
             let aggregator = SetAggregator(configuration: config)
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -147,7 +162,7 @@ struct BucketedSetAggregator {
         } catch {
             state.bytesSent += all.reduce(0) { $0 + $1.bytesSent }
             state.bytesReceived += all.reduce(0) { $0 + $1.bytesReceived }
-            if resume.endsSilently(after: error, attempt: attempt) {
+            if !state.releasing && resume.endsSilently(after: error, attempt: attempt) {
                 for s in all { await s.channel.abort() }
             } else {
                 await port.cancelAccepts(reason: "\(error)")

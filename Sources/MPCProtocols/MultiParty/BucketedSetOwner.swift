@@ -35,6 +35,10 @@ struct BucketedSetOwner {
         var pseudonyms: [GroupElement]
         /// The padding's secret order and dummies, the same in every attempt.
         let seed = BucketKey.randomShare()
+        /// The last attempt whose "results" session opened (-1: none yet).
+        var opened = -1
+        /// The delivery began: whatever happens next ends the job (no second delivery, from another set).
+        var delivering = false
         init(count: Int) { pseudonyms = [GroupElement](repeating: SetBucketLayout.dummyMarker, count: count) }
     }
 
@@ -44,14 +48,20 @@ struct BucketedSetOwner {
             throw ProtocolError.parameterMismatch(peer: me, detail: "\(me) is not an owner of the set operation")
         }
         let state = Progress(count: source.count)
-        var attempt = 0
+        var attempt = 0, redials = 0, since = ContinuousClock.now
         while true {
             do {
                 var outcome = try await run(attempt: attempt, state: state, source: source, port: port, progress: progress)
                 outcome.resumes = attempt
                 return outcome
-            } catch where resume.resumes(after: error, attempt: attempt) {
+            } catch where !state.delivering && state.opened < attempt && resume.redials(after: error, attempt: attempt, since: since) {
+                // The aggregator was not reachable: the same attempt again (the others wait for it).
+                redials += 1
+                try await Task.sleep(for: SetResume.redialPause(redials))
+            } catch where !state.delivering && resume.resumes(after: error, attempt: attempt) {
                 attempt += 1
+                redials = 0
+                since = ContinuousClock.now
                 resume.onResume(.init(attempt: attempt, bucketsDone: state.done, reason: "\(error)"))
                 try await Task.sleep(for: resume.pause)
             }
@@ -67,6 +77,7 @@ struct BucketedSetOwner {
         let config = configuration, me = me, resume = resume
         return try await port.withSession(stream: SetBucketLayout.stream(SetOperationStream.results, attempt: attempt), to: config.aggregator) { channel in
             let results = ProtocolSession(channel: channel)
+            state.opened = attempt
             do {
                 // 1. This owner's size, first bucket not done and key check; every owner's size and this
                 // attempt's first bucket from the aggregator; the sealing key.
@@ -91,7 +102,8 @@ struct BucketedSetOwner {
                     try await runBuckets(attempt: attempt, layout: layout, publicKey: publicKey, results: results, state: state,
                                          source: source, port: port, progress: progress)
                 }
-                // 3. The delivery, over every bucket, once.
+                // 3. The delivery, over every bucket, once: from here on a fault ends the job.
+                state.delivering = true
                 let delivery = try await SetOwner(configuration: config, me: me).receiveDelivery(results, pseudonyms: state.pseudonyms)
                 try await results.sendSets { $0.ack = .init() }
                 guard case .commit = try await results.receiveSets(expecting: "the commit") else {
@@ -100,7 +112,7 @@ struct BucketedSetOwner {
                 await channel.close()
                 return Outcome(delivery: delivery, pseudonyms: state.pseudonyms, buckets: layout.count, resumes: 0)
             } catch {
-                if resume.endsSilently(after: error, attempt: attempt) {
+                if !state.delivering && resume.endsSilently(after: error, attempt: attempt) {
                     await channel.abort()
                 } else {
                     await port.cancelAccepts(reason: "\(error)")

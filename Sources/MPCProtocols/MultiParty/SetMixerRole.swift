@@ -51,14 +51,19 @@ public struct SetMixerRole: Sendable {
     /// sessions (Protocols/multi-party-sets.md "Resume").
     private func runBuckets(port: any SessionPort, bucketing: SetBucketing) async throws -> (sent: UInt64, received: UInt64) {
         let buckets = AnnouncedBuckets()
-        var attempt = 0
+        var attempt = 0, redials = 0, since = ContinuousClock.now
         while true {
             do {
                 try await runBuckets(attempt: attempt, port: port, bucketing: bucketing, buckets: buckets)
                 return (port.traffic.sent, port.traffic.received)
-            } catch where resume.resumes(after: error, attempt: attempt) {
+            } catch where !buckets.finished && buckets.opened < attempt && resume.redials(after: error, attempt: attempt, since: since) {
+                redials += 1
+                try await Task.sleep(for: SetResume.redialPause(redials))
+            } catch where !buckets.finished && resume.resumes(after: error, attempt: attempt) {
                 attempt += 1
-                resume.onResume(.init(attempt: attempt, bucketsDone: 0, reason: "\(error)"))
+                redials = 0
+                since = ContinuousClock.now
+                resume.onResume(.init(attempt: attempt, bucketsDone: buckets.done, reason: "\(error)"))
                 try await Task.sleep(for: resume.pause)
             }
         }
@@ -68,6 +73,7 @@ public struct SetMixerRole: Sendable {
         let config = configuration, me = me, waits = waits, resume = resume
         try await port.withSession(stream: SetBucketLayout.stream(SetBucketLayout.mixerStream, attempt: attempt), to: config.aggregator) { channel in
             let control = ProtocolSession(channel: channel)
+            buckets.opened = attempt
             do {
                 let announced = try await control.receiveOwnerSizes(owners: config.owners)
                 let count = Int(announced.buckets), start = Int(announced.startBucket)
@@ -96,19 +102,22 @@ public struct SetMixerRole: Sendable {
                             guard again == count else {
                                 throw ProtocolError.protocolViolation(peer: config.aggregator, detail: "announced \(again) buckets in bucket \(b), \(count) before")
                             }
+                            buckets.done = b + 1
                         }
                     } catch {
                         await claims.cancel()
                         throw error
                     }
                 }
-                // The aggregator's last word: the job is delivered (or the attempt ends, and another follows).
+                // The aggregator's last word: the job is delivered. Every bucket went through; a fault from
+                // here on ends the job (the aggregator does not run the buckets again once it releases).
+                buckets.finished = true
                 guard case .commit = try await control.receiveSets(expecting: "the commit") else {
                     throw ProtocolError.protocolViolation(peer: config.aggregator, detail: "expected the commit")
                 }
                 await channel.close()
             } catch {
-                if resume.endsSilently(after: error, attempt: attempt) {
+                if !buckets.finished && resume.endsSilently(after: error, attempt: attempt) {
                     await channel.abort()
                 } else {
                     await port.cancelAccepts(reason: "\(error)")
@@ -123,4 +132,10 @@ public struct SetMixerRole: Sendable {
 /// The bucket count the aggregator announced to a data-less mixer in the first attempt (later ones must repeat it).
 final class AnnouncedBuckets: @unchecked Sendable {
     var count: Int?
+    /// Buckets mixed in the current attempt (for the audit of a resume).
+    var done = 0
+    /// The last attempt whose "mixer" session opened (-1: none yet).
+    var opened = -1
+    /// Every bucket went through: what follows is the aggregator's commit.
+    var finished = false
 }

@@ -48,9 +48,18 @@ public struct SetResume: Sendable {
         attempt < maximum && !Task.isCancelled && isDroppedLink(error)
     }
 
+    /// Whether the next attempt's first session, which could not be opened (`error`), is tried again
+    /// rather than counted as another attempt: the others wait for it for `reconnectWait`.
+    func redials(after error: Error, attempt: Int, since: ContinuousClock.Instant) -> Bool {
+        attempt > 0 && !Task.isCancelled && isDroppedLink(error) && ContinuousClock.now - since < reconnectWait
+    }
+
+    /// The pause before the n-th try at opening an attempt's first session: 1, 2, 4, 8, then 10 s.
+    static func redialPause(_ n: Int) -> Duration { .seconds(min(10, 1 << min(n, 4))) }
+
     /// Whether a session ends without an abort message after `error`: the link may be resumed (a peer that
     /// read an abort would fail the job), or this role was stopped (its node tells the others).
     func endsSilently(after error: Error, attempt: Int) -> Bool {
-        error is CancellationError || (attempt < maximum && isDroppedLink(error))
+        (maximum > 0 && error is CancellationError) || (attempt < maximum && isDroppedLink(error))
     }
 }
