@@ -14,7 +14,7 @@ struct BucketedSetAggregator {
     var resume: SetResume = .never
 
     /// What the aggregator keeps from one attempt to the next (Protocols/multi-party-sets.md "Resume").
-    final class Progress: @unchecked Sendable {
+    final class Progress: SetAttemptProgress, @unchecked Sendable {
         var setSizes: [NodeID: Int]?
         var layout: SetBucketLayout?
         let keyPair = KeyAgreementKeyPair.generate()
@@ -23,21 +23,19 @@ struct BucketedSetAggregator {
         var bytesSent: UInt64 = 0, bytesReceived: UInt64 = 0
         /// The release check began: whatever happens next ends the job (nothing is delivered twice).
         var releasing = false
+        /// The aggregator accepts its sessions, it never dials them.
+        var opened: Int { -1 }
+        var endsJob: Bool { releasing }
+        var bucketsDone: Int { done.count }
     }
 
     func run(port: any SessionPort, release: @escaping @Sendable (Multiplicities) throws -> Void) async throws -> SetAggregator.Outcome {
         let state = Progress()
-        var attempt = 0
-        while true {
-            do {
-                var outcome = try await run(attempt: attempt, state: state, port: port, release: release)
-                outcome.resumes = attempt
-                return outcome
-            } catch where !state.releasing && resume.resumes(after: error, attempt: attempt) {
-                attempt += 1
-                resume.onResume(.init(attempt: attempt, bucketsDone: state.done.count, reason: "\(error)"))
-            }
+        var (outcome, resumes) = try await resume.attempts(state, dials: false) { attempt in
+            try await run(attempt: attempt, state: state, port: port, release: release)
         }
+        outcome.resumes = resumes
+        return outcome
     }
 
     /// One attempt: every owner's "results" session (and a data-less mixer's "mixer" session) of the attempt,

@@ -24,7 +24,7 @@ struct BucketedSetOwner {
     var resume: SetResume = .never
 
     /// What an owner keeps from one attempt to the next (Protocols/multi-party-sets.md "Resume").
-    final class Progress: @unchecked Sendable {
+    final class Progress: SetAttemptProgress, @unchecked Sendable {
         /// The owners' bucket key, once the key ring ran; the buckets the source holds are under `assigned`.
         var key: BucketKey?
         var assigned: BucketKey?
@@ -40,6 +40,8 @@ struct BucketedSetOwner {
         /// The delivery began: whatever happens next ends the job (no second delivery, from another set).
         var delivering = false
         init(count: Int) { pseudonyms = [GroupElement](repeating: SetBucketLayout.dummyMarker, count: count) }
+        var endsJob: Bool { delivering }
+        var bucketsDone: Int { done }
     }
 
     /// Progress in per cent of the buckets done, 0…90.
@@ -48,24 +50,11 @@ struct BucketedSetOwner {
             throw ProtocolError.parameterMismatch(peer: me, detail: "\(me) is not an owner of the set operation")
         }
         let state = Progress(count: source.count)
-        var attempt = 0, redials = 0, since = ContinuousClock.now
-        while true {
-            do {
-                var outcome = try await run(attempt: attempt, state: state, source: source, port: port, progress: progress)
-                outcome.resumes = attempt
-                return outcome
-            } catch where !state.delivering && state.opened < attempt && resume.redials(after: error, attempt: attempt, since: since) {
-                // The aggregator was not reachable: the same attempt again (the others wait for it).
-                redials += 1
-                try await Task.sleep(for: SetResume.redialPause(redials))
-            } catch where !state.delivering && resume.resumes(after: error, attempt: attempt) {
-                attempt += 1
-                redials = 0
-                since = ContinuousClock.now
-                resume.onResume(.init(attempt: attempt, bucketsDone: state.done, reason: "\(error)"))
-                try await Task.sleep(for: resume.pause)
-            }
+        var (outcome, resumes) = try await resume.attempts(state, dials: true) { attempt in
+            try await run(attempt: attempt, state: state, source: source, port: port, progress: progress)
         }
+        outcome.resumes = resumes
+        return outcome
     }
 
     private var config: SetOperationConfiguration { configuration }

@@ -51,22 +51,10 @@ public struct SetMixerRole: Sendable {
     /// sessions (Protocols/multi-party-sets.md "Resume").
     private func runBuckets(port: any SessionPort, bucketing: SetBucketing) async throws -> (sent: UInt64, received: UInt64) {
         let buckets = AnnouncedBuckets()
-        var attempt = 0, redials = 0, since = ContinuousClock.now
-        while true {
-            do {
-                try await runBuckets(attempt: attempt, port: port, bucketing: bucketing, buckets: buckets)
-                return (port.traffic.sent, port.traffic.received)
-            } catch where !buckets.finished && buckets.opened < attempt && resume.redials(after: error, attempt: attempt, since: since) {
-                redials += 1
-                try await Task.sleep(for: SetResume.redialPause(redials))
-            } catch where !buckets.finished && resume.resumes(after: error, attempt: attempt) {
-                attempt += 1
-                redials = 0
-                since = ContinuousClock.now
-                resume.onResume(.init(attempt: attempt, bucketsDone: buckets.done, reason: "\(error)"))
-                try await Task.sleep(for: resume.pause)
-            }
+        _ = try await resume.attempts(buckets, dials: true) { attempt in
+            try await runBuckets(attempt: attempt, port: port, bucketing: bucketing, buckets: buckets)
         }
+        return (port.traffic.sent, port.traffic.received)
     }
 
     private func runBuckets(attempt: Int, port: any SessionPort, bucketing: SetBucketing, buckets: AnnouncedBuckets) async throws {
@@ -130,7 +118,7 @@ public struct SetMixerRole: Sendable {
 }
 
 /// The bucket count the aggregator announced to a data-less mixer in the first attempt (later ones must repeat it).
-final class AnnouncedBuckets: @unchecked Sendable {
+final class AnnouncedBuckets: SetAttemptProgress, @unchecked Sendable {
     var count: Int?
     /// Buckets mixed in the current attempt (for the audit of a resume).
     var done = 0
@@ -138,4 +126,6 @@ final class AnnouncedBuckets: @unchecked Sendable {
     var opened = -1
     /// Every bucket went through: what follows is the aggregator's commit.
     var finished = false
+    var endsJob: Bool { finished }
+    var bucketsDone: Int { done }
 }

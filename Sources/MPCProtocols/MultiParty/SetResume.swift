@@ -57,9 +57,42 @@ public struct SetResume: Sendable {
     /// The pause before the n-th try at opening an attempt's first session: 1, 2, 4, 8, then 10 s.
     static func redialPause(_ n: Int) -> Duration { .seconds(min(10, 1 << min(n, 4))) }
 
+    /// Runs a role's attempts 0, 1, … until one returns: after a dropped link, the next attempt (reported
+    /// to `onResume`), unless a fault now ends the job (`progress.endsJob`) or the resumes are used up. A
+    /// role that `dials` its attempt's first session tries the same attempt again when that session could
+    /// not be opened, and pauses before the next. Returns the result and the resumes.
+    func attempts<R>(_ progress: some SetAttemptProgress, dials: Bool, _ attempt: (Int) async throws -> R) async throws -> (R, resumes: Int) {
+        var a = 0, tries = 0, since = ContinuousClock.now
+        while true {
+            do {
+                return (try await attempt(a), a)
+            } catch where dials && !progress.endsJob && progress.opened < a && redials(after: error, attempt: a, since: since) {
+                // The aggregator was not reachable: the same attempt again (the others wait for it).
+                tries += 1
+                try await Task.sleep(for: Self.redialPause(tries))
+            } catch where !progress.endsJob && resumes(after: error, attempt: a) {
+                a += 1
+                tries = 0
+                since = ContinuousClock.now
+                onResume(.init(attempt: a, bucketsDone: progress.bucketsDone, reason: "\(error)"))
+                if dials { try await Task.sleep(for: pause) }
+            }
+        }
+    }
+
     /// Whether a session ends without an abort message after `error`: the link may be resumed (a peer that
     /// read an abort would fail the job), or this role was stopped (its node tells the others).
     func endsSilently(after error: Error, attempt: Int) -> Bool {
         (maximum > 0 && error is CancellationError) || (attempt < maximum && isDroppedLink(error))
     }
+}
+
+/// What a role's attempts need to know of where it stands (`SetResume.attempts`).
+protocol SetAttemptProgress: AnyObject {
+    /// The last attempt whose first session opened (-1: none yet).
+    var opened: Int { get }
+    /// A fault now ends the job (the release or the delivery began).
+    var endsJob: Bool { get }
+    /// Buckets this role has completed (for the audit of a resume).
+    var bucketsDone: Int { get }
 }
