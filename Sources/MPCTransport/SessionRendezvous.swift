@@ -59,6 +59,15 @@ public actor SessionRendezvous {
         claims.removeValue(forKey: key)?.resume(throwing: SessionError.peerDidNotConnect(peer: key.peer, seconds: Int(timeout.components.seconds)))
     }
 
+    /// Lets go of every session still offered and fails every claim (the node stops, its jobs have ended):
+    /// a session whose connection closed before anyone claimed it is kept for a late claim (its frames can
+    /// still be read), and must not outlive the node's event loops.
+    public func dropAll() {
+        offered.removeAll()
+        for (_, claim) in claims { claim.resume(throwing: SessionError.aborted(reason: "the node is stopping")) }
+        claims.removeAll()
+    }
+
     /// Fails a waiting claim at once (the job was aborted).
     public func cancelClaims(jobID: String, reason: String) {
         ended[jobID] = reason

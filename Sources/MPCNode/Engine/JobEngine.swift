@@ -95,6 +95,7 @@ public actor JobEngine {
         }
         for task in tasks.values { await task.value }
         tasks.removeAll()
+        await rendezvous.dropAll()
     }
 
     // MARK: - Coordinator
